@@ -1,0 +1,37 @@
+"""The actor kernel (DESIGN.md §3): actors, refs, mailboxes, death watch, remote messaging.
+
+It knows nothing of tasks or objects; everything else in actorcore is built on it.
+"""
+
+from .actor import Actor, ActorContext
+from .errors import (
+    ActorStoppedError,
+    ActorSystemError,
+    AskTimeoutError,
+    KernelError,
+    PeerLostError,
+    SerializationError,
+)
+from .messages import FAILED, NORMAL, PEER_LOST, RESTARTS_EXHAUSTED, Terminated
+from .loop import run
+from .ref import ActorRef
+from .system import ActorSystem
+
+__all__ = [
+    "Actor",
+    "ActorContext",
+    "ActorRef",
+    "ActorStoppedError",
+    "ActorSystem",
+    "ActorSystemError",
+    "AskTimeoutError",
+    "FAILED",
+    "KernelError",
+    "NORMAL",
+    "PEER_LOST",
+    "PeerLostError",
+    "RESTARTS_EXHAUSTED",
+    "SerializationError",
+    "Terminated",
+    "run",
+]

@@ -1,0 +1,1 @@
+"""Messages between actor systems in different processes (DESIGN.md §3, §5)."""

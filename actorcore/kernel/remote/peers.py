@@ -1,0 +1,414 @@
+"""Peers: one stream per pair of actor systems, batching, asks and watches across processes.
+
+Envelopes to one peer queue in its outbox in send order; one writer task per peer drains
+the outbox into frames of up to `MAX_BATCH` envelopes (or `MAX_BATCH_BYTES`), so a burst of
+tells costs one write per batch, while a lone message leaves at the next loop iteration.
+Order per sender is kept because every envelope to a peer goes through one outbox and one
+connection, chosen once per peer.
+
+When a peer's connection ends, the peer is lost: every ask pending on it fails with
+`PeerLostError`, every watcher of its actors gets `Terminated(ref, "peer_lost")`, and the
+next send to that address connects afresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from ..._logging import get_logger
+from ..._proto import kernel_pb2 as pb
+from .. import codec
+from ..address import Address
+from ..errors import AskTimeoutError, PeerLostError
+from ..messages import PEER_LOST, Terminated
+from ..ref import ActorRef
+from .connections import GrpcClientConnection, UdsConnection
+
+if TYPE_CHECKING:
+    from ..system import ActorSystem
+
+log = get_logger(__name__)
+
+MAX_BATCH = 2000
+MAX_BATCH_BYTES = 1 << 20
+HANDSHAKE_TIMEOUT = 10.0
+
+TELL, REPLY, REPLY_ERROR = pb.TELL, pb.REPLY, pb.REPLY_ERROR
+WATCH, UNWATCH, TERMINATED, STOP = pb.WATCH, pb.UNWATCH, pb.TERMINATED, pb.STOP
+Envelope = pb.Envelope
+
+
+class RemoteReply:
+    """Stands in for a local future when the asker is in another process."""
+
+    __slots__ = ("peer", "ask_id")
+
+    def __init__(self, peer: Peer, ask_id: int) -> None:
+        self.peer = peer
+        self.ask_id = ask_id
+
+    def done(self) -> bool:
+        return self.peer.lost
+
+    def set_result(self, value: Any) -> None:
+        try:
+            payload = codec.dumps(value, what=f"the reply to ask {self.ask_id}")
+        except codec.SerializationError as exc:
+            self.set_exception(exc)
+            return
+        self.peer.send(Envelope(kind=REPLY, ask_id=self.ask_id, payload=payload))
+
+    def set_exception(self, error: BaseException) -> None:
+        self.peer.send(Envelope(kind=REPLY_ERROR, ask_id=self.ask_id, payload=codec.dumps_error(error)))
+
+
+class Peer:
+    """Another actor system: its outbox, the asks pending on it and our watches on its actors."""
+
+    def __init__(self, layer: RemoteLayer, address: Address) -> None:
+        self.layer = layer
+        self.address = address
+        self.outbox: list[pb.Envelope] = []
+        self.connection = None
+        self.links: list[Link] = []
+        self.lost = False
+        #: ask_id -> (future, timer handle, target ref, message type name)
+        self.pending: dict[int, tuple] = {}
+        #: our watches on its actors: actor_id -> {watcher key}
+        self.watched: dict[str, dict[tuple, None]] = {}
+        self.connect_task: asyncio.Task | None = None
+        self._flush_scheduled = False
+
+    def send(self, envelope: pb.Envelope) -> None:
+        if self.lost:
+            return
+        if not self._flush_scheduled and self.connection is not None:
+            # The first envelope of a loop iteration leaves at once (a lone ask or reply
+            # saves a loop iteration: measured ~25 µs of a ~245 µs round trip); the rest of
+            # the iteration's envelopes wait for one batched flush at its end.
+            self._flush_scheduled = True
+            self.layer.system.loop.call_soon(self._flush)
+            self.connection.send(pb.Frame(batch=pb.EnvelopeBatch(envelopes=(envelope,))))
+            return
+        self.outbox.append(envelope)
+
+    def attach(self, link: Link) -> None:
+        """A link to this peer is up; the first one carries everything we send to it."""
+        self.links.append(link)
+        if self.connection is None:
+            self.connection = link.connection
+            if self.outbox and not self._flush_scheduled:
+                self._flush_scheduled = True
+                self.layer.system.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        outbox = self.outbox
+        if not outbox or self.lost:
+            return
+        send = self.connection.send
+        while outbox:
+            if len(outbox) <= MAX_BATCH and sum(len(e.payload) for e in outbox) <= MAX_BATCH_BYTES:
+                batch, outbox = outbox, []
+                self.outbox = outbox
+            else:
+                batch = _take_batch(outbox)
+            send(pb.Frame(batch=pb.EnvelopeBatch(envelopes=batch)))
+
+    def close(self) -> None:
+        self.lost = True
+        if self.connect_task is not None and self.connect_task is not asyncio.current_task():
+            self.connect_task.cancel()
+        for link in self.links:
+            link.connection.close()
+
+
+class Link:
+    """One connection, from its handshake on: the first frame each way must be a `Hello`."""
+
+    __slots__ = ("layer", "connection", "peer", "expected", "hello_seen")
+
+    def __init__(self, layer: RemoteLayer, connection, expected: Peer | None) -> None:
+        self.layer = layer
+        self.connection = connection
+        self.peer: Peer | None = None
+        self.expected = expected  # set on the connecting side
+        self.hello_seen: asyncio.Future = layer.system.loop.create_future()
+        connection.start(self.on_frame, self.on_closed)
+
+    def on_frame(self, frame: pb.Frame) -> None:
+        peer = self.peer
+        if peer is not None:
+            if frame.HasField("batch"):
+                self.layer.dispatch(peer, frame.batch.envelopes)
+            return
+        if not frame.HasField("hello"):
+            self._fail(ConnectionError("the first frame was not a Hello"))
+            return
+        hello = frame.hello
+        address = Address(hello.system_id, hello.host_id, hello.tcp_address, hello.uds_path)
+        if self.expected is None:  # accepted: answer, then bind to the peer it says it is
+            self.connection.send(self.layer.hello())
+            peer = self.layer.peer_for(address, connect=False)
+        else:
+            peer = self.expected
+            if address.system_id != peer.address.system_id:
+                self._fail(ConnectionError(
+                    f"another actor system ({address.system_id}) now listens there: "
+                    f"{peer.address.system_id} is gone"
+                ))
+                return
+        self.peer = peer
+        peer.attach(self)
+        if not self.hello_seen.done():
+            self.hello_seen.set_result(None)
+
+    def _fail(self, error: Exception) -> None:
+        if not self.hello_seen.done():
+            self.hello_seen.set_exception(error)
+        self.connection.close()
+
+    def on_closed(self) -> None:
+        if not self.hello_seen.done():
+            self.hello_seen.set_exception(ConnectionError("it closed the connection during the handshake"))
+        if self.peer is not None:
+            self.layer.peer_lost(self.peer, "connection closed")
+
+
+def _take_batch(outbox: list) -> list:
+    size = 0
+    for count, envelope in enumerate(outbox):
+        size += len(envelope.payload)
+        if count and (count >= MAX_BATCH or size > MAX_BATCH_BYTES):
+            break
+    else:
+        count = len(outbox)
+    batch = outbox[:count]
+    del outbox[:count]
+    return batch
+
+
+class RemoteLayer:
+    """The actor system's view of every other actor system it talks to."""
+
+    def __init__(self, system: ActorSystem) -> None:
+        self.system = system
+        self.peers: dict[str, Peer] = {}
+        self._next_ask_id = 0
+
+    # -- sending --------------------------------------------------------------------------
+
+    def peer_for(self, address: Address, connect: bool = True) -> Peer:
+        peer = self.peers.get(address.system_id)
+        if peer is None:
+            peer = self.peers[address.system_id] = Peer(self, address)
+            if connect:
+                peer.connect_task = self.system.loop.create_task(self._connect(peer))
+        return peer
+
+    def encode(self, ref: ActorRef, message: Any) -> bytes:
+        return codec.dumps(message, what=f"a {type(message).__qualname__} message to actor {ref.actor_id}")
+
+    def tell(self, ref: ActorRef, message: Any, sender: ActorRef | None) -> None:
+        self.tell_encoded(ref, self.encode(ref, message), sender)
+
+    def tell_encoded(self, ref: ActorRef, payload: bytes, sender: ActorRef | None) -> None:
+        self.peer_for(ref.address).send(
+            Envelope(kind=TELL, target=ref.actor_id, sender=_local_id(self.system, sender), payload=payload)
+        )
+
+    def ask(self, ref: ActorRef, message: Any, sender: ActorRef | None, timeout: float | None) -> asyncio.Future:
+        loop = self.system.loop
+        future = loop.create_future()
+        payload = self.encode(ref, message)
+        peer = self.peer_for(ref.address)
+        if peer.lost:
+            future.set_exception(PeerLostError(f"actor {ref.actor_id} is unreachable: its process is gone"))
+            return future
+        self._next_ask_id += 1
+        ask_id = self._next_ask_id
+        timer = None
+        if timeout is not None:
+            timer = loop.call_later(timeout, self._ask_expired, peer, ask_id, timeout)
+        peer.pending[ask_id] = (future, timer, ref, type(message).__qualname__)
+        peer.send(Envelope(kind=TELL, target=ref.actor_id, sender=_local_id(self.system, sender),
+                           ask_id=ask_id, payload=payload))
+        return future
+
+    def _ask_expired(self, peer: Peer, ask_id: int, timeout: float) -> None:
+        entry = peer.pending.pop(ask_id, None)
+        if entry is not None and not entry[0].done():
+            _, _, ref, type_name = entry
+            entry[0].set_exception(AskTimeoutError(
+                f"ask to actor {ref.actor_id} timed out after {timeout:g} s waiting for a reply to {type_name}"
+            ))
+
+    def watch(self, key: tuple, ref: ActorRef) -> None:
+        peer = self.peer_for(ref.address)
+        if peer.lost:
+            self.system._deliver(key, Terminated(ref, PEER_LOST))
+            return
+        watchers = peer.watched.setdefault(ref.actor_id, {})
+        if key in watchers:
+            return
+        watchers[key] = None
+        if len(watchers) == 1:
+            peer.send(Envelope(kind=WATCH, target=ref.actor_id, sender=self.system.id))
+
+    def unwatch(self, key: tuple, ref: ActorRef) -> None:
+        peer = self.peers.get(ref.address.system_id)
+        if peer is None:
+            return
+        watchers = peer.watched.get(ref.actor_id)
+        if watchers and watchers.pop(key, 0) is None and not watchers:
+            del peer.watched[ref.actor_id]
+            peer.send(Envelope(kind=UNWATCH, target=ref.actor_id, sender=self.system.id))
+
+    def stop(self, ref: ActorRef) -> None:
+        self.peer_for(ref.address).send(Envelope(kind=STOP, target=ref.actor_id))
+
+    def send_terminated(self, system_id: str, terminated: Terminated) -> None:
+        peer = self.peers.get(system_id)
+        if peer is not None and not peer.lost:
+            payload = codec.dumps_error(None)
+            try:
+                payload = codec.dumps((terminated.reason, terminated.error), what="a Terminated reason")
+            except codec.SerializationError:
+                payload = codec.dumps((terminated.reason, codec.RemoteError(repr(terminated.error))), what="")
+            peer.send(Envelope(kind=TERMINATED, sender=terminated.ref.actor_id, payload=payload))
+
+    # -- connections ----------------------------------------------------------------------
+
+    def hello(self) -> pb.Frame:
+        a = self.system.address
+        return pb.Frame(hello=pb.Hello(system_id=a.system_id, host_id=a.host_id, tcp_address=a.tcp, uds_path=a.uds))
+
+    async def _connect(self, peer: Peer) -> None:
+        address = peer.address
+        link = None
+        try:
+            if address.uds and address.same_host:
+                connection = await UdsConnection.open(address.uds)
+            elif address.tcp:
+                connection = await GrpcClientConnection.open(address.tcp)
+            else:
+                raise ConnectionError("it has no endpoint reachable from this host")
+            link = Link(self, connection, expected=peer)
+            connection.send(self.hello())
+            await asyncio.wait_for(asyncio.shield(link.hello_seen), HANDSHAKE_TIMEOUT)
+        except asyncio.CancelledError:
+            if link is not None:
+                link.connection.close()
+            raise
+        except Exception as exc:
+            if link is not None:
+                link.connection.close()
+            log.debug("cannot reach peer", peer=str(address), error=repr(exc))
+            self.peer_lost(peer, f"cannot reach it: {exc}")
+
+    def accept(self, connection) -> None:
+        """An inbound connection: its Hello binds it to a peer (see `Link`)."""
+        link = Link(self, connection, expected=None)
+        self.system.loop.call_later(HANDSHAKE_TIMEOUT, _drop_if_silent, link)
+
+    def peer_lost(self, peer: Peer, why: str) -> None:
+        if peer.lost:
+            return
+        if self.peers.get(peer.address.system_id) is peer:
+            del self.peers[peer.address.system_id]
+        peer.close()
+        if self.system._closing:
+            why = "the actor system shut down"
+        dropped = len(peer.outbox)
+        peer.outbox.clear()
+        if dropped:
+            log.warning("messages to a lost peer were dropped", peer=str(peer.address), count=dropped, why=why)
+        pending, peer.pending = peer.pending, {}
+        for future, timer, ref, type_name in pending.values():
+            if timer is not None:
+                timer.cancel()
+            if not future.done():
+                future.set_exception(PeerLostError(
+                    f"actor {ref.actor_id} at {peer.address} is unreachable ({why}); "
+                    f"no reply to {type_name} will come"
+                ))
+        watched, peer.watched = peer.watched, {}
+        for actor_id, watchers in watched.items():
+            ref = ActorRef(self.system, peer.address, actor_id)
+            for key in watchers:
+                self.system._deliver(key, Terminated(ref, PEER_LOST))
+        self.system._forget_remote_watchers(peer.address.system_id)
+
+    def close(self) -> None:
+        for peer in list(self.peers.values()):
+            self.peer_lost(peer, "the actor system shut down")
+
+    # -- receiving ------------------------------------------------------------------------
+
+    def dispatch(self, peer: Peer, envelopes) -> None:
+        system = self.system
+        cells = system._cells
+        for envelope in envelopes:
+            kind = envelope.kind
+            if kind == TELL:
+                ask_id = envelope.ask_id
+                reply = RemoteReply(peer, ask_id) if ask_id else None
+                try:
+                    message = codec.loads(envelope.payload, what=f"a message to actor {envelope.target}")
+                except codec.SerializationError as exc:
+                    if reply is not None:
+                        reply.set_exception(exc)
+                    else:
+                        log.error("dropped a message that cannot be unpickled", error=str(exc))
+                    continue
+                sender = ActorRef(system, peer.address, envelope.sender) if envelope.sender else None
+                cell = cells.get(envelope.target)
+                if cell is not None:
+                    cell.enqueue(message, sender, reply)
+                else:
+                    system._dead_letter(ActorRef(system, system.address, envelope.target), message, reply)
+            elif kind == REPLY or kind == REPLY_ERROR:
+                entry = peer.pending.pop(envelope.ask_id, None)
+                if entry is None:
+                    continue
+                future, timer, ref, type_name = entry
+                if timer is not None:
+                    timer.cancel()
+                if future.done():
+                    continue
+                try:
+                    value = codec.loads(envelope.payload, what=f"the reply of actor {ref.actor_id} to {type_name}")
+                except codec.SerializationError as exc:
+                    future.set_exception(exc)
+                    continue
+                if kind == REPLY:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
+            elif kind == WATCH:
+                system._add_remote_watcher(peer.address.system_id, envelope.target)
+            elif kind == UNWATCH:
+                system._remove_remote_watcher(peer.address.system_id, envelope.target)
+            elif kind == TERMINATED:
+                watchers = peer.watched.pop(envelope.sender, None)
+                if watchers:
+                    reason, error = codec.loads(envelope.payload, what="a Terminated reason")
+                    ref = ActorRef(system, peer.address, envelope.sender)
+                    for key in watchers:
+                        system._deliver(key, Terminated(ref, reason, error))
+            elif kind == STOP:
+                cell = cells.get(envelope.target)
+                if cell is not None:
+                    cell.request_stop()
+
+
+def _drop_if_silent(link: Link) -> None:
+    if link.peer is None:
+        link.connection.close()
+
+
+def _local_id(system: ActorSystem, sender: ActorRef | None) -> str:
+    if sender is None or not sender._local:
+        return ""
+    return sender.actor_id
