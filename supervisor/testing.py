@@ -1,0 +1,173 @@
+"""Test helpers for code built on the supervisor package (DESIGN.md §7 / SUPERVISION.md).
+
+- :class:`FakeChild`: an in-process :class:`~supervisor.child.Child` whose end the test decides
+  (``crash()``, ``exit_normally()``, ``kill()``), optionally slow or deaf to shutdown requests;
+- :class:`FakeStarter`: a start function that makes FakeChilds, records every
+  :class:`~supervisor.child.StartInfo` it got and can be told to fail the next starts;
+- :class:`EventRecorder`: an ``on_event`` callback that keeps the events and lets a test
+  await one (``await recorder.wait_for("child_started", "a", count=2)``) instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Any, Callable, Optional
+
+from .child import ChildSpec, Exit, StartInfo
+from .events import SupervisorEvent
+
+__all__ = ["EventRecorder", "FakeChild", "FakeStarter"]
+
+
+class FakeChild:
+    """A Child backed by an asyncio future.
+
+    ``stop_delay``: seconds it takes to stop when asked. ``ignore_shutdown``: it does not stop
+    when asked, so ``shutdown(timeout)`` kills it after the timeout (``Exit("shutdown",
+    signal=SIGKILL)``), and ``shutdown(None)`` waits until the test ends it.
+    """
+
+    def __init__(self, name: str = "fake", *, stop_delay: float = 0.0, ignore_shutdown: bool = False) -> None:
+        self.name = name
+        self.stop_delay = stop_delay
+        self.ignore_shutdown = ignore_shutdown
+        self.shutdown_calls: list[tuple[Optional[float], bool]] = []
+        self._done: asyncio.Future[Exit] = asyncio.get_running_loop().create_future()
+
+    @property
+    def exited(self) -> bool:
+        return self._done.done()
+
+    @property
+    def exit(self) -> Optional[Exit]:
+        return self._done.result() if self._done.done() else None
+
+    def end(self, exit: Exit) -> None:
+        """End this incarnation with ``exit`` (no-op if it already ended)."""
+        if not self._done.done():
+            self._done.set_result(exit)
+
+    def crash(self, error: Optional[BaseException] = None) -> None:
+        self.end(Exit("crashed", error=error if error is not None else RuntimeError(f"{self.name} crashed")))
+
+    def exit_normally(self) -> None:
+        self.end(Exit("normal"))
+
+    def kill(self, signum: int = signal.SIGKILL) -> None:
+        self.end(Exit("killed", signal=signum))
+
+    async def wait(self) -> Exit:
+        return await asyncio.shield(self._done)
+
+    async def shutdown(self, timeout: Optional[float], *, restarting: bool = False) -> Exit:
+        self.shutdown_calls.append((timeout, restarting))
+        if self._done.done():
+            return self._done.result()
+        if timeout == 0:
+            self.end(Exit("shutdown", signal=signal.SIGKILL, detail="brutal_kill"))
+        elif self.ignore_shutdown:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._done), timeout)
+            except asyncio.TimeoutError:
+                self.end(Exit("shutdown", signal=signal.SIGKILL, detail=f"killed after {timeout} s"))
+        else:
+            if self.stop_delay:
+                try:
+                    await asyncio.wait_for(asyncio.shield(self._done), self.stop_delay)
+                except asyncio.TimeoutError:
+                    pass
+            self.end(Exit("shutdown", detail="restarting" if restarting else ""))
+        return await self.wait()
+
+    def __repr__(self) -> str:
+        return f"<FakeChild {self.name} {'exited ' + str(self.exit) if self.exited else 'running'}>"
+
+
+class FakeStarter:
+    """``start`` function for a ChildSpec that makes :class:`FakeChild` objects.
+
+    ``started`` (optional shared list) gets ``name`` appended at each successful start, to
+    check the start order across several starters.
+    """
+
+    def __init__(self, name: str, *, started: Optional[list] = None, **child_kwargs: Any) -> None:
+        self.name = name
+        self.children: list[FakeChild] = []
+        self.infos: list[StartInfo] = []
+        self.started = started
+        self.child_kwargs = child_kwargs
+        self._fail_next = 0
+
+    def fail_next(self, n: int = 1) -> None:
+        """Make the next ``n`` starts raise RuntimeError."""
+        self._fail_next = n
+
+    @property
+    def current(self) -> FakeChild:
+        """The most recently started child."""
+        return self.children[-1]
+
+    def __call__(self, info: StartInfo) -> FakeChild:
+        self.infos.append(info)
+        if self._fail_next > 0:
+            self._fail_next -= 1
+            raise RuntimeError(f"{self.name} refuses to start (incarnation {info.incarnation})")
+        child = FakeChild(f"{self.name}#{info.incarnation}", **self.child_kwargs)
+        self.children.append(child)
+        if self.started is not None:
+            self.started.append(self.name)
+        return child
+
+    def spec(self, **spec_kwargs: Any) -> ChildSpec:
+        return ChildSpec(id=self.name, start=self, **spec_kwargs)
+
+
+class EventRecorder:
+    """An ``on_event`` callback that records events and lets tests await them."""
+
+    def __init__(self) -> None:
+        self.events: list[SupervisorEvent] = []
+        self._waiters: list[tuple[Callable[[], Optional[SupervisorEvent]], asyncio.Future]] = []
+
+    def __call__(self, event: SupervisorEvent) -> None:
+        self.events.append(event)
+        for check, future in list(self._waiters):
+            if not future.done():
+                found = check()
+                if found is not None:
+                    future.set_result(found)
+
+    def of(self, kind: Optional[str] = None, child_id: Optional[str] = None,
+           supervisor: Optional[str] = None) -> list[SupervisorEvent]:
+        """The recorded events matching every filter given."""
+        return [
+            e for e in self.events
+            if (kind is None or e.kind == kind)
+            and (child_id is None or e.child_id == child_id)
+            and (supervisor is None or e.supervisor == supervisor)
+        ]
+
+    async def wait_for(self, kind: str, child_id: Optional[str] = None, *, count: int = 1,
+                       supervisor: Optional[str] = None, timeout: float = 5.0) -> SupervisorEvent:
+        """Wait until ``count`` matching events have been recorded; return the ``count``-th."""
+
+        def check() -> Optional[SupervisorEvent]:
+            matches = self.of(kind, child_id, supervisor)
+            return matches[count - 1] if len(matches) >= count else None
+
+        found = check()
+        if found is not None:
+            return found
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        entry = (check, future)
+        self._waiters.append(entry)
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except asyncio.TimeoutError:
+            raise AssertionError(
+                f"no {count}x {kind!r} event (child={child_id!r}, supervisor={supervisor!r}) within "
+                f"{timeout} s; events so far: {[(e.kind, e.supervisor, e.child_id) for e in self.events]}"
+            ) from None
+        finally:
+            self._waiters.remove(entry)
