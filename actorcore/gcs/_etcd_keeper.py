@@ -5,15 +5,16 @@
 starts etcd as its own child and then sleeps in ``select`` on two file descriptors:
 
 - its stdin, the read end of a pipe whose only write end is held by the parent. Commands
-  arrive as lines (``restart``, ``kill-restart``); EOF means the parent closed the pipe
+  arrive as lines: ``stop`` (SIGTERM) or ``kill`` (SIGKILL) etcd, ``start`` it again with
+  the same arguments. EOF means the parent closed the pipe
   (`EtcdServer.stop()`) or died, even by SIGKILL, because the kernel closes a dead process's
   descriptors. Either way the keeper stops etcd (SIGTERM, then SIGKILL), removes the
   ``--remove`` directory (the throwaway data dir) and exits.
 - a signal wake-up fd, which reports SIGCHLD (etcd exited) and SIGTERM/SIGHUP/SIGINT (stop
   the same way as on EOF).
 
-Nothing polls. On stdout the keeper reports ``pid N`` after each etcd start and
-``exited RC`` when etcd exits on its own; etcd's stderr is the keeper's stderr (a file the
+Nothing polls. On stdout the keeper reports ``pid N`` after each etcd start, ``stopped``
+after a stop command and ``exited RC`` when etcd exits on its own; etcd's stderr is the keeper's stderr (a file the
 parent reads when it must explain a failed start). On Linux etcd also gets
 PR_SET_PDEATHSIG=SIGKILL, so even a SIGKILLed keeper takes etcd with it.
 """
@@ -107,8 +108,11 @@ def main(argv):
                 pending += data
                 while b"\n" in pending:
                     command, pending = pending.split(b"\n", 1)
-                    if command in (b"restart", b"kill-restart"):
-                        _stop(proc, signal.SIGKILL if command == b"kill-restart" else signal.SIGTERM)
+                    if command in (b"stop", b"kill"):
+                        _stop(proc, signal.SIGKILL if command == b"kill" else signal.SIGTERM)
+                        exit_reported = True
+                        _report("stopped")
+                    elif command == b"start" and (proc is None or proc.poll() is not None):
                         proc = _start(argv, preexec)
                         exit_reported = False
     finally:

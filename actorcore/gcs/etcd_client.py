@@ -101,6 +101,11 @@ def _is_transient(error: BaseException) -> bool:
     return isinstance(error, grpc.aio.AioRpcError) and error.code() in _TRANSIENT_CODES
 
 
+def _backoff(max_wait: float) -> tenacity.wait.wait_base:
+    """50 ms, doubling up to ``max_wait``, plus up to 50 ms of jitter."""
+    return tenacity.wait_exponential(multiplier=0.05, max=max_wait) + tenacity.wait_random(0, 0.05)
+
+
 def _parse_endpoints(endpoints: str | list[str]) -> list[str]:
     """``"host:port,[v6]:port"`` (or a list; an ``http://`` prefix is fine) -> targets."""
     items = endpoints.split(",") if isinstance(endpoints, str) else list(endpoints)
@@ -214,7 +219,7 @@ class EtcdClient:
         started = loop.time()
         retrying = tenacity.AsyncRetrying(
             stop=tenacity.stop_before_delay(deadline),
-            wait=tenacity.wait_exponential_jitter(initial=0.05, max=1.0),
+            wait=_backoff(max_wait=1.0),
             retry=tenacity.retry_if_exception(_is_transient),
             reraise=True,
         )
@@ -502,7 +507,7 @@ class Watch:
         deadline = None if self._established_once else self._client.retry_deadline
         retrying = tenacity.AsyncRetrying(
             stop=tenacity.stop_before_delay(deadline) if deadline else tenacity.stop_never,
-            wait=tenacity.wait_exponential_jitter(initial=0.05, max=2.0),
+            wait=_backoff(max_wait=2.0),
             retry=tenacity.retry_if_exception(_is_transient),
             reraise=True,
         )

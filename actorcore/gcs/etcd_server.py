@@ -55,6 +55,7 @@ _POLL_INTERVAL_S = 0.005
 _STOP_TIMEOUT_S = 10.0
 _PORT_ATTEMPTS = 3
 _STDERR_TAIL_BYTES = 4000
+_KEEPER_GONE = "exited (its keeper is gone)"
 _INCONSISTENT_VERSIONS = [(3, 5, patch) for patch in range(0, 6)]
 
 
@@ -254,20 +255,44 @@ class EtcdServer:
 
     def restart(self, *, kill: bool = False) -> None:
         """Stop etcd (SIGTERM, or SIGKILL if ``kill``) and start it again on the same
-        ports and data dir. For tests of reconnection; clients see a disconnect."""
+        ports and data dir. For tests of reconnection: clients see a disconnect."""
         with self._lock:
-            keeper = self._require(self._keeper)
+            self.interrupt(kill=kill)
+            self.resume()
+
+    def interrupt(self, *, kill: bool = False) -> None:
+        """Stop the etcd process (SIGTERM, or SIGKILL if ``kill``) but keep its ports and
+        data dir for `resume`. For tests of etcd outages."""
+        with self._lock:
+            self._command(b"kill" if kill else b"stop")
+            deadline = time.monotonic() + _STOP_TIMEOUT_S
+            while True:
+                messages = self._read_messages(max(deadline - time.monotonic(), 0))
+                if "stopped" in messages:
+                    break
+                if _KEEPER_GONE in messages or time.monotonic() > deadline:
+                    raise EtcdStartError(self._failure("etcd did not stop"))
             self._pid = None
-            keeper.stdin.write(b"kill-restart\n" if kill else b"restart\n")
-            keeper.stdin.flush()
+
+    def resume(self) -> None:
+        """Start etcd again after `interrupt` (or after it exited) on the same ports and
+        data dir; return once it is healthy."""
+        with self._lock:
+            self._pid = None
+            self._command(b"start")
             self._wait_ready()
+
+    def _command(self, command: bytes) -> None:
+        keeper = self._require(self._keeper)
+        keeper.stdin.write(command + b"\n")
+        keeper.stdin.flush()
 
     def stop(self) -> None:
         """Stop etcd and remove a throwaway data dir. Idempotent."""
         with self._lock:
             if self._keeper is not None and self._owner_pid == os.getpid():
                 self._teardown()
-                log.debug("etcd stopped", endpoint=f"127.0.0.1:{self._client_port}")
+                log.debug("etcd stopped", data_dir=self._data_dir)
             _live_servers.discard(self)
 
     def __enter__(self) -> EtcdServer:
@@ -349,8 +374,8 @@ class EtcdServer:
             for message in self._read_messages(_POLL_INTERVAL_S):
                 if message.startswith("pid "):
                     self._pid = int(message.split()[1])
-                elif self._pid is not None or not message.startswith("exited"):
-                    # An "exited" before the new pid line is about the etcd a restart replaced.
+                elif self._pid is not None or not message.startswith(("exited", "stopped")):
+                    # Before the new pid line these are about the etcd a restart replaced.
                     raise EtcdStartError(self._failure(f"etcd {message} during startup"))
             if self._pid is not None and _healthy(self._client_port):
                 self.ready_seconds = time.monotonic() - started
@@ -360,15 +385,15 @@ class EtcdServer:
                     f"etcd was not healthy within {self._ready_timeout:.1f} s"))
 
     def _read_messages(self, timeout: float) -> list[str]:
-        """Lines the keeper wrote, waiting up to ``timeout`` for the first; "exited keeper"
-        when the keeper is gone."""
+        """Lines the keeper wrote, waiting up to ``timeout`` for the first; `_KEEPER_GONE`
+        once the keeper is gone."""
         fd = self._keeper.stdout.fileno()
         ready, _, _ = select.select([fd], [], [], timeout)
         if not ready:
             return []
         data = os.read(fd, 4096)
         if not data:
-            return ["exited (its keeper is gone)"]
+            return [_KEEPER_GONE]
         self._messages += data
         *lines, self._messages = self._messages.split(b"\n")
         return [line.decode(errors="replace") for line in lines]
@@ -402,7 +427,7 @@ class EtcdServer:
         if self._stderr_file is not None:
             self._stderr_file.close()
             self._stderr_file = None
-        self._pid = None
+        self._pid = self._client_port = self._peer_port = None
 
     def _forget_in_forked_child(self) -> None:
         keeper, self._keeper = self._keeper, None
