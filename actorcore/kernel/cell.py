@@ -209,6 +209,12 @@ class ActorCell:
                 message, self.sender, reply = mailbox.popleft()
                 try:
                     result = await receive(message)
+                except asyncio.CancelledError:
+                    if reply is not None and not reply.done():
+                        reply.set_exception(ActorStoppedError(
+                            f"actor {self.actor_id} was killed while handling {type(message).__qualname__}"
+                        ))
+                    raise
                 except Exception as exc:
                     if reply is None:
                         self._on_failure(exc)

@@ -50,7 +50,7 @@ async def main(role: str) -> None:
         print("READY", ref.to_uri(), flush=True)
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, sys.stdin.read)
-    await system.shutdown()
+    await system.shutdown(timeout=1.0)
 
 
 if __name__ == "__main__":
