@@ -221,7 +221,6 @@ class Supervisor:
         self._period = float(period)
         self._specs = specs
         self._on_event = on_event
-        self._log = get_logger()
 
         self._records: list[_Record] = (
             [] if strategy == "simple_one_for_one" else [_Record(s.id, s) for s in specs]
@@ -236,6 +235,11 @@ class Supervisor:
         self._started = False
         self._stopping = False
         self._exit: Optional[Exit] = None
+
+    @property
+    def _log(self) -> Any:
+        # Looked up at each use: the application may configure structlog after building us.
+        return get_logger()
 
     # ------------------------------------------------------------------ policy (read-only data)
     @property
@@ -407,7 +411,7 @@ class Supervisor:
                 if isinstance(message, _ChildExited):
                     await self._on_child_exited(message)
                 elif isinstance(message, _RestartDue):
-                    if not message.pending.cancelled:
+                    if not message.pending.cancelled and not self._stopping:
                         await self._do_restart(message.pending)
                 elif isinstance(message, _Request):
                     await self._serve(message)
@@ -611,6 +615,9 @@ class Supervisor:
         record.last_exit = exit
         self._emit("child_exited", record, incarnation=record.incarnation, exit=exit)
         restart = record.spec.restart
+        if self._stopping:  # a stop is queued: do not start what is about to be stopped
+            record.state = "stopped"
+            return
         if restart == "temporary" or (restart == "transient" and not exit.abnormal):
             self._log.debug("child exited", supervisor=self._name, child=record.id, exit=str(exit))
             record.state = "stopped"
@@ -790,7 +797,7 @@ class Supervisor:
         try:
             self._on_event(event)
         except Exception:
-            self._log.error("on_event callback failed", supervisor=self._name, event=kind, exc_info=True)
+            self._log.error("on_event callback failed", supervisor=self._name, event_kind=kind, exc_info=True)
 
 
 def supervisor_spec(

@@ -5,19 +5,37 @@
 - :class:`FakeStarter`: a start function that makes FakeChilds, records every
   :class:`~supervisor.child.StartInfo` it got and can be told to fail the next starts;
 - :class:`EventRecorder`: an ``on_event`` callback that keeps the events and lets a test
-  await one (``await recorder.wait_for("child_started", "a", count=2)``) instead of sleeping.
+  await one (``await recorder.wait_for("child_started", "a", count=2)``) instead of sleeping;
+- :func:`capture_logs`: the supervisor's log records as dicts, whether or not the
+  application configured structlog.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
+
+import structlog.testing
 
 from .child import ChildSpec, Exit, StartInfo
 from .events import SupervisorEvent
 
-__all__ = ["EventRecorder", "FakeChild", "FakeStarter"]
+__all__ = ["EventRecorder", "FakeChild", "FakeStarter", "capture_logs"]
+
+
+@contextlib.contextmanager
+def capture_logs() -> Iterator[list[dict]]:
+    """Capture log records (``structlog.testing.capture_logs``), then restore the structlog
+    configuration, including "not configured" (which keeps the supervisor quiet)."""
+    was_configured = structlog.is_configured()
+    try:
+        with structlog.testing.capture_logs() as entries:
+            yield entries
+    finally:
+        if not was_configured:
+            structlog.reset_defaults()
 
 
 class FakeChild:

@@ -50,11 +50,12 @@ class Reports:
     async def take(self, n: int, timeout: float = 5.0) -> list[tuple[str, int, float]]:
         return [await self.next(timeout) for _ in range(n)]
 
-    def argv(self, name: str, body: str = SLEEP) -> list[str]:
-        return [*PY, REPORT + body, str(self.w), name]
+    def argv(self, name: str, body: str = SLEEP, *, before: str = "") -> list[str]:
+        """A python child that runs ``before``, reports itself, then runs ``body``."""
+        return [*PY, before + REPORT + body, str(self.w), name]
 
-    def spec(self, name: str, body: str = SLEEP, **kwargs: Any) -> ChildSpec:
-        return process_spec(name, self.argv(name, body), pass_fds=(self.w,), **kwargs)
+    def spec(self, name: str, body: str = SLEEP, *, before: str = "", **kwargs: Any) -> ChildSpec:
+        return process_spec(name, self.argv(name, body, before=before), pass_fds=(self.w,), **kwargs)
 
     def close(self) -> None:
         if not self._closed:
