@@ -9,10 +9,36 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import contextmanager
+from typing import Iterator
 
 import structlog
 
+_sinks: list[list[dict]] = []
+
+
+def _capture(logger, method_name: str, event_dict: dict) -> dict:
+    if _sinks:
+        level = "error" if method_name == "exception" else method_name
+        entry = {**event_dict, "log_level": level}
+        for sink in _sinks:
+            sink.append(entry)
+    return event_dict
+
+
+@contextmanager
+def capture_logs() -> Iterator[list[dict]]:
+    """Collect every actorcore log entry (any level) as event dicts with a `log_level` key."""
+    sink: list[dict] = []
+    _sinks.append(sink)
+    try:
+        yield sink
+    finally:
+        _sinks.remove(sink)
+
+
 _PROCESSORS = [
+    _capture,
     structlog.stdlib.filter_by_level,
     structlog.stdlib.add_logger_name,
     structlog.processors.format_exc_info,

@@ -28,7 +28,8 @@ class Counter:
 
 
 def main():
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False,
+             _node_ip_address="127.0.0.1")
     try:
         actor = Counter.remote()
         ray.get([actor.add.remote(0) for _ in range(200)])

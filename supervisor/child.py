@@ -135,6 +135,11 @@ class Child(Protocol):
     already ended it returns that exit. ``restarting=True`` says it is being stopped only to be
     restarted as part of a ``one_for_all``/``rest_for_one`` restart (an actor keeps its mailbox
     and watchers).
+
+    Optional: ``discard()``, called once when an incarnation has ended and the supervisor will
+    not start the child again (its restart type, intensity exceeded, the supervisor stopping).
+    A child that outlives its incarnation to be restarted in place (an actor that keeps its
+    mailbox) releases itself there; OS processes need nothing.
     """
 
     async def wait(self) -> Exit: ...

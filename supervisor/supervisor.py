@@ -84,7 +84,7 @@ class _Record:
 
     __slots__ = (
         "id", "spec", "args", "child", "state", "incarnation", "restarts",
-        "started_at", "backoff_n", "pending", "last_exit",
+        "started_at", "backoff_n", "pending", "last_exit", "ended",
     )
 
     def __init__(self, id: str, spec: ChildSpec, args: tuple = ()) -> None:
@@ -99,6 +99,7 @@ class _Record:
         self.backoff_n = 0
         self.pending: Optional[_Pending] = None
         self.last_exit: Optional[Exit] = None
+        self.ended: Optional[Child] = None  # the incarnation that ended, until restarted or discarded
 
     def info(self) -> ChildInfo:
         return ChildInfo(
@@ -469,6 +470,7 @@ class Supervisor:
         for record in self._records:
             if record.pending is not None:
                 record.pending.cancel()
+            self._discard(record)
         await self._cancel_watchers()
         while not self._mailbox.empty():
             message = self._mailbox.get_nowait()
@@ -509,6 +511,7 @@ class Supervisor:
             )
             raise
         record.child = child
+        record.ended = None
         record.incarnation = info.incarnation
         if info.incarnation > 0:
             record.restarts += 1
@@ -598,7 +601,18 @@ class Supervisor:
         if not pending.members:
             pending.cancel()
 
+    def _discard(self, record: _Record) -> None:
+        """Tell an ended incarnation it will not be restarted (see `Child`: optional `discard()`)."""
+        child, record.ended = record.ended, None
+        discard = getattr(child, "discard", None)
+        if discard is not None:
+            try:
+                discard()
+            except Exception:
+                self._log.error("child.discard() failed", supervisor=self._name, child=record.id, exc_info=True)
+
     def _remove(self, record: _Record) -> None:
+        self._discard(record)
         self._detach(record)
         if record in self._records:
             self._records.remove(record)
@@ -611,16 +625,19 @@ class Supervisor:
         now = time.monotonic()
         ran_for = now - record.started_at if record.started_at is not None else 0.0
         record.child = None
+        record.ended = message.child
         record.started_at = None
         record.last_exit = exit
         self._emit("child_exited", record, incarnation=record.incarnation, exit=exit)
         restart = record.spec.restart
         if self._stopping:  # a stop is queued: do not start what is about to be stopped
             record.state = "stopped"
+            self._discard(record)
             return
         if restart == "temporary" or (restart == "transient" and not exit.abnormal):
             self._log.debug("child exited", supervisor=self._name, child=record.id, exit=str(exit))
             record.state = "stopped"
+            self._discard(record)
             if restart == "temporary" or self._strategy == "simple_one_for_one":
                 self._remove(record)
             return

@@ -34,12 +34,13 @@ from typing import Any, Awaitable, Callable, Literal, TypeVar
 import aetcd
 import aetcd.exceptions
 import grpc
-import structlog
 import tenacity
 from aetcd import rpc
 from aetcd.utils import prefix_range_end
 
-log = structlog.get_logger(__name__)
+from .._logging import get_logger
+
+log = get_logger(__name__)
 
 T = TypeVar("T")
 

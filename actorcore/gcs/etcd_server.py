@@ -47,9 +47,10 @@ import threading
 import time
 import weakref
 
-import structlog
 
-log = structlog.get_logger(__name__)
+from .._logging import get_logger
+
+log = get_logger(__name__)
 
 ENV_BIN = "ACTORCORE_ETCD_BIN"
 _KEEPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_etcd_keeper.py")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import sys
 import tempfile
 import threading
 from collections import OrderedDict
@@ -121,7 +122,7 @@ class ActorSystem:
             self._thread_id = threading.get_ident()
             uds_path = tcp_address = ""
             if uds:
-                uds_path = os.path.join(tempfile.gettempdir(), f"actorcore-{self.id}.sock")
+                uds_path = _socket_path(self.id)
                 server = UdsServer(uds_path, self._remote.accept)
                 await server.start()
                 self._servers.append(server)
@@ -182,7 +183,7 @@ class ActorSystem:
     async def _close_servers(self) -> None:
         for server in self._servers:
             await server.stop()
-            if isinstance(server, UdsServer):
+            if isinstance(server, UdsServer) and not server.path.startswith("\0"):
                 try:
                     os.unlink(server.path)
                 except FileNotFoundError:
@@ -390,6 +391,14 @@ class ActorSystem:
 
     def __repr__(self) -> str:
         return f"ActorSystem({self.name}, {self.address})"
+
+
+def _socket_path(system_id: str) -> str:
+    """Linux: an abstract-namespace socket (no file, gone with the process even after kill -9);
+    elsewhere a file in the temp dir, removed at shutdown."""
+    if sys.platform.startswith("linux"):
+        return f"\0actorcore-{system_id}"
+    return os.path.join(tempfile.gettempdir(), f"actorcore-{system_id}.sock")
 
 
 def _expire_ask(future: asyncio.Future, ref: ActorRef, message: Any, timeout: float) -> None:

@@ -8,7 +8,7 @@ import textwrap
 import time
 
 import pytest
-import structlog
+from actorcore.testing import capture_logs
 
 from actorcore.gcs import etcd_server as etcd_server_module
 from actorcore.gcs.etcd_server import (
@@ -123,7 +123,7 @@ def test_restart_keeps_port_and_data(etcd_server):
 
 def test_persistent_data_dir_survives_and_warns_on_unsafe_versions(tmp_path):
     data_dir = tmp_path / "gcs"
-    with structlog.testing.capture_logs() as logs:
+    with capture_logs() as logs:
         server = EtcdServer(data_dir=data_dir).start()
         version = server.version
         stop_and_check(server)
@@ -136,7 +136,7 @@ def test_persistent_data_dir_survives_and_warns_on_unsafe_versions(tmp_path):
 
 
 def test_throwaway_data_dir_does_not_warn():
-    with structlog.testing.capture_logs() as logs:
+    with capture_logs() as logs:
         stop_and_check(EtcdServer().start())
     assert not [entry for entry in logs if entry["log_level"] == "warning"]
 

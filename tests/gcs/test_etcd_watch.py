@@ -4,7 +4,7 @@ import asyncio
 
 import aetcd
 import pytest
-import structlog
+from actorcore.testing import capture_logs
 
 from actorcore.gcs.etcd_client import WatchCompactedError, WatchEvent
 
@@ -44,7 +44,7 @@ async def test_watch_from_a_revision_replays_history(etcd):
 @pytest.mark.parametrize("kill", [False, True], ids=["sigterm", "sigkill"])
 async def test_watch_survives_an_etcd_restart(etcd_server, etcd, kill):
     received: list[WatchEvent] = []
-    with structlog.testing.capture_logs() as logs:
+    with capture_logs() as logs:
         await _write_across_restart(etcd_server, etcd, kill, received)
     assert any(entry["event"] == "etcd watch resumed" for entry in logs), "no reconnect seen"
     keys = [(e.type, e.key) for e in received]

@@ -1,0 +1,107 @@
+"""Actors under a supervisor: restart in place, strategies, intensity, stop order."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from actorcore.kernel import Actor, ActorStoppedError
+from actorcore.kernel.supervision import actor_spec
+from supervisor import Supervisor
+from supervisor.testing import EventRecorder
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class Worker(Actor):
+    log: list = []
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.count = 0
+
+    async def pre_start(self) -> None:
+        Worker.log.append(("start", self.name))
+
+    async def post_stop(self) -> None:
+        Worker.log.append(("stop", self.name))
+
+    async def receive(self, message):
+        if message == "crash":
+            raise RuntimeError(f"{self.name} crashed")
+        if message == "count":
+            return self.count
+        self.count += 1
+        return self.count
+
+
+@pytest.fixture(autouse=True)
+def clear_log():
+    Worker.log = []
+
+
+async def _restarted(recorder: EventRecorder, child_id: str) -> None:
+    """The second `child_started` of `child_id`: its first restart has happened."""
+    await recorder.wait_for("child_started", child_id, count=2, timeout=5)
+
+
+async def test_crashed_actor_is_restarted_in_place_with_fresh_state(system):
+    recorder = EventRecorder()
+    sup = Supervisor([actor_spec(system, "w", Worker, "w")], on_event=recorder)
+    await sup.start()
+    ref = system.lookup("w")
+    assert await ref.ask("add") == 1
+    watch = system.watch(ref)
+    ref.tell("crash")
+    ref.tell("add")  # queued behind the crash: handled by the new incarnation
+    await _restarted(recorder, "w")
+    assert await ref.ask("count") == 1  # state from the constructor, plus the queued message
+    assert system.cell(ref).incarnation == 1
+    assert not watch.done()  # a restart is not a death
+    await sup.shutdown()
+    assert (await asyncio.wait_for(watch, 2)).reason == "normal"
+    with pytest.raises(ActorStoppedError):
+        await ref.ask("count")
+
+
+async def test_one_for_all_restarts_siblings_and_stops_in_reverse_order(system):
+    recorder = EventRecorder()
+    specs = [actor_spec(system, name, Worker, name) for name in ("a", "b", "c")]
+    sup = Supervisor(specs, strategy="one_for_all", on_event=recorder)
+    await sup.start()
+    refs = [system.lookup(n) for n in "abc"]
+    for ref in refs:
+        await ref.ask("add")
+    refs[1].tell("crash")
+    for name in "abc":
+        await _restarted(recorder, name)
+    assert [await ref.ask("count") for ref in refs] == [0, 0, 0]
+    Worker.log.clear()
+    await sup.shutdown()
+    assert Worker.log == [("stop", "c"), ("stop", "b"), ("stop", "a")]
+
+
+async def test_intensity_exceeded_gives_up_and_stops_the_actor(system):
+    sup = Supervisor([actor_spec(system, "fragile", Worker, "fragile")], max_restarts=2, period=10)
+    await sup.start()
+    ref = system.lookup("fragile")
+    watch = system.watch(ref)
+    for _ in range(3):
+        ref.tell("crash")
+    exit = await asyncio.wait_for(sup.wait(), 5)
+    assert exit.kind == "restarts_exhausted"
+    terminated = await asyncio.wait_for(watch, 2)
+    assert terminated.ref == ref
+
+
+async def test_decider_resume_keeps_state(system):
+    spec = actor_spec(system, "tough", Worker, "tough", decider=lambda error: "resume")
+    sup = Supervisor([spec])
+    await sup.start()
+    ref = system.lookup("tough")
+    await ref.ask("add")
+    ref.tell("crash")
+    assert await ref.ask("count") == 1
+    assert sup.restart_count == 0
+    await sup.shutdown()
