@@ -17,6 +17,7 @@ received frames, `send(frame)` queues a frame without waiting, `close()` ends it
 from __future__ import annotations
 
 import asyncio
+import socket
 import struct
 from collections import deque
 from typing import Callable
@@ -52,7 +53,16 @@ class UdsConnection(asyncio.Protocol):
 
     @classmethod
     async def open(cls, path: str) -> UdsConnection:
-        _, protocol = await asyncio.get_running_loop().create_unix_connection(cls, path)
+        # A socket of our own: uvloop rejects abstract-namespace paths given as strings.
+        loop = asyncio.get_running_loop()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            await loop.sock_connect(sock, path)
+            _, protocol = await loop.create_unix_connection(cls, sock=sock)
+        except BaseException:
+            sock.close()
+            raise
         return protocol
 
     def start(self, on_frame: OnFrame, on_closed: OnClosed) -> None:
@@ -114,7 +124,14 @@ class UdsServer:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_unix_server(self._make_protocol, self.path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(self.path)
+            sock.setblocking(False)
+            self._server = await loop.create_unix_server(self._make_protocol, sock=sock)
+        except BaseException:
+            sock.close()
+            raise
 
     def _make_protocol(self) -> UdsConnection:
         connection = UdsConnection()
