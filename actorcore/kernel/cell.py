@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 THROUGHPUT = 200
+#: While an actor waits for its supervisor to restart it, at most this many messages wait
+#: for the new incarnation (SUPERVISION.md: the stash is bounded); the rest are dead letters.
+STASH_LIMIT = 10_000
 
 RUNNING, SUSPENDED, STOPPED = "running", "suspended", "stopped"
 
@@ -40,7 +43,7 @@ class ActorCell:
     __slots__ = (
         "system", "actor_id", "ref", "factory", "actor", "mailbox", "state", "sender",
         "incarnation", "watchers", "supervision", "termination", "suspended",
-        "_wakeup", "_task", "_stop_reason", "_restart_cause", "_started",
+        "_wakeup", "_task", "_stop_reason", "_restart_cause", "_started", "_overflowed",
     )
 
     def __init__(
@@ -69,6 +72,7 @@ class ActorCell:
         self._stop_reason: tuple[str, BaseException | None] | None = None
         self._restart_cause: tuple[BaseException | None] | None = None
         self._started = False
+        self._overflowed = False
         self._task = loop.create_task(self._run(), name=f"actor:{actor_id}")
 
     # -- called from outside the cell's task --------------------------------------------
@@ -77,11 +81,23 @@ class ActorCell:
         if self._stop_reason is not None:
             self.system._dead_letter(self.ref, message, reply)
             return
+        if self.state is SUSPENDED and len(self.mailbox) >= STASH_LIMIT:
+            self._stash_overflow(message, reply)
+            return
         self.mailbox.append((message, sender, reply))
         wakeup = self._wakeup
         if wakeup is not None:
             self._wakeup = None
             wakeup.set_result(None)
+
+    def _stash_overflow(self, message: Any, reply) -> None:
+        if not self._overflowed:
+            self._overflowed = True
+            log.warning(
+                "actor is waiting to be restarted and its stash is full; messages go to dead letters",
+                actor=self.actor_id, stash_limit=STASH_LIMIT,
+            )
+        self.system._dead_letter(self.ref, message, reply)
 
     def request_stop(self, reason: str = NORMAL, error: BaseException | None = None) -> asyncio.Future:
         """Stop after the current message; queued asks fail at once."""
@@ -162,6 +178,7 @@ class ActorCell:
             else:
                 await actor.post_restart(cause)
             self._started = True
+            self._overflowed = False
             self.state = RUNNING
         except Exception as exc:
             self._on_failure(exc)

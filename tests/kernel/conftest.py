@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 async def system():
     system = await ActorSystem.start(name="test")
     yield system
-    await system.shutdown()
+    await system.shutdown(timeout=1.0)
 
 
 class PeerProcess:

@@ -85,17 +85,23 @@ async def test_ask_on_stopped_actor_raises_at_once(system):
 
 
 async def test_stop_fails_every_pending_ask_at_once(system):
-    ref = system.spawn(Recorder)
+    entered = asyncio.Event()
+
+    class Blocker(Actor):
+        async def receive(self, message):
+            entered.set()
+            await asyncio.sleep(3600)
+
+    ref = system.spawn(Blocker)
     blocked = ref.ask("block", timeout=None)
     queued = [ref.ask(i, timeout=None) for i in range(5)]
-    await asyncio.sleep(0)
+    await asyncio.wait_for(entered.wait(), 2)
     system.stop(ref)
     for future in queued:
         with pytest.raises(ActorStoppedError):
             await asyncio.wait_for(future, 1.0)
-    # the message being handled finishes (or is killed) before the actor is gone
-    cell = system.cell(ref)
-    cell.kill()
+    # the message being handled never ends: killing the actor fails its ask too
+    system.cell(ref).kill()
     with pytest.raises(ActorStoppedError, match="killed while handling str"):
         await asyncio.wait_for(blocked, 1.0)
 
@@ -176,11 +182,8 @@ async def test_tell_from_another_thread(system):
     ref = system.spawn(Recorder)
     thread = threading.Thread(target=lambda: [ref.tell(i) for i in range(100)])
     thread.start()
+    # the thread's tells were queued on the loop before the join's completion was
     await asyncio.get_running_loop().run_in_executor(None, thread.join)
-    for _ in range(100):
-        if len(await ref.ask("seen")) == 100:
-            break
-        await asyncio.sleep(0.01)
     assert await ref.ask("seen") == list(range(100))
 
 

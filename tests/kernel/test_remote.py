@@ -24,10 +24,15 @@ TRANSPORTS = ["uds", "grpc"]
 
 
 class Inbox(Actor):
-    def __init__(self) -> None:
-        self.received: asyncio.Queue = asyncio.Queue()
+    """Queues what it is told; `("watch", ref)` watches `ref`."""
+
+    def __init__(self, received: asyncio.Queue) -> None:
+        self.received = received
 
     async def receive(self, message):
+        if isinstance(message, tuple) and message[0] == "watch":
+            self.context.watch(message[1])
+            return "watching"
         self.received.put_nowait(message)
 
 
@@ -64,11 +69,10 @@ async def test_kill_9_of_peer_is_terminated_for_watchers_and_fails_pending_asks(
     peer = await peers(role)
     first, second = (system.ref_from_uri(u) for u in (await peers("two" + role)).uris)
     ref = system.ref_from_uri(peer.uris[0])
-    watcher = system.spawn(Inbox)
-    inbox = system.cell(watcher)
-    await asyncio.sleep(0)  # let the watcher's instance start
-    inbox.actor.context.watch(first)
-    inbox.actor.context.watch(second)
+    received: asyncio.Queue = asyncio.Queue()
+    watcher = system.spawn(Inbox, received)
+    await watcher.ask(("watch", first))
+    await watcher.ask(("watch", second))
     future_watch = system.watch(first)
     pending = first.ask(("sleep",), timeout=None)
     await ref.ask(("echo", 0))
@@ -79,7 +83,7 @@ async def test_kill_9_of_peer_is_terminated_for_watchers_and_fails_pending_asks(
     assert terminated.reason == "peer_lost" and terminated.ref == first
     with pytest.raises(PeerLostError, match="unreachable"):
         await asyncio.wait_for(pending, 5)
-    got = {await asyncio.wait_for(inbox.actor.received.get(), 5) for _ in range(2)}
+    got = {await asyncio.wait_for(received.get(), 5) for _ in range(2)}
     assert {t.ref for t in got} == {first, second}
     assert time.monotonic() - started < 2.0
     # a peer that is still alive is unaffected
@@ -113,10 +117,10 @@ async def test_unpicklable_message_error_names_its_type(system, peers):
 async def test_refs_travel_inside_messages_and_replies_come_back(system, peers):
     peer = await peers()
     ref = system.ref_from_uri(peer.uris[0])
-    me = system.spawn(Inbox)
-    await asyncio.sleep(0)
+    received: asyncio.Queue = asyncio.Queue()
+    me = system.spawn(Inbox, received)
     ref.tell(("tell_back", me))
-    assert await asyncio.wait_for(system.cell(me).actor.received.get(), 5) == ("pong", peer.pid)
+    assert await asyncio.wait_for(received.get(), 5) == ("pong", peer.pid)
 
 
 async def test_unreachable_peer_fails_asks_and_watches(system):

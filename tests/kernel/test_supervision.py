@@ -27,6 +27,12 @@ class Worker(Actor):
     async def post_stop(self) -> None:
         Worker.log.append(("stop", self.name))
 
+    async def pre_restart(self, cause) -> None:
+        Worker.log.append(("pre_restart", self.name, self.count, repr(cause)))
+
+    async def post_restart(self, cause) -> None:
+        Worker.log.append(("post_restart", self.name, self.count, repr(cause)))
+
     async def receive(self, message):
         if message == "crash":
             raise RuntimeError(f"{self.name} crashed")
@@ -59,6 +65,8 @@ async def test_crashed_actor_is_restarted_in_place_with_fresh_state(system):
     assert await ref.ask("count") == 1  # state from the constructor, plus the queued message
     assert system.cell(ref).incarnation == 1
     assert not watch.done()  # a restart is not a death
+    crash = repr(RuntimeError("w crashed"))
+    assert Worker.log == [("start", "w"), ("pre_restart", "w", 1, crash), ("post_restart", "w", 0, crash)]
     await sup.shutdown()
     assert (await asyncio.wait_for(watch, 2)).reason == "normal"
     with pytest.raises(ActorStoppedError):
@@ -104,4 +112,24 @@ async def test_decider_resume_keeps_state(system):
     ref.tell("crash")
     assert await ref.ask("count") == 1
     assert sup.restart_count == 0
+    await sup.shutdown()
+
+
+async def test_stash_while_waiting_for_restart_is_bounded(system, monkeypatch):
+    from actorcore.kernel import cell as cell_module
+    from supervisor import Backoff
+
+    monkeypatch.setattr(cell_module, "STASH_LIMIT", 5)
+    recorder = EventRecorder()
+    spec = actor_spec(system, "slow", Worker, "slow", backoff=Backoff(min=0.3, max=0.3, jitter=0))
+    sup = Supervisor([spec], on_event=recorder)
+    await sup.start()
+    ref = system.lookup("slow")
+    ref.tell("crash")
+    await recorder.wait_for("child_restarting", "slow", timeout=5)
+    asks = [ref.ask("add", timeout=None) for _ in range(8)]
+    for overflow in asks[5:]:
+        with pytest.raises(ActorStoppedError):
+            await asyncio.wait_for(overflow, 1)  # dead letters fail at once
+    assert [await asyncio.wait_for(a, 5) for a in asks[:5]] == [1, 2, 3, 4, 5]
     await sup.shutdown()
