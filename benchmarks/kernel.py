@@ -153,9 +153,10 @@ def _ray(ray_python: str) -> dict:
         [ray_python, str(ROOT / "benchmarks" / "ray_baseline.py")],
         capture_output=True, text=True, timeout=900,
     )
-    if out.returncode != 0:
+    lines = [line for line in out.stdout.splitlines() if line.startswith("RAY_BASELINE ")]
+    if out.returncode != 0 or not lines:
         raise RuntimeError(f"the Ray baseline failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(lines[-1].split(" ", 1)[1])
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Ray's figures for the kernel benchmark, run with the python of a virtualenv holding Ray.
 
-Prints one JSON line: actor calls/s without waiting (the closest thing Ray has to a tell),
+Prints one line `RAY_BASELINE {json}` (Ray's own log lines may surround it): actor calls/s without waiting (the closest thing Ray has to a tell),
 sequential `ray.get(actor.method.remote())` round trips, and the time from kill -9 of an
 actor's worker until a restarted incarnation answers (max_restarts=-1).
 """
@@ -13,6 +13,7 @@ import time
 
 import ray
 
+MARKER = "RAY_BASELINE"
 
 @ray.remote(max_restarts=-1)
 class Counter:
@@ -56,7 +57,7 @@ def main():
                 except ray.exceptions.RayActorError:
                     time.sleep(0.001)
             restart_ms.append((time.perf_counter() - t0) * 1e3)
-        print(json.dumps({
+        print(MARKER, json.dumps({
             "ray_version": ray.__version__,
             "actor_call_async_per_s": async_rate,
             "actor_call_sync_per_s": len(latencies) / sum(latencies),

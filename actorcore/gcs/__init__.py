@@ -1,0 +1,28 @@
+"""The global control store in etcd (DESIGN.md §2, §6): a local etcd server and our client.
+
+Every etcd call in actorcore goes through `EtcdClient` (retries via tenacity, a clear
+`EtcdUnavailableError` when etcd cannot be reached).
+"""
+
+from .etcd_client import (
+    EtcdClient,
+    EtcdUnavailableError,
+    Lease,
+    Watch,
+    WatchCompactedError,
+    WatchEvent,
+)
+from .etcd_server import EtcdNotFoundError, EtcdServer, EtcdStartError, find_etcd_binary
+
+__all__ = [
+    "EtcdClient",
+    "EtcdNotFoundError",
+    "EtcdServer",
+    "EtcdStartError",
+    "EtcdUnavailableError",
+    "Lease",
+    "Watch",
+    "WatchCompactedError",
+    "WatchEvent",
+    "find_etcd_binary",
+]

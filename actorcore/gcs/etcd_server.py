@@ -47,7 +47,6 @@ import threading
 import time
 import weakref
 
-
 from .._logging import get_logger
 
 log = get_logger(__name__)

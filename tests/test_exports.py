@@ -1,0 +1,31 @@
+"""The public surface of actorcore's packages, pinned: a change here is a change of API."""
+
+from __future__ import annotations
+
+import actorcore
+import actorcore.gcs
+import actorcore.kernel
+
+
+def test_kernel_exports():
+    assert sorted(actorcore.kernel.__all__) == sorted([
+        "Actor", "ActorContext", "ActorRef", "ActorStoppedError", "ActorSystem",
+        "ActorSystemError", "AskTimeoutError", "FAILED", "KernelError", "NORMAL", "PEER_LOST",
+        "PeerLostError", "RESTARTS_EXHAUSTED", "SerializationError", "Terminated", "run",
+    ])
+    for name in actorcore.kernel.__all__:
+        assert hasattr(actorcore.kernel, name), name
+
+
+def test_gcs_exports():
+    assert sorted(actorcore.gcs.__all__) == sorted([
+        "EtcdClient", "EtcdNotFoundError", "EtcdServer", "EtcdStartError",
+        "EtcdUnavailableError", "Lease", "Watch", "WatchCompactedError", "WatchEvent",
+        "find_etcd_binary",
+    ])
+    for name in actorcore.gcs.__all__:
+        assert hasattr(actorcore.gcs, name), name
+
+
+def test_top_level_is_only_the_version_for_now():
+    assert actorcore.__all__ == ["__version__"]
