@@ -136,8 +136,9 @@ class Child(Protocol):
     restarted as part of a ``one_for_all``/``rest_for_one`` restart (an actor keeps its mailbox
     and watchers).
 
-    Optional: ``discard()``, called once when an incarnation has ended and the supervisor will
-    not start the child again (its restart type, intensity exceeded, the supervisor stopping).
+    Optional: ``discard(why)``, called once when an incarnation has ended and the supervisor
+    will not start the child again (its restart type, intensity exceeded, the supervisor
+    stopping); ``why`` is the supervisor's own Exit when it is ending, else None.
     A child that outlives its incarnation to be restarted in place (an actor that keeps its
     mailbox) releases itself there; OS processes need nothing.
     """

@@ -470,7 +470,7 @@ class Supervisor:
         for record in self._records:
             if record.pending is not None:
                 record.pending.cancel()
-            self._discard(record)
+            self._discard(record, self._exit)
         await self._cancel_watchers()
         while not self._mailbox.empty():
             message = self._mailbox.get_nowait()
@@ -601,13 +601,13 @@ class Supervisor:
         if not pending.members:
             pending.cancel()
 
-    def _discard(self, record: _Record) -> None:
+    def _discard(self, record: _Record, why: Optional[Exit] = None) -> None:
         """Tell an ended incarnation it will not be restarted (see `Child`: optional `discard()`)."""
         child, record.ended = record.ended, None
         discard = getattr(child, "discard", None)
         if discard is not None:
             try:
-                discard()
+                discard(why)
             except Exception:
                 self._log.error("child.discard() failed", supervisor=self._name, child=record.id, exc_info=True)
 

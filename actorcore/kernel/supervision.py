@@ -20,7 +20,7 @@ from supervisor import Backoff, ChildSpec, Exit, StartInfo
 
 from .actor import Actor
 from .cell import SUSPENDED, ActorCell
-from .messages import FAILED
+from .messages import FAILED, RESTARTS_EXHAUSTED
 from .system import ActorSystem
 
 DECISIONS = ("resume", "restart", "stop")
@@ -54,12 +54,13 @@ class ActorChild:
         if not self._exit.done():
             self._exit.set_result(exit)
 
-    def discard(self) -> None:
+    def discard(self, why: Exit | None = None) -> None:
         """The supervisor will not restart this actor: it stops for good, with its failure."""
         cell = self.cell
         if cell.state is SUSPENDED:
             exit = self._exit.result() if self._exit.done() else None
-            cell.request_stop(FAILED, exit.error if exit is not None else None)
+            gave_up = why is not None and why.kind == "restarts_exhausted"
+            cell.request_stop(RESTARTS_EXHAUSTED if gave_up else FAILED, exit.error if exit else None)
 
     async def wait(self) -> Exit:
         return await asyncio.shield(self._exit)

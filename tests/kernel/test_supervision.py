@@ -101,6 +101,8 @@ async def test_intensity_exceeded_gives_up_and_stops_the_actor(system):
     assert exit.kind == "restarts_exhausted"
     terminated = await asyncio.wait_for(watch, 2)
     assert terminated.ref == ref
+    assert terminated.reason == "restarts_exhausted"
+    assert isinstance(terminated.error, RuntimeError)
 
 
 async def test_decider_resume_keeps_state(system):
