@@ -25,7 +25,7 @@ from .errors import ActorStoppedError, ActorSystemError
 from .loop import new_event_loop
 from .messages import NORMAL, Terminated
 from .ref import ActorRef, current_cell, parse_uri
-from .remote.connections import GrpcServer, UdsServer
+from .remote.connections import UdsServer
 from .remote.peers import RemoteLayer
 
 log = get_logger(__name__)
@@ -127,6 +127,8 @@ class ActorSystem:
                 await server.start()
                 self._servers.append(server)
             if tcp:
+                from .remote.grpc_stream import GrpcServer
+
                 grpc_server = GrpcServer(tcp, self._remote.accept)
                 await grpc_server.start()
                 self._servers.append(grpc_server)

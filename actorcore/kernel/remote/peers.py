@@ -23,7 +23,7 @@ from ..address import Address
 from ..errors import AskTimeoutError, PeerLostError
 from ..messages import PEER_LOST, Terminated
 from ..ref import ActorRef
-from .connections import GrpcClientConnection, UdsConnection
+from .connections import UdsConnection
 
 if TYPE_CHECKING:
     from ..system import ActorSystem
@@ -291,6 +291,8 @@ class RemoteLayer:
             if address.uds and address.same_host:
                 connection = await UdsConnection.open(address.uds)
             elif address.tcp:
+                from .grpc_stream import GrpcClientConnection
+
                 connection = await GrpcClientConnection.open(address.tcp)
             else:
                 raise ConnectionError("it has no endpoint reachable from this host")

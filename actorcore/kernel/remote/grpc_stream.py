@@ -1,0 +1,150 @@
+"""The gRPC transport of the kernel: `Transport.Stream` bidirectional streams (DESIGN.md §5).
+
+Same frames and the same connection interface as the Unix-socket transport in
+`connections.py`: `start(on_frame, on_closed)`, `send(frame)`, `close()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Callable
+
+import grpc
+
+from ..._logging import get_logger
+from ..._proto import kernel_pb2 as pb
+from ..._proto import kernel_pb2_grpc as pb_grpc
+from .connections import OnClosed, OnFrame
+
+log = get_logger(__name__)
+
+GRPC_OPTIONS = [
+    ("grpc.max_send_message_length", -1),
+    ("grpc.max_receive_message_length", -1),
+    ("grpc.so_reuseport", 0),
+]
+
+
+class _GrpcConnection:
+    """A gRPC stream end: a task reads, another drains the queue of frames to send."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream  # the client call or the server context: both read() and write()
+        self._outbox: deque[pb.Frame] = deque()
+        self._wakeup: asyncio.Future | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._closed = False
+        self._on_closed: OnClosed | None = None
+        self.done: asyncio.Future = asyncio.get_running_loop().create_future()
+
+    def start(self, on_frame: OnFrame, on_closed: OnClosed) -> None:
+        self._on_closed = on_closed
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._read(on_frame)), loop.create_task(self._write())]
+
+    def send(self, frame: pb.Frame) -> None:
+        if self._closed:
+            return
+        self._outbox.append(frame)
+        wakeup = self._wakeup
+        if wakeup is not None:
+            self._wakeup = None
+            wakeup.set_result(None)
+
+    async def _write(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while not self._closed:
+                if not self._outbox:
+                    self._wakeup = loop.create_future()
+                    await self._wakeup
+                    continue
+                await self._stream.write(self._outbox.popleft())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.debug("gRPC stream write failed", error=repr(exc))
+            self._finish()
+
+    async def _read(self, on_frame: OnFrame) -> None:
+        try:
+            while True:
+                frame = await self._stream.read()
+                if frame is grpc.aio.EOF:
+                    break
+                try:
+                    on_frame(frame)
+                except Exception:
+                    log.exception("handling a frame failed")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.debug("gRPC stream read ended", error=repr(exc))
+        self._finish()
+
+    def _finish(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        current = asyncio.current_task()
+        for task in self._tasks:
+            if task is not current:
+                task.cancel()
+        if not self.done.done():
+            self.done.set_result(None)
+        if self._on_closed is not None:
+            self._on_closed()
+
+    def close(self) -> None:
+        self._finish()
+
+
+class GrpcClientConnection(_GrpcConnection):
+    @classmethod
+    async def open(cls, target: str, timeout: float = 10.0) -> GrpcClientConnection:
+        channel = grpc.aio.insecure_channel(target, options=GRPC_OPTIONS)
+        try:
+            await asyncio.wait_for(channel.channel_ready(), timeout)
+        except BaseException:
+            await channel.close()
+            raise
+        connection = cls(pb_grpc.TransportStub(channel).Stream())
+        connection._channel = channel
+        return connection
+
+    def _finish(self) -> None:
+        if not self._closed:
+            self._stream.cancel()
+            asyncio.ensure_future(self._channel.close())
+        super()._finish()
+
+
+class GrpcServer(pb_grpc.TransportServicer):
+    """The gRPC endpoint: each `Stream` call becomes a connection handed to `on_connection`."""
+
+    def __init__(self, bind: str, on_connection: Callable[[object], None]) -> None:
+        self._bind = bind
+        self._on_connection = on_connection
+        self._server: grpc.aio.Server | None = None
+        self.address = ""
+
+    async def start(self) -> None:
+        self._server = grpc.aio.server(options=GRPC_OPTIONS)
+        pb_grpc.add_TransportServicer_to_server(self, self._server)
+        host, _, _ = self._bind.rpartition(":")
+        port = self._server.add_insecure_port(self._bind)
+        if port == 0:
+            raise OSError(f"cannot bind the gRPC endpoint to {self._bind}")
+        await self._server.start()
+        self.address = f"{host}:{port}"
+
+    async def Stream(self, request_iterator, context):  # noqa: N802 (gRPC's name)
+        connection = _GrpcConnection(context)
+        self._on_connection(connection)
+        await connection.done
+
+    async def stop(self, grace: float = 0.2) -> None:
+        if self._server is not None:
+            await self._server.stop(grace)
+            self._server = None
