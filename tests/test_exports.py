@@ -11,7 +11,7 @@ def test_kernel_exports():
     assert sorted(actorcore.kernel.__all__) == sorted([
         "Actor", "ActorContext", "ActorRef", "ActorStoppedError", "ActorSystem",
         "ActorSystemError", "AskTimeoutError", "FAILED", "KernelError", "NORMAL", "PEER_LOST",
-        "PeerLostError", "RESTARTS_EXHAUSTED", "SerializationError", "Terminated", "run",
+        "PeerLostError", "RESTARTS_EXHAUSTED", "Reply", "SerializationError", "Terminated", "run",
     ])
     for name in actorcore.kernel.__all__:
         assert hasattr(actorcore.kernel, name), name

@@ -3,7 +3,7 @@
 It knows nothing of tasks or objects; everything else in actorcore is built on it.
 """
 
-from .actor import Actor, ActorContext
+from .actor import Actor, ActorContext, Reply
 from .errors import (
     ActorStoppedError,
     ActorSystemError,
@@ -31,6 +31,7 @@ __all__ = [
     "PEER_LOST",
     "PeerLostError",
     "RESTARTS_EXHAUSTED",
+    "Reply",
     "SerializationError",
     "Terminated",
     "run",

@@ -67,6 +67,15 @@ class ActorContext:
     def incarnation(self) -> int:
         return self._cell.incarnation
 
+    def defer_reply(self) -> Reply:
+        """Answer the current ask later, through the returned `Reply`, not with receive's value.
+
+        For a tell it returns a Reply that goes nowhere.
+        """
+        cell = self._cell
+        reply, cell.reply = cell.reply, None
+        return Reply(reply)
+
     def watch(self, ref: ActorRef) -> None:
         """Deliver `Terminated(ref, reason)` to this actor once `ref` ends (at once if it has)."""
         self._cell.system._watch(("actor", self._cell.actor_id), ref)
@@ -77,3 +86,26 @@ class ActorContext:
     def stop(self) -> None:
         """Stop this actor after the current message."""
         self._cell.request_stop()
+
+
+class Reply:
+    """The answer to one ask, given later (see `ActorContext.defer_reply`)."""
+
+    __slots__ = ("_target",)
+
+    def __init__(self, target) -> None:
+        self._target = target
+
+    def send(self, value: Any) -> None:
+        target = self._target
+        if target is not None and not target.done():
+            target.set_result(value)
+
+    def fail(self, error: BaseException) -> None:
+        target = self._target
+        if target is not None and not target.done():
+            target.set_exception(error)
+
+    @property
+    def done(self) -> bool:
+        return self._target is None or self._target.done()

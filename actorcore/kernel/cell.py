@@ -41,7 +41,7 @@ SupervisionHook = Callable[["ActorCell", BaseException], str]
 
 class ActorCell:
     __slots__ = (
-        "system", "actor_id", "ref", "factory", "actor", "mailbox", "state", "sender",
+        "system", "actor_id", "ref", "factory", "actor", "mailbox", "state", "sender", "reply",
         "incarnation", "watchers", "supervision", "termination", "suspended",
         "_wakeup", "_task", "_stop_reason", "_restart_cause", "_started", "_overflowed",
     )
@@ -61,6 +61,7 @@ class ActorCell:
         self.mailbox: deque = deque()
         self.state = RUNNING
         self.sender: ActorRef | None = None
+        self.reply = None  # the reply of the message being handled, unless deferred
         self.incarnation = 0
         self.watchers: dict[tuple, None] = {}
         self.supervision = supervision
@@ -224,6 +225,7 @@ class ActorCell:
             receive = self.actor.receive
             for _ in range(THROUGHPUT):
                 message, self.sender, reply = mailbox.popleft()
+                self.reply = reply
                 try:
                     result = await receive(message)
                 except asyncio.CancelledError:
@@ -239,6 +241,7 @@ class ActorCell:
                     if not reply.done():
                         reply.set_exception(exc)
                 else:
+                    reply = self.reply  # None when the handler deferred it
                     if reply is not None and not reply.done():
                         reply.set_result(result)
                 if not mailbox or self.state is not RUNNING or self._stop_reason is not None:

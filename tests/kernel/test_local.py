@@ -221,3 +221,23 @@ async def test_shutdown_stops_actors_newest_first():
         system.spawn(Named, name)
     await system.shutdown()
     assert log == ["c", "b", "a"]
+
+
+async def test_deferred_reply_answers_later(system):
+    class Later(Actor):
+        def __init__(self) -> None:
+            self.waiting = []
+
+        async def receive(self, message):
+            if message == "wait":
+                self.waiting.append(self.context.defer_reply())
+                return "ignored"
+            for reply in self.waiting:
+                reply.send(message)
+            self.waiting.clear()
+            return "released"
+
+    ref = system.spawn(Later)
+    first, second = ref.ask("wait"), ref.ask("wait")
+    assert await ref.ask("go") == "released"
+    assert (await first, await second) == ("go", "go")
