@@ -1,0 +1,237 @@
+"""The one schema of task, actor and actor-method options (STYLE.md, "Ray's option table").
+
+`@remote`, `.options()` and an actor method's `.options()` all validate through `validate`
+and merge through `resolve`; every option is declared once in `OPTIONS`, with where it
+applies, what it allows and its default. `None` for any option means "the default".
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
+
+__all__ = ["KINDS", "OPTIONS", "Option", "options_for", "resolve", "validate"]
+
+KINDS = ("task", "actor", "method")
+_NOUNS = {"task": "remote functions", "actor": "actor classes", "method": "actor methods"}
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option: its name, the kinds it applies to, its allowed values (as shown in
+    messages), its default per kind, and the check that validates (and normalises) a value."""
+
+    name: str
+    applies_to: tuple[str, ...]
+    allowed: str
+    defaults: Mapping[str, Any]
+    check: Callable[[Any], Any] = field(repr=False, compare=False)
+
+    def default_for(self, kind: str) -> Any:
+        return self.defaults[kind]
+
+
+class _Bad(Exception):
+    """Raised by a check; validate turns it into a TypeError/ValueError naming everything."""
+
+    def __init__(self, exc_type: type[Exception], detail: str = "") -> None:
+        self.exc_type = exc_type
+        self.detail = detail
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _int(minimum: int) -> Callable[[Any], Any]:
+    def check(value):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise _Bad(TypeError)
+        if value < minimum:
+            raise _Bad(ValueError)
+        return value
+    return check
+
+
+def _number(value: Any) -> Any:
+    if not _is_number(value):
+        raise _Bad(TypeError)
+    if not value >= 0:  # also rejects NaN
+        raise _Bad(ValueError)
+    return value
+
+
+def _bool(value: Any) -> Any:
+    if not isinstance(value, bool):
+        raise _Bad(TypeError)
+    return value
+
+
+def _non_empty_str(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise _Bad(TypeError)
+    if not value:
+        raise _Bad(ValueError)
+    return value
+
+
+def _choice(*allowed: str) -> Callable[[Any], Any]:
+    def check(value):
+        if not isinstance(value, str):
+            raise _Bad(TypeError)
+        if value not in allowed:
+            raise _Bad(ValueError)
+        return value
+    return check
+
+
+def _num_returns(value: Any) -> Any:
+    if value in ("dynamic", "streaming"):
+        raise _Bad(ValueError, "generator tasks are not supported by actorcore; "
+                               "return a list and give an int")
+    return _int(0)(value)
+
+
+def _resources(value: Any) -> Any:
+    if not isinstance(value, Mapping):
+        raise _Bad(TypeError)
+    for key, quantity in value.items():
+        if key in ("CPU", "GPU"):
+            option = "num_cpus" if key == "CPU" else "num_gpus"
+            raise _Bad(ValueError, f"use the {option} option instead of resources={{{key!r}: ...}}")
+        if not isinstance(key, str) or not key:
+            raise _Bad(TypeError, f"resource name {key!r} is not a non-empty str")
+        if not _is_number(quantity):
+            raise _Bad(TypeError, f"resource {key!r} has quantity {quantity!r}, not a number")
+        if not quantity >= 0:
+            raise _Bad(ValueError, f"resource {key!r} has negative quantity {quantity!r}")
+    return dict(value)
+
+
+def _retry_exceptions(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    if not isinstance(value, (list, tuple)):
+        raise _Bad(TypeError)
+    for item in value:
+        if not (isinstance(item, type) and issubclass(item, BaseException)):
+            raise _Bad(TypeError, f"{item!r} is not an exception class")
+    return tuple(value)
+
+
+def _scheduling_strategy(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise _Bad(TypeError, "strategy objects (placement groups, node affinity) are not "
+                              "supported by actorcore")
+    return _choice("DEFAULT", "SPREAD")(value)
+
+
+def _opt(name, applies_to, allowed, check, default=None, **per_kind) -> Option:
+    defaults = {kind: per_kind.get(kind, default) for kind in applies_to}
+    return Option(name, applies_to, allowed, MappingProxyType(defaults), check)
+
+
+_TA, _ALL = ("task", "actor"), ("task", "actor", "method")
+
+OPTIONS: tuple[Option, ...] = (
+    _opt("num_returns", ("task", "method"), "an int >= 0", _num_returns, 1),
+    _opt("num_cpus", _TA, "a number >= 0", _number, task=1, actor=0),
+    _opt("num_gpus", _TA, "a number >= 0", _number, 0),
+    _opt("resources", _TA, "a dict of resource name (not 'CPU'/'GPU') -> number >= 0",
+         _resources, MappingProxyType({})),
+    _opt("max_retries", ("task",), "an int >= -1 (-1: retry forever)", _int(-1), 3),
+    _opt("retry_exceptions", ("task",), "a bool or a list/tuple of exception classes",
+         _retry_exceptions, False),
+    _opt("name", _ALL, "a non-empty str", _non_empty_str),
+    _opt("namespace", ("actor",), "a non-empty str", _non_empty_str),
+    _opt("lifetime", ("actor",), "None, 'detached' or 'non_detached'",
+         _choice("detached", "non_detached")),
+    _opt("get_if_exists", ("actor",), "a bool", _bool, False),
+    _opt("max_restarts", ("actor",), "an int >= -1 (-1: restart forever)", _int(-1), 0),
+    _opt("max_task_retries", ("actor",), "an int >= -1 (-1: retry forever)", _int(-1), 0),
+    _opt("max_concurrency", ("actor",),
+         "an int >= 1 (default: 1 for sync actors, 1000 for async actors)", _int(1)),
+    _opt("scheduling_strategy", _TA, "None, 'DEFAULT' or 'SPREAD'", _scheduling_strategy),
+)
+
+_BY_NAME = {option.name: option for option in OPTIONS}
+
+# Ray options actorcore does not implement: named as such rather than as typos.
+_RAY_ONLY = frozenset({
+    "accelerator_type", "concurrency_group", "concurrency_groups", "enable_task_events",
+    "label_selector", "max_calls", "max_pending_calls", "memory", "object_store_memory",
+    "placement_group", "placement_group_bundle_index", "placement_group_capture_child_tasks",
+    "runtime_env", "_metadata",
+})
+
+
+def options_for(kind: str) -> tuple[Option, ...]:
+    """The options that apply to `kind` ("task", "actor" or "method"), in schema order."""
+    _check_kind(kind)
+    return tuple(option for option in OPTIONS if kind in option.applies_to)
+
+
+def validate(kind: str, options: Mapping[str, Any], *, where: str) -> dict[str, Any]:
+    """The validated `options` for `kind` (only the keys given; lists become tuples, dicts
+    are copied). `where` ("@remote on function f", "f.options()") starts every message.
+
+    Raises ValueError for an unknown option or one that does not apply to `kind`, TypeError
+    for a value of the wrong type and ValueError for a value out of range.
+    """
+    _check_kind(kind)
+    valid = {}
+    for key, value in options.items():
+        option = _BY_NAME.get(key)
+        if option is None or kind not in option.applies_to:
+            raise ValueError(f"{where}: {_not_applicable(kind, key, option)}")
+        if value is not None:
+            try:
+                value = option.check(value)
+            except _Bad as bad:
+                detail = f" ({bad.detail})" if bad.detail else ""
+                raise bad.exc_type(
+                    f"{where}: option {key}={value!r} is invalid{detail}; "
+                    f"{key} must be {option.allowed}.") from None
+        valid[key] = value
+    return valid
+
+
+def resolve(kind: str, *layers: Mapping[str, Any], where: str | None = None) -> dict[str, Any]:
+    """The effective options of `kind`: defaults, then each validated layer (later wins).
+
+    A `None` value stands for the default. Cross-option rules are checked here, on the merged
+    result, since a decorator and an `.options()` call may each give half of a pair.
+    """
+    merged = {option.name: option.default_for(kind) for option in options_for(kind)}
+    prefix = f"{where}: " if where else ""
+    for layer in layers:
+        for key, value in layer.items():
+            if key not in merged:
+                raise ValueError(prefix + _not_applicable(kind, key, _BY_NAME.get(key)))
+            merged[key] = _BY_NAME[key].default_for(kind) if value is None else value
+    if "resources" in merged:
+        merged["resources"] = dict(merged["resources"])
+    if kind == "actor" and merged["get_if_exists"] and merged["name"] is None:
+        raise ValueError(f"{prefix}get_if_exists=True needs a name: also pass name='...' "
+                         "(it returns the existing actor of that name, or creates it).")
+    return merged
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"unknown option kind {kind!r}: expected one of {', '.join(KINDS)}")
+
+
+def _not_applicable(kind: str, key: str, option: Option | None) -> str:
+    names = [option.name for option in options_for(kind)]
+    valid = f"Valid options for {_NOUNS[kind]}: {', '.join(sorted(names))}."
+    if option is not None:
+        where = " and ".join(_NOUNS[k] for k in option.applies_to)
+        return f"option {key!r} does not apply to {_NOUNS[kind]}; it applies to {where}. {valid}"
+    if key in _RAY_ONLY:
+        return f"option {key!r} is a Ray option that actorcore does not support. {valid}"
+    close = difflib.get_close_matches(str(key).lower(), names, n=1, cutoff=0.6)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return f"unknown option {key!r} for {_NOUNS[kind]}.{hint} {valid}"

@@ -1,0 +1,1 @@
+"""Tests of the user-facing API: errors and the option schema."""
