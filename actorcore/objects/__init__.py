@@ -1,0 +1,43 @@
+"""Objects: serialization and shared memory (DESIGN.md §5, "Small objects" / "Large objects").
+
+- `serialize` / `deserialize` (`serialization`): pickle protocol 5 with out-of-band buffers
+  laid out in one region; below `INLINE_THRESHOLD` the bytes (`Serialized.to_bytes`) travel
+  inline, above it they go to shared memory.
+- `create_segment` / `open_segment` / `unlink_segment` / `cleanup_session` (`shm`): POSIX
+  shared-memory segments ``actorcore-<session>-<object_id>`` without a resource tracker.
+- `put_shared` / `get_shared` (`shared`): write an object into its segment; read it back
+  zero-copy from a read-only mapping.
+"""
+
+from .serialization import ALIGNMENT, INLINE_THRESHOLD, Serialized, deserialize, serialize
+from .shared import get_shared, put_shared
+from .shm import (
+    SEGMENT_PREFIX,
+    Segment,
+    SharedMemoryFullError,
+    cleanup_session,
+    create_segment,
+    list_segments,
+    open_segment,
+    segment_name,
+    unlink_segment,
+)
+
+__all__ = [
+    "ALIGNMENT",
+    "INLINE_THRESHOLD",
+    "SEGMENT_PREFIX",
+    "Segment",
+    "Serialized",
+    "SharedMemoryFullError",
+    "cleanup_session",
+    "create_segment",
+    "deserialize",
+    "get_shared",
+    "list_segments",
+    "open_segment",
+    "put_shared",
+    "segment_name",
+    "serialize",
+    "unlink_segment",
+]

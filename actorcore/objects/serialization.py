@@ -1,0 +1,254 @@
+"""Object (de)serialization with out-of-band buffers (DESIGN.md §5: "pickle 5 for data",
+small objects inline, large ones in shared memory read zero-copy).
+
+`serialize(value)` pickles with protocol 5 and a ``buffer_callback``: the raw memory of
+numpy arrays (and of any `pickle.PickleBuffer`) is kept *out of band* as memoryviews of
+the original memory instead of being copied into the pickle stream. The result, a
+`Serialized`, is laid out in one contiguous region by `write_into` (a writable memoryview,
+e.g. a shared-memory mapping), `write_to_fd` (a file, e.g. a shm fd, with ``pwrite``) or
+`to_bytes` (inline transfer). `deserialize(view)` reads that layout back; out-of-band
+buffers are handed to `pickle.loads` as read-only slices of ``view``, so numpy arrays come
+back read-only and zero-copy, backed by whatever backs ``view`` (and keeping it alive).
+
+Layout (all integers little-endian)::
+
+    0   magic b"ACOB" | u16 version | u16 flags (0) | u64 nbuffers | u64 inband_len   (24 bytes)
+    24  nbuffers x (u64 offset, u64 length)    offsets from the start of the region
+    ..  inband pickle stream
+    ..  buffer 0, at a multiple of ALIGNMENT (64) from the region's start; zero padding before
+    ..  buffer 1, ...
+
+Choices:
+
+- Plain `pickle` first (fastest); cloudpickle (same protocol, same ``buffer_callback``)
+  when plain pickle fails (lambdas, closures, local classes) *or* when its stream refers
+  to ``__main__`` (a class or function of the driver's script would be pickled by
+  reference and could not be loaded by a worker; cloudpickle pickles those by value).
+  Both failing raises `TypeError` naming the value's type and the pickling error.
+- A top-level non-contiguous numpy array is first copied to a contiguous one so its data
+  still travels out of band (numpy itself would copy it into the pickle stream, which
+  `write_into` would then copy again). Nested non-contiguous arrays are pickled in band by
+  numpy: correct, one copy more. Object-dtype arrays are always in band.
+- Out-of-band buffers keep their source alive: a `Serialized` references the arrays it was
+  made from until it is dropped; do not mutate them before it has been written.
+
+Measured (Linux VM, 2 vCPU, Python 3.11, numpy 2.4; ``benchmarks``-style best of 5):
+
+- small values (a dict of a few ints and strings): `serialize` + `to_bytes` costs about
+  1 µs over ``pickle.dumps``; `deserialize` about 0.5 µs over ``pickle.loads``.
+- a 100 MB float64 array: `serialize` ≈ 20 µs (no copy); `write_into` a warm bytearray
+  ≈ 10 ms (one memcpy per buffer, ~10 GB/s, the same as a bare ``memoryview`` copy);
+  into a fresh shared-memory mapping the first-touch page faults dominate (≈ 65 ms), so
+  `put_shared` writes with ``pwrite`` instead (≈ 40 ms); see `actorcore.objects.shared`.
+  `deserialize` of it from a mapping ≈ 10 µs (no copy).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import struct
+import sys
+from typing import Any
+
+import cloudpickle
+
+__all__ = [
+    "ALIGNMENT",
+    "INLINE_THRESHOLD",
+    "Serialized",
+    "deserialize",
+    "serialize",
+]
+
+PROTOCOL = 5
+#: objects whose `Serialized.total_size` is below this travel inline (DESIGN.md §5).
+INLINE_THRESHOLD = 100 * 1024
+#: out-of-band buffers start at multiples of this from the region's start (a cache line;
+#: mappings are page aligned, so numpy arrays read from shared memory are aligned too).
+ALIGNMENT = 64
+
+MAGIC = b"ACOB"
+VERSION = 1
+_HEADER = struct.Struct("<4sHHQQ")  # magic, version, flags, nbuffers, inband_len
+_ENTRY = struct.Struct("<QQ")  # offset, length
+_HEADER_SIZE = _HEADER.size
+_ENTRY_SIZE = _ENTRY.size
+_ZEROS = bytes(ALIGNMENT)
+
+_dumps = pickle.dumps
+_loads = pickle.loads
+_cloud_dumps = cloudpickle.dumps
+
+
+class Serialized:
+    """A value pickled with its out-of-band buffers, ready to be laid out in one region.
+
+    ``inband`` is the pickle stream, ``buffers`` the raw out-of-band memory (1-D, format
+    ``"B"``, contiguous, referencing the original objects), ``total_size`` the size of the
+    laid-out region (header + inband + aligned buffers).
+    """
+
+    __slots__ = ("inband", "buffers", "total_size", "_offsets")
+
+    def __init__(self, inband: bytes, buffers: list[memoryview] | None = None) -> None:
+        self.inband = inband
+        if not buffers:
+            self.buffers = []
+            self._offsets = ()
+            self.total_size = _HEADER_SIZE + len(inband)
+            return
+        self.buffers = buffers
+        pos = _HEADER_SIZE + _ENTRY_SIZE * len(buffers) + len(inband)
+        offsets = []
+        for buf in buffers:
+            pos = (pos + ALIGNMENT - 1) & -ALIGNMENT
+            offsets.append(pos)
+            pos += buf.nbytes
+        self._offsets = offsets
+        self.total_size = pos
+
+    def __repr__(self) -> str:
+        return (
+            f"Serialized(total_size={self.total_size}, inband={len(self.inband)}, "
+            f"buffers={[b.nbytes for b in self.buffers]})"
+        )
+
+    def _head(self) -> bytes:
+        """Header, buffer table and inband stream: the region's first bytes."""
+        buffers = self.buffers
+        head = _HEADER.pack(MAGIC, VERSION, 0, len(buffers), len(self.inband))
+        if buffers:
+            head += b"".join(
+                [_ENTRY.pack(off, buf.nbytes) for off, buf in zip(self._offsets, buffers)]
+            )
+        return head + self.inband
+
+    def write_into(self, view: memoryview) -> int:
+        """Lay the value out at the start of ``view`` (writable, at least `total_size` bytes).
+
+        One memcpy per out-of-band buffer; padding is zeroed. Returns `total_size`.
+        """
+        if not isinstance(view, memoryview):
+            view = memoryview(view)
+        if view.format != "B" or view.ndim != 1:
+            view = view.cast("B")
+        total = self.total_size
+        if view.nbytes < total:
+            raise ValueError(f"target of {view.nbytes} bytes is too small for {total} bytes")
+        head = self._head()
+        pos = len(head)
+        view[:pos] = head
+        for off, buf in zip(self._offsets, self.buffers):
+            view[pos:off] = _ZEROS[: off - pos]
+            end = off + buf.nbytes
+            view[off:end] = buf
+            pos = end
+        return total
+
+    def write_to_fd(self, fd: int, offset: int = 0) -> int:
+        """Lay the value out in file ``fd`` at ``offset`` with ``os.pwrite`` (one kernel copy
+        per buffer; padding is left as a hole, which reads as zeros). Returns `total_size`.
+
+        Errors (e.g. ``ENOSPC``) propagate as `OSError`; the file may then be partly written.
+        """
+        _pwrite_all(fd, memoryview(self._head()), offset)
+        for off, buf in zip(self._offsets, self.buffers):
+            _pwrite_all(fd, buf, offset + off)
+        return self.total_size
+
+    def to_bytes(self) -> bytes:
+        """The same layout as `write_into`, as one bytes object (for inline transfer)."""
+        if not self.buffers:
+            return _HEADER.pack(MAGIC, VERSION, 0, 0, len(self.inband)) + self.inband
+        head = self._head()
+        parts: list[Any] = [head]
+        pos = len(head)
+        for off, buf in zip(self._offsets, self.buffers):
+            parts.append(_ZEROS[: off - pos])
+            parts.append(buf)
+            pos = off + buf.nbytes
+        return b"".join(parts)
+
+
+def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
+    done, size = 0, data.nbytes
+    while done < size:
+        done += os.pwrite(fd, data[done:], offset + done)
+
+
+def _contiguous_top_level(value: Any) -> Any:
+    """A top-level non-contiguous numpy array becomes contiguous (so it goes out of band)."""
+    np = sys.modules.get("numpy")
+    if np is not None and type(value) is np.ndarray:
+        flags = value.flags
+        if not (flags.c_contiguous or flags.f_contiguous) and not value.dtype.hasobject:
+            return np.ascontiguousarray(value)
+    return value
+
+
+def serialize(value: Any) -> Serialized:
+    """Pickle ``value`` (protocol 5, out-of-band buffers; cloudpickle as the fallback).
+
+    Raises `TypeError` naming the value's type and the pickling error when neither plain
+    pickle nor cloudpickle can handle it.
+    """
+    value = _contiguous_top_level(value)
+    raws: list[memoryview] = []
+
+    def keep(buf: pickle.PickleBuffer) -> None:
+        raws.append(buf.raw())
+
+    try:
+        inband = _dumps(value, PROTOCOL, buffer_callback=keep)
+        if b"__main__" not in inband:
+            return Serialized(inband, raws)
+    except Exception:
+        pass
+    raws.clear()
+    try:
+        inband = _cloud_dumps(value, PROTOCOL, buffer_callback=keep)
+    except Exception as exc:
+        cls = type(value)
+        raise TypeError(
+            f"cannot serialize a value of type {cls.__module__}.{cls.__qualname__} "
+            f"({type(exc).__name__}: {exc})"
+        ) from exc
+    return Serialized(inband, raws)
+
+
+def deserialize(view: memoryview | bytes | bytearray) -> Any:
+    """Read a value laid out by `Serialized.write_into` / `to_bytes`.
+
+    Out-of-band buffers are passed as read-only slices of ``view``: numpy arrays come back
+    read-only and zero-copy, and keep the memory behind ``view`` alive while they live.
+    Raises `ValueError` when ``view`` does not hold that layout.
+    """
+    if type(view) is not memoryview:
+        view = memoryview(view)
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
+    size = view.nbytes
+    if size < _HEADER_SIZE:
+        raise ValueError(f"not a serialized object: {size} bytes is shorter than the header")
+    magic, version, _flags, nbuffers, inband_len = _HEADER.unpack_from(view)
+    if magic != MAGIC:
+        raise ValueError(f"not a serialized object: bad magic {bytes(magic)!r}")
+    if version != VERSION:
+        raise ValueError(f"serialized object of version {version}; this reader knows {VERSION}")
+    start = _HEADER_SIZE + _ENTRY_SIZE * nbuffers
+    end = start + inband_len
+    if end > size:
+        raise ValueError(f"truncated serialized object: needs {end} bytes, has {size}")
+    if not nbuffers:
+        return _loads(view[start:end])
+    if not view.readonly:
+        view = view.toreadonly()
+    buffers = []
+    for off, length in _ENTRY.iter_unpack(view[_HEADER_SIZE:start]):
+        if off < end or off + length > size:
+            raise ValueError(
+                f"corrupt serialized object: buffer [{off}, {off + length}) outside [{end}, {size})"
+            )
+        buffers.append(view[off : off + length])
+    return _loads(view[start:end], buffers=buffers)

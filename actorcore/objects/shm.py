@@ -1,0 +1,259 @@
+"""Shared-memory segments, one per large object (DESIGN.md §5: "Large objects live in shared
+memory (one segment per object, sealed once written). Same-node readers map it read-only").
+
+POSIX shared memory through CPython's `_posixshmem` (``shm_open``/``shm_unlink``, on Linux
+and macOS) and `mmap`, *not* `multiprocessing.shared_memory`: its resource_tracker unlinks
+segments it believes leaked and warns at exit, while actorcore manages lifetimes itself
+(the owner frees an object; `cleanup_session` at node shutdown removes whatever is left).
+
+Choices:
+
+- Names are ``actorcore-<session>-<object_id>`` (`segment_name`); a session is
+  ``[A-Za-z0-9_]+`` (no ``-``), so ``actorcore-<session>-`` prefixes never overlap and
+  `cleanup_session` removes exactly one session's segments. On Linux it lists /dev/shm;
+  elsewhere it can only see the segments this process created (a registry).
+- `create_segment` reserves the memory with ``posix_fallocate`` where available (Linux):
+  tmpfs allocates lazily, and a write through a mapping to memory that cannot be allocated
+  kills the process with SIGBUS; reserving first turns that into `SharedMemoryFullError`.
+- `open_segment` maps read-only (``PROT_READ``): the memoryview is read-only, so numpy
+  arrays built on it are too, and no reader can corrupt a sealed object.
+- Lifetime of a mapping: `Segment.close` releases the segment's own view and closes the
+  mmap, which unmaps at once when nothing else uses it. When slices of the view are still
+  exported (numpy arrays returned by `deserialize`), closing is deferred, never an error:
+  each slice holds the mmap object through the memoryview chain, and CPython unmaps it when
+  the last one is garbage-collected. Unlinking a name never invalidates existing mappings.
+- File descriptors: on Python >= 3.13 mappings keep no descriptor (``trackfd=False``); on
+  older Pythons each *live* mapping holds one dup'd descriptor (mmap's own), so a process
+  holding thousands of zero-copy arrays at once needs a matching ``RLIMIT_NOFILE``. Writer
+  mappings are closed right after writing and cost nothing afterwards.
+
+Measured (Linux VM, tmpfs /dev/shm): creating and mapping a segment ≈ 15 µs; opening
+and mapping one read-only ≈ 10 µs independent of its size (pages are faulted in on first
+access, ≈ 7 ms per 100 MB).
+"""
+
+from __future__ import annotations
+
+import errno
+import mmap
+import os
+import re
+import sys
+import threading
+
+import _posixshmem
+
+__all__ = [
+    "SEGMENT_PREFIX",
+    "Segment",
+    "SharedMemoryFullError",
+    "cleanup_session",
+    "create_segment",
+    "list_segments",
+    "open_segment",
+    "segment_name",
+    "unlink_segment",
+]
+
+SEGMENT_PREFIX = "actorcore-"
+_SHM_DIR = "/dev/shm"
+_SESSION_RE = re.compile(r"[A-Za-z0-9_]+")
+_OBJECT_ID_RE = re.compile(r"[A-Za-z0-9_.\-]+")
+_MMAP_EXTRA = {"trackfd": False} if sys.version_info >= (3, 13) else {}
+_HAS_FALLOCATE = hasattr(os, "posix_fallocate")
+_WRITER_FLAGS = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+
+# Where /dev/shm cannot be listed (macOS), the names of segments this process created and
+# has not unlinked are all `cleanup_session` can find. On Linux no registry is kept (it
+# would grow with every segment created here but unlinked by another process).
+_USE_REGISTRY = not os.path.isdir(_SHM_DIR)
+_created: set[str] = set()
+_created_lock = threading.Lock()
+
+
+class SharedMemoryFullError(OSError):
+    """Shared memory (/dev/shm) has no room for a new segment."""
+
+    def __init__(self, name: str, size: int) -> None:
+        detail = ""
+        try:
+            st = os.statvfs(_SHM_DIR)
+            detail = (
+                f"; {st.f_bavail * st.f_frsize} bytes free of {st.f_blocks * st.f_frsize} "
+                f"in {_SHM_DIR}"
+            )
+        except OSError:
+            pass
+        super().__init__(
+            errno.ENOSPC,
+            f"shared memory is full: cannot allocate {size} bytes for segment {name!r}{detail}",
+        )
+        self.name = name
+        self.size = size
+
+
+def segment_name(session: str, object_id: str) -> str:
+    """``actorcore-<session>-<object_id>``; session ``[A-Za-z0-9_]+``, id ``[A-Za-z0-9_.-]+``."""
+    if not _SESSION_RE.fullmatch(session):
+        raise ValueError(f"session must match [A-Za-z0-9_]+, got {session!r}")
+    if not _OBJECT_ID_RE.fullmatch(object_id):
+        raise ValueError(f"object id must match [A-Za-z0-9_.-]+, got {object_id!r}")
+    return f"{SEGMENT_PREFIX}{session}-{object_id}"
+
+
+def _path(name: str) -> str:
+    if not name or "/" in name:
+        raise ValueError(f"bad segment name {name!r}")
+    return "/" + name
+
+
+class Segment:
+    """A mapped shared-memory segment: ``name``, ``size``, ``readonly`` and ``view``."""
+
+    __slots__ = ("name", "size", "readonly", "_mmap", "_view", "__weakref__")
+
+    def __init__(self, name: str, mm: mmap.mmap, size: int, readonly: bool) -> None:
+        self.name = name
+        self.size = size
+        self.readonly = readonly
+        self._mmap: mmap.mmap | None = mm
+        self._view: memoryview | None = memoryview(mm)
+
+    @property
+    def view(self) -> memoryview:
+        """The whole mapping as a 1-D byte memoryview (read-only for `open_segment`)."""
+        view = self._view
+        if view is None:
+            raise ValueError(f"segment {self.name!r} is closed")
+        return view
+
+    @property
+    def closed(self) -> bool:
+        return self._view is None
+
+    def close(self) -> None:
+        """Release this segment's mapping; idempotent, never fails because of exported views.
+
+        Unmaps at once if no slice of `view` is alive; otherwise the mapping lives until
+        the last one is dropped. Does not unlink the name (see `unlink_segment`).
+        """
+        view, self._view = self._view, None
+        mm, self._mmap = self._mmap, None
+        if view is not None:
+            try:
+                view.release()
+            except BufferError:  # `view` itself is exported (e.g. np.frombuffer(seg.view))
+                pass
+        if mm is not None:
+            try:
+                mm.close()
+            except BufferError:  # slices alive: unmapped when the last one is collected
+                pass
+
+    def __enter__(self) -> Segment:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._view is None else ("ro" if self.readonly else "rw")
+        return f"<Segment {self.name} size={self.size} {state}>"
+
+
+def create_segment(name: str, size: int) -> Segment:
+    """Create segment ``name`` of ``size`` bytes (mode 0600, must not exist) and map it writable.
+
+    Raises `FileExistsError` if it exists and `SharedMemoryFullError` if /dev/shm has no room.
+    """
+    if size <= 0:
+        raise ValueError(f"segment size must be positive, got {size}")
+    fd = _create_fd(name, size, reserve=True)
+    try:
+        # Pre-fault the whole mapping (Linux): the writer fills all of it anyway.
+        mm = mmap.mmap(fd, size, flags=_WRITER_FLAGS, prot=mmap.PROT_READ | mmap.PROT_WRITE,
+                       **_MMAP_EXTRA)
+    except BaseException:
+        os.close(fd)
+        unlink_segment(name)
+        raise
+    os.close(fd)
+    return Segment(name, mm, size, readonly=False)
+
+
+def _create_fd(name: str, size: int, *, reserve: bool) -> int:
+    """Create segment ``name`` sized ``size`` and return its read-write fd (registered).
+
+    ``reserve`` allocates the memory now (``posix_fallocate``) so that later writes through
+    a mapping cannot SIGBUS; without it the file is sparse (fine for ``pwrite``, which
+    reports ``ENOSPC`` as an error).
+    """
+    fd = _posixshmem.shm_open(_path(name), os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+    if _USE_REGISTRY:
+        with _created_lock:
+            _created.add(name)
+    try:
+        if reserve and _HAS_FALLOCATE:
+            try:
+                os.posix_fallocate(fd, 0, size)
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.ENOMEM, errno.EFBIG):
+                    raise SharedMemoryFullError(name, size) from exc
+                if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                    raise
+                os.ftruncate(fd, size)
+        else:
+            os.ftruncate(fd, size)
+    except BaseException:
+        os.close(fd)
+        unlink_segment(name)
+        raise
+    return fd
+
+
+def open_segment(name: str, size: int | None = None) -> Segment:
+    """Map existing segment ``name`` read-only; ``size`` defaults to the segment's size.
+
+    Raises `FileNotFoundError` if there is no such segment, `ValueError` if ``size``
+    exceeds it.
+    """
+    fd = _posixshmem.shm_open(_path(name), os.O_RDONLY, 0)
+    try:
+        if size is None:
+            size = os.fstat(fd).st_size
+        if size <= 0:
+            raise ValueError(f"segment {name!r}: cannot map {size} bytes")
+        mm = mmap.mmap(fd, size, access=mmap.ACCESS_READ, **_MMAP_EXTRA)
+    finally:
+        os.close(fd)
+    return Segment(name, mm, size, readonly=True)
+
+
+def unlink_segment(name: str) -> bool:
+    """Remove segment ``name``; existing mappings stay valid. Idempotent: returns whether
+    a segment was removed."""
+    if _USE_REGISTRY:
+        with _created_lock:
+            _created.discard(name)
+    try:
+        _posixshmem.shm_unlink(_path(name))
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def list_segments(session: str | None = None) -> list[str]:
+    """Names of existing actorcore segments (of ``session`` if given), sorted.
+
+    On Linux from /dev/shm; elsewhere only those this process created.
+    """
+    prefix = SEGMENT_PREFIX if session is None else segment_name(session, "x")[:-1]
+    if _USE_REGISTRY:
+        with _created_lock:
+            return sorted(n for n in _created if n.startswith(prefix))
+    return sorted(n for n in os.listdir(_SHM_DIR) if n.startswith(prefix))
+
+
+def cleanup_session(session: str) -> int:
+    """Unlink every segment of ``session`` (node shutdown); returns how many were removed."""
+    return sum(unlink_segment(name) for name in list_segments(session))
