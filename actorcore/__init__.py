@@ -1,8 +1,8 @@
 """actorcore: Ray Core's programming model (tasks, actors, objects) built the Akka/Erlang way.
 
-The Ray-compatible API arrives with later issues; today the package holds the actor kernel
-(`actorcore.kernel`), the etcd control-store client (`actorcore.gcs`) and the command line.
-Supervision trees live in the sibling package `supervisor`.
+`import actorcore as ray` runs a Ray Core program: this module re-exports Ray's API names.
+Inside, every component is an actor of `actorcore.kernel`; supervision trees come from the
+sibling package `supervisor`; etcd is the control store (`actorcore.gcs`).
 """
 
 import os as _os
@@ -11,6 +11,71 @@ import os as _os
 # log "skipping fork() handlers" noise (and cannot make a forked gRPC usable anyway).
 _os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
+from . import exceptions  # noqa: E402
 from ._version import __version__  # noqa: E402
+from .actor import ActorClass, ActorHandle, method  # noqa: E402
+from .api import (  # noqa: E402
+    available_resources,
+    cancel,
+    cluster_resources,
+    get,
+    get_actor,
+    get_runtime_context,
+    init,
+    is_initialized,
+    kill,
+    nodes,
+    put,
+    shutdown,
+    wait,
+)
+from .object_ref import ObjectRef  # noqa: E402
+from .remote_function import RemoteFunction  # noqa: E402
 
-__all__ = ["__version__"]
+
+def remote(*args, **options):
+    """`@remote`, or `@remote(num_cpus=..., ...)`, on a function or a class."""
+    if len(args) == 1 and not options and callable(args[0]):
+        return _make_remote(args[0], {})
+    if args:
+        raise TypeError(
+            "remote() takes a function or class, or only keyword options: @remote or @remote(num_cpus=1)"
+        )
+
+    def decorate(function_or_class):
+        return _make_remote(function_or_class, options)
+
+    return decorate
+
+
+def _make_remote(target, options: dict):
+    if isinstance(target, type):
+        return ActorClass(target, options)
+    if callable(target):
+        return RemoteFunction(target, options)
+    raise TypeError(f"@remote applies to functions and classes, not {type(target).__qualname__}")
+
+
+__all__ = [
+    "ActorClass",
+    "ActorHandle",
+    "ObjectRef",
+    "RemoteFunction",
+    "__version__",
+    "available_resources",
+    "cancel",
+    "cluster_resources",
+    "exceptions",
+    "get",
+    "get_actor",
+    "get_runtime_context",
+    "init",
+    "is_initialized",
+    "kill",
+    "method",
+    "nodes",
+    "put",
+    "remote",
+    "shutdown",
+    "wait",
+]

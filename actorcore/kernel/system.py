@@ -383,6 +383,14 @@ class ActorSystem:
                 "(use system.run(coro) from other threads)"
             )
 
+    def ask_sync(self, ref: ActorRef, message: Any, timeout: float | None = 30.0) -> Any:
+        """`ref.ask(message, timeout)` from a thread other than the system's; blocks for the reply."""
+
+        async def ask() -> Any:
+            return await ref.ask(message, timeout)
+
+        return self.run(ask())
+
     def run(self, coroutine, timeout: float | None = None) -> Any:
         """Run a coroutine on the system's loop from another thread and return its result."""
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)

@@ -1,0 +1,292 @@
+"""Ray's public API (DESIGN.md §2, §9): init/shutdown, get/put/wait, cancel, kill, get_actor...
+
+A driver's `init()` starts, for local mode, a throwaway etcd, the node process (which starts
+its warm pool of workers) and this process's actor system with its CoreWorker. Worker
+processes set their CoreWorker with `_set_runtime`, so the same functions work inside tasks.
+As in Ray, the first `.remote()`, `put` or `get` without `init()` initializes with defaults.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from typing import Any
+
+from . import exceptions as exc
+from ._logging import get_logger
+from .core_worker import CoreWorker
+from .kernel import Actor, ActorSystem
+from .object_ref import ObjectRef
+from .protocol import LogLines, Shutdown
+from .runtime_context import RuntimeContext
+
+log = get_logger(__name__)
+
+_core: CoreWorker | None = None
+_local: _LocalCluster | None = None
+_init_lock = threading.RLock()
+
+#: Ray's init() keywords that have no meaning here and are accepted as no-ops.
+_IGNORED_INIT_KWARGS = {
+    "include_dashboard", "dashboard_host", "dashboard_port", "configure_logging", "log_to_driver",
+    "_node_ip_address", "object_store_memory", "runtime_env", "_temp_dir", "local_mode",
+    "_system_config", "logging_format", "_enable_object_reconstruction",
+}
+
+
+class LogSink(Actor):
+    """Prints worker output on the driver's terminal, prefixed with the worker's pid as Ray does."""
+
+    async def receive(self, message):
+        if isinstance(message, LogLines):
+            target = sys.stdout if message.stream == "stdout" else sys.stderr
+            for text in message.lines:
+                print(f"(pid={message.pid}) {text}", file=target, flush=True)
+
+
+class _LocalCluster:
+    """What init() started in local mode, stopped in reverse order by shutdown()."""
+
+    def __init__(self) -> None:
+        self.etcd = None
+        self.system: ActorSystem | None = None
+        self.node: subprocess.Popen | None = None
+        self.node_info: dict | None = None
+        self.session = uuid.uuid4().hex[:12]
+
+    def start(self, num_cpus: float, num_gpus: float, resources: dict, log_to_driver: bool) -> None:
+        from .gcs import EtcdServer
+
+        self.etcd = EtcdServer().start()
+        self.system = ActorSystem.start_in_thread(name="driver")
+        sink = self.system.run(_spawn(self.system, LogSink, "log_sink"))
+        read_fd, write_fd = os.pipe()
+        config = {
+            "etcd": self.etcd.endpoint, "session": self.session, "num_cpus": num_cpus,
+            "num_gpus": num_gpus, "resources": resources, "driver": sink.to_uri(),
+            "log_sink": sink.to_uri() if log_to_driver else None, "ready_fd": write_fd,
+            "cwd": os.getcwd(), "sys_path": [p or os.getcwd() for p in sys.path],
+        }
+        self.node = subprocess.Popen(
+            [sys.executable, "-m", "actorcore.node", json.dumps(config)],
+            pass_fds=(write_fd,), stdin=subprocess.DEVNULL,
+        )
+        os.close(write_fd)
+        with os.fdopen(read_fd) as ready:
+            line = ready.readline()
+        if not line:
+            code = self.node.wait(10)
+            raise exc.RayError(f"the node process exited with code {code} before it was ready (see its output above)")
+        self.node_info = json.loads(line)
+
+    def stop(self) -> None:
+        if self.node is not None and self.node.poll() is None:
+            try:
+                node = self.system.ref_from_uri(self.node_info["node"]) if self.node_info else None
+                if node is not None:
+                    node.tell(Shutdown())
+                self.node.wait(15)
+            except subprocess.TimeoutExpired:
+                self.node.kill()
+                self.node.wait(5)
+            except Exception:
+                self.node.terminate()
+                self.node.wait(15)
+        if self.system is not None:
+            self.system.shutdown_sync()
+        if self.etcd is not None:
+            self.etcd.stop()
+        from .objects import cleanup_session
+
+        cleanup_session(self.session)
+
+
+async def _spawn(system: ActorSystem, factory, name: str, *args):
+    return system.spawn(factory, *args, name=name)
+
+
+async def _make_core(system: ActorSystem, node: dict, namespace: str) -> CoreWorker:
+    return CoreWorker(system, node, job_id="01", namespace=namespace, is_driver=True)
+
+
+def _set_runtime(core: CoreWorker) -> None:
+    global _core
+    _core = core
+
+
+def _runtime_or_none() -> CoreWorker | None:
+    return _core
+
+
+def _runtime() -> CoreWorker:
+    if _core is None:
+        init()
+    return _core
+
+
+def is_initialized() -> bool:
+    return _core is not None
+
+
+def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus: float | None = None,
+         resources: dict | None = None, namespace: str | None = None, ignore_reinit_error: bool = False,
+         logging_level: int = logging.ERROR, log_to_driver: bool = True, **kwargs: Any):
+    """Start (local mode) or join a cluster and make this process a driver."""
+    global _core, _local
+    unknown = set(kwargs) - _IGNORED_INIT_KWARGS
+    if unknown:
+        raise TypeError(f"init() got unexpected keyword argument(s): {', '.join(sorted(unknown))}")
+    with _init_lock:
+        if _core is not None:
+            if ignore_reinit_error:
+                return RuntimeContext(_core)
+            raise RuntimeError(
+                "Maybe you called init() twice by accident? This error can be suppressed by passing "
+                "ignore_reinit_error=True, or by calling shutdown() first."
+            )
+        if address not in (None, "local"):
+            raise NotImplementedError(
+                f"init(address={address!r}): joining a running cluster comes with `actorcore start`; "
+                "call init() with no address for a local cluster"
+            )
+        if resources is not None and not isinstance(resources, dict):
+            raise TypeError(f"resources must be a dict of name -> quantity, got {resources!r}")
+        for name in (resources or {}):
+            if name in ("CPU", "GPU"):
+                raise ValueError(f"use num_cpus/num_gpus instead of resources={{{name!r}: ...}}")
+        logging.getLogger("actorcore").setLevel(logging_level)
+        cluster = _LocalCluster()
+        try:
+            cluster.start(num_cpus if num_cpus is not None else (os.cpu_count() or 1), num_gpus or 0,
+                          resources or {}, log_to_driver)
+            _core = cluster.system.run(_make_core(cluster.system, cluster.node_info, namespace or uuid.uuid4().hex))
+        except BaseException:
+            cluster.stop()
+            raise
+        _local = cluster
+        return RuntimeContext(_core)
+
+
+def shutdown() -> None:
+    """Stop everything init() started; init() may be called again afterwards."""
+    global _core, _local
+    with _init_lock:
+        cluster, _local = _local, None
+        _core = None
+        if cluster is not None:
+            cluster.stop()
+
+
+atexit.register(shutdown)
+
+
+# -- objects ------------------------------------------------------------------------------
+
+def put(value: Any) -> ObjectRef:
+    return _runtime().put(value)
+
+
+def get(object_refs, *, timeout: float | None = None):
+    core = _runtime()
+    if isinstance(object_refs, ObjectRef):
+        return core.get([object_refs], timeout)[0]
+    if isinstance(object_refs, (list, tuple)):
+        for index, ref in enumerate(object_refs):
+            if not isinstance(ref, ObjectRef):
+                raise TypeError(
+                    f"get() takes an ObjectRef or a list of ObjectRefs; item {index} is a "
+                    f"{type(ref).__qualname__}"
+                )
+        return core.get(list(object_refs), timeout)
+    raise TypeError(
+        f"get() takes an ObjectRef or a list of ObjectRefs, got a {type(object_refs).__qualname__}"
+    )
+
+
+def wait(object_refs, *, num_returns: int = 1, timeout: float | None = None, fetch_local: bool = True):
+    if isinstance(object_refs, ObjectRef):
+        raise TypeError("wait() expects a list of ObjectRefs, not a single ObjectRef: wrap it in a list")
+    if not isinstance(object_refs, (list, tuple)):
+        raise TypeError(f"wait() expects a list of ObjectRefs, got a {type(object_refs).__qualname__}")
+    refs = list(object_refs)
+    for index, ref in enumerate(refs):
+        if not isinstance(ref, ObjectRef):
+            raise TypeError(f"wait() expects a list of ObjectRefs; item {index} is a {type(ref).__qualname__}")
+    if len(set(refs)) != len(refs):
+        raise ValueError("wait() requires a list of unique ObjectRefs; this one has duplicates")
+    if not isinstance(num_returns, int) or num_returns < 1 and refs:
+        raise ValueError(f"num_returns must be a positive int, got {num_returns!r}")
+    if num_returns > len(refs):
+        raise ValueError(f"num_returns ({num_returns}) cannot be greater than the number of refs ({len(refs)})")
+    if timeout is not None and timeout < 0:
+        raise ValueError(f"timeout must be None or >= 0, got {timeout!r}")
+    if not refs:
+        return [], []
+    return _runtime().wait(refs, num_returns, timeout)
+
+
+def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
+    if not isinstance(object_ref, ObjectRef):
+        raise TypeError(f"cancel() takes an ObjectRef, got a {type(object_ref).__qualname__}")
+    _runtime().cancel(object_ref, force)
+
+
+# -- actors -------------------------------------------------------------------------------
+
+def kill(actor, *, no_restart: bool = True) -> None:
+    from .actor import ActorHandle
+
+    if not isinstance(actor, ActorHandle):
+        raise TypeError(f"kill() takes an actor handle, got a {type(actor).__qualname__}")
+    _runtime().kill_actor(actor, no_restart)
+
+
+def get_actor(name: str, namespace: str | None = None):
+    import pickle
+
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"get_actor() needs a non-empty actor name, got {name!r}")
+    core = _runtime()
+    blob = core.lookup_actor(name, namespace or core.namespace)
+    if blob is None:
+        where = f" in namespace {namespace!r}" if namespace else ""
+        raise ValueError(f"Failed to look up actor with name '{name}'{where}: no such actor (or it was killed)")
+    return pickle.loads(blob)
+
+
+# -- cluster information ------------------------------------------------------------------
+
+def available_resources() -> dict:
+    return _runtime().resources(available=True)
+
+
+def cluster_resources() -> dict:
+    return _runtime().resources(available=False)
+
+
+def nodes() -> list[dict]:
+    core = _runtime()
+    infos = core.system.ask_sync(core.gcs, "nodes", timeout=30)
+    return [
+        {"NodeID": info["node_id"], "Alive": True, "NodeManagerAddress": info.get("address", "127.0.0.1"),
+         "Resources": info.get("resources", {}), "alive": True}
+        for info in infos
+    ]
+
+
+def get_runtime_context() -> RuntimeContext:
+    return RuntimeContext(_runtime())
+
+
+def timeline(*args, **kwargs):  # pragma: no cover - Ray compatibility
+    raise NotImplementedError("timeline() is not supported")
+
+
+_ = time

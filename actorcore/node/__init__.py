@@ -1,0 +1,6 @@
+"""The node (the raylet, DESIGN.md §2, §4): a process whose parts are actors.
+
+`scheduler.py` grants worker leases, `worker_pool.py` supervises worker processes,
+`object_store.py` keeps the node's shared-memory objects, `gcs_link.py` is the node's etcd
+session; `main.py` starts them under one root supervisor.
+"""

@@ -1,0 +1,201 @@
+"""The Scheduler actor (DESIGN.md §4, §5): worker leases for resource shapes.
+
+A submitter asks for a lease (`RequestLease`); the Scheduler answers when the node has the
+resources and an idle worker, holding the resources until the lease is returned. Requests it
+cannot grant yet wait in FIFO order per shape; a request no node could ever satisfy warns once
+and waits. A leased worker blocked in `get` lends its CPUs back (`LeaseBlocked`), so nested
+tasks cannot deadlock the pool; the pool then starts extra workers.
+
+The Scheduler is not on the per-task path: a submitter keeps its lease for as long as it has
+tasks of that shape.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from dataclasses import dataclass
+
+from .._logging import get_logger
+from ..kernel import Actor, ActorRef, Reply, Terminated
+from ..protocol import (
+    CancelLeaseRequests,
+    GetResources,
+    LeaseBlocked,
+    LeaseGranted,
+    LeaseUnblocked,
+    RequestLease,
+    ReturnLease,
+    WorkerReady,
+)
+
+log = get_logger(__name__)
+
+
+@dataclass(slots=True)
+class Lease:
+    lease_id: int
+    worker: ActorRef
+    pid: int
+    shape: dict
+    owner: ActorRef
+    for_actor: bool
+    blocked: bool = False
+
+
+@dataclass(slots=True)
+class WorkerDied:
+    pid: int
+
+
+@dataclass(slots=True)
+class _Pending:
+    request: RequestLease
+    reply: Reply
+
+
+class Scheduler(Actor):
+    def __init__(self, total: dict[str, float], pool: ActorRef | None = None) -> None:
+        self.total = dict(total)
+        self.available = dict(total)
+        self.pool = pool
+        self.idle: deque[tuple[int, ActorRef]] = deque()
+        self.leases: dict[int, Lease] = {}
+        self.pending: deque[_Pending] = deque()
+        self.starting = 0
+        self.watched_owners: set[ActorRef] = set()
+        self._ids = itertools.count(1)
+        self._warned: set[tuple] = set()
+
+    async def receive(self, message):
+        if isinstance(message, RequestLease):
+            self._watch_owner(message.owner)
+            self.pending.append(_Pending(message, self.context.defer_reply()))
+            self._dispatch()
+        elif isinstance(message, ReturnLease):
+            self._return(message.lease_id, message.worker_died)
+            self._dispatch()
+        elif isinstance(message, WorkerReady):
+            self.starting = max(0, self.starting - 1)
+            self.idle.append((message.pid, message.executor))
+            self._dispatch()
+        elif isinstance(message, WorkerDied):
+            self._worker_died(message.pid)
+            self._dispatch()
+        elif isinstance(message, LeaseBlocked):
+            lease = self.leases.get(message.lease_id)
+            if lease is not None and not lease.blocked:
+                lease.blocked = True
+                self._give("CPU", lease.shape.get("CPU", 0.0))
+                self._dispatch()
+        elif isinstance(message, LeaseUnblocked):
+            lease = self.leases.get(message.lease_id)
+            if lease is not None and lease.blocked:
+                lease.blocked = False
+                self._take({"CPU": lease.shape.get("CPU", 0.0)})
+        elif isinstance(message, CancelLeaseRequests):
+            self._drop_owner(message.owner)
+        elif isinstance(message, GetResources):
+            return dict(self.available if message.available else self.total)
+        elif isinstance(message, Terminated):
+            self._drop_owner(message.ref)
+            self._dispatch()
+        elif isinstance(message, tuple) and message[0] == "pool":
+            _, self.pool, prestart = message
+            if prestart > 0:
+                self.starting += prestart
+                self.pool.tell(("start_workers", prestart))
+        elif message == "status":
+            return {
+                "idle": len(self.idle), "leases": len(self.leases),
+                "pending": len(self.pending), "starting": self.starting,
+            }
+        return None
+
+    # -- granting -------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        wanted_workers = 0
+        for pending in list(self.pending):
+            if pending.reply.done:  # the requester gave up or died
+                self.pending.remove(pending)
+                continue
+            shape = dict(pending.request.shape)
+            if not self._feasible(shape):
+                self._warn_infeasible(shape)
+                continue
+            if not self._fits(shape):
+                continue
+            if not self.idle:
+                wanted_workers += 1
+                continue
+            pid, worker = self.idle.popleft()
+            self._take(shape)
+            lease = Lease(next(self._ids), worker, pid, shape, pending.request.owner, pending.request.for_actor)
+            self.leases[lease.lease_id] = lease
+            self.pending.remove(pending)
+            pending.reply.send(LeaseGranted(lease.lease_id, worker, pid))
+        missing = wanted_workers - self.starting
+        if missing > 0 and self.pool is not None:
+            self.starting += missing
+            self.pool.tell(("start_workers", missing))
+
+    def _return(self, lease_id: int, worker_died: bool) -> None:
+        lease = self.leases.pop(lease_id, None)
+        if lease is None:
+            return
+        self._release(lease)
+        if not worker_died and not lease.for_actor:
+            self.idle.append((lease.pid, lease.worker))
+
+    def _release(self, lease: Lease) -> None:
+        shape = dict(lease.shape)
+        if lease.blocked:
+            shape.pop("CPU", None)
+        for name, quantity in shape.items():
+            self._give(name, quantity)
+
+    def _worker_died(self, pid: int) -> None:
+        self.idle = deque((p, w) for p, w in self.idle if p != pid)
+        for lease in [lease for lease in self.leases.values() if lease.pid == pid]:
+            del self.leases[lease.lease_id]
+            self._release(lease)
+
+    def _drop_owner(self, owner: ActorRef) -> None:
+        for pending in [p for p in self.pending if p.request.owner == owner]:
+            self.pending.remove(pending)
+        for lease in [lease for lease in self.leases.values() if lease.owner == owner]:
+            del self.leases[lease.lease_id]
+            self._release(lease)
+            if not lease.for_actor:
+                self.idle.append((lease.pid, lease.worker))
+        self.watched_owners.discard(owner)
+
+    def _watch_owner(self, owner: ActorRef) -> None:
+        if owner is not None and owner not in self.watched_owners:
+            self.watched_owners.add(owner)
+            self.context.watch(owner)
+
+    # -- resource arithmetic --------------------------------------------------------------
+
+    def _feasible(self, shape: dict) -> bool:
+        return all(self.total.get(name, 0.0) >= quantity for name, quantity in shape.items())
+
+    def _fits(self, shape: dict) -> bool:
+        return all(self.available.get(name, 0.0) >= quantity - 1e-9 for name, quantity in shape.items())
+
+    def _take(self, shape: dict) -> None:
+        for name, quantity in shape.items():
+            self.available[name] = self.available.get(name, 0.0) - quantity
+
+    def _give(self, name: str, quantity: float) -> None:
+        if quantity:
+            self.available[name] = min(self.total.get(name, 0.0), self.available.get(name, 0.0) + quantity)
+
+    def _warn_infeasible(self, shape: dict) -> None:
+        key = tuple(sorted(shape.items()))
+        if key in self._warned:
+            return
+        self._warned.add(key)
+        # The driver warns the user (it knows the cluster's totals); this is for the node's log.
+        log.info("infeasible resource request waits", shape=shape, total=self.total)

@@ -1,0 +1,107 @@
+"""The WorkerPool actor (DESIGN.md §4, §7): a simple_one_for_one supervisor of worker processes.
+
+It starts workers on the Scheduler's demand (`("start_workers", n)`), forwards each worker's
+stdout and stderr, line by line with the worker's pid, to the driver's log sink (as Ray
+prints `(pid=...)` lines), and tells the Scheduler when a worker process ends. Workers are
+`temporary` children for now: the Scheduler asks for new ones as it needs them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+from supervisor import Supervisor, process_spec
+
+from .._logging import get_logger
+from ..kernel import Actor, ActorRef
+from ..protocol import KillWorker, LogLines
+from .scheduler import WorkerDied
+
+log = get_logger(__name__)
+
+
+class WorkerPool(Actor):
+    def __init__(self, scheduler: ActorRef, worker_argv: list[str], env: dict, cwd: str,
+                 log_sink: ActorRef | None) -> None:
+        self.scheduler = scheduler
+        self.worker_argv = worker_argv
+        self.env = env
+        self.cwd = cwd
+        self.log_sink = log_sink
+        self.supervisor: Supervisor | None = None
+        self.children: dict[int, object] = {}
+        self.readers: set[asyncio.Task] = set()
+
+    async def pre_start(self) -> None:
+        spec = process_spec(
+            "worker", self.worker_argv, restart="temporary", shutdown=2.0, env=self.env,
+            cwd=self.cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            stdin=asyncio.subprocess.DEVNULL,
+        )
+        self.supervisor = Supervisor([spec], strategy="simple_one_for_one", max_restarts=-1,
+                                     name="worker-pool", on_event=self._on_event)
+        await self.supervisor.start()
+
+    async def post_stop(self) -> None:
+        if self.supervisor is not None:
+            await self.supervisor.shutdown(timeout=5.0)
+        for reader in list(self.readers):
+            try:
+                await asyncio.wait_for(reader, 1.0)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                pass
+
+    async def receive(self, message):
+        if isinstance(message, tuple) and message[0] == "start_workers":
+            for _ in range(message[1]):
+                await self.supervisor.start_child(())
+        elif isinstance(message, KillWorker):
+            child = self.children.get(message.pid)
+            if child is not None:
+                child.send_signal(9)
+        elif message == "pids":
+            return sorted(self.children)
+        return None
+
+    def _on_event(self, event) -> None:
+        if event.kind == "child_started":
+            child = event.child
+            self.children[child.pid] = child
+            for stream_name in ("stdout", "stderr"):
+                stream = getattr(child.process, stream_name)
+                task = asyncio.get_running_loop().create_task(self._forward(child.pid, stream_name, stream))
+                self.readers.add(task)
+                task.add_done_callback(self.readers.discard)
+        elif event.kind == "child_exited":
+            pid = getattr(event.child, "pid", None)
+            for known_pid, child in list(self.children.items()):
+                if child is event.child or known_pid == pid:
+                    del self.children[known_pid]
+                    self.scheduler.tell(WorkerDied(known_pid))
+
+    async def _forward(self, pid: int, stream_name: str, stream: asyncio.StreamReader) -> None:
+        target = sys.stdout if stream_name == "stdout" else sys.stderr
+        while True:
+            line = await stream.readline()
+            if not line:
+                return
+            text = line.decode(errors="replace").rstrip("\n")
+            if self.log_sink is not None:
+                self.log_sink.tell(LogLines(pid, stream_name, [text]))
+            else:
+                print(f"(pid={pid}) {text}", file=target, flush=True)
+
+
+def worker_environment(extra_sys_path: list[str]) -> dict:
+    env = dict(os.environ)
+    path = [p for p in extra_sys_path if p]
+    if env.get("PYTHONPATH"):
+        path.append(env["PYTHONPATH"])
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(path))
+    env["PYTHONUNBUFFERED"] = "1"  # worker output reaches the driver as it is printed
+    # One str-hash seed for every worker, so values hashed in one task (e.g. to pick a
+    # partition) hash the same in the next.
+    env.setdefault("PYTHONHASHSEED", "0")
+    return env

@@ -1,0 +1,203 @@
+"""Messages between drivers, nodes and workers (DESIGN.md §4, §5), carried by the actor kernel.
+
+Plain slotted dataclasses, pickled by the kernel's codec. Payloads of objects travel as
+`Inline` (the object's serialized bytes, for objects under 100 KiB) or `InShm` (the name and
+size of the shared-memory segment holding it), or `Failed` (the error a `get` raises).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+# -- object payloads ----------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Inline:
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class InShm:
+    name: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    error: BaseException
+
+
+Payload = Inline | InShm | Failed
+
+
+# -- scheduler: worker leases -------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class RequestLease:
+    """Ask the Scheduler for a worker able to hold `shape` (resource name -> quantity)."""
+
+    shape: tuple[tuple[str, float], ...]
+    owner: Any  # the requesting CoreWorker's ref: leases die with it
+    for_actor: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseGranted:
+    lease_id: int
+    worker: Any  # the worker's Executor ref
+    pid: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnLease:
+    lease_id: int
+    worker_died: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseBlocked:
+    """The leased worker waits in `get`: its CPUs are lent back until `LeaseUnblocked`."""
+
+    lease_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseUnblocked:
+    lease_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class CancelLeaseRequests:
+    owner: Any
+
+
+@dataclass(frozen=True, slots=True)
+class GetResources:
+    available: bool
+
+
+# -- functions ----------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class ExportFunction:
+    function_id: str
+    blob: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class GetFunction:
+    function_id: str
+
+
+# -- tasks and actor calls -----------------------------------------------------------------
+
+@dataclass(slots=True)
+class TaskSpec:
+    task_id: str
+    function_id: str  # function or actor class
+    name: str  # for messages: "f" or "Counter.incr"
+    args: list  # each: ("v", Payload) a resolved top-level ref or value, ("r", ObjectRef) unresolved
+    kwargs: dict
+    num_returns: int
+    owner: Any  # the CoreWorker that owns the returns
+    method: str | None = None  # actor method name
+    attempt: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ExecuteTask:
+    spec: TaskSpec
+    lease_id: int | None  # None for actor calls
+
+
+@dataclass(frozen=True, slots=True)
+class TaskResult:
+    returns: list  # one Payload per return
+    pid: int
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTask:
+    task_id: str
+    force: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BecomeActor:
+    """Turn a leased worker into the host of one actor (its `__init__` runs here)."""
+
+    spec: TaskSpec  # function_id: the class; args: the constructor's
+    actor_id: str
+    max_concurrency: int
+    is_async: bool
+
+
+# -- objects ------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class GetObject:
+    """Ask an object's owner for its payload (answered once it is ready)."""
+
+    object_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterSegment:
+    """A shared-memory segment now holds `object_id`; the ObjectStore frees it at the end."""
+
+    object_id: str
+    name: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class FreeObjects:
+    names: list
+
+
+# -- named actors, logs, lifecycle --------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class RegisterActor:
+    actor_id: str
+    namespace: str
+    name: str | None
+    record: bytes  # the pickled handle, for get_actor
+
+
+@dataclass(frozen=True, slots=True)
+class LookupActor:
+    namespace: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetActor:
+    actor_id: str
+    namespace: str
+    name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class KillWorker:
+    pid: int
+
+
+@dataclass(frozen=True, slots=True)
+class LogLines:
+    pid: int
+    stream: str  # "stdout" | "stderr"
+    lines: list = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerReady:
+    pid: int
+    executor: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Shutdown:
+    pass

@@ -1,0 +1,113 @@
+"""`@remote` functions (Ray's RemoteFunction): `.remote()`, `.options()`, export once.
+
+The function is pickled once (cloudpickle), named by the hash of its bytes, and exported to
+the GCS the first time it is called in a process; each call then sends only that id and
+the arguments (DESIGN.md §5: "each exported once, content-addressed").
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Callable
+
+import cloudpickle
+
+from . import api
+from . import options as opts
+from .core_worker import INLINE_THRESHOLD, to_payload
+from .object_ref import ObjectRef
+from .objects import serialize
+from .protocol import Inline
+
+
+class _Exported:
+    """A function or class pickled once, with its content-addressed id."""
+
+    __slots__ = ("obj", "_blob", "_id")
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+        self._blob: bytes | None = None
+        self._id: str | None = None
+
+    @property
+    def id(self) -> str:
+        if self._id is None:
+            try:
+                self._blob = cloudpickle.dumps(self.obj)
+            except Exception as error:
+                raise TypeError(f"{getattr(self.obj, '__qualname__', self.obj)!r} cannot be pickled to "
+                                f"ship it to workers: {error}") from error
+            self._id = hashlib.sha1(self._blob).hexdigest()
+        return self._id
+
+    def export_to(self, core) -> str:
+        function_id = self.id
+        if function_id not in core.exported:
+            core.export(function_id, self._blob)
+        return function_id
+
+
+def prepare_args(core, name: str, args: tuple, kwargs: dict) -> tuple[list, dict]:
+    """Serialize top-level arguments now (errors name the argument); refs stay refs."""
+
+    def prepare(value: Any, where: str):
+        if type(value) is ObjectRef:
+            return value
+        try:
+            serialized = serialize(value)
+        except TypeError as error:
+            raise TypeError(f"{where} of {name} ({type(value).__qualname__}) cannot be serialized: {error}") from None
+        if serialized.total_size < INLINE_THRESHOLD:
+            return Inline(serialized.to_bytes())
+        return core.put(value)  # large: into shared memory, freed when the task is done
+
+    prepared_args = [prepare(value, f"argument {index}") for index, value in enumerate(args)]
+    prepared_kwargs = {key: prepare(value, f"keyword argument {key!r}") for key, value in kwargs.items()}
+    return prepared_args, prepared_kwargs
+
+
+class RemoteFunction:
+    def __init__(self, function: Callable, options: dict) -> None:
+        self._function = function
+        self._name = getattr(function, "__qualname__", repr(function))
+        self._options = opts.validate("task", options, where=f"@remote on {self._name}")
+        self._resolved = opts.resolve("task", self._options, where=f"@remote on {self._name}")
+        self._exported = _Exported(function)
+        self.__doc__ = function.__doc__
+        self.__name__ = getattr(function, "__name__", self._name)
+        self.__wrapped__ = function
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError(
+            f"Remote functions cannot be called directly. Instead of running '{self.__name__}()', "
+            f"try '{self.__name__}.remote()'."
+        )
+
+    def remote(self, *args, **kwargs):
+        return self._remote(args, kwargs, self._resolved)
+
+    def options(self, **options) -> _BoundOptions:
+        where = f"{self.__name__}.options()"
+        validated = opts.validate("task", options, where=where)
+        return _BoundOptions(self, opts.resolve("task", self._options, validated, where=where))
+
+    def _remote(self, args: tuple, kwargs: dict, options: dict):
+        core = api._runtime()
+        function_id = self._exported.export_to(core)
+        prepared_args, prepared_kwargs = prepare_args(core, self.__name__, args, kwargs)
+        refs = core.submit_task(function_id, self.__name__, prepared_args, prepared_kwargs, options)
+        if options["num_returns"] == 1:
+            return refs[0]
+        if options["num_returns"] == 0:
+            return None
+        return refs
+
+
+class _BoundOptions:
+    def __init__(self, function: RemoteFunction, options: dict) -> None:
+        self._function = function
+        self._options = options
+
+    def remote(self, *args, **kwargs):
+        return self._function._remote(args, kwargs, self._options)
