@@ -10,9 +10,9 @@ if the segment was unlinked meanwhile).
 
 Choices: on Linux `put_shared` writes with ``pwrite`` into a sparse segment instead of
 through a mapping. Same bytes, one kernel copy per buffer, but no page fault per 4 KiB page
-and no ``posix_fallocate`` pass: measured for a 100 MB array ≈ 40 ms instead of ≈ 65-70 ms
-(fallocate + mapping + memcpy; the memcpy alone is ≈ 10 ms, the rest is tmpfs page
-allocation). tmpfs being full surfaces as ``ENOSPC`` from ``pwrite``, reported as
+and no ``posix_fallocate`` pass: measured for a 100 MB array 33 ms instead of 63-72 ms
+(fallocate + mapping + memcpy; the memcpy alone is 9 ms, the rest is tmpfs page
+allocation). `get_shared` of it takes ≈ 0.15 ms. tmpfs being full surfaces as ``ENOSPC`` from ``pwrite``, reported as
 `SharedMemoryFullError`. Elsewhere (macOS shm objects cannot be written with ``write``)
 it maps the segment writable and uses `Serialized.write_into`.
 """

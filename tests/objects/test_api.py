@@ -1,0 +1,23 @@
+"""The public surface of actorcore.objects, pinned: a change here is a change of API."""
+
+from __future__ import annotations
+
+import actorcore.objects
+
+
+def test_objects_exports():
+    assert sorted(actorcore.objects.__all__) == sorted([
+        "ALIGNMENT", "INLINE_THRESHOLD", "SEGMENT_PREFIX", "Segment", "Serialized",
+        "SharedMemoryFullError", "cleanup_session", "create_segment", "deserialize",
+        "get_shared", "list_segments", "open_segment", "put_shared", "segment_name",
+        "serialize", "unlink_segment",
+    ])
+    for name in actorcore.objects.__all__:
+        assert hasattr(actorcore.objects, name), name
+
+
+def test_modules_name_their_design_contract():
+    from actorcore.objects import serialization, shared, shm
+
+    for module in (actorcore.objects, serialization, shared, shm):
+        assert "DESIGN.md §" in module.__doc__, module.__name__
