@@ -219,16 +219,16 @@ def wait(object_refs, *, num_returns: int = 1, timeout: float | None = None, fet
     for index, ref in enumerate(refs):
         if not isinstance(ref, ObjectRef):
             raise TypeError(f"wait() expects a list of ObjectRefs; item {index} is a {type(ref).__qualname__}")
+    if not refs:
+        return [], []
     if len(set(refs)) != len(refs):
         raise ValueError("wait() requires a list of unique ObjectRefs; this one has duplicates")
-    if not isinstance(num_returns, int) or num_returns < 1 and refs:
+    if not isinstance(num_returns, int) or num_returns < 1:
         raise ValueError(f"num_returns must be a positive int, got {num_returns!r}")
     if num_returns > len(refs):
         raise ValueError(f"num_returns ({num_returns}) cannot be greater than the number of refs ({len(refs)})")
     if timeout is not None and timeout < 0:
         raise ValueError(f"timeout must be None or >= 0, got {timeout!r}")
-    if not refs:
-        return [], []
     return _runtime().wait(refs, num_returns, timeout)
 
 

@@ -27,5 +27,15 @@ def test_gcs_exports():
         assert hasattr(actorcore.gcs, name), name
 
 
-def test_top_level_is_only_the_version_for_now():
-    assert actorcore.__all__ == ["__version__"]
+def test_top_level_is_rays_api():
+    assert sorted(actorcore.__all__) == sorted([
+        "ActorClass", "ActorHandle", "ObjectRef", "RemoteFunction", "__version__",
+        "available_resources", "cancel", "cluster_resources", "exceptions", "get", "get_actor",
+        "get_runtime_context", "init", "is_initialized", "kill", "method", "nodes", "put",
+        "remote", "shutdown", "wait",
+    ])
+    for name in actorcore.__all__:
+        assert hasattr(actorcore, name), name
+    from actorcore.actor import ActorHandle  # importable under Ray's module path
+
+    assert ActorHandle is actorcore.ActorHandle
