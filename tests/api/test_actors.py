@@ -1,0 +1,160 @@
+"""Actors: state, call order, concurrency, handles as arguments, names, kill."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+import actorcore as ray
+from actorcore import exceptions as exc
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@ray.remote
+class Counter:
+    def __init__(self, start=0):
+        self.value = start
+
+    def incr(self, by=1):
+        self.value += by
+        return self.value
+
+    def get(self):
+        return self.value
+
+    @ray.method(num_returns=2)
+    def pair(self):
+        return self.value, -self.value
+
+    def fail(self):
+        raise KeyError("no such thing")
+
+
+@ray.remote
+def bump(counter, times):
+    return ray.get([counter.incr.remote() for _ in range(times)])[-1]
+
+
+def test_actor_keeps_state_and_calls_run_in_order(cluster):
+    counter = Counter.remote(10)
+    refs = [counter.incr.remote() for _ in range(50)]
+    assert ray.get(refs) == list(range(11, 61))
+    assert ray.get(counter.pair.remote()) == [60, -60]
+    with pytest.raises(KeyError):
+        ray.get(counter.fail.remote())
+    assert ray.get(counter.get.remote()) == 60  # an error in a call is not a failure
+
+
+def test_direct_calls_are_type_errors(cluster):
+    with pytest.raises(TypeError, match=r"Counter\.remote\(\)"):
+        Counter()
+    counter = Counter.remote()
+    with pytest.raises(TypeError, match=r"incr\.remote\(\)"):
+        counter.incr()
+
+
+def test_handles_can_be_passed_to_tasks(cluster):
+    counter = Counter.remote()
+    results = ray.get([bump.remote(counter, 5) for _ in range(4)])
+    assert max(results) == 20
+    assert ray.get(counter.get.remote()) == 20
+
+
+def test_named_actors_are_unique_and_free_after_kill(cluster):
+    first = Counter.options(name="unique-counter").remote()
+    ray.get(first.incr.remote())
+    with pytest.raises(exc.ActorAlreadyExistsError):
+        Counter.options(name="unique-counter").remote()
+    assert isinstance(exc.ActorAlreadyExistsError("x"), ValueError)
+    found = ray.get_actor("unique-counter")
+    assert ray.get(found.get.remote()) == 1
+    same = Counter.options(name="unique-counter", get_if_exists=True).remote()
+    assert ray.get(same.get.remote()) == 1
+    ray.kill(first)
+    with pytest.raises(exc.ActorDiedError):
+        ray.get(first.get.remote(), timeout=10)
+    with pytest.raises(ValueError, match="unique-counter"):
+        ray.get_actor("unique-counter")
+    again = Counter.options(name="unique-counter").remote(5)
+    assert ray.get(again.get.remote()) == 5
+
+
+def test_get_actor_unknown_name(cluster):
+    with pytest.raises(ValueError, match="no-such-actor"):
+        ray.get_actor("no-such-actor")
+
+
+def test_constructor_error_kills_the_actor(cluster):
+    @ray.remote
+    class Broken:
+        def __init__(self):
+            raise RuntimeError("cannot start")
+
+        def ping(self):
+            return "pong"
+
+    broken = Broken.remote()
+    with pytest.raises(exc.ActorDiedError, match="cannot start"):
+        ray.get(broken.ping.remote(), timeout=20)
+
+
+def test_async_actor_runs_calls_concurrently(cluster):
+    @ray.remote
+    class AsyncWaiter:
+        def __init__(self):
+            self.event = None
+
+        async def wait_for_others(self, n):
+            if self.event is None:
+                self.event = asyncio.Event()
+                self.count = 0
+            self.count += 1
+            if self.count == n:
+                self.event.set()
+            await asyncio.wait_for(self.event.wait(), 10)
+            return self.count
+
+    waiter = AsyncWaiter.remote()
+    assert ray.get([waiter.wait_for_others.remote(5) for _ in range(5)], timeout=30) == [5] * 5
+
+
+def test_threaded_actor_with_max_concurrency(cluster):
+    @ray.remote(max_concurrency=3)
+    class Barrier:
+        def __init__(self):
+            self.barrier = threading.Barrier(3, timeout=10)
+
+        def meet(self):
+            return self.barrier.wait() >= 0
+
+    barrier = Barrier.remote()
+    assert ray.get([barrier.meet.remote() for _ in range(3)], timeout=30) == [True] * 3
+
+
+def test_actor_handles_inside_actors(cluster):
+    @ray.remote
+    class Forwarder:
+        def __init__(self, target):
+            self.target = target
+
+        def forward(self):
+            return ray.get(self.target.incr.remote(100))
+
+    counter = Counter.remote()
+    forwarder = Forwarder.remote(counter)
+    assert ray.get(forwarder.forward.remote()) == 100
+    assert ray.get(counter.get.remote()) == 100
+
+
+def test_actor_ids_in_runtime_context(cluster):
+    @ray.remote
+    class WhoAmI:
+        def me(self):
+            return ray.get_runtime_context().get_actor_id()
+
+    actor = WhoAmI.remote()
+    assert ray.get(actor.me.remote()) == actor._actor_id
