@@ -1,0 +1,149 @@
+"""init/shutdown as whole programs: reinit rules, output forwarding, cleanup, driver death."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.timeout(90)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_program(source: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(source)], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+
+
+SESSION = "from actorcore import api; print('session', api._local.session, api._local.etcd.pid, flush=True)"
+
+
+def session_of(output: str) -> tuple[str, int]:
+    line = [line for line in output.splitlines() if line.startswith("session ")][0]
+    _, session, etcd_pid = line.split()
+    return session, int(etcd_pid)
+
+
+def processes_of(session: str, etcd_pid: int) -> list[str]:
+    """The node and worker processes of one session, and its etcd, if still running."""
+    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines()
+            if session in line or line.split()[0] == str(etcd_pid)]
+
+
+def shm_segments(session: str) -> list[str]:
+    return [name for name in os.listdir("/dev/shm") if session in name]
+
+
+def test_init_twice_shutdown_then_init_and_output_with_pid():
+    result = run_program("""
+        import actorcore as ray
+        ray.init(num_cpus=2)
+        try:
+            ray.init()
+        except RuntimeError as error:
+            print("second init:", "twice" in str(error))
+        ray.init(ignore_reinit_error=True)
+
+        @ray.remote
+        def hello(i):
+            import os
+            print(f"hello from a worker {i}")
+            return os.getpid()
+
+        pid = ray.get(hello.remote(1))
+        ray.shutdown()
+        print("initialized after shutdown:", ray.is_initialized())
+        ray.init(num_cpus=1)
+        print("again:", ray.get(hello.remote(2)) > 0)
+        ray.shutdown()
+        print("worker pid", pid)
+    """)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "second init: True" in lines
+    assert "initialized after shutdown: False" in lines
+    assert "again: True" in lines
+    pid = [line.split()[-1] for line in lines if line.startswith("worker pid")][0]
+    assert f"(pid={pid}) hello from a worker 1" in lines
+
+
+def test_shutdown_leaves_nothing_behind_and_memory_stays_flat():
+    result = run_program("""
+        import os, numpy as np
+        import actorcore as ray
+        ray.init(num_cpus=2)
+        """ + SESSION + """
+        array = np.ones(10 * 1024 * 1024, dtype=np.uint8)
+
+        def rss_mb():
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+        def shm_mb():
+            return sum(os.path.getsize(os.path.join("/dev/shm", n)) for n in os.listdir("/dev/shm")
+                       if n.startswith("actorcore")) / 2**20
+
+        for i in range(2000):
+            ref = ray.put(array)
+            assert ray.get(ref)[0] == 1
+            del ref
+            if i == 100:
+                baseline = rss_mb()
+        print("rss growth MB", round(rss_mb() - baseline))
+        import time
+        deadline = time.time() + 10
+        while shm_mb() > 50 and time.time() < deadline:
+            time.sleep(0.05)
+        print("shm MB", round(shm_mb()))
+        ray.shutdown()
+    """, timeout=80)
+    assert result.returncode == 0, result.stderr
+    growth = int([l for l in result.stdout.splitlines() if l.startswith("rss growth")][0].split()[-1])
+    in_shm = int([l for l in result.stdout.splitlines() if l.startswith("shm MB")][0].split()[-1])
+    assert growth < 200, f"driver memory grew by {growth} MB over 2000 put/get/drop of 10 MB"
+    assert in_shm <= 50, f"{in_shm} MB of shared memory still held"
+    session, etcd_pid = session_of(result.stdout)
+    assert processes_of(session, etcd_pid) == []
+    assert shm_segments(session) == []
+
+
+def test_killed_driver_takes_its_cluster_down():
+    driver = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
+        import sys, time
+        import actorcore as ray
+        ray.init(num_cpus=2)
+        """ + SESSION + """
+        kept = ray.put(b"x" * (1 << 20))
+
+        @ray.remote
+        def f():
+            return 1
+
+        ray.get(f.remote())
+        print("ready", flush=True)
+        time.sleep(600)
+    """)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        session, etcd_pid = session_of(driver.stdout.readline())
+        assert driver.stdout.readline().strip() == "ready"
+        assert processes_of(session, etcd_pid), "the cluster should be running"
+        assert shm_segments(session), "the put should be in shared memory"
+        os.kill(driver.pid, signal.SIGKILL)
+        driver.wait(10)
+        deadline = time.monotonic() + 20
+        while (processes_of(session, etcd_pid) or shm_segments(session)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert processes_of(session, etcd_pid) == []
+        assert shm_segments(session) == []
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
