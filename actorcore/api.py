@@ -47,8 +47,8 @@ class LogSink(Actor):
     async def receive(self, message):
         if isinstance(message, LogLines):
             target = sys.stdout if message.stream == "stdout" else sys.stderr
-            for text in message.lines:
-                print(f"(pid={message.pid}) {text}", file=target, flush=True)
+            target.write("".join(f"(pid={message.pid}) {text}\n" for text in message.lines))
+            target.flush()
 
 
 class _LocalCluster:

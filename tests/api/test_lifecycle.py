@@ -62,8 +62,9 @@ def test_init_twice_shutdown_then_init_and_output_with_pid():
         ray.shutdown()
         print("initialized after shutdown:", ray.is_initialized())
         ray.init(num_cpus=1)
-        print("again:", ray.get(hello.remote(2)) > 0)
+        again = ray.get(hello.remote(2)) > 0
         ray.shutdown()
+        print("again:", again)
         print("worker pid", pid)
     """)
     assert result.returncode == 0, result.stderr
