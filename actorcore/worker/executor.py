@@ -14,6 +14,7 @@ import asyncio
 import ctypes
 import inspect
 import os
+import pickle
 import queue
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -75,7 +76,7 @@ class Executor(Actor):
             try:
                 call = await self._callable(spec)
             except Exception as error:
-                reply.send(self._failed(spec, exc.TaskError.from_exception(spec.name, error, pid=self.pid)))
+                reply.send(self._failed(spec, _task_error(spec.name, error, self.pid)))
                 return None
             self.inbox.put(partial(self._job, call, message, reply))
             return None
@@ -149,7 +150,7 @@ class Executor(Actor):
         try:
             call = await self._callable(spec)
         except Exception as error:
-            return self._failed(spec, exc.TaskError.from_exception(spec.name, error, pid=self.pid))
+            return self._failed(spec, _task_error(spec.name, error, self.pid))
         if self.is_async and inspect.iscoroutinefunction(call):
             args, kwargs, failed = await self.loop.run_in_executor(self.pool, self._load_args, spec)
             if failed is not None:
@@ -176,7 +177,7 @@ class Executor(Actor):
         except exc.RayError as error:
             return [], {}, Failed(error)
         except Exception as error:
-            return [], {}, Failed(exc.TaskError.from_exception(spec.name, error, pid=self.pid))
+            return [], {}, Failed(_task_error(spec.name, error, self.pid))
 
     def _run_sync(self, call, spec, lease_id) -> list:
         core = self.core
@@ -204,7 +205,7 @@ class Executor(Actor):
                 return [Failed(exc.TaskCancelledError(spec.task_id))] * count
             if isinstance(error, (KeyboardInterrupt, SystemExit)) and not isinstance(error, Exception):
                 error = RuntimeError(f"{type(error).__name__} raised in {spec.name}")
-            return [Failed(exc.TaskError.from_exception(spec.name, error, pid=self.pid))] * count
+            return [Failed(_task_error(spec.name, error, self.pid))] * count
         if spec.num_returns == 0:
             return [Inline(serialize(None).to_bytes())]
         if spec.num_returns == 1:
@@ -217,7 +218,7 @@ class Executor(Actor):
             if values is None or len(values) != spec.num_returns:
                 got = "a non-iterable" if values is None else f"{len(values)} values"
                 error = ValueError(f"{spec.name} has num_returns={spec.num_returns} but returned {got}")
-                return [Failed(exc.TaskError.from_exception(spec.name, error, pid=self.pid))] * count
+                return [Failed(_task_error(spec.name, error, self.pid))] * count
         returns = []
         for index, item in enumerate(values):
             object_id = f"{spec.task_id}.{index}"
@@ -225,7 +226,7 @@ class Executor(Actor):
                 returns.append(to_payload(item, object_id, self.core.session, self.core.store,
                                           f"return value {index} of {spec.name} ({type(item).__qualname__})"))
             except Exception as caught:  # an unpicklable result, or __reduce__ raised
-                returns.append(Failed(exc.TaskError.from_exception(spec.name, caught, pid=self.pid)))
+                returns.append(Failed(_task_error(spec.name, caught, self.pid)))
         return returns
 
     # -- actors ---------------------------------------------------------------------------
@@ -252,7 +253,7 @@ class Executor(Actor):
             try:
                 self.instance = cls(*args, **kwargs)
             except BaseException as error:  # noqa: BLE001
-                return Failed(exc.TaskError.from_exception(spec.name, error, pid=self.pid))
+                return Failed(_task_error(spec.name, error, self.pid))
             return None
 
         return await self._in_exec_thread(construct)
@@ -266,6 +267,20 @@ class Executor(Actor):
         else:
             ctypes.pythonapi.PyThreadState_SetAsyncExc(
                 ctypes.c_ulong(thread_id), ctypes.py_object(exc.TaskCancelledError))
+
+
+def _task_error(name: str, error: BaseException, pid: int) -> exc.TaskError:
+    """The TaskError for `error`; one whose cause cannot be pickled carries its text instead."""
+    task_error = exc.TaskError.from_exception(name, error, pid=pid)
+    try:
+        pickle.dumps(task_error)
+    except Exception:
+        try:
+            cloudpickle.dumps(task_error)
+        except Exception:
+            stand_in = RuntimeError(f"{type(error).__qualname__}: {error} (the exception could not be pickled)")
+            task_error = exc.TaskError(name, task_error.traceback_str, stand_in, pid=pid)
+    return task_error
 
 
 def _set_result(future: asyncio.Future, value: Any) -> None:

@@ -239,3 +239,19 @@ def test_object_ref_future_and_await(cluster):
         return await double.remote(6)
 
     assert asyncio.run(main()) == 12
+
+
+def test_exception_that_cannot_be_pickled_still_reaches_the_caller(cluster):
+    @ray.remote
+    def raise_with_lock():
+        import threading
+
+        class Holder(Exception):
+            pass
+
+        error = Holder("holding a lock")
+        error.lock = threading.Lock()
+        raise error
+
+    with pytest.raises(exc.TaskError, match="holding a lock"):
+        ray.get(raise_with_lock.remote(), timeout=20)
