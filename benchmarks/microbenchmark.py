@@ -1,0 +1,348 @@
+"""`actorcore microbenchmark [--json] [--quick] [--ray-python PATH | --no-ray]`.
+
+Ray's `ray microbenchmark` workloads (ray/_private/ray_perf.py), plus init_seconds,
+get_100mb_zero_copy and mapreduce_2m_words_seconds, run under actorcore and then under Ray
+in the same invocation. The workloads live once in benchmarks/workloads.py, written against
+Ray's API with the framework as a parameter; this module runs that file as a script twice:
+with this python (`--framework actorcore`) and with Ray's python (`--framework ray`, by
+default /tmp/rayvenv/bin/python when it exists). Both get `init(num_cpus=2)` on loopback.
+
+Each framework runs init_seconds in fresh processes, then every other workload in one
+shared session (as Ray's script does). A workload that fails is reported with its error; one
+that hangs (no result within the timeout) is reported as hung, its process group is killed,
+and the remaining workloads continue in a new session.
+
+Ratios: for rates (higher is better) actorcore/Ray; for times Ray/actorcore (the speedup),
+so a ratio > 1 always means actorcore did better. Progress goes to stderr; the table (or,
+with --json, one JSON object) to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import select
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+try:
+    from . import workloads as _workloads
+except ImportError:  # run as a script: python benchmarks/microbenchmark.py
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import workloads as _workloads  # type: ignore[no-redef]
+
+METRICS = _workloads.METRICS
+SESSION_WORKLOADS = _workloads.SESSION_WORKLOADS
+MARKER = _workloads.MARKER
+WORKLOADS_SCRIPT = Path(_workloads.__file__).resolve()
+ROOT = WORKLOADS_SCRIPT.parents[1]
+DEFAULT_RAY_PYTHON = Path("/tmp/rayvenv/bin/python")
+
+
+def progress(message: str) -> None:
+    print(f"[microbenchmark] {message}", file=sys.stderr, flush=True)
+
+
+class _Child:
+    """One workloads.py process: reads its MICROBENCH lines, forwards the rest to stderr."""
+
+    def __init__(self, python: str, args: list[str], label: str) -> None:
+        env = dict(os.environ)
+        env.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        env["PYTHONUNBUFFERED"] = "1"
+        self.label = label
+        self.proc = subprocess.Popen(
+            [python, str(WORKLOADS_SCRIPT), *args], cwd=str(ROOT), env=env,
+            stdout=subprocess.PIPE, stderr=None, stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+        self._buffer = b""
+
+    def next_event(self, timeout: float):
+        """The next event dict; None at EOF; raises TimeoutError after `timeout` seconds of silence."""
+        deadline = time.monotonic() + timeout
+        fd = self.proc.stdout.fileno()
+        while True:
+            while b"\n" in self._buffer:
+                line, self._buffer = self._buffer.split(b"\n", 1)
+                text = line.decode(errors="replace")
+                if text.startswith(MARKER + " "):
+                    try:
+                        return json.loads(text[len(MARKER) + 1:])
+                    except json.JSONDecodeError:
+                        pass
+                if text.strip():
+                    print(f"  [{self.label}] {text}", file=sys.stderr, flush=True)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            ready, _, _ = select.select([fd], [], [], remaining)
+            if not ready:
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                if self._buffer:
+                    self._buffer += b"\n"
+                    continue
+                return None
+            self._buffer += chunk
+
+    def finish(self, kill: bool = False) -> int | None:
+        """Wait for the process; with kill, SIGTERM it, then SIGKILL its process group."""
+        if kill and self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGTERM)
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)  # the group this child leads (start_new_session)
+            except (ProcessLookupError, PermissionError):
+                pass
+        try:
+            code = self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            code = self.proc.wait()
+        self.proc.stdout.close()
+        return code
+
+
+def _record(event: dict) -> dict:
+    metric = event["metric"]
+    unit, higher = METRICS[metric]
+    record = {k: v for k, v in event.items() if k not in ("event", "metric")}
+    record.update(unit=unit, higher_is_better=higher)
+    if event["event"] == "error":
+        record["value"] = None
+    return record
+
+
+def run_framework(framework: str, python: str, quick: bool, timeout: float) -> dict:
+    """All metrics of one framework: {framework, version, python, metrics: {name: record}}."""
+    out = {"framework": framework, "python": python, "version": None, "metrics": {}}
+    metrics = out["metrics"]
+
+    # init_seconds: each sample in a fresh process.
+    samples, extras, errors = [], [], []
+    for rep in range(1 if quick else 3):
+        progress(f"{framework}: init_seconds (fresh process {rep + 1})")
+        child = _Child(python, ["--framework", framework, "--init-only"], framework)
+        event = None
+        try:
+            while True:
+                event = child.next_event(timeout)
+                if event is None or event["event"] in ("result", "error"):
+                    break
+        except TimeoutError:
+            event = {"event": "error", "metric": "init_seconds",
+                     "error": f"hung: no init()+first task result within {timeout:.0f} s"}
+            child.finish(kill=True)
+        else:
+            code = child.finish()
+            if event is None:
+                event = {"event": "error", "metric": "init_seconds",
+                         "error": f"process exited with code {code} before reporting"}
+        if event["event"] == "result":
+            samples.append(event["value"])
+            extras.append({k: event[k] for k in ("init_call_s", "first_task_s", "import_s", "shutdown_s")})
+        else:
+            errors.append(event["error"])
+            progress(f"{framework}: init_seconds FAILED: {event['error']}")
+    unit, higher = METRICS["init_seconds"]
+    if samples:
+        metrics["init_seconds"] = {
+            "value": statistics.median(samples), "samples": samples, "unit": unit,
+            "higher_is_better": higher, "details": extras, **({"errors": errors} if errors else {})}
+    else:
+        metrics["init_seconds"] = {"value": None, "error": errors[0], "errors": errors,
+                                   "unit": unit, "higher_is_better": higher}
+
+    # The rest: one shared session; a new one after a hang or crash.
+    remaining = list(SESSION_WORKLOADS)
+    while remaining:
+        progress(f"{framework}: starting a session for {len(remaining)} workload(s)")
+        child = _Child(python, ["--framework", framework, "--only", ",".join(remaining),
+                                *(["--quick"] if quick else [])], framework)
+        current, started = None, time.monotonic()
+        try:
+            while True:
+                event = child.next_event(timeout)
+                if event is None:
+                    break
+                kind = event["event"]
+                if kind == "hello":
+                    out["version"] = event.get("version")
+                elif kind == "start":
+                    current, started = event["metric"], time.monotonic()
+                    progress(f"{framework}: {current} ...")
+                elif kind in ("result", "error"):
+                    name = event["metric"]
+                    metrics[name] = _record(event)
+                    if name in remaining:
+                        remaining.remove(name)
+                    current = None
+                    if kind == "error":
+                        progress(f"{framework}: {name} FAILED: {event['error']}")
+                        for line in event.get("traceback", "").rstrip().splitlines():
+                            progress(f"    {line}")
+                    else:
+                        progress(f"{framework}: {name} = {_fmt(event['value'])} {METRICS[name][0]}")
+        except TimeoutError:
+            victim = current or remaining[0]
+            waited = time.monotonic() - started if current else timeout
+            error = (f"hung: no result within {timeout:.0f} s (ran {waited:.0f} s); process group killed"
+                     if current else f"hung: the session did not start within {timeout:.0f} s")
+            progress(f"{framework}: {victim} {error}")
+            child.finish(kill=True)
+            unit, higher = METRICS[victim]
+            metrics[victim] = {"value": None, "error": error, "unit": unit, "higher_is_better": higher}
+            remaining.remove(victim)
+            continue
+        code = child.finish()
+        if remaining:
+            victim = current or remaining[0]
+            error = f"process exited with code {code} " + (f"during {victim}" if current else "before starting it")
+            progress(f"{framework}: {victim} FAILED: {error}")
+            unit, higher = METRICS[victim]
+            metrics[victim] = {"value": None, "error": error, "unit": unit, "higher_is_better": higher}
+            remaining.remove(victim)
+    return out
+
+
+def ratio(metric: str, ours: dict | None, theirs: dict | None) -> float | None:
+    """> 1 means actorcore did better: actorcore/Ray for rates, Ray/actorcore for times."""
+    a = (ours or {}).get("value")
+    r = (theirs or {}).get("value")
+    if not a or not r or not all(map(math.isfinite, (a, r))):
+        return None
+    return a / r if METRICS[metric][1] else r / a
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value == 0:
+        return "0"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3g}"
+
+
+def _cell(record: dict | None) -> str:
+    if record is None:
+        return "-"
+    if record.get("value") is None:
+        return "FAILED" if not str(record.get("error", "")).startswith("hung") else "HUNG"
+    text = _fmt(record["value"])
+    if "zero_copy" in record:
+        text += f" (zero_copy={_fmt(record['zero_copy'])})"
+    return text
+
+
+def render_table(report: dict) -> str:
+    ours = report["actorcore"]["metrics"]
+    theirs = (report.get("ray") or {}).get("metrics", {})
+    with_ray = report.get("ray") is not None
+    header = ["metric", "unit", "actorcore"]
+    if with_ray:
+        header += ["Ray", "ratio", "ratio is"]
+    rows = [header]
+    for name, (unit, higher) in METRICS.items():
+        row = [name, unit, _cell(ours.get(name))]
+        if with_ray:
+            value = report["ratios"].get(name)
+            row += [_cell(theirs.get(name)), "-" if value is None else f"{value:.2f}x",
+                    "actorcore/Ray (rate)" if higher else "Ray/actorcore (time)"]
+        rows.append(row)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = []
+    for index, row in enumerate(rows):
+        lines.append("  ".join(cell.ljust(width) if i in (0, 1, len(row) - 1) else cell.rjust(width)
+                               for i, (cell, width) in enumerate(zip(row, widths))).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    notes = []
+    if with_ray:
+        notes.append(f"actorcore {report['actorcore'].get('version')} vs Ray {report['ray'].get('version')}, "
+                     f"num_cpus={_workloads.NUM_CPUS} each; ratio > 1 means actorcore did better.")
+    else:
+        notes.append(f"Ray not run: {report.get('ray_skipped_reason')}; actorcore's figures only.")
+    for side in ("actorcore", "ray"):
+        for name, record in ((report.get(side) or {}).get("metrics") or {}).items():
+            if record.get("value") is None:
+                notes.append(f"{side} {name}: {record.get('error')}")
+    return "\n".join(lines + [""] + notes)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="actorcore microbenchmark", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return parser
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--quick", action="store_true", help="short runs, for smoke tests")
+    parser.add_argument("--ray-python", metavar="PATH",
+                        help=f"python of a virtualenv with Ray (default: {DEFAULT_RAY_PYTHON} if it exists)")
+    parser.add_argument("--no-ray", action="store_true", help="run actorcore only")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="seconds without a result before a workload counts as hung "
+                             "(default 180, 90 with --quick)")
+
+
+def run(args: argparse.Namespace) -> int:
+    timeout = args.timeout or (90.0 if args.quick else 180.0)
+    ray_python, skipped = None, None
+    if args.no_ray:
+        skipped = "--no-ray"
+    elif args.ray_python:
+        ray_python = args.ray_python
+    elif DEFAULT_RAY_PYTHON.exists():
+        ray_python = str(DEFAULT_RAY_PYTHON)
+    else:
+        skipped = f"no --ray-python and {DEFAULT_RAY_PYTHON} does not exist"
+    if skipped:
+        progress(f"Ray will not run ({skipped}): actorcore's figures only")
+
+    report = {"quick": bool(args.quick), "num_cpus": _workloads.NUM_CPUS,
+              "ratio_definition": "actorcore/Ray for rates (higher is better), Ray/actorcore for times "
+                                  "(lower is better): > 1 means actorcore did better",
+              "metrics": {name: {"unit": unit, "higher_is_better": higher} for name, (unit, higher) in METRICS.items()}}
+    started = time.monotonic()
+    report["actorcore"] = run_framework("actorcore", sys.executable, args.quick, timeout)
+    if ray_python:
+        report["ray"] = run_framework("ray", ray_python, args.quick, timeout)
+        ray_metrics = report["ray"]["metrics"]
+        if all(record.get("value") is None for record in ray_metrics.values()):
+            progress("Ray produced no figures (see errors above)")
+    else:
+        report["ray"] = None
+        report["ray_skipped_reason"] = skipped
+    report["ratios"] = {
+        name: ratio(name, report["actorcore"]["metrics"].get(name), (report["ray"] or {}).get("metrics", {}).get(name))
+        for name in METRICS}
+    report["wall_seconds"] = time.monotonic() - started
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(render_table(report))
+    return 1 if any(record.get("value") is None for record in report["actorcore"]["metrics"].values()) else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

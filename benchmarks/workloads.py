@@ -1,0 +1,363 @@
+"""The workloads of `actorcore microbenchmark`, written once against Ray's API.
+
+`build(ray, timing)` takes the framework module as a parameter (`actorcore` imported as
+`ray`, or Ray itself) and returns the workloads; nothing in here imports either framework
+at module level. The same file runs as a script under either framework's python:
+
+    python benchmarks/workloads.py --framework actorcore [--quick] [--only a,b] [--init-only]
+    /tmp/rayvenv/bin/python benchmarks/workloads.py --framework ray ...
+
+and prints one `MICROBENCH {json}` line per event (hello, start, result, error) on stdout;
+benchmarks/microbenchmark.py reads them. The workloads and their names are those of Ray's
+`ray microbenchmark` (ray/_private/ray_perf.py), measured the way its `timeit` does (a pause,
+a warmup, then a few timed runs; here shorter), all in one shared session as Ray does, plus
+init_seconds (a fresh process each), get_100mb_zero_copy and mapreduce_2m_words_seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import multiprocessing
+import os
+import statistics
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+
+MARKER = "MICROBENCH"
+
+NUM_CPUS = 2
+INIT_KWARGS = dict(
+    num_cpus=NUM_CPUS,
+    include_dashboard=False,
+    _node_ip_address="127.0.0.1",
+    logging_level=logging.ERROR,
+    log_to_driver=False,
+)
+
+# name -> (unit, higher_is_better), in the order they run (Ray's order for Ray's workloads).
+METRICS = {
+    "init_seconds": ("s", False),
+    "single_client_get_calls": ("calls/s", True),
+    "single_client_put_calls": ("calls/s", True),
+    "single_client_put_gigabytes": ("GB/s", True),
+    "single_client_wait_1k_refs": ("waits of 1k refs/s", True),
+    "single_client_tasks_sync": ("tasks/s", True),
+    "single_client_tasks_async": ("tasks/s", True),
+    "1_1_actor_calls_sync": ("calls/s", True),
+    "1_1_actor_calls_async": ("calls/s", True),
+    "n_n_actor_calls_async": ("calls/s", True),
+    "get_100mb_zero_copy": ("s", False),
+    "mapreduce_2m_words_seconds": ("s", False),
+}
+SESSION_WORKLOADS = [name for name in METRICS if name != "init_seconds"]
+
+MAPREDUCE_WORDS = 2_000_000
+MAPREDUCE_PARTITIONS = 8
+WORDS_PER_DOCUMENT = 10
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Ray's timeit: sleep, 1 s warmup, 4 timed runs of 2 s (here: shorter)."""
+
+    pause: float
+    warmup: float
+    runs: int
+    run_seconds: float
+    mapreduce_min_runs: int
+    mapreduce_seconds: float
+    mapreduce_warmup: bool
+
+
+FULL = Timing(pause=0.5, warmup=1.0, runs=4, run_seconds=1.0,
+              mapreduce_min_runs=3, mapreduce_seconds=6.0, mapreduce_warmup=True)
+QUICK = Timing(pause=0.0, warmup=0.05, runs=2, run_seconds=0.15,
+               mapreduce_min_runs=1, mapreduce_seconds=0.0, mapreduce_warmup=False)
+
+
+def emit(event: str, **fields) -> None:
+    print(MARKER, json.dumps({"event": event, **fields}), flush=True)
+
+
+def timeit(fn, multiplier: float, timing: Timing) -> dict:
+    """Ray's ray_microbenchmark_helpers.timeit, with the durations of `timing`."""
+    time.sleep(timing.pause)
+    start = time.perf_counter()
+    count = 0
+    while time.perf_counter() - start < timing.warmup:
+        fn()
+        count += 1
+    step = count // 10 + 1
+    stats = []
+    for _ in range(timing.runs):
+        start = time.perf_counter()
+        count = 0
+        while time.perf_counter() - start < timing.run_seconds:
+            for _ in range(step):
+                fn()
+            count += step
+        stats.append(multiplier * count / (time.perf_counter() - start))
+    return {"value": statistics.fmean(stats), "sd": statistics.pstdev(stats), "samples": stats}
+
+
+def make_corpus(num_words: int = MAPREDUCE_WORDS, num_partitions: int = MAPREDUCE_PARTITIONS):
+    """Deterministic corpus: partitions of bytes documents (lines of 10 words), Zipf-like."""
+    import numpy as np
+
+    rng = np.random.default_rng(20240601)
+    vocab_size = 20_000
+    lengths = rng.integers(2, 10, size=vocab_size)
+    letters = rng.integers(ord("a"), ord("z") + 1, size=int(lengths.sum()), dtype=np.uint8).tobytes()
+    vocab, offset = [], 0
+    for length in lengths.tolist():
+        vocab.append(letters[offset:offset + length])
+        offset += length
+    ranks = (vocab_size * rng.random(num_words) ** 3).astype(np.int64)  # skewed: a few very common words
+    words = [vocab[i] for i in ranks.tolist()]
+    documents = [b" ".join(words[i:i + WORDS_PER_DOCUMENT]) for i in range(0, num_words, WORDS_PER_DOCUMENT)]
+    chunk = len(documents) // num_partitions
+    return [documents[i * chunk:(i + 1) * chunk] for i in range(num_partitions)]
+
+
+def build(ray, timing: Timing) -> dict:
+    """The workloads against `ray` (a module with Ray Core's API); name -> callable."""
+    import numpy as np
+
+    # ---- remote definitions, as in ray_perf.py ----
+    @ray.remote(num_cpus=0)
+    class Actor:
+        def small_value(self):
+            return b"ok"
+
+        def small_value_arg(self, x):
+            return b"ok"
+
+    @ray.remote
+    def small_value():
+        return b"ok"
+
+    n_cpu = max(1, multiprocessing.cpu_count() // 2)
+    nn_calls = 5000
+    nn_tasks = 4
+
+    @ray.remote
+    def work(actors):
+        ray.get([actors[i % n_cpu].small_value.remote() for i in range(nn_calls)])
+
+    # ---- the lecture's map/reduce ----
+    def map_function(document):
+        for word in document.lower().split():
+            yield word, 1
+
+    @ray.remote
+    def apply_map(corpus, num_partitions=3):
+        map_results = [list() for _ in range(num_partitions)]
+        for document in corpus:
+            for result in map_function(document):
+                first_letter = result[0].decode("utf-8")[0]
+                word_index = ord(first_letter) % num_partitions
+                map_results[word_index].append(result)
+        return map_results
+
+    @ray.remote
+    def apply_reduce(*results):
+        reduce_results = dict()
+        for res in results:
+            for key, value in res:
+                if key not in reduce_results:
+                    reduce_results[key] = 0
+                reduce_results[key] += value
+        return reduce_results
+
+    workloads = {}
+
+    def workload(fn):
+        workloads[fn.__name__] = fn
+        return fn
+
+    @workload
+    def single_client_get_calls():
+        value = ray.put(0)
+        return timeit(lambda: ray.get(value), 1, timing)
+
+    @workload
+    def single_client_put_calls():
+        return timeit(lambda: ray.put(0), 1, timing)
+
+    @workload
+    def single_client_put_gigabytes():
+        arr = np.zeros(100 * 1024 * 1024, dtype=np.int64)
+        return timeit(lambda: ray.put(arr), 8 * 0.1, timing)
+
+    @workload
+    def single_client_wait_1k_refs():
+        def wait_multiple_refs():
+            num_objs = 1000
+            not_ready = [small_value.remote() for _ in range(num_objs)]
+            fetch_local = True
+            for _ in range(num_objs):
+                _ready, not_ready = ray.wait(not_ready, fetch_local=fetch_local)
+                if fetch_local:
+                    fetch_local = False
+
+        return timeit(wait_multiple_refs, 1, timing)
+
+    @workload
+    def single_client_tasks_sync():
+        return timeit(lambda: ray.get(small_value.remote()), 1, timing)
+
+    @workload
+    def single_client_tasks_async():
+        return timeit(lambda: ray.get([small_value.remote() for _ in range(1000)]), 1000, timing)
+
+    @workload
+    def _1_1_actor_calls_sync():
+        a = Actor.remote()
+        return timeit(lambda: ray.get(a.small_value.remote()), 1, timing)
+
+    @workload
+    def _1_1_actor_calls_async():
+        a = Actor.remote()
+        return timeit(lambda: ray.get([a.small_value.remote() for _ in range(1000)]), 1000, timing)
+
+    @workload
+    def n_n_actor_calls_async():
+        a = [Actor.remote() for _ in range(n_cpu)]
+        return timeit(lambda: ray.get([work.remote(a) for _ in range(nn_tasks)]), nn_tasks * nn_calls, timing)
+
+    @workload
+    def get_100mb_zero_copy():
+        arr = np.ones(100 * 1024 * 1024, dtype=np.uint8)
+        ref = ray.put(arr)
+        first_started = time.perf_counter()
+        result = ray.get(ref)
+        first_get = time.perf_counter() - first_started
+        if not isinstance(result, np.ndarray):
+            raise TypeError(f"get() of a numpy array returned a {type(result).__qualname__}")
+        correct = result.shape == arr.shape and result.dtype == arr.dtype and bool(
+            result[::4096].all() and int(result.sum()) == arr.size)
+        writeable, owndata = bool(result.flags.writeable), bool(result.flags.owndata)
+        del result
+        rate = timeit(lambda: ray.get(ref), 1, timing)
+        return {"value": 1.0 / rate["value"], "sd": None, "samples": [1.0 / s for s in rate["samples"]],
+                "gets_per_s": rate["value"], "first_get_s": first_get,
+                "zero_copy": (not writeable) and (not owndata),
+                "writeable": writeable, "owndata": owndata, "correct": correct}
+
+    @workload
+    def mapreduce_2m_words_seconds():
+        t0 = time.perf_counter()
+        partitions = make_corpus()
+        corpus_s = time.perf_counter() - t0
+        num_partitions = MAPREDUCE_PARTITIONS
+
+        def run_once():
+            map_results = [
+                apply_map.options(num_returns=num_partitions).remote(data, num_partitions)
+                for data in partitions
+            ]
+            outputs = []
+            for i in range(num_partitions):
+                outputs.append(apply_reduce.remote(*[partition[i] for partition in map_results]))
+            return {k: v for output in ray.get(outputs) for k, v in output.items()}
+
+        if timing.mapreduce_warmup:
+            run_once()
+        times, counts = [], None
+        started = time.perf_counter()
+        while len(times) < timing.mapreduce_min_runs or time.perf_counter() - started < timing.mapreduce_seconds:
+            t0 = time.perf_counter()
+            counts = run_once()
+            times.append(time.perf_counter() - t0)
+            if len(times) >= 10:
+                break
+        total = sum(counts.values())
+        if total != MAPREDUCE_WORDS:
+            raise AssertionError(f"word count summed to {total}, expected {MAPREDUCE_WORDS}")
+        top = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:3]
+        return {"value": statistics.fmean(times), "sd": statistics.pstdev(times), "samples": times,
+                "distinct_words": len(counts), "total_words": total,
+                "top_words": [[k.decode(), v] for k, v in top], "corpus_build_s": corpus_s}
+
+    return {name.lstrip("_"): fn for name, fn in workloads.items()}
+
+
+def import_framework(framework: str):
+    if framework == "ray":
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        import ray
+    else:
+        import actorcore as ray
+    return ray
+
+
+def measure_init(framework: str) -> None:
+    """init_seconds: cold init() + the first task's round trip, in this (fresh) process."""
+    t0 = time.perf_counter()
+    ray = import_framework(framework)
+    import_s = time.perf_counter() - t0
+
+    @ray.remote
+    def first():
+        return 1
+
+    t0 = time.perf_counter()
+    ray.init(**INIT_KWARGS)
+    init_only = time.perf_counter() - t0
+    assert ray.get(first.remote()) == 1
+    total = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ray.shutdown()
+    emit("result", metric="init_seconds", value=total, init_call_s=init_only,
+         first_task_s=total - init_only, import_s=import_s, shutdown_s=time.perf_counter() - t0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--framework", choices=["actorcore", "ray"], required=True)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", default=",".join(SESSION_WORKLOADS),
+                        help="comma-separated workloads to run in one session, in this order")
+    parser.add_argument("--init-only", action="store_true", help="measure init_seconds and exit")
+    args = parser.parse_args(argv)
+
+    if args.init_only:
+        emit("start", metric="init_seconds")
+        try:
+            measure_init(args.framework)
+        except Exception as error:
+            emit("error", metric="init_seconds", error=f"{type(error).__name__}: {error}",
+                 traceback=traceback.format_exc())
+        return 0
+
+    names = [name for name in args.only.split(",") if name]
+    unknown = [name for name in names if name not in SESSION_WORKLOADS]
+    if unknown:
+        parser.error(f"unknown workloads: {', '.join(unknown)}")
+    ray = import_framework(args.framework)
+    emit("hello", framework=args.framework, version=getattr(ray, "__version__", "?"),
+         python=sys.executable, pid=os.getpid())
+    ray.init(**INIT_KWARGS)
+    try:
+        workloads = build(ray, QUICK if args.quick else FULL)
+        for name in names:
+            emit("start", metric=name)
+            t0 = time.perf_counter()
+            try:
+                result = workloads[name]()
+            except Exception as error:
+                emit("error", metric=name, error=f"{type(error).__name__}: {error}",
+                     traceback=traceback.format_exc(), elapsed_s=time.perf_counter() - t0)
+            else:
+                emit("result", metric=name, elapsed_s=time.perf_counter() - t0, **result)
+    finally:
+        ray.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
