@@ -367,29 +367,46 @@ class CoreWorker:
         return result
 
     def wait(self, refs: list[ObjectRef], num_returns: int, timeout: float | None) -> tuple[list, list]:
-        future = asyncio.run_coroutine_threadsafe(self._wait(refs, num_returns, timeout), self.loop)
-        ready_ids = future.result()
+        ready_ids = self._ready_now(refs, num_returns)
+        if ready_ids is None:
+            future = asyncio.run_coroutine_threadsafe(self._wait(refs, num_returns, timeout), self.loop)
+            ready_ids = future.result()
         ready = [ref for ref in refs if ref.id in ready_ids]
         not_ready = [ref for ref in refs if ref.id not in ready_ids]
         return ready, not_ready
 
+    def _ready_now(self, refs: list[ObjectRef], num_returns: int) -> set | None:
+        """The first `num_returns` refs that are ready, if that many are (no trip to the loop)."""
+        objects = self.objects
+        ready = set()
+        for ref in refs:
+            entry = objects.get(ref.id)
+            if entry is not None and entry.payload is not None:
+                ready.add(ref.id)
+                if len(ready) == num_returns:
+                    return ready
+        return None
+
     async def _wait(self, refs: list[ObjectRef], num_returns: int, timeout: float | None) -> set:
-        futures = {self._payload_future(ref): ref.id for ref in refs}
-        ready: list[str] = [futures[f] for f in futures if f.done()]
-        pending = [f for f in futures if not f.done()]
+        futures = [self._payload_future(ref) for ref in refs]
+        ready_count = sum(1 for future in futures if future.done())
+        pending = {future for future in futures if not future.done()}
         deadline = None if timeout is None else self.loop.time() + timeout
-        while len(ready) < num_returns and pending:
+        while ready_count < num_returns and pending:
             remaining = None if deadline is None else deadline - self.loop.time()
             if remaining is not None and remaining <= 0:
                 break
-            done, still = await asyncio.wait(pending, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
-            # keep input order among those that finished together
-            ready.extend(ref.id for ref in refs if any(futures[f] == ref.id for f in done))
-            pending = list(still)
+            done, pending = await asyncio.wait(pending, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+            ready_count += len(done)
         for future in pending:
             future.cancel()
-        ordered = [ref.id for ref in refs if ref.id in set(ready)]
-        return set(ordered[:num_returns])
+        ready: set[str] = set()
+        for ref, future in zip(refs, futures):
+            if future.done() and not future.cancelled():
+                ready.add(ref.id)
+                if len(ready) == num_returns:
+                    break
+        return ready
 
     # -- tasks (user thread) -----------------------------------------------------------------
 

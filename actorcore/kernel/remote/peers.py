@@ -325,7 +325,7 @@ class RemoteLayer:
         dropped = len(peer.outbox)
         peer.outbox.clear()
         if dropped:
-            log.warning("messages to a lost peer were dropped", peer=str(peer.address), count=dropped, why=why)
+            log.info("messages to a lost peer were dropped", peer=str(peer.address), count=dropped, why=why)
         pending, peer.pending = peer.pending, {}
         for future, timer, ref, type_name in pending.values():
             if timer is not None:
