@@ -93,7 +93,7 @@ class _BoundActorOptions:
 
 class ActorHandle:
     def __init__(self, actor_id: str, class_id: str, name: str, methods: dict, owner,
-                 namespace: str, actor_name: str | None) -> None:
+                 namespace: str, actor_name: str | None, worker=None) -> None:
         self._actor_id = actor_id
         self._class_id = class_id
         self._name = name
@@ -101,6 +101,7 @@ class ActorHandle:
         self._owner = owner
         self._namespace = namespace
         self._actor_name = actor_name
+        self._worker = worker  # (executor ref, pid) when known where it was pickled
 
     def __getattr__(self, name: str) -> ActorMethod:
         methods = self.__dict__.get("_methods")
@@ -109,8 +110,10 @@ class ActorHandle:
         return ActorMethod(self, name, methods[name])
 
     def __reduce__(self):
+        core = api._runtime_or_none()
+        worker = core.worker_hint(self._actor_id) if core is not None else None
         return (ActorHandle, (self._actor_id, self._class_id, self._name, self._methods, self._owner,
-                              self._namespace, self._actor_name))
+                              self._namespace, self._actor_name, worker or self._worker))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ActorHandle) and other._actor_id == self._actor_id

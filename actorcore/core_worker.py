@@ -186,6 +186,8 @@ class CoreWorker:
         self.tasks: dict[str, PendingTask] = {}  # by return object id
         self.actors: dict[str, ActorState] = {}
         self._actor_chains: dict[str, asyncio.Task] = {}  # the last call sent to each actor
+        self._unsent = 0  # actor calls submitted but not yet sent
+        self._after_sent: list = []
         self.exported: set[str] = set()
         self.prefix = uuid.uuid4().hex[:10]
         self._ids = itertools.count(1)
@@ -710,11 +712,16 @@ class CoreWorker:
     def lookup_actor(self, name: str, namespace: str) -> bytes | None:
         return self.system.ask_sync(self.gcs, LookupActor(namespace, name), timeout=30)
 
-    async def _actor_state(self, actor_id: str, name: str, owner: ActorRef) -> ActorState:
+    async def _actor_state(self, actor_id: str, name: str, owner: ActorRef, hint=None) -> ActorState:
         state = self.actors.get(actor_id)
         if state is None:
             state = self.actors[actor_id] = ActorState(actor_id, name)
             state.created = self.loop.create_future()
+            if hint is not None:  # the handle says where the actor lives: no trip to its owner
+                state.worker, state.pid = hint
+                self._watch(state.worker)
+                state.created.set_result(None)
+                return state
             try:
                 worker, pid, dead = await owner.ask(("resolve_actor", actor_id), timeout=None)
                 state.worker, state.pid, state.dead = worker, pid, dead
@@ -749,22 +756,48 @@ class CoreWorker:
         for object_id in pending.return_ids:
             self.tasks[object_id] = pending
         chain = self._actor_chains.get(handle._actor_id)
+        self._unsent += 1
         task = self.loop.create_task(self._send_actor_task(handle, pending, chain))
         self._actor_chains[handle._actor_id] = task
 
     async def _send_actor_task(self, handle, pending: PendingTask, previous: asyncio.Task | None) -> None:
-        failed = await self._resolve_args(pending)
-        if previous is not None and not previous.done():
-            await asyncio.wait([previous])  # calls from one caller leave in submission order
-        state = await self._actor_state(handle._actor_id, handle._name, handle._owner)
-        if failed is not None:
-            self._finish(pending, [failed] * len(pending.return_ids))
-            return
-        if state.dead is not None:
-            self._finish(pending, [Failed(state.dead)] * len(pending.return_ids))
-            return
-        future = state.worker.ask(ExecuteTask(pending.spec, None), timeout=None)
-        future.add_done_callback(lambda f: self._actor_task_done(state, pending, f))
+        try:
+            failed = await self._resolve_args(pending)
+            if previous is not None and not previous.done():
+                await asyncio.wait([previous])  # calls from one caller leave in submission order
+            state = await self._actor_state(handle._actor_id, handle._name, handle._owner, handle._worker)
+            if failed is not None:
+                self._finish(pending, [failed] * len(pending.return_ids))
+                return
+            if state.dead is not None:
+                self._finish(pending, [Failed(state.dead)] * len(pending.return_ids))
+                return
+            future = state.worker.ask(ExecuteTask(pending.spec, None), timeout=None)
+            future.add_done_callback(lambda f: self._actor_task_done(state, pending, f))
+            await self.system.connected(state.worker)
+        finally:
+            self._unsent -= 1
+            if not self._unsent and self._after_sent:
+                callbacks, self._after_sent = self._after_sent, []
+                for callback in callbacks:
+                    callback()
+
+    def when_sent(self, callback) -> None:
+        """Run `callback` (in the loop) once every actor call submitted so far has left.
+
+        A worker replies to its task only then, so calls a task made (e.g. `tracker.incr.remote()`)
+        are on their way before its caller can see the task's result, as with Ray.
+        """
+        if self._unsent:
+            self._after_sent.append(callback)
+        else:
+            callback()
+
+    def worker_hint(self, actor_id: str):
+        state = self.actors.get(actor_id)
+        if state is not None and state.worker is not None and state.dead is None:
+            return state.worker, state.pid
+        return None
 
     def _actor_task_done(self, state: ActorState, pending: PendingTask, future: asyncio.Future) -> None:
         error = future.exception()
@@ -779,7 +812,7 @@ class CoreWorker:
 
     def kill_actor(self, handle, no_restart: bool) -> None:
         async def kill() -> None:
-            state = await self._actor_state(handle._actor_id, handle._name, handle._owner)
+            state = await self._actor_state(handle._actor_id, handle._name, handle._owner, handle._worker)
             if state.pid is not None and self.pool is not None:
                 self.pool.tell(KillWorker(state.pid))
             state.dead = exc.ActorDiedError(state.name, "it was killed with kill()")

@@ -265,6 +265,14 @@ class ActorSystem:
     def _stop_ref(self, ref: ActorRef) -> None:
         self.stop(ref)
 
+    def connected(self, ref: ActorRef) -> asyncio.Future:
+        """Resolves once messages to `ref` leave this process at once (its peer is connected)."""
+        if ref._local:
+            future = self.loop.create_future()
+            future.set_result(None)
+            return future
+        return self._remote.peer_for(ref.address).when_up()
+
     # -- death watch ----------------------------------------------------------------------
 
     def watch(self, ref: ActorRef) -> asyncio.Future:

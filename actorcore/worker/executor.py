@@ -113,7 +113,7 @@ class Executor(Actor):
             result = self._failed(spec, exc.TaskCancelledError(spec.task_id))
         else:
             result = TaskResult(self._run_sync(call, spec, message.lease_id), self.pid)
-        self.loop.call_soon_threadsafe(reply.send, result)
+        self.loop.call_soon_threadsafe(self.core.when_sent, partial(reply.send, result))
 
     def _in_exec_thread(self, function) -> asyncio.Future:
         future = self.loop.create_future()

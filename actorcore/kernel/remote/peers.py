@@ -79,6 +79,7 @@ class Peer:
         self.watched: dict[str, dict[tuple, None]] = {}
         self.connect_task: asyncio.Task | None = None
         self._flush_scheduled = False
+        self._up_waiters: list[asyncio.Future] = []
 
     def send(self, envelope: pb.Envelope) -> None:
         if self.lost:
@@ -98,6 +99,7 @@ class Peer:
         self.links.append(link)
         if self.connection is None:
             self.connection = link.connection
+            self._release_up_waiters()
             if self.outbox and not self._flush_scheduled:
                 self._flush_scheduled = True
                 self.layer.system.loop.call_soon(self._flush)
@@ -116,7 +118,23 @@ class Peer:
                 batch = _take_batch(outbox)
             send(pb.Frame(batch=pb.EnvelopeBatch(envelopes=batch)))
 
+    def when_up(self) -> asyncio.Future:
+        """Resolves once this peer's connection is up (or it is lost): what was sent is on the wire."""
+        future = self.layer.system.loop.create_future()
+        if self.connection is not None or self.lost:
+            future.set_result(None)
+        else:
+            self._up_waiters.append(future)
+        return future
+
+    def _release_up_waiters(self) -> None:
+        waiters, self._up_waiters = self._up_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
     def close(self) -> None:
+        self._release_up_waiters()
         self.lost = True
         if self.connect_task is not None and self.connect_task is not asyncio.current_task():
             self.connect_task.cancel()
