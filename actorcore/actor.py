@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import inspect
 import pickle
-from typing import Any
 
 from . import api
 from . import exceptions as exc

@@ -15,7 +15,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from typing import Any
 
@@ -63,13 +62,16 @@ class _LocalCluster:
 
     def start(self, num_cpus: float, num_gpus: float, resources: dict, log_to_driver: bool) -> None:
         from .gcs import EtcdServer
+        from .gcs.etcd_server import _free_port
 
-        self.etcd = EtcdServer().start()
+        # The node process imports for ~0.2 s before it needs etcd: start it first and the
+        # etcd server meanwhile (the node's GcsLink connects with retries).
+        etcd_port = _free_port()
         self.system = ActorSystem.start_in_thread(name="driver")
         sink = self.system.run(_spawn(self.system, LogSink, "log_sink"))
         read_fd, write_fd = os.pipe()
         config = {
-            "etcd": self.etcd.endpoint, "session": self.session, "num_cpus": num_cpus,
+            "etcd": f"127.0.0.1:{etcd_port}", "session": self.session, "num_cpus": num_cpus,
             "num_gpus": num_gpus, "resources": resources, "driver": sink.to_uri(),
             "log_sink": sink.to_uri() if log_to_driver else None, "ready_fd": write_fd,
             "cwd": os.getcwd(), "sys_path": [p or os.getcwd() for p in sys.path],
@@ -79,6 +81,7 @@ class _LocalCluster:
             pass_fds=(write_fd,), stdin=subprocess.DEVNULL,
         )
         os.close(write_fd)
+        self.etcd = EtcdServer(client_port=etcd_port).start()
         with os.fdopen(read_fd) as ready:
             line = ready.readline()
         if not line:
@@ -288,5 +291,3 @@ def get_runtime_context() -> RuntimeContext:
 def timeline(*args, **kwargs):  # pragma: no cover - Ray compatibility
     raise NotImplementedError("timeline() is not supported")
 
-
-_ = time

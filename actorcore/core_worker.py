@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import itertools
-import os
 import threading
 import time
 import uuid
@@ -48,7 +47,6 @@ from .protocol import (
     FreeObjects,
     RequestLease,
     ReturnLease,
-    TaskResult,
     TaskSpec,
 )
 
@@ -691,7 +689,8 @@ class CoreWorker:
             result = await grant.worker.ask(BecomeActor(spec, state.actor_id, max_concurrency, is_async), timeout=None)
             if type(result) is Failed:
                 self.scheduler.tell(ReturnLease(grant.lease_id, worker_died=True))
-                self.pool.tell(KillWorker(grant.pid)) if self.pool is not None else None
+                if self.pool is not None:
+                    self.pool.tell(KillWorker(grant.pid))
                 cause = result.error.cause if isinstance(result.error, exc.TaskError) else result.error
                 raise exc.ActorDiedError.constructor_raised(state.name, cause)
             state.worker, state.pid = grant.worker, grant.pid

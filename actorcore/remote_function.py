@@ -14,7 +14,7 @@ import cloudpickle
 
 from . import api
 from . import options as opts
-from .core_worker import INLINE_THRESHOLD, to_payload
+from .core_worker import INLINE_THRESHOLD
 from .object_ref import ObjectRef
 from .objects import serialize
 from .protocol import Inline

@@ -8,6 +8,7 @@ create-if-absent transaction) with their records (`actors/<actor_id>`).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -32,12 +33,19 @@ class GcsLink(Actor):
         self.functions: dict[str, bytes] = {}
 
     async def pre_start(self) -> None:
-        self.etcd = await EtcdClient.connect(self.endpoint)
+        # Registration runs in the background, so the rest of the node (and its workers)
+        # starts while etcd comes up; requests that need etcd wait for it.
+        self.registered = asyncio.get_running_loop().create_task(self._register())
+
+    async def _register(self) -> None:
+        self.etcd = await EtcdClient.connect(self.endpoint, timeout=15)
         self.lease = await self.etcd.lease(LEASE_TTL)
         info = {**self.node_info, "node_id": self.node_id, "start_time": time.time()}
         await self.etcd.put(self._key("nodes", self.node_id), json.dumps(info).encode(), lease=self.lease)
 
     async def post_stop(self) -> None:
+        if not self.registered.done():
+            self.registered.cancel()
         if self.etcd is not None:
             try:
                 if self.lease is not None:
@@ -49,6 +57,9 @@ class GcsLink(Actor):
         return self.prefix + "/".join(parts)
 
     async def receive(self, message):
+        if isinstance(message, GetFunction) and message.function_id in self.functions:
+            return self.functions[message.function_id]
+        await self.registered  # raises if etcd could not be reached: the supervisor decides
         if isinstance(message, GetFunction):
             blob = self.functions.get(message.function_id)
             if blob is None:

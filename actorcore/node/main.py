@@ -15,6 +15,8 @@ import signal
 import sys
 import uuid
 
+from supervisor import Supervisor
+
 from .._logging import configure_from_env, get_logger
 from ..kernel import Actor, ActorSystem, Terminated, run
 from ..kernel.supervision import actor_spec
@@ -23,7 +25,6 @@ from .gcs_link import GcsLink
 from .object_store import ObjectStore
 from .scheduler import Scheduler
 from .worker_pool import WorkerPool, worker_environment
-from supervisor import Supervisor
 
 log = get_logger(__name__)
 
