@@ -148,3 +148,25 @@ def test_killed_driver_takes_its_cluster_down():
         if driver.poll() is None:
             driver.kill()
             driver.wait()
+
+
+def test_workers_import_user_modules_like_the_driver(tmp_path):
+    (tmp_path / "helpers_for_test.py").write_text("def triple(x):\n    return 3 * x\n")
+    (tmp_path / "main.py").write_text(textwrap.dedent("""
+        import os
+        import actorcore as ray
+        from helpers_for_test import triple
+
+        @ray.remote
+        def use_module(x):
+            import helpers_for_test
+            return helpers_for_test.triple(x), os.getcwd(), os.environ.get("SEEN_BY_WORKERS")
+
+        ray.init(num_cpus=1)
+        print(ray.get(use_module.remote(5)) == (15, os.getcwd(), "yes"), triple(1))
+        ray.shutdown()
+    """))
+    result = subprocess.run([sys.executable, "main.py"], capture_output=True, text=True, timeout=60,
+                            cwd=tmp_path, env={**os.environ, "SEEN_BY_WORKERS": "yes"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True 3"
