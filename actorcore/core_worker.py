@@ -453,7 +453,12 @@ class CoreWorker:
     def _submit(self, pending: PendingTask) -> None:
         for object_id in pending.return_ids:
             self.tasks[object_id] = pending
-        self.loop.create_task(self._resolve_then_queue(pending))
+        if _has_refs(pending.spec):
+            self.loop.create_task(self._resolve_then_queue(pending))
+        else:  # nothing to wait for: queue it now (saves a task and a loop iteration)
+            queue = self._queue_for(pending.shape)
+            queue.specs.append(pending)
+            self._pump(queue)
 
     async def _resolve_then_queue(self, pending: PendingTask) -> None:
         failed = await self._resolve_args(pending)
@@ -755,6 +760,14 @@ class CoreWorker:
         for object_id in pending.return_ids:
             self.tasks[object_id] = pending
         chain = self._actor_chains.get(handle._actor_id)
+        state = self.actors.get(handle._actor_id)
+        if ((chain is None or chain.done()) and state is not None and state.worker is not None
+                and state.dead is None and not _has_refs(pending.spec) and self.system.is_connected(state.worker)):
+            # The common case: send at once, in order, with no task in between.
+            self._actor_chains.pop(handle._actor_id, None)
+            future = state.worker.ask(ExecuteTask(pending.spec, None), timeout=None)
+            future.add_done_callback(lambda f: self._actor_task_done(state, pending, f))
+            return
         self._unsent += 1
         task = self.loop.create_task(self._send_actor_task(handle, pending, chain))
         self._actor_chains[handle._actor_id] = task
@@ -822,6 +835,10 @@ class CoreWorker:
     def _watch(self, ref: ActorRef) -> None:
         """Death watch by the core actor: `_on_terminated` marks the actors on `ref` dead."""
         self.system._watch(("actor", self.actor.actor_id), ref)
+
+
+def _has_refs(spec: TaskSpec) -> bool:
+    return any(type(a) is ObjectRef for a in spec.args) or any(type(v) is ObjectRef for v in spec.kwargs.values())
 
 
 def _shape(options: dict, actor: bool = False) -> tuple:

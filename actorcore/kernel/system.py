@@ -265,6 +265,13 @@ class ActorSystem:
     def _stop_ref(self, ref: ActorRef) -> None:
         self.stop(ref)
 
+    def is_connected(self, ref: ActorRef) -> bool:
+        """Whether a message to `ref` leaves this process at once (local, or its peer is up)."""
+        if ref._local:
+            return True
+        peer = self._remote.peers.get(ref.address.system_id)
+        return peer is not None and peer.connection is not None and not peer.lost
+
     def connected(self, ref: ActorRef) -> asyncio.Future:
         """Resolves once messages to `ref` leave this process at once (its peer is connected)."""
         if ref._local:
