@@ -11,26 +11,34 @@ import os as _os
 # log "skipping fork() handlers" noise (and cannot make a forked gRPC usable anyway).
 _os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
-from . import exceptions  # noqa: E402
 from ._version import __version__  # noqa: E402
-from .actor import ActorClass, ActorHandle, method  # noqa: E402
-from .api import (  # noqa: E402
-    available_resources,
-    cancel,
-    cluster_resources,
-    get,
-    get_actor,
-    get_runtime_context,
-    init,
-    is_initialized,
-    kill,
-    nodes,
-    put,
-    shutdown,
-    wait,
-)
-from .object_ref import ObjectRef  # noqa: E402
-from .remote_function import RemoteFunction  # noqa: E402
+
+# The public names load on first use (PEP 562): node and worker processes import this
+# package too, and start ~0.1 s sooner without the API modules they may never touch.
+_LAZY = {
+    "ActorClass": "actor", "ActorHandle": "actor", "method": "actor",
+    "ObjectRef": "object_ref", "RemoteFunction": "remote_function",
+    "available_resources": "api", "cancel": "api", "cluster_resources": "api", "get": "api",
+    "get_actor": "api", "get_runtime_context": "api", "init": "api", "is_initialized": "api",
+    "kill": "api", "nodes": "api", "put": "api", "shutdown": "api", "wait": "api",
+}
+
+
+def __getattr__(name: str):
+    import importlib
+
+    if name == "exceptions":  # the submodule itself (importing it sets the attribute)
+        return importlib.import_module(".exceptions", __name__)
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'actorcore' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 def remote(*args, **options):
@@ -49,6 +57,9 @@ def remote(*args, **options):
 
 
 def _make_remote(target, options: dict):
+    from .actor import ActorClass
+    from .remote_function import RemoteFunction
+
     if isinstance(target, type):
         return ActorClass(target, options)
     if callable(target):

@@ -415,7 +415,7 @@ class CoreWorker:
             return
         from .protocol import ExportFunction
 
-        self.system.ask_sync(self.gcs, ExportFunction(function_id, blob), timeout=60)
+        self.gcs.tell(ExportFunction(function_id, blob))  # ordered before any task that uses it
         self.exported.add(function_id)
 
     def submit_task(self, function_id: str, name: str, args: list, kwargs: dict, options: dict) -> list[ObjectRef]:

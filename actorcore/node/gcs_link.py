@@ -13,13 +13,13 @@ import json
 import time
 
 from .._logging import get_logger
-from ..gcs import EtcdClient
 from ..kernel import Actor
 from ..protocol import ExportFunction, ForgetActor, GetFunction, LookupActor, RegisterActor
 
 log = get_logger(__name__)
 
 LEASE_TTL = 10
+FUNCTION_WAIT = 30.0  # how long a request for a function not (yet) exported waits for it
 
 
 class GcsLink(Actor):
@@ -31,20 +31,28 @@ class GcsLink(Actor):
         self.etcd: EtcdClient | None = None
         self.lease = None
         self.functions: dict[str, bytes] = {}
+        self.waiting: dict[str, list] = {}  # function id -> replies waiting for its export
 
     async def pre_start(self) -> None:
-        # Registration runs in the background, so the rest of the node (and its workers)
-        # starts while etcd comes up; requests that need etcd wait for it.
-        self.registered = asyncio.get_running_loop().create_task(self._register())
+        self.registered: asyncio.Task | None = None
+
+    def _start_registration(self) -> asyncio.Task:
+        # Registration runs in the background, started once the node's workers are on their
+        # way (importing the etcd client alone takes ~0.1 s); requests that need etcd wait.
+        if self.registered is None:
+            self.registered = asyncio.get_running_loop().create_task(self._register())
+        return self.registered
 
     async def _register(self) -> None:
+        from ..gcs import EtcdClient
+
         self.etcd = await EtcdClient.connect(self.endpoint, timeout=15)
         self.lease = await self.etcd.lease(LEASE_TTL)
         info = {**self.node_info, "node_id": self.node_id, "start_time": time.time()}
         await self.etcd.put(self._key("nodes", self.node_id), json.dumps(info).encode(), lease=self.lease)
 
     async def post_stop(self) -> None:
-        if not self.registered.done():
+        if self.registered is not None and not self.registered.done():
             self.registered.cancel()
         if self.etcd is not None:
             try:
@@ -53,26 +61,57 @@ class GcsLink(Actor):
             finally:
                 await self.etcd.close()
 
+    async def _persist_function(self, function_id: str, blob: bytes) -> None:
+        try:
+            await self._start_registration()
+            await self.etcd.create_if_absent(self._key("functions", function_id), blob)
+        except Exception as error:
+            log.warning("could not write an exported function to etcd", function=function_id, error=repr(error))
+
+    async def _fetch_function(self, function_id: str) -> None:
+        """A function this node has not seen: from etcd, or from its exporter's message, if it comes."""
+        try:
+            await self._start_registration()
+            blob = await self.etcd.get(self._key("functions", function_id))
+        except Exception as error:
+            blob, failure = None, error
+        else:
+            failure = None
+        if blob is not None:
+            self.functions.setdefault(function_id, blob)
+            for reply in self.waiting.pop(function_id, []):
+                reply.send(blob)
+            return
+        await asyncio.sleep(FUNCTION_WAIT)
+        for reply in self.waiting.pop(function_id, []):
+            reply.fail(LookupError(f"function {function_id} was never exported"
+                                   + (f" (etcd: {failure!r})" if failure else "")))
+
     def _key(self, *parts: str) -> str:
         return self.prefix + "/".join(parts)
 
     async def receive(self, message):
-        if isinstance(message, GetFunction) and message.function_id in self.functions:
-            return self.functions[message.function_id]
-        await self.registered  # raises if etcd could not be reached: the supervisor decides
         if isinstance(message, GetFunction):
             blob = self.functions.get(message.function_id)
-            if blob is None:
-                blob = await self.etcd.get(self._key("functions", message.function_id))
-                if blob is None:
-                    raise LookupError(f"function {message.function_id} was never exported")
-                self.functions[message.function_id] = blob
-            return blob
+            if blob is not None:
+                return blob
+            reply = self.context.defer_reply()
+            self.waiting.setdefault(message.function_id, []).append(reply)
+            asyncio.get_running_loop().create_task(self._fetch_function(message.function_id))
+            return None
         if isinstance(message, ExportFunction):
+            # Served from here at once; written to etcd in the background (off the path of
+            # the first task: an exporter does not wait for it).
             if message.function_id not in self.functions:
                 self.functions[message.function_id] = message.blob
-                await self.etcd.create_if_absent(self._key("functions", message.function_id), message.blob)
+                for reply in self.waiting.pop(message.function_id, []):
+                    reply.send(message.blob)
+                asyncio.get_running_loop().create_task(self._persist_function(message.function_id, message.blob))
             return True
+        if message == "register":
+            self._start_registration()
+            return None
+        await self._start_registration()  # raises if etcd could not be reached
         if isinstance(message, RegisterActor):
             if message.name is not None:
                 key = self._key("named", message.namespace, message.name)

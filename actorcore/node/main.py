@@ -90,6 +90,7 @@ async def serve(config: dict) -> None:
     pool = system.lookup("worker_pool")
     addresses["pool"] = pool.to_uri()
     scheduler.tell(("pool", pool, int(config.get("prestart_workers", config["num_cpus"]))))
+    system.lookup("gcs").tell("register")
     guard = system.spawn(NodeGuard, stop, config.get("driver"), name="node")
     ready = {"node_id": node_id, "node": guard.to_uri(), "session": session, **addresses,
              "resources": resources, "pid": os.getpid()}
