@@ -37,8 +37,11 @@ _current_lock = threading.Lock()
 
 
 class ActorSystem:
-    def __init__(self, *, name: str = "actors") -> None:
+    def __init__(self, *, name: str = "actors", spin: bool = True) -> None:
         self.name = name
+        #: poll briefly instead of sleeping around asks and replies (see RemoteLayer.spin_for_next);
+        #: off where user threads share the GIL with the loop (drivers, workers)
+        self.spin = spin
         self.id = new_system_id()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.address = Address(self.id, HOST_ID)
@@ -62,18 +65,20 @@ class ActorSystem:
         return _current
 
     @classmethod
-    async def start(cls, *, name: str = "actors", tcp: str | None = None, uds: bool = True) -> ActorSystem:
+    async def start(cls, *, name: str = "actors", tcp: str | None = None, uds: bool = True,
+                    spin: bool = True) -> ActorSystem:
         """Start the process's actor system on the running loop.
 
         `tcp="127.0.0.1:0"` also opens a gRPC endpoint (port 0: any free port); `uds=False`
         opens no Unix socket.
         """
-        system = cls(name=name)
+        system = cls(name=name, spin=spin)
         await system._start(tcp, uds)
         return system
 
     @classmethod
-    def start_in_thread(cls, *, name: str = "actors", tcp: str | None = None, uds: bool = True) -> ActorSystem:
+    def start_in_thread(cls, *, name: str = "actors", tcp: str | None = None, uds: bool = True,
+                        spin: bool = False) -> ActorSystem:
         """Start the actor system on a new daemon thread with its own event loop."""
         box: dict[str, Any] = {}
         started = threading.Event()
@@ -84,7 +89,7 @@ class ActorSystem:
 
             async def main() -> None:
                 try:
-                    system = await cls.start(name=name, tcp=tcp, uds=uds)
+                    system = await cls.start(name=name, tcp=tcp, uds=uds, spin=spin)
                 except BaseException as exc:
                     box["error"] = exc
                     started.set()

@@ -48,7 +48,7 @@ class NodeGuard(Actor):
 
 
 async def serve(config: dict) -> None:
-    system = await ActorSystem.start(name="node")
+    system = await ActorSystem.start(name="node", spin=False)
     loop = asyncio.get_running_loop()
     stop: asyncio.Future = loop.create_future()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -35,7 +35,7 @@ class NodeWatch(Actor):
 
 
 async def serve(config: dict) -> None:
-    system = await ActorSystem.start(name="worker")
+    system = await ActorSystem.start(name="worker", spin=False)
     loop = asyncio.get_running_loop()
     stop: asyncio.Future = loop.create_future()
     loop.add_signal_handler(signal.SIGTERM, lambda: stop.done() or stop.set_result("SIGTERM"))
