@@ -582,7 +582,7 @@ class CoreWorker:
                 if died:
                     error = exc.WorkerCrashedError(
                         pending.spec.name,
-                        f"the worker (pid {lease.pid}) running it died; retried {pending.spec.attempt} time(s)",
+                        f"Its worker (pid {lease.pid}) died; it was retried {pending.spec.attempt} time(s).",
                     )
                 self._finish(pending, [Failed(error)] * len(pending.return_ids))
         self._pump(queue)

@@ -157,3 +157,22 @@ def test_actor_ids_in_runtime_context(cluster):
 
     actor = WhoAmI.remote()
     assert ray.get(actor.me.remote()) == actor._actor_id
+
+
+def test_calls_to_an_actor_whose_process_died_raise_actor_died(cluster):
+    import os as os_module
+
+    @ray.remote
+    class Fragile:
+        def die(self):
+            os_module._exit(1)
+
+        def ping(self):
+            return "pong"
+
+    fragile = Fragile.remote()
+    assert ray.get(fragile.ping.remote()) == "pong"
+    with pytest.raises(exc.ActorDiedError, match="Fragile"):
+        ray.get(fragile.die.remote(), timeout=20)
+    with pytest.raises(exc.RayActorError):
+        ray.get(fragile.ping.remote(), timeout=20)

@@ -255,3 +255,15 @@ def test_exception_that_cannot_be_pickled_still_reaches_the_caller(cluster):
 
     with pytest.raises(exc.TaskError, match="holding a lock"):
         ray.get(raise_with_lock.remote(), timeout=20)
+
+
+def test_a_task_whose_worker_dies_is_retried_then_fails(cluster):
+    import os as os_module
+
+    @ray.remote(max_retries=2)
+    def die():
+        os_module._exit(1)
+
+    with pytest.raises(exc.WorkerCrashedError, match=r"die.*retried 2 time"):
+        ray.get(die.remote(), timeout=30)
+    assert ray.get(double.remote(3)) == 6
