@@ -12,6 +12,7 @@ import atexit
 import json
 import logging
 import os
+import secrets
 import subprocess
 import sys
 import threading
@@ -27,6 +28,8 @@ from .protocol import LogLines, Shutdown
 from .runtime_context import RuntimeContext
 
 log = get_logger(__name__)
+
+TOKEN_ENV = "ACTORCORE_TOKEN"
 
 _core: CoreWorker | None = None
 _local: _LocalCluster | None = None
@@ -67,7 +70,11 @@ class _LocalCluster:
         # The node process imports for ~0.2 s before it needs etcd: start it first and the
         # etcd server meanwhile (the node's GcsLink connects with retries).
         etcd_port = _free_port()
-        self.system = ActorSystem.start_in_thread(name="driver")
+        # A fresh cluster token (DESIGN.md §10): the node and its workers get it through their
+        # environment (not their argv, which other users can read), and every connection
+        # between them must present it.
+        token = secrets.token_hex(16)
+        self.system = ActorSystem.start_in_thread(name="driver", token=token)
         sink = self.system.run(_spawn(self.system, LogSink, "log_sink"))
         read_fd, write_fd = os.pipe()
         config = {
@@ -79,6 +86,7 @@ class _LocalCluster:
         # Our own processes cache their bytecode even where PYTHONDONTWRITEBYTECODE is set:
         # compiling actorcore on every worker start costs ~40-80 ms of each start-up.
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        env[TOKEN_ENV] = token
         self.node = subprocess.Popen(
             [sys.executable, "-m", "actorcore.node", json.dumps(config)],
             pass_fds=(write_fd,), stdin=subprocess.DEVNULL, env=env,

@@ -37,8 +37,11 @@ _current_lock = threading.Lock()
 
 
 class ActorSystem:
-    def __init__(self, *, name: str = "actors", spin: bool = True) -> None:
+    def __init__(self, *, name: str = "actors", spin: bool = True, token: str | None = None) -> None:
         self.name = name
+        #: the cluster's shared secret (DESIGN.md §10): peers must present it in their Hello
+        #: (and as gRPC metadata) before anything they send is read; None accepts any peer
+        self.token = token
         #: poll briefly instead of sleeping around asks and replies (see RemoteLayer.spin_for_next);
         #: off where user threads share the GIL with the loop (drivers, workers)
         self.spin = spin
@@ -66,19 +69,19 @@ class ActorSystem:
 
     @classmethod
     async def start(cls, *, name: str = "actors", tcp: str | None = None, uds: bool = True,
-                    spin: bool = True) -> ActorSystem:
+                    spin: bool = True, token: str | None = None) -> ActorSystem:
         """Start the process's actor system on the running loop.
 
         `tcp="127.0.0.1:0"` also opens a gRPC endpoint (port 0: any free port); `uds=False`
         opens no Unix socket.
         """
-        system = cls(name=name, spin=spin)
+        system = cls(name=name, spin=spin, token=token)
         await system._start(tcp, uds)
         return system
 
     @classmethod
     def start_in_thread(cls, *, name: str = "actors", tcp: str | None = None, uds: bool = True,
-                        spin: bool = False) -> ActorSystem:
+                        spin: bool = False, token: str | None = None) -> ActorSystem:
         """Start the actor system on a new daemon thread with its own event loop."""
         box: dict[str, Any] = {}
         started = threading.Event()
@@ -89,7 +92,7 @@ class ActorSystem:
 
             async def main() -> None:
                 try:
-                    system = await cls.start(name=name, tcp=tcp, uds=uds, spin=spin)
+                    system = await cls.start(name=name, tcp=tcp, uds=uds, spin=spin, token=token)
                 except BaseException as exc:
                     box["error"] = exc
                     started.set()
@@ -134,7 +137,7 @@ class ActorSystem:
             if tcp:
                 from .remote.grpc_stream import GrpcServer
 
-                grpc_server = GrpcServer(tcp, self._remote.accept)
+                grpc_server = GrpcServer(tcp, self._remote.accept, self.token)
                 await grpc_server.start()
                 self._servers.append(grpc_server)
                 tcp_address = grpc_server.address

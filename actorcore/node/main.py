@@ -48,7 +48,7 @@ class NodeGuard(Actor):
 
 
 async def serve(config: dict) -> None:
-    system = await ActorSystem.start(name="node", spin=False)
+    system = await ActorSystem.start(name="node", spin=False, token=os.environ.get("ACTORCORE_TOKEN"))
     loop = asyncio.get_running_loop()
     stop: asyncio.Future = loop.create_future()
     for signum in (signal.SIGTERM, signal.SIGINT):

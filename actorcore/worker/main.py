@@ -35,7 +35,7 @@ class NodeWatch(Actor):
 
 
 async def serve(config: dict) -> None:
-    system = await ActorSystem.start(name="worker", spin=False)
+    system = await ActorSystem.start(name="worker", spin=False, token=os.environ.get("ACTORCORE_TOKEN"))
     loop = asyncio.get_running_loop()
     stop: asyncio.Future = loop.create_future()
     loop.add_signal_handler(signal.SIGTERM, lambda: stop.done() or stop.set_result("SIGTERM"))

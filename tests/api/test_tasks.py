@@ -267,3 +267,34 @@ def test_a_task_whose_worker_dies_is_retried_then_fails(cluster):
     with pytest.raises(exc.WorkerCrashedError, match=r"die.*retried 2 time"):
         ray.get(die.remote(), timeout=30)
     assert ray.get(double.remote(3)) == 6
+
+
+def test_the_node_rejects_processes_without_the_cluster_token(cluster):
+    import subprocess
+    import sys
+    import textwrap
+
+    from actorcore import api
+
+    program = textwrap.dedent("""
+        import asyncio, sys
+        from actorcore.kernel import ActorSystem, PeerLostError
+        from actorcore.protocol import GetResources
+
+        async def main(token):
+            system = await ActorSystem.start(token=token)
+            try:
+                return await system.ref_from_uri(sys.argv[1]).ask(GetResources(True), timeout=10)
+            except PeerLostError as error:
+                return f"rejected: {error}"
+            finally:
+                await system.shutdown()
+
+        print(asyncio.run(main(None)))
+        print(asyncio.run(main("a-guess")))
+    """)
+    result = subprocess.run([sys.executable, "-c", program, api._local.node_info["scheduler"]],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2 and all(line.startswith("rejected:") and "token" in line for line in lines)

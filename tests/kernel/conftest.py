@@ -24,8 +24,9 @@ async def system():
 class PeerProcess:
     """A `python -m tests.kernel.peer ROLE` process; `uris` are its actors' refs."""
 
-    def __init__(self, role: str) -> None:
+    def __init__(self, role: str, env: dict | None = None) -> None:
         self.role = role
+        self.env = env or {}
         self.process: asyncio.subprocess.Process | None = None
         self.uris: list[str] = []
 
@@ -33,7 +34,7 @@ class PeerProcess:
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "tests.kernel.peer", self.role,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            env={**os.environ, "PYTHONPATH": str(ROOT), **self.env},
         )
         count = 2 if self.role.startswith("two") else 1
         while len(self.uris) < count:
@@ -62,8 +63,8 @@ class PeerProcess:
 async def peers():
     started: list[PeerProcess] = []
 
-    async def start(role: str = "uds") -> PeerProcess:
-        peer = await PeerProcess(role).start()
+    async def start(role: str = "uds", env: dict | None = None) -> PeerProcess:
+        peer = await PeerProcess(role, env).start()
         started.append(peer)
         return peer
 

@@ -42,7 +42,8 @@ class Collector(Actor):
 
 async def main(role: str) -> None:
     tcp = "127.0.0.1:0" if "grpc" in role else None
-    system = await ActorSystem.start(name=role, tcp=tcp, uds="grpc" not in role)
+    system = await ActorSystem.start(name=role, tcp=tcp, uds="grpc" not in role,
+                                     token=os.environ.get("ACTORCORE_TEST_TOKEN"))
     refs = [system.spawn(Collector, name="collector")]
     if role.startswith("two"):
         refs.append(system.spawn(Collector, name="second"))

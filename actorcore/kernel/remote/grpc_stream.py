@@ -7,6 +7,7 @@ Same frames and the same connection interface as the Unix-socket transport in
 from __future__ import annotations
 
 import asyncio
+import hmac
 from collections import deque
 from typing import Callable
 
@@ -100,16 +101,20 @@ class _GrpcConnection:
         self._finish()
 
 
+TOKEN_METADATA = "x-actorcore-token"
+
+
 class GrpcClientConnection(_GrpcConnection):
     @classmethod
-    async def open(cls, target: str, timeout: float = 10.0) -> GrpcClientConnection:
+    async def open(cls, target: str, token: str | None = None, timeout: float = 10.0) -> GrpcClientConnection:
         channel = grpc.aio.insecure_channel(target, options=GRPC_OPTIONS)
         try:
             await asyncio.wait_for(channel.channel_ready(), timeout)
         except BaseException:
             await channel.close()
             raise
-        connection = cls(pb_grpc.TransportStub(channel).Stream())
+        metadata = ((TOKEN_METADATA, token),) if token else None
+        connection = cls(pb_grpc.TransportStub(channel).Stream(metadata=metadata))
         connection._channel = channel
         return connection
 
@@ -123,14 +128,16 @@ class GrpcClientConnection(_GrpcConnection):
 class GrpcServer(pb_grpc.TransportServicer):
     """The gRPC endpoint: each `Stream` call becomes a connection handed to `on_connection`."""
 
-    def __init__(self, bind: str, on_connection: Callable[[object], None]) -> None:
+    def __init__(self, bind: str, on_connection: Callable[[object], None], token: str | None = None) -> None:
         self._bind = bind
+        self._token = token
         self._on_connection = on_connection
         self._server: grpc.aio.Server | None = None
         self.address = ""
 
     async def start(self) -> None:
-        self._server = grpc.aio.server(options=GRPC_OPTIONS)
+        interceptors = [_TokenCheck(self._token)] if self._token else []
+        self._server = grpc.aio.server(options=GRPC_OPTIONS, interceptors=interceptors)
         pb_grpc.add_TransportServicer_to_server(self, self._server)
         host, _, _ = self._bind.rpartition(":")
         port = self._server.add_insecure_port(self._bind)
@@ -148,3 +155,21 @@ class GrpcServer(pb_grpc.TransportServicer):
         if self._server is not None:
             await self._server.stop(grace)
             self._server = None
+
+
+class _TokenCheck(grpc.aio.ServerInterceptor):
+    """Rejects a call without the cluster's token with UNAUTHENTICATED before any message is read."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token.encode()
+
+        async def deny(request_iterator, context) -> None:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong actorcore cluster token")
+
+        self._deny = grpc.stream_stream_rpc_method_handler(deny)
+
+    async def intercept_service(self, continuation, handler_call_details):
+        for key, value in handler_call_details.invocation_metadata or ():
+            if key == TOKEN_METADATA and hmac.compare_digest(self._token, value.encode()):
+                return await continuation(handler_call_details)
+        return self._deny

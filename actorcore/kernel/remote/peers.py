@@ -14,6 +14,7 @@ next send to that address connects afresh.
 from __future__ import annotations
 
 import asyncio
+import hmac
 from typing import TYPE_CHECKING, Any
 
 from ..._logging import get_logger
@@ -168,6 +169,11 @@ class Link:
             self._fail(ConnectionError("the first frame was not a Hello"))
             return
         hello = frame.hello
+        if not token_matches(self.layer.system.token, hello.token):
+            if self.expected is None:
+                log.warning("rejected a connection without the cluster token", system=hello.system_id)
+            self._fail(ConnectionError("the other side does not have this cluster's token"))
+            return
         address = Address(hello.system_id, hello.host_id, hello.tcp_address, hello.uds_path)
         if self.expected is None:  # accepted: answer, then bind to the peer it says it is
             self.connection.send(self.layer.hello())
@@ -192,7 +198,8 @@ class Link:
 
     def on_closed(self) -> None:
         if not self.hello_seen.done():
-            self.hello_seen.set_exception(ConnectionError("it closed the connection during the handshake"))
+            self.hello_seen.set_exception(ConnectionError(
+                "it closed the connection during the handshake (a wrong or missing cluster token?)"))
         if self.peer is not None:
             self.layer.peer_lost(self.peer, "connection closed")
 
@@ -343,7 +350,8 @@ class RemoteLayer:
 
     def hello(self) -> pb.Frame:
         a = self.system.address
-        return pb.Frame(hello=pb.Hello(system_id=a.system_id, host_id=a.host_id, tcp_address=a.tcp, uds_path=a.uds))
+        return pb.Frame(hello=pb.Hello(system_id=a.system_id, host_id=a.host_id, tcp_address=a.tcp,
+                                       uds_path=a.uds, token=self.system.token or ""))
 
     async def _connect(self, peer: Peer) -> None:
         address = peer.address
@@ -354,7 +362,7 @@ class RemoteLayer:
             elif address.tcp:
                 from .grpc_stream import GrpcClientConnection
 
-                connection = await GrpcClientConnection.open(address.tcp)
+                connection = await GrpcClientConnection.open(address.tcp, self.system.token)
             else:
                 raise ConnectionError("it has no endpoint reachable from this host")
             link = Link(self, connection, expected=peer)
@@ -464,6 +472,13 @@ class RemoteLayer:
                 cell = cells.get(envelope.target)
                 if cell is not None:
                     cell.request_stop()
+
+
+def token_matches(expected: str | None, presented: str) -> bool:
+    """Constant-time check of a peer's token; a system without a token accepts anyone."""
+    if expected is None:
+        return True
+    return hmac.compare_digest(expected.encode(), (presented or "").encode())
 
 
 def _drop_if_silent(link: Link) -> None:
