@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-
 # -- object payloads ----------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)

@@ -14,9 +14,8 @@ import cloudpickle
 
 from . import api
 from . import options as opts
-from .core_worker import INLINE_THRESHOLD
 from .object_ref import ObjectRef
-from .objects import serialize
+from .objects import INLINE_THRESHOLD, serialize
 from .protocol import Inline
 
 

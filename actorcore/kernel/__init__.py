@@ -12,8 +12,8 @@ from .errors import (
     PeerLostError,
     SerializationError,
 )
-from .messages import FAILED, NORMAL, PEER_LOST, RESTARTS_EXHAUSTED, Terminated
 from .loop import run
+from .messages import FAILED, NORMAL, PEER_LOST, RESTARTS_EXHAUSTED, Terminated
 from .ref import ActorRef
 from .system import ActorSystem
 

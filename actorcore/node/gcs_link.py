@@ -11,10 +11,20 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from typing import TYPE_CHECKING
 
 from .._logging import get_logger
 from ..kernel import Actor
-from ..protocol import ExportFunction, ForgetActor, GetFunction, LookupActor, RegisterActor
+from ..protocol import (
+    ExportFunction,
+    ForgetActor,
+    GetFunction,
+    LookupActor,
+    RegisterActor,
+)
+
+if TYPE_CHECKING:
+    from ..gcs import EtcdClient
 
 log = get_logger(__name__)
 

@@ -9,7 +9,13 @@
   zero-copy from a read-only mapping.
 """
 
-from .serialization import ALIGNMENT, INLINE_THRESHOLD, Serialized, deserialize, serialize
+from .serialization import (
+    ALIGNMENT,
+    INLINE_THRESHOLD,
+    Serialized,
+    deserialize,
+    serialize,
+)
 from .shared import get_shared, put_shared
 from .shm import (
     SEGMENT_PREFIX,

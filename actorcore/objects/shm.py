@@ -35,14 +35,13 @@ as reading private memory).
 
 from __future__ import annotations
 
+import _posixshmem
 import errno
 import mmap
 import os
 import re
 import sys
 import threading
-
-import _posixshmem
 
 __all__ = [
     "SEGMENT_PREFIX",

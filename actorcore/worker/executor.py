@@ -25,10 +25,19 @@ import cloudpickle
 
 from .. import exceptions as exc
 from .. import runtime_context
-from ..core_worker import CoreWorker, from_payload, to_payload
+from ..core_worker import CoreWorker
 from ..kernel import Actor
 from ..objects import serialize
-from ..protocol import BecomeActor, CancelTask, ExecuteTask, Failed, GetFunction, Inline, TaskResult
+from ..ownership import from_payload, to_payload
+from ..protocol import (
+    BecomeActor,
+    CancelTask,
+    ExecuteTask,
+    Failed,
+    GetFunction,
+    Inline,
+    TaskResult,
+)
 
 _NONE = None
 

@@ -1,0 +1,335 @@
+"""Task submission in the CoreWorker (DESIGN.md §5: worker leases, the hot path).
+
+A submitter asks the Scheduler for a worker lease per resource shape and sends tasks straight
+to the leased workers; the node is not on the per-task path. A lease is kept while tasks of
+its shape keep coming and returned after `LEASE_IDLE_SECONDS` idle; once the submitter holds
+as many leases of a shape as the node can grant, it pipelines up to `PIPELINE_DEPTH` tasks per
+worker. A task whose worker dies is retried up to `max_retries` (DESIGN.md §8).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import exceptions as exc
+from ._logging import get_logger
+from .kernel import ActorRef, PeerLostError
+from .object_ref import ObjectRef
+from .ownership import Entry
+from .protocol import (
+    CancelTask,
+    ExecuteTask,
+    Failed,
+    LeaseGranted,
+    RequestLease,
+    ReturnLease,
+    TaskSpec,
+)
+
+log = get_logger(__name__)
+
+LEASE_IDLE_SECONDS = 0.5
+#: Once a submitter holds as many leases of a shape as the node can grant, it queues up to
+#: this many tasks on each leased worker, so the worker starts the next task without waiting
+#: for a round trip (measured: async task throughput x2.5 on the 2-core dev machine).
+PIPELINE_DEPTH = 8
+
+
+@dataclass(slots=True)
+class Lease:
+    lease_id: int
+    worker: ActorRef
+    pid: int
+    shape: tuple
+    idle_since: float = 0.0
+    inflight: int = 0
+    dead: bool = False
+
+
+@dataclass(slots=True)
+class ShapeQueue:
+    shape: tuple
+    capacity: int  # how many leases of this shape the node can hold at once
+    specs: deque = field(default_factory=deque)
+    leases: list = field(default_factory=list)
+    requesting: int = 0
+
+
+@dataclass(slots=True)
+class PendingTask:
+    spec: TaskSpec
+    shape: tuple
+    max_retries: int
+    retry_exceptions: Any
+    return_ids: list
+    pinned: list
+    cancelled: bool = False
+    running_on: Lease | None = None
+
+
+class TaskSubmission:
+    """Leases, queues and retries of tasks; mixed into `CoreWorker`."""
+
+    def export(self, function_id: str, blob: bytes) -> None:
+        if function_id in self.exported:
+            return
+        from .protocol import ExportFunction
+
+        self.gcs.tell(ExportFunction(function_id, blob))  # ordered before any task that uses it
+        self.exported.add(function_id)
+
+    def submit_task(self, function_id: str, name: str, args: list, kwargs: dict, options: dict) -> list[ObjectRef]:
+        task_id = self.new_id("t")
+        num_returns = options["num_returns"]
+        return_ids = [f"{task_id}.{i}" for i in range(max(num_returns, 1))]
+        for object_id in return_ids:
+            self.objects[object_id] = Entry()
+        spec = TaskSpec(task_id, function_id, name, args, kwargs, num_returns, self.actor)
+        shape = _shape(options)
+        self._warn_if_infeasible(dict(shape))
+        pending = PendingTask(spec, shape, options["max_retries"], options["retry_exceptions"],
+                              return_ids, [])
+        self.loop.call_soon_threadsafe(self._submit, pending)
+        refs = [ObjectRef(object_id, self.actor, self) for object_id in return_ids]
+        return refs if num_returns != 0 else []
+
+    def _warn_if_infeasible(self, shape: dict) -> None:
+        if self._total_resources is None:
+            self._total_resources = dict(self.node["resources"])
+        key = tuple(sorted(shape.items()))
+        if key in self._infeasible_warned:
+            return
+        if all(self._total_resources.get(k, 0.0) >= v for k, v in shape.items()):
+            return
+        self._infeasible_warned.add(key)
+        import warnings
+
+        warnings.warn(
+            f"a task or actor requires {shape}, but the cluster has {self._total_resources} in total; "
+            "it stays pending until a node with these resources joins (cancel it with cancel())",
+            stacklevel=4,
+        )
+
+    def _submit(self, pending: PendingTask) -> None:
+        for object_id in pending.return_ids:
+            self.tasks[object_id] = pending
+        if _has_refs(pending.spec):
+            self.loop.create_task(self._resolve_then_queue(pending))
+        else:  # nothing to wait for: queue it now (saves a task and a loop iteration)
+            queue = self._queue_for(pending.shape)
+            queue.specs.append(pending)
+            self._pump(queue)
+
+    async def _resolve_then_queue(self, pending: PendingTask) -> None:
+        failed = await self._resolve_args(pending)
+        if failed is not None:
+            self._finish(pending, [failed] * len(pending.return_ids))
+            return
+        if pending.cancelled:
+            return
+        queue = self._queue_for(pending.shape)
+        queue.specs.append(pending)
+        self._pump(queue)
+
+    async def _resolve_args(self, pending: PendingTask):
+        spec = pending.spec
+        refs = [a for a in spec.args if type(a) is ObjectRef] + [v for v in spec.kwargs.values() if type(v) is ObjectRef]
+        if not refs:
+            return None
+        for ref in refs:
+            entry = self.objects.get(ref.id)
+            if entry is not None:
+                entry.pins += 1
+                pending.pinned.append(ref.id)
+        payloads = await asyncio.gather(*(self._payload_future(ref) for ref in refs))
+        by_id = {ref.id: payload for ref, payload in zip(refs, payloads)}
+        for payload in payloads:
+            if type(payload) is Failed:
+                return payload
+        spec.args = [by_id[a.id] if type(a) is ObjectRef else a for a in spec.args]
+        spec.kwargs = {k: (by_id[v.id] if type(v) is ObjectRef else v) for k, v in spec.kwargs.items()}
+        return None
+
+    def _queue_for(self, shape: tuple) -> ShapeQueue:
+        queue = self.queues.get(shape)
+        if queue is None:
+            queue = self.queues[shape] = ShapeQueue(shape, self._capacity(shape))
+        return queue
+
+    def _capacity(self, shape: tuple) -> int:
+        total = self.node["resources"]
+        fits = [int(total.get(name, 0.0) // quantity) for name, quantity in shape if quantity > 0]
+        return max(1, min(fits)) if fits else 64
+
+    def _pump(self, queue: ShapeQueue) -> None:
+        specs = queue.specs
+        while specs:
+            lease = self._pick_lease(queue)
+            if lease is None:
+                break
+            pending = specs.popleft()
+            if not pending.cancelled:
+                self._run(lease, pending)
+        wanted = min(len(specs), queue.capacity - len(queue.leases)) - queue.requesting
+        for _ in range(max(0, wanted)):
+            queue.requesting += 1
+            self.loop.create_task(self._request_lease(queue))
+        if not specs and any(lease.inflight == 0 for lease in queue.leases):
+            self._schedule_idle_check()
+
+    @staticmethod
+    def _pick_lease(queue: ShapeQueue) -> Lease | None:
+        best = None
+        for lease in queue.leases:
+            if lease.inflight == 0:
+                return lease
+            if best is None or lease.inflight < best.inflight:
+                best = lease
+        if best is not None and len(queue.leases) >= queue.capacity and best.inflight < PIPELINE_DEPTH:
+            return best
+        return None
+
+    async def _request_lease(self, queue: ShapeQueue) -> None:
+        try:
+            grant: LeaseGranted = await self.scheduler.ask(RequestLease(queue.shape, self.actor), timeout=None)
+        except Exception as error:
+            queue.requesting -= 1
+            if self.system._closing or isinstance(error, PeerLostError):
+                log.debug("lease request ended with the node", error=repr(error))
+            else:
+                log.error("lease request failed", error=repr(error))
+            while queue.specs:
+                pending = queue.specs.popleft()
+                self._finish(pending, [Failed(exc.RayError(f"cannot schedule {pending.spec.name}: {error}"))]
+                             * len(pending.return_ids))
+            return
+        queue.requesting -= 1
+        queue.leases.append(Lease(grant.lease_id, grant.worker, grant.pid, queue.shape, time.monotonic()))
+        self._pump(queue)
+
+    def _run(self, lease: Lease, pending: PendingTask) -> None:
+        pending.running_on = lease
+        lease.inflight += 1
+        future = lease.worker.ask(ExecuteTask(pending.spec, lease.lease_id), timeout=None)
+        future.add_done_callback(lambda f: self._ran(lease, pending, f))
+
+    def _ran(self, lease: Lease, pending: PendingTask, future: asyncio.Future) -> None:
+        pending.running_on = None
+        lease.inflight -= 1
+        queue = self.queues[lease.shape]
+        error = future.exception()
+        if error is None:
+            lease.idle_since = time.monotonic()
+            returns = future.result().returns
+            if self._should_retry_exception(pending, returns):
+                pending.spec.attempt += 1
+                queue.specs.appendleft(pending)
+            else:
+                self._finish(pending, returns)
+        else:
+            died = isinstance(error, PeerLostError)
+            if not lease.dead:
+                lease.dead = True
+                if lease in queue.leases:
+                    queue.leases.remove(lease)
+                self.scheduler.tell(ReturnLease(lease.lease_id, worker_died=died))
+            if pending.cancelled:
+                self._finish(pending, [Failed(exc.TaskCancelledError(pending.spec.task_id))] * len(pending.return_ids))
+            elif died and (pending.max_retries < 0 or pending.spec.attempt < pending.max_retries):
+                pending.spec.attempt += 1
+                queue.specs.appendleft(pending)
+            else:
+                if died:
+                    error = exc.WorkerCrashedError(
+                        pending.spec.name,
+                        f"Its worker (pid {lease.pid}) died; it was retried {pending.spec.attempt} time(s).",
+                    )
+                self._finish(pending, [Failed(error)] * len(pending.return_ids))
+        self._pump(queue)
+
+    def _should_retry_exception(self, pending: PendingTask, returns: list) -> bool:
+        retry = pending.retry_exceptions
+        if not retry or not returns or type(returns[0]) is not Failed:
+            return False
+        if not (pending.max_retries < 0 or pending.spec.attempt < pending.max_retries):
+            return False
+        error = returns[0].error
+        cause = error.cause if isinstance(error, exc.TaskError) else error
+        if retry is True:
+            return True
+        return isinstance(cause, tuple(retry))
+
+    def _finish(self, pending: PendingTask, returns: list) -> None:
+        for object_id, payload in zip(pending.return_ids, returns):
+            self.tasks.pop(object_id, None)
+            self._resolve(object_id, payload)
+        for object_id in pending.pinned:
+            entry = self.objects.get(object_id)
+            if entry is not None:
+                entry.pins -= 1
+                self._maybe_free(object_id, entry)
+        pending.pinned = []
+
+    def _schedule_idle_check(self) -> None:
+        if self._idle_timer is None:
+            self._idle_timer = self.loop.call_later(LEASE_IDLE_SECONDS, self._return_idle_leases)
+
+    def _return_idle_leases(self) -> None:
+        self._idle_timer = None
+        now = time.monotonic()
+        keep_checking = False
+        for queue in self.queues.values():
+            if queue.specs:
+                continue
+            for lease in list(queue.leases):
+                if lease.inflight:
+                    continue
+                if now - lease.idle_since >= LEASE_IDLE_SECONDS:
+                    queue.leases.remove(lease)
+                    self.scheduler.tell(ReturnLease(lease.lease_id))
+                else:
+                    keep_checking = True
+        if keep_checking:
+            self._schedule_idle_check()
+
+    # -- cancel ---------------------------------------------------------------------------
+
+    def cancel(self, ref: ObjectRef, force: bool) -> None:
+        self.loop.call_soon_threadsafe(self._cancel, ref.id, force)
+
+    def _cancel(self, object_id: str, force: bool) -> None:
+        pending = self.tasks.get(object_id)
+        if pending is None or pending.cancelled:
+            return
+        pending.cancelled = True
+        lease = pending.running_on
+        if lease is None:
+            queue = self.queues.get(pending.shape)
+            if queue is not None and pending in queue.specs:
+                queue.specs.remove(pending)
+            self._finish(pending, [Failed(exc.TaskCancelledError(pending.spec.task_id))] * len(pending.return_ids))
+        else:
+            lease.worker.tell(CancelTask(pending.spec.task_id, force))
+
+
+def _has_refs(spec: TaskSpec) -> bool:
+    return any(type(a) is ObjectRef for a in spec.args) or any(type(v) is ObjectRef for v in spec.kwargs.values())
+
+
+def _shape(options: dict, actor: bool = False) -> tuple:
+    shape: dict[str, float] = {}
+    cpus = options.get("num_cpus")
+    if cpus is None:
+        cpus = 0 if actor else 1
+    if cpus:
+        shape["CPU"] = float(cpus)
+    if options.get("num_gpus"):
+        shape["GPU"] = float(options["num_gpus"])
+    for name, quantity in (options.get("resources") or {}).items():
+        if quantity:
+            shape[name] = float(quantity)
+    return tuple(sorted(shape.items()))
