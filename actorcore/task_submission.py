@@ -33,7 +33,7 @@ from .protocol import (
 log = get_logger(__name__)
 
 LEASE_IDLE_SECONDS = 0.5
-#: Once a submitter holds as many leases of a shape as the node can grant, it queues up to
+#: Once a driver holds as many leases of a shape as the node can grant, it queues up to
 #: this many tasks on each leased worker, so the worker starts the next task without waiting
 #: for a round trip (measured: async task throughput x2.5 on the 2-core dev machine).
 PIPELINE_DEPTH = 8
@@ -181,15 +181,18 @@ class TaskSubmission:
         if not specs and any(lease.inflight == 0 for lease in queue.leases):
             self._schedule_idle_check()
 
-    @staticmethod
-    def _pick_lease(queue: ShapeQueue) -> Lease | None:
+    def _pick_lease(self, queue: ShapeQueue) -> Lease | None:
         best = None
         for lease in queue.leases:
             if lease.inflight == 0:
                 return lease
             if best is None or lease.inflight < best.inflight:
                 best = lease
-        if best is not None and len(queue.leases) >= queue.capacity and best.inflight < PIPELINE_DEPTH:
+        # Only a driver pipelines: a task queued behind one that blocks in `get` waits for it,
+        # and if tasks queued tasks, two of them could each wait behind the other's children.
+        # A driver is no task: waiting behind its tasks cannot close such a cycle.
+        if (self.is_driver and best is not None and len(queue.leases) >= queue.capacity
+                and best.inflight < PIPELINE_DEPTH):
             return best
         return None
 

@@ -298,3 +298,16 @@ def test_the_node_rejects_processes_without_the_cluster_token(cluster):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 2 and all(line.startswith("rejected:") and "token" in line for line in lines)
+
+
+def test_many_nested_tasks_with_blocking_gets_finish(cluster):
+    @ray.remote
+    def leaf(x):
+        return x
+
+    @ray.remote
+    def parent(x):
+        return sum(ray.get([leaf.remote(x) for _ in range(3)]))
+
+    # far more parents than CPUs: the driver pipelines them, each blocks in get on its leaves
+    assert ray.get([parent.remote(i) for i in range(40)], timeout=50) == [3 * i for i in range(40)]
