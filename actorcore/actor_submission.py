@@ -152,8 +152,7 @@ class ActorSubmission:
                 and state.dead is None and not _has_refs(pending.spec) and self.system.is_connected(state.worker)):
             # The common case: send at once, in order, with no task in between.
             self._actor_chains.pop(handle._actor_id, None)
-            future = state.worker.ask(ExecuteTask(pending.spec, None), timeout=None)
-            future.add_done_callback(lambda f: self._actor_task_done(state, pending, f))
+            self._send_to_actor(state, pending)
             return
         self._unsent += 1
         task = self.loop.create_task(self._send_actor_task(handle, pending, chain))
@@ -171,8 +170,7 @@ class ActorSubmission:
             if state.dead is not None:
                 self._finish(pending, [Failed(state.dead)] * len(pending.return_ids))
                 return
-            future = state.worker.ask(ExecuteTask(pending.spec, None), timeout=None)
-            future.add_done_callback(lambda f: self._actor_task_done(state, pending, f))
+            self._send_to_actor(state, pending)
             await self.system.connected(state.worker)
         finally:
             self._unsent -= 1
@@ -180,6 +178,10 @@ class ActorSubmission:
                 callbacks, self._after_sent = self._after_sent, []
                 for callback in callbacks:
                     callback()
+
+    def _send_to_actor(self, state: ActorState, pending: PendingTask) -> None:
+        future = state.worker.ask(ExecuteTask(pending.spec, None), timeout=None)
+        future.add_done_callback(lambda f: self._actor_task_done(state, pending, f))
 
     def when_sent(self, callback) -> None:
         """Run `callback` (in the loop) once every actor call submitted so far has left.

@@ -37,7 +37,7 @@ _init_lock = threading.RLock()
 
 #: Ray's init() keywords that have no meaning here and are accepted as no-ops.
 _IGNORED_INIT_KWARGS = {
-    "include_dashboard", "dashboard_host", "dashboard_port", "configure_logging", "log_to_driver",
+    "include_dashboard", "dashboard_host", "dashboard_port", "configure_logging",
     "_node_ip_address", "object_store_memory", "runtime_env", "_temp_dir", "local_mode",
     "_system_config", "logging_format", "_enable_object_reconstruction",
 }
@@ -290,7 +290,7 @@ def nodes() -> list[dict]:
     infos = core.system.ask_sync(core.gcs, "nodes", timeout=30)
     return [
         {"NodeID": info["node_id"], "Alive": True, "NodeManagerAddress": info.get("address", "127.0.0.1"),
-         "Resources": info.get("resources", {}), "alive": True}
+         "Resources": info.get("resources", {})}
         for info in infos
     ]
 

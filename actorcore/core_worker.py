@@ -72,7 +72,6 @@ class CoreWorker(ObjectOwnership, TaskSubmission, ActorSubmission):
         self.current_lease: int | None = None  # set in workers while a task runs
         self.hosted_actor_id: str | None = None  # set in a worker that hosts an actor
         self._infeasible_warned: set = set()
-        self._total_resources: dict | None = None
         self._idle_timer = None
 
     # -- identity -------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import threading
 from typing import Any
 
 from . import exceptions as exc
@@ -92,7 +93,9 @@ class ObjectOwnership:
             entry.escaped = True
 
     def release(self, object_id: str) -> None:
-        if not self.loop.is_closed():
+        if threading.get_ident() == self.system._thread_id:
+            self._release(object_id)
+        elif not self.loop.is_closed():
             try:
                 self.loop.call_soon_threadsafe(self._release, object_id)
             except RuntimeError:

@@ -68,11 +68,6 @@ class LeaseUnblocked:
 
 
 @dataclass(frozen=True, slots=True)
-class CancelLeaseRequests:
-    owner: Any
-
-
-@dataclass(frozen=True, slots=True)
 class GetResources:
     available: bool
 

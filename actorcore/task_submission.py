@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import warnings
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -98,18 +99,13 @@ class TaskSubmission:
         return refs if num_returns != 0 else []
 
     def _warn_if_infeasible(self, shape: dict) -> None:
-        if self._total_resources is None:
-            self._total_resources = dict(self.node["resources"])
         key = tuple(sorted(shape.items()))
-        if key in self._infeasible_warned:
-            return
-        if all(self._total_resources.get(k, 0.0) >= v for k, v in shape.items()):
+        total = self.node["resources"]
+        if key in self._infeasible_warned or all(total.get(k, 0.0) >= v for k, v in shape.items()):
             return
         self._infeasible_warned.add(key)
-        import warnings
-
         warnings.warn(
-            f"a task or actor requires {shape}, but the cluster has {self._total_resources} in total; "
+            f"a task or actor requires {shape}, but the cluster has {total} in total; "
             "it stays pending until a node with these resources joins (cancel it with cancel())",
             stacklevel=4,
         )

@@ -21,10 +21,10 @@ from .._logging import get_logger
 from .actor import Actor
 from .address import HOST_ID, Address, new_system_id
 from .cell import ActorCell, SupervisionHook, stopped_error
-from .errors import ActorStoppedError, ActorSystemError
+from .errors import ActorSystemError
 from .loop import new_event_loop
 from .messages import NORMAL, Terminated
-from .ref import ActorRef, current_cell, parse_uri
+from .ref import ActorRef, parse_uri
 from .remote.connections import UdsServer
 from .remote.peers import RemoteLayer
 
@@ -42,7 +42,7 @@ class ActorSystem:
         #: the cluster's shared secret (DESIGN.md §10): peers must present it in their Hello
         #: (and as gRPC metadata) before anything they send is read; None accepts any peer
         self.token = token
-        #: poll briefly instead of sleeping around asks and replies (see RemoteLayer.spin_for_next);
+        #: poll briefly instead of sleeping around asks and replies (see RemoteLayer.spin);
         #: off where user threads share the GIL with the loop (drivers, workers)
         self.spin = spin
         self.id = new_system_id()
@@ -444,4 +444,4 @@ def _expire_ask(future: asyncio.Future, ref: ActorRef, message: Any, timeout: fl
         ))
 
 
-__all__ = ["ActorSystem", "ActorStoppedError", "current_cell"]
+__all__ = ["ActorSystem"]

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from .._logging import get_logger
 from ..kernel import Actor, ActorRef, Reply, Terminated
 from ..protocol import (
-    CancelLeaseRequests,
     GetResources,
     LeaseBlocked,
     LeaseGranted,
@@ -93,8 +92,6 @@ class Scheduler(Actor):
             if lease is not None and lease.blocked:
                 lease.blocked = False
                 self._take({"CPU": lease.shape.get("CPU", 0.0)})
-        elif isinstance(message, CancelLeaseRequests):
-            self._drop_owner(message.owner)
         elif isinstance(message, GetResources):
             return dict(self.available if message.available else self.total)
         elif isinstance(message, Terminated):
@@ -105,11 +102,6 @@ class Scheduler(Actor):
             if prestart > 0:
                 self.starting += prestart
                 self.pool.tell(("start_workers", prestart))
-        elif message == "status":
-            return {
-                "idle": len(self.idle), "leases": len(self.leases),
-                "pending": len(self.pending), "starting": self.starting,
-            }
         return None
 
     # -- granting -------------------------------------------------------------------------

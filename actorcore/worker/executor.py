@@ -145,7 +145,16 @@ class Executor(Actor):
             message, reply = await self.concurrent.get()
             await self.slots.acquire()
             task = self.loop.create_task(self._execute_concurrent(message))
-            task.add_done_callback(lambda t, r=reply: (self.slots.release(), r.send(t.result())))
+            task.add_done_callback(partial(self._concurrent_done, reply))
+
+    def _concurrent_done(self, reply, task: asyncio.Task) -> None:
+        self.slots.release()
+        if task.cancelled():
+            reply.fail(exc.RayActorError("the actor stopped before this call finished"))
+        elif task.exception() is not None:
+            reply.fail(task.exception())
+        else:
+            reply.send(task.result())
 
     async def _function(self, function_id: str) -> Any:
         function = self.functions.get(function_id)

@@ -61,7 +61,7 @@ class RemoteReply:
             return
         self.peer.send(Envelope(kind=REPLY, ask_id=self.ask_id, payload=payload))
         if self.peer.layer.system.spin:
-            self.peer.layer.spin_for_next()
+            self.peer.layer.spin()
 
     def set_exception(self, error: BaseException) -> None:
         self.peer.send(Envelope(kind=REPLY_ERROR, ask_id=self.ask_id, payload=codec.dumps_error(error)))
@@ -263,46 +263,34 @@ class RemoteLayer:
             timer = loop.call_later(timeout, self._ask_expired, peer, ask_id, timeout)
         peer.pending[ask_id] = (future, timer, ref, type(message).__qualname__)
         if self.system.spin:
-            self._spin_until(future)
+            self.spin()
         peer.send(Envelope(kind=TELL, target=ref.actor_id, sender=_local_id(self.system, sender),
                            ask_id=ask_id, payload=payload))
         return future
 
-    def spin_for_next(self) -> None:
-        """After a reply, poll a little longer: a caller in a loop sends its next ask at once."""
+    def spin(self) -> None:
+        """Keep the loop polling (not sleeping) for SPIN_SECONDS after an ask or a reply.
+
+        On virtual machines a vCPU that goes idle costs ~50-80 µs to wake; a reply (or a
+        caller's next ask) that comes within SPIN_SECONDS is then read at once. The loop still
+        serves everything else: each spin step is one loop iteration with a zero-timeout poll.
+        Measured on the 2-core dev VM (benchmarks/kernel.py): sequential ask median 205 µs ->
+        37-45 µs with both sides spinning. It costs CPU and, in a process whose user threads
+        share the GIL with the loop, their time: such systems turn it off (`spin=False`).
+        """
         loop = self.system.loop
+        self._spin_deadline = loop.time() + SPIN_SECONDS
         if self._spinning:
-            self._spin_deadline = loop.time() + SPIN_SECONDS
             return
         self._spinning = True
-        self._spin_deadline = loop.time() + SPIN_SECONDS
 
-        def spin() -> None:
+        def step() -> None:
             if loop.time() < self._spin_deadline:
-                loop.call_soon(spin)
+                loop.call_soon(step)
             else:
                 self._spinning = False
 
-        loop.call_soon(spin)
-
-    def _spin_until(self, future: asyncio.Future) -> None:
-        """Keep the loop polling (not sleeping) for a short while as a reply is awaited.
-
-        On virtual machines a vCPU that goes idle costs ~50-80 µs to wake; a reply that comes
-        back within SPIN_SECONDS is then read at once. The loop still serves everything else:
-        each spin step is one loop iteration with a zero-timeout poll. Measured on the 2-core
-        dev VM (benchmarks/kernel.py): sequential ask median 205 µs -> 37-45 µs with both
-        sides spinning. It costs CPU and, in a process whose user threads share the GIL with
-        the loop, their time: such systems turn it off (`spin=False`).
-        """
-        loop = self.system.loop
-        deadline = loop.time() + SPIN_SECONDS
-
-        def spin() -> None:
-            if not future.done() and loop.time() < deadline:
-                loop.call_soon(spin)
-
-        loop.call_soon(spin)
+        loop.call_soon(step)
 
     def _ask_expired(self, peer: Peer, ask_id: int, timeout: float) -> None:
         entry = peer.pending.pop(ask_id, None)
@@ -339,7 +327,6 @@ class RemoteLayer:
     def send_terminated(self, system_id: str, terminated: Terminated) -> None:
         peer = self.peers.get(system_id)
         if peer is not None and not peer.lost:
-            payload = codec.dumps_error(None)
             try:
                 payload = codec.dumps((terminated.reason, terminated.error), what="a Terminated reason")
             except codec.SerializationError:
