@@ -20,6 +20,15 @@ Beyond plain key-value calls it provides what the GCS tables of §6 need:
 
 The watch and the keepalive use our own loops on aetcd's gRPC stubs rather than aetcd's
 watcher, which cannot resume after a broken stream. One client belongs to one event loop.
+
+Credentials (``auth={"user", "password", "ca", "cert", "key"}``, any subset): user and
+password authenticate with etcd's simple tokens, as aetcd does; etcd forgets a token when it
+restarts (and after ``--auth-token-ttl`` of disuse), so a call told "invalid auth token"
+authenticates again and is retried. ``ca``/``cert``/``key`` (PEM files) switch the channel to
+TLS: aetcd only builds insecure channels, so `_AetcdClient` overrides its ``connect`` to build
+a ``grpc.aio.secure_channel`` with ``grpc.ssl_channel_credentials(ca, key, cert)`` (no ``ca``:
+the system's roots; ``cert`` and ``key`` together: client-certificate auth). Rejected
+credentials raise `EtcdAuthError` at once, naming the user and what to change.
 """
 
 from __future__ import annotations
@@ -29,13 +38,14 @@ import collections
 import dataclasses
 import inspect
 import weakref
-from typing import Any, Awaitable, Callable, Literal, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, TypeVar
 
 import aetcd
 import aetcd.exceptions
 import grpc
 import tenacity
-from aetcd import rpc
+from aetcd import rpc, watcher
 from aetcd.utils import prefix_range_end
 
 from .._logging import get_logger
@@ -59,6 +69,9 @@ _CHANNEL_OPTIONS = {
 
 _TRANSIENT_CODES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 
+AUTH_KEYS = ("user", "password", "ca", "cert", "key")
+"""The keys of ``auth``: etcd user and password; CA bundle, client certificate and key (PEM files)."""
+
 
 class EtcdUnavailableError(ConnectionError):
     """etcd could not be reached within the retry deadline."""
@@ -72,6 +85,28 @@ class EtcdUnavailableError(ConnectionError):
             "`python -m actorcore.gcs.etcd_server`), or pass --etcd host:port[,host:port] "
             "naming a reachable etcd cluster."
         )
+
+
+class EtcdAuthError(PermissionError):
+    """etcd rejected the credentials, requires some that were not given, or denies the user
+    an operation."""
+
+    def __init__(self, endpoints: list[str], user: str | None, what: str, cause: BaseException):
+        self.endpoints = endpoints
+        self.user = user
+        where = ",".join(endpoints)
+        details = _details(cause)
+        if "user name is empty" in details:
+            message = (f"etcd at {where} requires authentication ({details}): pass its user and "
+                       "password (--etcd-user/--etcd-password, or auth={'user': ..., 'password': ...})")
+        elif _code(cause) == grpc.StatusCode.PERMISSION_DENIED:
+            message = (f"etcd at {where} denies user {user!r} to {what} ({details}): grant the user's "
+                       "role read and write on the /actorcore/ prefix, e.g. `etcdctl role "
+                       "grant-permission ROLE --prefix=true readwrite /actorcore/`")
+        else:
+            message = (f"etcd at {where} rejected the credentials of user {user!r} ({details}): "
+                       "check --etcd-user and --etcd-password (auth['user'], auth['password'])")
+        super().__init__(message)
 
 
 class WatchCompactedError(RuntimeError):
@@ -93,6 +128,42 @@ def _describe(error: BaseException) -> str:
     if isinstance(error, grpc.aio.AioRpcError):
         return f"{error.code().name}: {error.details()}"
     return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+def _rpc_error(error: BaseException) -> grpc.aio.AioRpcError | None:
+    """The gRPC error behind ``error`` (aetcd wraps them in its own exceptions)."""
+    for candidate in (error, error.__cause__):
+        if isinstance(candidate, grpc.aio.AioRpcError):
+            return candidate
+    return None
+
+
+def _code(error: BaseException) -> grpc.StatusCode | None:
+    rpc_error = _rpc_error(error)
+    return rpc_error.code() if rpc_error is not None else None
+
+
+def _details(error: BaseException) -> str:
+    rpc_error = _rpc_error(error)
+    return (rpc_error.details() or "") if rpc_error is not None else str(error)
+
+
+def _is_auth_failure(error: BaseException) -> bool:
+    """Wrong credentials, none given where etcd needs some, or a permission denied."""
+    code = _code(error)
+    if code == grpc.StatusCode.PERMISSION_DENIED:
+        return True
+    return code == grpc.StatusCode.INVALID_ARGUMENT and any(
+        text in _details(error) for text in ("authentication failed", "user name is empty"))
+
+
+def _is_stale_token(error: BaseException) -> bool:
+    """etcd no longer knows our auth token (it restarted, or the token timed out)."""
+    return _code(error) == grpc.StatusCode.UNAUTHENTICATED and "invalid auth token" in _details(error)
+
+
+def _is_retryable(error: BaseException) -> bool:
+    return _is_transient(error) or _is_stale_token(error)
 
 
 def _is_transient(error: BaseException) -> bool:
@@ -128,6 +199,113 @@ def _parse_endpoints(endpoints: str | list[str]) -> list[str]:
     return targets
 
 
+def _check_auth(auth: dict | None) -> dict:
+    """Validate ``auth`` (see `AUTH_KEYS`); drop empty values."""
+    if not auth:
+        return {}
+    unknown = set(auth) - set(AUTH_KEYS)
+    if unknown:
+        raise ValueError(f"unknown etcd auth key(s) {sorted(unknown)}: expected some of {list(AUTH_KEYS)}")
+    auth = {k: v for k, v in auth.items() if v}
+    if ("user" in auth) != ("password" in auth):
+        raise ValueError("etcd auth needs both a user and a password (--etcd-user and --etcd-password)")
+    if ("cert" in auth) != ("key" in auth):
+        raise ValueError("etcd TLS client authentication needs both a certificate and its key "
+                         "(--etcd-cert and --etcd-key)")
+    return auth
+
+
+def _tls_credentials(auth: dict) -> grpc.ChannelCredentials | None:
+    """TLS channel credentials from the PEM files named in ``auth``, or None for plain text."""
+    if not any(auth.get(k) for k in ("ca", "cert", "key")):
+        return None
+    pem = {}
+    for name in ("ca", "cert", "key"):
+        if auth.get(name):
+            try:
+                with open(auth[name], "rb") as f:
+                    pem[name] = f.read()
+            except OSError as e:
+                raise FileNotFoundError(
+                    f"cannot read the etcd TLS {name} file {auth[name]!r}: {e.strerror or e}") from e
+    return grpc.ssl_channel_credentials(
+        root_certificates=pem.get("ca"), private_key=pem.get("key"), certificate_chain=pem.get("cert"))
+
+
+class _AetcdClient(aetcd.Client):
+    """aetcd's client with a TLS channel when ``credentials`` are given, and `reauthenticate`.
+
+    `connect` replaces aetcd's (1.0), which always builds an insecure channel; the rest is
+    as there. It also closes the channel when authentication fails (aetcd keeps it open), and
+    treats "authentication is not enabled" as success, as etcd's Go client does."""
+
+    def __init__(self, host: str, port: int, *, username: str | None, password: str | None,
+                 credentials: grpc.ChannelCredentials | None, options: dict):
+        super().__init__(host=host, port=port, username=username, password=password, options=options)
+        self._credentials = credentials
+
+    async def connect(self) -> None:
+        if self._connected.is_set():
+            return
+        if self._is_connecting:
+            await asyncio.wait_for(self._connected.wait(), self._connect_wait_timeout)
+            return
+        self._is_connecting = True
+        try:
+            target = f"{self._host}:{self._port}"
+            options = list(self._options.items())
+            if self._credentials is None:
+                channel = grpc.aio.insecure_channel(target, options=options)
+            else:
+                channel = grpc.aio.secure_channel(target, self._credentials, options=options)
+            self.channel = channel
+            try:
+                await self._authenticate()
+            except BaseException:
+                self._init_channel_attrs()
+                await channel.close()
+                raise
+            self.kvstub = rpc.KVStub(channel)
+            self.clusterstub = rpc.ClusterStub(channel)
+            self.leasestub = rpc.LeaseStub(channel)
+            self.maintenancestub = rpc.MaintenanceStub(channel)
+            self._watcher = watcher.Watcher(rpc.WatchStub(channel), timeout=self._timeout,
+                                            metadata=self.metadata)
+            self._connected.set()
+        finally:
+            self._is_connecting = False
+
+    async def _authenticate(self) -> None:
+        if self._username is None:
+            return
+        self.auth_stub = rpc.AuthStub(self.channel)
+        try:
+            reply = await self.auth_stub.Authenticate(
+                rpc.AuthenticateRequest(name=self._username, password=self._password),
+                timeout=self._timeout)
+        except grpc.aio.AioRpcError as e:
+            if e.code() == grpc.StatusCode.FAILED_PRECONDITION and "not enabled" in (e.details() or ""):
+                self.metadata = None
+                return
+            raise
+        self.metadata = (("token", reply.token),)
+
+    async def reauthenticate(self) -> None:
+        """Get a new auth token (etcd forgot ours); calls made after this one use it."""
+        if self._connected.is_set():
+            await self._authenticate()
+
+
+async def _probe(client: _AetcdClient) -> None:
+    """A read that shows etcd answers and accepts our credentials. A user allowed only
+    under some prefix may be denied this key: that still proves both."""
+    try:
+        await client.get(b"\0")
+    except aetcd.exceptions.ClientError as e:
+        if _code(e) != grpc.StatusCode.PERMISSION_DENIED:
+            raise
+
+
 @dataclasses.dataclass(frozen=True)
 class WatchEvent:
     type: Literal["put", "delete"]
@@ -145,12 +323,21 @@ class EtcdClient:
         *,
         retry_deadline: float = 5.0,
         request_timeout: float = 5.0,
+        auth: dict | None = None,
     ):
+        """``auth``: any of user, password (etcd authentication) and ca, cert, key (paths of
+        PEM files: TLS); see the module docstring."""
         self.endpoints = _parse_endpoints(endpoints)
         self.retry_deadline = retry_deadline
         self.request_timeout = request_timeout
-        self._clients = [aetcd.Client(host=host, port=int(port), options=_CHANNEL_OPTIONS)
-                         for host, port in (e.rsplit(":", 1) for e in self.endpoints)]
+        auth = _check_auth(auth)
+        self.user: str | None = auth.get("user")
+        credentials = _tls_credentials(auth)
+        self.tls = credentials is not None
+        self._clients = [
+            _AetcdClient(host, int(port), username=self.user, password=auth.get("password"),
+                         credentials=credentials, options=_CHANNEL_OPTIONS)
+            for host, port in (e.rsplit(":", 1) for e in self.endpoints)]
         self._index = 0
         self._closed = False
         self._leases: weakref.WeakSet[Lease] = weakref.WeakSet()
@@ -164,12 +351,14 @@ class EtcdClient:
         timeout: float = 5.0,
         retry_deadline: float = 5.0,
         request_timeout: float = 5.0,
+        auth: dict | None = None,
     ) -> EtcdClient:
         """Connect and check that etcd answers within ``timeout`` seconds, else raise
-        `EtcdUnavailableError`. Later calls retry for up to ``retry_deadline`` seconds."""
-        client = cls(endpoints, retry_deadline=retry_deadline, request_timeout=request_timeout)
+        `EtcdUnavailableError` (or `EtcdAuthError` if it rejects ``auth``). Later calls
+        retry for up to ``retry_deadline`` seconds."""
+        client = cls(endpoints, retry_deadline=retry_deadline, request_timeout=request_timeout, auth=auth)
         try:
-            await client._call("connecting", lambda c: c.get(b"\0"), deadline=timeout)
+            await client._call("connecting", _probe, deadline=timeout)
         except BaseException:
             await client.close()
             raise
@@ -196,7 +385,7 @@ class EtcdClient:
 
     # -- the retry machinery --------------------------------------------------------
 
-    def _client(self) -> tuple[int, aetcd.Client]:
+    def _client(self) -> tuple[int, _AetcdClient]:
         if self._closed:
             raise RuntimeError("the etcd client is closed")
         return self._index, self._clients[self._index]
@@ -221,7 +410,7 @@ class EtcdClient:
         retrying = tenacity.AsyncRetrying(
             stop=tenacity.stop_before_delay(deadline),
             wait=_backoff(max_wait=1.0),
-            retry=tenacity.retry_if_exception(_is_transient),
+            retry=tenacity.retry_if_exception(_is_retryable),
             reraise=True,
         )
         try:
@@ -236,11 +425,16 @@ class EtcdClient:
                         if _is_transient(e):
                             self._failed(index)
                             log.debug("etcd call failed, retrying", what=what, error=_describe(e))
+                        elif _is_stale_token(e):
+                            log.debug("etcd auth token expired, authenticating again", what=what)
+                            await client.reauthenticate()
                         raise
         except Exception as e:
             if _is_transient(e):
                 raise EtcdUnavailableError(
                     self.endpoints, what, loop.time() - started, e) from e
+            if _is_auth_failure(e):
+                raise EtcdAuthError(self.endpoints, self.user, what, e) from e
             raise
         raise AssertionError("unreachable")
 
@@ -389,7 +583,7 @@ class Lease:
             try:
                 reply = await self._client._call(
                     f"refresh lease {self.id:x}", lambda c: c.refresh_lease(self.id))
-            except (EtcdUnavailableError, aetcd.exceptions.ClientError) as e:
+            except (EtcdUnavailableError, EtcdAuthError, aetcd.exceptions.ClientError) as e:
                 # Keep trying for as long as etcd may still hold the lease.
                 log.warning("lease keepalive failed, retrying", lease=f"{self.id:x}",
                             error=_describe(e))
@@ -510,19 +704,22 @@ class Watch:
             stop=(tenacity.stop_never if deadline is None
                   else tenacity.stop_before_delay(deadline)),
             wait=_backoff(max_wait=2.0),
-            retry=tenacity.retry_if_exception(_is_transient),
+            retry=tenacity.retry_if_exception(_is_retryable),
             reraise=True,
         )
         loop = asyncio.get_running_loop()
         started = loop.time()
+        what = f"watch {self.prefix!r}"
         try:
             async for attempt in retrying:
                 with attempt:
                     await self._open_once()
         except Exception as e:
             if _is_transient(e):
-                raise EtcdUnavailableError(self._client.endpoints, f"watch {self.prefix!r}",
+                raise EtcdUnavailableError(self._client.endpoints, what,
                                            loop.time() - started, e) from e
+            if _is_auth_failure(e):
+                raise EtcdAuthError(self._client.endpoints, self._client.user, what, e) from e
             raise
         if self._established_once:
             log.info("etcd watch resumed", prefix=self.prefix, revision=self._next_revision)
@@ -544,6 +741,8 @@ class Watch:
             call.cancel()
             if _is_transient(e):
                 self._client._failed(index)
+            elif _is_stale_token(e):
+                await client.reauthenticate()
             raise
         if response is grpc.aio.EOF or not response.created:
             call.cancel()
