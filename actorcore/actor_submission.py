@@ -16,15 +16,14 @@ from .kernel import ActorRef, PeerLostError
 from .object_ref import ObjectRef
 from .ownership import Entry
 from .protocol import (
+    ActorStateChanged,
     BecomeActor,
     ExecuteTask,
     Failed,
     ForgetActor,
     KillWorker,
-    LeaseGranted,
     LookupActor,
     RegisterActor,
-    RequestLease,
     ReturnLease,
     TaskSpec,
 )
@@ -41,6 +40,8 @@ class ActorState:
     worker: ActorRef | None = None
     pid: int | None = None
     lease_id: int | None = None
+    lease_scheduler: ActorRef | None = None
+    node_id: str = ""
     created: asyncio.Future | None = None
     dead: BaseException | None = None
     owned: bool = False
@@ -60,33 +61,40 @@ class ActorSubmission:
         max_concurrency = options.get("max_concurrency") or (1000 if is_async else 1)
         shape = _shape(options, actor=True)
         self._warn_if_infeasible(dict(shape))
+        detached = options.get("lifetime") == "detached"
+        spread = options.get("scheduling_strategy") == "SPREAD"
 
         def start() -> None:
             state.created = self.loop.create_future()
             self.actors[actor_id] = state
-            self.loop.create_task(self._create_actor(state, spec, shape, max_concurrency, is_async))
+            self.loop.create_task(self._create_actor(state, spec, shape, max_concurrency, is_async, detached, spread))
 
         self.loop.call_soon_threadsafe(start)
         return state
 
     async def _create_actor(self, state: ActorState, spec: TaskSpec, shape: tuple,
-                            max_concurrency: int, is_async: bool) -> None:
+                            max_concurrency: int, is_async: bool, detached: bool = False,
+                            spread: bool = False) -> None:
         pending = PendingTask(spec, shape, 0, False, [], [])
         failed = await self._resolve_args(pending)
         try:
             if failed is not None:
                 raise failed.error
-            grant: LeaseGranted = await self.scheduler.ask(RequestLease(shape, self.actor, True), timeout=None)
-            state.lease_id = grant.lease_id
-            result = await grant.worker.ask(BecomeActor(spec, state.actor_id, max_concurrency, is_async), timeout=None)
+            grant, scheduler = await self.lease_worker(shape, for_actor=True, spread=spread)
+            state.lease_id, state.lease_scheduler, state.node_id = grant.lease_id, scheduler, grant.node_id
+            result = await grant.worker.ask(
+                BecomeActor(spec, state.actor_id, max_concurrency, is_async, detached), timeout=None)
             if type(result) is Failed:
-                self.scheduler.tell(ReturnLease(grant.lease_id, worker_died=True))
-                if self.pool is not None:
-                    self.pool.tell(KillWorker(grant.pid))
+                scheduler.tell(ReturnLease(grant.lease_id, worker_died=True))
+                grant.worker.tell("exit")
                 cause = result.error.cause if isinstance(result.error, exc.TaskError) else result.error
                 raise exc.ActorDiedError.constructor_raised(state.name, cause)
             state.worker, state.pid = grant.worker, grant.pid
             self._watch(grant.worker)
+            self.gcs.tell(ActorStateChanged(state.actor_id, {
+                "actor_id": state.actor_id, "class_name": state.name, "state": "ALIVE", "node_id": grant.node_id,
+                "pid": grant.pid, "name": state.actor_name, "namespace": state.namespace, "detached": detached,
+            }))
         except BaseException as error:
             if not isinstance(error, exc.RayError):
                 error = exc.ActorDiedError(state.name, f"it could not be created: {error!r}")
@@ -214,9 +222,13 @@ class ActorSubmission:
     def kill_actor(self, handle, no_restart: bool) -> None:
         async def kill() -> None:
             state = await self._actor_state(handle._actor_id, handle._name, handle._owner, handle._worker)
-            if state.pid is not None and self.pool is not None:
+            if state.worker is not None:
+                state.worker.tell("exit")
+            if state.pid is not None and self.pool is not None and state.node_id in ("", self.node_id):
                 self.pool.tell(KillWorker(state.pid))
             state.dead = exc.ActorDiedError(state.name, "it was killed with kill()")
+            self.gcs.tell(ActorStateChanged(state.actor_id, {"actor_id": state.actor_id, "state": "DEAD",
+                                                              "death_cause": "killed"}))
             await self.gcs.ask(ForgetActor(state.actor_id, handle._namespace, handle._actor_name), timeout=30)
 
         self.system.run(kill(), timeout=30)

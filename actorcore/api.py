@@ -1,7 +1,10 @@
 """Ray's public API (DESIGN.md §2, §9): init/shutdown, get/put/wait, cancel, kill, get_actor...
 
 A driver's `init()` starts, for local mode, a throwaway etcd, the node process (which starts
-its warm pool of workers) and this process's actor system with its CoreWorker. Worker
+its warm pool of workers) and this process's actor system with its CoreWorker.
+`init(address="auto" | "HOST:PORT")` instead joins a cluster started with `actorcore start`:
+it reads the live nodes from etcd (HOST:PORT is the cluster's etcd), attaches to a node on
+this machine (the head if it runs here) and subscribes to every node's worker output. Worker
 processes set their CoreWorker with `_set_runtime`, so the same functions work inside tasks.
 As in Ray, the first `.remote()`, `put` or `get` without `init()` initializes with defaults.
 """
@@ -32,7 +35,7 @@ log = get_logger(__name__)
 TOKEN_ENV = "ACTORCORE_TOKEN"
 
 _core: CoreWorker | None = None
-_local: _LocalCluster | None = None
+_local: _LocalCluster | _ClusterConnection | None = None
 _init_lock = threading.RLock()
 
 #: Ray's init() keywords that have no meaning here and are accepted as no-ops.
@@ -51,6 +54,69 @@ class LogSink(Actor):
             target = sys.stdout if message.stream == "stdout" else sys.stderr
             target.write("".join(f"(pid={message.pid}) {text}\n" for text in message.lines))
             target.flush()
+
+
+class _ClusterConnection:
+    """A driver's link to a cluster started with `actorcore start` (nothing to stop but itself)."""
+
+    def __init__(self) -> None:
+        self.system: ActorSystem | None = None
+        self.node_info: dict | None = None
+
+    def start(self, address: str, log_to_driver: bool) -> None:
+        import asyncio
+
+        from . import cluster_files
+        from .kernel import address as kernel_address
+
+        info = cluster_files.read_cluster_info() or {}
+        if address == "auto":
+            if not info.get("address"):
+                raise ConnectionError(
+                    "init(address='auto'): no actorcore cluster was started on this machine "
+                    f"(no {cluster_files.home() / 'cluster.json'}); start one with `actorcore start --head`, "
+                    "or pass address='HOST:PORT'"
+                )
+            address = info["address"]
+        auth = info.get("etcd_auth") if info.get("address") == address else None
+        cluster = info.get("cluster", "default") if info.get("address") == address else "default"
+        token = cluster_files.read_token()
+        nodes, config = asyncio.run(_read_cluster(address, cluster, auth))
+        if not nodes:
+            raise ConnectionError(f"the actorcore cluster at {address} has no live node; start one with "
+                                  "`actorcore start --head` (or `--address` to join)")
+        here = [n for n in nodes if n.get("host_id", "").startswith(kernel_address.MACHINE_ID + "/")]
+        if not here:
+            raise ConnectionError(
+                f"no node of the cluster at {address} runs on this machine; start one here with "
+                f"`actorcore start --address {address}` and call init() again"
+            )
+        node = sorted(here, key=lambda n: (not n.get("head"), n.get("start_time", 0)))[0]
+        kernel_address.set_host_id(node["host_id"])
+        self.system = ActorSystem.start_in_thread(name="driver", token=token, tcp=f"{node['address']}:0")
+        sink = self.system.run(_spawn(self.system, LogSink, "log_sink")) if log_to_driver else None
+        self.node_info = {**node["uris"], "node_id": node["node_id"], "session": node["node_id"],
+                          "resources": node["resources"], "cluster_mode": True,
+                          "object_replicas": config.object_replicas, "log_sink": sink}
+
+    def stop(self) -> None:
+        if self.system is not None:
+            self.system.shutdown_sync()
+
+
+async def _read_cluster(address: str, cluster: str, auth: dict | None):
+    import json as _json
+
+    from .gcs import EtcdClient
+    from .gcs.schema import ClusterConfig, key
+
+    client = await EtcdClient.connect(address, timeout=10, **({"auth": auth} if auth else {}))
+    try:
+        nodes = [_json.loads(value) for _, value in await client.get_prefix(key(cluster, "nodes", ""))]
+        config = ClusterConfig.from_json(await client.get(key(cluster, "config")))
+    finally:
+        await client.close()
+    return nodes, config
 
 
 class _LocalCluster:
@@ -127,7 +193,10 @@ async def _spawn(system: ActorSystem, factory, name: str, *args):
 
 
 async def _make_core(system: ActorSystem, node: dict, namespace: str) -> CoreWorker:
-    return CoreWorker(system, node, job_id="01", namespace=namespace, is_driver=True)
+    core = CoreWorker(system, node, job_id="01", namespace=namespace, is_driver=True)
+    if node.get("cluster_mode"):
+        core.log_sink = node.get("log_sink")
+    return core
 
 
 def _set_runtime(core: CoreWorker) -> None:
@@ -165,11 +234,26 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
                 "Maybe you called init() twice by accident? This error can be suppressed by passing "
                 "ignore_reinit_error=True, or by calling shutdown() first."
             )
+        if address is None:
+            address = os.environ.get("ACTORCORE_ADDRESS")
         if address not in (None, "local"):
-            raise NotImplementedError(
-                f"init(address={address!r}): joining a running cluster comes with `actorcore start`; "
-                "call init() with no address for a local cluster"
-            )
+            if not isinstance(address, str) or (address != "auto" and ":" not in address):
+                raise ValueError(f"init(address=...) takes 'auto' or 'HOST:PORT' (the cluster's etcd), got {address!r}")
+            for given, what in ((num_cpus, "num_cpus"), (num_gpus, "num_gpus"), (resources, "resources")):
+                if given is not None:
+                    raise ValueError(f"when connecting to an existing cluster, {what} must not be given: "
+                                     "set the nodes' resources with `actorcore start`")
+            logging.getLogger("actorcore").setLevel(logging_level)
+            connection = _ClusterConnection()
+            try:
+                connection.start(address.removeprefix("actorcore://").removeprefix("ray://"), log_to_driver)
+                _core = connection.system.run(_make_core(connection.system, connection.node_info,
+                                                         namespace or uuid.uuid4().hex))
+            except BaseException:
+                connection.stop()
+                raise
+            _local = connection
+            return RuntimeContext(_core)
         if resources is not None and not isinstance(resources, dict):
             raise TypeError(f"resources must be a dict of name -> quantity, got {resources!r}")
         for name in (resources or {}):
@@ -203,8 +287,11 @@ atexit.register(shutdown)
 
 # -- objects ------------------------------------------------------------------------------
 
-def put(value: Any) -> ObjectRef:
-    return _runtime().put(value)
+def put(value: Any, *, _replicas: int | None = None) -> ObjectRef:
+    """Store `value` in the object store; `_replicas=k` keeps k copies on distinct nodes."""
+    if _replicas is not None and (not isinstance(_replicas, int) or isinstance(_replicas, bool) or _replicas < 1):
+        raise ValueError(f"_replicas must be an int >= 1, got {_replicas!r}")
+    return _runtime().put(value, _replicas)
 
 
 def get(object_refs, *, timeout: float | None = None):
@@ -289,8 +376,9 @@ def nodes() -> list[dict]:
     core = _runtime()
     infos = core.system.ask_sync(core.gcs, "nodes", timeout=30)
     return [
-        {"NodeID": info["node_id"], "Alive": True, "NodeManagerAddress": info.get("address", "127.0.0.1"),
-         "Resources": info.get("resources", {})}
+        {"NodeID": info["node_id"], "Alive": info.get("alive", True),
+         "NodeManagerAddress": info.get("address", "127.0.0.1"), "Resources": info.get("resources", {}),
+         "IsHead": bool(info.get("head"))}
         for info in infos
     ]
 

@@ -20,7 +20,7 @@ from . import exceptions as exc
 from .actor_submission import ActorState, ActorSubmission
 from .kernel import Actor, ActorRef, ActorSystem, Terminated
 from .ownership import Entry, ObjectOwnership
-from .protocol import GetObject, GetResources
+from .protocol import ClusterView, GetObject, GetResources, SubscribeLogs, SubscribeView
 from .task_submission import PendingTask, ShapeQueue, TaskSubmission
 
 __all__ = ["CoreWorker"]
@@ -39,6 +39,9 @@ class CoreActor(Actor):
             return await self.core._resolve_actor_for_remote(message[1])
         if isinstance(message, Terminated):
             self.core._on_terminated(message)
+            return None
+        if isinstance(message, ClusterView):
+            self.core._on_view(message)
             return None
         return None
 
@@ -73,6 +76,15 @@ class CoreWorker(ObjectOwnership, TaskSubmission, ActorSubmission):
         self.hosted_actor_id: str | None = None  # set in a worker that hosts an actor
         self._infeasible_warned: set = set()
         self._idle_timer = None
+        #: clusters: the live nodes' records (gcs/schema.py), kept current by the GcsLink
+        self.cluster_mode = bool(node.get("cluster_mode"))
+        self.object_replicas = int(node.get("object_replicas", 1))
+        self.view: dict[str, dict] = {self.node_id: {"resources": node.get("resources", {}), "uris": node}}
+        self._spread_next = 0
+        self.log_sink: ActorRef | None = None  # a cluster driver's: every node's workers print to it
+        self._log_nodes: set[str] = set()
+        if self.cluster_mode:
+            self.gcs.tell(SubscribeView(self.actor))
 
     # -- identity -------------------------------------------------------------------------
 
@@ -85,7 +97,38 @@ class CoreWorker(ObjectOwnership, TaskSubmission, ActorSubmission):
     # -- resources, misc ---------------------------------------------------------------------
 
     def resources(self, available: bool) -> dict:
+        if self.cluster_mode:
+            return self.system.ask_sync(self.gcs, ("cluster_resources", available), timeout=30)
         return self.system.ask_sync(self.scheduler, GetResources(available), timeout=30)
+
+    # -- the cluster's nodes --------------------------------------------------------------
+
+    def _on_view(self, view: ClusterView) -> None:
+        if view.nodes:
+            self.view = dict(view.nodes)
+        if view.dead:
+            self._drop_dead_locations(view.dead)
+        if self.log_sink is not None:
+            for node_id in set(self.view) - self._log_nodes:
+                pool = self._node_ref(node_id, "pool")
+                if pool is not None:
+                    pool.tell(SubscribeLogs(self.log_sink))
+                    self._log_nodes.add(node_id)
+        for queue in self.queues.values():
+            queue.capacity = self._capacity(queue.resources)
+            self._pump(queue)
+
+    def _node_ref(self, node_id: str, role: str) -> ActorRef | None:
+        if node_id == self.node_id and role in ("scheduler", "object_store"):
+            return self.scheduler if role == "scheduler" else self.store
+        uri = self.view.get(node_id, {}).get("uris", {}).get(role)
+        return self.system.ref_from_uri(uri) if uri else None
+
+    def store_of(self, node_id: str) -> ActorRef | None:
+        return self._node_ref(node_id, "object_store")
+
+    def stores(self) -> list[ActorRef]:
+        return [store for store in (self.store_of(node_id) for node_id in self.view) if store is not None]
 
     def _on_terminated(self, terminated: Terminated) -> None:
         for state in self.actors.values():

@@ -5,6 +5,12 @@ objects under 100 KiB, a shared-memory segment's name for larger ones) and count
 references to it (live `ObjectRef`s here, pending tasks that take it as an argument). When
 both counts reach zero and the ref never left the process, the object is freed. `put`, `get`
 and `wait` run on the user's thread and reach the loop only when they must wait.
+
+In a cluster a large object may live on another node: a reader's ObjectStore pulls a copy
+first (`localize`). The owner knows every location of its large objects (the `InShm`
+payload's node and replicas): it has `object_replicas` copies made on distinct nodes in the
+background, drops the locations on nodes that died (promoting a replica when the primary's
+node died), and frees a freed object on every node.
 """
 
 from __future__ import annotations
@@ -19,8 +25,10 @@ from ._logging import get_logger
 from .kernel import ActorRef, PeerLostError
 from .object_ref import ObjectRef
 from .objects import INLINE_THRESHOLD, deserialize, get_shared, put_shared, serialize
+from .objects.shm import object_id_of, segment_name
 from .protocol import (
     Failed,
+    FetchObject,
     FreeObjects,
     GetObject,
     Inline,
@@ -34,7 +42,7 @@ log = get_logger(__name__)
 
 
 class Entry:
-    __slots__ = ("payload", "waiters", "refs", "pins", "escaped")
+    __slots__ = ("escaped", "payload", "pins", "refs", "waiters")
 
     def __init__(self, payload=None, refs: int = 1) -> None:
         self.payload = payload  # Inline | InShm | Failed, None while pending
@@ -54,7 +62,7 @@ def to_payload(value: Any, object_id: str, session: str, store: ActorRef | None,
         return Inline(serialized.to_bytes())
     name, size = put_shared(session, object_id, serialized)
     store.tell(RegisterSegment(object_id, name, size))
-    return InShm(name, size)
+    return InShm(name, size, session)
 
 
 def from_payload(payload) -> Any:
@@ -113,11 +121,15 @@ class ObjectOwnership:
             return
         del self.objects[object_id]
         if type(entry.payload) is InShm:
-            self.store.tell(FreeObjects([object_id]))
+            if self.cluster_mode:  # any node may hold a copy (replicas, readers' pulls)
+                for store in self.stores():
+                    store.tell(FreeObjects([object_id]))
+            else:
+                self.store.tell(FreeObjects([object_id]))
 
     # -- put / get / wait (user thread) ------------------------------------------------------
 
-    def put(self, value: Any) -> ObjectRef:
+    def put(self, value: Any, replicas: int | None = None) -> ObjectRef:
         if isinstance(value, ObjectRef):
             raise TypeError(
                 "put() of an ObjectRef is not allowed: the value is already in the object store; "
@@ -126,6 +138,10 @@ class ObjectOwnership:
         object_id = self.new_id("p")
         payload = to_payload(value, object_id, self.session, self.store, "the value passed to put()")
         self.objects[object_id] = Entry(payload)
+        if type(payload) is InShm and self.cluster_mode:
+            wanted = self.object_replicas if replicas is None else replicas
+            if wanted > 1:
+                self.loop.call_soon_threadsafe(self._start_replication, object_id, payload, wanted)
         return ObjectRef(object_id, self.actor, self)
 
     def get(self, refs: list[ObjectRef], timeout: float | None) -> list:
@@ -149,7 +165,10 @@ class ObjectOwnership:
             entry = objects.get(ref.id)
             if entry is None or entry.payload is None:
                 return None
-            payloads.append(entry.payload)
+            payload = entry.payload
+            if type(payload) is InShm and payload.node != self.node_id and self.cluster_mode:
+                return None  # held on another node: the loop fetches a copy first
+            payloads.append(payload)
         return payloads
 
     async def _gather(self, refs: list[ObjectRef], timeout: float | None) -> list:
@@ -164,6 +183,8 @@ class ObjectOwnership:
                 )
         else:
             await asyncio.wait(futures)
+        if self.cluster_mode:
+            return list(await asyncio.gather(*(self.localize(future.result()) for future in futures)))
         return [future.result() for future in futures]
 
     def _payload_future(self, ref: ObjectRef) -> asyncio.Future:
@@ -215,6 +236,8 @@ class ObjectOwnership:
         if entry is None:
             return
         entry.payload = payload
+        if type(payload) is InShm and self.cluster_mode and self.object_replicas > 1:
+            self._start_replication(object_id, payload, self.object_replicas)
         waiters, entry.waiters = entry.waiters, None
         if waiters:
             for waiter in waiters:
@@ -229,8 +252,12 @@ class ObjectOwnership:
             future = self._payload_future(ref)
 
             def done(f: asyncio.Future) -> None:
+                payload = f.result()
+                if self.cluster_mode and type(payload) is InShm and payload.node != self.node_id:
+                    self.loop.create_task(self.localize(payload)).add_done_callback(done)
+                    return
                 try:
-                    result.set_result(from_payload(f.result()))
+                    result.set_result(from_payload(payload))
                 except BaseException as error:  # the error get() would raise
                     result.set_exception(error)
 
@@ -280,3 +307,72 @@ class ObjectOwnership:
                 if len(ready) == num_returns:
                     break
         return ready
+
+    # -- objects on other nodes (clusters) ---------------------------------------------------
+
+    async def localize(self, payload):
+        """A payload readable on this node: a large object held elsewhere is pulled here first."""
+        if type(payload) is not InShm or payload.node == self.node_id or not self.cluster_mode:
+            return payload
+        object_id = object_id_of(payload.name)
+        if self.node_id in payload.replicas:
+            return InShm(segment_name(self.node_id, object_id), payload.size, self.node_id)
+        try:
+            name = await self.store.ask(FetchObject(object_id, payload.size, (payload.node, *payload.replicas)),
+                                        timeout=None)
+        except Exception as error:
+            return Failed(exc.ObjectLostError(object_id, f"no copy of it could be fetched: {error}"))
+        return InShm(name, payload.size, self.node_id)
+
+    async def localize_args(self, spec) -> None:
+        """Pull the large arguments of a task that live on other nodes (before it runs)."""
+        if any(_remote_shm(a, self.node_id) for a in spec.args):
+            spec.args = list(await asyncio.gather(*(self.localize(a) for a in spec.args)))
+        if any(_remote_shm(v, self.node_id) for v in spec.kwargs.values()):
+            values = await asyncio.gather(*(self.localize(v) for v in spec.kwargs.values()))
+            spec.kwargs = dict(zip(spec.kwargs, values))
+
+    def _start_replication(self, object_id: str, payload: InShm, wanted: int) -> None:
+        candidates = [n for n in self.view if n != payload.node and n not in payload.replicas]
+        missing = wanted - 1 - len(payload.replicas)
+        # Spread replicas: start from a different node for each object.
+        offset = hash(object_id) % len(candidates) if candidates else 0
+        for node_id in (candidates[offset:] + candidates[:offset])[:max(0, missing)]:
+            self.loop.create_task(self._replicate(object_id, payload, node_id))
+
+    async def _replicate(self, object_id: str, payload: InShm, node_id: str) -> None:
+        store = self.store_of(node_id)
+        if store is None:
+            return
+        try:
+            await store.ask(FetchObject(object_id, payload.size, (payload.node, *payload.replicas)), timeout=None)
+        except Exception as error:
+            log.warning("replication failed", object=object_id, node=node_id, error=repr(error))
+            return
+        entry = self.objects.get(object_id)
+        if entry is None:  # freed meanwhile: drop the copy too
+            store.tell(FreeObjects([object_id]))
+            return
+        current = entry.payload
+        if type(current) is InShm and node_id not in current.replicas and node_id != current.node:
+            entry.payload = InShm(current.name, current.size, current.node, (*current.replicas, node_id))
+
+    def _drop_dead_locations(self, dead: tuple) -> None:
+        """Forget copies on dead nodes; a primary copy lost is replaced by a replica, if any."""
+        dead_set = set(dead)
+        for object_id, entry in self.objects.items():
+            payload = entry.payload
+            if type(payload) is not InShm or not (payload.node in dead_set or dead_set & set(payload.replicas)):
+                continue
+            replicas = tuple(n for n in payload.replicas if n not in dead_set)
+            if payload.node not in dead_set:
+                entry.payload = InShm(payload.name, payload.size, payload.node, replicas)
+            elif replicas:
+                entry.payload = InShm(segment_name(replicas[0], object_id), payload.size, replicas[0], replicas[1:])
+            else:
+                entry.payload = Failed(exc.ObjectLostError(
+                    object_id, f"the node that held it ({payload.node}) died and it had no replica"))
+
+
+def _remote_shm(payload, node_id: str) -> bool:
+    return type(payload) is InShm and payload.node != node_id and node_id not in payload.replicas

@@ -19,8 +19,16 @@ class Inline:
 
 @dataclass(frozen=True, slots=True)
 class InShm:
+    """A large object in shared memory: segment `name` on node `node`, copies on `replicas`.
+
+    A copy on node X is the segment ``segment_name(X, object_id)`` (a node's session is its
+    id); a reader on a node holding none asks its ObjectStore to pull one (`FetchObject`).
+    """
+
     name: str
     size: int
+    node: str = ""
+    replicas: tuple = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +48,7 @@ class RequestLease:
     shape: tuple[tuple[str, float], ...]
     owner: Any  # the requesting CoreWorker's ref: leases die with it
     for_actor: bool = False
+    spillable: bool = True  # False: queue here even if another node has room now
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +56,15 @@ class LeaseGranted:
     lease_id: int
     worker: Any  # the worker's Executor ref
     pid: int
+    node_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Spillback:
+    """The answer to a `RequestLease` this node will not grant: ask that node's Scheduler."""
+
+    node_id: str
+    scheduler: Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +144,7 @@ class BecomeActor:
     actor_id: str
     max_concurrency: int
     is_async: bool
+    detached: bool = False  # False: the actor ends when its owner (spec.owner) does
 
 
 # -- objects ------------------------------------------------------------------------------
@@ -148,7 +167,42 @@ class RegisterSegment:
 
 @dataclass(frozen=True, slots=True)
 class FreeObjects:
-    names: list
+    names: list  # object ids
+
+
+@dataclass(frozen=True, slots=True)
+class FetchObject:
+    """Ask a node's ObjectStore for a local copy of a large object (pulled from `sources`).
+
+    Answered with the local segment's name; concurrent fetches of one object share one pull.
+    """
+
+    object_id: str
+    size: int
+    sources: tuple  # node ids holding a copy, the primary first
+
+
+# -- cluster membership -------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class ClusterView:
+    """The live nodes (node id -> node record, see gcs/schema.py), sent to subscribers on change."""
+
+    nodes: dict
+    dead: tuple = ()  # node ids that died since the previous view
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeView:
+    subscriber: Any
+
+
+@dataclass(frozen=True, slots=True)
+class NodeLoad:
+    """A node's available resources (Scheduler -> GcsLink, published throttled; GcsLink -> Scheduler)."""
+
+    node_id: str
+    available: dict
 
 
 # -- named actors, logs, lifecycle --------------------------------------------------------
@@ -172,6 +226,21 @@ class ForgetActor:
     actor_id: str
     namespace: str
     name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ActorStateChanged:
+    """An actor's record changed (written to `actors/<actor_id>` by the node's GcsLink)."""
+
+    actor_id: str
+    record: dict
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeLogs:
+    """A driver's log sink wants the output of this node's workers."""
+
+    sink: Any
 
 
 @dataclass(frozen=True, slots=True)

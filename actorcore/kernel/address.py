@@ -2,6 +2,11 @@
 
 An `Address` names one actor system incarnation and the endpoints it listens on: a Unix
 socket path (reachable from the same host only) and/or a gRPC "host:port" endpoint.
+
+The host identity decides between the two: peers with the same one talk over Unix sockets,
+others over gRPC. It is the machine's, unless `ACTORCORE_HOST_ID` (or `set_host_id`) names
+another: a cluster node gives its processes one of their own, so that several nodes on one
+machine talk to each other over gRPC exactly as nodes on separate machines do.
 """
 
 from __future__ import annotations
@@ -24,7 +29,18 @@ def _read_host_id() -> str:
     return socket.gethostname()
 
 
-HOST_ID = _read_host_id()
+MACHINE_ID = _read_host_id()
+HOST_ID = os.environ.get("ACTORCORE_HOST_ID") or MACHINE_ID
+
+
+def host_id() -> str:
+    return HOST_ID
+
+
+def set_host_id(value: str | None) -> None:
+    """Set this process's host identity (before its actor system starts); None: the machine's."""
+    global HOST_ID
+    HOST_ID = value or MACHINE_ID
 
 
 def new_system_id() -> str:

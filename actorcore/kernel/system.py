@@ -15,11 +15,13 @@ import sys
 import tempfile
 import threading
 from collections import OrderedDict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .._logging import get_logger
+from . import address as _address
 from .actor import Actor
-from .address import HOST_ID, Address, new_system_id
+from .address import Address, new_system_id
 from .cell import ActorCell, SupervisionHook, stopped_error
 from .errors import ActorSystemError
 from .loop import new_event_loop
@@ -47,7 +49,7 @@ class ActorSystem:
         self.spin = spin
         self.id = new_system_id()
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.address = Address(self.id, HOST_ID)
+        self.address = Address(self.id, _address.HOST_ID)
         self._thread_id: int | None = None
         self._cells: dict[str, ActorCell] = {}
         self._tombstones: OrderedDict[str, Terminated] = OrderedDict()
@@ -141,7 +143,7 @@ class ActorSystem:
                 await grpc_server.start()
                 self._servers.append(grpc_server)
                 tcp_address = grpc_server.address
-            self.address = Address(self.id, HOST_ID, tcp_address, uds_path)
+            self.address = Address(self.id, _address.HOST_ID, tcp_address, uds_path)
         except BaseException:
             await self._close_servers()
             with _current_lock:

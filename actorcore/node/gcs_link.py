@@ -1,26 +1,38 @@
 """The GcsLink actor (DESIGN.md §4, §6): the node's etcd session.
 
-It registers the node under a lease (`nodes/<node_id>`, kept alive by our keepalive), keeps
-exported functions (`functions/<hash>`, written once, cached here so workers ask the node
-rather than etcd), and named actors (`named/<namespace>/<name>`, unique through a
-create-if-absent transaction) with their records (`actors/<actor_id>`).
+It registers the node under a lease (`nodes/<node_id>`, kept alive by our keepalive; the key
+schema is in gcs/schema.py), keeps exported functions (`functions/<hash>`, written once,
+cached here so workers ask the node rather than etcd), named actors (`named/<ns>/<name>`,
+unique through a create-if-absent transaction) and actor records (`actors/<actor_id>`).
+
+In a cluster it also watches membership: it keeps the live nodes' records (`nodes/`) and
+their published loads (`resources/`), sends a `ClusterView` to its subscribers (the
+Scheduler, the ObjectStore, CoreWorkers) whenever a node joins or dies, forwards other
+nodes' loads to the Scheduler, publishes this node's load (throttled to `LOAD_INTERVAL`),
+and records a node whose lease expired under `dead/<node_id>`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from typing import TYPE_CHECKING
 
 from .._logging import get_logger
-from ..kernel import Actor
+from ..gcs.schema import ClusterConfig
+from ..kernel import Actor, ActorRef, Terminated
 from ..protocol import (
+    ActorStateChanged,
+    ClusterView,
     ExportFunction,
     ForgetActor,
     GetFunction,
     LookupActor,
+    NodeLoad,
     RegisterActor,
+    SubscribeView,
 )
 
 if TYPE_CHECKING:
@@ -30,21 +42,42 @@ log = get_logger(__name__)
 
 LEASE_TTL = 10
 FUNCTION_WAIT = 30.0  # how long a request for a function not (yet) exported waits for it
+LOAD_INTERVAL = 0.1  # at most this often a node writes its available resources to etcd
 
 
 class GcsLink(Actor):
-    def __init__(self, etcd_endpoint: str, cluster: str, node_id: str, node_info: dict) -> None:
+    def __init__(self, etcd_endpoint: str, cluster: str, node_id: str, node_info: dict, *,
+                 cluster_mode: bool = False, lease_ttl: float = LEASE_TTL, etcd_auth: dict | None = None,
+                 config: ClusterConfig | None = None) -> None:
         self.endpoint = etcd_endpoint
         self.prefix = f"/actorcore/{cluster}/"
         self.node_id = node_id
         self.node_info = node_info
+        self.cluster_mode = cluster_mode
+        self.lease_ttl = max(2, int(round(lease_ttl)))
+        self.etcd_auth = etcd_auth
+        self.config = config  # the head's settings, written once; others read them
         self.etcd: EtcdClient | None = None
         self.lease = None
         self.functions: dict[str, bytes] = {}
         self.waiting: dict[str, list] = {}  # function id -> replies waiting for its export
+        self.nodes: dict[str, dict] = {}  # live nodes' records
+        self.dead: dict[str, dict] = {}
+        self.loads: dict[str, dict] = {}  # node id -> available resources
+        self.subscribers: set[ActorRef] = set()
+        self.actor_records: dict[str, dict] = {}
+        self.scheduler: ActorRef | None = None
+        self._load: dict | None = None
+        self._load_task: asyncio.Task | None = None
+        self._tasks: set[asyncio.Task] = set()
 
     async def pre_start(self) -> None:
         self.registered: asyncio.Task | None = None
+        if self.cluster_mode:
+            self.nodes[self.node_id] = self._record()
+
+    def _record(self) -> dict:
+        return {**self.node_info, "node_id": self.node_id, "start_time": self.node_info.get("start_time", time.time())}
 
     def _start_registration(self) -> asyncio.Task:
         # Registration runs in the background, started once the node's workers are on their
@@ -56,18 +89,114 @@ class GcsLink(Actor):
     async def _register(self) -> None:
         from ..gcs import EtcdClient
 
-        self.etcd = await EtcdClient.connect(self.endpoint, timeout=15)
-        self.lease = await self.etcd.lease(LEASE_TTL)
-        info = {**self.node_info, "node_id": self.node_id, "start_time": time.time()}
-        await self.etcd.put(self._key("nodes", self.node_id), json.dumps(info).encode(), lease=self.lease)
+        self.etcd = await EtcdClient.connect(self.endpoint, timeout=15, **_auth_kwargs(self.etcd_auth))
+        if self.cluster_mode:
+            if self.config is not None:
+                await self.etcd.create_if_absent(self._key("config"), self.config.to_json())
+            self.config = ClusterConfig.from_json(await self.etcd.get(self._key("config")))
+        self.lease = await self.etcd.lease(self.lease_ttl)
+        self.node_info.setdefault("start_time", time.time())
+        await self.etcd.put(self._key("nodes", self.node_id), json.dumps(self._record()).encode(), lease=self.lease)
+        if self.cluster_mode:
+            await self.etcd.delete(self._key("dead", self.node_id))
+            await self._watch_membership()
+
+    async def _watch_membership(self) -> None:
+        items, revision = await self.etcd.get_prefix_with_revision(self._key("nodes", ""))
+        self.nodes = {json.loads(value)["node_id"]: json.loads(value) for _, value in items}
+        loads, _ = await self.etcd.get_prefix_with_revision(self._key("resources", ""))
+        for key, value in loads:
+            self._on_load(key.rsplit("/", 1)[1], value)
+        self._publish_view(())
+        self._spawn(self._follow("nodes", revision + 1, self._on_node_event))
+        self._spawn(self._follow("resources", revision + 1, self._on_load_event))
+
+    async def _follow(self, kind: str, revision: int, handle) -> None:
+        try:
+            async for event in self.etcd.watch_prefix(self._key(kind, ""), start_revision=revision):
+                handle(event)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # the watch resumes across etcd restarts; anything else is a bug
+            log.error("membership watch ended", kind=kind, error=repr(error))
+
+    def _on_node_event(self, event) -> None:
+        node_id = event.key.rsplit("/", 1)[1]
+        if event.type == "put":
+            record = json.loads(event.value)
+            joined = node_id not in self.nodes
+            self.nodes[node_id] = record
+            self.dead.pop(node_id, None)
+            if joined:
+                log.info("node joined", node=node_id)
+                self._publish_view(())
+            return
+        record = self.nodes.pop(node_id, None)
+        self.loads.pop(node_id, None)
+        if record is None:
+            return
+        log.warning("node died", node=node_id)
+        record = {**record, "died": time.time()}
+        self.dead[node_id] = record
+        if node_id != self.node_id:
+            self._spawn(self._put(self._key("dead", node_id), json.dumps(record).encode()))
+        self._publish_view((node_id,))
+
+    def _on_load_event(self, event) -> None:
+        node_id = event.key.rsplit("/", 1)[1]
+        if event.type == "put":
+            self._on_load(node_id, event.value)
+        else:
+            self.loads.pop(node_id, None)
+
+    def _on_load(self, node_id: str, value: bytes) -> None:
+        available = json.loads(value).get("available", {})
+        self.loads[node_id] = available
+        if node_id != self.node_id and self.scheduler is not None:
+            self.scheduler.tell(NodeLoad(node_id, available))
+
+    def _publish_view(self, dead: tuple) -> None:
+        view = ClusterView(dict(self.nodes), dead)
+        for subscriber in self.subscribers:
+            subscriber.tell(view)
+
+    async def _publish_load(self) -> None:
+        while self._load is not None:
+            load, self._load = self._load, None
+            try:
+                await self._start_registration()
+                await self.etcd.put(self._key("resources", self.node_id), json.dumps(load).encode(), lease=self.lease)
+            except Exception as error:
+                log.warning("could not publish the node's load", error=repr(error))
+            await asyncio.sleep(LOAD_INTERVAL)
+        self._load_task = None
+
+    async def _put(self, key: str, value: bytes) -> None:
+        try:
+            await self._start_registration()
+            await self.etcd.put(key, value)
+        except Exception as error:
+            log.warning("etcd write failed", key=key, error=repr(error))
+
+    def _spawn(self, coroutine) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def post_stop(self) -> None:
         if self.registered is not None and not self.registered.done():
             self.registered.cancel()
+        for task in list(self._tasks) + ([self._load_task] if self._load_task else []):
+            task.cancel()
         if self.etcd is not None:
             try:
                 if self.lease is not None:
                     await self.lease.revoke()
+                    if self.cluster_mode:  # a node that leaves in good order is recorded as dead too
+                        record = {**self._record(), "died": time.time(), "stopped": True}
+                        await self.etcd.put(self._key("dead", self.node_id), json.dumps(record).encode())
+            except Exception as error:
+                log.warning("could not deregister the node", error=repr(error))
             finally:
                 await self.etcd.close()
 
@@ -79,20 +208,23 @@ class GcsLink(Actor):
             log.warning("could not write an exported function to etcd", function=function_id, error=repr(error))
 
     async def _fetch_function(self, function_id: str) -> None:
-        """A function this node has not seen: from etcd, or from its exporter's message, if it comes."""
-        try:
-            await self._start_registration()
-            blob = await self.etcd.get(self._key("functions", function_id))
-        except Exception as error:
-            blob, failure = None, error
-        else:
-            failure = None
-        if blob is not None:
-            self.functions.setdefault(function_id, blob)
-            for reply in self.waiting.pop(function_id, []):
-                reply.send(blob)
-            return
-        await asyncio.sleep(FUNCTION_WAIT)
+        """A function this node has not seen: from etcd (its exporter may write it a little
+        later: read again with backoff), or from its exporter's message, if it comes."""
+        deadline = time.monotonic() + FUNCTION_WAIT
+        delay, failure = 0.01, None
+        while function_id in self.waiting and time.monotonic() < deadline:
+            try:
+                await self._start_registration()
+                blob = await self.etcd.get(self._key("functions", function_id))
+            except Exception as error:
+                blob, failure = None, error
+            if blob is not None:
+                self.functions.setdefault(function_id, blob)
+                for reply in self.waiting.pop(function_id, []):
+                    reply.send(blob)
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
         for reply in self.waiting.pop(function_id, []):
             reply.fail(LookupError(f"function {function_id} was never exported"
                                    + (f" (etcd: {failure!r})" if failure else "")))
@@ -106,8 +238,10 @@ class GcsLink(Actor):
             if blob is not None:
                 return blob
             reply = self.context.defer_reply()
+            first = message.function_id not in self.waiting
             self.waiting.setdefault(message.function_id, []).append(reply)
-            asyncio.get_running_loop().create_task(self._fetch_function(message.function_id))
+            if first:
+                self._spawn(self._fetch_function(message.function_id))
             return None
         if isinstance(message, ExportFunction):
             # Served from here at once; written to etcd in the background (off the path of
@@ -116,8 +250,36 @@ class GcsLink(Actor):
                 self.functions[message.function_id] = message.blob
                 for reply in self.waiting.pop(message.function_id, []):
                     reply.send(message.blob)
-                asyncio.get_running_loop().create_task(self._persist_function(message.function_id, message.blob))
+                self._spawn(self._persist_function(message.function_id, message.blob))
             return True
+        if isinstance(message, NodeLoad):
+            self._load = {"available": message.available, "time": time.time()}
+            if self._load_task is None:
+                self._load_task = asyncio.get_running_loop().create_task(self._publish_load())
+            return None
+        if isinstance(message, SubscribeView):
+            if message.subscriber not in self.subscribers:
+                self.subscribers.add(message.subscriber)
+                self.context.watch(message.subscriber)
+            message.subscriber.tell(ClusterView(dict(self.nodes), ()))
+            return None
+        if isinstance(message, Terminated):
+            self.subscribers.discard(message.ref)
+            return None
+        if isinstance(message, tuple) and message[0] == "scheduler":
+            self.scheduler = message[1]
+            for node_id, available in self.loads.items():
+                if node_id != self.node_id:
+                    self.scheduler.tell(NodeLoad(node_id, available))
+            return None
+        if isinstance(message, ActorStateChanged):
+            record = {**self.actor_records.get(message.actor_id, {}), **message.record}
+            if record.get("state") == "DEAD":
+                self.actor_records.pop(message.actor_id, None)
+            else:
+                self.actor_records[message.actor_id] = record
+            self._spawn(self._put(self._key("actors", message.actor_id), json.dumps(record).encode()))
+            return None
         if message == "register":
             self._start_registration()
             return None
@@ -127,20 +289,49 @@ class GcsLink(Actor):
                 key = self._key("named", message.namespace, message.name)
                 if not await self.etcd.create_if_absent(key, message.actor_id.encode()):
                     return False
-            await self.etcd.put(self._key("actors", message.actor_id), message.record)
+            record = {**self.actor_records.get(message.actor_id, {}), "actor_id": message.actor_id,
+                      "name": message.name, "namespace": message.namespace,
+                      "handle": base64.b64encode(message.record).decode()}
+            record.setdefault("state", "ALIVE")
+            self.actor_records[message.actor_id] = record
+            await self.etcd.put(self._key("actors", message.actor_id), json.dumps(record).encode())
             return True
         if isinstance(message, LookupActor):
             actor_id = await self.etcd.get(self._key("named", message.namespace, message.name))
             if actor_id is None:
                 return None
-            return await self.etcd.get(self._key("actors", actor_id.decode()))
+            blob = await self.etcd.get(self._key("actors", actor_id.decode()))
+            if blob is None:
+                return None
+            record = json.loads(blob)
+            if record.get("state") == "DEAD" or "handle" not in record:
+                return None
+            return base64.b64decode(record["handle"])
         if isinstance(message, ForgetActor):
             if message.name is not None:
                 key = self._key("named", message.namespace, message.name)
                 if await self.etcd.get(key) == message.actor_id.encode():
                     await self.etcd.delete(key)
             await self.etcd.delete(self._key("actors", message.actor_id))
+            self.actor_records.pop(message.actor_id, None)
             return True
         if message == "nodes":
-            return [json.loads(value) for _, value in await self.etcd.get_prefix(self._key("nodes", ""))]
+            if self.cluster_mode:
+                return ([{**record, "alive": True} for record in self.nodes.values()]
+                        + [{**record, "alive": False} for record in self.dead.values()])
+            return [{**json.loads(value), "alive": True}
+                    for _, value in await self.etcd.get_prefix(self._key("nodes", ""))]
+        if message == "config":
+            return self.config or ClusterConfig()
+        if isinstance(message, tuple) and message[0] == "cluster_resources":
+            totals: dict[str, float] = {}
+            for node_id, record in self.nodes.items():
+                source = self.loads.get(node_id, record.get("resources", {})) if message[1] else record.get("resources", {})
+                for name, quantity in source.items():
+                    totals[name] = totals.get(name, 0.0) + quantity
+            return totals
         return None
+
+
+def _auth_kwargs(auth: dict | None) -> dict:
+    return {"auth": auth} if auth else {}

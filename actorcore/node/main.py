@@ -18,10 +18,12 @@ import uuid
 from supervisor import Supervisor
 
 from .._logging import configure_from_env, get_logger
-from ..kernel import Actor, ActorSystem, Terminated, run
+from ..gcs.schema import ClusterConfig
+from ..kernel import Actor, ActorSystem, Terminated, address, run
 from ..kernel.supervision import actor_spec
-from ..protocol import Shutdown
-from .gcs_link import GcsLink
+from ..protocol import Shutdown, SubscribeView
+from .etcd_host import EtcdHost
+from .gcs_link import LEASE_TTL, GcsLink
 from .object_store import ObjectStore
 from .scheduler import Scheduler
 from .worker_pool import WorkerPool, worker_environment
@@ -44,44 +46,65 @@ class NodeGuard(Actor):
         if isinstance(message, (Shutdown, Terminated)):
             if not self.stop.done():
                 self.stop.set_result(message)
-        return None
 
 
 async def serve(config: dict) -> None:
-    system = await ActorSystem.start(name="node", spin=False, token=os.environ.get("ACTORCORE_TOKEN"))
+    cluster_mode = bool(config.get("cluster_mode"))
+    node_id = config.get("node_id") or config.get("session") or uuid.uuid4().hex[:16]
+    session = node_id  # the node's shared-memory segments are named after it
+    node_ip = config.get("node_ip", "127.0.0.1")
+    token = os.environ.get("ACTORCORE_TOKEN")
+    if cluster_mode:
+        # The node's processes share a host identity of their own: among themselves they
+        # talk over Unix sockets, with other nodes over gRPC (even on one machine).
+        host = f"{address.MACHINE_ID}/{node_id}"
+        address.set_host_id(host)
+        os.environ["ACTORCORE_HOST_ID"] = host
+    system = await ActorSystem.start(name="node", spin=False, token=token,
+                                     tcp=f"{node_ip}:0" if cluster_mode else None)
     loop = asyncio.get_running_loop()
     stop: asyncio.Future = loop.create_future()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, lambda: stop.done() or stop.set_result("signal"))
-    node_id = config.get("node_id") or uuid.uuid4().hex[:16]
-    session = config["session"]
     resources = {"CPU": float(config["num_cpus"]), "GPU": float(config.get("num_gpus", 0))}
     resources.update({k: float(v) for k, v in config.get("resources", {}).items()})
     resources = {k: v for k, v in resources.items() if v > 0 or k == "CPU"}
     log_sink = system.ref_from_uri(config["log_sink"]) if config.get("log_sink") else None
-    info = {"address": "127.0.0.1", "resources": resources, "session": session}
+    info = {"address": node_ip, "resources": resources, "session": session, "head": bool(config.get("head")),
+            "pid": os.getpid(), "host_id": address.HOST_ID, "kernel": system.address.tcp}
     addresses: dict = {}
 
     def pool_argv(_info):
         return [sys.executable, "-m", "actorcore.worker", json.dumps({
-            "node_id": node_id, "session": session, "resources": resources,
-            "sys_path": config.get("sys_path", []), **addresses,
+            "node_id": node_id, "session": session, "resources": resources, "node_ip": node_ip,
+            "cluster_mode": cluster_mode, "sys_path": config.get("sys_path", []), **addresses,
         })]
 
-    root = Supervisor(
-        [
-            actor_spec(system, "gcs", GcsLink, config["etcd"], config.get("cluster", "local"), node_id, info),
-            actor_spec(system, "object_store", ObjectStore, session),
-            actor_spec(system, "scheduler", Scheduler, resources),
-        ],
-        strategy="rest_for_one", max_restarts=3, period=5, name="node",
-    )
+    children = []
+    etcd_endpoint = config["etcd"]
+    if config.get("start_etcd"):
+        etcd = config["start_etcd"]
+        children.append(actor_spec(system, "etcd", EtcdHost, int(etcd["port"]), etcd["data_dir"],
+                                   etcd.get("host", node_ip)))
+    cluster_config = None
+    if cluster_mode and config.get("head"):
+        cluster_config = ClusterConfig(object_replicas=int(config.get("object_replicas", 1)),
+                                       lease_ttl=float(config.get("lease_ttl", LEASE_TTL)))
+    children += [
+        actor_spec(system, "gcs", GcsLink, etcd_endpoint, config.get("cluster", "local"), node_id, info,
+                   cluster_mode=cluster_mode, lease_ttl=float(config.get("lease_ttl", LEASE_TTL)),
+                   etcd_auth=config.get("etcd_auth"), config=cluster_config),
+        actor_spec(system, "object_store", ObjectStore, session,
+                   transfer_bind=f"{node_ip}:0" if cluster_mode else None, token=token),
+    ]
+    root = Supervisor(children, strategy="rest_for_one", max_restarts=3, period=5, name="node")
     await root.start()
+    gcs = system.lookup("gcs")
+    await root.start_child(actor_spec(system, "scheduler", Scheduler, resources, node_id=node_id,
+                                      gcs=gcs if cluster_mode else None))
     scheduler = system.lookup("scheduler")
-    addresses.update({
-        "scheduler": scheduler.to_uri(), "gcs": system.lookup("gcs").to_uri(),
-        "object_store": system.lookup("object_store").to_uri(),
-    })
+    store = system.lookup("object_store")
+    addresses.update({"scheduler": scheduler.to_uri(), "gcs": gcs.to_uri(), "object_store": store.to_uri()})
     # The pool comes last: its workers need the addresses above.
     await root.start_child(actor_spec(
         system, "worker_pool", WorkerPool, scheduler, pool_argv,
@@ -90,12 +113,21 @@ async def serve(config: dict) -> None:
     pool = system.lookup("worker_pool")
     addresses["pool"] = pool.to_uri()
     scheduler.tell(("pool", pool, int(config.get("prestart_workers", config["num_cpus"]))))
-    system.lookup("gcs").tell("register")
     guard = system.spawn(NodeGuard, stop, config.get("driver"), name="node")
+    if cluster_mode:
+        info["transfer"] = await store.ask("transfer_address", timeout=10)
+        gcs.tell(("scheduler", scheduler))
+        gcs.tell(SubscribeView(scheduler))
+        gcs.tell(SubscribeView(store))
+    info["uris"] = {"node": guard.to_uri(), **addresses}
+    gcs.tell("register")
     ready = {"node_id": node_id, "node": guard.to_uri(), "session": session, **addresses,
-             "resources": resources, "pid": os.getpid()}
-    with os.fdopen(config["ready_fd"], "w") as out:
-        out.write(json.dumps(ready) + "\n")
+             "resources": resources, "pid": os.getpid(), "kernel": system.address.tcp,
+             "transfer": info.get("transfer"), "host_id": address.HOST_ID, "cluster_mode": cluster_mode,
+             "etcd": etcd_endpoint}
+    if config.get("ready_fd") is not None:
+        with os.fdopen(config["ready_fd"], "w") as out:
+            out.write(json.dumps(ready) + "\n")
     why = await stop
     log.debug("node stopping", why=str(why))
     await root.shutdown(timeout=10)

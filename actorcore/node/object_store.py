@@ -2,38 +2,124 @@
 
 Large objects (≥ 100 KiB) are written by their producer into one shared-memory segment each
 and registered here; same-node readers map them read-only. The owner frees them when the
-last reference is gone (`FreeObjects`), and the node's shutdown removes whatever is left, so
-no segment outlives the session. (Spilling and transfers between nodes come with clusters.)
+last reference is gone (`FreeObjects`, sent to every node that may hold a copy), and the
+node's shutdown removes whatever is left, so no segment outlives the node.
+
+In a cluster the store also serves its segments to other nodes over its object-transfer gRPC
+endpoint, and answers `FetchObject` (a reader here needs an object held elsewhere, or the
+owner asks for a replica here) by pulling the object from the first of its sources that
+answers, into a segment of this node (``segment_name(node_id, object_id)``). Concurrent
+fetches of one object share one pull. The owner learns the new location from the reply.
 """
 
 from __future__ import annotations
 
+import asyncio
+
+from .._logging import get_logger
 from ..kernel import Actor
 from ..objects import shm
-from ..protocol import FreeObjects, RegisterSegment
+from ..protocol import ClusterView, FetchObject, FreeObjects, RegisterSegment
+
+log = get_logger(__name__)
 
 
 class ObjectStore(Actor):
-    def __init__(self, session: str) -> None:
-        self.session = session
+    def __init__(self, session: str, *, transfer_bind: str | None = None, token: str | None = None) -> None:
+        self.session = session  # == the node id
+        self.transfer_bind = transfer_bind
+        self.token = token
         self.segments: dict[str, tuple[str, int]] = {}
         self.bytes_used = 0
+        self.server = None
+        self.transfer_addresses: dict[str, str] = {}  # node id -> its transfer endpoint
+        self.pulls: dict[str, asyncio.Future] = {}
+        self.freed_while_pulling: set[str] = set()
+
+    async def pre_start(self) -> None:
+        if self.transfer_bind:
+            from ..objects.transfer import TransferServer
+
+            self.server = TransferServer(self.transfer_bind, self.token, self.segments.get)
+            await self.server.start()
 
     async def receive(self, message):
         if isinstance(message, RegisterSegment):
-            if message.object_id not in self.segments:
-                self.segments[message.object_id] = (message.name, message.size)
-                self.bytes_used += message.size
+            self._add(message.object_id, message.name, message.size)
+        elif isinstance(message, FetchObject):
+            return await self._fetch(message)
         elif isinstance(message, FreeObjects):
             for object_id in message.names:
+                if object_id in self.pulls:
+                    self.freed_while_pulling.add(object_id)
                 entry = self.segments.pop(object_id, None)
                 if entry is not None:
                     self.bytes_used -= entry[1]
                     shm.unlink_segment(entry[0])
+        elif isinstance(message, ClusterView):
+            self.transfer_addresses = {
+                node_id: record["transfer"] for node_id, record in message.nodes.items() if record.get("transfer")
+            }
+        elif message == "transfer_address":
+            return self.server.address if self.server is not None else None
         elif message == "usage":
             return {"objects": len(self.segments), "bytes": self.bytes_used}
         return None
 
+    def _add(self, object_id: str, name: str, size: int) -> None:
+        if object_id not in self.segments:
+            self.segments[object_id] = (name, size)
+            self.bytes_used += size
+
+    async def _fetch(self, message: FetchObject):
+        entry = self.segments.get(message.object_id)
+        if entry is not None:
+            return entry[0]
+        reply = self.context.defer_reply()
+        pull = self.pulls.get(message.object_id)
+        if pull is None:
+            pull = self.pulls[message.object_id] = asyncio.get_running_loop().create_task(self._pull(message))
+            pull.add_done_callback(lambda _: self.pulls.pop(message.object_id, None))
+
+        def answer(task: asyncio.Future) -> None:
+            if task.cancelled():
+                reply.fail(ConnectionError(f"the pull of object {message.object_id} was cancelled"))
+            elif task.exception() is not None:
+                reply.fail(task.exception())
+            else:
+                reply.send(task.result())
+
+        pull.add_done_callback(answer)
+        return None
+
+    async def _pull(self, message: FetchObject) -> str:
+        from ..objects.transfer import pull
+
+        name = shm.segment_name(self.session, message.object_id)
+        failures = []
+        for source in message.sources:
+            address = self.transfer_addresses.get(source)
+            if address is None:
+                failures.append(f"node {source} is not alive")
+                continue
+            try:
+                await pull(address, self.token, message.object_id, name, message.size)
+            except ConnectionError as error:
+                failures.append(str(error))
+                continue
+            if message.object_id in self.freed_while_pulling:
+                self.freed_while_pulling.discard(message.object_id)
+                shm.unlink_segment(name)
+                raise LookupError(f"object {message.object_id} was freed while it was pulled")
+            self._add(message.object_id, name, message.size)
+            return name
+        raise ConnectionError(f"object {message.object_id} could not be pulled from any of its "
+                              f"{len(message.sources)} location(s): " + "; ".join(failures))
+
     async def post_stop(self) -> None:
+        for task in list(self.pulls.values()):
+            task.cancel()
+        if self.server is not None:
+            await self.server.stop()
         self.segments.clear()
         shm.cleanup_session(self.session)

@@ -8,6 +8,12 @@ tasks cannot deadlock the pool; the pool then starts extra workers.
 
 The Scheduler is not on the per-task path: a submitter keeps its lease for as long as it has
 tasks of that shape.
+
+In a cluster it knows the other nodes (`ClusterView` from the GcsLink) and what they have free
+(`NodeLoad`, as they publish it, throttled): a request this node can never satisfy, or cannot
+satisfy now while another node has room, is answered with `Spillback` to that node's
+Scheduler (the submitter asks there, with `spillable=False`: one hop). It publishes its own
+free resources through the GcsLink whenever they change.
 """
 
 from __future__ import annotations
@@ -19,12 +25,15 @@ from dataclasses import dataclass
 from .._logging import get_logger
 from ..kernel import Actor, ActorRef, Reply, Terminated
 from ..protocol import (
+    ClusterView,
     GetResources,
     LeaseBlocked,
     LeaseGranted,
     LeaseUnblocked,
+    NodeLoad,
     RequestLease,
     ReturnLease,
+    Spillback,
     WorkerReady,
 )
 
@@ -53,8 +62,20 @@ class _Pending:
     reply: Reply
 
 
+@dataclass(slots=True)
+class RemoteNode:
+    scheduler: ActorRef
+    total: dict
+    available: dict
+
+
 class Scheduler(Actor):
-    def __init__(self, total: dict[str, float], pool: ActorRef | None = None) -> None:
+    def __init__(self, total: dict[str, float], pool: ActorRef | None = None, *, node_id: str = "",
+                 gcs: ActorRef | None = None) -> None:
+        self.node_id = node_id
+        self.gcs = gcs  # set in a cluster: loads are published, views received
+        self.remote: dict[str, RemoteNode] = {}
+        self._publish_scheduled = False
         self.total = dict(total)
         self.available = dict(total)
         self.pool = pool
@@ -94,6 +115,14 @@ class Scheduler(Actor):
                 self._take({"CPU": lease.shape.get("CPU", 0.0)})
         elif isinstance(message, GetResources):
             return dict(self.available if message.available else self.total)
+        elif isinstance(message, ClusterView):
+            self._update_view(message.nodes)
+            self._dispatch()
+        elif isinstance(message, NodeLoad):
+            node = self.remote.get(message.node_id)
+            if node is not None:
+                node.available = dict(message.available)
+                self._dispatch()
         elif isinstance(message, Terminated):
             self._drop_owner(message.ref)
             self._dispatch()
@@ -114,9 +143,17 @@ class Scheduler(Actor):
                 continue
             shape = dict(pending.request.shape)
             if not self._feasible(shape):
-                self._warn_infeasible(shape)
+                target = self._spill_target(shape, need_room=False)
+                if target is not None:
+                    self._spill(pending, target, shape)
+                else:
+                    self._warn_infeasible(shape)
                 continue
             if not self._fits(shape):
+                if pending.request.spillable:
+                    target = self._spill_target(shape, need_room=True)
+                    if target is not None:
+                        self._spill(pending, target, shape)
                 continue
             if not self.idle:
                 wanted_workers += 1
@@ -126,7 +163,7 @@ class Scheduler(Actor):
             lease = Lease(next(self._ids), worker, pid, shape, pending.request.owner, pending.request.for_actor)
             self.leases[lease.lease_id] = lease
             self.pending.remove(pending)
-            pending.reply.send(LeaseGranted(lease.lease_id, worker, pid))
+            pending.reply.send(LeaseGranted(lease.lease_id, worker, pid, self.node_id))
         missing = wanted_workers - self.starting
         if missing > 0 and self.pool is not None:
             self.starting += missing
@@ -168,6 +205,54 @@ class Scheduler(Actor):
             self.watched_owners.add(owner)
             self.context.watch(owner)
 
+    # -- the other nodes (clusters) ---------------------------------------------------------
+
+    def _update_view(self, nodes: dict) -> None:
+        for node_id in [n for n in self.remote if n not in nodes]:
+            del self.remote[node_id]
+        for node_id, record in nodes.items():
+            if node_id == self.node_id or node_id in self.remote:
+                continue
+            uri = record.get("uris", {}).get("scheduler")
+            if uri:
+                resources = dict(record.get("resources", {}))
+                self.remote[node_id] = RemoteNode(self.context.system.ref_from_uri(uri), resources, dict(resources))
+
+    def _spill_target(self, shape: dict, need_room: bool) -> str | None:
+        """The node to send a request to: one with room now (the most free CPUs first), else
+        (unless `need_room`) one that could ever hold it."""
+        best, best_free = None, -1.0
+        feasible = None
+        for node_id, node in self.remote.items():
+            if not all(node.total.get(k, 0.0) >= v for k, v in shape.items()):
+                continue
+            feasible = feasible or node_id
+            if all(node.available.get(k, 0.0) >= v - 1e-9 for k, v in shape.items()):
+                free = node.available.get("CPU", 0.0)
+                if free > best_free:
+                    best, best_free = node_id, free
+        if best is not None or need_room:
+            return best
+        return feasible
+
+    def _spill(self, pending: _Pending, node_id: str, shape: dict) -> None:
+        node = self.remote[node_id]
+        # Count it as taken there until that node publishes its load again: the next
+        # requests of a burst go elsewhere instead of all to the same node.
+        for name, quantity in shape.items():
+            node.available[name] = node.available.get(name, 0.0) - quantity
+        self.pending.remove(pending)
+        pending.reply.send(Spillback(node_id, node.scheduler))
+
+    def _publish_load(self) -> None:
+        if self.gcs is not None and not self._publish_scheduled:
+            self._publish_scheduled = True
+            self.context.system.loop.call_soon(self._send_load)
+
+    def _send_load(self) -> None:
+        self._publish_scheduled = False
+        self.gcs.tell(NodeLoad(self.node_id, dict(self.available)))
+
     # -- resource arithmetic --------------------------------------------------------------
 
     def _feasible(self, shape: dict) -> bool:
@@ -179,10 +264,12 @@ class Scheduler(Actor):
     def _take(self, shape: dict) -> None:
         for name, quantity in shape.items():
             self.available[name] = self.available.get(name, 0.0) - quantity
+        self._publish_load()
 
     def _give(self, name: str, quantity: float) -> None:
         if quantity:
             self.available[name] = min(self.total.get(name, 0.0), self.available.get(name, 0.0) + quantity)
+            self._publish_load()
 
     def _warn_infeasible(self, shape: dict) -> None:
         key = tuple(sorted(shape.items()))

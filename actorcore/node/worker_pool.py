@@ -1,8 +1,9 @@
 """The WorkerPool actor (DESIGN.md §4, §7): a simple_one_for_one supervisor of worker processes.
 
 It starts workers on the Scheduler's demand (`("start_workers", n)`), forwards each worker's
-stdout and stderr, line by line with the worker's pid, to the driver's log sink (as Ray
-prints `(pid=...)` lines), and tells the Scheduler when a worker process ends. Workers are
+stdout and stderr, line by line with the worker's pid, to the drivers' log sinks (as Ray
+prints `(pid=...)` lines; in a cluster every driver subscribes with `SubscribeLogs`, and
+without any the lines go to the node's own stderr), and tells the Scheduler when a worker process ends. Workers are
 `temporary` children for now: the Scheduler asks for new ones as it needs them.
 """
 
@@ -15,8 +16,8 @@ import sys
 from supervisor import Supervisor, process_spec
 
 from .._logging import get_logger
-from ..kernel import Actor, ActorRef
-from ..protocol import KillWorker, LogLines
+from ..kernel import Actor, ActorRef, Terminated
+from ..protocol import KillWorker, LogLines, SubscribeLogs
 from .scheduler import WorkerDied
 
 log = get_logger(__name__)
@@ -29,7 +30,7 @@ class WorkerPool(Actor):
         self.worker_argv = worker_argv
         self.env = env
         self.cwd = cwd
-        self.log_sink = log_sink
+        self.log_sinks: set[ActorRef] = {log_sink} if log_sink is not None else set()
         self.supervisor: Supervisor | None = None
         self.children: dict[int, object] = {}
         self.readers: set[asyncio.Task] = set()
@@ -61,6 +62,12 @@ class WorkerPool(Actor):
             child = self.children.get(message.pid)
             if child is not None:
                 child.send_signal(9)
+        elif isinstance(message, SubscribeLogs):
+            if message.sink not in self.log_sinks:
+                self.log_sinks.add(message.sink)
+                self.context.watch(message.sink)
+        elif isinstance(message, Terminated):
+            self.log_sinks.discard(message.ref)
         elif message == "pids":
             return sorted(self.children)
         return None
@@ -88,8 +95,10 @@ class WorkerPool(Actor):
             if not line:
                 return
             text = line.decode(errors="replace").rstrip("\n")
-            if self.log_sink is not None:
-                self.log_sink.tell(LogLines(pid, stream_name, [text]))
+            if self.log_sinks:
+                lines = LogLines(pid, stream_name, [text])
+                for sink in self.log_sinks:
+                    sink.tell(lines)
             else:
                 print(f"(pid={pid}) {text}", file=target, flush=True)
 

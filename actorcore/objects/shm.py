@@ -50,6 +50,7 @@ __all__ = [
     "cleanup_session",
     "create_segment",
     "list_segments",
+    "object_id_of",
     "open_segment",
     "segment_name",
     "unlink_segment",
@@ -101,6 +102,11 @@ def segment_name(session: str, object_id: str) -> str:
     return f"{SEGMENT_PREFIX}{session}-{object_id}"
 
 
+def object_id_of(name: str) -> str:
+    """The object id in a segment name made by `segment_name`."""
+    return name[len(SEGMENT_PREFIX):].split("-", 1)[1]
+
+
 def _path(name: str) -> str:
     if not name or "/" in name:
         raise ValueError(f"bad segment name {name!r}")
@@ -110,7 +116,7 @@ def _path(name: str) -> str:
 class Segment:
     """A mapped shared-memory segment: ``name``, ``size``, ``readonly`` and ``view``."""
 
-    __slots__ = ("name", "size", "readonly", "_mmap", "_view", "__weakref__")
+    __slots__ = ("__weakref__", "_mmap", "_view", "name", "readonly", "size")
 
     def __init__(self, name: str, mm: mmap.mmap, size: int, readonly: bool) -> None:
         self.name = name

@@ -26,7 +26,7 @@ import cloudpickle
 from .. import exceptions as exc
 from .. import runtime_context
 from ..core_worker import CoreWorker
-from ..kernel import Actor
+from ..kernel import Actor, Terminated
 from ..objects import serialize
 from ..ownership import from_payload, to_payload
 from ..protocol import (
@@ -78,10 +78,12 @@ class Executor(Actor):
     async def receive(self, message):
         if isinstance(message, ExecuteTask):
             reply = self.context.defer_reply()
+            spec = message.spec
+            if self.core.cluster_mode:
+                await self.core.localize_args(spec)  # arguments held on other nodes are pulled first
             if self.slots is not None:
                 self.concurrent.put_nowait((message, reply))
                 return None
-            spec = message.spec
             try:
                 call = await self._callable(spec)
             except Exception as error:
@@ -94,6 +96,9 @@ class Executor(Actor):
         if isinstance(message, CancelTask):
             self._cancel(message)
             return None
+        if isinstance(message, Terminated) or message == "exit":
+            # Its owner is gone (or kill() was called): the actor's process ends at once.
+            os._exit(0)
         return None
 
     def _failed(self, spec, error: BaseException) -> TaskResult:
@@ -252,9 +257,13 @@ class Executor(Actor):
     async def _become_actor(self, message: BecomeActor):
         spec = message.spec
         cls = await self._function(spec.function_id)
+        if self.core.cluster_mode:
+            await self.core.localize_args(spec)
         self.actor_id = message.actor_id
         self.core.hosted_actor_id = message.actor_id
         self.is_async = message.is_async
+        if not message.detached and spec.owner is not None:
+            self.context.watch(spec.owner)  # a non-detached actor ends with its owner
         if message.is_async:
             self.user_loop = asyncio.new_event_loop()
             threading.Thread(target=self.user_loop.run_forever, name="actorcore-async-actor", daemon=True).start()

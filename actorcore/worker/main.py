@@ -35,7 +35,9 @@ class NodeWatch(Actor):
 
 
 async def serve(config: dict) -> None:
-    system = await ActorSystem.start(name="worker", spin=False, token=os.environ.get("ACTORCORE_TOKEN"))
+    # In a cluster a worker also listens on gRPC: other nodes' drivers and workers call it.
+    tcp = f"{config.get('node_ip', '127.0.0.1')}:0" if config.get("cluster_mode") else None
+    system = await ActorSystem.start(name="worker", spin=False, token=os.environ.get("ACTORCORE_TOKEN"), tcp=tcp)
     loop = asyncio.get_running_loop()
     stop: asyncio.Future = loop.create_future()
     loop.add_signal_handler(signal.SIGTERM, lambda: stop.done() or stop.set_result("SIGTERM"))

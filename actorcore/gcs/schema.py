@@ -1,0 +1,59 @@
+"""The etcd key schema of a cluster (DESIGN.md §6): key builders and the records' fields.
+
+Every key lives under ``/actorcore/<cluster>/`` (`prefix`). Values are JSON unless noted.
+
+| key | value | written |
+|---|---|---|
+| ``config`` | `ClusterConfig` fields | once, by the head |
+| ``nodes/<node_id>`` | node record (`NODE_FIELDS`) | by the node, under its lease |
+| ``resources/<node_id>`` | ``{"available": {...}, "objects": n, "object_bytes": b, "time": t}`` | by the node, throttled, under its lease |
+| ``dead/<node_id>`` | the node record plus ``"died": t`` | by any node that sees the lease expire (idempotent) |
+| ``actors/<actor_id>`` | actor record (`ACTOR_FIELDS`) | by the creator's node, on every state change |
+| ``named/<namespace>/<name>`` | the actor id (text) | create-if-absent in a transaction |
+| ``functions/<hash>`` | the pickled function or class (bytes) | once |
+
+A node record has: ``node_id``, ``address`` (the IP it binds), ``head`` (bool), ``resources``
+(totals), ``start_time``, ``pid``, ``host_id`` (the kernel's host identity of its processes),
+``kernel`` (``ip:port`` of the node's gRPC endpoint), ``transfer`` (``ip:port`` of its
+object-transfer endpoint), and ``uris`` (kernel URIs of ``node``, ``scheduler``, ``gcs``,
+``object_store``, ``pool``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+DEFAULT_CLUSTER = "default"
+
+NODE_FIELDS = ("node_id", "address", "head", "resources", "start_time", "pid", "host_id",
+               "kernel", "transfer", "uris")
+ACTOR_FIELDS = ("actor_id", "class_name", "state", "node_id", "pid", "name", "namespace",
+                "detached", "handle")
+ACTOR_STATES = ("PENDING", "ALIVE", "RESTARTING", "DEAD")
+
+
+def prefix(cluster: str = DEFAULT_CLUSTER) -> str:
+    return f"/actorcore/{cluster}/"
+
+
+def key(cluster: str, *parts: str) -> str:
+    return prefix(cluster) + "/".join(parts)
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Cluster-wide settings the head writes once; nodes and drivers read them."""
+
+    object_replicas: int = 1
+    lease_ttl: float = 10.0
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self)).encode()
+
+    @classmethod
+    def from_json(cls, blob: bytes | None) -> ClusterConfig:
+        if not blob:
+            return cls()
+        data = json.loads(blob)
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})

@@ -1,0 +1,62 @@
+"""The EtcdHost actor (DESIGN.md §2, §7): the etcd a head node started, under supervision.
+
+A head started without `--etcd` runs the cluster's etcd itself, with a persistent data dir,
+as the first child of the node's root supervisor (rest_for_one: when etcd has to be restarted,
+the GcsLink and everything after it restart with it and register again). The actor checks
+every `CHECK_INTERVAL` that etcd is still running and fails when it is not, so that its
+supervisor restarts it on the same port and data dir. etcd's keeper process stops etcd when
+the node process dies, even of SIGKILL (see gcs/etcd_server.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from .._logging import get_logger
+from ..kernel import Actor
+
+log = get_logger(__name__)
+
+CHECK_INTERVAL = 1.0
+
+
+class EtcdDied(RuntimeError):
+    pass
+
+
+class EtcdHost(Actor):
+    def __init__(self, port: int, data_dir: str, host: str = "127.0.0.1") -> None:
+        self.port = port
+        self.data_dir = data_dir
+        self.host = host
+        self.server = None
+        self.checker: asyncio.Task | None = None
+
+    async def pre_start(self) -> None:
+        from ..gcs import EtcdServer
+
+        self.server = EtcdServer(data_dir=self.data_dir, client_port=self.port, host=self.host)
+        await asyncio.get_running_loop().run_in_executor(None, self.server.start)
+        log.info("etcd started", endpoint=self.server.endpoint, data_dir=self.data_dir)
+        self.checker = asyncio.get_running_loop().create_task(self._check())
+
+    async def _check(self) -> None:
+        while True:
+            await asyncio.sleep(CHECK_INTERVAL)
+            if not self.server.running:
+                log.error("etcd exited; restarting it", endpoint=self.server.endpoint)
+                self.context.self_ref.tell("etcd_died")
+                return
+
+    async def receive(self, message):
+        if message == "etcd_died":
+            raise EtcdDied(f"etcd on {self.host}:{self.port} exited")
+        if message == "endpoint":
+            return self.server.endpoint
+        return None
+
+    async def post_stop(self) -> None:
+        if self.checker is not None:
+            self.checker.cancel()
+        if self.server is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.server.stop)
