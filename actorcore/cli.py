@@ -1,13 +1,46 @@
-"""The `actorcore` command line: `actorcore microbenchmark` (later issues add start, stop,
-status, supervise as subcommands of this parser)."""
+"""The `actorcore` command line: ``start``, ``stop``, ``status`` (Ray's flag names) and
+``microbenchmark``.
+
+- ``actorcore start --head`` makes a cluster: a fresh token (`cluster_files.write_token`),
+  the head node process (``python -m actorcore.node CONFIG_JSON``, which also starts and
+  supervises the cluster's etcd unless ``--etcd`` names one), ``cluster.json`` for
+  ``init(address="auto")``, and prints how to join, connect and stop.
+- ``actorcore start --address HOST:PORT`` joins a node to the cluster whose etcd is there.
+- ``actorcore stop`` stops the nodes started on this machine (their files under
+  `cluster_files.home`): the other nodes first, then the heads.
+- ``actorcore status`` prints what the cluster's etcd says (`actorcore.status`).
+
+The token reaches a node in its environment (``ACTORCORE_TOKEN``), never on its command line.
+A node reports readiness with one JSON line on a pipe (``ready_fd``); the CLI waits for it at
+most `READY_TIMEOUT` seconds and shows the node's log when it fails. Bad arguments exit with
+code 2 and name the flag; failures at run time exit with code 1.
+"""
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 
 from ._version import __version__
+
+READY_TIMEOUT = 60.0  # seconds a starting node may take until it reports ready
+STOP_TIMEOUT = 15.0  # seconds `stop` waits after SIGTERM before SIGKILL
+DEFAULT_PORT = 6380  # the etcd port of a head that runs its own etcd
+DEFAULT_LEASE_TTL = 10.0
+MIN_LEASE_TTL = 2.0
+ETCD_PASSWORD_ENV = "ACTORCORE_ETCD_PASSWORD"
+_LOG_TAIL_LINES = 40
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,8 +50,697 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"actorcore {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_start(subparsers)
+    _add_stop(subparsers)
+    _add_status(subparsers)
     _add_microbenchmark(subparsers)
     return parser
+
+
+# -- argument types: each error names the flag (argparse prefixes "argument --flag:") ------------
+
+
+def _number(text: str, *, minimum: float, integer: bool = False) -> float:
+    try:
+        value = int(text) if integer else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected {'an integer' if integer else 'a number'} >= {minimum:g}, got {text!r}") from None
+    if not value >= minimum:  # NaN too
+        raise argparse.ArgumentTypeError(f"must be >= {minimum:g}, got {text!r}")
+    return value
+
+
+def _count(text: str) -> float:
+    return _number(text, minimum=0)
+
+
+def _lease_ttl(text: str) -> float:
+    return _number(text, minimum=MIN_LEASE_TTL)
+
+
+def _replicas(text: str) -> int:
+    return int(_number(text, minimum=1, integer=True))
+
+
+def _port(text: str) -> int:
+    port = int(_number(text, minimum=1, integer=True))
+    if port > 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port (1-65535), got {text!r}")
+    return port
+
+
+def _resources(text: str) -> dict:
+    try:
+        resources = json.loads(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(
+            f"expected a JSON object of name -> quantity, e.g. '{{\"disk\": 2}}'; got {text!r} ({e})") from None
+    if not isinstance(resources, dict):
+        raise argparse.ArgumentTypeError(
+            f"expected a JSON object of name -> quantity, e.g. '{{\"disk\": 2}}'; got {text!r}")
+    for name, quantity in resources.items():
+        if name in ("CPU", "GPU"):
+            raise argparse.ArgumentTypeError(
+                f"use --num-{name.lower()}s instead of {{{json.dumps(name)}: ...}} in --resources")
+        if not name:
+            raise argparse.ArgumentTypeError("a resource needs a name")
+        if isinstance(quantity, bool) or not isinstance(quantity, (int, float)) or quantity < 0:
+            raise argparse.ArgumentTypeError(
+                f"resource {name!r} needs a quantity >= 0, got {json.dumps(quantity)}")
+    return {name: float(quantity) for name, quantity in resources.items()}
+
+
+def _endpoints(text: str) -> str:
+    """``HOST:PORT[,HOST:PORT...]`` (an etcd's endpoints), normalized."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("expected HOST:PORT[,HOST:PORT...], got nothing")
+    for item in items:
+        address = item.split("://", 1)[-1].rstrip("/")
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536 or (":" in host and not host.startswith("[")):
+            raise argparse.ArgumentTypeError(
+                f"expected HOST:PORT[,HOST:PORT...] (e.g. 192.168.1.10:{DEFAULT_PORT}), got {item!r}")
+    return ",".join(item.split("://", 1)[-1].rstrip("/") for item in items)
+
+
+def _ip(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text.strip("[]")))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an IP address of this machine, got {text!r}") from None
+
+
+def _file(text: str) -> str:
+    path = os.path.abspath(os.path.expanduser(text))
+    if not os.path.isfile(path):
+        raise argparse.ArgumentTypeError(f"no such file: {text!r}")
+    return path
+
+
+# -- start ---------------------------------------------------------------------------------------
+
+
+def _add_etcd_auth_flags(command: argparse.ArgumentParser) -> None:
+    group = command.add_argument_group("etcd credentials (an etcd with authentication or TLS)")
+    group.add_argument("--etcd-user", metavar="USER", help="etcd user name")
+    group.add_argument("--etcd-password", metavar="PASSWORD",
+                       help=f"etcd password (or set ${ETCD_PASSWORD_ENV}, which other users cannot see in ps)")
+    group.add_argument("--etcd-ca", metavar="FILE", type=_file, help="CA bundle (PEM) to check etcd's certificate")
+    group.add_argument("--etcd-cert", metavar="FILE", type=_file, help="client certificate (PEM) for etcd")
+    group.add_argument("--etcd-key", metavar="FILE", type=_file, help="the client certificate's key (PEM)")
+
+
+def _add_start(subparsers) -> None:
+    command = subparsers.add_parser(
+        "start",
+        help="start a head node (--head) or join a node to a cluster (--address) on this machine",
+        description="Start a node on this machine: `actorcore start --head` makes a new cluster (and, "
+                    "without --etcd, runs its etcd); `actorcore start --address HOST:PORT` joins one. "
+                    "The node runs in the background unless --block is given; `actorcore stop` stops it.",
+    )
+    role = command.add_mutually_exclusive_group(required=True)
+    role.add_argument("--head", action="store_true", help="start the head node of a new cluster")
+    role.add_argument("--address", type=_endpoints, metavar="HOST:PORT",
+                      help="join the cluster whose etcd is at HOST:PORT[,HOST:PORT...]")
+    command.add_argument("--port", type=_port, default=None,
+                         help=f"head: the port of the etcd it starts (default {DEFAULT_PORT})")
+    command.add_argument("--etcd", type=_endpoints, metavar="HOST:PORT[,...]",
+                         help="head: use this existing etcd cluster instead of starting one")
+    command.add_argument("--node-ip-address", type=_ip, metavar="IP",
+                         help="the IP this node binds and other nodes reach it at (default 127.0.0.1; when "
+                              "joining a cluster on another machine, this machine's IP towards it)")
+    command.add_argument("--num-cpus", type=_count, metavar="N", help="CPUs of this node (default: all)")
+    command.add_argument("--num-gpus", type=_count, metavar="N", default=0.0, help="GPUs of this node (default 0)")
+    command.add_argument("--resources", type=_resources, metavar="JSON", default={},
+                         help='custom resources of this node, e.g. \'{"disk": 2}\'')
+    command.add_argument("--token-file", type=_file, metavar="PATH",
+                         help="join: the cluster's token file (default: $ACTORCORE_TOKEN, else the "
+                              "token file of this machine)")
+    command.add_argument("--object-replicas", type=_replicas, metavar="K",
+                         help="head: copies of each large object kept on distinct nodes (default 1)")
+    command.add_argument("--lease-ttl", type=_lease_ttl, metavar="SECONDS",
+                         help=f"head: seconds without a keepalive before a node counts as dead "
+                              f"(default {DEFAULT_LEASE_TTL:g}, at least {MIN_LEASE_TTL:g})")
+    command.add_argument("--block", action="store_true",
+                         help="stay in the foreground until SIGTERM or Ctrl-C, then stop the node")
+    _add_etcd_auth_flags(command)
+    command.set_defaults(handler=_start, parser=command)
+
+
+def _etcd_auth(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict | None:
+    password = args.etcd_password or (os.environ.get(ETCD_PASSWORD_ENV) if args.etcd_user else None)
+    if args.etcd_password and not args.etcd_user:
+        parser.error("argument --etcd-password: needs --etcd-user")
+    if args.etcd_user and not password:
+        parser.error(f"argument --etcd-user: needs --etcd-password (or ${ETCD_PASSWORD_ENV})")
+    if bool(args.etcd_cert) != bool(args.etcd_key):
+        parser.error("argument --etcd-cert: needs --etcd-key, and the other way round")
+    auth = {"user": args.etcd_user, "password": password, "ca": args.etcd_ca,
+            "cert": args.etcd_cert, "key": args.etcd_key}
+    return {k: v for k, v in auth.items() if v} or None
+
+
+def _check_start_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    if not args.head:
+        for flag in ("port", "etcd", "object_replicas", "lease_ttl"):
+            if getattr(args, flag) is not None:
+                parser.error(f"argument --{flag.replace('_', '-')}: only for the head node (start --head)")
+    else:
+        if args.token_file:
+            parser.error("argument --token-file: only when joining (start --address); "
+                         "start --head makes a new token")
+        if args.etcd and args.port is not None:
+            parser.error("argument --port: the port of the etcd the head starts; with --etcd there is none")
+        if not args.etcd and (args.etcd_user or args.etcd_password or args.etcd_ca or args.etcd_cert):
+            parser.error("argument --etcd-user/--etcd-password/--etcd-ca/--etcd-cert: only with --etcd "
+                         "(the etcd the head starts itself has no authentication)")
+
+
+def _is_loopback(host: str) -> bool:
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _ip_towards(host: str) -> str:
+    """The IP of this machine that packets to ``host`` leave from (no packet is sent)."""
+    host = host.strip("[]")
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.connect((host, 9))
+            return s.getsockname()[0]
+    except OSError:
+        return "127.0.0.1"
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _hosts(endpoints: str) -> list[str]:
+    return [item.rpartition(":")[0] for item in endpoints.split(",")]
+
+
+def _fail(command: str, message: str) -> int:
+    print(f"actorcore {command}: {message}", file=sys.stderr)
+    return 1
+
+
+def _start(args: argparse.Namespace) -> int:
+    from . import cluster_files as files
+
+    parser = args.parser
+    _check_start_args(args, parser)
+    auth = _etcd_auth(args, parser)
+    _forget_stopped_nodes()
+
+    if args.head:
+        running = [r for r in files.node_files() if r.get("head") and _node_running(r)]
+        if running:
+            r = running[0]
+            return _fail("start", f"a head node already runs on this machine (node {r['node_id']}, pid {r['pid']}, "
+                                  f"etcd {r.get('etcd')}): stop it first with `actorcore stop`, or join it with "
+                                  "`actorcore start --address ...`")
+        token = files.new_token()
+        etcd = args.etcd
+        external = etcd is not None
+        node_ip = args.node_ip_address or (
+            "127.0.0.1" if not external or all(map(_is_loopback, _hosts(etcd))) else _ip_towards(_hosts(etcd)[0]))
+        port = args.port or DEFAULT_PORT
+        if not external:
+            etcd = _hostport(node_ip, port)
+            taken = _port_taken(node_ip, port)
+            if taken:
+                return _fail("start", f"cannot start etcd on {etcd}: {taken}. Another cluster's etcd? Stop it "
+                                      "(`actorcore stop`) or pass another --port.")
+        cluster = "default"
+    else:
+        try:
+            token = files.read_token(args.token_file)
+        except files.TokenNotFoundError as e:
+            return _fail("start", str(e))
+        etcd = args.address
+        external = True
+        hosts = _hosts(etcd)
+        node_ip = args.node_ip_address or (
+            "127.0.0.1" if all(map(_is_loopback, hosts)) else _ip_towards(hosts[0]))
+        info = files.read_cluster_info()
+        same_cluster = info is not None and info.get("address") == etcd
+        if auth is None and same_cluster:
+            auth = info.get("etcd_auth") or None
+        cluster = info.get("cluster", "default") if same_cluster else "default"
+
+    if external:
+        problem = _check_etcd(etcd, auth)
+        if problem:
+            return _fail("start", problem)
+
+    node_id = uuid.uuid4().hex[:16]
+    config = {
+        "cluster_mode": True, "cluster": cluster, "etcd": etcd, "etcd_auth": auth, "head": args.head,
+        "node_ip": node_ip, "num_cpus": args.num_cpus if args.num_cpus is not None else float(os.cpu_count() or 1),
+        "num_gpus": args.num_gpus, "resources": args.resources, "node_id": node_id, "session": node_id,
+        "cwd": os.getcwd(), "sys_path": [p or os.getcwd() for p in sys.path],
+    }
+    if args.head:
+        config["lease_ttl"] = args.lease_ttl or DEFAULT_LEASE_TTL
+        config["object_replicas"] = args.object_replicas or 1
+        if not external:
+            # A new head is a new cluster (a new token): nothing of a former one's etcd data is kept.
+            shutil.rmtree(files.etcd_data_dir(), ignore_errors=True)
+            config["start_etcd"] = {"port": port, "data_dir": str(files.etcd_data_dir()), "host": node_ip}
+
+    log_path = None if args.block else files.logs_dir() / f"node-{node_id}.log"
+    node, ready = _spawn_node(config, token, log_path, block=args.block)
+    if ready is None:
+        if "start_etcd" in config:
+            shutil.rmtree(config["start_etcd"]["data_dir"], ignore_errors=True)
+        return 1
+    record = {"node_id": node_id, "pid": node.pid, "head": args.head, "session": node_id, "etcd": etcd,
+              "log": str(log_path) if log_path else None, "cluster": cluster, "node_ip": node_ip,
+              "started": time.time()}
+    files.write_node_file(record)
+    if args.head:
+        token_file = files.write_token(token)
+        files.write_cluster_info({"address": etcd, "cluster": cluster, "head_node_id": node_id, "etcd_auth": auth})
+        print(_head_banner(node_id, node.pid, etcd, external, token_file, log_path, node_ip, config))
+    else:
+        if files.read_cluster_info() is None:
+            files.write_cluster_info({"address": etcd, "cluster": cluster, "head_node_id": None, "etcd_auth": auth})
+        print(_join_banner(node_id, node.pid, etcd, log_path, node_ip, config))
+    sys.stdout.flush()
+    if not args.block:
+        return 0
+    return _block(node, record)
+
+
+def _port_taken(host: str, port: int) -> str | None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as etcd (Go) does
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            return e.strerror or str(e)
+    return None
+
+
+def _check_etcd(endpoints: str, auth: dict | None) -> str | None:
+    """None if etcd answers at ``endpoints`` and takes ``auth``; else what is wrong, in one line."""
+    import asyncio
+
+    from .gcs.etcd_client import EtcdAuthError, EtcdClient, EtcdUnavailableError
+
+    async def check() -> None:
+        client = await EtcdClient.connect(endpoints, auth=auth, timeout=5)
+        await client.close()
+
+    try:
+        asyncio.run(check())
+    except EtcdUnavailableError as e:
+        return f"cannot reach etcd at {endpoints} ({_last_error(e)}). Is the cluster's etcd running there?"
+    except (EtcdAuthError, OSError, ValueError) as e:
+        return str(e)
+    return None
+
+
+def _last_error(error: BaseException) -> str:
+    text = str(error)
+    start = text.find("(last error: ")
+    return text[start + 1:text.find(")", start)] if start >= 0 else text
+
+
+def _spawn_node(config: dict, token: str, log_path: Path | None, *, block: bool):
+    """Start the node process; return it and its ready line, or (process, None) after
+    printing why it failed (and having stopped it)."""
+    from . import cluster_files as files
+
+    read_fd, write_fd = os.pipe()
+    config = {**config, "ready_fd": write_fd}
+    # Our own processes cache their bytecode even where PYTHONDONTWRITEBYTECODE is set.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env[files.TOKEN_ENV] = token
+    output = None
+    if log_path is not None:
+        output = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        node = subprocess.Popen(
+            [sys.executable, "-m", "actorcore.node", json.dumps(config)],
+            stdin=subprocess.DEVNULL, stdout=output, stderr=output, pass_fds=(write_fd,), env=env,
+            start_new_session=not block,
+        )
+    finally:
+        os.close(write_fd)
+        if output is not None:
+            os.close(output)
+    try:
+        line = _read_line(read_fd, READY_TIMEOUT)
+    finally:
+        os.close(read_fd)
+    ready = None
+    if line:
+        try:
+            ready = json.loads(line)
+        except ValueError:
+            ready = None
+    if isinstance(ready, dict) and all(k in ready for k in ("node_id", "pid", "kernel", "transfer")):
+        return node, ready
+    if line is None:
+        why = f"the node did not report ready within {READY_TIMEOUT:g} s"
+    elif line:
+        why = f"the node reported an unexpected ready line {line!r}"
+    else:  # it closed the pipe without a line: it is exiting
+        try:
+            node.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            pass
+        why = "the node process closed its ready pipe without reporting ready"
+    if node.poll() is None:
+        _terminate(node)
+    else:
+        why = f"the node process exited with code {node.returncode} before it was ready"
+    if log_path is None:
+        print(f"actorcore start: {why} (its output is above)", file=sys.stderr)
+    else:
+        print(f"actorcore start: {why}; its log {log_path} ends with:\n{_tail(log_path)}", file=sys.stderr)
+    from .objects import cleanup_session
+
+    cleanup_session(config["session"])
+    return node, None
+
+
+def _read_line(fd: int, timeout: float) -> str | None:
+    """The first line written to ``fd`` within ``timeout`` seconds: '' at EOF without one,
+    None on timeout."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    while b"\n" not in data:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        readable, _, _ = select.select([fd], [], [], remaining)
+        if readable:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            data += chunk
+    return data.split(b"\n", 1)[0].decode(errors="replace") if b"\n" in data else ""
+
+
+def _terminate(node: subprocess.Popen) -> None:
+    node.terminate()
+    try:
+        node.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        _kill(node.pid)
+        node.wait(5)
+
+
+def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 16384))
+            text = f.read().decode(errors="replace")
+    except OSError as e:
+        return f"  (cannot read it: {e})"
+    return "\n".join("  " + line for line in text.splitlines()[-lines:]) or "  (empty)"
+
+
+def _resources_text(config: dict) -> str:
+    resources = {"CPU": config["num_cpus"], "GPU": config["num_gpus"], **config["resources"]}
+    return ", ".join(f"{name} {quantity:g}" for name, quantity in resources.items() if quantity or name == "CPU")
+
+
+def _head_banner(node_id, pid, address, external, token_file, log_path, node_ip, config) -> str:
+    from . import cluster_files as files
+
+    etcd_line = (f"{address} (an existing etcd, --etcd)" if external
+                 else f"{address}, run by the head node (data in {files.etcd_data_dir()})")
+    lines = [
+        f"Started the head node {node_id} (pid {pid}) of a new actorcore cluster.",
+        f"  etcd (the GCS):   {etcd_line}",
+        f"  node resources:   {_resources_text(config)}",
+        f"  cluster token:    {token_file} (mode 0600; every node and driver needs it, keep it secret)",
+    ]
+    if log_path is not None:
+        lines.append(f"  node log:         {log_path}")
+    lines += [
+        "",
+        "To add a node on another machine, copy the token file there and run:",
+        f"    actorcore start --address {address} --token-file {token_file}",
+        "",
+        "To connect a driver:",
+        "    import actorcore",
+        f'    actorcore.init(address="{address}")',
+        ('  (address="auto" works on this machine; a driver on another machine needs the token too: '
+         f"copy the token file to ~/.actorcore/token there, or set ${files.TOKEN_ENV})"),
+        "",
+        "To stop the nodes started on this machine:",
+        "    actorcore stop",
+    ]
+    if not external and _is_loopback(node_ip):
+        lines += ["", (f"The cluster listens on {node_ip} only: to let other machines join, start the head "
+                       "with --node-ip-address set to an IP of this machine they can reach.")]
+    return "\n".join(lines)
+
+
+def _join_banner(node_id, pid, address, log_path, node_ip, config) -> str:
+    lines = [
+        f"Started node {node_id} (pid {pid}) at {node_ip}, joined to the cluster at {address}.",
+        f"  node resources:   {_resources_text(config)}",
+    ]
+    if log_path is not None:
+        lines.append(f"  node log:         {log_path}")
+    lines += ["", "To stop the nodes started on this machine:", "    actorcore stop"]
+    return "\n".join(lines)
+
+
+def _block(node: subprocess.Popen, record: dict) -> int:
+    """Wait in the foreground for the node; forward SIGTERM and SIGINT to it."""
+    forwarded = []
+
+    def forward(signum, _frame) -> None:
+        forwarded.append(signum)
+        try:
+            node.send_signal(signum)
+        except ProcessLookupError:
+            pass
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    print("The node runs in the foreground (--block): SIGTERM or Ctrl-C stops it.", flush=True)
+    code = node.wait()
+    _forget_node(record)
+    if forwarded:
+        return 0
+    print(f"actorcore start: the node exited with code {code}", file=sys.stderr)
+    return 1 if code else 0
+
+
+# -- stop ----------------------------------------------------------------------------------------
+
+
+def _add_stop(subparsers) -> None:
+    command = subparsers.add_parser(
+        "stop", help="stop the actorcore nodes started on this machine",
+        description="Stop the nodes `actorcore start` started on this machine: the other nodes first, "
+                    f"then the heads; SIGTERM, and SIGKILL after {STOP_TIMEOUT:g} s.")
+    command.add_argument("--force", action="store_true", help="SIGKILL at once")
+    command.set_defaults(handler=_stop, parser=command)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(") ", 1)[-1][:1] != "Z"
+    except FileNotFoundError:
+        return not os.path.isdir("/proc")
+    except OSError:
+        return True
+
+
+def _node_running(record: dict) -> bool:
+    """Whether the node of ``record`` still runs (its pid alive and, where /proc tells,
+    running ``actorcore.node`` with this node id: a reused pid is not ours)."""
+    pid = record.get("pid")
+    if not isinstance(pid, int) or pid <= 0 or not _pid_alive(pid):
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read()
+    except FileNotFoundError:
+        return not os.path.isdir("/proc")
+    except OSError:
+        return True
+    return b"actorcore.node" in cmdline and record["node_id"].encode() in cmdline
+
+
+def _kill(pid: int) -> None:
+    """SIGKILL ``pid``, and its process group if it leads one (a node started in the
+    background leads its own, with its workers)."""
+    try:
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _wait_gone(records: list[dict], timeout: float) -> list[dict]:
+    """Wait up to ``timeout`` for the nodes to exit; return those still running."""
+    deadline = time.monotonic() + timeout
+    pidfds = {}
+    for record in records:
+        try:
+            pidfds[os.pidfd_open(record["pid"])] = record
+        except (AttributeError, OSError):
+            pass
+    try:
+        while True:
+            left = [r for r in records if _node_running(r)]
+            remaining = deadline - time.monotonic()
+            if not left or remaining <= 0:
+                return left
+            if len(pidfds) == len(records):
+                select.select(list(pidfds), [], [], remaining)  # readable once a process exited
+            else:
+                time.sleep(min(0.05, remaining))
+    finally:
+        for fd in pidfds:
+            os.close(fd)
+
+
+def _stop(args: argparse.Namespace) -> int:
+    from . import cluster_files as files
+
+    records = files.node_files()
+    if not records:
+        files.remove_cluster_info()
+        print("no actorcore nodes were running on this machine")
+        return 0
+    stopped = 0
+    for heads in (False, True):  # the other nodes first: the heads may run the etcd they use
+        group = [r for r in records if bool(r.get("head")) == heads]
+        running = [r for r in group if _node_running(r)]
+        for record in running:
+            try:
+                if args.force:
+                    _kill(record["pid"])
+                else:
+                    os.kill(record["pid"], signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        stubborn = _wait_gone(running, 5.0 if args.force else STOP_TIMEOUT)
+        for record in stubborn:
+            _kill(record["pid"])
+        still = {r["node_id"] for r in _wait_gone(stubborn, 5.0)}
+        for record in group:
+            removed = _forget_node(record)
+            role = "head node" if heads else "node"
+            if record not in running:
+                what = "was not running"
+            elif record["node_id"] in still:
+                what = "did not exit after SIGKILL"
+            elif args.force or record in stubborn:
+                what = "killed (SIGKILL)" if args.force else f"killed (SIGKILL) after {STOP_TIMEOUT:g} s"
+            else:
+                what = "stopped"
+            extra = f"; removed {removed} shared-memory segment(s) it left" if removed else ""
+            print(f"{role} {record['node_id']} (pid {record.get('pid')}): {what}{extra}")
+            stopped += record in running
+    if not stopped:
+        print("no actorcore nodes were running on this machine")
+    return 0
+
+
+def _forget_node(record: dict) -> int:
+    """Remove what a node that no longer runs left here: its shared memory, its node file and,
+    once no node is left, cluster.json. Returns the number of segments removed."""
+    from . import cluster_files as files
+    from .objects import cleanup_session
+
+    removed = cleanup_session(record["session"]) if record.get("session") else 0
+    files.remove_node_file(record["node_id"])
+    if not files.node_files():
+        files.remove_cluster_info()
+    return removed
+
+
+def _forget_stopped_nodes() -> None:
+    """Drop the files of nodes that died without `stop` (e.g. a reboot)."""
+    from . import cluster_files as files
+
+    for record in files.node_files():
+        if not _node_running(record):
+            _forget_node(record)
+
+
+# -- status --------------------------------------------------------------------------------------
+
+
+def _add_status(subparsers) -> None:
+    command = subparsers.add_parser(
+        "status", help="show the cluster's nodes, resources and actors",
+        description="Show what the cluster's etcd says: the nodes (alive and dead) with their resources "
+                    "and object stores, the actors by state, and the totals.")
+    command.add_argument("--address", type=_endpoints, metavar="HOST:PORT",
+                         help="the cluster's etcd (default: the cluster started or joined on this machine)")
+    command.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_etcd_auth_flags(command)
+    command.set_defaults(handler=_status, parser=command)
+
+
+def _status(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from . import cluster_files as files
+    from .gcs.etcd_client import EtcdAuthError, EtcdClient, EtcdUnavailableError
+    from .status import format_status, gather_status
+
+    auth = _etcd_auth(args, args.parser)
+    info = files.read_cluster_info()
+    address = args.address or (info or {}).get("address")
+    if not address:
+        return _fail("status", "no cluster to ask: pass --address HOST:PORT (the cluster's etcd), or start one "
+                               "on this machine with `actorcore start --head`")
+    same_cluster = info is not None and info.get("address") == address
+    if auth is None and same_cluster:
+        auth = info.get("etcd_auth") or None
+    cluster = info.get("cluster", "default") if same_cluster else "default"
+
+    async def gather() -> dict:
+        client = await EtcdClient.connect(address, auth=auth, timeout=5)
+        try:
+            return await gather_status(client, cluster)
+        finally:
+            await client.close()
+
+    try:
+        status = asyncio.run(gather())
+    except EtcdUnavailableError as e:
+        return _fail("status", f"cannot reach etcd at {address} ({_last_error(e)}); is the cluster running?")
+    except (EtcdAuthError, OSError, ValueError) as e:
+        return _fail("status", str(e))
+    print(json.dumps(status, indent=2) if args.json else format_status(status))
+    return 0
+
+
+# -- microbenchmark ------------------------------------------------------------------------------
 
 
 def _add_microbenchmark(subparsers) -> None:

@@ -1,0 +1,218 @@
+"""The cluster's files on this machine (DESIGN.md §10), under `home()`:
+
+| file | holds | written by |
+|---|---|---|
+| ``token`` | the cluster token (mode 0600) | ``actorcore start --head`` |
+| ``cluster.json`` | ``{"address", "cluster", "head_node_id", "etcd_auth"}`` (mode 0600: it may hold the etcd password) | ``start --head``; ``start --address`` if there is none |
+| ``nodes/<node_id>.json`` | ``{"node_id", "pid", "head", "session", "etcd", "log"}`` | ``start``, for ``stop`` |
+| ``logs/`` | the nodes' output (``node-<node_id>.log``) | the nodes |
+| ``etcd/`` | the data dir of the etcd a head node runs | that etcd |
+
+`home()` is ``$ACTORCORE_HOME`` if set, else ``~/.actorcore``. Files are written atomically
+(a private temporary file, then a rename), so a reader sees the old or the new content, and
+secrets are never readable by others, not even for a moment.
+
+`read_token` looks, in order, at an explicit file, ``$ACTORCORE_TOKEN`` and ``home()/token``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import stat
+import warnings
+from pathlib import Path
+
+HOME_ENV = "ACTORCORE_HOME"
+TOKEN_ENV = "ACTORCORE_TOKEN"
+
+__all__ = [
+    "HOME_ENV",
+    "TOKEN_ENV",
+    "TokenNotFoundError",
+    "cluster_info_path",
+    "etcd_data_dir",
+    "home",
+    "logs_dir",
+    "new_token",
+    "node_files",
+    "nodes_dir",
+    "read_cluster_info",
+    "read_token",
+    "remove_cluster_info",
+    "remove_node_file",
+    "token_path",
+    "write_cluster_info",
+    "write_node_file",
+    "write_token",
+]
+
+
+class TokenNotFoundError(FileNotFoundError):
+    """No cluster token in any of the places `read_token` looks."""
+
+
+def home() -> Path:
+    """``$ACTORCORE_HOME`` or ``~/.actorcore``, created (mode 0700) if missing."""
+    path = Path(os.environ.get(HOME_ENV) or Path.home() / ".actorcore").expanduser()
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def _subdir(name: str) -> Path:
+    path = home() / name
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+def logs_dir() -> Path:
+    """``home()/logs`` (created): the output of the nodes started on this machine."""
+    return _subdir("logs")
+
+
+def nodes_dir() -> Path:
+    """``home()/nodes`` (created): one file per node started on this machine."""
+    return _subdir("nodes")
+
+
+def etcd_data_dir() -> Path:
+    """``home()/etcd``: the data dir of the etcd a head node runs (etcd creates it)."""
+    return home() / "etcd"
+
+
+def token_path() -> Path:
+    return home() / "token"
+
+
+def cluster_info_path() -> Path:
+    return home() / "cluster.json"
+
+
+def _write_private(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` with mode 0600, atomically."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def new_token() -> str:
+    """A fresh cluster token: 128 random bits, in hex."""
+    return secrets.token_hex(16)
+
+
+def write_token(token: str) -> Path:
+    """Store ``token`` in `token_path` (mode 0600); return the path."""
+    return _write_private(token_path(), token.encode() + b"\n")
+
+
+def read_token(token_file: str | os.PathLike | None = None) -> str:
+    """The cluster token: from ``token_file`` if given, else ``$ACTORCORE_TOKEN``, else
+    `token_path`. Raise `TokenNotFoundError` naming every place looked at. A file others
+    may read is read, with a warning."""
+    if token_file is not None:
+        token = _read_token_file(Path(token_file))
+        if token is None:
+            raise TokenNotFoundError(f"no cluster token in {os.fspath(token_file)!r} (--token-file): "
+                                     "the file is missing or empty. " + _how_to_get_one())
+        return token
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if token:
+        return token
+    default = token_path()
+    token = _read_token_file(default)
+    if token is None:
+        raise TokenNotFoundError(
+            f"no cluster token found: looked at --token-file (not given), ${TOKEN_ENV} (unset) and "
+            f"{default} (missing or empty). " + _how_to_get_one())
+    return token
+
+
+def _how_to_get_one() -> str:
+    return ("`actorcore start --head` makes a cluster's token and prints the path of its file; copy that "
+            f"file to this machine and pass --token-file PATH, or set ${TOKEN_ENV} to its content.")
+
+
+def _read_token_file(path: Path) -> str | None:
+    try:
+        with open(path) as f:
+            mode = os.fstat(f.fileno()).st_mode
+            token = f.read().strip()
+    except FileNotFoundError:
+        return None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        warnings.warn(f"the cluster token file {path} is accessible to other users "
+                      f"(mode {stat.S_IMODE(mode):04o}); run `chmod 600 {path}`", stacklevel=3)
+    return token or None
+
+
+def write_cluster_info(info: dict) -> Path:
+    """Store how to reach the cluster from this machine (`cluster_info_path`, mode 0600):
+    ``{"address", "cluster", "head_node_id", "etcd_auth"}``."""
+    return _write_private(cluster_info_path(), json.dumps(info, indent=2).encode() + b"\n")
+
+
+def read_cluster_info() -> dict | None:
+    """What `write_cluster_info` stored, or None if nothing (readable) is there."""
+    try:
+        return json.loads(cluster_info_path().read_text())
+    except FileNotFoundError:
+        return None
+    except ValueError as e:
+        warnings.warn(f"ignoring {cluster_info_path()}: not valid JSON ({e})", stacklevel=2)
+        return None
+
+
+def remove_cluster_info() -> bool:
+    """Remove `cluster_info_path`; whether it existed."""
+    try:
+        cluster_info_path().unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _node_path(node_id: str) -> Path:
+    if not node_id or "/" in node_id or node_id.startswith("."):
+        raise ValueError(f"bad node id {node_id!r}")
+    return nodes_dir() / f"{node_id}.json"
+
+
+def write_node_file(record: dict) -> Path:
+    """Record a node started on this machine: ``{"node_id", "pid", "head", "session",
+    "etcd", "log"}`` in ``nodes/<node_id>.json``."""
+    return _write_private(_node_path(record["node_id"]), json.dumps(record, indent=2).encode() + b"\n")
+
+
+def node_files() -> list[dict]:
+    """The records of the nodes started on this machine, by file name (unreadable ones skipped)."""
+    records = []
+    for path in sorted(nodes_dir().glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except FileNotFoundError:
+            continue  # removed meanwhile
+        except ValueError as e:
+            warnings.warn(f"ignoring the node file {path}: not valid JSON ({e})", stacklevel=2)
+            continue
+        if isinstance(record, dict) and record.get("node_id"):
+            records.append(record)
+    return records
+
+
+def remove_node_file(node_id: str) -> bool:
+    """Remove the node's file; whether it existed."""
+    try:
+        _node_path(node_id).unlink()
+    except FileNotFoundError:
+        return False
+    return True

@@ -1,0 +1,179 @@
+"""`actorcore status`: what a cluster's etcd says about it, gathered and formatted.
+
+`gather_status` reads the cluster's keys (gcs/schema.py) — ``config``, ``nodes/*`` (alive),
+``dead/*``, ``resources/*`` (a node's available resources and object-store use), ``actors/*``
+— in four prefix reads and returns plain data (what ``actorcore status --json`` prints);
+`format_status` turns it into tables. Both are plain functions, testable without the CLI.
+
+A live node that has not published its load yet counts as idle (available = total).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from .gcs import schema
+
+if TYPE_CHECKING:
+    from .gcs import EtcdClient
+
+__all__ = ["format_status", "gather_status"]
+
+_MIB = 1024 * 1024
+
+
+async def gather_status(client: EtcdClient, cluster: str = schema.DEFAULT_CLUSTER) -> dict:
+    """The cluster's state as one JSON-able dict::
+
+        {"cluster", "etcd", "config": {...},
+         "nodes": [{"node_id", "address", "head", "state": "ALIVE"|"DEAD", "pid", "kernel",
+                    "start_time", "died", "resources": {"total", "available"},
+                    "objects", "object_bytes"}, ...],      # alive first, then by start time
+         "actors": {"PENDING": n, "ALIVE": n, "RESTARTING": n, "DEAD": n, ...},
+         "resources": {"total": {...}, "available": {...}},  # over the alive nodes
+         "objects": {"count": n, "bytes": b}}
+    """
+    prefix = schema.prefix(cluster)
+    config = schema.ClusterConfig.from_json(await client.get(schema.key(cluster, "config")))
+    alive = _records(await client.get_prefix(prefix + "nodes/"))
+    dead = _records(await client.get_prefix(prefix + "dead/"))
+    loads = _records(await client.get_prefix(prefix + "resources/"))
+    actors = await client.get_prefix(prefix + "actors/")
+
+    nodes = [_node(record, "ALIVE", loads.get(node_id)) for node_id, record in alive.items()]
+    nodes += [_node(record, "DEAD", None) for node_id, record in dead.items() if node_id not in alive]
+    nodes.sort(key=lambda n: (n["state"] != "ALIVE", not n["head"], n.get("start_time") or 0, n["node_id"]))
+
+    total: dict[str, float] = {}
+    available: dict[str, float] = {}
+    objects = object_bytes = 0
+    for node in nodes:
+        if node["state"] != "ALIVE":
+            continue
+        for name, quantity in node["resources"]["total"].items():
+            total[name] = total.get(name, 0.0) + quantity
+        for name, quantity in node["resources"]["available"].items():
+            available[name] = available.get(name, 0.0) + quantity
+        objects += node["objects"]
+        object_bytes += node["object_bytes"]
+
+    return {
+        "cluster": cluster,
+        "etcd": ",".join(client.endpoints),
+        "config": {"object_replicas": config.object_replicas, "lease_ttl": config.lease_ttl},
+        "nodes": nodes,
+        "actors": _count_actors(actors),
+        "resources": {"total": total, "available": available},
+        "objects": {"count": objects, "bytes": object_bytes},
+    }
+
+
+def _records(items: list[tuple[str, bytes]]) -> dict[str, dict]:
+    """``{last key segment: decoded JSON record}``; undecodable values are skipped."""
+    records = {}
+    for key, value in items:
+        try:
+            record = json.loads(value)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records[key.rsplit("/", 1)[-1]] = record
+    return records
+
+
+def _number(value, default: float = 0.0) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
+
+
+def _node(record: dict, state: str, load: dict | None) -> dict:
+    total = {name: _number(q) for name, q in (record.get("resources") or {}).items()}
+    if load is not None and isinstance(load.get("available"), dict):
+        available = {name: _number(load["available"].get(name), 0.0) for name in total}
+    else:
+        available = dict(total)
+    return {
+        "node_id": record.get("node_id", "?"),
+        "address": record.get("address"),
+        "head": bool(record.get("head")),
+        "state": state,
+        "pid": record.get("pid"),
+        "kernel": record.get("kernel"),
+        "start_time": record.get("start_time"),
+        "died": record.get("died"),
+        "resources": {"total": total, "available": available},
+        "objects": int(_number((load or {}).get("objects"))),
+        "object_bytes": int(_number((load or {}).get("object_bytes"))),
+    }
+
+
+def _count_actors(items: list[tuple[str, bytes]]) -> dict[str, int]:
+    counts = {state: 0 for state in schema.ACTOR_STATES}
+    for _key, value in items:
+        try:
+            state = json.loads(value).get("state") or "UNKNOWN"
+        except (ValueError, AttributeError):
+            state = "UNKNOWN"
+        counts[str(state)] = counts.get(str(state), 0) + 1
+    return counts
+
+
+# -- formatting ------------------------------------------------------------------------------
+
+
+def _quantity(value: float) -> str:
+    return f"{value:.1f}" if value < 10_000 else f"{value:.0f}"
+
+
+def _usage(total: dict[str, float], available: dict[str, float]) -> str:
+    """``"CPU 1.0/2.0, GPU 0.0/1.0, disk 0.0/4.0"`` (used/total; CPU and GPU first)."""
+    return ", ".join(f"{name} {_quantity(total[name] - available.get(name, total[name]))}/{_quantity(total[name])}"
+                     for name in _ordered(total)) or "-"
+
+
+def _ordered(resources: dict) -> list[str]:
+    """CPU, GPU, then the custom resources by name."""
+    return sorted(resources, key=lambda n: (n not in ("CPU", "GPU"), n != "CPU", n))
+
+
+def _totals(total: dict[str, float]) -> str:
+    """``"CPU 8.0"``: what a dead node had."""
+    return ", ".join(f"{name} {_quantity(total[name])}" for name in _ordered(total)) or "-"
+
+
+def _objects(count: int, size: int) -> str:
+    return f"{count} ({size / _MIB:.1f} MiB)"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    return ["  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
+            for row in [header, *rows]]
+
+
+def format_status(status: dict) -> str:
+    """`gather_status`'s dict as readable tables (what ``actorcore status`` prints)."""
+    nodes = status["nodes"]
+    alive = sum(node["state"] == "ALIVE" for node in nodes)
+    lines = [f"Cluster {status['cluster']!r} (etcd {status['etcd']})", ""]
+    lines.append(f"Nodes: {alive} alive, {len(nodes) - alive} dead")
+    if nodes:
+        rows = [[node["node_id"], node.get("address") or "?", "yes" if node["head"] else "",
+                 node["state"].lower(),
+                 _usage(node["resources"]["total"], node["resources"]["available"]) if node["state"] == "ALIVE"
+                 else _totals(node["resources"]["total"]),
+                 _objects(node["objects"], node["object_bytes"]) if node["state"] == "ALIVE" else "-"]
+                for node in nodes]
+        lines += _table(["NODE", "ADDRESS", "HEAD", "STATE", "RESOURCES (used/total)", "OBJECTS"], rows)
+    lines.append("")
+    actors = status["actors"]
+    lines.append(f"Actors: {sum(actors.values())}" + (
+        " (" + ", ".join(f"{count} {state}" for state, count in actors.items() if count) + ")"
+        if any(actors.values()) else ""))
+    lines.append("")
+    lines.append("Totals over the alive nodes:")
+    resources = status["resources"]
+    lines.append(f"  resources (used/total): {_usage(resources['total'], resources['available'])}")
+    lines.append(f"  object store: {status['objects']['count']} objects, "
+                 f"{status['objects']['bytes'] / _MIB:.1f} MiB")
+    return "\n".join(lines)
