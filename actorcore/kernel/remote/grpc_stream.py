@@ -7,9 +7,8 @@ Same frames and the same connection interface as the Unix-socket transport in
 from __future__ import annotations
 
 import asyncio
-import hmac
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
 import grpc
 
@@ -17,6 +16,7 @@ from ..._logging import get_logger
 from ..._proto import kernel_pb2 as pb
 from ..._proto import kernel_pb2_grpc as pb_grpc
 from .connections import OnClosed, OnFrame
+from .grpc_auth import TOKEN_METADATA, TokenCheck, token_metadata  # noqa: F401 (TOKEN_METADATA re-exported)
 
 log = get_logger(__name__)
 
@@ -101,9 +101,6 @@ class _GrpcConnection:
         self._finish()
 
 
-TOKEN_METADATA = "x-actorcore-token"
-
-
 class GrpcClientConnection(_GrpcConnection):
     @classmethod
     async def open(cls, target: str, token: str | None = None, timeout: float = 10.0) -> GrpcClientConnection:
@@ -113,8 +110,7 @@ class GrpcClientConnection(_GrpcConnection):
         except BaseException:
             await channel.close()
             raise
-        metadata = ((TOKEN_METADATA, token),) if token else None
-        connection = cls(pb_grpc.TransportStub(channel).Stream(metadata=metadata))
+        connection = cls(pb_grpc.TransportStub(channel).Stream(metadata=token_metadata(token)))
         connection._channel = channel
         return connection
 
@@ -136,7 +132,7 @@ class GrpcServer(pb_grpc.TransportServicer):
         self.address = ""
 
     async def start(self) -> None:
-        interceptors = [_TokenCheck(self._token)] if self._token else []
+        interceptors = [TokenCheck(self._token)] if self._token else []
         self._server = grpc.aio.server(options=GRPC_OPTIONS, interceptors=interceptors)
         pb_grpc.add_TransportServicer_to_server(self, self._server)
         host, _, _ = self._bind.rpartition(":")
@@ -146,7 +142,7 @@ class GrpcServer(pb_grpc.TransportServicer):
         await self._server.start()
         self.address = f"{host}:{port}"
 
-    async def Stream(self, request_iterator, context):  # noqa: N802 (gRPC's name)
+    async def Stream(self, request_iterator, context):
         connection = _GrpcConnection(context)
         self._on_connection(connection)
         await connection.done
@@ -155,21 +151,3 @@ class GrpcServer(pb_grpc.TransportServicer):
         if self._server is not None:
             await self._server.stop(grace)
             self._server = None
-
-
-class _TokenCheck(grpc.aio.ServerInterceptor):
-    """Rejects a call without the cluster's token with UNAUTHENTICATED before any message is read."""
-
-    def __init__(self, token: str) -> None:
-        self._token = token.encode()
-
-        async def deny(request_iterator, context) -> None:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong actorcore cluster token")
-
-        self._deny = grpc.stream_stream_rpc_method_handler(deny)
-
-    async def intercept_service(self, continuation, handler_call_details):
-        for key, value in handler_call_details.invocation_metadata or ():
-            if key == TOKEN_METADATA and hmac.compare_digest(self._token, value.encode()):
-                return await continuation(handler_call_details)
-        return self._deny
