@@ -100,8 +100,11 @@ class _ClusterConnection:
                           "object_replicas": config.object_replicas, "log_sink": sink}
 
     def stop(self) -> None:
+        from .kernel import address as kernel_address
+
         if self.system is not None:
             self.system.shutdown_sync()
+        kernel_address.set_host_id(None)
 
 
 async def _read_cluster(address: str, cluster: str, auth: dict | None):

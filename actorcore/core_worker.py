@@ -106,6 +106,7 @@ class CoreWorker(ObjectOwnership, TaskSubmission, ActorSubmission):
     def _on_view(self, view: ClusterView) -> None:
         if view.nodes:
             self.view = dict(view.nodes)
+        self.object_replicas = view.object_replicas
         if view.dead:
             self._drop_dead_locations(view.dead)
         if self.log_sink is not None:

@@ -190,6 +190,7 @@ class ClusterView:
 
     nodes: dict
     dead: tuple = ()  # node ids that died since the previous view
+    object_replicas: int = 1  # the cluster's setting (gcs/schema.py ClusterConfig)
 
 
 @dataclass(frozen=True, slots=True)

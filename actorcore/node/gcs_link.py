@@ -156,9 +156,12 @@ class GcsLink(Actor):
             self.scheduler.tell(NodeLoad(node_id, available))
 
     def _publish_view(self, dead: tuple) -> None:
-        view = ClusterView(dict(self.nodes), dead)
+        view = ClusterView(dict(self.nodes), dead, self._replicas())
         for subscriber in self.subscribers:
             subscriber.tell(view)
+
+    def _replicas(self) -> int:
+        return self.config.object_replicas if self.config is not None else 1
 
     async def _publish_load(self) -> None:
         while self._load is not None:
@@ -261,7 +264,7 @@ class GcsLink(Actor):
             if message.subscriber not in self.subscribers:
                 self.subscribers.add(message.subscriber)
                 self.context.watch(message.subscriber)
-            message.subscriber.tell(ClusterView(dict(self.nodes), ()))
+            message.subscriber.tell(ClusterView(dict(self.nodes), (), self._replicas()))
             return None
         if isinstance(message, Terminated):
             self.subscribers.discard(message.ref)
