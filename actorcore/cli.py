@@ -11,9 +11,13 @@
 - ``actorcore status`` prints what the cluster's etcd says (`actorcore.status`).
 
 The token reaches a node in its environment (``ACTORCORE_TOKEN``), never on its command line.
-A node reports readiness with one JSON line on a pipe (``ready_fd``); the CLI waits for it at
-most `READY_TIMEOUT` seconds and shows the node's log when it fails. Bad arguments exit with
-code 2 and name the flag; failures at run time exit with code 1.
+A node reports readiness with one JSON line on a pipe (``ready_fd``); `start` then also waits
+for the node's record in etcd (a node reports ready before it registers, and even when the
+etcd it runs failed), at most `READY_TIMEOUT` seconds in all, and shows the node's log when it
+fails. Nodes run in a session of their own, also with ``--block`` (whose process forwards
+SIGTERM and Ctrl-C to the node alone, not to its workers); SIGTERM or Ctrl-C while a node
+starts stops it. Bad arguments exit with code 2 and name the flag; failures at run time exit
+with code 1.
 """
 
 from __future__ import annotations
@@ -253,7 +257,23 @@ def _fail(command: str, message: str) -> int:
     return 1
 
 
+def _interrupted(signum, _frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def _start(args: argparse.Namespace) -> int:
+    # SIGTERM while a node starts stops it, as Ctrl-C does (see _spawn_node).
+    previous = signal.signal(signal.SIGTERM, _interrupted)
+    try:
+        return _start_node(args)
+    except KeyboardInterrupt:
+        print("actorcore start: interrupted; the node being started was stopped", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _start_node(args: argparse.Namespace) -> int:
     from . import cluster_files as files
 
     parser = args.parser
@@ -284,7 +304,7 @@ def _start(args: argparse.Namespace) -> int:
     else:
         try:
             token = files.read_token(args.token_file)
-        except files.TokenNotFoundError as e:
+        except OSError as e:  # TokenNotFoundError among them
             return _fail("start", str(e))
         etcd = args.address
         external = True
@@ -318,11 +338,11 @@ def _start(args: argparse.Namespace) -> int:
             config["start_etcd"] = {"port": port, "data_dir": str(files.etcd_data_dir()), "host": node_ip}
 
     log_path = None if args.block else files.logs_dir() / f"node-{node_id}.log"
-    node, ready = _spawn_node(config, token, log_path, block=args.block)
-    if ready is None:
+    node, failed = _spawn_node(config, token, log_path)
+    if failed:
         if "start_etcd" in config:
             shutil.rmtree(config["start_etcd"]["data_dir"], ignore_errors=True)
-        return 1
+        return _fail("start", failed)
     record = {"node_id": node_id, "pid": node.pid, "head": args.head, "session": node_id, "etcd": etcd,
               "log": str(log_path) if log_path else None, "cluster": cluster, "node_ip": node_ip,
               "started": time.time()}
@@ -377,11 +397,12 @@ def _last_error(error: BaseException) -> str:
     return text[start + 1:text.find(")", start)] if start >= 0 else text
 
 
-def _spawn_node(config: dict, token: str, log_path: Path | None, *, block: bool):
-    """Start the node process; return it and its ready line, or (process, None) after
-    printing why it failed (and having stopped it)."""
+def _spawn_node(config: dict, token: str, log_path: Path | None) -> tuple[subprocess.Popen, str | None]:
+    """Start the node process and wait until it is ready and registered in etcd; return it and
+    None, or, if it failed, what went wrong (having stopped it and removed what it left)."""
     from . import cluster_files as files
 
+    deadline = time.monotonic() + READY_TIMEOUT
     read_fd, write_fd = os.pipe()
     config = {**config, "ready_fd": write_fd}
     # Our own processes cache their bytecode even where PYTHONDONTWRITEBYTECODE is set.
@@ -391,49 +412,94 @@ def _spawn_node(config: dict, token: str, log_path: Path | None, *, block: bool)
     if log_path is not None:
         output = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
+        # Its own session even with --block: a Ctrl-C on the terminal reaches only this process,
+        # which forwards it to the node alone (in the terminal's process group the node's workers
+        # would get it too, and each would die with a KeyboardInterrupt traceback mid-shutdown).
         node = subprocess.Popen(
             [sys.executable, "-m", "actorcore.node", json.dumps(config)],
             stdin=subprocess.DEVNULL, stdout=output, stderr=output, pass_fds=(write_fd,), env=env,
-            start_new_session=not block,
+            start_new_session=True,
         )
     finally:
         os.close(write_fd)
         if output is not None:
             os.close(output)
     try:
-        line = _read_line(read_fd, READY_TIMEOUT)
+        why = _wait_ready(node, read_fd, config, deadline)
+    except BaseException:  # Ctrl-C (or SIGTERM, see _start): leave no node behind unrecorded
+        _terminate(node)
+        _cleanup_session(config["session"])
+        raise
     finally:
         os.close(read_fd)
-    ready = None
-    if line:
-        try:
-            ready = json.loads(line)
-        except ValueError:
-            ready = None
-    if isinstance(ready, dict) and all(k in ready for k in ("node_id", "pid", "kernel", "transfer")):
-        return node, ready
+    if why is None:
+        return node, None
+    if node.poll() is None:
+        _terminate(node)
+    else:
+        why = f"{why}; the node process exited with code {node.returncode}"
+    _cleanup_session(config["session"])
+    if log_path is None:
+        return node, f"{why} (its output is above)"
+    return node, f"{why}; its log {log_path} ends with:\n{_tail(log_path)}"
+
+
+def _wait_ready(node: subprocess.Popen, read_fd: int, config: dict, deadline: float) -> str | None:
+    """None once the node reported ready and registered in etcd, else what went wrong."""
+    line = _read_line(read_fd, READY_TIMEOUT)
+    try:
+        ready = json.loads(line) if line else None
+    except ValueError:
+        ready = None
     if line is None:
-        why = f"the node did not report ready within {READY_TIMEOUT:g} s"
-    elif line:
-        why = f"the node reported an unexpected ready line {line!r}"
-    else:  # it closed the pipe without a line: it is exiting
+        return f"the node did not report ready within {READY_TIMEOUT:g} s"
+    if not line:  # it closed the pipe without a line: it is exiting
         try:
             node.wait(STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
             pass
-        why = "the node process closed its ready pipe without reporting ready"
-    if node.poll() is None:
-        _terminate(node)
-    else:
-        why = f"the node process exited with code {node.returncode} before it was ready"
-    if log_path is None:
-        print(f"actorcore start: {why} (its output is above)", file=sys.stderr)
-    else:
-        print(f"actorcore start: {why}; its log {log_path} ends with:\n{_tail(log_path)}", file=sys.stderr)
+        return "the node closed its ready pipe without reporting ready"
+    if not (isinstance(ready, dict) and all(k in ready for k in ("node_id", "pid", "kernel", "transfer"))):
+        return f"the node reported an unexpected ready line {line!r}"
+    return _wait_registered(node, config, deadline)
+
+
+def _cleanup_session(session: str) -> int:
     from .objects import cleanup_session
 
-    cleanup_session(config["session"])
-    return node, None
+    return cleanup_session(session)
+
+
+def _wait_registered(node: subprocess.Popen, config: dict, deadline: float) -> str | None:
+    """Wait until the node's record is in etcd (``nodes/<node_id>``); None once it is, else why not.
+    A node reports ready before it registers, and would report it even if its etcd failed."""
+    import asyncio
+
+    from .gcs import schema
+    from .gcs.etcd_client import EtcdAuthError, EtcdClient, EtcdUnavailableError
+
+    etcd, key = config["etcd"], schema.key(config["cluster"], "nodes", config["node_id"])
+
+    async def wait() -> str | None:
+        client = await EtcdClient.connect(etcd, auth=config["etcd_auth"],
+                                          timeout=min(max(deadline - time.monotonic(), 1), 10))
+        try:
+            while await client.get(key) is None:
+                if node.poll() is not None:
+                    return "the node exited before it registered in etcd"
+                if time.monotonic() > deadline:
+                    return f"the node did not register in etcd ({etcd}) within {READY_TIMEOUT:g} s"
+                await asyncio.sleep(0.02)
+            return None
+        finally:
+            await client.close()
+
+    try:
+        return asyncio.run(wait())
+    except EtcdUnavailableError as e:
+        return f"the node is up, but its etcd at {etcd} is not ({_last_error(e)})"
+    except EtcdAuthError as e:
+        return str(e)
 
 
 def _read_line(fd: int, timeout: float) -> str | None:
@@ -494,7 +560,7 @@ def _head_banner(node_id, pid, address, external, token_file, log_path, node_ip,
         lines.append(f"  node log:         {log_path}")
     lines += [
         "",
-        "To add a node on another machine, copy the token file there and run:",
+        "To add a node, run on its machine (another machine needs a copy of the token file):",
         f"    actorcore start --address {address} --token-file {token_file}",
         "",
         "To connect a driver:",
@@ -524,20 +590,25 @@ def _join_banner(node_id, pid, address, log_path, node_ip, config) -> str:
 
 
 def _block(node: subprocess.Popen, record: dict) -> int:
-    """Wait in the foreground for the node; forward SIGTERM and SIGINT to it."""
+    """Wait in the foreground for the node; forward SIGTERM and SIGINT to it (and SIGHUP, when
+    the terminal goes away, as SIGTERM)."""
     forwarded = []
 
     def forward(signum, _frame) -> None:
         forwarded.append(signum)
         try:
-            node.send_signal(signum)
+            node.send_signal(signal.SIGTERM if signum == signal.SIGHUP else signum)
         except ProcessLookupError:
             pass
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    print("The node runs in the foreground (--block): SIGTERM or Ctrl-C stops it.", flush=True)
-    code = node.wait()
+    signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    previous = {signum: signal.signal(signum, forward) for signum in signals}
+    try:
+        print("The node runs in the foreground (--block): SIGTERM or Ctrl-C stops it.", flush=True)
+        code = node.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     _forget_node(record)
     if forwarded:
         return 0
@@ -590,14 +661,14 @@ def _node_running(record: dict) -> bool:
 
 
 def _kill(pid: int) -> None:
-    """SIGKILL ``pid``, and its process group if it leads one (a node started in the
-    background leads its own, with its workers)."""
+    """SIGKILL ``pid``, and its process group if it leads one (a node `start` started leads
+    its own, with its workers)."""
     try:
         if os.getpgid(pid) == pid:
             os.killpg(pid, signal.SIGKILL)
         else:
             os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):
         pass
 
 
@@ -637,7 +708,7 @@ def _stop(args: argparse.Namespace) -> int:
     for heads in (False, True):  # the other nodes first: the heads may run the etcd they use
         group = [r for r in records if bool(r.get("head")) == heads]
         running = [r for r in group if _node_running(r)]
-        for record in running:
+        for record in list(running):
             try:
                 if args.force:
                     _kill(record["pid"])
@@ -645,6 +716,11 @@ def _stop(args: argparse.Namespace) -> int:
                     os.kill(record["pid"], signal.SIGTERM)
             except ProcessLookupError:
                 pass
+            except PermissionError:
+                print(f"cannot signal node {record['node_id']} (pid {record['pid']}): it belongs to another "
+                      "user; stop it as that user", file=sys.stderr)
+                running.remove(record)
+                group.remove(record)
         stubborn = _wait_gone(running, 5.0 if args.force else STOP_TIMEOUT)
         for record in stubborn:
             _kill(record["pid"])
@@ -672,9 +748,8 @@ def _forget_node(record: dict) -> int:
     """Remove what a node that no longer runs left here: its shared memory, its node file and,
     once no node is left, cluster.json. Returns the number of segments removed."""
     from . import cluster_files as files
-    from .objects import cleanup_session
 
-    removed = cleanup_session(record["session"]) if record.get("session") else 0
+    removed = _cleanup_session(record["session"]) if record.get("session") else 0
     files.remove_node_file(record["node_id"])
     if not files.node_files():
         files.remove_cluster_info()

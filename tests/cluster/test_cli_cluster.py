@@ -1,0 +1,198 @@
+"""The CLI with real nodes: `actorcore start --head` and two joined nodes (subprocesses, each
+with a custom resource of its own), `status --json`, `stop`; `--block`; a head that fails.
+
+Every process of a cluster inherits ``ACTORCORE_HOME`` (a directory of this test), which is
+how the tests find what is left of it in /proc."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from actorcore import cluster_files as files
+from actorcore.gcs.etcd_server import _free_port
+from actorcore.objects import list_segments
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def _cli(*args: str, timeout: float = 90) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "actorcore", *args], capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def _processes_of(home) -> list[int]:
+    """Running processes (not zombies) whose environment has ACTORCORE_HOME=home."""
+    marker = f"{files.HOME_ENV}={home}".encode() + b"\0"
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                environ = f.read() + b"\0"
+            with open(f"/proc/{entry}/stat") as f:
+                zombie = f.read().rsplit(") ", 1)[-1][:1] == "Z"
+        except OSError:
+            continue
+        if marker in environ and not zombie:
+            found.append(int(entry))
+    return found
+
+
+def _is_node(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"actorcore.node" in f.read()
+    except OSError:
+        return False
+
+
+def _wait_until(predicate, timeout: float, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            return predicate()
+        time.sleep(interval)
+    return value
+
+
+def _kill_leftovers(home) -> None:
+    for pid in _processes_of(home):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.fixture
+def home(actorcore_home):
+    try:
+        yield actorcore_home
+    finally:
+        if files.node_files():
+            _cli("stop", "--force")
+        _kill_leftovers(actorcore_home)
+
+
+def _logs() -> str:
+    """The tails of the nodes' logs."""
+    return "\n".join(f"--- {path.name}:\n{path.read_text(errors='replace')[-3000:]}"
+                     for path in sorted(files.logs_dir().iterdir()))
+
+
+def _alive_nodes(address: str) -> list[dict]:
+    result = _cli("status", "--address", address, "--json")
+    assert result.returncode == 0, result.stderr
+    return [n for n in json.loads(result.stdout)["nodes"] if n["state"] == "ALIVE"]
+
+
+def test_head_two_joined_nodes_status_and_stop(home):
+    port = _free_port()
+    result = _cli("start", "--head", "--port", str(port), "--num-cpus", "1", "--resources", '{"A": 1}')
+    assert result.returncode == 0, result.stdout + result.stderr
+    address = f"127.0.0.1:{port}"
+    token_file = files.token_path()
+    out = result.stdout
+    assert f"actorcore start --address {address} --token-file {token_file}" in out
+    assert f'actorcore.init(address="{address}")' in out and 'address="auto"' in out
+    assert "actorcore stop" in out
+    assert oct(token_file.stat().st_mode & 0o777) == "0o600"
+    info = files.read_cluster_info()
+    assert info["address"] == address and info["cluster"] == "default" and info["etcd_auth"] is None
+    (head,) = files.node_files()
+    assert head["head"] is True and head["node_id"] == info["head_node_id"]
+    assert f"head node {head['node_id']} (pid {head['pid']})" in out
+
+    for resource in ("B", "C"):
+        result = _cli("start", "--address", address, "--token-file", str(token_file), "--num-cpus", "2",
+                      "--resources", json.dumps({resource: 2}))
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"joined to the cluster at {address}" in result.stdout
+    records = files.node_files()
+    assert len(records) == 3, (records, _logs())
+
+    nodes = _alive_nodes(address)  # `start` returns once its node is registered
+    assert len(nodes) == 3, (nodes, _logs())
+    by_id = {n["node_id"]: n for n in nodes}
+    assert set(by_id) == {r["node_id"] for r in records}
+    assert by_id[head["node_id"]]["head"] is True
+    totals = sorted(tuple(sorted(n["resources"]["total"].items())) for n in nodes)
+    assert totals == [(("A", 1.0), ("CPU", 1.0)), (("B", 2.0), ("CPU", 2.0)), (("C", 2.0), ("CPU", 2.0))]
+    status = json.loads(_cli("status", "--json").stdout)  # the address from cluster.json
+    assert status["resources"]["total"] == {"CPU": 5.0, "A": 1.0, "B": 2.0, "C": 2.0}
+    table = _cli("status").stdout
+    assert "Nodes: 3 alive, 0 dead" in table and "CPU 0.0/2.0, B 0.0/2.0" in table
+
+    assert _processes_of(home)
+    result = _cli("stop")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3 and lines[-1].startswith(f"head node {head['node_id']}")  # the head last
+    assert all(line.endswith(": stopped") for line in lines)
+    assert _wait_until(lambda: not _processes_of(home), timeout=15), _processes_of(home)
+    for record in records:
+        assert list_segments(record["node_id"]) == []
+    assert files.node_files() == [] and files.read_cluster_info() is None
+    assert _cli("stop").stdout.strip() == "no actorcore nodes were running on this machine"
+
+
+def test_block_stays_in_the_foreground_until_sigterm(home):
+    port = _free_port()
+    cli = subprocess.Popen([sys.executable, "-m", "actorcore", "start", "--head", "--port", str(port),
+                            "--num-cpus", "1", "--block"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                           text=True)
+    try:
+        lines = []
+        for line in cli.stdout:  # bounded by the test's timeout and the CLI's own ready timeout
+            lines.append(line)
+            if "foreground" in line:
+                break
+        assert any("Started the head node" in line for line in lines), "".join(lines)
+        (record,) = files.node_files()
+        assert len(_alive_nodes(f"127.0.0.1:{port}")) == 1
+        cli.send_signal(signal.SIGTERM)
+        assert cli.wait(30) == 0
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()
+        cli.stdout.close()
+    assert files.node_files() == [] and files.read_cluster_info() is None
+    assert _wait_until(lambda: not _processes_of(home), timeout=15), _processes_of(home)
+    assert list_segments(record["node_id"]) == []
+
+
+def test_a_head_whose_etcd_cannot_start_fails_with_its_log(home, monkeypatch):
+    monkeypatch.setenv("ACTORCORE_ETCD_BIN", "/bin/false")
+    result = _cli("start", "--head", "--port", str(_free_port()), "--num-cpus", "1")
+    assert result.returncode == 1
+    assert "its log" in result.stderr and "ends with:" in result.stderr and "/bin/false" in result.stderr
+    assert files.node_files() == [] and not files.token_path().exists() and files.read_cluster_info() is None
+    assert not files.etcd_data_dir().exists()
+    assert _wait_until(lambda: not _processes_of(home), timeout=15), _processes_of(home)
+
+
+def test_sigterm_while_a_node_starts_stops_it(home, monkeypatch):
+    monkeypatch.setenv("ACTORCORE_ETCD_BIN", "/bin/false")  # the node comes up, its etcd never does
+    cli = subprocess.Popen([sys.executable, "-m", "actorcore", "start", "--head", "--port", str(_free_port()),
+                            "--num-cpus", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        # Once the node runs, the CLI waits for it to register in its etcd (for 10 s: it never will).
+        assert _wait_until(lambda: any(_is_node(pid) for pid in _processes_of(home)), timeout=30)
+        cli.send_signal(signal.SIGTERM)
+        assert cli.wait(30) == 130
+        assert "interrupted; the node being started was stopped" in cli.stderr.read()
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()
+        cli.stderr.close()
+    assert files.node_files() == [] and not files.token_path().exists()
+    assert _wait_until(lambda: not _processes_of(home), timeout=15), _processes_of(home)
