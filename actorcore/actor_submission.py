@@ -62,7 +62,7 @@ class ActorSubmission:
         shape = _shape(options, actor=True)
         self._warn_if_infeasible(dict(shape))
         detached = options.get("lifetime") == "detached"
-        spread = options.get("scheduling_strategy") == "SPREAD"
+        spread = options.get("scheduling_strategy") == "SPREAD" and self.cluster_mode
 
         def start() -> None:
             state.created = self.loop.create_future()
@@ -80,7 +80,8 @@ class ActorSubmission:
         try:
             if failed is not None:
                 raise failed.error
-            grant, scheduler = await self.lease_worker(shape, for_actor=True, spread=spread)
+            target = self._spread_target(shape) if spread else None
+            grant, scheduler = await self.lease_worker(shape, for_actor=True, target=target)
             state.lease_id, state.lease_scheduler, state.node_id = grant.lease_id, scheduler, grant.node_id
             result = await grant.worker.ask(
                 BecomeActor(spec, state.actor_id, max_concurrency, is_async, detached), timeout=None)
@@ -94,6 +95,7 @@ class ActorSubmission:
             self.gcs.tell(ActorStateChanged(state.actor_id, {
                 "actor_id": state.actor_id, "class_name": state.name, "state": "ALIVE", "node_id": grant.node_id,
                 "pid": grant.pid, "name": state.actor_name, "namespace": state.namespace, "detached": detached,
+                "worker": grant.worker.to_uri(),
             }))
         except BaseException as error:
             if not isinstance(error, exc.RayError):
@@ -108,7 +110,7 @@ class ActorSubmission:
         message = RegisterActor(actor_id, namespace, name, handle_blob)
         return self.system.ask_sync(self.gcs, message, timeout=30)
 
-    def lookup_actor(self, name: str, namespace: str) -> bytes | None:
+    def lookup_actor(self, name: str, namespace: str) -> tuple | None:
         return self.system.ask_sync(self.gcs, LookupActor(namespace, name), timeout=30)
 
     async def _actor_state(self, actor_id: str, name: str, owner: ActorRef, hint=None) -> ActorState:

@@ -97,7 +97,8 @@ class _ClusterConnection:
         sink = self.system.run(_spawn(self.system, LogSink, "log_sink")) if log_to_driver else None
         self.node_info = {**node["uris"], "node_id": node["node_id"], "session": node["node_id"],
                           "resources": node["resources"], "cluster_mode": True,
-                          "object_replicas": config.object_replicas, "log_sink": sink}
+                          "object_replicas": config.object_replicas, "log_sink": sink,
+                          "view": {n["node_id"]: n for n in nodes}}
 
     def stop(self) -> None:
         from .kernel import address as kernel_address
@@ -358,11 +359,15 @@ def get_actor(name: str, namespace: str | None = None):
     if not isinstance(name, str) or not name:
         raise ValueError(f"get_actor() needs a non-empty actor name, got {name!r}")
     core = _runtime()
-    blob = core.lookup_actor(name, namespace or core.namespace)
-    if blob is None:
+    found = core.lookup_actor(name, namespace or core.namespace)
+    if found is None:
         where = f" in namespace {namespace!r}" if namespace else ""
         raise ValueError(f"Failed to look up actor with name '{name}'{where}: no such actor (or it was killed)")
-    return pickle.loads(blob)
+    blob, worker = found
+    handle = pickle.loads(blob)
+    if handle._worker is None and worker is not None:
+        handle._worker = (core.system.ref_from_uri(worker[0]), worker[1])
+    return handle
 
 
 # -- cluster information ------------------------------------------------------------------

@@ -79,7 +79,8 @@ class CoreWorker(ObjectOwnership, TaskSubmission, ActorSubmission):
         #: clusters: the live nodes' records (gcs/schema.py), kept current by the GcsLink
         self.cluster_mode = bool(node.get("cluster_mode"))
         self.object_replicas = int(node.get("object_replicas", 1))
-        self.view: dict[str, dict] = {self.node_id: {"resources": node.get("resources", {}), "uris": node}}
+        self.view: dict[str, dict] = node.get("view") or {
+            self.node_id: {"resources": node.get("resources", {}), "uris": node}}
         self._spread_next = 0
         self.log_sink: ActorRef | None = None  # a cluster driver's: every node's workers print to it
         self._log_nodes: set[str] = set()
@@ -116,7 +117,7 @@ class CoreWorker(ObjectOwnership, TaskSubmission, ActorSubmission):
                     pool.tell(SubscribeLogs(self.log_sink))
                     self._log_nodes.add(node_id)
         for queue in self.queues.values():
-            queue.capacity = self._capacity(queue.resources)
+            queue.capacity = self._capacity(*queue.shape)
             self._pump(queue)
 
     def _node_ref(self, node_id: str, role: str) -> ActorRef | None:

@@ -185,6 +185,14 @@ class FetchObject:
 # -- cluster membership -------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
+class StoreUsage:
+    """What a node's ObjectStore holds (ObjectStore -> GcsLink, published with the node's load)."""
+
+    objects: int
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterView:
     """The live nodes (node id -> node record, see gcs/schema.py), sent to subscribers on change."""
 

@@ -9,7 +9,7 @@ worker. A task whose worker dies is retried up to `max_retries` (DESIGN.md §8).
 In a cluster a lease request may be answered with `Spillback` (another node has the
 resources): the request goes there instead, once. The capacity of a shape counts every node's
 resources, so a driver keeps all nodes busy; `scheduling_strategy="SPREAD"` sends each lease
-request to the next node in turn.
+task to the next node in turn (a queue of its own per node, leased from that node only).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class Lease:
 
 @dataclass(slots=True)
 class ShapeQueue:
-    shape: tuple  # the key: (resources, spread)
+    shape: tuple  # the key: (resources, target node id or None)
     capacity: int  # how many leases of this shape the cluster can hold at once
     specs: deque = field(default_factory=deque)
     leases: list = field(default_factory=list)
@@ -70,7 +70,7 @@ class ShapeQueue:
         return self.shape[0]
 
     @property
-    def spread(self) -> bool:
+    def target(self) -> str | None:
         return self.shape[1]
 
 
@@ -106,7 +106,10 @@ class TaskSubmission:
         spec = TaskSpec(task_id, function_id, name, args, kwargs, num_returns, self.actor)
         shape = _shape(options)
         self._warn_if_infeasible(dict(shape))
-        key = (shape, options.get("scheduling_strategy") == "SPREAD")
+        target = None
+        if options.get("scheduling_strategy") == "SPREAD" and self.cluster_mode:
+            target = self._spread_target(shape)
+        key = (shape, target)
         pending = PendingTask(spec, key, options["max_retries"], options["retry_exceptions"],
                               return_ids, [])
         self.loop.call_soon_threadsafe(self._submit, pending)
@@ -172,28 +175,28 @@ class TaskSubmission:
     def _queue_for(self, shape: tuple) -> ShapeQueue:
         queue = self.queues.get(shape)
         if queue is None:
-            queue = self.queues[shape] = ShapeQueue(shape, self._capacity(shape[0]))
+            queue = self.queues[shape] = ShapeQueue(shape, self._capacity(*shape))
         return queue
 
-    def _capacity(self, shape: tuple) -> int:
+    def _capacity(self, shape: tuple, node_id: str | None = None) -> int:
         if not any(quantity > 0 for _, quantity in shape):
             return 64
         count = 0
-        for record in self.view.values():
+        records = self.view.values() if node_id is None else [self.view.get(node_id, {})]
+        for record in records:
             total = record.get("resources", {})
             count += min(int(total.get(name, 0.0) // quantity) for name, quantity in shape if quantity > 0)
         return max(1, count)
 
-    async def lease_worker(self, shape: tuple, *, for_actor: bool = False, spread: bool = False):
-        """A worker lease for `shape`: from this node's Scheduler or the one it spills back to.
+    async def lease_worker(self, shape: tuple, *, for_actor: bool = False, target: str | None = None):
+        """A worker lease for `shape`: from this node's Scheduler or the one it spills back to
+        (or from node `target`'s only).
 
         Returns `(LeaseGranted, the granting Scheduler)`.
         """
         scheduler, spillable = self.scheduler, True
-        if spread and self.cluster_mode:
-            target = self._spread_target(shape)
-            if target is not None:
-                scheduler, spillable = self._node_ref(target, "scheduler") or self.scheduler, False
+        if target is not None:
+            scheduler, spillable = self._node_ref(target, "scheduler") or self.scheduler, False
         while True:
             try:
                 reply = await scheduler.ask(RequestLease(shape, self.actor, for_actor, spillable), timeout=None)
@@ -250,7 +253,7 @@ class TaskSubmission:
 
     async def _request_lease(self, queue: ShapeQueue) -> None:
         try:
-            grant, scheduler = await self.lease_worker(queue.resources, spread=queue.spread)
+            grant, scheduler = await self.lease_worker(queue.resources, target=queue.target)
         except Exception as error:
             queue.requesting -= 1
             if self.system._closing or isinstance(error, PeerLostError):

@@ -32,6 +32,7 @@ from ..protocol import (
     LookupActor,
     NodeLoad,
     RegisterActor,
+    StoreUsage,
     SubscribeView,
 )
 
@@ -47,14 +48,14 @@ LOAD_INTERVAL = 0.1  # at most this often a node writes its available resources 
 
 class GcsLink(Actor):
     def __init__(self, etcd_endpoint: str, cluster: str, node_id: str, node_info: dict, *,
-                 cluster_mode: bool = False, lease_ttl: float = LEASE_TTL, etcd_auth: dict | None = None,
+                 cluster_mode: bool = False, lease_ttl: float | None = None, etcd_auth: dict | None = None,
                  config: ClusterConfig | None = None) -> None:
         self.endpoint = etcd_endpoint
         self.prefix = f"/actorcore/{cluster}/"
         self.node_id = node_id
         self.node_info = node_info
         self.cluster_mode = cluster_mode
-        self.lease_ttl = max(2, int(round(lease_ttl)))
+        self.lease_ttl = lease_ttl  # None: the cluster's setting (ClusterConfig.lease_ttl)
         self.etcd_auth = etcd_auth
         self.config = config  # the head's settings, written once; others read them
         self.etcd: EtcdClient | None = None
@@ -68,6 +69,8 @@ class GcsLink(Actor):
         self.actor_records: dict[str, dict] = {}
         self.scheduler: ActorRef | None = None
         self._load: dict | None = None
+        self._available: dict = dict(node_info.get("resources", {}))
+        self._usage: dict = {"objects": 0, "object_bytes": 0}
         self._load_task: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
 
@@ -94,7 +97,8 @@ class GcsLink(Actor):
             if self.config is not None:
                 await self.etcd.create_if_absent(self._key("config"), self.config.to_json())
             self.config = ClusterConfig.from_json(await self.etcd.get(self._key("config")))
-        self.lease = await self.etcd.lease(self.lease_ttl)
+        ttl = self.lease_ttl or (self.config.lease_ttl if self.config is not None else LEASE_TTL)
+        self.lease = await self.etcd.lease(max(2, int(round(ttl))))
         self.node_info.setdefault("start_time", time.time())
         await self.etcd.put(self._key("nodes", self.node_id), json.dumps(self._record()).encode(), lease=self.lease)
         if self.cluster_mode:
@@ -255,8 +259,12 @@ class GcsLink(Actor):
                     reply.send(message.blob)
                 self._spawn(self._persist_function(message.function_id, message.blob))
             return True
-        if isinstance(message, NodeLoad):
-            self._load = {"available": message.available, "time": time.time()}
+        if isinstance(message, (NodeLoad, StoreUsage)):
+            if isinstance(message, NodeLoad):
+                self._available = message.available
+            else:
+                self._usage = {"objects": message.objects, "object_bytes": message.bytes}
+            self._load = {"available": self._available, **self._usage, "time": time.time()}
             if self._load_task is None:
                 self._load_task = asyncio.get_running_loop().create_task(self._publish_load())
             return None
@@ -309,7 +317,9 @@ class GcsLink(Actor):
             record = json.loads(blob)
             if record.get("state") == "DEAD" or "handle" not in record:
                 return None
-            return base64.b64decode(record["handle"])
+            # Where it runs, so that a detached actor is reached without its (maybe gone) owner.
+            worker = (record["worker"], record.get("pid")) if record.get("worker") else None
+            return base64.b64decode(record["handle"]), worker
         if isinstance(message, ForgetActor):
             if message.name is not None:
                 key = self._key("named", message.namespace, message.name)
@@ -329,7 +339,8 @@ class GcsLink(Actor):
         if isinstance(message, tuple) and message[0] == "cluster_resources":
             totals: dict[str, float] = {}
             for node_id, record in self.nodes.items():
-                source = self.loads.get(node_id, record.get("resources", {})) if message[1] else record.get("resources", {})
+                total = record.get("resources", {})
+                source = self.loads.get(node_id, total) if message[1] else total
                 for name, quantity in source.items():
                     totals[name] = totals.get(name, 0.0) + quantity
             return totals

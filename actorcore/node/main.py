@@ -90,16 +90,16 @@ async def serve(config: dict) -> None:
     if cluster_mode and config.get("head"):
         cluster_config = ClusterConfig(object_replicas=int(config.get("object_replicas", 1)),
                                        lease_ttl=float(config.get("lease_ttl", LEASE_TTL)))
-    children += [
+    children.append(
         actor_spec(system, "gcs", GcsLink, etcd_endpoint, config.get("cluster", "local"), node_id, info,
-                   cluster_mode=cluster_mode, lease_ttl=float(config.get("lease_ttl", LEASE_TTL)),
-                   etcd_auth=config.get("etcd_auth"), config=cluster_config),
-        actor_spec(system, "object_store", ObjectStore, session,
-                   transfer_bind=f"{node_ip}:0" if cluster_mode else None, token=token),
-    ]
+                   cluster_mode=cluster_mode, lease_ttl=config.get("lease_ttl"),
+                   etcd_auth=config.get("etcd_auth"), config=cluster_config))
     root = Supervisor(children, strategy="rest_for_one", max_restarts=3, period=5, name="node")
     await root.start()
     gcs = system.lookup("gcs")
+    await root.start_child(actor_spec(system, "object_store", ObjectStore, session,
+                                      transfer_bind=f"{node_ip}:0" if cluster_mode else None, token=token,
+                                      gcs=gcs if cluster_mode else None))
     await root.start_child(actor_spec(system, "scheduler", Scheduler, resources, node_id=node_id,
                                       gcs=gcs if cluster_mode else None))
     scheduler = system.lookup("scheduler")

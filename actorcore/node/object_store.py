@@ -19,13 +19,16 @@ import asyncio
 from .._logging import get_logger
 from ..kernel import Actor
 from ..objects import shm
-from ..protocol import ClusterView, FetchObject, FreeObjects, RegisterSegment
+from ..protocol import ClusterView, FetchObject, FreeObjects, RegisterSegment, StoreUsage
 
 log = get_logger(__name__)
 
 
 class ObjectStore(Actor):
-    def __init__(self, session: str, *, transfer_bind: str | None = None, token: str | None = None) -> None:
+    def __init__(self, session: str, *, transfer_bind: str | None = None, token: str | None = None,
+                 gcs=None) -> None:
+        self.gcs = gcs  # in a cluster: told what the store holds (for `actorcore status`)
+        self._usage_scheduled = False
         self.session = session  # == the node id
         self.transfer_bind = transfer_bind
         self.token = token
@@ -56,6 +59,7 @@ class ObjectStore(Actor):
                 if entry is not None:
                     self.bytes_used -= entry[1]
                     shm.unlink_segment(entry[0])
+                    self._usage_changed()
         elif isinstance(message, ClusterView):
             self.transfer_addresses = {
                 node_id: record["transfer"] for node_id, record in message.nodes.items() if record.get("transfer")
@@ -70,6 +74,16 @@ class ObjectStore(Actor):
         if object_id not in self.segments:
             self.segments[object_id] = (name, size)
             self.bytes_used += size
+            self._usage_changed()
+
+    def _usage_changed(self) -> None:
+        if self.gcs is not None and not self._usage_scheduled:
+            self._usage_scheduled = True
+            self.context.system.loop.call_soon(self._send_usage)
+
+    def _send_usage(self) -> None:
+        self._usage_scheduled = False
+        self.gcs.tell(StoreUsage(len(self.segments), self.bytes_used))
 
     async def _fetch(self, message: FetchObject):
         entry = self.segments.get(message.object_id)

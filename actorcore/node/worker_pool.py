@@ -33,6 +33,7 @@ class WorkerPool(Actor):
         self.log_sinks: set[ActorRef] = {log_sink} if log_sink is not None else set()
         self.supervisor: Supervisor | None = None
         self.children: dict[int, object] = {}
+        self.pid_of: dict[str, int] = {}  # the supervisor's child id -> pid
         self.readers: set[asyncio.Task] = set()
 
     async def pre_start(self) -> None:
@@ -76,17 +77,16 @@ class WorkerPool(Actor):
         if event.kind == "child_started":
             child = event.child
             self.children[child.pid] = child
+            self.pid_of[event.child_id] = child.pid
             for stream_name in ("stdout", "stderr"):
                 stream = getattr(child.process, stream_name)
                 task = asyncio.get_running_loop().create_task(self._forward(child.pid, stream_name, stream))
                 self.readers.add(task)
                 task.add_done_callback(self.readers.discard)
         elif event.kind == "child_exited":
-            pid = getattr(event.child, "pid", None)
-            for known_pid, child in list(self.children.items()):
-                if child is event.child or known_pid == pid:
-                    del self.children[known_pid]
-                    self.scheduler.tell(WorkerDied(known_pid))
+            pid = self.pid_of.pop(event.child_id, None)  # exit events carry the child's id only
+            if pid is not None and self.children.pop(pid, None) is not None:
+                self.scheduler.tell(WorkerDied(pid))
 
     async def _forward(self, pid: int, stream_name: str, stream: asyncio.StreamReader) -> None:
         target = sys.stdout if stream_name == "stdout" else sys.stderr

@@ -1,0 +1,227 @@
+"""A 3-node cluster started with the CLI: placement, spillback, SPREAD, cross-node objects,
+named actors across drivers, status, and the token on every gRPC endpoint (DESIGN.md §4-§6, §10)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import grpc
+import numpy as np
+import pytest
+
+import actorcore as ray
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@ray.remote
+def node_of(_=None):
+    return ray.get_runtime_context().get_node_id()
+
+
+@ray.remote
+class Where:
+    def node(self):
+        return ray.get_runtime_context().get_node_id()
+
+
+def test_three_nodes_are_alive_with_their_resources(cluster):
+    nodes = {n["NodeID"]: n for n in ray.nodes() if n["Alive"]}
+    assert set(nodes) == {record["node_id"] for record in cluster.nodes.values()}
+    for resource, record in cluster.nodes.items():
+        assert nodes[record["node_id"]]["Resources"] == {"CPU": 2.0, resource: 1.0}
+    assert ray.cluster_resources() == {"CPU": 6.0, "A": 1.0, "B": 1.0, "C": 1.0}
+
+
+def test_tasks_and_actors_land_where_their_resources_are(cluster):
+    for resource, record in cluster.nodes.items():
+        assert ray.get(node_of.options(resources={resource: 1}).remote()) == record["node_id"]
+        actor = Where.options(resources={resource: 1}).remote()
+        assert ray.get(actor.node.remote()) == record["node_id"]
+        ray.kill(actor)
+
+
+def test_a_driver_uses_the_workers_of_every_node(cluster):
+    @ray.remote
+    def slow_node():
+        time.sleep(0.5)
+        return ray.get_runtime_context().get_node_id()
+
+    # 6 CPUs in the cluster, 2 on the driver's node: 6 half-second tasks at once need all three.
+    start = time.monotonic()
+    seen = ray.get([slow_node.remote() for _ in range(6)])
+    assert set(seen) == {record["node_id"] for record in cluster.nodes.values()}
+    assert time.monotonic() - start < 10
+
+
+def test_spread_places_tasks_on_every_node(cluster):
+    seen = ray.get([node_of.options(scheduling_strategy="SPREAD").remote() for _ in range(9)])
+    assert set(seen) == {record["node_id"] for record in cluster.nodes.values()}
+
+
+def test_a_full_node_spills_work_back_to_another(cluster):
+    @ray.remote(resources={"A": 1})
+    class Hog:
+        def ready(self):
+            return True
+
+    # Both of node A's CPUs busy with actors that need 1 CPU each: a task that needs a CPU
+    # still runs at once, on another node.
+    hogs = [Hog.options(num_cpus=1, resources={}).remote() for _ in range(2)]
+    try:
+        assert ray.get([h.ready.remote() for h in hogs]) == [True, True]
+        assert ray.get(node_of.remote(), timeout=30) in {r["node_id"] for r in cluster.nodes.values()}
+    finally:
+        for hog in hogs:
+            ray.kill(hog)
+
+
+def test_a_100_mb_object_made_on_one_node_is_read_on_another(cluster):
+    @ray.remote(resources={"A": 1})
+    def make():
+        return np.arange(100 * 1024 * 1024 // 8, dtype=np.int64)
+
+    @ray.remote(resources={"C": 1})
+    def check(array):
+        start = time.perf_counter()
+        n = len(array)
+        ok = bool(array[0] == 0 and array[-1] == n - 1 and int(array.sum()) == (n - 1) * n // 2)
+        return ok, array.nbytes, ray.get_runtime_context().get_node_id(), time.perf_counter() - start
+
+    ref = make.remote()
+    ray.wait([ref], timeout=60)
+    start = time.perf_counter()
+    ok, nbytes, node, _ = ray.get(check.remote(ref), timeout=60)
+    elapsed = time.perf_counter() - start
+    assert ok and nbytes == 100 * 1024 * 1024
+    assert node == cluster.nodes["C"]["node_id"]
+    print(f"\n100 MB pulled from node A to node C and checked in {elapsed:.3f} s "
+          f"({nbytes / elapsed / 1e9:.2f} GB/s including the task)")
+    # The driver (on the head, node A) reads it too, and a copy made by `put` on the driver's
+    # node reaches node B intact.
+    assert int(ray.get(ref)[-1]) == 100 * 1024 * 1024 // 8 - 1
+    big = ray.put(np.ones(30 * 1024 * 1024 // 8))
+
+    @ray.remote(resources={"B": 1})
+    def total(array):
+        return float(array.sum())
+
+    assert ray.get(total.remote(big), timeout=60) == 30 * 1024 * 1024 // 8
+
+
+def test_a_named_actor_is_reached_from_a_second_driver(cluster):
+    counter = Where.options(name="shared-where", namespace="multi", lifetime="detached",
+                            resources={"B": 1}).remote()
+    node_b = ray.get(counter.node.remote())
+    code = (
+        "import actorcore as ray\n"
+        f"ray.init(address={cluster.address!r}, namespace='multi')\n"
+        "actor = ray.get_actor('shared-where')\n"
+        "print('NODE', ray.get(actor.node.remote()))\n"
+        "ray.shutdown()\n"
+    )
+    result = cluster.driver(code)
+    assert result.returncode == 0, result.stderr
+    assert f"NODE {node_b}" in result.stdout
+    ray.kill(counter)
+
+
+def test_a_drivers_actors_die_with_it(cluster):
+    code = (
+        "import actorcore as ray\n"
+        f"ray.init(address={cluster.address!r}, namespace='owners')\n"
+        "@ray.remote(resources={'C': 0.1})\n"
+        "class Mortal:\n"
+        "    def pid(self):\n"
+        "        import os; return os.getpid()\n"
+        "a = Mortal.options(name='mortal').remote()\n"
+        "b = Mortal.options(name='immortal', lifetime='detached').remote()\n"
+        "print('PIDS', ray.get(a.pid.remote()), ray.get(b.pid.remote()))\n"
+    )
+    result = cluster.driver(code)
+    assert result.returncode == 0, result.stderr
+    mortal_pid, immortal_pid = map(int, result.stdout.split("PIDS", 1)[1].split())
+    deadline = time.monotonic() + 20
+    while _alive(mortal_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(mortal_pid), "a non-detached actor outlived its driver"
+    assert _alive(immortal_pid)
+    immortal = ray.get_actor("immortal", namespace="owners")
+    assert ray.get(immortal.pid.remote()) == immortal_pid
+    ray.kill(immortal)
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie counts as dead
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def test_status_shows_three_nodes_and_their_resources(cluster):
+    result = cluster.cli("status", "--json")
+    status = json.loads(result.stdout)
+    alive = [n for n in status["nodes"] if n["state"] == "ALIVE"]
+    assert len(alive) == 3
+    assert {n["node_id"] for n in alive} == {r["node_id"] for r in cluster.nodes.values()}
+    table = cluster.cli("status").stdout
+    for record in cluster.nodes.values():
+        assert record["node_id"][:8] in table
+
+
+@pytest.mark.parametrize("token", [None, "wrong-token"])
+def test_every_grpc_endpoint_rejects_a_client_without_the_token(cluster, token):
+    from actorcore._proto import kernel_pb2, kernel_pb2_grpc, transfer_pb2, transfer_pb2_grpc
+
+    endpoints = []
+    records = _node_records(cluster)
+    for record in records:
+        endpoints.append(("kernel", record["kernel"]))
+        endpoints.append(("transfer", record["transfer"]))
+    # A worker's endpoint too: the actor's worker listens on gRPC.
+    actor = Where.options(resources={"B": 1}).remote()
+    ray.get(actor.node.remote())
+    from actorcore import api
+
+    worker, _pid = api._runtime().worker_hint(actor._actor_id)
+    assert worker.address.tcp
+    endpoints.append(("kernel", worker.address.tcp))
+    assert len(endpoints) == 7
+    metadata = (("x-actorcore-token", token),) if token else None
+    for kind, target in endpoints:
+        with grpc.insecure_channel(target) as channel:
+            if kind == "kernel":
+                stub = kernel_pb2_grpc.TransportStub(channel)
+                call = stub.Stream(iter([kernel_pb2.Frame()]), metadata=metadata, timeout=10)
+                with pytest.raises(grpc.RpcError) as info:
+                    list(call)
+            else:
+                stub = transfer_pb2_grpc.ObjectTransferStub(channel)
+                with pytest.raises(grpc.RpcError) as info:
+                    list(stub.Pull(transfer_pb2.PullRequest(object_id="x"), metadata=metadata, timeout=10))
+            assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED, (kind, target, info.value)
+    ray.kill(actor)
+
+
+def _node_records(cluster) -> list[dict]:
+    import asyncio
+
+    from actorcore.gcs import EtcdClient
+    from actorcore.gcs.schema import key
+
+    async def read():
+        client = await EtcdClient.connect(cluster.address)
+        try:
+            return [json.loads(v) for _, v in await client.get_prefix(key("default", "nodes", ""))]
+        finally:
+            await client.close()
+
+    return asyncio.run(read())

@@ -1,0 +1,75 @@
+"""Node failure and membership changes in a 3-node CLI cluster (DESIGN.md §6, §8)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+
+import actorcore as ray
+from actorcore import api
+
+from .conftest import LEASE_TTL
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@ray.remote
+def node_of():
+    return ray.get_runtime_context().get_node_id()
+
+
+def _wait_until(predicate, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
+
+
+@pytest.mark.parametrize("fresh_cluster", [2], indirect=True)
+def test_a_killed_node_is_seen_dead_its_replicated_objects_survive_and_work_moves_on(fresh_cluster):
+    cluster = fresh_cluster
+    ray.init(address=cluster.address)
+    victim = cluster.nodes["C"]
+
+    @ray.remote(resources={"C": 1})
+    def make():
+        return np.arange(4 * 1024 * 1024, dtype=np.int64)  # 32 MiB: in shared memory on node C
+
+    ref = make.remote()
+    ray.wait([ref], timeout=60)
+    core = api._runtime()
+    payload = _wait_until(lambda: (p := core.objects[ref.id].payload) is not None and p.replicas and p,
+                          30, "a replica of the object")
+    assert payload.node == victim["node_id"] and payload.replicas[0] != victim["node_id"]
+
+    os.kill(victim["pid"], signal.SIGKILL)
+    killed = time.monotonic()
+    _wait_until(lambda: any(n["NodeID"] == victim["node_id"] and not n["Alive"] for n in ray.nodes()),
+                LEASE_TTL + 3, "the killed node to be reported dead")
+    seen_dead = time.monotonic() - killed
+    print(f"\nnode killed with -9 reported dead after {seen_dead:.2f} s (lease TTL {LEASE_TTL} s)")
+
+    value = ray.get(ref, timeout=30)
+    assert value[0] == 0 and value[-1] == 4 * 1024 * 1024 - 1 and len(value) == 4 * 1024 * 1024
+    survivors = {cluster.nodes["A"]["node_id"], cluster.nodes["B"]["node_id"]}
+    assert set(ray.get([node_of.remote() for _ in range(8)], timeout=60)) <= survivors
+    status = cluster.cli("status", "--json").stdout
+    assert victim["node_id"] in status
+
+
+def test_a_request_no_node_can_satisfy_warns_and_runs_once_a_node_that_can_joins(fresh_cluster):
+    cluster = fresh_cluster
+    ray.init(address=cluster.address)
+    with pytest.warns(UserWarning, match="no node of the cluster"):
+        ref = node_of.options(resources={"D": 1}).remote()
+    ready, _ = ray.wait([ref], timeout=1.0)
+    assert ready == []
+    record = cluster.start_node("D", num_cpus=1)
+    assert ray.get(ref, timeout=60) == record["node_id"]
