@@ -6,6 +6,7 @@ how the tests find what is left of it in /proc."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -16,8 +17,13 @@ import time
 import pytest
 
 from actorcore import cluster_files as files
+from actorcore.cli import ETCD_PASSWORD_ENV
+from actorcore.gcs import EtcdServer
 from actorcore.gcs.etcd_server import _free_port
 from actorcore.objects import list_segments
+
+from ..gcs.conftest import stop_and_check
+from ..gcs.test_etcd_auth import ALICE, _enable_auth
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -195,4 +201,28 @@ def test_sigterm_while_a_node_starts_stops_it(home, monkeypatch):
             cli.wait()
         cli.stderr.close()
     assert files.node_files() == [] and not files.token_path().exists()
+    assert _wait_until(lambda: not _processes_of(home), timeout=15), _processes_of(home)
+
+
+def test_nodes_use_an_existing_etcd_with_authentication(home, monkeypatch):
+    server = EtcdServer().start()
+    try:
+        asyncio.run(_enable_auth(server.endpoint))
+        # alice may only use /actorcore/; her password comes from the environment, not argv.
+        monkeypatch.setenv(ETCD_PASSWORD_ENV, ALICE["password"])
+        result = _cli("start", "--head", "--etcd", server.endpoint, "--etcd-user", "alice", "--num-cpus", "1")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert files.read_cluster_info()["etcd_auth"] == ALICE
+        # A node joined on this machine takes the credentials from cluster.json.
+        result = _cli("start", "--address", server.endpoint, "--num-cpus", "1", "--resources", '{"x": 1}')
+        assert result.returncode == 0, result.stdout + result.stderr
+        status = json.loads(_cli("status", "--json").stdout)
+        assert [n["state"] for n in status["nodes"]] == ["ALIVE", "ALIVE"]
+        assert status["resources"]["total"] == {"CPU": 2.0, "x": 1.0}
+        monkeypatch.setenv(ETCD_PASSWORD_ENV, "wrong")
+        result = _cli("start", "--address", server.endpoint, "--etcd-user", "alice")
+        assert result.returncode == 1 and "rejected the credentials of user 'alice'" in result.stderr
+        assert _cli("stop").returncode == 0
+    finally:
+        stop_and_check(server)  # its processes inherited ACTORCORE_HOME too
     assert _wait_until(lambda: not _processes_of(home), timeout=15), _processes_of(home)
