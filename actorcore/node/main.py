@@ -94,8 +94,16 @@ async def serve(config: dict) -> None:
         actor_spec(system, "gcs", GcsLink, etcd_endpoint, config.get("cluster", "local"), node_id, info,
                    cluster_mode=cluster_mode, lease_ttl=config.get("lease_ttl"),
                    etcd_auth=config.get("etcd_auth"), config=cluster_config))
-    root = Supervisor(children, strategy="rest_for_one", max_restarts=3, period=5, name="node")
+    def on_event(event) -> None:
+        # The root gave up (a child kept failing, e.g. etcd could not start): the node ends.
+        if event.kind == "supervisor_exited" and not stop.done():
+            stop.set_result(RuntimeError(f"the node's supervisor gave up: {event.exit}"))
+
+    root = Supervisor(children, strategy="rest_for_one", max_restarts=3, period=5, name="node",
+                      on_event=on_event)
     await root.start()
+    if stop.done():
+        raise SystemExit(f"actorcore node: {stop.result()}")
     gcs = system.lookup("gcs")
     await root.start_child(actor_spec(system, "object_store", ObjectStore, session,
                                       transfer_bind=f"{node_ip}:0" if cluster_mode else None, token=token,
@@ -125,6 +133,9 @@ async def serve(config: dict) -> None:
              "resources": resources, "pid": os.getpid(), "kernel": system.address.tcp,
              "transfer": info.get("transfer"), "host_id": address.HOST_ID, "cluster_mode": cluster_mode,
              "etcd": etcd_endpoint}
+    if stop.done():
+        await system.shutdown(timeout=2)
+        raise SystemExit(f"actorcore node: {stop.result()}")
     if config.get("ready_fd") is not None:
         with os.fdopen(config["ready_fd"], "w") as out:
             out.write(json.dumps(ready) + "\n")
@@ -132,6 +143,8 @@ async def serve(config: dict) -> None:
     log.debug("node stopping", why=str(why))
     await root.shutdown(timeout=10)
     await system.shutdown(timeout=2)
+    if isinstance(why, BaseException):
+        raise SystemExit(f"actorcore node: {why}")
 
 
 def main() -> None:
