@@ -40,6 +40,8 @@ from ._version import __version__
 
 READY_TIMEOUT = 60.0  # seconds a starting node may take until it reports ready
 STOP_TIMEOUT = 15.0  # seconds `stop` waits after SIGTERM before SIGKILL
+START_STOP_TIMEOUT = 2.0  # the same for a node that failed or was interrupted while starting
+ETCD_TIMEOUT = 10.0  # seconds a started node's etcd may take to answer
 DEFAULT_PORT = 6380  # the etcd port of a head that runs its own etcd
 DEFAULT_LEASE_TTL = 10.0
 MIN_LEASE_TTL = 2.0
@@ -472,32 +474,42 @@ def _cleanup_session(session: str) -> int:
 
 def _wait_registered(node: subprocess.Popen, config: dict, deadline: float) -> str | None:
     """Wait until the node's record is in etcd (``nodes/<node_id>``); None once it is, else why not.
-    A node reports ready before it registers, and would report it even if its etcd failed."""
+    A node reports ready before it registers (and may report it although its etcd is failing):
+    this is what tells a working node. It gives up at once when the node exits."""
     import asyncio
 
     from .gcs import schema
     from .gcs.etcd_client import EtcdAuthError, EtcdClient, EtcdUnavailableError
 
     etcd, key = config["etcd"], schema.key(config["cluster"], "nodes", config["node_id"])
+    etcd_deadline = min(time.monotonic() + ETCD_TIMEOUT, deadline)
 
     async def wait() -> str | None:
-        client = await EtcdClient.connect(etcd, auth=config["etcd_auth"],
-                                          timeout=min(max(deadline - time.monotonic(), 1), 10))
+        client = None
         try:
-            while await client.get(key) is None:
+            while True:
                 if node.poll() is not None:
                     return "the node exited before it registered in etcd"
+                if client is None:
+                    try:  # in short attempts, to notice soon if the node exits meanwhile
+                        client = await EtcdClient.connect(etcd, auth=config["etcd_auth"], timeout=1)
+                    except EtcdUnavailableError as e:
+                        if time.monotonic() > etcd_deadline:
+                            return f"the node is up, but its etcd at {etcd} is not ({_last_error(e)})"
+                        continue
+                if await client.get(key) is not None:
+                    return None
                 if time.monotonic() > deadline:
                     return f"the node did not register in etcd ({etcd}) within {READY_TIMEOUT:g} s"
                 await asyncio.sleep(0.02)
-            return None
         finally:
-            await client.close()
+            if client is not None:
+                await client.close()
 
     try:
         return asyncio.run(wait())
     except EtcdUnavailableError as e:
-        return f"the node is up, but its etcd at {etcd} is not ({_last_error(e)})"
+        return f"etcd at {etcd} stopped answering while the node registered ({_last_error(e)})"
     except EtcdAuthError as e:
         return str(e)
 
@@ -521,9 +533,11 @@ def _read_line(fd: int, timeout: float) -> str | None:
 
 
 def _terminate(node: subprocess.Popen) -> None:
+    """Stop a node that is not ready: it has nothing to save, and may not heed SIGTERM before it
+    is, so SIGKILL (its process group) soon after."""
     node.terminate()
     try:
-        node.wait(STOP_TIMEOUT)
+        node.wait(START_STOP_TIMEOUT)
     except subprocess.TimeoutExpired:
         _kill(node.pid)
         node.wait(5)
