@@ -20,7 +20,7 @@ from . import exceptions as exc
 from .actor_submission import ActorState, ActorSubmission
 from .kernel import Actor, ActorRef, ActorSystem, Terminated
 from .ownership import Entry, ObjectOwnership
-from .protocol import ClusterView, GetObject, GetResources, SubscribeLogs, SubscribeView
+from .protocol import ActorStateChanged, ClusterView, GetObject, GetResources, SubscribeLogs, SubscribeView
 from .task_submission import PendingTask, ShapeQueue, TaskSubmission
 
 __all__ = ["CoreWorker"]
@@ -135,9 +135,11 @@ class CoreWorker(ObjectOwnership, TaskSubmission, ActorSubmission):
     def _on_terminated(self, terminated: Terminated) -> None:
         for state in self.actors.values():
             if state.worker == terminated.ref and state.dead is None:
-                state.dead = exc.ActorDiedError(
-                    state.name, "its worker process died" if terminated.reason == "peer_lost" else terminated.reason
-                )
+                cause = "its worker process died" if terminated.reason == "peer_lost" else terminated.reason
+                state.dead = exc.ActorDiedError(state.name, cause)
+                if state.owned:
+                    self.gcs.tell(ActorStateChanged(state.actor_id, {
+                        "actor_id": state.actor_id, "state": "DEAD", "death_cause": cause}))
 
     def _watch(self, ref: ActorRef) -> None:
         """Death watch by the core actor: `_on_terminated` marks the actors on `ref` dead."""

@@ -178,6 +178,28 @@ class GcsLink(Actor):
             await asyncio.sleep(LOAD_INTERVAL)
         self._load_task = None
 
+    async def _update_actor(self, actor_id: str, fields: dict) -> None:
+        """Merge `fields` into `actors/<actor_id>`; a dead actor's name becomes free again."""
+        try:
+            await self._start_registration()
+            key = self._key("actors", actor_id)
+            record = self.actor_records.get(actor_id)
+            if record is None:
+                blob = await self.etcd.get(key)
+                record = json.loads(blob) if blob else {}
+            record = {**record, **fields}
+            if record.get("state") == "DEAD":
+                self.actor_records.pop(actor_id, None)
+                if record.get("name"):
+                    named = self._key("named", record.get("namespace", ""), record["name"])
+                    if await self.etcd.get(named) == actor_id.encode():
+                        await self.etcd.delete(named)
+            else:
+                self.actor_records[actor_id] = record
+            await self.etcd.put(key, json.dumps(record).encode())
+        except Exception as error:
+            log.warning("could not update an actor record", actor=actor_id, error=repr(error))
+
     async def _put(self, key: str, value: bytes) -> None:
         try:
             await self._start_registration()
@@ -284,12 +306,7 @@ class GcsLink(Actor):
                     self.scheduler.tell(NodeLoad(node_id, available))
             return None
         if isinstance(message, ActorStateChanged):
-            record = {**self.actor_records.get(message.actor_id, {}), **message.record}
-            if record.get("state") == "DEAD":
-                self.actor_records.pop(message.actor_id, None)
-            else:
-                self.actor_records[message.actor_id] = record
-            self._spawn(self._put(self._key("actors", message.actor_id), json.dumps(record).encode()))
+            self._spawn(self._update_actor(message.actor_id, message.record))
             return None
         if message == "register":
             self._start_registration()

@@ -30,6 +30,7 @@ from ..kernel import Actor, Terminated
 from ..objects import serialize
 from ..ownership import from_payload, to_payload
 from ..protocol import (
+    ActorStateChanged,
     BecomeActor,
     CancelTask,
     ExecuteTask,
@@ -96,9 +97,13 @@ class Executor(Actor):
         if isinstance(message, CancelTask):
             self._cancel(message)
             return None
-        if isinstance(message, Terminated) or message == "exit":
-            # Its owner is gone (or kill() was called): the actor's process ends at once.
+        if message == "exit":  # kill(): the caller records the actor's death
             os._exit(0)
+        if isinstance(message, Terminated) and self.actor_id is not None:
+            # Its owner is gone: the actor's process ends, after recording why.
+            self.core.gcs.tell(ActorStateChanged(self.actor_id, {
+                "actor_id": self.actor_id, "state": "DEAD", "death_cause": "its owner died"}))
+            self.loop.call_later(0.2, os._exit, 0)
         return None
 
     def _failed(self, spec, error: BaseException) -> TaskResult:

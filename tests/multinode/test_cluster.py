@@ -45,14 +45,16 @@ def test_tasks_and_actors_land_where_their_resources_are(cluster):
 def test_a_driver_uses_the_workers_of_every_node(cluster):
     @ray.remote
     def slow_node():
-        time.sleep(0.5)
+        time.sleep(1.0)
         return ray.get_runtime_context().get_node_id()
 
-    # 6 CPUs in the cluster, 2 on the driver's node: 6 half-second tasks at once need all three.
+    # 6 CPUs in the cluster, 2 on the driver's node, which alone would take 6 s for these 12
+    # tasks: the other nodes' workers (leased as soon as the tasks are submitted, but maybe
+    # started only then) take their share.
     start = time.monotonic()
-    seen = ray.get([slow_node.remote() for _ in range(6)])
+    seen = ray.get([slow_node.remote() for _ in range(12)])
     assert set(seen) == {record["node_id"] for record in cluster.nodes.values()}
-    assert time.monotonic() - start < 10
+    assert time.monotonic() - start < 5.5
 
 
 def test_spread_places_tasks_on_every_node(cluster):
@@ -147,6 +149,11 @@ def test_a_drivers_actors_die_with_it(cluster):
         time.sleep(0.05)
     assert not _alive(mortal_pid), "a non-detached actor outlived its driver"
     assert _alive(immortal_pid)
+    # The cluster's actor records say so too (`actorcore status` counts actors by state).
+    deadline = time.monotonic() + 20
+    while json.loads(cluster.cli("status", "--json").stdout)["actors"].get("DEAD", 0) < 1:
+        assert time.monotonic() < deadline, "the dead actor's record never said DEAD"
+        time.sleep(0.2)
     immortal = ray.get_actor("immortal", namespace="owners")
     assert ray.get(immortal.pid.remote()) == immortal_pid
     ray.kill(immortal)
