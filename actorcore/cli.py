@@ -46,6 +46,7 @@ DEFAULT_PORT = 6380  # the etcd port of a head that runs its own etcd
 DEFAULT_LEASE_TTL = 10.0
 MIN_LEASE_TTL = 2.0
 ETCD_PASSWORD_ENV = "ACTORCORE_ETCD_PASSWORD"
+ETCD_AUTH_ENV = "ACTORCORE_ETCD_AUTH"  # the etcd credentials, as JSON, for a node process
 _LOG_TAIL_LINES = 40
 
 
@@ -406,10 +407,14 @@ def _spawn_node(config: dict, token: str, log_path: Path | None) -> tuple[subpro
 
     deadline = time.monotonic() + READY_TIMEOUT
     read_fd, write_fd = os.pipe()
+    # Secrets travel in the node's environment, never on its command line (which `ps` shows).
+    auth = config.get("etcd_auth")
     config = {**config, "ready_fd": write_fd}
     # Our own processes cache their bytecode even where PYTHONDONTWRITEBYTECODE is set.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env[files.TOKEN_ENV] = token
+    if auth:
+        env[ETCD_AUTH_ENV] = json.dumps(auth)
     output = None
     if log_path is not None:
         output = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -418,7 +423,7 @@ def _spawn_node(config: dict, token: str, log_path: Path | None) -> tuple[subpro
         # which forwards it to the node alone (in the terminal's process group the node's workers
         # would get it too, and each would die with a KeyboardInterrupt traceback mid-shutdown).
         node = subprocess.Popen(
-            [sys.executable, "-m", "actorcore.node", json.dumps(config)],
+            [sys.executable, "-m", "actorcore.node", json.dumps({**config, "etcd_auth": None})],
             stdin=subprocess.DEVNULL, stdout=output, stderr=output, pass_fds=(write_fd,), env=env,
             start_new_session=True,
         )

@@ -5,6 +5,7 @@ Every etcd call in actorcore goes through `EtcdClient` (retries via tenacity, a 
 """
 
 from .etcd_client import (
+    EtcdAuthError,
     EtcdClient,
     EtcdUnavailableError,
     Lease,
@@ -15,6 +16,7 @@ from .etcd_client import (
 from .etcd_server import EtcdNotFoundError, EtcdServer, EtcdStartError, find_etcd_binary
 
 __all__ = [
+    "EtcdAuthError",
     "EtcdClient",
     "EtcdNotFoundError",
     "EtcdServer",

@@ -82,6 +82,8 @@ async def serve(config: dict) -> None:
 
     children = []
     etcd_endpoint = config["etcd"]
+    # etcd credentials come in the environment (never in argv, which other users can read).
+    etcd_auth = json.loads(os.environ.pop("ACTORCORE_ETCD_AUTH", "null")) or config.get("etcd_auth")
     if config.get("start_etcd"):
         etcd = config["start_etcd"]
         children.append(actor_spec(system, "etcd", EtcdHost, int(etcd["port"]), etcd["data_dir"],
@@ -93,7 +95,7 @@ async def serve(config: dict) -> None:
     children.append(
         actor_spec(system, "gcs", GcsLink, etcd_endpoint, config.get("cluster", "local"), node_id, info,
                    cluster_mode=cluster_mode, lease_ttl=config.get("lease_ttl"),
-                   etcd_auth=config.get("etcd_auth"), config=cluster_config))
+                   etcd_auth=etcd_auth, config=cluster_config))
     def on_event(event) -> None:
         # The root gave up (a child kept failing, e.g. etcd could not start): the node ends.
         if event.kind == "supervisor_exited" and not stop.done():
