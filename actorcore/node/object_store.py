@@ -36,13 +36,14 @@ class ObjectStore(Actor):
         self.bytes_used = 0
         self.server = None
         self.transfer_addresses: dict[str, str] = {}  # node id -> its transfer endpoint
-        self.pulls: dict[str, asyncio.Future] = {}
+        self.pulls = None  # a PullMerger in a cluster: concurrent fetches of one object share one pull
         self.freed_while_pulling: set[str] = set()
 
     async def pre_start(self) -> None:
-        if self.transfer_bind:
-            from ..objects.transfer import TransferServer
+        if self.transfer_bind:  # (grpc is imported only in a cluster: a local node starts faster)
+            from ..objects.transfer import PullMerger, TransferServer
 
+            self.pulls = PullMerger()
             self.server = TransferServer(self.transfer_bind, self.token, self.segments.get)
             await self.server.start()
 
@@ -53,7 +54,7 @@ class ObjectStore(Actor):
             return await self._fetch(message)
         elif isinstance(message, FreeObjects):
             for object_id in message.names:
-                if object_id in self.pulls:
+                if self.pulls is not None and object_id in self.pulls:
                     self.freed_while_pulling.add(object_id)
                 entry = self.segments.pop(object_id, None)
                 if entry is not None:
@@ -89,21 +90,20 @@ class ObjectStore(Actor):
         entry = self.segments.get(message.object_id)
         if entry is not None:
             return entry[0]
+        # Answered when the pull is done; the store meanwhile goes on with other messages.
         reply = self.context.defer_reply()
-        pull = self.pulls.get(message.object_id)
-        if pull is None:
-            pull = self.pulls[message.object_id] = asyncio.get_running_loop().create_task(self._pull(message))
-            pull.add_done_callback(lambda _: self.pulls.pop(message.object_id, None))
+        task = asyncio.get_running_loop().create_task(
+            self.pulls.fetch(message.object_id, lambda: self._pull(message)))
 
-        def answer(task: asyncio.Future) -> None:
-            if task.cancelled():
+        def answer(done: asyncio.Future) -> None:
+            if done.cancelled():
                 reply.fail(ConnectionError(f"the pull of object {message.object_id} was cancelled"))
-            elif task.exception() is not None:
-                reply.fail(task.exception())
+            elif done.exception() is not None:
+                reply.fail(done.exception())
             else:
-                reply.send(task.result())
+                reply.send(done.result())
 
-        pull.add_done_callback(answer)
+        task.add_done_callback(answer)
         return None
 
     async def _pull(self, message: FetchObject) -> str:
@@ -131,8 +131,8 @@ class ObjectStore(Actor):
                               f"{len(message.sources)} location(s): " + "; ".join(failures))
 
     async def post_stop(self) -> None:
-        for task in list(self.pulls.values()):
-            task.cancel()
+        if self.pulls is not None:
+            await self.pulls.close()
         if self.server is not None:
             await self.server.stop()
         self.segments.clear()

@@ -118,7 +118,7 @@ def test_a_named_actor_is_reached_from_a_second_driver(cluster):
     node_b = ray.get(counter.node.remote())
     code = (
         "import actorcore as ray\n"
-        f"ray.init(address={cluster.address!r}, namespace='multi')\n"
+        "ray.init(address='auto', namespace='multi')\n"
         "actor = ray.get_actor('shared-where')\n"
         "print('NODE', ray.get(actor.node.remote()))\n"
         "ray.shutdown()\n"
