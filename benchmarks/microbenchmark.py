@@ -1,4 +1,4 @@
-"""`actorcore microbenchmark [--json] [--quick] [--ray-python PATH | --no-ray]`.
+"""`actorcore microbenchmark [--json] [--quick] [--ray-python PATH | --no-ray] [--cluster]`.
 
 Ray's `ray microbenchmark` workloads (ray/_private/ray_perf.py), plus init_seconds,
 get_100mb_zero_copy and mapreduce_2m_words_seconds, run under actorcore and then under Ray
@@ -15,6 +15,8 @@ and the remaining workloads continue in a new session.
 Ratios: for rates (higher is better) actorcore/Ray; for times Ray/actorcore (the speedup),
 so a ratio > 1 always means actorcore did better. Progress goes to stderr; the table (or,
 with --json, one JSON object) to stdout.
+
+--cluster runs benchmarks/cluster.py instead (3-node clusters on this machine, both frameworks).
 """
 
 from __future__ import annotations
@@ -299,9 +301,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds without a result before a workload counts as hung "
                              "(default 180, 90 with --quick)")
+    parser.add_argument("--cluster", action="store_true",
+                        help="run the cluster benchmarks instead (benchmarks/cluster.py: 3 nodes on this machine)")
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "cluster", False):
+        try:
+            from . import cluster
+        except ImportError:  # run as a script
+            import cluster  # type: ignore[no-redef]
+        return cluster.run(args)
     timeout = args.timeout or (90.0 if args.quick else 180.0)
     ray_python, skipped = None, None
     if args.no_ray:

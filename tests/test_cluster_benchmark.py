@@ -1,0 +1,88 @@
+"""`python -m benchmarks.cluster --quick --json --no-ray` reports every metric, and leaves nothing behind.
+
+Speed is not asserted (the machine is shared): only that each metric has a positive number, and
+that each cluster the benchmark started is gone afterwards: its ACTORCORE_HOME removed, no
+process left with that ACTORCORE_HOME in its environment, no shared-memory segment of its nodes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from actorcore import cluster_files
+from actorcore.objects import list_segments
+from benchmarks.cluster import METRICS
+
+pytestmark = pytest.mark.timeout(300)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+EXPECTED = [
+    "cross_node_100mb_gbps",
+    "cross_node_task_rtt_ms",
+    "tasks_per_s_3_nodes",
+    "tasks_per_s_1_node",
+    "scaling_3_vs_1",
+]
+
+
+def _processes_of(home: str) -> list[int]:
+    """Live processes (not zombies) whose environment has ACTORCORE_HOME=home."""
+    marker = f"{cluster_files.HOME_ENV}={home}".encode() + b"\0"
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                environ = f.read() + b"\0"
+            with open(f"/proc/{entry}/stat") as f:
+                zombie = f.read().rsplit(") ", 1)[-1][:1] == "Z"
+        except OSError:
+            continue
+        if marker in environ and not zombie:
+            found.append(int(entry))
+    return found
+
+
+def test_metric_names():
+    assert list(METRICS) == EXPECTED
+
+
+def test_quick_json_no_ray():
+    env = {k: v for k, v in os.environ.items() if k not in (cluster_files.HOME_ENV, cluster_files.TOKEN_ENV)}
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.cluster", "--quick", "--json", "--no-ray"],
+        check=False, cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=280,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    report = json.loads(result.stdout)
+    assert report["ray"] is None and report["ray_skipped_reason"]
+    metrics = report["actorcore"]["metrics"]
+    for name in EXPECTED:
+        record = metrics.get(name)
+        assert record is not None, f"{name} missing; stderr:\n{result.stderr[-4000:]}"
+        value = record.get("value")
+        assert isinstance(value, (int, float)) and math.isfinite(value) and value > 0, (name, record)
+    assert metrics["cross_node_100mb_gbps"]["object_bytes"] == 10 * 1024 * 1024
+
+    clusters = report["actorcore"]["clusters"]
+    assert [cluster["nodes"] for cluster in clusters] == [3, 1]
+    for cluster in clusters:
+        assert len(cluster["node_ids"]) == cluster["nodes"], cluster
+        assert "stop_error" not in cluster, cluster
+        assert not Path(cluster["home"]).exists(), cluster
+        deadline = time.monotonic() + 10
+        while _processes_of(cluster["home"]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _processes_of(cluster["home"]) == [], cluster
+        for node_id in cluster["node_ids"]:
+            assert list_segments(node_id) == [], (cluster, node_id)
