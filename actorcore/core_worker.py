@@ -105,8 +105,13 @@ class CoreWorker(ObjectOwnership, TaskSubmission, ActorSubmission):
     # -- the cluster's nodes --------------------------------------------------------------
 
     def _on_view(self, view: ClusterView) -> None:
+        own_host = self.view.get(self.node_id, {}).get("host_id")
+        dead_hosts = {node_id: self.view.get(node_id, {}).get("host_id") for node_id in view.dead}
         if view.nodes:
             self.view = dict(view.nodes)
+        for node_id, host in dead_hosts.items():
+            if host and host != own_host:  # its work fails over now, not when TCP gives up
+                self.system.disconnect_host(host, f"its node {node_id} was declared dead (its etcd lease expired)")
         self.object_replicas = view.object_replicas
         if view.dead:
             self._drop_dead_locations(view.dead)

@@ -299,7 +299,14 @@ class TaskSubmission:
                 self._finish(pending, [Failed(exc.TaskCancelledError(pending.spec.task_id))] * len(pending.return_ids))
             elif died and (pending.max_retries < 0 or pending.spec.attempt < pending.max_retries):
                 pending.spec.attempt += 1
-                queue.specs.appendleft(pending)
+                if queue.target is not None and queue.target not in self.view:
+                    # SPREAD to a node that died: retry wherever there is room.
+                    pending.shape = (queue.resources, None)
+                    retry_queue = self._queue_for(pending.shape)
+                    retry_queue.specs.appendleft(pending)
+                    self._pump(retry_queue)
+                else:
+                    queue.specs.appendleft(pending)
             else:
                 if died:
                     error = exc.WorkerCrashedError(

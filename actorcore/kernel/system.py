@@ -275,6 +275,15 @@ class ActorSystem:
     def _stop_ref(self, ref: ActorRef) -> None:
         self.stop(ref)
 
+    def disconnect_host(self, host_id: str, why: str) -> int:
+        """Treat every peer with host identity `host_id` as lost (say, the GCS declared that
+        node dead while its connections still look open): their asks fail with
+        `PeerLostError` and their actors' watchers get `Terminated`. Returns how many."""
+        lost = [peer for peer in self._remote.peers.values() if peer.address.host_id == host_id]
+        for peer in lost:
+            self._remote.peer_lost(peer, why)
+        return len(lost)
+
     def is_connected(self, ref: ActorRef) -> bool:
         """Whether a message to `ref` leaves this process at once (local, or its peer is up)."""
         if ref._local:

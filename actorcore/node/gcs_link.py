@@ -140,6 +140,10 @@ class GcsLink(Actor):
         if record is None:
             return
         log.warning("node died", node=node_id)
+        if record.get("host_id") and node_id != self.node_id:
+            # Its connections may still look open (a hung or partitioned machine): drop them,
+            # so that the Scheduler's leases to its drivers and workers are released.
+            self.context.system.disconnect_host(record["host_id"], f"its node {node_id} was declared dead")
         record = {**record, "died": time.time()}
         self.dead[node_id] = record
         if node_id != self.node_id:

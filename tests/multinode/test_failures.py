@@ -73,3 +73,51 @@ def test_a_request_no_node_can_satisfy_warns_and_runs_once_a_node_that_can_joins
     assert ready == []
     record = cluster.start_node("D", num_cpus=1)
     assert ray.get(ref, timeout=60) == record["node_id"]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def test_tasks_on_a_hung_node_are_retried_elsewhere_once_its_lease_expires(fresh_cluster):
+    """A node that stops answering (SIGSTOP: a hung or cut-off machine) keeps its TCP
+    connections open; once its etcd lease expires everyone drops them and its work fails over."""
+    cluster = fresh_cluster
+    ray.init(address=cluster.address)
+    victim = cluster.nodes["C"]
+
+    @ray.remote
+    def slow(seconds):
+        time.sleep(seconds)
+        return ray.get_runtime_context().get_node_id()
+
+    # One task per node, so one of them runs on node C.
+    refs = [slow.options(scheduling_strategy="SPREAD").remote(3.0) for _ in range(3)]
+    frozen = [victim["pid"], *_children(victim["pid"])]
+    _wait_until(lambda: len(frozen) > 1, 10, "node C's workers")
+    time.sleep(0.5)  # let the tasks start (a wait for "started" has no API in Ray either)
+    for pid in frozen:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        start = time.monotonic()
+        seen = ray.get(refs, timeout=LEASE_TTL + 20)
+        elapsed = time.monotonic() - start
+    finally:
+        for pid in frozen:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    assert victim["node_id"] not in seen
+    assert len(seen) == 3
+    print(f"\nthe tasks of a frozen node finished elsewhere {elapsed:.2f} s after it froze")

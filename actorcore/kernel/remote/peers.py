@@ -157,6 +157,8 @@ class Link:
         self.peer: Peer | None = None
         self.expected = expected  # set on the connecting side
         self.hello_seen: asyncio.Future = layer.system.loop.create_future()
+        # Nobody waits for an accepted link's handshake: its failure is not an error to report.
+        self.hello_seen.add_done_callback(_retrieve)
         connection.start(self.on_frame, self.on_closed)
 
     def on_frame(self, frame: pb.Frame) -> None:
@@ -202,6 +204,11 @@ class Link:
                 "it closed the connection during the handshake (a wrong or missing cluster token?)"))
         if self.peer is not None:
             self.layer.peer_lost(self.peer, "connection closed")
+
+
+def _retrieve(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _take_batch(outbox: list) -> list:
