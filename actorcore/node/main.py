@@ -1,9 +1,17 @@
 """The node process: `python -m actorcore.node CONFIG_JSON` (DESIGN.md §2, §4).
 
-It starts the node's actors under one root supervisor (rest_for_one: GcsLink, ObjectStore,
-Scheduler, WorkerPool), writes their addresses as one JSON line to the file descriptor named
-in the config (the driver waits for it), and runs until it is told to shut down, gets SIGTERM,
-or its driver's process dies.
+It starts the node's actors under one root supervisor (rest_for_one: [EtcdHost,] GcsLink,
+ObjectStore, Scheduler, WorkerPool), writes their addresses as one JSON line to the file
+descriptor named in the config (`init()` or `actorcore start` waits for it), and runs until it
+is told to shut down, gets SIGTERM, its driver's process dies (local mode), or its root
+supervisor gives up (exit code 1).
+
+CONFIG_JSON: ``etcd`` (endpoints), ``num_cpus``, ``num_gpus``, ``resources``, ``node_id``,
+``ready_fd``, ``cwd``, ``sys_path``; local mode adds ``session``, ``driver`` and ``log_sink``
+(the driver's refs); a cluster node (``cluster_mode``) adds ``cluster``, ``node_ip`` (where
+its gRPC endpoints bind), ``head``, ``start_etcd`` (``{port, data_dir, host}``: the head runs
+the cluster's etcd), and, for a head, ``lease_ttl`` and ``object_replicas``. Secrets come in
+the environment: ``ACTORCORE_TOKEN``, ``ACTORCORE_ETCD_AUTH`` (JSON).
 """
 
 from __future__ import annotations
