@@ -19,7 +19,7 @@ def test_kernel_exports():
 
 def test_gcs_exports():
     assert sorted(actorcore.gcs.__all__) == sorted([
-        "EtcdClient", "EtcdNotFoundError", "EtcdServer", "EtcdStartError",
+        "EtcdAuthError", "EtcdClient", "EtcdNotFoundError", "EtcdServer", "EtcdStartError",
         "EtcdUnavailableError", "Lease", "Watch", "WatchCompactedError", "WatchEvent",
         "find_etcd_binary",
     ])

@@ -176,3 +176,28 @@ def test_calls_to_an_actor_whose_process_died_raise_actor_died(cluster):
         ray.get(fragile.die.remote(), timeout=20)
     with pytest.raises(exc.RayActorError):
         ray.get(fragile.ping.remote(), timeout=20)
+
+
+def test_an_actors_resources_come_back_when_it_is_killed_or_its_process_dies(cluster):
+    import os as os_module
+    import time
+
+    @ray.remote(num_cpus=1, resources={"custom": 1})
+    class Holder:
+        def ping(self):
+            return "pong"
+
+        def die(self):
+            os_module._exit(1)
+
+    before = ray.available_resources()
+    killed, crashed = Holder.remote(), Holder.remote()
+    assert ray.get([killed.ping.remote(), crashed.ping.remote()]) == ["pong", "pong"]
+    assert ray.available_resources()["custom"] == before["custom"] - 2
+    ray.kill(killed)
+    with pytest.raises(exc.ActorDiedError):
+        ray.get(crashed.die.remote(), timeout=20)
+    deadline = time.monotonic() + 10
+    while ray.available_resources() != before:
+        assert time.monotonic() < deadline, f"{ray.available_resources()} != {before}"
+        time.sleep(0.05)
