@@ -34,6 +34,18 @@ from .task_submission import PendingTask, _has_refs, _shape
 
 
 @dataclass(slots=True)
+class Placement:
+    """What an owner needs to (re)start its actor: the constructor call and where it may run."""
+
+    ctor: PendingTask  # its args stay pinned while the actor may still be restarted
+    shape: tuple
+    max_concurrency: int
+    is_async: bool
+    detached: bool
+    spread: bool
+
+
+@dataclass(slots=True)
 class ActorState:
     actor_id: str
     name: str
@@ -48,63 +60,129 @@ class ActorState:
     namespace: str = ""
     actor_name: str | None = None
     pending: set = field(default_factory=set)
+    # -- restarts (DESIGN.md §8; the owner's side) --
+    placement: Placement | None = None
+    max_restarts: int = 0  # -1: forever
+    max_task_retries: int = 0  # -1: forever
+    restarts: int = 0
+    restarting: asyncio.Future | None = None  # set while a new incarnation is being started
+    retry_queue: list = field(default_factory=list)  # calls to redeliver to the new incarnation
+    no_restart: bool = False
 
 
 class ActorSubmission:
-    """Actor creation and calls; mixed into `CoreWorker`."""
+    """Actor creation, restarts and calls; mixed into `CoreWorker`.
+
+    The owner restarts an actor whose process died while `max_restarts` allows (in a new
+    process, leased anew: on another node if its node is gone); calls in flight then are
+    redelivered if `max_task_retries` allows, else fail with `ActorDiedError`; calls made
+    meanwhile wait for the new incarnation. Other holders of the handle ask the owner where
+    the actor lives now.
+    """
 
     def create_actor(self, actor_id: str, class_id: str, name: str, args: list, kwargs: dict, options: dict,
                      is_async: bool) -> ActorState:
         namespace = options.get("namespace") or self.namespace
-        state = ActorState(actor_id, name, owned=True, namespace=namespace, actor_name=options.get("name"))
+        state = ActorState(actor_id, name, owned=True, namespace=namespace, actor_name=options.get("name"),
+                           max_restarts=options.get("max_restarts") or 0,
+                           max_task_retries=options.get("max_task_retries") or 0)
         spec = TaskSpec(self.new_id("t"), class_id, f"{name}.__init__", args, kwargs, 0, self.actor)
-        max_concurrency = options.get("max_concurrency") or (1000 if is_async else 1)
         shape = _shape(options, actor=True)
         self._warn_if_infeasible(dict(shape))
-        detached = options.get("lifetime") == "detached"
-        spread = options.get("scheduling_strategy") == "SPREAD" and self.cluster_mode
+        state.placement = Placement(
+            PendingTask(spec, shape, 0, False, [], []), shape,
+            options.get("max_concurrency") or (1000 if is_async else 1), is_async,
+            options.get("lifetime") == "detached",
+            options.get("scheduling_strategy") == "SPREAD" and self.cluster_mode,
+        )
 
         def start() -> None:
             state.created = self.loop.create_future()
             self.actors[actor_id] = state
-            self.loop.create_task(self._create_actor(state, spec, shape, max_concurrency, is_async, detached, spread))
+            self.loop.create_task(self._create_actor(state))
 
         self.loop.call_soon_threadsafe(start)
         return state
 
-    async def _create_actor(self, state: ActorState, spec: TaskSpec, shape: tuple,
-                            max_concurrency: int, is_async: bool, detached: bool = False,
-                            spread: bool = False) -> None:
-        pending = PendingTask(spec, shape, 0, False, [], [])
-        failed = await self._resolve_args(pending)
+    async def _create_actor(self, state: ActorState) -> None:
+        ctor = state.placement.ctor
+        failed = await self._resolve_args(ctor)
+        error = failed.error if failed is not None else await self._place(state)
+        if error is not None:
+            state.dead = error
+        if error is not None or state.max_restarts == 0:
+            self._finish(ctor, [])  # the constructor's arguments are not needed again
+        if not state.created.done():
+            state.created.set_result(None)
+
+    async def _place(self, state: ActorState) -> BaseException | None:
+        """Lease a worker and run the constructor there; None, or why the actor is dead."""
+        placement = state.placement
         try:
-            if failed is not None:
-                raise failed.error
-            target = self._spread_target(shape) if spread else None
-            grant, scheduler = await self.lease_worker(shape, for_actor=True, target=target)
+            target = self._spread_target(placement.shape) if placement.spread else None
+            grant, scheduler = await self.lease_worker(placement.shape, for_actor=True, target=target)
             state.lease_id, state.lease_scheduler, state.node_id = grant.lease_id, scheduler, grant.node_id
             result = await grant.worker.ask(
-                BecomeActor(spec, state.actor_id, max_concurrency, is_async, detached), timeout=None)
+                BecomeActor(placement.ctor.spec, state.actor_id, placement.max_concurrency, placement.is_async,
+                            placement.detached), timeout=None)
             if type(result) is Failed:
                 scheduler.tell(ReturnLease(grant.lease_id, worker_died=True))
                 grant.worker.tell("exit")
                 cause = result.error.cause if isinstance(result.error, exc.TaskError) else result.error
-                raise exc.ActorDiedError.constructor_raised(state.name, cause)
-            state.worker, state.pid = grant.worker, grant.pid
-            self._watch(grant.worker)
-            self.gcs.tell(ActorStateChanged(state.actor_id, {
-                "actor_id": state.actor_id, "class_name": state.name, "state": "ALIVE", "node_id": grant.node_id,
-                "pid": grant.pid, "name": state.actor_name, "namespace": state.namespace, "detached": detached,
-                "worker": grant.worker.to_uri(),
-            }))
+                return exc.ActorDiedError.constructor_raised(state.name, cause)
         except BaseException as error:
-            if not isinstance(error, exc.RayError):
-                error = exc.ActorDiedError(state.name, f"it could not be created: {error!r}")
-            state.dead = error
-        finally:
-            self._finish(pending, [])
-            if not state.created.done():
-                state.created.set_result(None)
+            return error if isinstance(error, exc.RayError) else exc.ActorDiedError(
+                state.name, f"it could not be created: {error!r}")
+        state.worker, state.pid = grant.worker, grant.pid
+        self._watch(grant.worker)
+        self.gcs.tell(ActorStateChanged(state.actor_id, {
+            "actor_id": state.actor_id, "class_name": state.name, "state": "ALIVE", "node_id": grant.node_id,
+            "pid": grant.pid, "name": state.actor_name, "namespace": state.namespace,
+            "detached": placement.detached, "worker": grant.worker.to_uri(), "restarts": state.restarts,
+        }))
+        return None
+
+    # -- restarts -------------------------------------------------------------------------
+
+    def _may_restart(self, state: ActorState) -> bool:
+        return (state.owned and not state.no_restart and state.placement is not None
+                and (state.max_restarts < 0 or state.restarts < state.max_restarts))
+
+    def _actor_worker_died(self, state: ActorState, cause: str) -> None:
+        """The owner's decision when its actor's process is gone: restart it, or it is dead."""
+        if self._may_restart(state):
+            state.restarts += 1
+            state.worker = None
+            state.restarting = self.loop.create_future()
+            self.gcs.tell(ActorStateChanged(state.actor_id, {
+                "actor_id": state.actor_id, "state": "RESTARTING", "restarts": state.restarts,
+                "death_cause": cause}))
+            self.loop.create_task(self._restart(state))
+            return
+        if state.restarts:
+            cause += f" (after {state.restarts} restart(s))"
+        self._actor_dead(state, exc.ActorDiedError(state.name, cause), cause)
+
+    def _actor_dead(self, state: ActorState, error: BaseException, cause: str) -> None:
+        state.dead = error
+        retry, state.retry_queue = state.retry_queue, []
+        for pending in retry:
+            self._finish(pending, [Failed(error)] * len(pending.return_ids))
+        if state.placement is not None and state.max_restarts != 0:
+            self._finish(state.placement.ctor, [])
+        self.gcs.tell(ActorStateChanged(state.actor_id, {
+            "actor_id": state.actor_id, "state": "DEAD", "death_cause": cause}))
+
+    async def _restart(self, state: ActorState) -> None:
+        error = await self._place(state)
+        restarting, state.restarting = state.restarting, None
+        if error is not None:
+            self._actor_dead(state, error, f"its restart failed: {error}")
+        else:
+            retry, state.retry_queue = state.retry_queue, []
+            for pending in retry:  # redelivered first, in their order, before calls made since
+                self._send_to_actor(state, pending)
+        restarting.set_result(None)
 
     def register_actor(self, actor_id: str, namespace: str, name: str, handle_blob: bytes) -> bool:
         message = RegisterActor(actor_id, namespace, name, handle_blob)
@@ -118,12 +196,13 @@ class ActorSubmission:
         if state is None:
             state = self.actors[actor_id] = ActorState(actor_id, name)
             state.created = self.loop.create_future()
-            if hint is not None:  # the handle says where the actor lives: no trip to its owner
+            if hint is not None and hint[0] not in self._dead_workers:  # no trip to its owner
                 state.worker, state.pid = hint
                 self._watch(state.worker)
                 state.created.set_result(None)
                 return state
             try:
+                # (a worker this process saw die is no hint: the actor may live elsewhere now)
                 worker, pid, dead = await owner.ask(("resolve_actor", actor_id), timeout=None)
                 state.worker, state.pid, state.dead = worker, pid, dead
                 if worker is not None:
@@ -139,6 +218,8 @@ class ActorSubmission:
         if state is None:
             return None, None, exc.ActorDiedError(actor_id, "unknown actor")
         await state.created
+        while state.restarting is not None:
+            await asyncio.shield(state.restarting)
         return state.worker, state.pid, state.dead
 
     def submit_actor_task(self, handle, method: str, args: list, kwargs: dict, num_returns: int) -> list[ObjectRef]:
@@ -174,6 +255,8 @@ class ActorSubmission:
             if previous is not None and not previous.done():
                 await asyncio.wait([previous])  # calls from one caller leave in submission order
             state = await self._actor_state(handle._actor_id, handle._name, handle._owner, handle._worker)
+            while state.restarting is not None:  # calls made while it restarts wait for it
+                await asyncio.shield(state.restarting)
             if failed is not None:
                 self._finish(pending, [failed] * len(pending.return_ids))
                 return
@@ -216,21 +299,43 @@ class ActorSubmission:
             self._finish(pending, future.result().returns)
             return
         if isinstance(error, PeerLostError):
-            if state.dead is None:
-                state.dead = exc.ActorDiedError(state.name, "its worker process died")
-            error = state.dead
+            if self._may_restart(state):
+                retries = state.max_task_retries
+                if retries < 0 or pending.spec.attempt < retries:
+                    pending.spec.attempt += 1
+                    state.retry_queue.append(pending)  # redelivered to the next incarnation
+                    return
+                error = exc.ActorDiedError(state.name, "its process died while it ran this call "
+                                           "(it is being restarted; max_task_retries=0: not retried)")
+            else:
+                cause = self._death_cause(state)
+                if state.restarts:
+                    cause += f" (after {state.restarts} restart(s))"
+                error = state.dead or exc.ActorDiedError(state.name, cause)
         self._finish(pending, [Failed(error)] * len(pending.return_ids))
 
     def kill_actor(self, handle, no_restart: bool) -> None:
-        async def kill() -> None:
-            state = await self._actor_state(handle._actor_id, handle._name, handle._owner, handle._worker)
-            if state.worker is not None:
-                state.worker.tell("exit")
-            if state.pid is not None and self.pool is not None and state.node_id in ("", self.node_id):
-                self.pool.tell(KillWorker(state.pid))
-            state.dead = exc.ActorDiedError(state.name, "it was killed with kill()")
-            self.gcs.tell(ActorStateChanged(state.actor_id, {"actor_id": state.actor_id, "state": "DEAD",
-                                                              "death_cause": "killed"}))
-            await self.gcs.ask(ForgetActor(state.actor_id, handle._namespace, handle._actor_name), timeout=30)
+        self.system.run(self._kill_actor(handle._actor_id, handle._name, handle._owner, handle._worker,
+                                         no_restart), timeout=30)
 
-        self.system.run(kill(), timeout=30)
+    async def _kill_actor(self, actor_id: str, name: str, owner: ActorRef, hint, no_restart: bool) -> None:
+        state = self.actors.get(actor_id)
+        if (state is None or not state.owned) and owner != self.actor:
+            # The owner decides about restarts: ask it; if it is gone, end the process ourselves.
+            try:
+                await owner.ask(("kill_actor", actor_id, no_restart), timeout=30)
+                return
+            except PeerLostError:
+                pass
+        state = await self._actor_state(actor_id, name, owner, hint)
+        while state.restarting is not None:
+            await asyncio.shield(state.restarting)
+        if no_restart:
+            state.no_restart = True
+        if state.worker is not None:
+            state.worker.tell("exit")
+        if state.pid is not None and self.pool is not None and state.node_id in ("", self.node_id):
+            self.pool.tell(KillWorker(state.pid))
+        if no_restart or not self._may_restart(state):
+            self._actor_dead(state, exc.ActorDiedError(state.name, "it was killed with kill()"), "killed")
+            await self.gcs.ask(ForgetActor(state.actor_id, state.namespace, state.actor_name), timeout=30)

@@ -37,6 +37,11 @@ class CoreActor(Actor):
             return await self.core._payload_for_remote(message.object_id)
         if isinstance(message, tuple) and message[0] == "resolve_actor":
             return await self.core._resolve_actor_for_remote(message[1])
+        if isinstance(message, tuple) and message[0] == "kill_actor":  # from a borrower's kill()
+            state = self.core.actors.get(message[1])
+            if state is not None:
+                await self.core._kill_actor(message[1], state.name, self.core.actor, None, message[2])
+            return True
         if isinstance(message, Terminated):
             self.core._on_terminated(message)
             return None
@@ -82,6 +87,8 @@ class CoreWorker(ObjectOwnership, TaskSubmission, ActorSubmission):
         self.view: dict[str, dict] = node.get("view") or {
             self.node_id: {"resources": node.get("resources", {}), "uris": node}}
         self._spread_next = 0
+        self._dead_workers: set[ActorRef] = set()  # actor workers seen dying: no longer hints
+        self._dead_nodes: set[str] = set()
         self.log_sink: ActorRef | None = None  # a cluster driver's: every node's workers print to it
         self._log_nodes: set[str] = set()
         if self.cluster_mode:
@@ -107,6 +114,7 @@ class CoreWorker(ObjectOwnership, TaskSubmission, ActorSubmission):
     def _on_view(self, view: ClusterView) -> None:
         own_host = self.view.get(self.node_id, {}).get("host_id")
         dead_hosts = {node_id: self.view.get(node_id, {}).get("host_id") for node_id in view.dead}
+        self._dead_nodes.update(view.dead)
         if view.nodes:
             self.view = dict(view.nodes)
         for node_id, host in dead_hosts.items():
@@ -138,13 +146,22 @@ class CoreWorker(ObjectOwnership, TaskSubmission, ActorSubmission):
         return [store for store in (self.store_of(node_id) for node_id in self.view) if store is not None]
 
     def _on_terminated(self, terminated: Terminated) -> None:
-        for state in self.actors.values():
-            if state.worker == terminated.ref and state.dead is None:
-                cause = "its worker process died" if terminated.reason == "peer_lost" else terminated.reason
-                state.dead = exc.ActorDiedError(state.name, cause)
-                if state.owned:
-                    self.gcs.tell(ActorStateChanged(state.actor_id, {
-                        "actor_id": state.actor_id, "state": "DEAD", "death_cause": cause}))
+        self._dead_workers.add(terminated.ref)
+        for state in list(self.actors.values()):
+            if state.worker != terminated.ref or state.dead is not None:
+                continue
+            cause = self._death_cause(state, terminated.reason)
+            if state.owned:
+                self._actor_worker_died(state, cause)
+            else:  # a borrowed handle: the next call asks the owner where the actor lives now
+                del self.actors[state.actor_id]
+
+    def _death_cause(self, state, reason: str = "peer_lost") -> str:
+        if state.node_id in self._dead_nodes:
+            return f"its node ({state.node_id}) died"
+        if reason == "peer_lost":
+            return f"its worker process (pid {state.pid}) died"
+        return str(reason)
 
     def _watch(self, ref: ActorRef) -> None:
         """Death watch by the core actor: `_on_terminated` marks the actors on `ref` dead."""

@@ -86,6 +86,7 @@ class Scheduler(Actor):
         self.watched_owners: set[ActorRef] = set()
         self._ids = itertools.count(1)
         self._warned: set[tuple] = set()
+        self.warm_workers = 0  # the pool is kept at least this big: a dead worker is replaced at once
 
     async def receive(self, message):
         if isinstance(message, RequestLease):
@@ -101,6 +102,7 @@ class Scheduler(Actor):
             self._dispatch()
         elif isinstance(message, WorkerDied):
             self._worker_died(message.pid)
+            self._replace_workers()
             self._dispatch()
         elif isinstance(message, LeaseBlocked):
             lease = self.leases.get(message.lease_id)
@@ -128,6 +130,7 @@ class Scheduler(Actor):
             self._dispatch()
         elif isinstance(message, tuple) and message[0] == "pool":
             _, self.pool, prestart = message
+            self.warm_workers = prestart
             if prestart > 0:
                 self.starting += prestart
                 self.pool.tell(("start_workers", prestart))
@@ -189,6 +192,13 @@ class Scheduler(Actor):
         for lease in [lease for lease in self.leases.values() if lease.pid == pid]:
             del self.leases[lease.lease_id]
             self._release(lease)
+
+    def _replace_workers(self) -> None:
+        live = len(self.idle) + len({lease.pid for lease in self.leases.values()}) + self.starting
+        missing = self.warm_workers - live
+        if missing > 0 and self.pool is not None:
+            self.starting += missing
+            self.pool.tell(("start_workers", missing))
 
     def _drop_owner(self, owner: ActorRef) -> None:
         for pending in [p for p in self.pending if p.request.owner == owner]:
