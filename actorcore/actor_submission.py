@@ -8,6 +8,7 @@ actor's owner.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import exceptions as exc
@@ -68,6 +69,11 @@ class ActorState:
     restarting: asyncio.Future | None = None  # set while a new incarnation is being started
     retry_queue: list = field(default_factory=list)  # calls to redeliver to the new incarnation
     no_restart: bool = False
+    #: set when a user's supervision group manages this actor (actorcore.supervise): the owner
+    #: then reports each death to it, `on_death(state, cause)`, instead of deciding itself
+    on_death: Callable | None = None
+    #: futures of `actorcore.watch`: completed with the cause when the actor is dead for good
+    watchers: list = field(default_factory=list)
 
 
 class ActorSubmission:
@@ -145,11 +151,17 @@ class ActorSubmission:
     # -- restarts -------------------------------------------------------------------------
 
     def _may_restart(self, state: ActorState) -> bool:
-        return (state.owned and not state.no_restart and state.placement is not None
-                and (state.max_restarts < 0 or state.restarts < state.max_restarts))
+        if not state.owned or state.no_restart or state.placement is None:
+            return False
+        return state.on_death is not None or state.max_restarts < 0 or state.restarts < state.max_restarts
 
     def _actor_worker_died(self, state: ActorState, cause: str) -> None:
         """The owner's decision when its actor's process is gone: restart it, or it is dead."""
+        if state.on_death is not None and not state.no_restart:
+            state.worker = None
+            state.restarting = self.loop.create_future()  # calls wait for the group's decision
+            state.on_death(state, cause)
+            return
         if self._may_restart(state):
             state.restarts += 1
             state.worker = None
@@ -165,6 +177,10 @@ class ActorSubmission:
 
     def _actor_dead(self, state: ActorState, error: BaseException, cause: str) -> None:
         state.dead = error
+        watchers, state.watchers = state.watchers, []
+        for watcher in watchers:
+            if not watcher.done():
+                watcher.set_result(cause)
         retry, state.retry_queue = state.retry_queue, []
         for pending in retry:
             self._finish(pending, [Failed(error)] * len(pending.return_ids))
@@ -182,7 +198,45 @@ class ActorSubmission:
             retry, state.retry_queue = state.retry_queue, []
             for pending in retry:  # redelivered first, in their order, before calls made since
                 self._send_to_actor(state, pending)
-        restarting.set_result(None)
+        if restarting is not None:
+            restarting.set_result(None)
+
+    # -- for supervision groups (actorcore.supervise): same actor id, new process ----------
+
+    async def restart_actor(self, state: ActorState) -> BaseException | None:
+        """Start a new incarnation of an owned actor (same id; handles stay valid); None, or
+        the error that left it dead."""
+        if state.restarting is None:
+            state.restarting = self.loop.create_future()
+        state.restarts += 1
+        await self._restart(state)
+        return state.dead
+
+    async def stop_actor_process(self, state: ActorState, timeout: float = 10.0) -> None:
+        """End an actor's current process (a sibling's restart in one_for_all / rest_for_one)
+        without declaring the actor dead: its calls wait for `restart_actor`."""
+        worker = state.worker
+        if worker is None:
+            return
+        state.worker = None
+        if state.restarting is None:
+            state.restarting = self.loop.create_future()
+        stopped = self._stopping[worker] = self.loop.create_future()  # see CoreWorker._on_terminated
+        worker.tell("exit")
+        try:
+            await asyncio.wait_for(stopped, timeout)
+        except asyncio.TimeoutError:
+            if state.pid is not None and self.pool is not None and state.node_id in ("", self.node_id):
+                self.pool.tell(KillWorker(state.pid))
+        finally:
+            self._stopping.pop(worker, None)
+
+    def mark_actor_dead(self, state: ActorState, cause: str) -> None:
+        """The group gave up on this actor: it is dead for good, with `cause`."""
+        restarting, state.restarting = state.restarting, None
+        self._actor_dead(state, exc.ActorDiedError(state.name, cause), cause)
+        if restarting is not None and not restarting.done():
+            restarting.set_result(None)
 
     def register_actor(self, actor_id: str, namespace: str, name: str, handle_blob: bytes) -> bool:
         message = RegisterActor(actor_id, namespace, name, handle_blob)

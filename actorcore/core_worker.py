@@ -89,6 +89,7 @@ class CoreWorker(ObjectOwnership, TaskSubmission, ActorSubmission):
         self._spread_next = 0
         self._dead_workers: set[ActorRef] = set()  # actor workers seen dying: no longer hints
         self._dead_nodes: set[str] = set()
+        self._stopping: dict[ActorRef, asyncio.Future] = {}  # actor processes ended on purpose
         self.log_sink: ActorRef | None = None  # a cluster driver's: every node's workers print to it
         self._log_nodes: set[str] = set()
         if self.cluster_mode:
@@ -147,6 +148,9 @@ class CoreWorker(ObjectOwnership, TaskSubmission, ActorSubmission):
 
     def _on_terminated(self, terminated: Terminated) -> None:
         self._dead_workers.add(terminated.ref)
+        stopping = self._stopping.get(terminated.ref)
+        if stopping is not None and not stopping.done():
+            stopping.set_result(None)
         for state in list(self.actors.values()):
             if state.worker != terminated.ref or state.dead is not None:
                 continue
