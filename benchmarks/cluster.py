@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shutil
 import signal
@@ -51,10 +50,15 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+try:
+    from . import report as _report
+except ImportError:  # run as a script (the drivers): python benchmarks/cluster.py
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import report as _report  # type: ignore[no-redef]
+
 MARKER = "CLUSTERBENCH"
 SCRIPT = Path(__file__).resolve()
 ROOT = SCRIPT.parents[1]
-DEFAULT_RAY_PYTHON = Path("/tmp/rayvenv/bin/python")
 
 NUM_CPUS = 2  # per node
 NODE_RESOURCES = ("A", "B", "C")  # one custom resource per node, in the order the nodes start
@@ -392,11 +396,6 @@ class ActorcoreCluster:
             shutil.rmtree(self.home, ignore_errors=True)
 
 
-def _error(metric: str, error: str) -> dict:
-    unit, higher = METRICS[metric]
-    return {"value": None, "error": error, "unit": unit, "higher_is_better": higher}
-
-
 def _collect(out: dict, events: list[dict], failure: str | None, expected: list[str]) -> None:
     metrics = out["metrics"]
     current = None
@@ -417,13 +416,13 @@ def _collect(out: dict, events: list[dict], failure: str | None, expected: list[
                 for line in event.get("traceback", "").rstrip().splitlines():
                     progress(f"    {line}")
             else:
-                progress(f"{out['framework']}: {name} = {_fmt(record['value'])} {unit}")
+                progress(f"{out['framework']}: {name} = {_report.fmt(record['value'])} {unit}")
             metrics[name] = record
             current = None
     for name in expected:
         if name not in metrics:
             why = failure or "the driver ended without reporting it"
-            metrics[name] = _error(name, why + (f" (during {name})" if name == current else " (before it started)"))
+            metrics[name] = _report.failed(METRICS, name, why + (f" (during {name})" if name == current else " (before it started)"))
             progress(f"{out['framework']}: {name} FAILED: {metrics[name]['error']}")
 
 
@@ -468,111 +467,39 @@ def run_framework(framework: str, python: str, quick: bool, timeout: float) -> d
     unit, higher = METRICS["scaling_3_vs_1"]
     out["metrics"]["scaling_3_vs_1"] = (
         {"value": three / one, "unit": unit, "higher_is_better": higher, "ideal": 3.0} if three and one
-        else _error("scaling_3_vs_1", "needs both tasks_per_s figures"))
+        else _report.failed(METRICS, "scaling_3_vs_1", "needs both tasks_per_s figures"))
     out["metrics"] = {name: out["metrics"][name] for name in METRICS}
     return out
 
 
-def ratio(metric: str, ours: dict | None, theirs: dict | None) -> float | None:
-    """> 1 means actorcore did better: actorcore/Ray for rates, Ray/actorcore for times."""
-    a = (ours or {}).get("value")
-    r = (theirs or {}).get("value")
-    if not a or not r or not all(map(math.isfinite, (a, r))):
-        return None
-    return a / r if METRICS[metric][1] else r / a
-
-
-def _fmt(value) -> str:
-    if value is None:
-        return "-"
-    if value == 0:
-        return "0"
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    if abs(value) >= 1:
-        return f"{value:.2f}"
-    return f"{value:.3g}"
-
-
-def _cell(record: dict | None) -> str:
-    if record is None:
-        return "-"
-    if record.get("value") is None:
-        return "HUNG" if str(record.get("error", "")).startswith("hung") else "FAILED"
-    return _fmt(record["value"])
-
-
 def render_table(report: dict) -> str:
-    ours = report["actorcore"]["metrics"]
-    with_ray = report.get("ray") is not None
-    theirs = report["ray"]["metrics"] if with_ray else {}
-    header = ["metric", "unit", "actorcore"] + (["Ray", "ratio", "ratio is"] if with_ray else [])
-    rows = [header]
-    for name, (unit, higher) in METRICS.items():
-        row = [name, unit, _cell(ours.get(name))]
-        if with_ray:
-            value = report["ratios"].get(name)
-            row += [_cell(theirs.get(name)), "-" if value is None else f"{value:.2f}x",
-                    "actorcore/Ray (higher is better)" if higher else "Ray/actorcore (lower is better)"]
-        rows.append(row)
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = []
-    for index, row in enumerate(rows):
-        left = (0, 1, 5)  # metric, unit, "ratio is"
-        lines.append("  ".join(cell.ljust(width) if i in left else cell.rjust(width)
-                               for i, (cell, width) in enumerate(zip(row, widths))).rstrip())
-        if index == 0:
-            lines.append("  ".join("-" * width for width in widths))
+    lines = _report.table(METRICS, report, ("actorcore/Ray (higher is better)", "Ray/actorcore (lower is better)"))
     size = (QUICK if report["quick"] else FULL).object_bytes / 2 ** 20
     notes = [(f"nodes of {NUM_CPUS} CPUs on one machine; object {size:.0f} MiB; tasks sleep "
               f"{NAP_SECONDS * 1000:.0f} ms (ideal scaling_3_vs_1: 3).")]
     notes.append(f"{report['wall_seconds']:.0f} s in all; load average (1, 5, 15 min) "
                  f"{' '.join(f'{x:.2f}' for x in report['loadavg_start'])} at the start, "
                  f"{' '.join(f'{x:.2f}' for x in report['loadavg_end'])} at the end.")
-    if with_ray:
-        notes.append(f"actorcore {report['actorcore'].get('version')} vs Ray {report['ray'].get('version')}; "
-                     "ratio > 1 means actorcore did better.")
-    else:
-        notes.append(f"Ray not run: {report.get('ray_skipped_reason')}; actorcore's figures only.")
-    for side in ("actorcore", "ray"):
-        for name, record in ((report.get(side) or {}).get("metrics") or {}).items():
-            if record.get("value") is None:
-                notes.append(f"{side} {name}: {record.get('error')}")
-    return "\n".join(lines + [""] + notes)
+    return "\n".join(lines + [""] + notes + _report.notes(report))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    parser.add_argument("--quick", action="store_true", help="small sizes, for smoke tests")
-    parser.add_argument("--ray-python", metavar="PATH",
-                        help=f"python of a virtualenv with Ray (default: {DEFAULT_RAY_PYTHON} if it exists)")
-    parser.add_argument("--no-ray", action="store_true", help="run actorcore only")
-    parser.add_argument("--timeout", type=float, default=None,
-                        help="seconds one cluster's driver may run before it counts as hung "
-                             "(default 600, 120 with --quick)")
+    _report.add_arguments(parser, quick="small sizes, for smoke tests",
+                          timeout="seconds one cluster's driver may run before it counts as hung "
+                          "(default 600, 120 with --quick)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run both frameworks (or actorcore only) and print the report; 1 if an actorcore metric failed."""
     timeout = args.timeout or (120.0 if args.quick else 600.0)
-    ray_python, skipped = None, None
-    if args.no_ray:
-        skipped = "--no-ray"
-    elif args.ray_python:
-        ray_python = args.ray_python
-    elif DEFAULT_RAY_PYTHON.exists():
-        ray_python = str(DEFAULT_RAY_PYTHON)
-    else:
-        skipped = f"no --ray-python and {DEFAULT_RAY_PYTHON} does not exist"
+    ray_python, skipped = _report.ray_python(args)
     if skipped:
         progress(f"Ray will not run ({skipped}): actorcore's figures only")
 
     started = time.monotonic()
     report = {"benchmark": "cluster", "quick": bool(args.quick), "num_cpus_per_node": NUM_CPUS,
               "sizes": (QUICK if args.quick else FULL).__dict__,
-              "ratio_definition": "actorcore/Ray for rates (higher is better), Ray/actorcore for times "
-                                  "(lower is better): > 1 means actorcore did better",
-              "metrics": {name: {"unit": unit, "higher_is_better": higher} for name, (unit, higher) in METRICS.items()}}
+              "ratio_definition": _report.RATIO_DEFINITION, "metrics": _report.metric_units(METRICS)}
     report["loadavg_start"] = os.getloadavg()  # the machine is shared: how busy it was
     report["actorcore"] = run_framework("actorcore", sys.executable, args.quick, timeout)
     if ray_python:
@@ -580,15 +507,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         report["ray"] = None
         report["ray_skipped_reason"] = skipped
-    report["ratios"] = {name: ratio(name, report["actorcore"]["metrics"].get(name),
-                                    (report["ray"] or {}).get("metrics", {}).get(name)) for name in METRICS}
+    report["ratios"] = _report.ratios(METRICS, report)
     report["wall_seconds"] = time.monotonic() - started
     report["loadavg_end"] = os.getloadavg()
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print(render_table(report))
-    return 1 if any(record.get("value") is None for record in report["actorcore"]["metrics"].values()) else 0
+    return _report.output(report, args.json, render_table)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import select
 import signal
@@ -34,9 +33,11 @@ import time
 from pathlib import Path
 
 try:
+    from . import report as _report
     from . import workloads as _workloads
 except ImportError:  # run as a script: python benchmarks/microbenchmark.py
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import report as _report  # type: ignore[no-redef]
     import workloads as _workloads  # type: ignore[no-redef]
 
 METRICS = _workloads.METRICS
@@ -44,7 +45,6 @@ SESSION_WORKLOADS = _workloads.SESSION_WORKLOADS
 MARKER = _workloads.MARKER
 WORKLOADS_SCRIPT = Path(_workloads.__file__).resolve()
 ROOT = WORKLOADS_SCRIPT.parents[1]
-DEFAULT_RAY_PYTHON = Path("/tmp/rayvenv/bin/python")
 
 
 def progress(message: str) -> None:
@@ -162,8 +162,7 @@ def run_framework(framework: str, python: str, quick: bool, timeout: float) -> d
             "value": statistics.median(samples), "samples": samples, "unit": unit,
             "higher_is_better": higher, "details": extras, **({"errors": errors} if errors else {})}
     else:
-        metrics["init_seconds"] = {"value": None, "error": errors[0], "errors": errors,
-                                   "unit": unit, "higher_is_better": higher}
+        metrics["init_seconds"] = {**_report.failed(METRICS, "init_seconds", errors[0]), "errors": errors}
 
     # The rest: one shared session; a new one after a hang or crash.
     remaining = list(SESSION_WORKLOADS)
@@ -194,7 +193,7 @@ def run_framework(framework: str, python: str, quick: bool, timeout: float) -> d
                         for line in event.get("traceback", "").rstrip().splitlines():
                             progress(f"    {line}")
                     else:
-                        progress(f"{framework}: {name} = {_fmt(event['value'])} {METRICS[name][0]}")
+                        progress(f"{framework}: {name} = {_report.fmt(event['value'])} {METRICS[name][0]}")
         except TimeoutError:
             victim = current or remaining[0]
             waited = time.monotonic() - started if current else timeout
@@ -202,8 +201,7 @@ def run_framework(framework: str, python: str, quick: bool, timeout: float) -> d
                      if current else f"hung: the session did not start within {timeout:.0f} s")
             progress(f"{framework}: {victim} {error}")
             child.finish(kill=True)
-            unit, higher = METRICS[victim]
-            metrics[victim] = {"value": None, "error": error, "unit": unit, "higher_is_better": higher}
+            metrics[victim] = _report.failed(METRICS, victim, error)
             remaining.remove(victim)
             continue
         code = child.finish()
@@ -211,78 +209,14 @@ def run_framework(framework: str, python: str, quick: bool, timeout: float) -> d
             victim = current or remaining[0]
             error = f"process exited with code {code} " + (f"during {victim}" if current else "before starting it")
             progress(f"{framework}: {victim} FAILED: {error}")
-            unit, higher = METRICS[victim]
-            metrics[victim] = {"value": None, "error": error, "unit": unit, "higher_is_better": higher}
+            metrics[victim] = _report.failed(METRICS, victim, error)
             remaining.remove(victim)
     return out
 
 
-def ratio(metric: str, ours: dict | None, theirs: dict | None) -> float | None:
-    """> 1 means actorcore did better: actorcore/Ray for rates, Ray/actorcore for times."""
-    a = (ours or {}).get("value")
-    r = (theirs or {}).get("value")
-    if not a or not r or not all(map(math.isfinite, (a, r))):
-        return None
-    return a / r if METRICS[metric][1] else r / a
-
-
-def _fmt(value) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if value == 0:
-        return "0"
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    if abs(value) >= 1:
-        return f"{value:.2f}"
-    return f"{value:.3g}"
-
-
-def _cell(record: dict | None) -> str:
-    if record is None:
-        return "-"
-    if record.get("value") is None:
-        return "FAILED" if not str(record.get("error", "")).startswith("hung") else "HUNG"
-    text = _fmt(record["value"])
-    if "zero_copy" in record:
-        text += f" (zero_copy={_fmt(record['zero_copy'])})"
-    return text
-
-
 def render_table(report: dict) -> str:
-    ours = report["actorcore"]["metrics"]
-    theirs = (report.get("ray") or {}).get("metrics", {})
-    with_ray = report.get("ray") is not None
-    header = ["metric", "unit", "actorcore"]
-    if with_ray:
-        header += ["Ray", "ratio", "ratio is"]
-    rows = [header]
-    for name, (unit, higher) in METRICS.items():
-        row = [name, unit, _cell(ours.get(name))]
-        if with_ray:
-            value = report["ratios"].get(name)
-            row += [_cell(theirs.get(name)), "-" if value is None else f"{value:.2f}x",
-                    "actorcore/Ray (rate)" if higher else "Ray/actorcore (time)"]
-        rows.append(row)
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = []
-    for index, row in enumerate(rows):
-        lines.append("  ".join(cell.ljust(width) if i in (0, 1, len(row) - 1) else cell.rjust(width)
-                               for i, (cell, width) in enumerate(zip(row, widths))).rstrip())
-        if index == 0:
-            lines.append("  ".join("-" * width for width in widths))
-    notes = []
-    if with_ray:
-        notes.append(f"actorcore {report['actorcore'].get('version')} vs Ray {report['ray'].get('version')}, "
-                     f"num_cpus={_workloads.NUM_CPUS} each; ratio > 1 means actorcore did better.")
-    else:
-        notes.append(f"Ray not run: {report.get('ray_skipped_reason')}; actorcore's figures only.")
-    for side in ("actorcore", "ray"):
-        for name, record in ((report.get(side) or {}).get("metrics") or {}).items():
-            if record.get("value") is None:
-                notes.append(f"{side} {name}: {record.get('error')}")
+    lines = _report.table(METRICS, report, ("actorcore/Ray (rate)", "Ray/actorcore (time)"), extras=("zero_copy",))
+    notes = _report.notes(report, setting=f", num_cpus={_workloads.NUM_CPUS} each")
     return "\n".join(lines + [""] + notes)
 
 
@@ -293,14 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    parser.add_argument("--quick", action="store_true", help="short runs, for smoke tests")
-    parser.add_argument("--ray-python", metavar="PATH",
-                        help=f"python of a virtualenv with Ray (default: {DEFAULT_RAY_PYTHON} if it exists)")
-    parser.add_argument("--no-ray", action="store_true", help="run actorcore only")
-    parser.add_argument("--timeout", type=float, default=None,
-                        help="seconds without a result before a workload counts as hung "
-                             "(default 180, 90 with --quick)")
+    _report.add_arguments(parser, quick="short runs, for smoke tests",
+                          timeout="seconds without a result before a workload counts as hung "
+                          "(default 180, 90 with --quick)")
     parser.add_argument("--cluster", action="store_true",
                         help="run the cluster benchmarks instead (benchmarks/cluster.py: 3 nodes on this machine)")
 
@@ -313,22 +242,12 @@ def run(args: argparse.Namespace) -> int:
             import cluster  # type: ignore[no-redef]
         return cluster.run(args)
     timeout = args.timeout or (90.0 if args.quick else 180.0)
-    ray_python, skipped = None, None
-    if args.no_ray:
-        skipped = "--no-ray"
-    elif args.ray_python:
-        ray_python = args.ray_python
-    elif DEFAULT_RAY_PYTHON.exists():
-        ray_python = str(DEFAULT_RAY_PYTHON)
-    else:
-        skipped = f"no --ray-python and {DEFAULT_RAY_PYTHON} does not exist"
+    ray_python, skipped = _report.ray_python(args)
     if skipped:
         progress(f"Ray will not run ({skipped}): actorcore's figures only")
 
     report = {"quick": bool(args.quick), "num_cpus": _workloads.NUM_CPUS,
-              "ratio_definition": "actorcore/Ray for rates (higher is better), Ray/actorcore for times "
-                                  "(lower is better): > 1 means actorcore did better",
-              "metrics": {name: {"unit": unit, "higher_is_better": higher} for name, (unit, higher) in METRICS.items()}}
+              "ratio_definition": _report.RATIO_DEFINITION, "metrics": _report.metric_units(METRICS)}
     started = time.monotonic()
     report["actorcore"] = run_framework("actorcore", sys.executable, args.quick, timeout)
     if ray_python:
@@ -339,15 +258,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         report["ray"] = None
         report["ray_skipped_reason"] = skipped
-    report["ratios"] = {
-        name: ratio(name, report["actorcore"]["metrics"].get(name), (report["ray"] or {}).get("metrics", {}).get(name))
-        for name in METRICS}
+    report["ratios"] = _report.ratios(METRICS, report)
     report["wall_seconds"] = time.monotonic() - started
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print(render_table(report))
-    return 1 if any(record.get("value") is None for record in report["actorcore"]["metrics"].values()) else 0
+    return _report.output(report, args.json, render_table)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,6 +19,7 @@ import pytest
 
 from actorcore import cluster_files
 from actorcore.objects import list_segments
+from actorcore.testing import processes_of
 from benchmarks.cluster import METRICS
 
 pytestmark = pytest.mark.timeout(300)
@@ -32,25 +33,6 @@ EXPECTED = [
     "tasks_per_s_1_node",
     "scaling_3_vs_1",
 ]
-
-
-def _processes_of(home: str) -> list[int]:
-    """Live processes (not zombies) whose environment has ACTORCORE_HOME=home."""
-    marker = f"{cluster_files.HOME_ENV}={home}".encode() + b"\0"
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                environ = f.read() + b"\0"
-            with open(f"/proc/{entry}/stat") as f:
-                zombie = f.read().rsplit(") ", 1)[-1][:1] == "Z"
-        except OSError:
-            continue
-        if marker in environ and not zombie:
-            found.append(int(entry))
-    return found
 
 
 def test_metric_names():
@@ -81,8 +63,8 @@ def test_quick_json_no_ray():
         assert "stop_error" not in cluster, cluster
         assert not Path(cluster["home"]).exists(), cluster
         deadline = time.monotonic() + 10
-        while _processes_of(cluster["home"]) and time.monotonic() < deadline:
+        while processes_of(cluster["home"]) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert _processes_of(cluster["home"]) == [], cluster
+        assert processes_of(cluster["home"]) == [], cluster
         for node_id in cluster["node_ids"]:
             assert list_segments(node_id) == [], (cluster, node_id)

@@ -21,6 +21,7 @@ from actorcore.cli import ETCD_PASSWORD_ENV
 from actorcore.gcs import EtcdServer
 from actorcore.gcs.etcd_server import _free_port
 from actorcore.objects import list_segments
+from actorcore.testing import processes_of
 
 from ..gcs.conftest import stop_and_check
 from ..gcs.test_etcd_auth import ALICE, _enable_auth
@@ -31,25 +32,6 @@ pytestmark = pytest.mark.timeout(180)
 def _cli(*args: str, timeout: float = 90) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "actorcore", *args], capture_output=True, text=True,
                           timeout=timeout, check=False)
-
-
-def _processes_of(home) -> list[int]:
-    """Running processes (not zombies) whose environment has ACTORCORE_HOME=home."""
-    marker = f"{files.HOME_ENV}={home}".encode() + b"\0"
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                environ = f.read() + b"\0"
-            with open(f"/proc/{entry}/stat") as f:
-                zombie = f.read().rsplit(") ", 1)[-1][:1] == "Z"
-        except OSError:
-            continue
-        if marker in environ and not zombie:
-            found.append(int(entry))
-    return found
 
 
 def _cmdline(pid: int) -> bytes:
@@ -70,7 +52,7 @@ def _wait_until(predicate, timeout: float, interval: float = 0.05):
 
 
 def _kill_leftovers(home) -> None:
-    for pid in _processes_of(home):
+    for pid in processes_of(home):
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -136,13 +118,13 @@ def test_head_two_joined_nodes_status_and_stop(home):
     table = _cli("status").stdout
     assert "Nodes: 3 alive, 0 dead" in table and "CPU 0.0/2.0, B 0.0/2.0" in table
 
-    assert _processes_of(home)
+    assert processes_of(home)
     result = _cli("stop")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 3 and lines[-1].startswith(f"head node {head['node_id']}")  # the head last
     assert all(line.endswith(": stopped") for line in lines)
-    assert _wait_until(lambda: not _processes_of(home), timeout=15), _processes_of(home)
+    assert _wait_until(lambda: not processes_of(home), timeout=15), processes_of(home)
     for record in records:
         assert list_segments(record["node_id"]) == []
     assert files.node_files() == [] and files.read_cluster_info() is None
@@ -171,7 +153,7 @@ def test_block_stays_in_the_foreground_until_sigterm(home):
             cli.wait()
         cli.stdout.close()
     assert files.node_files() == [] and files.read_cluster_info() is None
-    assert _wait_until(lambda: not _processes_of(home), timeout=15), _processes_of(home)
+    assert _wait_until(lambda: not processes_of(home), timeout=15), processes_of(home)
     assert list_segments(record["node_id"]) == []
 
 
@@ -182,7 +164,7 @@ def test_a_head_whose_etcd_cannot_start_fails_with_its_log(home, monkeypatch):
     assert "its log" in result.stderr and "ends with:" in result.stderr and "/bin/false" in result.stderr
     assert files.node_files() == [] and not files.token_path().exists() and files.read_cluster_info() is None
     assert not files.etcd_data_dir().exists()
-    assert _wait_until(lambda: not _processes_of(home), timeout=15), _processes_of(home)
+    assert _wait_until(lambda: not processes_of(home), timeout=15), processes_of(home)
 
 
 def test_sigterm_while_a_node_starts_stops_it(home, monkeypatch, tmp_path):
@@ -194,7 +176,7 @@ def test_sigterm_while_a_node_starts_stops_it(home, monkeypatch, tmp_path):
     cli = subprocess.Popen([sys.executable, "-m", "actorcore", "start", "--head", "--port", str(_free_port()),
                             "--num-cpus", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        assert _wait_until(lambda: any(b"sleep" in _cmdline(pid) for pid in _processes_of(home)), timeout=30)
+        assert _wait_until(lambda: any(b"sleep" in _cmdline(pid) for pid in processes_of(home)), timeout=30)
         cli.send_signal(signal.SIGTERM)
         assert cli.wait(30) == 130
         assert "interrupted; the node being started was stopped" in cli.stderr.read()
@@ -204,7 +186,7 @@ def test_sigterm_while_a_node_starts_stops_it(home, monkeypatch, tmp_path):
             cli.wait()
         cli.stderr.close()
     assert files.node_files() == [] and not files.token_path().exists()
-    assert _wait_until(lambda: not _processes_of(home), timeout=15), _processes_of(home)
+    assert _wait_until(lambda: not processes_of(home), timeout=15), processes_of(home)
 
 
 def test_nodes_use_an_existing_etcd_with_authentication(home, monkeypatch):
@@ -228,4 +210,4 @@ def test_nodes_use_an_existing_etcd_with_authentication(home, monkeypatch):
         assert _cli("stop").returncode == 0
     finally:
         stop_and_check(server)  # its processes inherited ACTORCORE_HOME too
-    assert _wait_until(lambda: not _processes_of(home), timeout=15), _processes_of(home)
+    assert _wait_until(lambda: not processes_of(home), timeout=15), processes_of(home)

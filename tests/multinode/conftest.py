@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +33,7 @@ class Cluster:
 
     def cli(self, *args: str, timeout: float = 90, check: bool = True) -> subprocess.CompletedProcess:
         result = subprocess.run([sys.executable, "-m", "actorcore", *args], env=self.env, capture_output=True,
-                                text=True, timeout=timeout)
+                                text=True, timeout=timeout, check=False)
         if check and result.returncode != 0:
             raise AssertionError(f"actorcore {' '.join(args)} failed ({result.returncode}):\n"
                                  f"{result.stdout}\n{result.stderr}")
@@ -60,7 +61,7 @@ class Cluster:
     def driver(self, code: str, timeout: float = 90) -> subprocess.CompletedProcess:
         """Run `code` in a second driver process (another Python process calling init)."""
         return subprocess.run([sys.executable, "-c", code], env=self.env, capture_output=True, text=True,
-                              timeout=timeout)
+                              timeout=timeout, check=False)
 
 
 def _start_cluster(resources=("A", "B", "C"), replicas: int = 1):
@@ -84,24 +85,36 @@ def _stop_cluster(cluster: Cluster) -> None:
         shutil.rmtree(cluster.home, ignore_errors=True)
 
 
+@contextmanager
+def _session(cluster: Cluster):
+    """Inside, this process's ACTORCORE_HOME is the cluster's (a driver started here finds its
+    files); on the way out the driver (if any) is shut down, ACTORCORE_HOME is restored to what
+    it was, and the cluster is stopped."""
+    import actorcore as ray
+
+    previous = os.environ.get("ACTORCORE_HOME")
+    os.environ["ACTORCORE_HOME"] = str(cluster.home)
+    try:
+        yield cluster
+    finally:
+        try:
+            ray.shutdown()
+        finally:
+            if previous is None:
+                os.environ.pop("ACTORCORE_HOME", None)
+            else:
+                os.environ["ACTORCORE_HOME"] = previous
+            _stop_cluster(cluster)
+
+
 @pytest.fixture(scope="module")
 def cluster():
     """A 3-node cluster shared by a module's tests; the test process is its driver."""
     import actorcore as ray
 
-    cluster = _start_cluster()
-    previous = os.environ.get("ACTORCORE_HOME")
-    os.environ["ACTORCORE_HOME"] = str(cluster.home)
-    try:
+    with _session(_start_cluster()) as cluster:
         ray.init(address=cluster.address)
         yield cluster
-    finally:
-        ray.shutdown()
-        if previous is None:
-            os.environ.pop("ACTORCORE_HOME", None)
-        else:
-            os.environ["ACTORCORE_HOME"] = previous
-        _stop_cluster(cluster)
 
 
 @pytest.fixture
@@ -110,17 +123,5 @@ def fresh_cluster(request):
 
     `@pytest.mark.parametrize("fresh_cluster", [k], indirect=True)` sets object_replicas=k.
     """
-    cluster = _start_cluster(replicas=getattr(request, "param", 1))
-    previous = os.environ.get("ACTORCORE_HOME")
-    os.environ["ACTORCORE_HOME"] = str(cluster.home)
-    try:
+    with _session(_start_cluster(replicas=getattr(request, "param", 1))) as cluster:
         yield cluster
-    finally:
-        import actorcore as ray
-
-        ray.shutdown()
-        if previous is None:
-            os.environ.pop("ACTORCORE_HOME", None)
-        else:
-            os.environ["ACTORCORE_HOME"] = previous
-        _stop_cluster(cluster)

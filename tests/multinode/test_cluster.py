@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import actorcore as ray
+from actorcore.testing import is_alive
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -145,10 +146,10 @@ def test_a_drivers_actors_die_with_it(cluster):
     assert result.returncode == 0, result.stderr
     mortal_pid, immortal_pid = map(int, result.stdout.split("PIDS", 1)[1].split())
     deadline = time.monotonic() + 20
-    while _alive(mortal_pid) and time.monotonic() < deadline:
+    while is_alive(mortal_pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _alive(mortal_pid), "a non-detached actor outlived its driver"
-    assert _alive(immortal_pid)
+    assert not is_alive(mortal_pid), "a non-detached actor outlived its driver"
+    assert is_alive(immortal_pid)
     # The cluster's actor records say so too (`actorcore status` counts actors by state).
     deadline = time.monotonic() + 20
     while json.loads(cluster.cli("status", "--json").stdout)["actors"].get("DEAD", 0) < 1:
@@ -157,20 +158,6 @@ def test_a_drivers_actors_die_with_it(cluster):
     immortal = ray.get_actor("immortal", namespace="owners")
     assert ray.get(immortal.pid.remote()) == immortal_pid
     ray.kill(immortal)
-
-
-def _alive(pid: int) -> bool:
-    import os
-
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie counts as dead
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except OSError:
-        return False
 
 
 def test_status_shows_three_nodes_and_their_resources(cluster):

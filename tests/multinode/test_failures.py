@@ -11,6 +11,7 @@ import pytest
 
 import actorcore as ray
 from actorcore import api
+from actorcore.testing import children_of
 
 from .conftest import LEASE_TTL
 
@@ -75,20 +76,6 @@ def test_a_request_no_node_can_satisfy_warns_and_runs_once_a_node_that_can_joins
     assert ray.get(ref, timeout=60) == record["node_id"]
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                found.append(int(entry))
-    return found
-
-
 def test_tasks_on_a_hung_node_are_retried_elsewhere_once_its_lease_expires(fresh_cluster):
     """A node that stops answering (SIGSTOP: a hung or cut-off machine) keeps its TCP
     connections open; once its etcd lease expires everyone drops them and its work fails over."""
@@ -103,7 +90,7 @@ def test_tasks_on_a_hung_node_are_retried_elsewhere_once_its_lease_expires(fresh
 
     # One task per node, so one of them runs on node C.
     refs = [slow.options(scheduling_strategy="SPREAD").remote(3.0) for _ in range(3)]
-    frozen = [victim["pid"], *_children(victim["pid"])]
+    frozen = [victim["pid"], *children_of(victim["pid"])]
     _wait_until(lambda: len(frozen) > 1, 10, "node C's workers")
     time.sleep(0.5)  # let the tasks start (a wait for "started" has no API in Ray either)
     for pid in frozen:

@@ -1,0 +1,157 @@
+"""What benchmarks/microbenchmark.py and benchmarks/cluster.py share to compare actorcore with Ray:
+their common options, which Ray's python to run, the ratios and the printed report.
+
+Each tool has a metrics table, name -> (unit, higher_is_better), and a report with one result
+per framework, {"version": ..., "metrics": {name: record}} under "actorcore" and "ray" (None
+when Ray did not run), where a record's "value" is None when the metric failed (its "error"
+says why, starting with "hung" when it timed out). This module computes the ratios and prints
+the table: a row per metric, and notes below it on the versions and on every failure.
+
+Ratios: actorcore/Ray for rates (higher is better), Ray/actorcore for times, so a ratio > 1
+always means actorcore did better.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+Metrics = Mapping[str, tuple[str, bool]]  # name -> (unit, higher_is_better)
+
+RATIO_DEFINITION = ("actorcore/Ray for rates (higher is better), Ray/actorcore for times "
+                    "(lower is better): > 1 means actorcore did better")
+DEFAULT_RAY_PYTHON = Path("/tmp/rayvenv/bin/python")
+
+
+def add_arguments(parser: argparse.ArgumentParser, quick: str, timeout: str) -> None:
+    """--json, --quick, --ray-python, --no-ray, --timeout; `quick`, `timeout`: what those two mean here."""
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--quick", action="store_true", help=quick)
+    parser.add_argument("--ray-python", metavar="PATH",
+                        help=f"python of a virtualenv with Ray (default: {DEFAULT_RAY_PYTHON} if it exists)")
+    parser.add_argument("--no-ray", action="store_true", help="run actorcore only")
+    parser.add_argument("--timeout", type=float, default=None, help=timeout)
+
+
+def ray_python(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """(Ray's python, None), or (None, why Ray will not run): --no-ray, --ray-python, else
+    DEFAULT_RAY_PYTHON if it exists."""
+    if args.no_ray:
+        return None, "--no-ray"
+    if args.ray_python:
+        return args.ray_python, None
+    if DEFAULT_RAY_PYTHON.exists():
+        return str(DEFAULT_RAY_PYTHON), None
+    return None, f"no --ray-python and {DEFAULT_RAY_PYTHON} does not exist"
+
+
+def ratio(metrics: Metrics, name: str, ours: dict | None, theirs: dict | None) -> float | None:
+    """> 1 means actorcore did better: actorcore/Ray for rates, Ray/actorcore for times."""
+    a = (ours or {}).get("value")
+    r = (theirs or {}).get("value")
+    if not a or not r or not all(map(math.isfinite, (a, r))):
+        return None
+    return a / r if metrics[name][1] else r / a
+
+
+def ratios(metrics: Metrics, report: dict) -> dict[str, float | None]:
+    """name -> ratio of report["actorcore"] to report["ray"] (None where either has no figure)."""
+    theirs = (report.get("ray") or {}).get("metrics", {})
+    return {name: ratio(metrics, name, report["actorcore"]["metrics"].get(name), theirs.get(name))
+            for name in metrics}
+
+
+def metric_units(metrics: Metrics) -> dict[str, dict]:
+    """The metrics table as the JSON report states it: name -> {unit, higher_is_better}."""
+    return {name: {"unit": unit, "higher_is_better": higher} for name, (unit, higher) in metrics.items()}
+
+
+def failed(metrics: Metrics, name: str, error: str) -> dict:
+    """The record of a metric with no figure."""
+    unit, higher = metrics[name]
+    return {"value": None, "error": error, "unit": unit, "higher_is_better": higher}
+
+
+def fmt(value) -> str:
+    """A figure to about three significant digits; "-" for none."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value == 0:
+        return "0"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3g}"
+
+
+def cell(record: dict | None, extras: Iterable[str] = ()) -> str:
+    """A record's value, FAILED or HUNG; then ` (key=value)` for each of `extras` it has."""
+    if record is None:
+        return "-"
+    if record.get("value") is None:
+        return "HUNG" if str(record.get("error", "")).startswith("hung") else "FAILED"
+    text = fmt(record["value"])
+    for key in extras:
+        if key in record:
+            text += f" ({key}={fmt(record[key])})"
+    return text
+
+
+def layout(rows: list[list[str]], left: Iterable[int]) -> list[str]:
+    """Rows (the first is the header) as lines of aligned columns, with a rule under the header;
+    the columns numbered in `left` are aligned left, the others right."""
+    left = set(left)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for index, row in enumerate(rows):
+        lines.append("  ".join(text.ljust(width) if i in left else text.rjust(width)
+                               for i, (text, width) in enumerate(zip(row, widths))).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    return lines
+
+
+def table(metrics: Metrics, report: dict, ratio_is: tuple[str, str], extras: Iterable[str] = ()) -> list[str]:
+    """A row per metric: name, unit, actorcore's figure and, when Ray ran, Ray's, the ratio and
+    what it divides (ratio_is: the wording for rates, for times)."""
+    ours = report["actorcore"]["metrics"]
+    with_ray = report.get("ray") is not None
+    theirs = report["ray"]["metrics"] if with_ray else {}
+    extras = tuple(extras)
+    rows = [["metric", "unit", "actorcore"] + (["Ray", "ratio", "ratio is"] if with_ray else [])]
+    for name, (unit, higher) in metrics.items():
+        row = [name, unit, cell(ours.get(name), extras)]
+        if with_ray:
+            value = report["ratios"].get(name)
+            row += [cell(theirs.get(name), extras), "-" if value is None else f"{value:.2f}x",
+                    ratio_is[0] if higher else ratio_is[1]]
+        rows.append(row)
+    return layout(rows, left=(0, 1, 5))  # metric, unit, "ratio is"
+
+
+def notes(report: dict, setting: str = "") -> list[str]:
+    """The versions compared (`setting`: how, appended to them), or why Ray did not run; then
+    every failed metric of either framework with its error."""
+    if report.get("ray") is not None:
+        versions = f"actorcore {report['actorcore'].get('version')} vs Ray {report['ray'].get('version')}"
+        lines = [f"{versions}{setting}; ratio > 1 means actorcore did better."]
+    else:
+        lines = [f"Ray not run: {report.get('ray_skipped_reason')}; actorcore's figures only."]
+    for side in ("actorcore", "ray"):
+        for name, record in ((report.get(side) or {}).get("metrics") or {}).items():
+            if record.get("value") is None:
+                lines.append(f"{side} {name}: {record.get('error')}")
+    return lines
+
+
+def output(report: dict, as_json: bool, render: Callable[[dict], str]) -> int:
+    """Print the report (one JSON object, or the table `render` makes of it) on stdout; the exit
+    code: 1 if an actorcore metric has no figure, else 0."""
+    print(json.dumps(report, indent=2) if as_json else render(report))
+    return 1 if any(record.get("value") is None for record in report["actorcore"]["metrics"].values()) else 0
