@@ -1,11 +1,12 @@
 """The EtcdHost actor (DESIGN.md §2, §7): the etcd a head node started, under supervision.
 
 A head started without `--etcd` runs the cluster's etcd itself, with a persistent data dir,
-as the first child of the node's root supervisor (rest_for_one: when etcd has to be restarted,
-the GcsLink and everything after it restart with it and register again). The actor checks
-every `CHECK_INTERVAL` that etcd is still running and fails when it is not, so that its
-supervisor restarts it on the same port and data dir. etcd's keeper process stops etcd when
-the node process dies, even of SIGKILL (see gcs/etcd_server.py).
+as the first child of the node's root supervisor. The actor is etcd's supervisor: it checks
+every `CHECK_INTERVAL` that etcd runs and, when it does not, starts it again on the same port
+and data dir (the node's other actors ride the outage through: their etcd client retries, the
+GcsLink registers again if its lease was lost). Only if etcd cannot be started again does the
+actor fail, and its supervisor's intensity decide. etcd's keeper process stops etcd when the
+node process dies, even of SIGKILL (see gcs/etcd_server.py).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class EtcdHost(Actor):
         self.host = host
         self.server = None
         self.checker: asyncio.Task | None = None
+        self.restarts = 0
 
     async def pre_start(self) -> None:
         from ..gcs import EtcdServer
@@ -41,18 +43,31 @@ class EtcdHost(Actor):
         self.checker = asyncio.get_running_loop().create_task(self._check())
 
     async def _check(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(CHECK_INTERVAL)
-            if not self.server.running:
-                log.error("etcd exited; restarting it", endpoint=self.server.endpoint)
+            if self.server.running:
+                continue
+            log.warning("etcd exited; starting it again", endpoint=self.server.endpoint)
+            try:
+                await loop.run_in_executor(None, self._start_again)
+            except Exception as error:
+                log.error("etcd could not be started again", error=repr(error))
                 self.context.self_ref.tell("etcd_died")
                 return
+            self.restarts += 1
+
+    def _start_again(self) -> None:
+        self.server.stop()  # (its keeper may still be there)
+        self.server.start()
 
     async def receive(self, message):
         if message == "etcd_died":
             raise EtcdDied(f"etcd on {self.host}:{self.port} exited")
         if message == "endpoint":
             return self.server.endpoint
+        if message == "pid":
+            return self.server.pid if self.server.running else None
         return None
 
     async def post_stop(self) -> None:

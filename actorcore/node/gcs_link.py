@@ -97,13 +97,35 @@ class GcsLink(Actor):
             if self.config is not None:
                 await self.etcd.create_if_absent(self._key("config"), self.config.to_json())
             self.config = ClusterConfig.from_json(await self.etcd.get(self._key("config")))
-        ttl = self.lease_ttl or (self.config.lease_ttl if self.config is not None else LEASE_TTL)
-        self.lease = await self.etcd.lease(max(2, int(round(ttl))))
-        self.node_info.setdefault("start_time", time.time())
-        await self.etcd.put(self._key("nodes", self.node_id), json.dumps(self._record()).encode(), lease=self.lease)
+        await self._take_lease()
         if self.cluster_mode:
             await self.etcd.delete(self._key("dead", self.node_id))
             await self._watch_membership()
+
+    async def _take_lease(self) -> None:
+        ttl = self.lease_ttl or (self.config.lease_ttl if self.config is not None else LEASE_TTL)
+        ref = self.context.self_ref
+        self.lease = await self.etcd.lease(max(2, int(round(ttl))), on_lost=lambda _: ref.tell("lease_lost"))
+        self.node_info.setdefault("start_time", time.time())
+        await self.etcd.put(self._key("nodes", self.node_id), json.dumps(self._record()).encode(), lease=self.lease)
+
+    async def _register_again(self) -> None:
+        """etcd forgot our lease (an outage longer than its TTL): register anew, and write back
+        what this node published (its load, the records of the actors it created)."""
+        for attempt in range(1, 1000):
+            try:
+                await self._take_lease()
+                await self.etcd.delete(self._key("dead", self.node_id))
+                for actor_id, record in list(self.actor_records.items()):
+                    await self.etcd.put(self._key("actors", actor_id), json.dumps(record).encode())
+                break
+            except Exception as error:
+                log.warning("registering again failed; retrying", attempt=attempt, error=repr(error))
+                await asyncio.sleep(min(0.1 * attempt, 2.0))
+        self._load = self._load or {"available": self._available, **self._usage, "time": time.time()}
+        if self._load_task is None:
+            self._load_task = asyncio.get_running_loop().create_task(self._publish_load())
+        log.warning("node registered again after its lease was lost", node=self.node_id)
 
     async def _watch_membership(self) -> None:
         items, revision = await self.etcd.get_prefix_with_revision(self._key("nodes", ""))
@@ -134,6 +156,9 @@ class GcsLink(Actor):
             if joined:
                 log.info("node joined", node=node_id)
                 self._publish_view(())
+            return
+        if node_id == self.node_id:  # our lease ran out (an etcd outage): we register again
+            log.warning("this node's registration expired", node=node_id)
             return
         record = self.nodes.pop(node_id, None)
         self.loads.pop(node_id, None)
@@ -314,6 +339,9 @@ class GcsLink(Actor):
             return None
         if message == "register":
             self._start_registration()
+            return None
+        if message == "lease_lost":
+            self._spawn(self._register_again())
             return None
         await self._start_registration()  # raises if etcd could not be reached
         if isinstance(message, RegisterActor):
