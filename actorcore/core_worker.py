@@ -16,11 +16,10 @@ import asyncio
 import itertools
 import uuid
 
-from . import exceptions as exc
 from .actor_submission import ActorState, ActorSubmission
 from .kernel import Actor, ActorRef, ActorSystem, Terminated
 from .ownership import Entry, ObjectOwnership
-from .protocol import ActorStateChanged, ClusterView, GetObject, GetResources, SubscribeLogs, SubscribeView
+from .protocol import ClusterView, GetObject, GetResources, SubscribeLogs, SubscribeView
 from .task_submission import PendingTask, ShapeQueue, TaskSubmission
 
 __all__ = ["CoreWorker"]
@@ -70,6 +69,7 @@ class CoreWorker(ObjectOwnership, TaskSubmission, ActorSubmission):
         self.objects: dict[str, Entry] = {}
         self.queues: dict[tuple, ShapeQueue] = {}
         self.tasks: dict[str, PendingTask] = {}  # by return object id
+        self.lineage: dict[str, PendingTask] = {}  # large task returns -> the finished task
         self.actors: dict[str, ActorState] = {}
         self._actor_chains: dict[str, asyncio.Task] = {}  # the last call sent to each actor
         self._unsent = 0  # actor calls submitted but not yet sent

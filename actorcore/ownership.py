@@ -10,7 +10,8 @@ In a cluster a large object may live on another node: a reader's ObjectStore pul
 first (`localize`). The owner knows every location of its large objects (the `InShm`
 payload's node and replicas): it has `object_replicas` copies made on distinct nodes in the
 background, drops the locations on nodes that died (promoting a replica when the primary's
-node died), and frees a freed object on every node.
+node died, else running the task that made it again: lineage, one level — its arguments
+must still exist), and frees a freed object on every node.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ class Entry:
         self.escaped = False
 
 
-def to_payload(value: Any, object_id: str, session: str, store: ActorRef | None, what: str):
+def to_payload(value: Any, object_id: str, session: str, store: ActorRef | None, what: str,
+               owner: ActorRef | None = None):
     """Serialize a value into an Inline payload, or into shared memory (registered with the store)."""
     try:
         serialized = serialize(value)
@@ -61,7 +63,7 @@ def to_payload(value: Any, object_id: str, session: str, store: ActorRef | None,
     if serialized.total_size < INLINE_THRESHOLD or store is None:
         return Inline(serialized.to_bytes())
     name, size = put_shared(session, object_id, serialized)
-    store.tell(RegisterSegment(object_id, name, size))
+    store.tell(RegisterSegment(object_id, name, size, owner))
     return InShm(name, size, session)
 
 
@@ -120,6 +122,7 @@ class ObjectOwnership:
         if entry.refs > 0 or entry.pins > 0 or entry.escaped or entry.payload is None:
             return
         del self.objects[object_id]
+        self.lineage.pop(object_id, None)
         if type(entry.payload) is InShm:
             if self.cluster_mode:  # any node may hold a copy (replicas, readers' pulls)
                 for store in self.stores():
@@ -136,7 +139,7 @@ class ObjectOwnership:
                 "pass the ref itself, or put a list containing it"
             )
         object_id = self.new_id("p")
-        payload = to_payload(value, object_id, self.session, self.store, "the value passed to put()")
+        payload = to_payload(value, object_id, self.session, self.store, "the value passed to put()", self.actor)
         self.objects[object_id] = Entry(payload)
         if type(payload) is InShm and self.cluster_mode:
             wanted = self.object_replicas if replicas is None else replicas
@@ -345,7 +348,8 @@ class ObjectOwnership:
         if store is None:
             return
         try:
-            await store.ask(FetchObject(object_id, payload.size, (payload.node, *payload.replicas)), timeout=None)
+            await store.ask(FetchObject(object_id, payload.size, (payload.node, *payload.replicas), self.actor),
+                            timeout=None)
         except Exception as error:
             log.warning("replication failed", object=object_id, node=node_id, error=repr(error))
             return
@@ -369,9 +373,13 @@ class ObjectOwnership:
                 entry.payload = InShm(payload.name, payload.size, payload.node, replicas)
             elif replicas:
                 entry.payload = InShm(segment_name(replicas[0], object_id), payload.size, replicas[0], replicas[1:])
+            elif object_id in self.lineage and self.reconstruct(self.lineage[object_id]):
+                entry.payload = None  # made again by its task (lineage); `get` waits for it
             else:
-                entry.payload = Failed(exc.ObjectLostError(
-                    object_id, f"the node that held it ({payload.node}) died and it had no replica"))
+                why = f"the node that held it ({payload.node}) died and it had no replica"
+                if object_id in self.lineage:
+                    why += "; running its task again exceeded its max_retries"
+                entry.payload = Failed(exc.ObjectLostError(object_id, why))
 
 
 def _remote_shm(payload, node_id: str) -> bool:

@@ -163,6 +163,7 @@ class RegisterSegment:
     object_id: str
     name: str
     size: int
+    owner: Any = None  # the object's owner: when it dies, the segment is freed
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +181,7 @@ class FetchObject:
     object_id: str
     size: int
     sources: tuple  # node ids holding a copy, the primary first
+    owner: Any = None  # the object's owner, when known: when it dies, the copy is freed
 
 
 # -- cluster membership -------------------------------------------------------------------

@@ -30,6 +30,7 @@ from .protocol import (
     CancelTask,
     ExecuteTask,
     Failed,
+    InShm,
     RequestLease,
     ReturnLease,
     Spillback,
@@ -331,6 +332,9 @@ class TaskSubmission:
     def _finish(self, pending: PendingTask, returns: list) -> None:
         for object_id, payload in zip(pending.return_ids, returns):
             self.tasks.pop(object_id, None)
+            if type(payload) is InShm and self.cluster_mode and pending.spec.method is None:
+                # Lineage: how to make it again if every node holding a copy dies.
+                self.lineage[object_id] = pending
             self._resolve(object_id, payload)
         for object_id in pending.pinned:
             entry = self.objects.get(object_id)
@@ -338,6 +342,23 @@ class TaskSubmission:
                 entry.pins -= 1
                 self._maybe_free(object_id, entry)
         pending.pinned = []
+
+    def reconstruct(self, pending: PendingTask) -> bool:
+        """Run a finished task again to rebuild its lost returns; False if out of retries."""
+        if not (pending.max_retries < 0 or pending.spec.attempt < pending.max_retries):
+            return False
+        if any(self.tasks.get(object_id) is pending for object_id in pending.return_ids):
+            return True  # already running again
+        pending.spec.attempt += 1
+        for object_id in pending.return_ids:
+            self.tasks[object_id] = pending
+        resources, target = pending.shape
+        if target is not None and target not in self.view:
+            pending.shape = (resources, None)
+        queue = self._queue_for(pending.shape)
+        queue.specs.append(pending)
+        self._pump(queue)
+        return True
 
     def _schedule_idle_check(self) -> None:
         if self._idle_timer is None:

@@ -3,7 +3,8 @@
 Large objects (≥ 100 KiB) are written by their producer into one shared-memory segment each
 and registered here; same-node readers map them read-only. The owner frees them when the
 last reference is gone (`FreeObjects`, sent to every node that may hold a copy), and the
-node's shutdown removes whatever is left, so no segment outlives the node.
+node's shutdown removes whatever is left, so no segment outlives the node. The store watches
+the owners it is told of: when an owner's process dies (a driver that exits), its objects go.
 
 In a cluster the store also serves its segments to other nodes over its object-transfer gRPC
 endpoint, and answers `FetchObject` (a reader here needs an object held elsewhere, or the
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 
 from .._logging import get_logger
-from ..kernel import Actor
+from ..kernel import Actor, Terminated
 from ..objects import shm
 from ..protocol import ClusterView, FetchObject, FreeObjects, RegisterSegment, StoreUsage
 
@@ -38,6 +39,8 @@ class ObjectStore(Actor):
         self.transfer_addresses: dict[str, str] = {}  # node id -> its transfer endpoint
         self.pulls = None  # a PullMerger in a cluster: concurrent fetches of one object share one pull
         self.freed_while_pulling: set[str] = set()
+        self.owned: dict = {}  # owner ref -> its object ids here
+        self.owner_of: dict[str, object] = {}
 
     async def pre_start(self) -> None:
         if self.transfer_bind:  # (grpc is imported only in a cluster: a local node starts faster)
@@ -49,18 +52,13 @@ class ObjectStore(Actor):
 
     async def receive(self, message):
         if isinstance(message, RegisterSegment):
-            self._add(message.object_id, message.name, message.size)
+            self._add(message.object_id, message.name, message.size, message.owner)
         elif isinstance(message, FetchObject):
             return await self._fetch(message)
+        elif isinstance(message, Terminated):  # an owner died: nobody can free its objects now
+            self._free(self.owned.pop(message.ref, ()))
         elif isinstance(message, FreeObjects):
-            for object_id in message.names:
-                if self.pulls is not None and object_id in self.pulls:
-                    self.freed_while_pulling.add(object_id)
-                entry = self.segments.pop(object_id, None)
-                if entry is not None:
-                    self.bytes_used -= entry[1]
-                    shm.unlink_segment(entry[0])
-                    self._usage_changed()
+            self._free(message.names)
         elif isinstance(message, ClusterView):
             self.transfer_addresses = {
                 node_id: record["transfer"] for node_id, record in message.nodes.items() if record.get("transfer")
@@ -71,11 +69,30 @@ class ObjectStore(Actor):
             return {"objects": len(self.segments), "bytes": self.bytes_used}
         return None
 
-    def _add(self, object_id: str, name: str, size: int) -> None:
+    def _free(self, object_ids) -> None:
+        for object_id in list(object_ids):
+            owner = self.owner_of.pop(object_id, None)
+            if owner is not None:
+                self.owned.get(owner, set()).discard(object_id)
+            if self.pulls is not None and object_id in self.pulls:
+                self.freed_while_pulling.add(object_id)
+            entry = self.segments.pop(object_id, None)
+            if entry is not None:
+                self.bytes_used -= entry[1]
+                shm.unlink_segment(entry[0])
+                self._usage_changed()
+
+    def _add(self, object_id: str, name: str, size: int, owner=None) -> None:
         if object_id not in self.segments:
             self.segments[object_id] = (name, size)
             self.bytes_used += size
             self._usage_changed()
+        if owner is not None and object_id not in self.owner_of:
+            self.owner_of[object_id] = owner
+            if owner not in self.owned:
+                self.owned[owner] = set()
+                self.context.watch(owner)
+            self.owned[owner].add(object_id)
 
     def _usage_changed(self) -> None:
         if self.gcs is not None and not self._usage_scheduled:
@@ -125,7 +142,7 @@ class ObjectStore(Actor):
                 self.freed_while_pulling.discard(message.object_id)
                 shm.unlink_segment(name)
                 raise LookupError(f"object {message.object_id} was freed while it was pulled")
-            self._add(message.object_id, name, message.size)
+            self._add(message.object_id, name, message.size, message.owner)
             return name
         raise ConnectionError(f"object {message.object_id} could not be pulled from any of its "
                               f"{len(message.sources)} location(s): " + "; ".join(failures))

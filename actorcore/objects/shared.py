@@ -42,13 +42,20 @@ _USE_PWRITE = sys.platform.startswith("linux")
 def put_shared(session: str, object_id: str, serialized: Serialized) -> tuple[str, int]:
     """Write ``serialized`` into a new segment ``segment_name(session, object_id)``.
 
-    Returns ``(name, size)`` for `get_shared`. Raises `FileExistsError` if the segment
-    exists and `SharedMemoryFullError` if /dev/shm has no room (nothing is left behind).
+    Returns ``(name, size)`` for `get_shared`. A segment of that name (a stale copy of the
+    same object) is replaced. Raises `SharedMemoryFullError` if /dev/shm has no room (nothing
+    is left behind).
     """
     name = segment_name(session, object_id)
     size = serialized.total_size
     if _USE_PWRITE:
-        fd = _create_fd(name, size, reserve=False)
+        try:
+            fd = _create_fd(name, size, reserve=False)
+        except FileExistsError:
+            # A copy of this very object left here (a task run again to rebuild a lost
+            # object, on a node that had pulled it): ids are unique, so replace it.
+            unlink_segment(name)
+            fd = _create_fd(name, size, reserve=False)
         try:
             serialized.write_to_fd(fd)
         except BaseException as exc:

@@ -252,7 +252,8 @@ class Executor(Actor):
             object_id = f"{spec.task_id}.{index}"
             try:
                 returns.append(to_payload(item, object_id, self.core.session, self.core.store,
-                                          f"return value {index} of {spec.name} ({type(item).__qualname__})"))
+                                          f"return value {index} of {spec.name} ({type(item).__qualname__})",
+                                          spec.owner))
             except Exception as caught:  # an unpicklable result, or __reduce__ raised
                 returns.append(Failed(_task_error(spec.name, caught, self.pid)))
         return returns

@@ -108,3 +108,26 @@ def test_tasks_on_a_hung_node_are_retried_elsewhere_once_its_lease_expires(fresh
     assert victim["node_id"] not in seen
     assert len(seen) == 3
     print(f"\nthe tasks of a frozen node finished elsewhere {elapsed:.2f} s after it froze")
+
+
+def test_an_object_lost_with_its_node_is_made_again_by_its_task(fresh_cluster):
+    """No replica (object_replicas=1): the owner runs the task that made it again (lineage)."""
+    cluster = fresh_cluster
+    ray.init(address=cluster.address)
+    victim = cluster.nodes["C"]
+
+    @ray.remote
+    def make(seed):
+        return np.full(1024 * 1024, seed, dtype=np.int64), ray.get_runtime_context().get_node_id()
+
+    refs = [make.options(scheduling_strategy="SPREAD", num_returns=1).remote(seed) for seed in range(3)]
+    made_on = {seed: ray.get(ref)[1] for seed, ref in enumerate(refs)}
+    assert victim["node_id"] in made_on.values()
+    os.kill(victim["pid"], signal.SIGKILL)
+    _wait_until(lambda: any(n["NodeID"] == victim["node_id"] and not n["Alive"] for n in ray.nodes()),
+                LEASE_TTL + 3, "the killed node to be reported dead")
+    for seed, ref in enumerate(refs):
+        array, node = ray.get(ref, timeout=60)
+        assert int(array[0]) == seed and len(array) == 1024 * 1024
+        if made_on[seed] == victim["node_id"]:
+            assert node != victim["node_id"]  # it was made again, elsewhere

@@ -122,12 +122,12 @@ def test_unlinked_segment_stays_valid_while_an_array_holds_it(session):
     assert mappings(name) == []
 
 
-def test_put_shared_refuses_an_existing_segment(session):
-    ser = serialize(np.arange(100_000))
-    name, _ = put_shared(session, "x", ser)
+def test_put_shared_replaces_a_stale_copy_of_the_same_object(session):
+    name, _ = put_shared(session, "x", serialize(np.arange(10)))
     try:
-        with pytest.raises(FileExistsError):
-            put_shared(session, "x", ser)
+        again, size = put_shared(session, "x", serialize(np.arange(100_000)))
+        assert again == name
+        assert int(get_shared(name, size)[-1]) == 99_999
     finally:
         unlink_segment(name)
 
