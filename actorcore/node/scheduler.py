@@ -87,6 +87,7 @@ class Scheduler(Actor):
         self._ids = itertools.count(1)
         self._warned: set[tuple] = set()
         self.warm_workers = 0  # the pool is kept at least this big: a dead worker is replaced at once
+        self.ready: set[int] = set()  # pids of workers that said they are ready
 
     async def receive(self, message):
         if isinstance(message, RequestLease):
@@ -98,6 +99,7 @@ class Scheduler(Actor):
             self._dispatch()
         elif isinstance(message, WorkerReady):
             self.starting = max(0, self.starting - 1)
+            self.ready.add(message.pid)
             self.idle.append((message.pid, message.executor))
             self._dispatch()
         elif isinstance(message, WorkerDied):
@@ -188,6 +190,10 @@ class Scheduler(Actor):
             self._give(name, quantity)
 
     def _worker_died(self, pid: int) -> None:
+        if pid in self.ready:
+            self.ready.discard(pid)
+        else:  # it died while starting: it will never say it is ready
+            self.starting = max(0, self.starting - 1)
         self.idle = deque((p, w) for p, w in self.idle if p != pid)
         for lease in [lease for lease in self.leases.values() if lease.pid == pid]:
             del self.leases[lease.lease_id]

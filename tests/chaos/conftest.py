@@ -1,0 +1,3 @@
+"""The chaos suite's clusters: the multinode suite's CLI-started 3-node cluster (fresh per test)."""
+
+from tests.multinode.conftest import fresh_cluster  # noqa: F401 (a fixture)

@@ -1,0 +1,204 @@
+"""The chaos suite (DESIGN.md §7-§8): real processes killed for real while work runs.
+
+Each test prints what was lost, which must be nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import actorcore as ray
+from actorcore import api
+from actorcore import exceptions as exc
+from actorcore.testing import children_of, processes_of
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def _report(name: str, lost: int, **facts) -> None:
+    details = ", ".join(f"{k}={v}" for k, v in facts.items())
+    print(f"\n[chaos {name}] lost: {lost}; {details}")
+
+
+# -- (a) ------------------------------------------------------------------------------------
+
+def test_a_5000_tasks_while_a_random_worker_is_killed_every_200_ms():
+    ray.init(num_cpus=2)
+    try:
+        core = api._runtime()
+
+        @ray.remote
+        def square(i):
+            return i * i
+
+        stop = threading.Event()
+        kills = []
+
+        def killer():
+            while not stop.wait(0.2):
+                pids = core.system.ask_sync(core.pool, "pids", timeout=10)
+                if pids:
+                    victim = random.choice(pids)
+                    try:
+                        os.kill(victim, signal.SIGKILL)
+                        kills.append(victim)
+                    except ProcessLookupError:
+                        pass
+
+        thread = threading.Thread(target=killer, daemon=True)
+        start = time.monotonic()
+        thread.start()
+        try:
+            results = []
+            for batch in range(10):  # in batches, so that the kills land all along the run
+                results += ray.get([square.remote(i) for i in range(batch * 500, (batch + 1) * 500)], timeout=120)
+        finally:
+            stop.set()
+            thread.join(5)
+        lost = sum(1 for i, r in enumerate(results) if r != i * i) + (5000 - len(results))
+        _report("a", lost, tasks=5000, workers_killed=len(kills), seconds=round(time.monotonic() - start, 1))
+        assert len(kills) >= 5
+        assert lost == 0
+    finally:
+        ray.shutdown()
+
+
+# -- (c) ------------------------------------------------------------------------------------
+
+def test_c_an_actor_with_unlimited_restarts_under_a_stream_of_calls_is_killed_5_times():
+    ray.init(num_cpus=2)
+    try:
+        @ray.remote(max_restarts=-1)
+        class Echo:
+            def pid(self):
+                return os.getpid()
+
+            def echo(self, value):
+                return value
+
+        actor = Echo.remote()
+        outcomes = {"ok": 0, "died": 0}
+        back_in = []
+        for _ in range(5):
+            pid = ray.get(actor.pid.remote(), timeout=30)
+            os.kill(pid, signal.SIGKILL)
+            killed = time.monotonic()
+            while True:  # a stream of calls: each succeeds or raises ActorDiedError, none hangs
+                try:
+                    assert ray.get(actor.echo.remote(7), timeout=10) == 7
+                    outcomes["ok"] += 1
+                    if ray.get(actor.pid.remote(), timeout=10) != pid:
+                        back_in.append(time.monotonic() - killed)
+                        break
+                except exc.ActorDiedError:
+                    outcomes["died"] += 1
+                assert time.monotonic() - killed < 10, "the actor did not come back"
+        _report("c", 0, restarts=5, calls_ok=outcomes["ok"], calls_failed_in_flight=outcomes["died"],
+                worst_back_in_s=round(max(back_in), 3))
+        assert len(back_in) == 5 and max(back_in) < 1.0
+    finally:
+        ray.shutdown()
+
+
+# -- (b) ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fresh_cluster", [2], indirect=True)
+def test_b_kill_9_of_a_node_mid_job_loses_nothing(fresh_cluster):
+    cluster = fresh_cluster
+    ray.init(address=cluster.address)
+    victim = cluster.nodes["C"]
+
+    @ray.remote(max_restarts=2, max_task_retries=-1)
+    class Tally:
+        def __init__(self):
+            self.total = 0
+
+        def add(self, value):
+            self.total += value
+            return ray.get_runtime_context().get_node_id()
+
+        def node(self):
+            return ray.get_runtime_context().get_node_id()
+
+    @ray.remote
+    def block(seed):
+        time.sleep(0.02)
+        return np.full(64 * 1024, seed, dtype=np.int64)  # 512 KiB: shared memory, replicated
+
+    tallies = [Tally.options(scheduling_strategy="SPREAD").remote() for _ in range(3)]
+    homes = ray.get([t.node.remote() for t in tallies])
+    assert victim["node_id"] in homes
+    refs = [block.options(scheduling_strategy="SPREAD").remote(i) for i in range(300)]
+    time.sleep(0.5)  # mid-job
+    os.kill(victim["pid"], signal.SIGKILL)
+    killed = time.monotonic()
+    values = ray.get(refs, timeout=120)
+    bad = sum(1 for i, v in enumerate(values) if int(v[0]) != i or len(v) != 64 * 1024)
+    answered = [ray.get(t.add.remote(1), timeout=60) for t in tallies]
+    _report("b", bad, objects=len(values), actors_answering=len(answered),
+            moved=sum(1 for home, now in zip(homes, answered) if home != now),
+            seconds_after_kill=round(time.monotonic() - killed, 2))
+    assert bad == 0
+    assert victim["node_id"] not in answered
+
+
+# -- (d) ------------------------------------------------------------------------------------
+
+def _etcd_pid(home) -> int:
+    for pid in processes_of(home):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and os.path.basename(argv[0]) == b"etcd":
+            return pid
+    raise AssertionError("no etcd process found for the cluster")
+
+
+def test_d_etcd_killed_and_restarted_mid_job(fresh_cluster):
+    import json
+
+    cluster = fresh_cluster
+    ray.init(address=cluster.address)
+
+    @ray.remote
+    def work(i):
+        time.sleep(0.01)
+        return i + 1
+
+    @ray.remote
+    class Named:
+        def ping(self):
+            return "pong"
+
+    refs = [work.remote(i) for i in range(400)]
+    pid = _etcd_pid(cluster.home)
+    os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
+    # Control operations during the outage wait and retry: a named actor is created meanwhile.
+    named = Named.options(name="during-outage", lifetime="detached").remote()
+    values = ray.get(refs, timeout=120)
+    lost = sum(1 for i, v in enumerate(values) if v != i + 1)
+    assert ray.get(ray.get_actor("during-outage").ping.remote(), timeout=60) == "pong"
+    new_pid = _etcd_pid(cluster.home)
+    assert new_pid != pid
+    deadline = time.monotonic() + 30
+    while True:
+        status = json.loads(cluster.cli("status", "--json").stdout)
+        alive = [n for n in status["nodes"] if n["state"] == "ALIVE"]
+        if len(alive) == 3:
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(0.2)
+    _report("d", lost, tasks=len(values), etcd_back_after_s=round(time.monotonic() - killed, 2),
+            alive_nodes=len(alive))
+    assert lost == 0
+    ray.kill(named)
