@@ -4,6 +4,7 @@ named actors across drivers, status, and the token on every gRPC endpoint (DESIG
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import grpc
@@ -219,3 +220,22 @@ def _node_records(cluster) -> list[dict]:
             await client.close()
 
     return asyncio.run(read())
+
+
+def test_the_objects_of_a_driver_that_exits_are_freed(cluster):
+    code = (
+        "import numpy as np, actorcore as ray\n"
+        f"ray.init(address={cluster.address!r})\n"
+        "ref = ray.put(np.ones(1 << 20))\n"
+        "import os\n"
+        "print('OBJECT', ref.hex(), any(ref.hex() in name for name in os.listdir('/dev/shm')))\n"
+        "os._exit(0)\n"  # no shutdown: as if it crashed
+    )
+    result = cluster.driver(code)
+    assert result.returncode == 0, result.stderr
+    object_id, was_in_shm = result.stdout.split("OBJECT", 1)[1].split()[:2]
+    assert was_in_shm == "True"
+    deadline = time.monotonic() + 20
+    while any(object_id in name for name in os.listdir("/dev/shm")):
+        assert time.monotonic() < deadline, f"object {object_id} of an exited driver is still in shared memory"
+        time.sleep(0.05)
