@@ -141,6 +141,10 @@ class ObjectOwnership:
         object_id = self.new_id("p")
         payload = to_payload(value, object_id, self.session, self.store, "the value passed to put()", self.actor)
         self.objects[object_id] = Entry(payload)
+        if type(payload) is InShm:
+            # Once put returns, the store knows the segment and its owner (it frees it if this
+            # process dies): one round trip, on puts of 100 KiB and more only.
+            self.system.ask_sync(self.store, "usage", timeout=30)
         if type(payload) is InShm and self.cluster_mode:
             wanted = self.object_replicas if replicas is None else replicas
             if wanted > 1:
