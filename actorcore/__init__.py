@@ -21,6 +21,9 @@ _LAZY = {
     "available_resources": "api", "cancel": "api", "cluster_resources": "api", "get": "api",
     "get_actor": "api", "get_runtime_context": "api", "init": "api", "is_initialized": "api",
     "kill": "api", "nodes": "api", "put": "api", "shutdown": "api", "wait": "api",
+    # beyond Ray: supervision for users (actorcore/supervision.py)
+    "ChildSpec": "supervision", "SupervisionGroup": "supervision", "supervise": "supervision",
+    "watch": "supervision",
 }
 
 
@@ -70,8 +73,10 @@ def _make_remote(target, options: dict):
 __all__ = [
     "ActorClass",
     "ActorHandle",
+    "ChildSpec",
     "ObjectRef",
     "RemoteFunction",
+    "SupervisionGroup",
     "__version__",
     "available_resources",
     "cancel",
@@ -88,5 +93,7 @@ __all__ = [
     "put",
     "remote",
     "shutdown",
+    "supervise",
     "wait",
+    "watch",
 ]

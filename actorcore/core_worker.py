@@ -41,6 +41,11 @@ class CoreActor(Actor):
             if state is not None:
                 await self.core._kill_actor(message[1], state.name, self.core.actor, None, message[2])
             return True
+        if isinstance(message, tuple) and message[0] == "watch_actor":  # actorcore.watch() by a borrower
+            from .supervision import answer_watch
+
+            answer_watch(self.core, message[1], self.context.defer_reply())
+            return None
         if isinstance(message, Terminated):
             self.core._on_terminated(message)
             return None

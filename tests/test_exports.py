@@ -33,9 +33,21 @@ def test_top_level_is_rays_api():
         "available_resources", "cancel", "cluster_resources", "exceptions", "get", "get_actor",
         "get_runtime_context", "init", "is_initialized", "kill", "method", "nodes", "put",
         "remote", "shutdown", "wait",
+        # beyond Ray: supervision for users
+        "ChildSpec", "SupervisionGroup", "supervise", "watch",
     ])
     for name in actorcore.__all__:
         assert hasattr(actorcore, name), name
     from actorcore.actor import ActorHandle  # importable under Ray's module path
 
     assert ActorHandle is actorcore.ActorHandle
+
+
+def test_supervision_exports():
+    import actorcore.supervision
+
+    assert sorted(actorcore.supervision.__all__) == sorted([
+        "GROUP_STRATEGIES", "ChildSpec", "SupervisionGroup", "supervise", "watch",
+    ])
+    assert actorcore.supervise is actorcore.supervision.supervise
+    assert actorcore.ChildSpec is actorcore.supervision.ChildSpec
