@@ -41,6 +41,10 @@ from .protocol import (
 
 log = get_logger(__name__)
 
+#: How long a reader waits for the owner to sort out an object whose copies are all unreachable
+#: (its node died: the owner learns it within the lease TTL) before `get` raises ObjectLostError.
+LOST_GRACE_SECONDS = 30.0
+
 
 class Entry:
     __slots__ = ("escaped", "payload", "pins", "refs", "waiters")
@@ -179,7 +183,10 @@ class ObjectOwnership:
         return payloads
 
     async def _gather(self, refs: list[ObjectRef], timeout: float | None) -> list:
-        futures = [self._payload_future(ref) for ref in refs]
+        if self.cluster_mode:
+            futures = [self.loop.create_task(self._local_payload(ref)) for ref in refs]
+        else:
+            futures = [self._payload_future(ref) for ref in refs]
         if timeout is not None:
             done, pending = await asyncio.wait(futures, timeout=timeout)
             if pending:
@@ -190,9 +197,22 @@ class ObjectOwnership:
                 )
         else:
             await asyncio.wait(futures)
-        if self.cluster_mode:
-            return list(await asyncio.gather(*(self.localize(future.result()) for future in futures)))
         return [future.result() for future in futures]
+
+    async def _local_payload(self, ref: ObjectRef):
+        """The payload of `ref`, readable here (clusters). If no copy it knows of can be reached,
+        it waits (up to `LOST_GRACE_SECONDS`) for the owner to learn of the node's death: the
+        owner then names a replica, or makes the object again, or declares it lost."""
+        payload = await self._payload_future(ref)
+        deadline = self.loop.time() + LOST_GRACE_SECONDS
+        while True:
+            if type(payload) is not InShm:
+                return payload
+            local = await self.localize(payload)
+            if type(local) is not Failed or self.loop.time() > deadline:
+                return local
+            await asyncio.sleep(0.25)
+            payload = await self._payload_future(ref)
 
     def _payload_future(self, ref: ObjectRef) -> asyncio.Future:
         entry = self.objects.get(ref.id)

@@ -560,6 +560,12 @@ class Lease:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
+    async def time_to_live(self) -> int:
+        """Seconds etcd still gives this lease; <= 0 once it has expired."""
+        info = await self._client._call(f"ask the TTL of lease {self.id:x}",
+                                        lambda c: c.get_lease_info(self.id, keys=False))
+        return int(info.TTL)
+
     async def revoke(self) -> None:
         """End the lease now, deleting its keys. Revoking a lost lease is fine."""
         await self.stop_keepalive()

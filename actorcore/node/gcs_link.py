@@ -73,6 +73,8 @@ class GcsLink(Actor):
         self._usage: dict = {"objects": 0, "object_bytes": 0}
         self._load_task: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
+        self._pending_deaths: dict[str, bool] = {}  # node id -> registered again meanwhile
+        self._lease_lost_at = float("-inf")
 
     async def pre_start(self) -> None:
         self.registered: asyncio.Task | None = None
@@ -151,6 +153,8 @@ class GcsLink(Actor):
         if event.type == "put":
             record = json.loads(event.value)
             joined = node_id not in self.nodes
+            if node_id in self._pending_deaths:
+                self._pending_deaths[node_id] = True  # it registered again
             self.nodes[node_id] = record
             self.dead.pop(node_id, None)
             if joined:
@@ -160,6 +164,30 @@ class GcsLink(Actor):
         if node_id == self.node_id:  # our lease ran out (an etcd outage): we register again
             log.warning("this node's registration expired", node=node_id)
             return
+        if node_id in self.nodes and node_id not in self._pending_deaths:
+            self._pending_deaths[node_id] = False
+            self._spawn(self._confirm_death(node_id))
+
+    async def _confirm_death(self, node_id: str) -> None:
+        """A node's lease expired. If ours did too, etcd itself was away (frozen, partitioned)
+        longer than the TTL and let every lease lapse: give the node the time to register
+        again before declaring it dead, instead of tearing down a healthy cluster."""
+        ttl = self.lease.ttl if self.lease is not None else LEASE_TTL
+        try:
+            outage = (time.monotonic() - self._lease_lost_at < 2 * ttl
+                      or (self.lease is not None and await self.lease.time_to_live() <= 0))
+        except Exception:
+            outage = True  # etcd does not answer: that is an outage too
+        if outage:
+            log.warning("a node's lease expired while etcd was away; waiting for it to register again",
+                        node=node_id)
+            await asyncio.sleep(ttl + 1.0)
+        if self._pending_deaths.pop(node_id, False):
+            log.info("a node registered again after an etcd outage", node=node_id)
+            return
+        self._declare_dead(node_id)
+
+    def _declare_dead(self, node_id: str) -> None:
         record = self.nodes.pop(node_id, None)
         self.loads.pop(node_id, None)
         if record is None:
@@ -341,6 +369,7 @@ class GcsLink(Actor):
             self._start_registration()
             return None
         if message == "lease_lost":
+            self._lease_lost_at = time.monotonic()
             self._spawn(self._register_again())
             return None
         await self._start_registration()  # raises if etcd could not be reached

@@ -1,3 +1,3 @@
 """The chaos suite's clusters: the multinode suite's CLI-started 3-node cluster (fresh per test)."""
 
-from tests.multinode.conftest import fresh_cluster  # noqa: F401 (a fixture)
+from tests.multinode.conftest import LEASE_TTL, fresh_cluster  # noqa: F401 (a fixture)
