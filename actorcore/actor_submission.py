@@ -31,6 +31,9 @@ from .protocol import (
 
 log = get_logger(__name__)
 
+#: How long an owner waits for the exit status of its dead actor's process (for the cause).
+EXIT_STATUS_WAIT = 0.5
+
 from .task_submission import PendingTask, _has_refs, _shape
 
 
@@ -171,9 +174,27 @@ class ActorSubmission:
                 "death_cause": cause}))
             self.loop.create_task(self._restart(state))
             return
+        if state.pid is not None and state.pid not in self._exits and state.node_id not in self._dead_nodes:
+            # Dead for good: wait a moment for its Scheduler to say how its process ended.
+            state.worker = None
+            state.restarting = self.loop.create_future()
+            self.loop.create_task(self._die_with_exit_status(state))
+            return
         if state.restarts:
             cause += f" (after {state.restarts} restart(s))"
         self._actor_dead(state, exc.ActorDiedError(state.name, cause), cause)
+
+    async def _die_with_exit_status(self, state: ActorState) -> None:
+        deadline = self.loop.time() + EXIT_STATUS_WAIT
+        while state.pid not in self._exits and self.loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        cause = self._death_cause(state)
+        if state.restarts:
+            cause += f" (after {state.restarts} restart(s))"
+        restarting, state.restarting = state.restarting, None
+        self._actor_dead(state, exc.ActorDiedError(state.name, cause), cause)
+        if restarting is not None and not restarting.done():
+            restarting.set_result(None)
 
     def _actor_dead(self, state: ActorState, error: BaseException, cause: str) -> None:
         state.dead = error

@@ -19,7 +19,7 @@ import uuid
 from .actor_submission import ActorState, ActorSubmission
 from .kernel import Actor, ActorRef, ActorSystem, Terminated
 from .ownership import Entry, ObjectOwnership
-from .protocol import ClusterView, GetObject, GetResources, SubscribeLogs, SubscribeView
+from .protocol import ActorWorkerExited, ClusterView, GetObject, GetResources, SubscribeLogs, SubscribeView
 from .task_submission import PendingTask, ShapeQueue, TaskSubmission
 
 __all__ = ["CoreWorker"]
@@ -51,6 +51,9 @@ class CoreActor(Actor):
             return None
         if isinstance(message, ClusterView):
             self.core._on_view(message)
+            return None
+        if isinstance(message, ActorWorkerExited):
+            self.core._on_worker_exited(message)
             return None
         return None
 
@@ -94,6 +97,7 @@ class CoreWorker(ObjectOwnership, TaskSubmission, ActorSubmission):
         self._spread_next = 0
         self._dead_workers: set[ActorRef] = set()  # actor workers seen dying: no longer hints
         self._dead_nodes: set[str] = set()
+        self._exits: dict[int, str] = {}  # pid -> how an actor's process ended (from its Scheduler)
         self._stopping: dict[ActorRef, asyncio.Future] = {}  # actor processes ended on purpose
         self.log_sink: ActorRef | None = None  # a cluster driver's: every node's workers print to it
         self._log_nodes: set[str] = set()
@@ -169,8 +173,14 @@ class CoreWorker(ObjectOwnership, TaskSubmission, ActorSubmission):
         if state.node_id in self._dead_nodes:
             return f"its node ({state.node_id}) died"
         if reason == "peer_lost":
-            return f"its worker process (pid {state.pid}) died"
+            how = self._exits.get(state.pid)
+            return f"its worker process (pid {state.pid}) died" + (f": {how}" if how else "")
         return str(reason)
+
+    def _on_worker_exited(self, message) -> None:
+        self._exits[message.pid] = message.how
+        if len(self._exits) > 1000:
+            self._exits.pop(next(iter(self._exits)))
 
     def _watch(self, ref: ActorRef) -> None:
         """Death watch by the core actor: `_on_terminated` marks the actors on `ref` dead."""

@@ -248,6 +248,15 @@ class ActorStateChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class ActorWorkerExited:
+    """Scheduler -> an actor's owner: how the process of the actor it leased for ended."""
+
+    lease_id: int
+    pid: int
+    how: str
+
+
+@dataclass(frozen=True, slots=True)
 class SubscribeLogs:
     """A driver's log sink wants the output of this node's workers."""
 

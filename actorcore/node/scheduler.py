@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from .._logging import get_logger
 from ..kernel import Actor, ActorRef, Reply, Terminated
 from ..protocol import (
+    ActorWorkerExited,
     ClusterView,
     GetResources,
     LeaseBlocked,
@@ -54,6 +55,7 @@ class Lease:
 @dataclass(slots=True)
 class WorkerDied:
     pid: int
+    how: str = "it ended"  # e.g. "it was killed by SIGKILL", "it exited with code 1"
 
 
 @dataclass(slots=True)
@@ -103,6 +105,9 @@ class Scheduler(Actor):
             self.idle.append((message.pid, message.executor))
             self._dispatch()
         elif isinstance(message, WorkerDied):
+            for lease in self.leases.values():
+                if lease.pid == message.pid and lease.for_actor and lease.owner is not None:
+                    lease.owner.tell(ActorWorkerExited(lease.lease_id, message.pid, message.how))
             self._worker_died(message.pid)
             self._replace_workers()
             self._dispatch()

@@ -86,7 +86,7 @@ class WorkerPool(Actor):
         elif event.kind == "child_exited":
             pid = self.pid_of.pop(event.child_id, None)  # exit events carry the child's id only
             if pid is not None and self.children.pop(pid, None) is not None:
-                self.scheduler.tell(WorkerDied(pid))
+                self.scheduler.tell(WorkerDied(pid, _how(event.exit)))
 
     async def _forward(self, pid: int, stream_name: str, stream: asyncio.StreamReader) -> None:
         target = sys.stdout if stream_name == "stdout" else sys.stderr
@@ -101,6 +101,23 @@ class WorkerPool(Actor):
                     sink.tell(lines)
             else:
                 print(f"(pid={pid}) {text}", file=target, flush=True)
+
+
+def _how(exit) -> str:
+    """How a worker process ended, in words (for ActorDiedError's cause)."""
+    if exit is None:
+        return "it ended"
+    if exit.signal:
+        import signal as signals
+
+        try:
+            name = signals.Signals(exit.signal).name
+        except ValueError:
+            name = f"signal {exit.signal}"
+        return f"it was killed by {name}"
+    if exit.code is not None:
+        return f"it exited with code {exit.code}"
+    return f"it ended ({exit.kind})"
 
 
 def worker_environment(extra_sys_path: list[str]) -> dict:

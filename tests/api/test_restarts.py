@@ -130,3 +130,27 @@ def test_a_worker_killed_with_minus_9_is_replaced_at_once(cluster):
         assert time.monotonic() - start < 10, f"{pids} never replaced {before[0]}"
         time.sleep(0.02)
     print(f"\nworker replaced in {time.monotonic() - start:.3f} s")
+
+
+def test_the_cause_says_how_the_actors_process_ended(cluster):
+    @ray.remote
+    class Quitter:
+        def quit(self, code):
+            os._exit(code)
+
+        def ping(self):
+            return "pong"
+
+    actor = Quitter.remote()
+    assert ray.get(actor.ping.remote()) == "pong"
+    with pytest.raises(exc.ActorDiedError):
+        ray.get(actor.quit.remote(3), timeout=30)
+    messages = []
+    for _ in range(50):  # calls racing the news of its death may get a shorter cause
+        with pytest.raises(exc.ActorDiedError) as info:
+            ray.get(actor.ping.remote(), timeout=30)
+        messages.append(str(info.value))
+        if "exited with code 3" in messages[-1]:
+            break
+        time.sleep(0.05)
+    assert "exited with code 3" in messages[-1], messages

@@ -239,3 +239,25 @@ def test_the_objects_of_a_driver_that_exits_are_freed(cluster):
     while any(object_id in name for name in os.listdir("/dev/shm")):
         assert time.monotonic() < deadline, f"object {object_id} of an exited driver is still in shared memory"
         time.sleep(0.05)
+
+
+def test_a_ref_whose_owner_died_raises_owner_died(cluster):
+    code = (
+        "import os, actorcore as ray\n"
+        f"ray.init(address={cluster.address!r}, namespace='owner-died')\n"
+        "@ray.remote\n"
+        "class Holder:\n"
+        "    def keep(self, refs):\n"
+        "        self.ref = refs[0]\n"
+        "    def read(self):\n"
+        "        return ray.get(self.ref, timeout=30)\n"
+        "holder = Holder.options(name='holder', lifetime='detached').remote()\n"
+        "ray.get(holder.keep.remote([ray.put('precious')]))\n"
+        "os._exit(0)\n"
+    )
+    result = cluster.driver(code)
+    assert result.returncode == 0, result.stderr
+    holder = ray.get_actor("holder", namespace="owner-died")
+    with pytest.raises(ray.exceptions.OwnerDiedError):
+        ray.get(holder.read.remote(), timeout=60)
+    ray.kill(holder)
