@@ -173,7 +173,7 @@ def test_exceeding_the_restart_intensity_escalates_with_a_cause_naming_the_child
     print(f"\n{cause}")
     assert not group.alive
     assert "'pair' gave up" in cause and "more than 1 restart" in cause and "in 30 s" in cause
-    assert f"child 'b' crashed (its worker process (pid {pids['b']}) died)" in cause
+    assert f"child 'b' crashed (its worker process (pid {pids['b']}) died" in cause
     for child_id in group.ids:
         assert reasons[child_id].result(timeout=10) == cause
         with pytest.raises(exc.ActorDiedError) as raised:
@@ -251,7 +251,10 @@ def test_watch_an_actor_out_of_restarts(cluster):
             assert time.monotonic() < deadline
     assert second != first and not reason.done()
     os.kill(second, signal.SIGKILL)
-    assert reason.result(timeout=30) == f"its worker process (pid {second}) died (after 1 restart(s))"
+    # (the cause may also say how the process ended, e.g. ": it was killed by SIGKILL")
+    reason_text = reason.result(timeout=30)
+    assert reason_text.startswith(f"its worker process (pid {second}) died")
+    assert reason_text.endswith("(after 1 restart(s))")
 
 
 def test_watch_with_a_callback(cluster):
@@ -267,7 +270,7 @@ def test_watch_with_a_callback(cluster):
     pid = ray.get(actor.pid.remote())
     os.kill(pid, signal.SIGKILL)
     assert called.wait(30)
-    assert got == [f"its worker process (pid {pid}) died"]
+    assert len(got) == 1 and got[0].startswith(f"its worker process (pid {pid}) died")
 
 
 def test_watch_from_another_process_asks_the_owner(cluster):

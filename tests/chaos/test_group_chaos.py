@@ -105,8 +105,8 @@ def test_e_a_one_for_all_group_restarts_in_order_then_escalates(tmp_path):
         os.kill(before["a"], signal.SIGKILL)
         cause = group.dead.result(timeout=30)
         escalated_in = round(time.monotonic() - start, 3)
-        assert cause == ("its supervision group 'trio' gave up: more than 2 restart(s) in 60 s; last failure: "
-                         f"child 'a' crashed (its worker process (pid {before['a']}) died)")
+        assert cause.startswith("its supervision group 'trio' gave up: more than 2 restart(s) in 60 s; "
+                                f"last failure: child 'a' crashed (its worker process (pid {before['a']}) died")
         for i in ids:
             assert watches[i].result(timeout=10) == cause
             with pytest.raises(exc.ActorDiedError) as raised:
