@@ -10,8 +10,9 @@ In a cluster a large object may live on another node: a reader's ObjectStore pul
 first (`localize`). The owner knows every location of its large objects (the `InShm`
 payload's node and replicas): it has `object_replicas` copies made on distinct nodes in the
 background, drops the locations on nodes that died (promoting a replica when the primary's
-node died, else running the task that made it again: lineage, one level — its arguments
-must still exist), and frees a freed object on every node.
+node died, else running the task that made it again: lineage, recursively, since a task
+keeps its arguments pinned while its results may have to be made again), and frees a freed
+object on every node.
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ class ObjectOwnership:
         if entry.refs > 0 or entry.pins > 0 or entry.escaped or entry.payload is None:
             return
         del self.objects[object_id]
-        self.lineage.pop(object_id, None)
+        self._drop_lineage(object_id)
         if type(entry.payload) is InShm:
             if self.cluster_mode:  # any node may hold a copy (replicas, readers' pulls)
                 for store in self.stores():
@@ -388,7 +389,7 @@ class ObjectOwnership:
     def _drop_dead_locations(self, dead: tuple) -> None:
         """Forget copies on dead nodes; a primary copy lost is replaced by a replica, if any."""
         dead_set = set(dead)
-        for object_id, entry in self.objects.items():
+        for object_id, entry in list(self.objects.items()):
             payload = entry.payload
             if type(payload) is not InShm or not (payload.node in dead_set or dead_set & set(payload.replicas)):
                 continue

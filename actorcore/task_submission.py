@@ -84,6 +84,7 @@ class PendingTask:
     return_ids: list
     pinned: list
     cancelled: bool = False
+    arg_refs: tuple | None = None  # (args, kwargs) as submitted, refs unresolved: for lineage
     running_on: Lease | None = None
 
 
@@ -159,9 +160,11 @@ class TaskSubmission:
         refs = [a for a in spec.args if type(a) is ObjectRef] + [v for v in spec.kwargs.values() if type(v) is ObjectRef]
         if not refs:
             return None
+        if self.cluster_mode and pending.arg_refs is None:
+            pending.arg_refs = (list(spec.args), dict(spec.kwargs))
         for ref in refs:
             entry = self.objects.get(ref.id)
-            if entry is not None:
+            if entry is not None and ref.id not in pending.pinned:  # (a task run again is pinned)
                 entry.pins += 1
                 pending.pinned.append(ref.id)
         payloads = await asyncio.gather(*(self._payload_future(ref) for ref in refs))
@@ -330,18 +333,30 @@ class TaskSubmission:
         return isinstance(cause, tuple(retry))
 
     def _finish(self, pending: PendingTask, returns: list) -> None:
+        keep_args = False
         for object_id, payload in zip(pending.return_ids, returns):
             self.tasks.pop(object_id, None)
             if type(payload) is InShm and self.cluster_mode and pending.spec.method is None:
-                # Lineage: how to make it again if every node holding a copy dies.
+                # Lineage: how to make it again if every node holding a copy dies (its
+                # arguments stay pinned meanwhile: they may have to be made again too).
                 self.lineage[object_id] = pending
+                keep_args = True
             self._resolve(object_id, payload)
-        for object_id in pending.pinned:
+        if not keep_args:
+            self._unpin(pending)
+
+    def _unpin(self, pending: PendingTask) -> None:
+        pinned, pending.pinned = pending.pinned, []
+        for object_id in pinned:
             entry = self.objects.get(object_id)
             if entry is not None:
                 entry.pins -= 1
                 self._maybe_free(object_id, entry)
-        pending.pinned = []
+
+    def _drop_lineage(self, object_id: str) -> None:
+        pending = self.lineage.pop(object_id, None)
+        if pending is not None and not any(self.lineage.get(o) is pending for o in pending.return_ids):
+            self._unpin(pending)
 
     def reconstruct(self, pending: PendingTask) -> bool:
         """Run a finished task again to rebuild its lost returns; False if out of retries."""
@@ -355,9 +370,11 @@ class TaskSubmission:
         resources, target = pending.shape
         if target is not None and target not in self.view:
             pending.shape = (resources, None)
-        queue = self._queue_for(pending.shape)
-        queue.specs.append(pending)
-        self._pump(queue)
+        if pending.arg_refs is not None:
+            # Its arguments as refs again: each resolves to its current copy, or waits for it
+            # to be made again itself (lineage, recursively).
+            pending.spec.args, pending.spec.kwargs = list(pending.arg_refs[0]), dict(pending.arg_refs[1])
+        self._submit(pending)
         return True
 
     def _schedule_idle_check(self) -> None:

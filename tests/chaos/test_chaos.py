@@ -17,7 +17,7 @@ import pytest
 import actorcore as ray
 from actorcore import api
 from actorcore import exceptions as exc
-from actorcore.testing import children_of, processes_of
+from actorcore.testing import processes_of
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -131,3 +131,33 @@ def test_an_object_lost_with_its_node_is_made_again_by_its_task(fresh_cluster):
         assert int(array[0]) == seed and len(array) == 1024 * 1024
         if made_on[seed] == victim["node_id"]:
             assert node != victim["node_id"]  # it was made again, elsewhere
+
+
+def test_a_chain_of_objects_lost_with_their_node_is_made_again_recursively(fresh_cluster):
+    """b = transform(a), both made on the node that dies, a's ref long dropped: getting b runs
+    a's task again, then b's (lineage, recursively)."""
+    cluster = fresh_cluster
+    ray.init(address=cluster.address)
+    victim = cluster.nodes["C"]
+
+    @ray.remote
+    def make(seed):
+        return np.full(256 * 1024, seed, dtype=np.int64)
+
+    @ray.remote
+    def transform(array):
+        return array * 2, ray.get_runtime_context().get_node_id()
+
+    # SPREAD takes the nodes in turn: the i-th `make` and the i-th `transform` share a node.
+    firsts = [make.options(scheduling_strategy="SPREAD").remote(i) for i in range(6)]
+    seconds = [transform.options(scheduling_strategy="SPREAD").remote(a) for a in firsts]
+    made_on = [ray.get(b)[1] for b in seconds]
+    del firsts  # only the lineage keeps them now
+    assert made_on.count(victim["node_id"]) >= 1
+    os.kill(victim["pid"], signal.SIGKILL)
+    _wait_until(lambda: any(n["NodeID"] == victim["node_id"] and not n["Alive"] for n in ray.nodes()),
+                LEASE_TTL + 3, "the killed node to be reported dead")
+    for i, b in enumerate(seconds):
+        array, node = ray.get(b, timeout=60)
+        assert int(array[0]) == 2 * i and len(array) == 256 * 1024
+        assert node != victim["node_id"]
