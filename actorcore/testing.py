@@ -10,7 +10,7 @@ import os
 from ._logging import capture_logs
 from .cluster_files import HOME_ENV
 
-__all__ = ["capture_logs", "children_of", "is_alive", "processes_of"]
+__all__ = ["capture_logs", "children_of", "is_alive", "processes_of", "processes_with_env"]
 
 
 def _stat(pid: int | str) -> list[str] | None:
@@ -22,11 +22,9 @@ def _stat(pid: int | str) -> list[str] | None:
         return None
 
 
-def processes_of(home: str | os.PathLike) -> list[int]:
-    """Live processes (not zombies, not this one) whose environment has ACTORCORE_HOME=home:
-    every process of a cluster started with that ACTORCORE_HOME (its nodes, their workers, the
-    head's etcd), which is how a test finds what is left of it."""
-    marker = f"\0{HOME_ENV}={os.fspath(home)}\0".encode()
+def processes_with_env(name: str, value: str) -> list[int]:
+    """Live processes (not zombies, not this one) whose environment has ``name=value``."""
+    marker = f"\0{name}={value}\0".encode()
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
@@ -39,6 +37,12 @@ def processes_of(home: str | os.PathLike) -> list[int]:
         if marker in environ and (stat := _stat(entry)) is not None and stat[0] != "Z":
             found.append(int(entry))
     return found
+
+
+def processes_of(home: str | os.PathLike) -> list[int]:
+    """Every live process of a cluster started with ``ACTORCORE_HOME=home`` (its nodes, their
+    workers, the head's etcd): how a test finds what is left of it."""
+    return processes_with_env(HOME_ENV, os.fspath(home))
 
 
 def children_of(pid: int) -> list[int]:

@@ -285,28 +285,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _processes_with(marker: bytes) -> list[int]:
-    """Our live processes whose environment holds `marker` (NAME=VALUE)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                environ = b"\0" + f.read() + b"\0"
-            with open(f"/proc/{entry}/stat") as f:
-                zombie = f.read().rsplit(") ", 1)[-1][:1] == "Z"
-        except OSError:
-            continue
-        if b"\0" + marker + b"\0" in environ and not zombie:
-            found.append(int(entry))
-    return found
-
-
 def _sweep(marker: bytes, grace: float = 5.0) -> int:
     """Wait up to `grace` s for the processes marked `marker` to exit, then SIGKILL the rest; how many."""
     deadline = time.monotonic() + grace
-    while (left := _processes_with(marker)) and time.monotonic() < deadline:
+    from actorcore.testing import processes_with_env  # (the orchestrator's side: not run under Ray)
+
+    name, value = marker.decode().split("=", 1)
+    while (left := processes_with_env(name, value)) and time.monotonic() < deadline:
         time.sleep(0.2)
     for pid in left:
         try:
