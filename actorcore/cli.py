@@ -9,6 +9,8 @@
 - ``actorcore stop`` stops the nodes started on this machine (their files under
   `cluster_files.home`): the other nodes first, then the heads.
 - ``actorcore status`` prints what the cluster's etcd says (`actorcore.status`).
+- ``actorcore supervise SPEC.toml`` runs the services daemon (`actorcore.services.daemon`);
+  ``actorcore supervise-status`` shows its services (`actorcore.services.status`).
 
 The token reaches a node in its environment (``ACTORCORE_TOKEN``), never on its command line.
 A node reports readiness with one JSON line on a pipe (``ready_fd``); `start` then also waits
@@ -61,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stop(subparsers)
     _add_status(subparsers)
     _add_microbenchmark(subparsers)
+    _add_supervise(subparsers)
     return parser
 
 
@@ -870,6 +873,90 @@ def _microbenchmark(args: argparse.Namespace) -> int:
     from benchmarks import microbenchmark
 
     return microbenchmark.run(args)
+
+
+# -- supervise -----------------------------------------------------------------------------------
+
+
+def _add_supervise(subparsers) -> None:
+    command = subparsers.add_parser(
+        "supervise", help="keep the services (named actors) of a TOML spec alive",
+        description="Keep the services of SPEC.toml running as named, detached actors in the namespace "
+                    "'services' (actorcore.services.daemon): restarted by the spec's supervision "
+                    "policy, checkpointed, adopted by a restarted daemon. SIGTERM/Ctrl-C stop it and "
+                    "its services gracefully. Without --address it uses the cluster started on this "
+                    "machine, or starts a head node (stopped on exit).")
+    command.add_argument("spec", metavar="SPEC.toml", help="the services (actorcore.services.spec)")
+    command.add_argument("--address", type=_endpoints, metavar="HOST:PORT",
+                         help="the cluster's etcd (default: the cluster of this machine, or a new local head)")
+    command.add_argument("--detach", action="store_true", help="run in the background (needs --pid-file)")
+    command.add_argument("--pid-file", metavar="PATH", help="write the daemon's pid there while it runs")
+    command.set_defaults(handler=_supervise, parser=command)
+    status = subparsers.add_parser(
+        "supervise-status", help="show the services of `actorcore supervise`",
+        description="One row per service actor: service, state, node, pid, restarts, uptime and the "
+                    "age of its last checkpoint, as the cluster's etcd records them.")
+    status.add_argument("--address", type=_endpoints, metavar="HOST:PORT",
+                        help="the cluster's etcd (default: the cluster started or joined on this machine)")
+    status.add_argument("--json", action="store_true", help="print a JSON array")
+    status.set_defaults(handler=_supervise_status, parser=status)
+
+
+def _supervise(args: argparse.Namespace) -> int:
+    from . import cluster_files as files
+
+    if args.detach:
+        if not args.pid_file:
+            args.parser.error("--detach needs --pid-file PATH (how to find and stop the daemon later)")
+        command = [sys.executable, "-m", "actorcore", "supervise", os.path.abspath(args.spec),
+                   "--pid-file", os.path.abspath(args.pid_file)]
+        if args.address:
+            command += ["--address", args.address]
+        log_path = files.logs_dir() / f"supervise-{int(time.time())}.log"
+        with open(log_path, "ab") as log:
+            daemon = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                      start_new_session=True)
+        print(f"actorcore supervise: daemon pid {daemon.pid}, log {log_path}; stop it with "
+              f"kill $(cat {args.pid_file})")
+        return 0
+    import logging
+
+    from .services.daemon import main as supervise_main
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    return supervise_main(args.spec, args.address, args.pid_file)
+
+
+def _supervise_status(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from . import cluster_files as files
+    from .gcs.etcd_client import EtcdClient, EtcdUnavailableError
+    from .services.status import format_rows, gather
+
+    info = files.read_cluster_info() or {}
+    address = args.address or info.get("address")
+    if not address:
+        return _fail("supervise-status", "no cluster to ask: pass --address HOST:PORT (the cluster's etcd)")
+    same_cluster = info.get("address") == address
+    auth = (info.get("etcd_auth") or None) if same_cluster else None
+    cluster = info.get("cluster", "default") if same_cluster else "default"
+
+    async def ask() -> list:
+        client = await EtcdClient.connect(address, auth=auth, timeout=5)
+        try:
+            return await gather(client, cluster)
+        finally:
+            await client.close()
+
+    try:
+        rows = asyncio.run(ask())
+    except EtcdUnavailableError as e:
+        return _fail("supervise-status", f"cannot reach etcd at {address} ({_last_error(e)}); is the cluster running?")
+    except (OSError, ValueError) as e:
+        return _fail("supervise-status", str(e))
+    print(json.dumps(rows, indent=2) if args.json else format_rows(rows))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,1 @@
+"""Example services for ``actorcore supervise`` (see examples/services/counter.py)."""

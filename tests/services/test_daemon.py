@@ -1,0 +1,197 @@
+"""`actorcore supervise`: a real daemon process keeping services alive on a real cluster.
+
+- kill -9 of a service's worker: back within 2 s, restored from its last checkpoint;
+- kill -9 of the daemon, then a new daemon: it adopts the running services (same process, no
+  restart);
+- an invalid spec: rejected with a message naming the field, nothing started.
+
+One single-node cluster for the module (tests.multinode.conftest); every test stops its
+daemon (SIGTERM: the services are checkpointed and killed) and the cluster is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.multinode.conftest import _start_cluster, _stop_cluster
+
+SPEC = """
+[supervisor]
+max_restarts = 10
+period = 10
+
+[services.NAME]
+class = "examples.services.counter:Counter"
+kwargs = { start = 5 }
+checkpoint_interval = 0.2
+"""
+
+# A driver's helpers: connect, wait for a service to answer.
+PRELUDE = """
+import json, os, signal, time
+import actorcore as ray
+ray.init(address=%(address)r, namespace="services")
+
+def answer(name, not_pid=None, timeout=60):
+    deadline = time.time() + timeout
+    while True:
+        try:
+            handle = ray.get_actor(name)
+            pid = ray.get(handle.pid.remote(), timeout=2)
+            if pid != not_pid:
+                return handle, pid
+        except Exception:
+            if time.time() > deadline:
+                raise
+        time.sleep(0.02)
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    cluster = _start_cluster(resources=("A",))
+    try:
+        yield cluster
+    finally:
+        _stop_cluster(cluster)
+
+
+def spec_file(tmp_path: Path, name: str) -> Path:
+    """A spec of one counter service; each test names its own (checkpoints outlive a daemon)."""
+    path = tmp_path / "services.toml"
+    path.write_text(SPEC.replace("NAME", name))
+    return path
+
+
+def start_daemon(cluster, spec_file: Path, log: Path) -> subprocess.Popen:
+    with open(log, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "actorcore", "supervise", str(spec_file),
+                                 "--address", cluster.address], env=cluster.env, stdout=out,
+                                stderr=subprocess.STDOUT)
+
+
+def stop_daemon(daemon: subprocess.Popen, log: Path) -> int:
+    if daemon.poll() is None:
+        daemon.send_signal(signal.SIGTERM)
+    try:
+        return daemon.wait(60)
+    except subprocess.TimeoutExpired:
+        daemon.kill()
+        daemon.wait()
+        raise AssertionError(f"the daemon did not stop on SIGTERM:\n{log.read_text()}") from None
+
+
+def run(cluster, code: str) -> dict:
+    result = cluster.driver(PRELUDE % {"address": cluster.address} + textwrap.dedent(code), timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.timeout(150)
+def test_a_killed_service_is_back_within_2s_with_its_checkpointed_state(cluster, tmp_path):
+    log = tmp_path / "daemon.log"
+    daemon = start_daemon(cluster, spec_file(tmp_path, "counter"), log)
+    try:
+        found = run(cluster, """
+            handle, pid = answer("counter")
+            counts = [ray.get(handle.incr.remote()) for _ in range(3)]
+            time.sleep(1.0)  # a checkpoint (every 0.2 s) holds 8
+            os.kill(pid, signal.SIGKILL)
+            killed = time.monotonic()
+            handle, new_pid = answer("counter", not_pid=pid)
+            back = time.monotonic() - killed
+            print(json.dumps({"counts": counts, "back": back, "pid": pid, "new_pid": new_pid,
+                              "count": ray.get(handle.get.remote()),
+                              "restored": ray.get(handle.was_restored.remote())}))
+        """)
+        assert found["counts"] == [6, 7, 8]
+        assert found["new_pid"] != found["pid"]
+        assert found["back"] < 2.0, found
+        assert found["count"] == 8 and found["restored"], found
+
+        status = cluster.cli("supervise-status", "--address", cluster.address, "--json")
+        (row,) = [row for row in json.loads(status.stdout) if row["service"] == "counter"]
+        assert row["service"] == "counter" and row["state"] == "ALIVE"
+        assert row["pid"] == found["new_pid"] and row["restarts"] == 1
+        assert row["checkpoint_age"] is not None and row["checkpoint_age"] < 5
+        table = cluster.cli("supervise-status", "--address", cluster.address).stdout
+        assert "counter" in table and "ALIVE" in table
+    finally:
+        assert stop_daemon(daemon, log) == 0, log.read_text()
+    # a graceful stop killed the service
+    gone = run(cluster, """
+        try:
+            ray.get_actor("counter")
+            print(json.dumps({"gone": False}))
+        except ValueError:
+            print(json.dumps({"gone": True}))
+    """)
+    assert gone["gone"], log.read_text()
+    rows = json.loads(cluster.cli("supervise-status", "--address", cluster.address, "--json").stdout)
+    assert [row["state"] for row in rows if row["service"] == "counter"] == ["STOPPED"]
+
+
+@pytest.mark.timeout(150)
+def test_a_restarted_daemon_adopts_the_running_services(cluster, tmp_path):
+    log = tmp_path / "daemon.log"
+    spec = spec_file(tmp_path, "kept")
+    daemon = start_daemon(cluster, spec, log)
+    try:
+        first = run(cluster, """
+            handle, pid = answer("kept")
+            print(json.dumps({"pid": pid, "count": ray.get(handle.incr.remote(10))}))
+        """)
+        daemon.kill()  # kill -9: no graceful stop
+        daemon.wait()
+        alone = run(cluster, """
+            handle, pid = answer("kept")
+            print(json.dumps({"pid": pid, "count": ray.get(handle.get.remote())}))
+        """)
+        assert alone == first  # the service outlives its daemon
+
+        daemon = start_daemon(cluster, spec, log)
+        deadline = time.monotonic() + 60
+        while "adopted a running service" not in log.read_text():
+            assert daemon.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        time.sleep(1.0)  # time for a (wrong) restart to show
+        after = run(cluster, """
+            handle, pid = answer("kept")
+            print(json.dumps({"pid": pid, "count": ray.get(handle.get.remote())}))
+        """)
+        assert after == first, log.read_text()  # the same process, nothing restarted
+        rows = json.loads(cluster.cli("supervise-status", "--address", cluster.address, "--json").stdout)
+        (row,) = [row for row in rows if row["service"] == "kept"]
+        assert row["restarts"] == 0 and row["pid"] == first["pid"]
+    finally:
+        assert stop_daemon(daemon, log) == 0, log.read_text()
+
+
+@pytest.mark.timeout(60)
+def test_an_invalid_spec_is_rejected_naming_the_field_and_starts_nothing(tmp_path):
+    spec = tmp_path / "bad.toml"
+    spec.write_text(SPEC.replace("NAME", "counter").replace('kwargs = { start = 5 }', 'restart = "sometimes"'))
+    home = tmp_path / "home"  # an empty ACTORCORE_HOME: no cluster here, none may be started
+    env = {**os.environ, "ACTORCORE_HOME": str(home),
+           "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    result = subprocess.run([sys.executable, "-m", "actorcore", "supervise", str(spec)], env=env,
+                            capture_output=True, text=True, timeout=50, check=False)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "invalid spec" in result.stderr and "'restart'" in result.stderr and "counter" in result.stderr
+    assert not (home / "nodes").exists() or not list((home / "nodes").iterdir())  # no local head started
+    assert not (home / "cluster.json").exists()
+
+    spec.write_text(SPEC.replace("NAME", "counter").replace("examples.services.counter:Counter", "examples.services.counter:Nope"))
+    result = subprocess.run([sys.executable, "-m", "actorcore", "supervise", str(spec)], env=env,
+                            capture_output=True, text=True, timeout=50, check=False)
+    assert result.returncode == 2 and "'class'" in result.stderr and "Nope" in result.stderr, result.stderr
+    assert not (home / "nodes").exists() or not list((home / "nodes").iterdir())
