@@ -295,9 +295,11 @@ class _ServiceChild:
                     reason = f"it does not answer: {error!r}"
                     await asyncio.to_thread(_kill_quietly, self.handle)  # frees its name
                     break
+        for task in self._tasks[1:]:  # its checkpoints end with it (a restart is a new incarnation)
+            task.cancel()
         if not self._stopping:
             log.error("a service died", service=self.state.name, reason=reason)
-        self._resolve(Exit("crashed", detail=reason))
+        self._resolve(Exit("shutdown") if self._stopping else Exit("crashed", detail=reason))
 
     async def _checkpoints(self, interval: float) -> None:
         while True:

@@ -2,8 +2,10 @@
 
 - kill -9 of a service's worker: back within 2 s, restored from its last checkpoint;
 - kill -9 of the daemon, then a new daemon: it adopts the running services (same process, no
-  restart);
-- an invalid spec: rejected with a message naming the field, nothing started.
+  restart), and restores an adopted service killed later;
+- an invalid spec: rejected with a message naming the field, nothing started;
+- no --address and no cluster: a detached daemon starts a local head (init(address="auto")
+  reaches it) and stops it with itself.
 
 One single-node cluster for the module (tests.multinode.conftest); every test stops its
 daemon (SIGTERM: the services are checkpointed and killed) and the cluster is stopped at the end.
@@ -172,6 +174,18 @@ def test_a_restarted_daemon_adopts_the_running_services(cluster, tmp_path):
         rows = json.loads(cluster.cli("supervise-status", "--address", cluster.address, "--json").stdout)
         (row,) = [row for row in rows if row["service"] == "kept"]
         assert row["restarts"] == 0 and row["pid"] == first["pid"]
+
+        # an adopted service (its owner, the first daemon, is gone) is watched by pings
+        again = run(cluster, """
+            handle, pid = answer("kept")
+            time.sleep(0.5)  # a checkpoint by the new daemon
+            os.kill(pid, signal.SIGKILL)
+            killed = time.monotonic()
+            handle, new_pid = answer("kept", not_pid=pid)
+            print(json.dumps({"back": time.monotonic() - killed, "count": ray.get(handle.get.remote()),
+                              "restored": ray.get(handle.was_restored.remote())}))
+        """)
+        assert again["back"] < 2.0 and again["count"] == first["count"] and again["restored"], again
     finally:
         assert stop_daemon(daemon, log) == 0, log.read_text()
 
@@ -195,3 +209,53 @@ def test_an_invalid_spec_is_rejected_naming_the_field_and_starts_nothing(tmp_pat
                             capture_output=True, text=True, timeout=50, check=False)
     assert result.returncode == 2 and "'class'" in result.stderr and "Nope" in result.stderr, result.stderr
     assert not (home / "nodes").exists() or not list((home / "nodes").iterdir())
+
+
+@pytest.mark.timeout(120)
+def test_without_an_address_a_detached_daemon_starts_a_local_head_and_stops_it(tmp_path):
+    home = tmp_path / "home"
+    env = {**os.environ, "ACTORCORE_HOME": str(home), "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env.pop("ACTORCORE_TOKEN", None)
+    pid_file = tmp_path / "daemon.pid"
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "actorcore", *args], env=env, capture_output=True,
+                              text=True, timeout=60, check=False)
+
+    started = cli("supervise", str(spec_file(tmp_path, "local")), "--detach", "--pid-file", str(pid_file))
+    assert started.returncode == 0, started.stdout + started.stderr
+    try:
+        code = textwrap.dedent("""
+            import time
+            import actorcore as ray
+            deadline = time.time() + 60
+            while True:
+                try:
+                    ray.init(address="auto", namespace="services")
+                    handle = ray.get_actor("local")
+                    break
+                except Exception:
+                    ray.shutdown()
+                    if time.time() > deadline:
+                        raise
+                    time.sleep(0.2)
+            print(ray.get(handle.incr.remote()))
+        """)
+        driver = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                timeout=90, check=False)
+        assert driver.returncode == 0 and driver.stdout.strip() == "6", driver.stdout + driver.stderr
+        status = cli("supervise-status")
+        assert status.returncode == 0 and "local" in status.stdout and "ALIVE" in status.stdout, status
+        pid = int(pid_file.read_text())
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        while pid_file.exists():
+            assert time.monotonic() < deadline, "the daemon did not stop on SIGTERM"
+            time.sleep(0.1)
+        while list((home / "nodes").glob("*.json")):  # the head it started is stopped too
+            assert time.monotonic() < deadline, "the daemon's local head was not stopped"
+            time.sleep(0.1)
+    finally:
+        if pid_file.exists():
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        cli("stop")
