@@ -128,6 +128,7 @@ class Daemon:
                                name=self.spec.name, on_event=self._event)
         await self.root.start()
         log.warning("supervising", services=self.spec.actor_names(), pid=os.getpid())
+        _tell_ready()
         ended = asyncio.ensure_future(self.root.wait())
         stop = asyncio.ensure_future(self.stopping.wait())
         await asyncio.wait([ended, stop], return_when=asyncio.FIRST_COMPLETED)
@@ -368,6 +369,20 @@ def _start_local_head() -> str:
     if result.returncode != 0:
         raise RuntimeError(f"could not start a local head node:\n{result.stdout}{result.stderr}")
     return f"127.0.0.1:{port}"
+
+
+READY_FD_ENV = "ACTORCORE_SUPERVISE_READY_FD"
+
+
+def _tell_ready() -> None:
+    """`supervise --detach` waits for this line: every service is up."""
+    fd = os.environ.pop(READY_FD_ENV, None)
+    if fd is not None:
+        try:
+            with os.fdopen(int(fd), "w") as out:
+                out.write("ready\n")
+        except OSError:
+            pass
 
 
 def main(spec_path: str, address: str | None, pid_file: str | None = None) -> int:
