@@ -28,3 +28,44 @@ def test_ping_pong_survives_a_kill_9_of_pong():
     assert len(pids) == 2, "pong should have run in two processes: before and after the kill"
     leftover = subprocess.run(["pgrep", "-f", "ping_pong.py --pong"], capture_output=True, text=True)
     assert leftover.stdout == ""
+
+
+@pytest.mark.timeout(120)
+def test_the_readme_services_commands(tmp_path):
+    """README "Running services": supervise --detach, the client twice, status, kill."""
+    import os
+    import signal
+
+    from actorcore.testing import processes_of
+
+    home = tmp_path / "home"
+    env = {**os.environ, "ACTORCORE_HOME": str(home)}
+    env.pop("ACTORCORE_TOKEN", None)
+    pid_file = tmp_path / "supervise.pid"
+
+    def run(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=90,
+                              cwd=ROOT, env=env)
+
+    started = run("-m", "actorcore", "supervise", "examples/services/counter.toml", "--detach",
+                  "--pid-file", str(pid_file))
+    try:
+        assert started.returncode == 0, started.stderr
+        assert "services up" in started.stdout
+        assert run("examples/services/client.py").stdout.strip() == "count: 1"
+        assert run("examples/services/client.py").stdout.strip() == "count: 2"
+        status = run("-m", "actorcore", "supervise-status")
+        assert status.returncode == 0 and "counter" in status.stdout and "ALIVE" in status.stdout
+    finally:
+        if pid_file.exists():
+            os.kill(int(pid_file.read_text()), signal.SIGTERM)
+        import time
+
+        deadline = time.monotonic() + 30
+        while processes_of(home) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = processes_of(home)
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)
+        run("-m", "actorcore", "stop")
+    assert not left, f"processes left behind: {left}"
