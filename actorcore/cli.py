@@ -803,38 +803,46 @@ def _add_status(subparsers) -> None:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from .status import format_status, gather_status
+
+    status = _ask_cluster("status", args.address, _etcd_auth(args, args.parser), gather_status)
+    if isinstance(status, int):
+        return status
+    print(json.dumps(status, indent=2) if args.json else format_status(status))
+    return 0
+
+
+def _ask_cluster(command: str, address: str | None, auth: dict | None, query):
+    """`await query(client, cluster)` against the cluster's etcd (the one of this machine unless
+    `address` names another): its result, or the exit code of a reported failure."""
     import asyncio
 
     from . import cluster_files as files
     from .gcs.etcd_client import EtcdAuthError, EtcdClient, EtcdUnavailableError
-    from .status import format_status, gather_status
 
-    auth = _etcd_auth(args, args.parser)
     info = files.read_cluster_info()
-    address = args.address or (info or {}).get("address")
+    address = address or (info or {}).get("address")
     if not address:
-        return _fail("status", "no cluster to ask: pass --address HOST:PORT (the cluster's etcd), or start one "
-                               "on this machine with `actorcore start --head`")
+        return _fail(command, "no cluster to ask: pass --address HOST:PORT (the cluster's etcd), or start one "
+                              "on this machine with `actorcore start --head`")
     same_cluster = info is not None and info.get("address") == address
     if auth is None and same_cluster:
         auth = info.get("etcd_auth") or None
     cluster = info.get("cluster", "default") if same_cluster else "default"
 
-    async def gather() -> dict:
+    async def ask():
         client = await EtcdClient.connect(address, auth=auth, timeout=5)
         try:
-            return await gather_status(client, cluster)
+            return await query(client, cluster)
         finally:
             await client.close()
 
     try:
-        status = asyncio.run(gather())
+        return asyncio.run(ask())
     except EtcdUnavailableError as e:
-        return _fail("status", f"cannot reach etcd at {address} ({_last_error(e)}); is the cluster running?")
+        return _fail(command, f"cannot reach etcd at {address} ({_last_error(e)}); is the cluster running?")
     except (EtcdAuthError, OSError, ValueError) as e:
-        return _fail("status", str(e))
-    print(json.dumps(status, indent=2) if args.json else format_status(status))
-    return 0
+        return _fail(command, str(e))
 
 
 # -- microbenchmark ------------------------------------------------------------------------------
@@ -939,33 +947,11 @@ def _supervise(args: argparse.Namespace) -> int:
 
 
 def _supervise_status(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from . import cluster_files as files
-    from .gcs.etcd_client import EtcdClient, EtcdUnavailableError
     from .services.status import format_rows, gather
 
-    info = files.read_cluster_info() or {}
-    address = args.address or info.get("address")
-    if not address:
-        return _fail("supervise-status", "no cluster to ask: pass --address HOST:PORT (the cluster's etcd)")
-    same_cluster = info.get("address") == address
-    auth = (info.get("etcd_auth") or None) if same_cluster else None
-    cluster = info.get("cluster", "default") if same_cluster else "default"
-
-    async def ask() -> list:
-        client = await EtcdClient.connect(address, auth=auth, timeout=5)
-        try:
-            return await gather(client, cluster)
-        finally:
-            await client.close()
-
-    try:
-        rows = asyncio.run(ask())
-    except EtcdUnavailableError as e:
-        return _fail("supervise-status", f"cannot reach etcd at {address} ({_last_error(e)}); is the cluster running?")
-    except (OSError, ValueError) as e:
-        return _fail("supervise-status", str(e))
+    rows = _ask_cluster("supervise-status", args.address, None, gather)
+    if isinstance(rows, int):
+        return rows
     print(json.dumps(rows, indent=2) if args.json else format_rows(rows))
     return 0
 
