@@ -72,6 +72,7 @@ class ActorState:
     restarting: asyncio.Future | None = None  # set while a new incarnation is being started
     retry_queue: list = field(default_factory=list)  # calls to redeliver to the new incarnation
     no_restart: bool = False
+    dying: bool = False  # dead for good, waiting a moment for its exit status
     #: set when a user's supervision group manages this actor (actorcore.supervise): the owner
     #: then reports each death to it, `on_death(state, cause)`, instead of deciding itself
     on_death: Callable | None = None
@@ -176,6 +177,7 @@ class ActorSubmission:
             return
         if state.pid is not None and state.pid not in self._exits and state.node_id not in self._dead_nodes:
             # Dead for good: wait a moment for its Scheduler to say how its process ended.
+            state.dying = True
             state.worker = None
             state.restarting = self.loop.create_future()
             self.loop.create_task(self._die_with_exit_status(state))
@@ -374,7 +376,8 @@ class ActorSubmission:
             self._finish(pending, future.result().returns)
             return
         if isinstance(error, PeerLostError):
-            if self._may_restart(state):
+            # (its death may have been processed first: then it is restarting already)
+            if (state.restarting is not None and not state.dying) or self._may_restart(state):
                 retries = state.max_task_retries
                 if retries < 0 or pending.spec.attempt < retries:
                     pending.spec.attempt += 1
