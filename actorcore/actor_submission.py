@@ -187,9 +187,14 @@ class ActorSubmission:
         self._actor_dead(state, exc.ActorDiedError(state.name, cause), cause)
 
     async def _die_with_exit_status(self, state: ActorState) -> None:
-        deadline = self.loop.time() + EXIT_STATUS_WAIT
-        while state.pid not in self._exits and self.loop.time() < deadline:
-            await asyncio.sleep(0.01)
+        if state.pid not in self._exits:
+            told = self._exit_waiters.setdefault(state.pid, self.loop.create_future())
+            try:
+                await asyncio.wait_for(asyncio.shield(told), EXIT_STATUS_WAIT)
+            except asyncio.TimeoutError:
+                pass
+            finally:
+                self._exit_waiters.pop(state.pid, None)
         cause = self._death_cause(state)
         if state.restarts:
             cause += f" (after {state.restarts} restart(s))"

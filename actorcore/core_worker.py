@@ -98,6 +98,7 @@ class CoreWorker(ObjectOwnership, TaskSubmission, ActorSubmission):
         self._dead_workers: set[ActorRef] = set()  # actor workers seen dying: no longer hints
         self._dead_nodes: set[str] = set()
         self._exits: dict[int, str] = {}  # pid -> how an actor's process ended (from its Scheduler)
+        self._exit_waiters: dict[int, asyncio.Future] = {}  # actors dead for good awaiting that
         self._stopping: dict[ActorRef, asyncio.Future] = {}  # actor processes ended on purpose
         self.log_sink: ActorRef | None = None  # a cluster driver's: every node's workers print to it
         self._log_nodes: set[str] = set()
@@ -179,6 +180,9 @@ class CoreWorker(ObjectOwnership, TaskSubmission, ActorSubmission):
 
     def _on_worker_exited(self, message) -> None:
         self._exits[message.pid] = message.how
+        waiter = self._exit_waiters.get(message.pid)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
         if len(self._exits) > 1000:
             self._exits.pop(next(iter(self._exits)))
 

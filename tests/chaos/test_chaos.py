@@ -136,7 +136,7 @@ def test_b_kill_9_of_a_node_mid_job_loses_nothing(fresh_cluster):
     homes = ray.get([t.node.remote() for t in tallies])
     assert victim["node_id"] in homes
     refs = [block.options(scheduling_strategy="SPREAD").remote(i) for i in range(300)]
-    time.sleep(0.5)  # mid-job
+    ray.wait(refs, num_returns=60, timeout=60)  # mid-job: a fifth of it done
     os.kill(victim["pid"], signal.SIGKILL)
     killed = time.monotonic()
     values = ray.get(refs, timeout=120)

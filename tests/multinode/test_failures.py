@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import tempfile
 import time
 
 import numpy as np
@@ -83,16 +85,23 @@ def test_tasks_on_a_hung_node_are_retried_elsewhere_once_its_lease_expires(fresh
     ray.init(address=cluster.address)
     victim = cluster.nodes["C"]
 
+    started = tempfile.mkdtemp(prefix="actorcore-started-")
+
     @ray.remote
-    def slow(seconds):
+    def slow(seconds, index):
+        if os.path.isdir(started):  # (a run again after the freeze comes when the test is done with it)
+            open(os.path.join(started, str(index)), "w").close()  # "I am running"
         time.sleep(seconds)
         return ray.get_runtime_context().get_node_id()
 
     # One task per node, so one of them runs on node C.
-    refs = [slow.options(scheduling_strategy="SPREAD").remote(3.0) for _ in range(3)]
+    try:
+        refs = [slow.options(scheduling_strategy="SPREAD").remote(3.0, i) for i in range(3)]
+        _wait_until(lambda: len(os.listdir(started)) == 3, 30, "the three tasks to start")
+    finally:
+        shutil.rmtree(started, ignore_errors=True)
     frozen = [victim["pid"], *children_of(victim["pid"])]
-    _wait_until(lambda: len(frozen) > 1, 10, "node C's workers")
-    time.sleep(0.5)  # let the tasks start (a wait for "started" has no API in Ray either)
+    assert len(frozen) > 1, "node C has no worker"
     for pid in frozen:
         os.kill(pid, signal.SIGSTOP)
     try:
