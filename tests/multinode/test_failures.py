@@ -125,21 +125,22 @@ def test_an_object_lost_with_its_node_is_made_again_by_its_task(fresh_cluster):
     ray.init(address=cluster.address)
     victim = cluster.nodes["C"]
 
-    @ray.remote
+    @ray.remote(num_returns=2)
     def make(seed):
         return np.full(1024 * 1024, seed, dtype=np.int64), ray.get_runtime_context().get_node_id()
 
-    refs = [make.options(scheduling_strategy="SPREAD", num_returns=1).remote(seed) for seed in range(3)]
-    made_on = {seed: ray.get(ref)[1] for seed, ref in enumerate(refs)}
-    assert victim["node_id"] in made_on.values()
+    pairs = [make.options(scheduling_strategy="SPREAD").remote(seed) for seed in range(3)]
+    # Only the small node ids are read now: no copy of an array leaves the node that made it.
+    made_on = ray.get([node for _, node in pairs])
+    assert victim["node_id"] in made_on
     os.kill(victim["pid"], signal.SIGKILL)
     _wait_until(lambda: any(n["NodeID"] == victim["node_id"] and not n["Alive"] for n in ray.nodes()),
                 LEASE_TTL + 3, "the killed node to be reported dead")
-    for seed, ref in enumerate(refs):
-        array, node = ray.get(ref, timeout=60)
+    core = api._runtime()
+    for seed, (array_ref, _) in enumerate(pairs):
+        array = ray.get(array_ref, timeout=60)
         assert int(array[0]) == seed and len(array) == 1024 * 1024
-        if made_on[seed] == victim["node_id"]:
-            assert node != victim["node_id"]  # it was made again, elsewhere
+        assert core.objects[array_ref.id].payload.node != victim["node_id"]  # made again elsewhere
 
 
 def test_a_chain_of_objects_lost_with_their_node_is_made_again_recursively(fresh_cluster):
@@ -153,20 +154,22 @@ def test_a_chain_of_objects_lost_with_their_node_is_made_again_recursively(fresh
     def make(seed):
         return np.full(256 * 1024, seed, dtype=np.int64)
 
-    @ray.remote
+    @ray.remote(num_returns=2)
     def transform(array):
         return array * 2, ray.get_runtime_context().get_node_id()
 
     # SPREAD takes the nodes in turn: the i-th `make` and the i-th `transform` share a node.
     firsts = [make.options(scheduling_strategy="SPREAD").remote(i) for i in range(6)]
-    seconds = [transform.options(scheduling_strategy="SPREAD").remote(a) for a in firsts]
-    made_on = [ray.get(b)[1] for b in seconds]
+    pairs = [transform.options(scheduling_strategy="SPREAD").remote(a) for a in firsts]
+    # Only the small node ids are read now: no copy of an array leaves the node that made it.
+    made_on = ray.get([node for _, node in pairs])
     del firsts  # only the lineage keeps them now
     assert made_on.count(victim["node_id"]) >= 1
     os.kill(victim["pid"], signal.SIGKILL)
     _wait_until(lambda: any(n["NodeID"] == victim["node_id"] and not n["Alive"] for n in ray.nodes()),
                 LEASE_TTL + 3, "the killed node to be reported dead")
-    for i, b in enumerate(seconds):
-        array, node = ray.get(b, timeout=60)
+    core = api._runtime()
+    for i, (array_ref, _) in enumerate(pairs):
+        array = ray.get(array_ref, timeout=60)
         assert int(array[0]) == 2 * i and len(array) == 256 * 1024
-        assert node != victim["node_id"]
+        assert core.objects[array_ref.id].payload.node != victim["node_id"]  # made again elsewhere
