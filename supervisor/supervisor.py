@@ -155,6 +155,28 @@ class _Stop:
     pass
 
 
+def _check_policy(name: str, strategy: Any, max_restarts: Any, period: Any) -> None:
+    """Raise ValueError naming the supervisor and the first invalid policy field."""
+    where = f"Supervisor {name!r}"
+    if strategy not in STRATEGIES:
+        raise ValueError(
+            f"{where}: strategy={strategy!r} is not valid; use one of {', '.join(map(repr, STRATEGIES))}"
+        )
+    if isinstance(max_restarts, bool) or not isinstance(max_restarts, int) or max_restarts < -1:
+        raise ValueError(
+            f"{where}: max_restarts={max_restarts!r} is not valid; use an int >= 0, or -1 for unlimited"
+        )
+    if (
+        isinstance(period, bool)
+        or not isinstance(period, (int, float))
+        or math.isnan(period)
+        or period <= 0
+    ):
+        raise ValueError(
+            f"{where}: period={period!r} is not valid; use seconds > 0 (math.inf: no time limit)"
+        )
+
+
 class Supervisor:
     """An OTP supervisor: ``Supervisor(children, strategy=..., max_restarts=3, period=5.0, name=...)``.
 
@@ -178,24 +200,8 @@ class Supervisor:
     ) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError(f"Supervisor: name={name!r} is not valid; give a non-empty string")
+        _check_policy(name, strategy, max_restarts, period)
         where = f"Supervisor {name!r}"
-        if strategy not in STRATEGIES:
-            raise ValueError(
-                f"{where}: strategy={strategy!r} is not valid; use one of {', '.join(map(repr, STRATEGIES))}"
-            )
-        if isinstance(max_restarts, bool) or not isinstance(max_restarts, int) or max_restarts < -1:
-            raise ValueError(
-                f"{where}: max_restarts={max_restarts!r} is not valid; use an int >= 0, or -1 for unlimited"
-            )
-        if (
-            isinstance(period, bool)
-            or not isinstance(period, (int, float))
-            or math.isnan(period)
-            or period <= 0
-        ):
-            raise ValueError(
-                f"{where}: period={period!r} is not valid; use seconds > 0 (math.inf: no time limit)"
-            )
         if on_event is not None and not callable(on_event):
             raise TypeError(f"{where}: on_event={on_event!r} is not callable")
         specs = tuple(children)
@@ -392,6 +398,28 @@ class Supervisor:
     async def delete_child(self, child_id: str) -> None:
         """Forget a ``"stopped"`` child."""
         await self._call(self._op_delete_child, child_id)
+
+    async def replace_child(self, spec: ChildSpec) -> Child:
+        """Stop the child ``spec.id`` (its shutdown policy applies) and start it from ``spec``,
+        in the same place of the start order: a change of code or configuration (a release
+        upgrade), not a failure, so it does not count against the intensity. Returns the new
+        incarnation; raises :class:`ChildStartError` if it fails to start (the child then
+        stays ``"stopped"`` with the new spec)."""
+        return await self._call(self._op_replace_child, spec)
+
+    def reconfigure(self, *, strategy: Optional[Strategy] = None, max_restarts: Optional[int] = None,
+                    period: Optional[float] = None) -> None:
+        """Change the policy of a running supervisor (None: keep). The restart history starts
+        anew; ``simple_one_for_one`` can be neither left nor entered."""
+        strategy = self._strategy if strategy is None else strategy
+        max_restarts = self._max_restarts if max_restarts is None else max_restarts
+        period = self._period if period is None else period
+        _check_policy(self._name, strategy, max_restarts, period)
+        if (strategy == "simple_one_for_one") != (self._strategy == "simple_one_for_one"):
+            raise ValueError(f"Supervisor {self._name!r}: cannot change strategy from {self._strategy!r} "
+                             f"to {strategy!r}; build a new supervisor")
+        self._strategy, self._max_restarts, self._period = strategy, max_restarts, float(period)
+        self._intensity = RestartIntensity(max_restarts, self._period)
 
     async def _call(self, op: Callable[..., Any], *args: Any) -> Any:
         if self._task is None or self._exit is not None or self._stopping:
@@ -796,6 +824,21 @@ class Supervisor:
         try:
             return await self._start_record(record, cause=record.last_exit)
         except Exception as err:
+            raise self._start_error(record, err) from err
+
+    async def _op_replace_child(self, spec: ChildSpec) -> Child:
+        if not isinstance(spec, ChildSpec):
+            raise TypeError(f"Supervisor {self._name!r}: replace_child takes a ChildSpec, not {spec!r}")
+        if self._strategy == "simple_one_for_one":
+            raise SupervisorError(f"Supervisor {self._name!r} is simple_one_for_one: its children share one spec")
+        record = self._find(spec.id)
+        await self._stop_record(record, restarting=False)
+        record.spec = spec
+        record.backoff_n = 0
+        try:
+            return await self._start_record(record, cause=None)
+        except Exception as err:
+            record.state = "stopped"
             raise self._start_error(record, err) from err
 
     async def _op_delete_child(self, child_id: str) -> None:
