@@ -10,7 +10,8 @@
   `cluster_files.home`): the other nodes first, then the heads.
 - ``actorcore status`` prints what the cluster's etcd says (`actorcore.status`).
 - ``actorcore supervise SPEC.toml`` runs the services daemon (`actorcore.services.daemon`);
-  ``actorcore supervise-status`` shows its services (`actorcore.services.status`).
+  ``actorcore supervise status`` shows it and its services (`actorcore.services.status`),
+  ``actorcore supervise reload`` makes it re-read its spec.
 
 The token reaches a node in its environment (``ACTORCORE_TOKEN``), never on its command line.
 A node reports readiness with one JSON line on a pipe (``ready_fd``); `start` then also waits
@@ -901,13 +902,23 @@ def _add_supervise(subparsers) -> None:
     command.add_argument("--pid-file", metavar="PATH", help="write the daemon's pid there while it runs")
     command.set_defaults(handler=_supervise, parser=command)
     status = subparsers.add_parser(
-        "supervise-status", help="show the services of `actorcore supervise`",
-        description="One row per service actor: service, state, node, pid, restarts, uptime and the "
-                    "age of its last checkpoint, as the cluster's etcd records them.")
+        "supervise-status", help="show the services of `actorcore supervise` (also: supervise status)",
+        description="The daemon (state, leader, standbys, escalations, last reload) and the tree of its "
+                    "services: per actor its state, node, pid, restarts, uptime and the age of its last "
+                    "checkpoint, as the cluster's etcd records them.")
     status.add_argument("--address", type=_endpoints, metavar="HOST:PORT",
                         help="the cluster's etcd (default: the cluster started or joined on this machine)")
-    status.add_argument("--json", action="store_true", help="print a JSON array")
+    status.add_argument("--json", action="store_true", help='print JSON: {"daemon": {...}, "services": [...]}')
     status.set_defaults(handler=_supervise_status, parser=status)
+    reload = subparsers.add_parser(
+        "supervise-reload", help="make `actorcore supervise` re-read its spec (also: supervise reload)",
+        description="Ask the leading daemon to re-read its spec file (as SIGHUP does): added services "
+                    "start, removed ones stop, changed ones restart, unchanged ones are untouched. "
+                    "Prints what changed; an invalid spec changes nothing and exits 1.")
+    reload.add_argument("--address", type=_endpoints, metavar="HOST:PORT",
+                        help="the cluster's etcd (default: the cluster started or joined on this machine)")
+    reload.add_argument("--json", action="store_true", help="print the reload's result as JSON")
+    reload.set_defaults(handler=_supervise_reload, parser=reload)
 
 
 def _supervise(args: argparse.Namespace) -> int:
@@ -947,17 +958,49 @@ def _supervise(args: argparse.Namespace) -> int:
 
 
 def _supervise_status(args: argparse.Namespace) -> int:
-    from .services.status import format_rows, gather
+    from .services.status import format_status, gather
 
-    rows = _ask_cluster("supervise-status", args.address, None, gather)
-    if isinstance(rows, int):
-        return rows
-    print(json.dumps(rows, indent=2) if args.json else format_rows(rows))
+    status = _ask_cluster("supervise status", args.address, None, gather)
+    if isinstance(status, int):
+        return status
+    print(json.dumps(status, indent=2) if args.json else format_status(status))
     return 0
+
+
+def _supervise_reload(args: argparse.Namespace) -> int:
+    from .services.daemon import request_reload
+
+    async def ask(client, cluster):
+        try:
+            return await request_reload(client, cluster)
+        except (RuntimeError, TimeoutError) as error:
+            return _fail("supervise reload", str(error))
+
+    result = _ask_cluster("supervise reload", args.address, None, ask)
+    if isinstance(result, int):
+        return result
+    if args.json:
+        print(json.dumps(result, indent=2))
+    elif result.get("ok"):
+        done = "; ".join(f"{what}: {', '.join(result[what])}" for what in ("added", "removed", "changed")
+                         if result.get(what))
+        print(f"actorcore supervise reload: {done or 'nothing changed'}")
+    else:
+        print(f"actorcore supervise reload: {result.get('error') or '; '.join(result.get('errors', []))}",
+              file=sys.stderr)
+    return 0 if result.get("ok") else 1
+
+
+# `actorcore supervise status|reload ...` are the subcommands `supervise-status|reload`: the
+# supervise command itself takes a spec file as its first argument.
+SUPERVISE_SUBCOMMANDS = ("status", "reload")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) >= 2 and argv[0] == "supervise" and argv[1] in SUPERVISE_SUBCOMMANDS and not os.path.exists(argv[1]):
+        argv[:2] = [f"supervise-{argv[1]}"]
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)

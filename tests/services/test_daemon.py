@@ -121,7 +121,7 @@ def test_a_killed_service_is_back_within_2s_with_its_checkpointed_state(cluster,
         assert found["count"] == 8 and found["restored"], found
 
         status = cluster.cli("supervise-status", "--address", cluster.address, "--json")
-        (row,) = [row for row in json.loads(status.stdout) if row["service"] == "counter"]
+        (row,) = [row for row in json.loads(status.stdout)["services"] if row["service"] == "counter"]
         assert row["service"] == "counter" and row["state"] == "ALIVE"
         assert row["pid"] == found["new_pid"] and row["restarts"] == 1
         assert row["checkpoint_age"] is not None and row["checkpoint_age"] < 5
@@ -138,7 +138,7 @@ def test_a_killed_service_is_back_within_2s_with_its_checkpointed_state(cluster,
             print(json.dumps({"gone": True}))
     """)
     assert gone["gone"], log.read_text()
-    rows = json.loads(cluster.cli("supervise-status", "--address", cluster.address, "--json").stdout)
+    rows = json.loads(cluster.cli("supervise-status", "--address", cluster.address, "--json").stdout)["services"]
     assert [row["state"] for row in rows if row["service"] == "counter"] == ["STOPPED"]
 
 
@@ -171,7 +171,7 @@ def test_a_restarted_daemon_adopts_the_running_services(cluster, tmp_path):
             print(json.dumps({"pid": pid, "count": ray.get(handle.get.remote())}))
         """)
         assert after == first, log.read_text()  # the same process, nothing restarted
-        rows = json.loads(cluster.cli("supervise-status", "--address", cluster.address, "--json").stdout)
+        rows = json.loads(cluster.cli("supervise", "status", "--address", cluster.address, "--json").stdout)["services"]
         (row,) = [row for row in rows if row["service"] == "kept"]
         assert row["restarts"] == 0 and row["pid"] == first["pid"]
 

@@ -1,0 +1,123 @@
+"""One active ``actorcore supervise`` daemon per cluster: leadership held under an etcd lease.
+
+The contract (issue 6, DESIGN.md §6's membership-under-leases applied to daemons): the leader
+is the daemon whose record is the key ``supervise/leader``, created if absent under its own
+lease and kept alive by it. Every other daemon is a *standby*: it registers
+``supervise/standby/<lease>`` (so the leader and ``supervise status`` can see it) and watches
+the leader key; when the key goes away (the leader released it, or its lease expired because
+it died or froze) the standby creates it and leads. A killed leader is therefore replaced
+within its lease TTL plus etcd's expiry tick (etcd revokes expired leases every 0.5 s).
+
+A leader whose lease is lost (etcd said it expired: another daemon may lead by now) must stop
+acting at once; :attr:`Leadership.lost` tells it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import socket
+import time
+from typing import Any
+
+from .._logging import get_logger
+from ..gcs import schema
+
+log = get_logger(__name__)
+
+
+def leader_key(cluster: str) -> str:
+    return schema.key(cluster, "supervise", "leader")
+
+
+def standby_prefix(cluster: str) -> str:
+    return schema.key(cluster, "supervise", "standby", "")
+
+
+class Leadership:
+    """This daemon's claim on ``supervise/leader`` (see the module docstring)."""
+
+    def __init__(self, etcd: Any, cluster: str, ttl: float, spec_path: str) -> None:
+        self.etcd, self.cluster = etcd, cluster
+        self.ttl = max(2, int(math.ceil(ttl)))
+        self.identity = {"pid": os.getpid(), "host": socket.gethostname(), "spec": spec_path}
+        self.lease: Any = None
+        self.lost = asyncio.Event()
+        """Set when the lease of a leading daemon ended without :meth:`release`."""
+        self.leading = False
+
+    async def campaign(self, stop: asyncio.Event) -> bool:
+        """Wait until this daemon leads (True), or until ``stop`` is set first (False)."""
+        announced = False
+        while not stop.is_set():
+            if self.lease is None or self.lease.lost:
+                self.lease = await self.etcd.lease(self.ttl, on_lost=self._on_lost)
+                await self.etcd.put(standby_prefix(self.cluster) + f"{self.lease.id:x}",
+                                    json.dumps(self.identity).encode(), lease=self.lease)
+            value = json.dumps({**self.identity, "lease": f"{self.lease.id:x}", "since": time.time()}).encode()
+            if await self.etcd.create_if_absent(leader_key(self.cluster), value, lease=self.lease):
+                await self.etcd.delete(standby_prefix(self.cluster) + f"{self.lease.id:x}")
+                self.lost.clear()
+                self.leading = True
+                log.warning("leading: this daemon keeps the services", lease=f"{self.lease.id:x}", ttl=self.ttl)
+                return True
+            items, revision = await self.etcd.get_prefix_with_revision(leader_key(self.cluster))
+            if not items:
+                continue  # released between our two calls
+            if not announced:
+                leader = json.loads(items[0][1])
+                log.warning("standby: another daemon leads; this one takes over when it ends",
+                            leader_pid=leader.get("pid"), leader_host=leader.get("host"), ttl=self.ttl)
+                tell_ready()
+                announced = True
+            await self._until_released(revision + 1, stop)
+        return False
+
+    async def _until_released(self, revision: int, stop: asyncio.Event) -> None:
+        async with self.etcd.watch_prefix(leader_key(self.cluster), start_revision=revision) as watch:
+            stopped = asyncio.ensure_future(stop.wait())
+            try:
+                while True:
+                    event = asyncio.ensure_future(watch.__anext__())
+                    await asyncio.wait([event, stopped], return_when=asyncio.FIRST_COMPLETED)
+                    if not event.done():
+                        event.cancel()
+                        return
+                    if event.result().type == "delete":
+                        return
+            finally:
+                stopped.cancel()
+
+    async def standbys(self) -> int:
+        """How many other daemons stand by."""
+        return len(await self.etcd.get_prefix(standby_prefix(self.cluster)))
+
+    async def release(self) -> None:
+        """Give up leadership (or the standby place) now: the lease and its keys go."""
+        lease, self.lease = self.lease, None
+        self.leading = False
+        if lease is not None and not lease.lost:
+            await lease.revoke()
+
+    def _on_lost(self, lease: Any) -> None:
+        if lease is self.lease and self.leading:
+            log.error("leadership lost: the lease expired (etcd unreachable, or this daemon was frozen); "
+                      "another daemon may lead now, so this one stops acting", lease=f"{lease.id:x}")
+            self.leading = False
+            self.lost.set()
+
+
+READY_FD_ENV = "ACTORCORE_SUPERVISE_READY_FD"
+
+
+def tell_ready() -> None:
+    """``supervise --detach`` waits for this line: the services are up, or this daemon stands by."""
+    fd = os.environ.pop(READY_FD_ENV, None)
+    if fd is not None:
+        try:
+            with os.fdopen(int(fd), "w") as out:
+                out.write("ready\n")
+        except OSError:
+            pass
