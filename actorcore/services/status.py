@@ -45,12 +45,12 @@ async def gather(etcd: Any, cluster: str = schema.DEFAULT_CLUSTER) -> dict:
         if record.get("actor_id"):
             actor = _json(await etcd.get(schema.key(cluster, "actors", record["actor_id"])))
         started, saved = record.get("started"), record.get("checkpoint_time")
+        state = "STOPPED" if record.get("stopped") else actor.get("state", "MISSING")
         rows.append({
             "service": record.get("name"), "name": record.get("name"), "actor_id": record.get("actor_id"),
-            "group": record.get("group") or [], "of": record.get("service"),
-            "state": "STOPPED" if record.get("stopped") else actor.get("state", "MISSING"),
+            "group": record.get("group") or [], "of": record.get("service"), "state": state,
             "node": actor.get("node_id"), "pid": actor.get("pid"), "restarts": record.get("restarts", 0),
-            "uptime": round(now - started, 1) if started else None,
+            "uptime": round(now - started, 1) if started and state == "ALIVE" else None,
             "checkpoint_age": round(now - saved, 1) if saved else None,
         })
     return {"daemon": daemon, "services": rows}

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.multinode.conftest import _start_cluster, _stop_cluster
+from tests.services.helpers import run, start_daemon, stop_daemon
 
 SPEC = """
 [supervisor]
@@ -36,27 +37,6 @@ class = "examples.services.counter:Counter"
 kwargs = { start = 5 }
 checkpoint_interval = 0.2
 """
-
-# A driver's helpers: connect, wait for a service to answer.
-PRELUDE = """
-import json, os, signal, time
-import actorcore as ray
-ray.init(address=%(address)r, namespace="services")
-
-def answer(name, not_pid=None, timeout=60):
-    deadline = time.time() + timeout
-    while True:
-        try:
-            handle = ray.get_actor(name)
-            pid = ray.get(handle.pid.remote(), timeout=2)
-            if pid != not_pid:
-                return handle, pid
-        except Exception:
-            if time.time() > deadline:
-                raise
-        time.sleep(0.02)
-"""
-
 
 @pytest.fixture(scope="module")
 def cluster():
@@ -72,30 +52,6 @@ def spec_file(tmp_path: Path, name: str) -> Path:
     path = tmp_path / "services.toml"
     path.write_text(SPEC.replace("NAME", name))
     return path
-
-
-def start_daemon(cluster, spec_file: Path, log: Path) -> subprocess.Popen:
-    with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "actorcore", "supervise", str(spec_file),
-                                 "--address", cluster.address], env=cluster.env, stdout=out,
-                                stderr=subprocess.STDOUT)
-
-
-def stop_daemon(daemon: subprocess.Popen, log: Path) -> int:
-    if daemon.poll() is None:
-        daemon.send_signal(signal.SIGTERM)
-    try:
-        return daemon.wait(60)
-    except subprocess.TimeoutExpired:
-        daemon.kill()
-        daemon.wait()
-        raise AssertionError(f"the daemon did not stop on SIGTERM:\n{log.read_text()}") from None
-
-
-def run(cluster, code: str) -> dict:
-    result = cluster.driver(PRELUDE % {"address": cluster.address} + textwrap.dedent(code), timeout=120)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.timeout(150)

@@ -1,0 +1,18 @@
+"""Services for the supervise tests that fail on purpose (importable where workers run)."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+
+class Crasher:
+    """Dies (exit code 3) ``after`` seconds after it starts: a service that crashes in a loop."""
+
+    def __init__(self, after: float = 0.3) -> None:
+        timer = threading.Timer(after, os._exit, args=(3,))
+        timer.daemon = True
+        timer.start()
+
+    def pid(self) -> int:
+        return os.getpid()

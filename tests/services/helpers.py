@@ -1,0 +1,66 @@
+"""Helpers of the supervise tests: a real daemon process against a real cluster, and drivers."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+# A driver's helpers: connect, wait for a service to answer.
+PRELUDE = """
+import json, os, signal, time
+import actorcore as ray
+ray.init(address=%(address)r, namespace="services")
+
+def answer(name, not_pid=None, timeout=60):
+    deadline = time.time() + timeout
+    while True:
+        try:
+            handle = ray.get_actor(name)
+            pid = ray.get(handle.pid.remote(), timeout=2)
+            if pid != not_pid:
+                return handle, pid
+        except Exception:
+            if time.time() > deadline:
+                raise
+        time.sleep(0.02)
+"""
+
+
+
+def start_daemon(cluster, spec_file: Path, log: Path) -> subprocess.Popen:
+    with open(log, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "actorcore", "supervise", str(spec_file),
+                                 "--address", cluster.address], env=cluster.env, stdout=out,
+                                stderr=subprocess.STDOUT)
+
+
+def stop_daemon(daemon: subprocess.Popen, log: Path) -> int:
+    if daemon.poll() is None:
+        daemon.send_signal(signal.SIGTERM)
+    try:
+        return daemon.wait(60)
+    except subprocess.TimeoutExpired:
+        daemon.kill()
+        daemon.wait()
+        raise AssertionError(f"the daemon did not stop on SIGTERM:\n{log.read_text()}") from None
+
+
+def run(cluster, code: str) -> dict:
+    result = cluster.driver(PRELUDE % {"address": cluster.address} + textwrap.dedent(code), timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+
+def wait_for_log(daemon: subprocess.Popen, log: Path, text: str, timeout: float = 60, count: int = 1) -> float:
+    """Wait until ``text`` appears ``count`` times in the daemon's log; the monotonic time it did."""
+    deadline = time.monotonic() + timeout
+    while log.read_text(errors="replace").count(text) < count:
+        assert time.monotonic() < deadline, f"no {text!r} (x{count}) in the daemon's log:\n{log.read_text()}"
+        time.sleep(0.02)
+    return time.monotonic()

@@ -1,0 +1,256 @@
+"""`actorcore supervise` over a service's life: reloads, escalation, a standby daemon.
+
+- reload (`actorcore supervise reload`, and SIGHUP): added services start, removed ones stop,
+  changed ones restart (restored from their checkpoint), unchanged ones keep their process;
+  an invalid spec changes nothing and the command says why;
+- a service crashing in a loop exceeds its group's window: the group (one_for_all) restarted
+  its sibling with it each time, then escalates; the root gives up, the daemon exits 1 and
+  `supervise status` reports the escalations;
+- a standby daemon: waits while the leader lives, takes over a leader killed with -9 within the
+  lease TTL (plus etcd's 0.5 s expiry tick) without restarting any service, and a leader
+  stopped gracefully hands its services over running.
+
+One single-node cluster for the module (lease TTL: tests.multinode.conftest.LEASE_TTL).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.multinode.conftest import LEASE_TTL, _start_cluster, _stop_cluster
+from tests.services.helpers import run, start_daemon, stop_daemon, wait_for_log
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    cluster = _start_cluster(resources=("A",))
+    try:
+        yield cluster
+    finally:
+        _stop_cluster(cluster)
+
+
+def status(cluster) -> dict:
+    return json.loads(cluster.cli("supervise", "status", "--address", cluster.address, "--json").stdout)
+
+
+def pids(cluster, *names: str) -> dict:
+    """The pid of each named service, or None for one that does not exist."""
+    return run(cluster, f"""
+        found = {{}}
+        for name in {list(names)!r}:
+            try:
+                found[name] = ray.get(ray.get_actor(name).pid.remote(), timeout=10)
+            except ValueError:
+                found[name] = None
+        print(json.dumps(found))
+    """)
+
+
+SPEC_V1 = """
+[supervisor]
+max_restarts = 10
+period = 10
+
+[services.r_same]
+class = "examples.services.counter:Counter"
+
+[services.r_gone]
+class = "examples.services.counter:Counter"
+
+[services.r_changed]
+class = "examples.services.counter:Counter"
+checkpoint_interval = 0.2
+"""
+
+SPEC_V2 = """
+[supervisor]
+max_restarts = 10
+period = 10
+
+[services.r_same]
+class = "examples.services.counter:Counter"
+
+[services.r_changed]
+class = "examples.services.counter:Counter"
+kwargs = { start = 100 }
+checkpoint_interval = 0.2
+
+[services.r_group]
+strategy = "one_for_all"
+
+[services.r_group.services.r_new]
+class = "examples.services.kv:KV"
+"""
+
+
+@pytest.mark.timeout(180)
+def test_reload_starts_added_stops_removed_restarts_changed_and_leaves_the_rest(cluster, tmp_path):
+    log, spec = tmp_path / "daemon.log", tmp_path / "services.toml"
+    spec.write_text(SPEC_V1)
+    daemon = start_daemon(cluster, spec, log)
+    try:
+        wait_for_log(daemon, log, "supervising")
+        before = pids(cluster, "r_same", "r_gone", "r_changed")
+        counted = run(cluster, """
+            handle = ray.get_actor("r_changed")
+            print(json.dumps([ray.get(handle.incr.remote(7)), time.sleep(0.6)]))  # and a checkpoint
+        """)
+        assert counted[0] == 7
+
+        spec.write_text(SPEC_V2)
+        reloaded = cluster.cli("supervise", "reload", "--address", cluster.address, "--json")
+        result = json.loads(reloaded.stdout)
+        assert result["ok"] and result["added"] == ["r_group"] and result["removed"] == ["r_gone"], result
+        assert result["changed"] == ["r_changed"] and result["errors"] == [], result
+        after = pids(cluster, "r_same", "r_gone", "r_changed", "r_new")
+        assert after["r_same"] == before["r_same"]  # untouched
+        assert after["r_gone"] is None  # stopped
+        assert after["r_changed"] not in (None, before["r_changed"])  # restarted...
+        restored = run(cluster, """
+            handle = ray.get_actor("r_changed")
+            print(json.dumps([ray.get(handle.get.remote()), ray.get(handle.was_restored.remote())]))
+        """)
+        assert restored == [7, True]  # ...from its checkpoint
+        assert after["r_new"] is not None
+        report = status(cluster)
+        assert [group["group"] for group in report["daemon"]["tree"]["children"] if "group" in group] == ["r_group"]
+        assert "r_gone" not in [row["name"] for row in report["services"]]
+        table = cluster.cli("supervise", "status", "--address", cluster.address).stdout
+        print(table)
+        assert "last reload" in table and "r_group" in table and "└─ r_new" in table, table
+
+        # SIGHUP does the same; a change of a group's policy reconfigures it in place
+        spec.write_text(SPEC_V2.replace('strategy = "one_for_all"', 'strategy = "rest_for_one"')
+                        .replace('[services.r_same]\nclass = "examples.services.counter:Counter"',
+                                 '[services.r_same]\nclass = "examples.services.counter:Counter"\nkwargs = { start = 1 }'))
+        daemon.send_signal(signal.SIGHUP)
+        wait_for_log(daemon, log, "reloaded the spec", count=2)
+        again = pids(cluster, "r_same", "r_changed", "r_new")
+        assert again["r_same"] != after["r_same"]
+        assert again["r_changed"] == after["r_changed"] and again["r_new"] == after["r_new"]
+        assert status(cluster)["daemon"]["tree"]["children"][2]["strategy"] == "rest_for_one"
+
+        # an invalid spec: nothing changes, and the reload says which field
+        spec.write_text(SPEC_V2.replace('kwargs = { start = 100 }', 'kwargs = { start = 100 }\nreplicas = 0'))
+        failed = cluster.cli("supervise", "reload", "--address", cluster.address, check=False)
+        assert failed.returncode == 1 and "'replicas'" in failed.stderr and "r_changed" in failed.stderr, failed
+        assert pids(cluster, "r_same", "r_changed", "r_new") == again
+    finally:
+        assert stop_daemon(daemon, log) == 0, log.read_text()
+
+
+SPEC_CRASH_LOOP = """
+[supervisor]
+strategy = "one_for_one"
+max_restarts = 0
+period = 60
+
+[services.steady]
+class = "examples.services.counter:Counter"
+
+[services.pair]
+strategy = "one_for_all"
+max_restarts = 2
+period = 60
+
+[services.pair.services.partner]
+class = "examples.services.counter:Counter"
+
+[services.pair.services.crasher]
+class = "tests.services.flaky:Crasher"
+kwargs = { after = 0.5 }
+"""
+
+
+@pytest.mark.timeout(150)
+def test_a_service_crashing_in_a_loop_escalates_and_the_daemon_reports_it(cluster, tmp_path):
+    log, spec = tmp_path / "daemon.log", tmp_path / "services.toml"
+    spec.write_text(SPEC_CRASH_LOOP)
+    daemon = start_daemon(cluster, spec, log)
+    try:
+        assert daemon.wait(90) == 1, log.read_text()  # the root gave up: the daemon ends, exit code 1
+    except subprocess.TimeoutExpired:
+        daemon.kill()
+        daemon.wait()
+        raise AssertionError(f"the daemon did not give up:\n{log.read_text()}") from None
+    report = status(cluster)
+    daemon_record = report["daemon"]
+    assert daemon_record["state"] == "failed" and "pair" in daemon_record["reason"], daemon_record
+    escalations = [(e["supervisor"], e["child"]) for e in daemon_record["escalations"]]
+    assert escalations == [("pair", "crasher"), ("root", "pair")], daemon_record["escalations"]
+    rows = {row["name"]: row for row in report["services"]}
+    assert rows["crasher"]["restarts"] == 2 and rows["partner"]["restarts"] == 2  # one_for_all
+    assert rows["steady"]["restarts"] == 0
+    assert "ALIVE" not in {rows[name]["state"] for name in ("steady", "partner", "crasher")}, rows
+    table = cluster.cli("supervise", "status", "--address", cluster.address).stdout
+    print(table)
+    assert "daemon: failed" in table and "escalation: supervisor 'pair'" in table, table
+    assert pids(cluster, "steady", "partner") == {"steady": None, "partner": None}
+
+
+SPEC_STANDBY = """
+[services.held]
+class = "examples.services.counter:Counter"
+checkpoint_interval = 0.2
+"""
+
+
+@pytest.mark.timeout(180)
+def test_a_standby_daemon_takes_over_without_restarting_the_services(cluster, tmp_path):
+    spec = tmp_path / "services.toml"
+    spec.write_text(SPEC_STANDBY)
+    logs = [tmp_path / f"daemon-{i}.log" for i in range(3)]
+    leader = start_daemon(cluster, spec, logs[0])
+    standby = second = None
+    try:
+        wait_for_log(leader, logs[0], "supervising")
+        first = run(cluster, """
+            handle, pid = answer("held")
+            print(json.dumps({"pid": pid, "count": ray.get(handle.incr.remote(3))}))
+        """)
+        standby = start_daemon(cluster, spec, logs[1])
+        wait_for_log(standby, logs[1], "standby: another daemon leads")
+        report = status(cluster)
+        assert report["daemon"]["pid"] == leader.pid and [s["pid"] for s in report["daemon"]["standbys"]] == [standby.pid]
+
+        leader.kill()  # -9: its lease expires, the standby takes over
+        killed = time.monotonic()
+        leader.wait()
+        led = wait_for_log(standby, logs[1], "leading: this daemon keeps the services", timeout=30)
+        adopted = wait_for_log(standby, logs[1], "adopted a running service", timeout=30)
+        takeover = adopted - killed
+        print(f"\nstandby took over {led - killed:.2f} s after the leader's kill -9, "
+              f"services adopted after {takeover:.2f} s (lease TTL {LEASE_TTL} s)")
+        assert takeover < LEASE_TTL + 0.6 + 0.5, takeover  # TTL, etcd's expiry tick, the adoption
+        after = run(cluster, """
+            handle, pid = answer("held")
+            print(json.dumps({"pid": pid, "count": ray.get(handle.get.remote())}))
+        """)
+        assert after == first  # nothing restarted
+        assert "started a service" not in logs[1].read_text()
+
+        # a graceful stop with a standby waiting hands the services over, running
+        second = start_daemon(cluster, spec, logs[2])
+        wait_for_log(second, logs[2], "standby: another daemon leads")
+        standby.send_signal(signal.SIGTERM)
+        stopped = time.monotonic()
+        assert standby.wait(60) == 0, logs[1].read_text()
+        wait_for_log(second, logs[2], "adopted a running service", timeout=30)
+        print(f"handed over in {time.monotonic() - stopped:.2f} s")
+        assert run(cluster, """
+            handle, pid = answer("held")
+            print(json.dumps({"pid": pid, "count": ray.get(handle.get.remote())}))
+        """) == first
+        assert status(cluster)["daemon"]["pid"] == second.pid
+    finally:
+        for daemon, log in ((second, logs[2]), (standby, logs[1]), (leader, logs[0])):
+            if daemon is not None and daemon.poll() is None:
+                assert stop_daemon(daemon, log) == 0, log.read_text()
+    assert pids(cluster, "held") == {"held": None}  # the last daemon, alone, stopped it
+
