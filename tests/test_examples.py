@@ -32,7 +32,7 @@ def test_ping_pong_survives_a_kill_9_of_pong():
 
 @pytest.mark.timeout(120)
 def test_the_readme_services_commands(tmp_path):
-    """README "Running services": supervise --detach, the client twice, status, kill."""
+    """README "Running services", as written: supervise --detach, the clients, status, reload, kill."""
     import os
     import signal
 
@@ -47,15 +47,20 @@ def test_the_readme_services_commands(tmp_path):
         return subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=90,
                               cwd=ROOT, env=env)
 
-    started = run("-m", "actorcore", "supervise", "examples/services/counter.toml", "--detach",
+    started = run("-m", "actorcore", "supervise", "examples/services/services.toml", "--detach",
                   "--pid-file", str(pid_file))
     try:
         assert started.returncode == 0, started.stderr
         assert "services up" in started.stdout
         assert run("examples/services/client.py").stdout.strip() == "count: 1"
         assert run("examples/services/client.py").stdout.strip() == "count: 2"
-        status = run("-m", "actorcore", "supervise-status")
-        assert status.returncode == 0 and "counter" in status.stdout and "ALIVE" in status.stdout
+        kv = run("examples/services/kv_client.py")
+        assert kv.stdout.splitlines()[0] == "kv: put 3 keys; keys = ['a', 'b', 'c']; get('a') = 1", kv
+        status = run("-m", "actorcore", "supervise", "status")
+        assert status.returncode == 0 and "daemon: running" in status.stdout, status
+        assert "├─ counter" in status.stdout and "└─ kv" in status.stdout and "ALIVE" in status.stdout, status
+        reload = run("-m", "actorcore", "supervise", "reload")
+        assert reload.returncode == 0 and "nothing changed" in reload.stdout, reload
     finally:
         if pid_file.exists():
             os.kill(int(pid_file.read_text()), signal.SIGTERM)

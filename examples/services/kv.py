@@ -1,6 +1,6 @@
 """A key-value store service for ``actorcore supervise``: its data survives crashes through checkpoints.
 
-Spec (examples/services/kv.toml)::
+Spec (examples/services/services.toml)::
 
     [services.kv]
     class = "examples.services.kv:KV"

@@ -1,4 +1,4 @@
-"""Talks to the kv service that `actorcore supervise examples/services/kv.toml` keeps alive."""
+"""Talks to the kv service that `actorcore supervise examples/services/services.toml` keeps alive."""
 
 import actorcore as ray
 

@@ -43,7 +43,7 @@ backoff = { min = 0.1, max = 10.0 }
 def test_exports():
     assert sorted(actorcore.services.__all__) == sorted([
         "GroupSpec", "ServiceSpec", "SpecError", "SupervisorSpec", "load_spec", "parse_spec",
-        "resolve_class",
+        "resolve_class", "ServiceHandle", "service_handle",
     ])
     for name in actorcore.services.__all__:
         assert hasattr(actorcore.services, name), name
