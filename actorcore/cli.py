@@ -932,8 +932,8 @@ def _supervise(args: argparse.Namespace) -> int:
         if args.address:
             command += ["--address", args.address]
         log_path = files.logs_dir() / f"supervise-{int(time.time())}.log"
-        # It returns once every service is up (the daemon writes a line to this pipe), so the
-        # next command can use them.
+        # It returns once every service is up, or the daemon stands by for another (it writes
+        # which to this pipe), so the next command can use them.
         read_fd, write_fd = os.pipe()
         env = {**os.environ, "ACTORCORE_SUPERVISE_READY_FD": str(write_fd)}
         with open(log_path, "ab") as log:
@@ -946,7 +946,7 @@ def _supervise(args: argparse.Namespace) -> int:
             tail = log_path.read_text(errors="replace")[-2000:] if log_path.exists() else ""
             return _fail("supervise", f"the daemon did not start its services (pid {daemon.pid}); "
                                       f"its log {log_path} ends with:\n{tail}")
-        print(f"actorcore supervise: daemon pid {daemon.pid}, services up, log {log_path}; stop it with "
+        print(f"actorcore supervise: daemon pid {daemon.pid}, {line.strip()}, log {log_path}; stop it with "
               f"kill $(cat {args.pid_file})")
         return 0
     import logging

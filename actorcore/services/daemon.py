@@ -99,7 +99,7 @@ class Daemon:
             return "failed"
         await self.write_record(state="running")
         log.warning("supervising", services=self.spec.actor_names(), pid=os.getpid())
-        tell_ready()
+        tell_ready("services up")
         watcher = asyncio.ensure_future(self._watch_reload_requests())
         waits = {name: asyncio.ensure_future(aw) for name, aw in
                  (("ended", root.wait()), ("stop", stopping.wait()), ("lost", leadership.lost.wait()))}
@@ -289,6 +289,7 @@ def main(spec_path: str, address: str | None, pid_file: str | None = None) -> in
                     if outcome != "lost":
                         break
                     log.warning("stepped down; standing by")
+                    outcome = "stopped"
             finally:
                 await leadership.release()
                 await etcd.close()

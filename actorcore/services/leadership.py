@@ -70,7 +70,11 @@ class Leadership:
                 leader = json.loads(items[0][1])
                 log.warning("standby: another daemon leads; this one takes over when it ends",
                             leader_pid=leader.get("pid"), leader_host=leader.get("host"), ttl=self.ttl)
-                tell_ready()
+                if leader.get("spec") != self.identity["spec"]:
+                    log.warning("the leader runs another spec file; this daemon will run its own when it "
+                                "takes over (services only the leader's spec has will then stop)",
+                                leader_spec=leader.get("spec"), spec=self.identity["spec"])
+                tell_ready("standing by")
                 announced = True
             await self._until_released(revision + 1, stop)
         return False
@@ -84,6 +88,7 @@ class Leadership:
                     await asyncio.wait([event, stopped], return_when=asyncio.FIRST_COMPLETED)
                     if not event.done():
                         event.cancel()
+                        await asyncio.gather(event, return_exceptions=True)
                         return
                     if event.result().type == "delete":
                         return
@@ -112,12 +117,12 @@ class Leadership:
 READY_FD_ENV = "ACTORCORE_SUPERVISE_READY_FD"
 
 
-def tell_ready() -> None:
-    """``supervise --detach`` waits for this line: the services are up, or this daemon stands by."""
+def tell_ready(what: str) -> None:
+    """``supervise --detach`` waits for this line (``what``: "services up", or "standing by")."""
     fd = os.environ.pop(READY_FD_ENV, None)
     if fd is not None:
         try:
             with os.fdopen(int(fd), "w") as out:
-                out.write("ready\n")
+                out.write(f"{what}\n")
         except OSError:
             pass

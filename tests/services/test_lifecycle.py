@@ -254,3 +254,40 @@ def test_a_standby_daemon_takes_over_without_restarting_the_services(cluster, tm
                 assert stop_daemon(daemon, log) == 0, log.read_text()
     assert pids(cluster, "held") == {"held": None}  # the last daemon, alone, stopped it
 
+
+
+@pytest.mark.timeout(180)
+def test_a_frozen_leader_steps_down_when_it_wakes_and_the_daemons_do_not_fight(cluster, tmp_path):
+    spec = tmp_path / "services.toml"
+    spec.write_text(SPEC_STANDBY.replace("held", "shared"))
+    logs = [tmp_path / f"daemon-{i}.log" for i in range(2)]
+    leader = start_daemon(cluster, spec, logs[0])
+    standby = None
+    try:
+        wait_for_log(leader, logs[0], "supervising")
+        first = run(cluster, """
+            handle, pid = answer("shared")
+            print(json.dumps({"pid": pid, "count": ray.get(handle.incr.remote(2))}))
+        """)
+        standby = start_daemon(cluster, spec, logs[1])
+        wait_for_log(standby, logs[1], "standby: another daemon leads")
+        leader.send_signal(signal.SIGSTOP)  # frozen: its lease lapses, the standby leads
+        try:
+            wait_for_log(standby, logs[1], "adopted a running service", timeout=30)
+        finally:
+            leader.send_signal(signal.SIGCONT)
+        wait_for_log(leader, logs[0], "stepped down; standing by", timeout=30)
+        wait_for_log(leader, logs[0], "standby: another daemon leads", timeout=30)
+        report = status(cluster)
+        assert report["daemon"]["pid"] == standby.pid, report["daemon"]
+        assert [s["pid"] for s in report["daemon"]["standbys"]] == [leader.pid]
+        assert run(cluster, """
+            handle, pid = answer("shared")
+            print(json.dumps({"pid": pid, "count": ray.get(handle.get.remote())}))
+        """) == first  # neither daemon restarted it
+        assert "started a service" not in logs[1].read_text()
+    finally:
+        for daemon, log in ((leader, logs[0]), (standby, logs[1])):
+            if daemon is not None and daemon.poll() is None:
+                daemon.send_signal(signal.SIGCONT)
+                assert stop_daemon(daemon, log) == 0, log.read_text()
