@@ -44,7 +44,7 @@ from typing import Any
 
 from .._logging import get_logger
 from ..gcs import schema
-from .instances import NAMESPACE, kill_quietly, service_key
+from .instances import NAMESPACE, CheckpointBudget, kill_quietly, service_key
 from .leadership import Leadership, tell_ready
 from .spec import SpecError, SupervisorSpec, load_spec, resolve_class
 from .tree import ServiceTree
@@ -72,6 +72,7 @@ class Daemon:
         self.started: set[str] = set()  # actor names started or adopted in this term
         self.handing_over: str | None = None  # None: a stop kills; "handover" / "lost": it does not
         self.reloads: asyncio.Queue = asyncio.Queue()
+        self.budget = CheckpointBudget()
         self.tree: ServiceTree | None = None
         self.record: dict = {}
         self._writes: set[asyncio.Task] = set()

@@ -13,9 +13,11 @@ The contracts of issue 6 this module keeps:
   ping is adopted, not restarted.
 - **Checkpoints** (a class with ``__checkpoint__`` and ``__restore__``): every
   ``checkpoint_interval`` seconds (> 0) and when the daemon stops a service on purpose or hands
-  it over, the pickled state goes to etcd (``services/<name>/checkpoint``; at most
-  :data:`MAX_CHECKPOINT_BYTES`, a larger state is refused with an error in the log and the
-  previous checkpoint stays).
+  it over, the state, pickled by the service itself, goes to etcd
+  (``services/<name>/checkpoint``; at most :data:`MAX_CHECKPOINT_BYTES`, a larger state is
+  refused with an error in the log and the previous checkpoint stays). An unchanged state is
+  not written again, and a daemon writes at most :data:`CHECKPOINT_BUDGET` bytes a minute
+  (etcd keeps an hour of history within its quota; a checkpoint over the budget waits).
 - **The record** ``services/<name>`` (JSON, :meth:`ServiceState.write_record`) holds the
   service's spec, its group path, actor id, restarts, start time, last checkpoint time, the
   daemon's pid and ``stopped`` (the time of a stop on purpose).
@@ -27,12 +29,15 @@ The contracts of issue 6 this module keeps:
 from __future__ import annotations
 
 import asyncio
+import collections
+import hashlib
 import json
 import os
 import pickle
 import time
 from typing import Any
 
+import cloudpickle
 from supervisor import Exit, StartInfo
 
 from .._logging import get_logger
@@ -47,6 +52,28 @@ PING_INTERVAL = 0.5  # seconds between liveness pings of an adopted service
 PING_TIMEOUT = 10.0  # a ping not answered within this is a dead service (calls run one at a time)
 CALL_TIMEOUT = 30.0  # seconds a checkpoint call may take
 NAME_WAIT = 5.0  # seconds a restart waits for the dead actor's name to be freed
+# Checkpoint bytes a daemon writes to etcd per minute at most: etcd keeps an hour of history
+# (auto-compaction) within its 2 GiB quota, so 16 MiB/min stays under 1 GiB whatever the services do.
+CHECKPOINT_BUDGET = 16 << 20
+
+
+class CheckpointBudget:
+    """Checkpoint bytes written in the last minute, against :data:`CHECKPOINT_BUDGET`."""
+
+    def __init__(self, limit: int = CHECKPOINT_BUDGET, window: float = 60.0) -> None:
+        self.limit, self.window = limit, window
+        self.writes: collections.deque[tuple[float, int]] = collections.deque()
+        self.used = 0
+
+    def allow(self, size: int) -> bool:
+        now = time.monotonic()
+        while self.writes and self.writes[0][0] < now - self.window:
+            self.used -= self.writes.popleft()[1]
+        if self.used + size > self.limit:
+            return False
+        self.writes.append((now, size))
+        self.used += size
+        return True
 
 
 def service_key(cluster: str, name: str) -> str:
@@ -69,8 +96,8 @@ def service_class(cls: type) -> type:
     def _actorcore_ping(self) -> int:
         return os.getpid()
 
-    def _actorcore_checkpoint(self) -> Any:
-        return self.__checkpoint__()
+    def _actorcore_checkpoint(self) -> bytes:
+        return cloudpickle.dumps(self.__checkpoint__())  # pickled here: the daemon never unpickles it
 
     return type(cls.__name__, (cls,), {
         "__init__": __init__, "_actorcore_ping": _actorcore_ping,
@@ -102,6 +129,7 @@ class ServiceState:
         self.actor_class: Any = None
         self.record: dict = {}
         self.replacing = False  # the next start follows a change of the spec, not a failure
+        self.stored_digest: bytes | None = None  # of the last checkpoint this daemon stored
 
     def update(self, service: ServiceSpec, cls: type, group: list[str]) -> None:
         if cls is not self.cls:
@@ -190,12 +218,13 @@ class ServiceState:
                 time.sleep(0.02)
 
     async def checkpoint(self, handle: Any) -> None:
-        """Ask the service for its state and store it (a failure is logged, not raised)."""
+        """Ask the service for its state and store it (a failure is logged, not raised). A state
+        equal to the last one stored is not written again; one over the daemon's byte budget
+        waits for a later interval (:class:`CheckpointBudget`)."""
         import actorcore as ray
 
         try:
-            state = await asyncio.to_thread(ray.get, handle._actorcore_checkpoint.remote(), timeout=CALL_TIMEOUT)
-            blob = pickle.dumps(state)
+            blob = await asyncio.to_thread(ray.get, handle._actorcore_checkpoint.remote(), timeout=CALL_TIMEOUT)
         except Exception as error:  # noqa: BLE001 - any failure of the call means the same here
             log.warning("checkpoint failed", service=self.name, error=repr(error))
             return
@@ -203,7 +232,14 @@ class ServiceState:
             log.error("checkpoint too large for etcd; not stored (the previous one stays)", service=self.name,
                       size=len(blob), limit=MAX_CHECKPOINT_BYTES)
             return
-        await self.owner.etcd.put(checkpoint_key(self.owner.cluster, self.name), blob)
+        digest = hashlib.blake2b(blob, digest_size=16).digest()
+        if digest != self.stored_digest:
+            if not self.owner.budget.allow(len(blob)):
+                log.warning("checkpoint deferred: the daemon's etcd write budget is spent for this minute",
+                            service=self.name, size=len(blob), budget=CHECKPOINT_BUDGET)
+                return
+            await self.owner.etcd.put(checkpoint_key(self.owner.cluster, self.name), blob)
+            self.stored_digest = digest
         await self.write_record(checkpoint_time=time.time())
 
     async def forget(self) -> None:
