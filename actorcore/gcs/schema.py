@@ -11,6 +11,12 @@ Every key lives under ``/actorcore/<cluster>/`` (`prefix`). Values are JSON unle
 | ``actors/<actor_id>`` | actor record (`ACTOR_FIELDS`) | by the creator's node, on every state change |
 | ``named/<namespace>/<name>`` | the actor id (text) | create-if-absent in a transaction |
 | ``functions/<hash>`` | the pickled function or class (bytes) | once |
+| ``services/<name>`` | a supervised service's record: spec, group, actor id, restarts, times | by the leading ``supervise`` daemon |
+| ``services/<name>/checkpoint`` | the service's last checkpoint (pickled, at most 1 MiB) | by the leading daemon |
+| ``supervise/leader`` | the leading daemon: pid, host, spec path, lease | create-if-absent, under its lease |
+| ``supervise/standby/<lease>`` | a standby daemon: pid, host, spec path | under its lease |
+| ``supervise/daemon`` | the leader's record: state, tree, escalations, last reload | by the leading daemon |
+| ``supervise/reload`` | a reload request ``{"id", "time"}`` (the leader watches it) | by ``supervise reload`` |
 
 A node record has: ``node_id``, ``address`` (the IP it binds), ``head`` (bool), ``resources``
 (totals), ``start_time``, ``pid``, ``host_id`` (the kernel's host identity of its processes),
