@@ -24,9 +24,9 @@ in a temporary ACTORCORE_HOME, with the daemon (`python -m actorcore supervise S
 and a driver process (this file with `--driver`); the daemon is stopped with SIGTERM, the
 cluster with `actorcore stop`, the home removed. Ray's driver is Ray's python (default
 /tmp/rayvenv/bin/python) running this file with `--driver`: `ray.init()` starts a local Ray in
-its own process group, its session files in a temporary directory. After each driver, every process marked with that driver's environment
-marker that is still alive is killed (as benchmarks/cluster.py does), and the report notes
-anything new left in /dev/shm. Ratios as in benchmarks/report.py: Ray/actorcore for times, so
+its own process group, with its session files in a temporary directory. After each driver,
+every process marked with that driver's environment marker that is still alive is killed (as
+benchmarks/cluster.py does), and the report notes anything new left in /dev/shm. Ratios as in benchmarks/report.py: Ray/actorcore for times, so
 > 1 means actorcore recovered faster. Progress goes to stderr, the table (or --json) to stdout.
 """
 
