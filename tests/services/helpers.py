@@ -50,10 +50,30 @@ def stop_daemon(daemon: subprocess.Popen, log: Path) -> int:
         raise AssertionError(f"the daemon did not stop on SIGTERM:\n{log.read_text()}") from None
 
 
-def run(cluster, code: str) -> dict:
+def run(cluster, code: str, log: Path | None = None) -> dict:
+    """Run ``code`` (after PRELUDE) in a new driver; its last line of output, as JSON. On failure
+    the message has the driver's output (and the daemon's log, if given)."""
     result = cluster.driver(PRELUDE % {"address": cluster.address} + textwrap.dedent(code), timeout=120)
-    assert result.returncode == 0, result.stdout + result.stderr
+    daemon_log = f"\n-- the daemon's log:\n{log.read_text()}" if log is not None else ""
+    assert result.returncode == 0, result.stdout + result.stderr + daemon_log
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def service_rows(cluster) -> list[dict]:
+    """The rows of `actorcore supervise status --json`."""
+    return json.loads(cluster.cli("supervise", "status", "--address", cluster.address, "--json").stdout)["services"]
+
+
+def wait_until(predicate, seconds: float, what: str, details=lambda: ""):
+    """The first true value of ``predicate()``, polled for at most ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds} s waiting for {what}\n{details()}")
+        time.sleep(0.1)
 
 
 

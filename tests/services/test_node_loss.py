@@ -13,13 +13,9 @@ checkpoint, within the lease TTL plus a margin. The measured time is printed (`-
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
@@ -28,6 +24,7 @@ import pytest
 from actorcore.gcs.etcd_server import _free_port
 from actorcore.testing import children_of, is_alive
 from tests.multinode.conftest import LEASE_TTL, Cluster, _stop_cluster
+from tests.services.helpers import run, service_rows, start_daemon, stop_daemon, wait_until
 
 CHECKPOINT_INTERVAL = 0.2
 REPLACED_WITHIN = LEASE_TTL + 8.0  # seconds from the kill to the first answer from the other node
@@ -43,27 +40,6 @@ kwargs = {{ start = 5 }}
 resources = {{ CPU = 1 }}
 checkpoint_interval = {CHECKPOINT_INTERVAL}
 """
-
-# A driver's helpers: connect, wait for the service to answer from a process other than `not_pid`.
-PRELUDE = """
-import json, os, signal, time
-import actorcore as ray
-ray.init(address=%(address)r, namespace="services")
-
-def answer(name, not_pid=None, timeout=60):
-    deadline = time.time() + timeout
-    while True:
-        try:
-            handle = ray.get_actor(name)
-            pid = ray.get(handle.pid.remote(), timeout=2)
-            if pid != not_pid:
-                return handle, pid
-        except Exception:
-            if time.time() > deadline:
-                raise
-        time.sleep(0.02)
-"""
-
 
 def start_cluster_without_head_cpus() -> Cluster:
     """The multinode suite's CLI cluster (tests.multinode.conftest), but a head with 0 CPUs:
@@ -82,27 +58,9 @@ def start_cluster_without_head_cpus() -> Cluster:
     return cluster
 
 
-def service_rows(cluster: Cluster) -> list[dict]:
-    """`supervise-status --json`'s rows: a list of rows, or {"daemon": ..., "services": [rows]}."""
-    result = cluster.cli("supervise-status", "--address", cluster.address, "--json")
-    found = json.loads(result.stdout)
-    return found["services"] if isinstance(found, dict) else found
-
-
 def service_row(cluster: Cluster, name: str) -> dict | None:
     rows = [row for row in service_rows(cluster) if row.get("service") == name or row.get("name") == name]
     return rows[0] if rows else None
-
-
-def wait_until(predicate, seconds: float, what: str, details=lambda: ""):
-    deadline = time.monotonic() + seconds
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {seconds} s waiting for {what}\n{details()}")
-        time.sleep(0.1)
 
 
 def descendants(pid: int) -> list[int]:
@@ -113,14 +71,6 @@ def descendants(pid: int) -> list[int]:
             found.append(child)
             queue.append(child)
     return found
-
-
-def run(cluster: Cluster, code: str, log: Path) -> dict:
-    """Run `code` in a new driver; its last line of output, as JSON (on failure: the driver's
-    output and the daemon's log)."""
-    result = cluster.driver(PRELUDE % {"address": cluster.address} + textwrap.dedent(code), timeout=120)
-    assert result.returncode == 0, f"{result.stdout}{result.stderr}\n-- the daemon's log:\n{log.read_text()}"
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.timeout(240)
@@ -136,10 +86,7 @@ def test_a_service_on_a_lost_node_is_re_placed_on_another_node_with_its_state(lo
     try:
         spec = cluster.home / "services.toml"
         spec.write_text(SPEC)
-        with open(log, "ab") as out:
-            daemon = subprocess.Popen([sys.executable, "-m", "actorcore", "supervise", str(spec),
-                                       "--address", cluster.address], env=cluster.env, stdout=out,
-                                      stderr=subprocess.STDOUT)
+        daemon = start_daemon(cluster, spec, log)
 
         counted = run(cluster, """
             handle, pid = answer("moved")
@@ -203,14 +150,6 @@ def test_a_service_on_a_lost_node_is_re_placed_on_another_node_with_its_state(lo
                 pass
         try:
             if daemon is not None:
-                if daemon.poll() is None:
-                    daemon.send_signal(signal.SIGTERM)
-                try:
-                    code = daemon.wait(60)
-                except subprocess.TimeoutExpired:
-                    daemon.kill()
-                    daemon.wait()
-                    code = None
-                assert code == 0, f"the daemon did not stop cleanly on SIGTERM ({code}):\n{log.read_text()}"
+                assert stop_daemon(daemon, log) == 0, log.read_text()
         finally:
             _stop_cluster(cluster)
