@@ -7,7 +7,7 @@
 - no --address and no cluster: a detached daemon starts a local head (init(address="auto")
   reaches it) and stops it with itself.
 
-One single-node cluster for the module (tests.multinode.conftest); every test stops its
+One single-node cluster for the module (tests/services/conftest.py); every test stops its
 daemon (SIGTERM: the services are checkpointed and killed) and the cluster is stopped at the end.
 """
 
@@ -24,7 +24,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.multinode.conftest import _start_cluster, _stop_cluster
 from tests.services.helpers import run, start_daemon, stop_daemon
 
 SPEC = """
@@ -37,15 +36,6 @@ class = "examples.services.counter:Counter"
 kwargs = { start = 5 }
 checkpoint_interval = 0.2
 """
-
-@pytest.fixture(scope="module")
-def cluster():
-    cluster = _start_cluster(resources=("A",))
-    try:
-        yield cluster
-    finally:
-        _stop_cluster(cluster)
-
 
 def spec_file(tmp_path: Path, name: str) -> Path:
     """A spec of one counter service; each test names its own (checkpoints outlive a daemon)."""

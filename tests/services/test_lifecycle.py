@@ -10,7 +10,7 @@
   lease TTL (plus etcd's 0.5 s expiry tick) without restarting any service, and a leader
   stopped gracefully hands its services over running.
 
-One single-node cluster for the module (lease TTL: tests.multinode.conftest.LEASE_TTL).
+One single-node cluster for the module (tests/services/conftest.py; lease TTL: tests.multinode.conftest.LEASE_TTL).
 """
 
 from __future__ import annotations
@@ -22,17 +22,8 @@ import time
 
 import pytest
 
-from tests.multinode.conftest import LEASE_TTL, _start_cluster, _stop_cluster
+from tests.multinode.conftest import LEASE_TTL
 from tests.services.helpers import run, start_daemon, stop_daemon, wait_for_log
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    cluster = _start_cluster(resources=("A",))
-    try:
-        yield cluster
-    finally:
-        _stop_cluster(cluster)
 
 
 def status(cluster) -> dict:
