@@ -502,6 +502,17 @@ class EtcdClient:
 
         return await self._call(f"create {key!r}", txn)
 
+    async def delete_if_value(self, key: str, value: bytes) -> bool:
+        """Delete ``key`` only if it holds exactly ``value``; True if this call deleted it."""
+        raw_key = key.encode()
+
+        async def txn(c: aetcd.Client) -> bool:
+            deleted, _ = await c.transaction(compare=[c.transactions.value(raw_key) == value],
+                                             success=[c.transactions.delete(raw_key)], failure=[])
+            return deleted
+
+        return await self._call(f"delete {key!r} if unchanged", txn)
+
     # -- leases ---------------------------------------------------------------------
 
     async def lease(

@@ -8,6 +8,12 @@ the leader key; when the key goes away (the leader released it, or its lease exp
 it died or froze) the standby creates it and leads. A killed leader is therefore replaced
 within its lease TTL plus etcd's expiry tick (etcd revokes expired leases every 0.5 s).
 
+A daemon started on the machine of a leader that is surely gone does not wait for the lease:
+the leader's record names its process exactly (:func:`process_token`: the kernel's boot id,
+the pid namespace, the pid and the process's start time), so when the same kernel and pid
+namespace have no such process the daemon removes the record (if it is unchanged) and leads
+at once: a daemon restarted after a kill -9 takes its services back without waiting a TTL.
+
 A leader whose lease is lost (etcd said it expired: another daemon may lead by now) must stop
 acting at once; :attr:`Leadership.lost` tells it.
 """
@@ -42,7 +48,8 @@ class Leadership:
     def __init__(self, etcd: Any, cluster: str, ttl: float, spec_path: str) -> None:
         self.etcd, self.cluster = etcd, cluster
         self.ttl = max(2, int(math.ceil(ttl)))
-        self.identity = {"pid": os.getpid(), "host": socket.gethostname(), "spec": spec_path}
+        self.identity = {"pid": os.getpid(), "host": socket.gethostname(), "spec": spec_path,
+                         "process": process_token()}
         self.lease: Any = None
         self.lost = asyncio.Event()
         """Set when the lease of a leading daemon ended without :meth:`release`."""
@@ -66,6 +73,11 @@ class Leadership:
             items, revision = await self.etcd.get_prefix_with_revision(leader_key(self.cluster))
             if not items:
                 continue  # released between our two calls
+            if process_gone(json.loads(items[0][1]).get("process")):
+                log.warning("the leading daemon's process is gone; taking over without waiting for its lease",
+                            leader=json.loads(items[0][1]).get("pid"))
+                await self.etcd.delete_if_value(leader_key(self.cluster), items[0][1])
+                continue
             if not announced:
                 leader = json.loads(items[0][1])
                 log.warning("standby: another daemon leads; this one takes over when it ends",
@@ -112,6 +124,51 @@ class Leadership:
                       "another daemon may lead now, so this one stops acting", lease=f"{lease.id:x}")
             self.leading = False
             self.lost.set()
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as file:
+            return file.read().strip()
+    except OSError:
+        return None
+
+
+def _start_time(pid: int) -> str | None:
+    """The start time of process ``pid`` (clock ticks after boot), None if there is none (or a zombie)."""
+    stat = _read(f"/proc/{pid}/stat")
+    if stat is None:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    return fields[19] if len(fields) > 19 and fields[0] != "Z" else None
+
+
+def _namespace() -> tuple[str | None, str | None]:
+    try:
+        pid_namespace: str | None = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        pid_namespace = None
+    return _read("/proc/sys/kernel/random/boot_id"), pid_namespace
+
+
+def process_token() -> str | None:
+    """This process, exactly: ``boot id|pid namespace|pid|start time`` (None without /proc)."""
+    boot, namespace = _namespace()
+    start = _start_time(os.getpid())
+    if not (boot and namespace and start):
+        return None
+    return f"{boot}|{namespace}|{os.getpid()}|{start}"
+
+
+def process_gone(token: str | None) -> bool:
+    """True only when ``token`` names a process of this kernel and pid namespace that no longer
+    runs (its pid is free, or taken by a later process)."""
+    if not token or token.count("|") != 3:
+        return False
+    boot, namespace, pid, start = token.split("|")
+    if (boot, namespace) != _namespace() or not pid.isdigit():
+        return False
+    return _start_time(int(pid)) != start
 
 
 READY_FD_ENV = "ACTORCORE_SUPERVISE_READY_FD"

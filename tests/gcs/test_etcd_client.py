@@ -42,6 +42,15 @@ async def test_prefix_calls(etcd):
     assert await etcd.get("/pp/x") == b"/pp/x"
 
 
+async def test_delete_if_value_deletes_only_an_unchanged_key(etcd):
+    await etcd.put("/leader", b"old")
+    assert await etcd.delete_if_value("/leader", b"other") is False
+    assert await etcd.get("/leader") == b"old"
+    assert await etcd.delete_if_value("/leader", b"old") is True
+    assert await etcd.get("/leader") is None
+    assert await etcd.delete_if_value("/leader", b"old") is False  # nothing to delete
+
+
 async def test_create_if_absent_makes_names_unique(etcd_server, etcd):
     others = [await EtcdClient.connect(etcd_server.endpoint) for _ in range(3)]
     clients = [etcd, *others]
