@@ -72,12 +72,13 @@ class ActorClass:
         prepared_args, prepared_kwargs = prepare_args(core, f"{self._name}.__init__", args, kwargs)
         actor_id = core.new_id("a")
         handle = ActorHandle(actor_id, class_id, self._name, self._methods, core.actor, namespace, name)
-        if name is not None and not core.register_actor(actor_id, namespace, name, pickle.dumps(handle)):
+        created = core.create_actor(actor_id, class_id, self._name, prepared_args, prepared_kwargs,
+                                    {**options, "namespace": namespace}, self._is_async,
+                                    pickle.dumps(handle) if name is not None else None)
+        if created is None:  # the name is taken
             if options.get("get_if_exists"):
                 return api.get_actor(name, namespace)
             raise exc.ActorAlreadyExistsError(name, namespace)
-        core.create_actor(actor_id, class_id, self._name, prepared_args, prepared_kwargs,
-                          {**options, "namespace": namespace}, self._is_async)
         return handle
 
 

@@ -91,7 +91,10 @@ class ActorSubmission:
     """
 
     def create_actor(self, actor_id: str, class_id: str, name: str, args: list, kwargs: dict, options: dict,
-                     is_async: bool) -> ActorState:
+                     is_async: bool, handle_blob: bytes | None = None) -> ActorState | None:
+        """Create the actor (placement runs in the background). A named actor (``handle_blob``:
+        its pickled handle) is known here before its name is registered, so a borrower that
+        finds the name at once can resolve it with us; None if the name is taken."""
         namespace = options.get("namespace") or self.namespace
         state = ActorState(actor_id, name, owned=True, namespace=namespace, actor_name=options.get("name"),
                            max_restarts=options.get("max_restarts") or 0,
@@ -111,8 +114,21 @@ class ActorSubmission:
             self.actors[actor_id] = state
             self.loop.create_task(self._create_actor(state))
 
-        self.loop.call_soon_threadsafe(start)
-        return state
+        async def start_named() -> bool:
+            state.created = self.loop.create_future()
+            self.actors[actor_id] = state
+            registered = await self.gcs.ask(RegisterActor(actor_id, namespace, state.actor_name, handle_blob),
+                                            timeout=30)
+            if not registered:
+                del self.actors[actor_id]
+                return False
+            self.loop.create_task(self._create_actor(state))
+            return True
+
+        if handle_blob is None:
+            self.loop.call_soon_threadsafe(start)
+            return state
+        return state if self.system.run(start_named()) else None
 
     async def _create_actor(self, state: ActorState) -> None:
         ctor = state.placement.ctor
@@ -265,10 +281,6 @@ class ActorSubmission:
         self._actor_dead(state, exc.ActorDiedError(state.name, cause), cause)
         if restarting is not None and not restarting.done():
             restarting.set_result(None)
-
-    def register_actor(self, actor_id: str, namespace: str, name: str, handle_blob: bytes) -> bool:
-        message = RegisterActor(actor_id, namespace, name, handle_blob)
-        return self.system.ask_sync(self.gcs, message, timeout=30)
 
     def lookup_actor(self, name: str, namespace: str) -> tuple | None:
         return self.system.ask_sync(self.gcs, LookupActor(namespace, name), timeout=30)

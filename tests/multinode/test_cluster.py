@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import threading
 import time
 
 import grpc
@@ -129,6 +132,63 @@ def test_a_named_actor_is_reached_from_a_second_driver(cluster):
     assert result.returncode == 0, result.stderr
     assert f"NODE {node_b}" in result.stdout
     ray.kill(counter)
+
+
+@pytest.mark.timeout(120)
+def test_a_named_actor_found_the_moment_it_is_created_answers(cluster, tmp_path):
+    """Another driver that looks the name up as soon as it is registered resolves the actor with
+    its owner: the owner knows the actor before its name is visible (it once answered "unknown
+    actor", and the borrower kept that answer for good)."""
+    stop = tmp_path / "stop"
+    code = (
+        "import json, os, sys, time\n"
+        "import actorcore as ray\n"
+        "from actorcore.exceptions import ActorDiedError\n"
+        "ray.init(address='auto', namespace='race')\n"
+        "found = {'ok': 0, 'unknown': 0}\n"
+        "print('READY', flush=True)\n"
+        f"while not os.path.exists({str(stop)!r}):\n"
+        "    try:\n"
+        "        actor = ray.get_actor('racer')\n"
+        "    except ValueError:\n"
+        "        continue\n"
+        "    try:\n"
+        "        ray.get(actor.node.remote(), timeout=10)\n"
+        "        found['ok'] += 1\n"
+        "    except ActorDiedError as error:\n"
+        "        found['unknown'] += 'unknown actor' in str(error)\n"
+        "print(json.dumps(found))\n"
+        "ray.shutdown()\n"
+    )
+    borrower = subprocess.Popen([sys.executable, "-c", code], env=cluster.env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    spinning = threading.Event()
+
+    def spin() -> None:  # holds the GIL in turns with the creating thread: widens any window
+        while not spinning.is_set():
+            pass
+
+    spinner = threading.Thread(target=spin, daemon=True)
+    try:
+        assert borrower.stdout.readline().strip() == "READY", borrower.stderr.read()
+        spinner.start()
+        for _ in range(40):
+            racer = Where.options(name="racer", namespace="race").remote()
+            ray.get(racer.node.remote())
+            ray.kill(racer)
+            deadline = time.monotonic() + 10
+            while True:  # the name is freed a moment after the kill
+                try:
+                    ray.get_actor("racer", namespace="race")
+                except ValueError:
+                    break
+                assert time.monotonic() < deadline
+    finally:
+        spinning.set()
+        stop.touch()
+        out, err = borrower.communicate(timeout=60)
+    found = json.loads(out.strip().splitlines()[-1])
+    assert found["unknown"] == 0 and found["ok"] > 0, (found, err)
 
 
 def test_a_drivers_actors_die_with_it(cluster):
