@@ -238,9 +238,16 @@ class ServiceState:
                 log.warning("checkpoint deferred: the daemon's etcd write budget is spent for this minute",
                             service=self.name, size=len(blob), budget=CHECKPOINT_BUDGET)
                 return
-            await self.owner.etcd.put(checkpoint_key(self.owner.cluster, self.name), blob)
+            try:
+                await self.owner.etcd.put(checkpoint_key(self.owner.cluster, self.name), blob)
+            except Exception as error:  # noqa: BLE001 - etcd unreachable past its retries: try next time
+                log.warning("checkpoint not stored: etcd failed", service=self.name, error=repr(error))
+                return
             self.stored_digest = digest
-        await self.write_record(checkpoint_time=time.time())
+        try:
+            await self.write_record(checkpoint_time=time.time())
+        except Exception as error:  # noqa: BLE001 - the record catches up at the next checkpoint
+            log.warning("service record not updated: etcd failed", service=self.name, error=repr(error))
 
     async def forget(self) -> None:
         """The service left the spec: its record goes (its last checkpoint stays, so adding it
