@@ -17,7 +17,7 @@ import pytest
 import actorcore as ray
 from actorcore import api
 from actorcore import exceptions as exc
-from actorcore.testing import processes_of
+from tests.multinode.conftest import etcd_pid
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -151,18 +151,6 @@ def test_b_kill_9_of_a_node_mid_job_loses_nothing(fresh_cluster):
 
 # -- (d) ------------------------------------------------------------------------------------
 
-def _etcd_pid(home) -> int:
-    for pid in processes_of(home):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if argv and os.path.basename(argv[0]) == b"etcd":
-            return pid
-    raise AssertionError("no etcd process found for the cluster")
-
-
 def test_d_etcd_killed_and_restarted_mid_job(fresh_cluster):
     import json
 
@@ -180,7 +168,7 @@ def test_d_etcd_killed_and_restarted_mid_job(fresh_cluster):
             return "pong"
 
     refs = [work.remote(i) for i in range(400)]
-    pid = _etcd_pid(cluster.home)
+    pid = etcd_pid(cluster.home)
     os.kill(pid, signal.SIGKILL)
     killed = time.monotonic()
     # Control operations during the outage wait and retry: a named actor is created meanwhile.
@@ -188,7 +176,7 @@ def test_d_etcd_killed_and_restarted_mid_job(fresh_cluster):
     values = ray.get(refs, timeout=120)
     lost = sum(1 for i, v in enumerate(values) if v != i + 1)
     assert ray.get(ray.get_actor("during-outage").ping.remote(), timeout=60) == "pong"
-    new_pid = _etcd_pid(cluster.home)
+    new_pid = etcd_pid(cluster.home)
     assert new_pid != pid
     deadline = time.monotonic() + 30
     while True:
@@ -225,7 +213,7 @@ def test_d_an_etcd_outage_longer_than_the_lease_ttl_does_not_tear_the_cluster_do
     keepers = [Keeper.options(scheduling_strategy="SPREAD").remote() for _ in range(3)]
     pids = ray.get([k.pid.remote() for k in keepers])
     refs = [slow.remote(i) for i in range(300)]
-    etcd = _etcd_pid(cluster.home)
+    etcd = etcd_pid(cluster.home)
     os.kill(etcd, signal.SIGSTOP)
     try:
         time.sleep(LEASE_TTL + 2)

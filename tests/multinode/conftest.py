@@ -78,6 +78,21 @@ def _start_cluster(resources=("A", "B", "C"), replicas: int = 1):
     return cluster
 
 
+def etcd_pid(home) -> int:
+    """The pid of the etcd server the head of the cluster at ``home`` runs."""
+    from actorcore.testing import processes_of
+
+    for pid in processes_of(home):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and os.path.basename(argv[0]) == b"etcd":
+            return pid
+    raise AssertionError("no etcd process found for the cluster")
+
+
 def _stop_cluster(cluster: Cluster) -> None:
     try:
         cluster.cli("stop", check=False)

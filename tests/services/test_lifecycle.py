@@ -6,6 +6,7 @@
 - a service crashing in a loop exceeds its group's window: the group (one_for_all) restarted
   its sibling with it each time, then escalates; the root gives up, the daemon exits 1 and
   `supervise status` reports the escalations;
+- etcd killed and then frozen past the TTL: the daemon and its services ride it out;
 - a standby daemon: waits while the leader lives, takes over a leader killed with -9 within the
   lease TTL (plus etcd's 0.5 s expiry tick) without restarting any service, and a leader
   stopped gracefully hands its services over running.
@@ -16,14 +17,15 @@ One single-node cluster for the module (tests/services/conftest.py; lease TTL: t
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
 
 import pytest
 
-from tests.multinode.conftest import LEASE_TTL
-from tests.services.helpers import run, start_daemon, stop_daemon, wait_for_log
+from tests.multinode.conftest import LEASE_TTL, etcd_pid
+from tests.services.helpers import run, start_daemon, stop_daemon, wait_for_log, wait_until
 
 
 def status(cluster) -> dict:
@@ -282,3 +284,53 @@ def test_a_frozen_leader_steps_down_when_it_wakes_and_the_daemons_do_not_fight(c
             if daemon is not None and daemon.poll() is None:
                 daemon.send_signal(signal.SIGCONT)
                 assert stop_daemon(daemon, log) == 0, log.read_text()
+
+
+@pytest.mark.timeout(180)
+def test_the_daemon_and_its_services_ride_out_an_etcd_crash_and_an_outage_longer_than_the_ttl(cluster, tmp_path):
+    """etcd killed with -9 (the head starts it again), then frozen for longer than the lease TTL:
+    the daemon goes on leading (etcd's retries absorb both), nothing is restarted, and the
+    checkpoints go on. (A daemon whose own lease does lapse steps down: the frozen-leader test.)"""
+    spec, log = tmp_path / "services.toml", tmp_path / "daemon.log"
+    spec.write_text(SPEC_STANDBY.replace("held", "hardy"))
+    daemon = start_daemon(cluster, spec, log)
+    try:
+        wait_for_log(daemon, log, "supervising")
+        first = run(cluster, """
+            handle, pid = answer("hardy")
+            print(json.dumps({"pid": pid, "count": ray.get(handle.incr.remote(4))}))
+        """)
+        old = etcd_pid(cluster.home)
+        os.kill(old, signal.SIGKILL)
+        wait_until(lambda: _etcd_back(cluster.home, old), 30, "etcd to be started again")
+        frozen = etcd_pid(cluster.home)
+        os.kill(frozen, signal.SIGSTOP)
+        try:
+            time.sleep(LEASE_TTL + 1.0)  # the outage itself
+        finally:
+            os.kill(frozen, signal.SIGCONT)
+        after = run(cluster, """
+            handle, pid = answer("hardy")
+            print(json.dumps({"pid": pid, "count": ray.get(handle.incr.remote(1))}))
+        """, log)
+        assert after == {"pid": first["pid"], "count": first["count"] + 1}, log.read_text()
+        assert daemon.poll() is None, log.read_text()
+
+        def checkpointed() -> dict | None:
+            report = status(cluster)
+            (row,) = [row for row in report["services"] if row["name"] == "hardy"]
+            fresh = row["checkpoint_age"] is not None and row["checkpoint_age"] < 1.0
+            return report if fresh and report["daemon"]["state"] == "running" else None
+
+        report = wait_until(checkpointed, 30, "a fresh checkpoint after the outage", log.read_text)
+        assert report["daemon"]["pid"] == daemon.pid
+        assert "started a service" not in log.read_text().split("supervising", 1)[1], log.read_text()
+    finally:
+        assert stop_daemon(daemon, log) == 0, log.read_text()
+
+
+def _etcd_back(home, old: int) -> bool:
+    try:
+        return etcd_pid(home) != old
+    except AssertionError:
+        return False
