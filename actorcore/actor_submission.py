@@ -99,7 +99,8 @@ class ActorSubmission:
         state = ActorState(actor_id, name, owned=True, namespace=namespace, actor_name=options.get("name"),
                            max_restarts=options.get("max_restarts") or 0,
                            max_task_retries=options.get("max_task_retries") or 0)
-        spec = TaskSpec(self.new_id("t"), class_id, f"{name}.__init__", args, kwargs, 0, self.actor)
+        spec = TaskSpec(self.new_id("t"), class_id, f"{name}.__init__", args, kwargs, 0, self.actor,
+                        namespace=self.namespace)
         shape = _shape(options, actor=True)
         self._warn_if_infeasible(dict(shape))
         state.placement = Placement(

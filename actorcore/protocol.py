@@ -116,6 +116,7 @@ class TaskSpec:
     owner: Any  # the CoreWorker that owns the returns
     method: str | None = None  # actor method name
     attempt: int = 0
+    namespace: str = ""  # the submitter's: named actors made while it runs go there (Ray's job namespace)
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,7 +105,7 @@ class TaskSubmission:
         return_ids = [f"{task_id}.{i}" for i in range(max(num_returns, 1))]
         for object_id in return_ids:
             self.objects[object_id] = Entry()
-        spec = TaskSpec(task_id, function_id, name, args, kwargs, num_returns, self.actor)
+        spec = TaskSpec(task_id, function_id, name, args, kwargs, num_returns, self.actor, namespace=self.namespace)
         shape = _shape(options)
         self._warn_if_infeasible(dict(shape))
         target = None

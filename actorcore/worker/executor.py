@@ -131,6 +131,8 @@ class Executor(Actor):
             self.cancelled.discard(spec.task_id)
             result = self._failed(spec, exc.TaskCancelledError(spec.task_id))
         else:
+            if self.actor_id is None:  # a task runs in its submitter's namespace
+                self.core.namespace = spec.namespace
             result = TaskResult(self._run_sync(call, spec, message.lease_id), self.pid)
         self.loop.call_soon_threadsafe(self.core.when_sent, partial(reply.send, result))
 
@@ -267,6 +269,7 @@ class Executor(Actor):
             await self.core.localize_args(spec)
         self.actor_id = message.actor_id
         self.core.hosted_actor_id = message.actor_id
+        self.core.namespace = spec.namespace  # its creator's, as in Ray
         self.is_async = message.is_async
         if not message.detached and spec.owner is not None:
             self.context.watch(spec.owner)  # a non-detached actor ends with its owner

@@ -201,3 +201,31 @@ def test_an_actors_resources_come_back_when_it_is_killed_or_its_process_dies(clu
     while ray.available_resources() != before:
         assert time.monotonic() < deadline, f"{ray.available_resources()} != {before}"
         time.sleep(0.05)
+
+
+def test_tasks_and_actors_run_in_the_namespace_of_the_driver_that_made_them(cluster):
+    """As in Ray: a named actor made inside a task or an actor goes to the job's namespace."""
+
+    @ray.remote
+    class Named:
+        def hello(self):
+            return "hello"
+
+    @ray.remote
+    def make_in_task():
+        Named.options(name="made-in-task", lifetime="detached").remote()
+        return ray.get_runtime_context().namespace
+
+    @ray.remote
+    class Maker:
+        def make(self):
+            self.named = Named.options(name="made-in-actor").remote()
+            return ray.get_runtime_context().namespace
+
+    driver = ray.get_runtime_context().namespace
+    maker = Maker.remote()
+    assert ray.get(make_in_task.remote()) == driver
+    assert ray.get(maker.make.remote()) == driver
+    for name in ("made-in-task", "made-in-actor"):
+        assert ray.get(ray.get_actor(name).hello.remote()) == "hello"
+    ray.kill(ray.get_actor("made-in-task"))
