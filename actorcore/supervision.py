@@ -557,7 +557,8 @@ def watch(actor: Any, callback: Callable[[str], Any] | None = None) -> concurren
 
     Restarts are not deaths. If it is dead already the future completes at once. Works for
     any handle: for one this process does not own, its owner is asked (and if the owner dies
-    first, the reason is "its owner died"). ``callback(reason)``, if given, runs once then, on
+    first, the reason is "its owner died"; but a detached actor outlives its owner, and is then
+    dead when its process ends). ``callback(reason)``, if given, runs once then, on
     actorcore's background thread (or at once in this thread if it is dead already).
     """
     from .actor import ActorHandle
@@ -605,7 +606,12 @@ async def _death_of(core: Any, handle: Any) -> str:
     try:
         return await handle._owner.ask(("watch_actor", handle._actor_id), timeout=None)
     except ActorStoppedError:
-        return "its owner died"
+        pass
+    # The owner is gone. A detached actor lives on without it: it is dead when its process ends.
+    record = await core.gcs.ask(("actor_record", handle._actor_id), timeout=30)
+    if handle._worker is not None and record and record.get("detached") and record.get("state") != "DEAD":
+        return await core.process_death(handle._worker[0])
+    return "its owner died"
 
 
 def answer_watch(core: Any, actor_id: str, reply: Any) -> None:

@@ -414,6 +414,9 @@ class GcsLink(Actor):
                     for _, value in await self.etcd.get_prefix(self._key("nodes", ""))]
         if message == "config":
             return self.config or ClusterConfig()
+        if isinstance(message, tuple) and message[0] == "actor_record":
+            blob = await self.etcd.get(self._key("actors", message[1]))
+            return json.loads(blob) if blob else None
         if isinstance(message, tuple) and message[0] == "cluster_resources":
             totals: dict[str, float] = {}
             for node_id, record in self.nodes.items():

@@ -21,9 +21,10 @@ The contracts of issue 6 this module keeps:
 - **The record** ``services/<name>`` (JSON, :meth:`ServiceState.write_record`) holds the
   service's spec, its group path, actor id, restarts, start time, last checkpoint time, the
   daemon's pid and ``stopped`` (the time of a stop on purpose).
-- **Watching.** An incarnation this daemon created is watched with ``actorcore.watch`` (its
-  owner sees the death at once); an adopted one, whose owner is gone, by a ping every
-  :data:`PING_INTERVAL` seconds.
+- **Watching.** Every incarnation is watched with ``actorcore.watch``: this daemon owns the ones
+  it created (it sees their death at once); an adopted one is detached, so once its owner (a
+  previous daemon) is gone its death is the end of its worker process (or of its node). No
+  pings: a service busy with a long call is not mistaken for a dead one.
 """
 
 from __future__ import annotations
@@ -48,9 +49,7 @@ log = get_logger(__name__)
 
 NAMESPACE = "services"
 MAX_CHECKPOINT_BYTES = 1 << 20  # 1 MiB: etcd's default request limit is 1.5 MiB
-PING_INTERVAL = 0.5  # seconds between liveness pings of an adopted service
-PING_TIMEOUT = 10.0  # a ping not answered within this is a dead service (calls run one at a time)
-CALL_TIMEOUT = 30.0  # seconds a checkpoint call may take
+CALL_TIMEOUT = 30.0  # seconds a ping or checkpoint call may take (it waits behind the calls before it)
 NAME_WAIT = 5.0  # seconds a restart waits for the dead actor's name to be freed
 # Checkpoint bytes a daemon writes to etcd per minute at most: etcd keeps an hour of history
 # (auto-compaction) within its 2 GiB quota, so 16 MiB/min stays under 1 GiB whatever the services do.
@@ -187,7 +186,7 @@ class ServiceState:
         except ValueError:
             return None
         try:
-            await asyncio.to_thread(ray.get, handle._actorcore_ping.remote(), timeout=PING_TIMEOUT)
+            await asyncio.to_thread(ray.get, handle._actorcore_ping.remote(), timeout=CALL_TIMEOUT)
             return handle
         except Exception as error:  # noqa: BLE001 - any failure of the call means the same here
             log.warning("a service's actor does not answer; making it anew", service=self.name, error=repr(error))
@@ -270,19 +269,9 @@ class ServiceChild:
     async def _watch(self) -> None:
         import actorcore as ray
 
-        if self.owned:
-            reason = await asyncio.wrap_future(ray.watch(self.handle))
-        else:
-            while True:
-                await asyncio.sleep(PING_INTERVAL)
-                try:
-                    await asyncio.to_thread(ray.get, self.handle._actorcore_ping.remote(), timeout=PING_TIMEOUT)
-                except Exception as error:  # noqa: BLE001 - any failure of the call means the same here
-                    if self._stopping:
-                        return
-                    reason = f"it does not answer: {error!r}"
-                    await asyncio.to_thread(kill_quietly, self.handle)  # frees its name
-                    break
+        reason = await asyncio.wrap_future(ray.watch(self.handle))
+        if not self.owned and not self._stopping:
+            await asyncio.to_thread(kill_quietly, self.handle)  # its name is freed for the next incarnation
         for task in self._tasks[1:]:  # its checkpoints end with it (a restart is a new incarnation)
             task.cancel()
         if not self._stopping:

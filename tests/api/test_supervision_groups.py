@@ -312,6 +312,28 @@ def test_watch_completes_when_the_owner_dies(cluster):
     assert reason.result(timeout=30) == "its owner died"
 
 
+def test_watch_of_a_detached_actor_outlives_its_owner_and_ends_with_its_process(cluster):
+    @ray.remote
+    class Owner:
+        def make(self):
+            self.child = Member.options(name="lives-on", lifetime="detached").remote("lives-on")
+            return [self.child]
+
+        def pid(self):
+            return os.getpid()
+
+    owner = Owner.remote()
+    [child] = ray.get(owner.make.remote())
+    child_pid = ray.get(child.pid.remote())
+    reason = watch(ray.get_actor("lives-on"))
+    os.kill(ray.get(owner.pid.remote()), signal.SIGKILL)
+    with pytest.raises(TimeoutError):  # the owner's death is not the detached actor's
+        reason.result(timeout=1.5)
+    assert ray.get(child.incr.remote()) == 1
+    os.kill(child_pid, signal.SIGKILL)
+    assert reason.result(timeout=30).startswith("its worker process ended")
+
+
 # -- bad input ----------------------------------------------------------------------------------
 
 class Plain:

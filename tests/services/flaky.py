@@ -1,9 +1,10 @@
-"""Services for the supervise tests that fail on purpose (importable where workers run)."""
+"""Services for the supervise tests that crash or stall on purpose (importable where workers run)."""
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 
 
 class Crasher:
@@ -13,6 +14,17 @@ class Crasher:
         timer = threading.Timer(after, os._exit, args=(3,))
         timer.daemon = True
         timer.start()
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+class Sleeper:
+    """Busy for as long as it is told: a service in the middle of a long call."""
+
+    def sleep(self, seconds: float) -> float:
+        time.sleep(seconds)
+        return seconds
 
     def pid(self) -> int:
         return os.getpid()

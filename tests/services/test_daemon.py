@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services.helpers import run, start_daemon, stop_daemon, wait_for_log
+from tests.services.helpers import PRELUDE, run, start_daemon, stop_daemon, wait_for_log
 
 SPEC = """
 [supervisor]
@@ -206,3 +206,35 @@ def test_without_an_address_a_detached_daemon_starts_a_local_head_and_stops_it(t
         if pid_file.exists():
             os.kill(int(pid_file.read_text()), signal.SIGKILL)
         cli("stop")
+
+
+@pytest.mark.timeout(150)
+def test_a_service_busy_in_a_long_call_is_adopted_not_restarted(cluster, tmp_path):
+    log, spec = tmp_path / "daemon.log", tmp_path / "services.toml"
+    spec.write_text('[services.busy]\nclass = "tests.services.flaky:Sleeper"\n')
+    daemon = start_daemon(cluster, spec, log)
+    try:
+        found = run(cluster, """
+            handle, pid = answer("busy")
+            print(json.dumps({"pid": pid}))
+        """)
+        daemon.kill()  # kill -9, then a new daemon while the service is in a 5 s call
+        daemon.wait()
+        code = """
+            handle, pid = answer("busy")
+            call = handle.sleep.remote(5)
+            print("CALLING", flush=True)
+            assert ray.get(call, timeout=60) == 5
+            print(json.dumps({"pid": ray.get(handle.pid.remote())}))
+        """
+        busy = subprocess.Popen([sys.executable, "-c", PRELUDE % {"address": cluster.address} + textwrap.dedent(code)],
+                                env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert busy.stdout.readline().strip() == "CALLING", busy.stderr.read()
+        daemon = start_daemon(cluster, spec, log)
+        wait_for_log(daemon, log, "adopted a running service", timeout=60)  # its ping waited for the call
+        out, err = busy.communicate(timeout=60)
+        assert busy.returncode == 0, err
+        assert json.loads(out.strip().splitlines()[-1]) == found  # the same process, never restarted
+        assert log.read_text().count("started a service") == 1, log.read_text()
+    finally:
+        assert stop_daemon(daemon, log) == 0, log.read_text()
