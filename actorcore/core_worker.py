@@ -96,7 +96,7 @@ class CoreWorker(ObjectOwnership, TaskSubmission, ActorSubmission):
             self.node_id: {"resources": node.get("resources", {}), "uris": node}}
         self._spread_next = 0
         self._dead_workers: set[ActorRef] = set()  # actor workers seen dying: no longer hints
-        self._worker_waiters: dict[ActorRef, list[asyncio.Future]] = {}  # process_death()
+        self._worker_waiters: dict[ActorRef, list[tuple[asyncio.Future, str]]] = {}  # process_death()
         self._dead_nodes: set[str] = set()
         self._exits: dict[int, str] = {}  # pid -> how an actor's process ended (from its Scheduler)
         self._exit_waiters: dict[int, asyncio.Future] = {}  # actors dead for good awaiting that
@@ -159,9 +159,9 @@ class CoreWorker(ObjectOwnership, TaskSubmission, ActorSubmission):
 
     def _on_terminated(self, terminated: Terminated) -> None:
         self._dead_workers.add(terminated.ref)
-        for waiter in self._worker_waiters.pop(terminated.ref, ()):
+        for waiter, what in self._worker_waiters.pop(terminated.ref, ()):
             if not waiter.done():
-                waiter.set_result(f"its worker process ended ({terminated.reason})")
+                waiter.set_result(f"{what} ended ({terminated.reason})")
         stopping = self._stopping.get(terminated.ref)
         if stopping is not None and not stopping.done():
             stopping.set_result(None)
@@ -190,12 +190,12 @@ class CoreWorker(ObjectOwnership, TaskSubmission, ActorSubmission):
         if len(self._exits) > 1000:
             self._exits.pop(next(iter(self._exits)))
 
-    async def process_death(self, worker: ActorRef) -> str:
-        """The reason, once the worker process of ``worker`` has ended (or its node is dead)."""
+    async def process_death(self, worker: ActorRef, what: str = "its worker process") -> str:
+        """The reason, once the process of ``worker`` (``what``) has ended, or its node is dead."""
         if worker in self._dead_workers:
-            return "its worker process ended"
+            return f"{what} ended"
         waiter = self.loop.create_future()
-        self._worker_waiters.setdefault(worker, []).append(waiter)
+        self._worker_waiters.setdefault(worker, []).append((waiter, what))
         self._watch(worker)
         return await waiter
 

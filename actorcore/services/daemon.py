@@ -71,6 +71,7 @@ class Daemon:
         self.etcd, self.cluster = etcd, cluster
         self.started: set[str] = set()  # actor names started or adopted in this term
         self.handing_over: str | None = None  # None: a stop kills; "handover" / "lost": it does not
+        self.node_lost: str | None = None  # why this daemon's own node is gone (it must leave)
         self.reloads: asyncio.Queue = asyncio.Queue()
         self.budget = CheckpointBudget()
         self.tree: ServiceTree | None = None
@@ -122,11 +123,11 @@ class Daemon:
             log.error("the supervisor gave up", exit=str(exit))
             await self.write_record(state="failed", reason=str(exit))
             return "failed"
-        if waits["lost"].done():
-            self.handing_over = "lost"
+        if waits["lost"].done() or self.node_lost:
+            self.handing_over = "lost"  # leave the services as they are: another daemon takes them
             await root.shutdown()
             self.record["state"] = "stepped down"
-            return "lost"
+            return "lost" if not self.node_lost else "failed"
         if await leadership.standbys():
             self.handing_over = "handover"
             log.warning("handing the services over to a standby daemon (checkpointed, left running)")
@@ -283,6 +284,14 @@ def main(spec_path: str, address: str | None, pid_file: str | None = None) -> in
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, stopping.set)
             loop.add_signal_handler(signal.SIGHUP, daemon.request_reload)
+
+            def node_gone(reason: str) -> None:
+                daemon.node_lost = reason
+                log.error("the node this daemon reaches the cluster through is gone; it exits and leaves the "
+                          "services to the next daemon", reason=reason)
+                stopping.set()
+
+            node_watch = _watch_own_node(lambda reason: loop.call_soon_threadsafe(node_gone, reason))
             outcome = "stopped"
             try:
                 while await leadership.campaign(stopping):
@@ -292,9 +301,13 @@ def main(spec_path: str, address: str | None, pid_file: str | None = None) -> in
                     log.warning("stepped down; standing by")
                     outcome = "stopped"
             finally:
-                await leadership.release()
+                node_watch.cancel()
+                try:
+                    await leadership.release()
+                except Exception as error:  # noqa: BLE001 - etcd gone: the lease expires by itself
+                    log.warning("could not release the leadership", error=repr(error))
                 await etcd.close()
-            return 0 if outcome == "stopped" else 1
+            return 0 if outcome == "stopped" and daemon.node_lost is None else 1
 
         return asyncio.run(run())
     except Exception as error:  # noqa: BLE001 - reported, exit code 1
@@ -309,6 +322,22 @@ def main(spec_path: str, address: str | None, pid_file: str | None = None) -> in
                 pass
         if local_head:
             subprocess.run([sys.executable, "-m", "actorcore", "stop"], capture_output=True, check=False)
+
+
+def _watch_own_node(on_gone: Any) -> Any:
+    """Death watch on the node this process attached to: ``on_gone(reason)`` runs (on
+    actorcore's thread) when it ends. Returns the watch's future (cancel it to stop watching)."""
+    from actorcore import api
+
+    core = api._runtime()
+    future = asyncio.run_coroutine_threadsafe(core.process_death(core.scheduler, "its node process"), core.loop)
+
+    def done(finished: Any) -> None:
+        if not finished.cancelled() and finished.exception() is None:
+            on_gone(finished.result())
+
+    future.add_done_callback(done)
+    return future
 
 
 async def request_reload(etcd: Any, cluster: str, timeout: float = 60.0) -> dict:

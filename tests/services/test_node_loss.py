@@ -23,8 +23,8 @@ import pytest
 
 from actorcore.gcs.etcd_server import _free_port
 from actorcore.testing import children_of, is_alive
-from tests.multinode.conftest import LEASE_TTL, Cluster, _stop_cluster
-from tests.services.helpers import run, service_rows, start_daemon, stop_daemon, wait_until
+from tests.multinode.conftest import LEASE_TTL, Cluster, _start_cluster, _stop_cluster
+from tests.services.helpers import run, service_rows, start_daemon, stop_daemon, wait_for_log, wait_until
 
 CHECKPOINT_INTERVAL = 0.2
 REPLACED_WITHIN = LEASE_TTL + 8.0  # seconds from the kill to the first answer from the other node
@@ -153,3 +153,26 @@ def test_a_service_on_a_lost_node_is_re_placed_on_another_node_with_its_state(lo
                 assert stop_daemon(daemon, log) == 0, log.read_text()
         finally:
             _stop_cluster(cluster)
+
+
+@pytest.mark.timeout(120)
+def test_a_daemon_whose_own_node_is_lost_exits_and_says_why(tmp_path):
+    """The daemon reaches the cluster through the node of its machine; without it the daemon can
+    do nothing, so it exits (code 1) at once, leaving the services to the next daemon."""
+    cluster = _start_cluster(resources=("A",))
+    spec, log = cluster.home / "services.toml", cluster.home / "daemon.log"
+    spec.write_text('[services.alone]\nclass = "examples.services.counter:Counter"\n')
+    daemon = start_daemon(cluster, spec, log)
+    try:
+        wait_for_log(daemon, log, "supervising")
+        os.kill(cluster.nodes["A"]["pid"], signal.SIGKILL)
+        killed = time.monotonic()
+        assert daemon.wait(60) == 1, log.read_text()
+        print(f"\nthe daemon exited {time.monotonic() - killed:.2f} s after its node was killed")
+        assert "the node this daemon reaches the cluster through is gone" in log.read_text()
+        assert "its node process ended" in log.read_text()
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+        _stop_cluster(cluster)
