@@ -50,6 +50,24 @@ def stop_daemon(daemon: subprocess.Popen, log: Path) -> int:
         raise AssertionError(f"the daemon did not stop on SIGTERM:\n{log.read_text()}") from None
 
 
+def stop_daemons(*daemons: tuple[subprocess.Popen | None, Path]) -> None:
+    """Stop every running daemon of ``(daemon, log)`` (SIGCONT first: it may be frozen), then
+    fail if one did not stop cleanly: a failure never leaves the others running."""
+    failures = []
+    for daemon, log in daemons:
+        if daemon is None or daemon.poll() is not None:
+            continue
+        daemon.send_signal(signal.SIGCONT)
+        try:
+            code = stop_daemon(daemon, log)
+        except AssertionError as error:
+            failures.append(str(error))
+            continue
+        if code != 0:
+            failures.append(f"daemon {daemon.pid} exited with {code}:\n{log.read_text()}")
+    assert not failures, "\n".join(failures)
+
+
 def run(cluster, code: str, log: Path | None = None) -> dict:
     """Run ``code`` (after PRELUDE) in a new driver; its last line of output, as JSON. On failure
     the message has the driver's output (and the daemon's log, if given)."""

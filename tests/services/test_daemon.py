@@ -213,6 +213,7 @@ def test_a_service_busy_in_a_long_call_is_adopted_not_restarted(cluster, tmp_pat
     log, spec = tmp_path / "daemon.log", tmp_path / "services.toml"
     spec.write_text('[services.busy]\nclass = "tests.services.flaky:Sleeper"\n')
     daemon = start_daemon(cluster, spec, log)
+    busy = None
     try:
         found = run(cluster, """
             handle, pid = answer("busy")
@@ -237,4 +238,7 @@ def test_a_service_busy_in_a_long_call_is_adopted_not_restarted(cluster, tmp_pat
         assert json.loads(out.strip().splitlines()[-1]) == found  # the same process, never restarted
         assert log.read_text().count("started a service") == 1, log.read_text()
     finally:
+        if busy is not None and busy.poll() is None:
+            busy.kill()
+            busy.communicate()
         assert stop_daemon(daemon, log) == 0, log.read_text()

@@ -25,7 +25,7 @@ import time
 import pytest
 
 from tests.multinode.conftest import LEASE_TTL, etcd_pid
-from tests.services.helpers import run, start_daemon, stop_daemon, wait_for_log, wait_until
+from tests.services.helpers import run, start_daemon, stop_daemon, stop_daemons, wait_for_log, wait_until
 
 
 def status(cluster) -> dict:
@@ -242,9 +242,7 @@ def test_a_standby_daemon_takes_over_without_restarting_the_services(cluster, tm
         """) == first
         assert status(cluster)["daemon"]["pid"] == second.pid
     finally:
-        for daemon, log in ((second, logs[2]), (standby, logs[1]), (leader, logs[0])):
-            if daemon is not None and daemon.poll() is None:
-                assert stop_daemon(daemon, log) == 0, log.read_text()
+        stop_daemons((second, logs[2]), (standby, logs[1]), (leader, logs[0]))
     assert pids(cluster, "held") == {"held": None}  # the last daemon, alone, stopped it
 
 
@@ -280,10 +278,7 @@ def test_a_frozen_leader_steps_down_when_it_wakes_and_the_daemons_do_not_fight(c
         """) == first  # neither daemon restarted it
         assert "started a service" not in logs[1].read_text()
     finally:
-        for daemon, log in ((leader, logs[0]), (standby, logs[1])):
-            if daemon is not None and daemon.poll() is None:
-                daemon.send_signal(signal.SIGCONT)
-                assert stop_daemon(daemon, log) == 0, log.read_text()
+        stop_daemons((leader, logs[0]), (standby, logs[1]))
 
 
 @pytest.mark.timeout(180)
