@@ -791,14 +791,19 @@ def _forget_stopped_nodes() -> None:
 # -- status --------------------------------------------------------------------------------------
 
 
+def _add_query_flags(command, json_help: str) -> None:
+    """--address and --json, for the commands that ask the cluster's etcd."""
+    command.add_argument("--address", type=_endpoints, metavar="HOST:PORT",
+                         help="the cluster's etcd (default: the cluster started or joined on this machine)")
+    command.add_argument("--json", action="store_true", help=json_help)
+
+
 def _add_status(subparsers) -> None:
     command = subparsers.add_parser(
         "status", help="show the cluster's nodes, resources and actors",
         description="Show what the cluster's etcd says: the nodes (alive and dead) with their resources "
                     "and object stores, the actors by state, and the totals.")
-    command.add_argument("--address", type=_endpoints, metavar="HOST:PORT",
-                         help="the cluster's etcd (default: the cluster started or joined on this machine)")
-    command.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_query_flags(command, "print one JSON object")
     _add_etcd_auth_flags(command)
     command.set_defaults(handler=_status, parser=command)
 
@@ -906,18 +911,14 @@ def _add_supervise(subparsers) -> None:
         description="The daemon (state, leader, standbys, escalations, last reload) and the tree of its "
                     "services: per actor its state, node, pid, restarts, uptime and the age of its last "
                     "checkpoint, as the cluster's etcd records them.")
-    status.add_argument("--address", type=_endpoints, metavar="HOST:PORT",
-                        help="the cluster's etcd (default: the cluster started or joined on this machine)")
-    status.add_argument("--json", action="store_true", help='print JSON: {"daemon": {...}, "services": [...]}')
+    _add_query_flags(status, 'print JSON: {"daemon": {...}, "services": [...]}')
     status.set_defaults(handler=_supervise_status, parser=status)
     reload = subparsers.add_parser(
         "supervise-reload", help="make `actorcore supervise` re-read its spec (also: supervise reload)",
         description="Ask the leading daemon to re-read its spec file (as SIGHUP does): added services "
                     "start, removed ones stop, changed ones restart, unchanged ones are untouched. "
                     "Prints what changed; an invalid spec changes nothing and exits 1.")
-    reload.add_argument("--address", type=_endpoints, metavar="HOST:PORT",
-                        help="the cluster's etcd (default: the cluster started or joined on this machine)")
-    reload.add_argument("--json", action="store_true", help="print the reload's result as JSON")
+    _add_query_flags(reload, "print the reload's result as JSON")
     reload.set_defaults(handler=_supervise_reload, parser=reload)
 
 
