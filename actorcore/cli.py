@@ -907,14 +907,14 @@ def _add_supervise(subparsers) -> None:
     command.add_argument("--pid-file", metavar="PATH", help="write the daemon's pid there while it runs")
     command.set_defaults(handler=_supervise, parser=command)
     status = subparsers.add_parser(
-        "supervise-status", help="show the services of `actorcore supervise` (also: supervise status)",
+        "supervise-status", prog="actorcore supervise status", help="show the services of `actorcore supervise` (also: supervise status)",
         description="The daemon (state, leader, standbys, escalations, last reload) and the tree of its "
                     "services: per actor its state, node, pid, restarts, uptime and the age of its last "
                     "checkpoint, as the cluster's etcd records them.")
     _add_query_flags(status, 'print JSON: {"daemon": {...}, "services": [...]}')
     status.set_defaults(handler=_supervise_status, parser=status)
     reload = subparsers.add_parser(
-        "supervise-reload", help="make `actorcore supervise` re-read its spec (also: supervise reload)",
+        "supervise-reload", prog="actorcore supervise reload", help="make `actorcore supervise` re-read its spec (also: supervise reload)",
         description="Ask the leading daemon to re-read its spec file (as SIGHUP does): added services "
                     "start, removed ones stop, changed ones restart, unchanged ones are untouched. "
                     "Prints what changed; an invalid spec changes nothing and exits 1.")
