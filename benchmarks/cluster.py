@@ -38,15 +38,11 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import traceback
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,7 +54,6 @@ except ImportError:  # run as a script (the drivers): python benchmarks/cluster.
 
 MARKER = "CLUSTERBENCH"
 SCRIPT = Path(__file__).resolve()
-ROOT = SCRIPT.parents[1]
 
 NUM_CPUS = 2  # per node
 NODE_RESOURCES = ("A", "B", "C")  # one custom resource per node, in the order the nodes start
@@ -279,93 +274,13 @@ def progress(message: str) -> None:
     print(f"[cluster benchmark] {message}", file=sys.stderr, flush=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _sweep(marker: bytes, grace: float = 5.0) -> int:
-    """Wait up to `grace` s for the processes marked `marker` to exit, then SIGKILL the rest; how many."""
-    deadline = time.monotonic() + grace
-    from actorcore.testing import processes_with_env  # (the orchestrator's side: not run under Ray)
-
-    name, value = marker.decode().split("=", 1)
-    while (left := processes_with_env(name, value)) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    for pid in left:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-    return len(left)
-
-
-def run_driver(python: str, args: list[str], env: dict, timeout: float, label: str) -> tuple[list[dict], str | None]:
-    """Run a driver process (its own process group) for at most `timeout` s: (its events, failure or None).
-
-    Everything the driver starts (Ray's nodes and workers) inherits a marker in its environment;
-    what is still alive once the driver is gone is killed (Ray's workers run in process groups of
-    their own, so killing the driver's group may miss them).
-    """
-    marker = f"{MARKER}_RUN={uuid.uuid4().hex}"
-    env = {**env, f"{MARKER}_RUN": marker.split("=", 1)[1]}
-    proc = subprocess.Popen([python, str(SCRIPT), "--driver", *args], cwd=str(ROOT), env=env,
-                            stdout=subprocess.PIPE, stderr=None, stdin=subprocess.DEVNULL, start_new_session=True)
-    failure = None
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        failure = f"hung: no end within {timeout:.0f} s; process group killed"
-        for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 30)):
-            try:
-                os.killpg(proc.pid, sig)  # the group this driver leads (start_new_session): Ray's nodes too
-            except (ProcessLookupError, PermissionError):
-                pass
-            try:
-                proc.wait(timeout=grace)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        out, _ = proc.communicate()
-    else:
-        if proc.returncode != 0:
-            failure = f"driver exited with code {proc.returncode}"
-    leftovers = _sweep(marker.encode())
-    if leftovers:
-        progress(f"{label}: killed {leftovers} process(es) the driver left behind")
-    events = []
-    for line in out.decode(errors="replace").splitlines():
-        if line.startswith(MARKER + " "):
-            try:
-                events.append(json.loads(line[len(MARKER) + 1:]))
-                continue
-            except json.JSONDecodeError:
-                pass
-        if line.strip():
-            print(f"  [{label}] {line}", file=sys.stderr, flush=True)
-    return events, failure
-
-
-class ActorcoreCluster:
+class ActorcoreCluster(_report.CliCluster):
     """A cluster started with actorcore's CLI in a temporary ACTORCORE_HOME; `stop()` always cleans up."""
 
     def __init__(self, python: str, nodes: int) -> None:
-        self.python = python
-        self.home = Path(tempfile.mkdtemp(prefix="actorcore-clusterbench-"))
-        self.address = f"127.0.0.1:{_free_port()}"
-        self.env = {**os.environ, "ACTORCORE_HOME": str(self.home), "PYTHONPATH": str(ROOT)}
-        self.env.pop("ACTORCORE_TOKEN", None)
-        self.env.pop("ACTORCORE_ADDRESS", None)
+        super().__init__(python, prefix="actorcore-clusterbench-")
         self.nodes = nodes
         self.node_ids: list[str] = []
-
-    def cli(self, *args: str, timeout: float = 120) -> None:
-        result = subprocess.run([self.python, "-m", "actorcore", *args], check=False, env=self.env,
-                                capture_output=True, text=True, timeout=timeout, cwd=str(ROOT), stdin=subprocess.DEVNULL)
-        if result.returncode != 0:
-            raise RuntimeError(f"`actorcore {' '.join(args)}` failed with code {result.returncode}: "
-                               f"{(result.stderr or result.stdout).strip()[-2000:]}")
 
     def start(self) -> None:
         for index, name in enumerate(NODE_RESOURCES[:self.nodes]):
@@ -416,12 +331,11 @@ def run_framework(framework: str, python: str, quick: bool, timeout: float) -> d
     out = {"framework": framework, "python": python, "version": None, "metrics": {}, "clusters": []}
     for nodes, expected in SHAPES.items():
         args = ["--framework", framework, "--nodes", str(nodes), *(["--quick"] if quick else [])]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        env.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         started = time.monotonic()
         if framework == "ray":
             progress(f"ray: {nodes}-node cluster (ray.cluster_utils.Cluster) and its driver ...")
-            events, failure = run_driver(python, args, env, timeout, framework)
+            env = {"RAY_USAGE_STATS_ENABLED": "0", **os.environ}
+            events, failure = _report.run_driver(python, SCRIPT, MARKER, args, env, timeout, framework, progress)
             out["clusters"].append({"nodes": nodes, "seconds": time.monotonic() - started})
         else:
             progress(f"actorcore: starting a {nodes}-node cluster with `actorcore start` ...")
@@ -436,9 +350,8 @@ def run_framework(framework: str, python: str, quick: bool, timeout: float) -> d
                 else:
                     record["node_ids"] = cluster.node_ids
                     progress(f"actorcore: cluster up in {time.monotonic() - started:.1f} s; running the driver ...")
-                    events, failure = run_driver(python, [*args, "--address", cluster.address],
-                                                 {**cluster.env, **env, "ACTORCORE_HOME": str(cluster.home)},
-                                                 timeout, framework)
+                    events, failure = _report.run_driver(python, SCRIPT, MARKER, [*args, "--address", cluster.address],
+                                                         cluster.env, timeout, framework, progress)
             finally:
                 try:
                     cluster.stop()

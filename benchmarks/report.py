@@ -1,5 +1,8 @@
-"""What benchmarks/microbenchmark.py and benchmarks/cluster.py share to compare actorcore with Ray:
-their common options, which Ray's python to run, the ratios and the printed report.
+"""What benchmarks/microbenchmark.py, cluster.py and services.py share to compare actorcore with Ray:
+their common options, which Ray's python to run, the ratios and the printed report; and, for
+cluster.py and services.py, a driver process run with a timeout (run_driver) and a cluster started
+with actorcore's CLI in a temporary ACTORCORE_HOME (CliCluster). Nothing here imports a framework
+at module level: the drivers import this module under Ray's python too.
 
 Each tool has a metrics table, name -> (unit, higher_is_better), and a report with one result
 per framework, {"version": ..., "metrics": {name: record}} under "actorcore" and "ray" (None
@@ -16,6 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
@@ -24,6 +34,7 @@ Metrics = Mapping[str, tuple[str, bool]]  # name -> (unit, higher_is_better)
 RATIO_DEFINITION = ("actorcore/Ray for rates (higher is better), Ray/actorcore for times "
                     "(lower is better): > 1 means actorcore did better")
 DEFAULT_RAY_PYTHON = Path("/tmp/rayvenv/bin/python")
+ROOT = Path(__file__).resolve().parents[1]  # the repository: the drivers' working directory
 
 
 def add_arguments(parser: argparse.ArgumentParser, quick: str, timeout: str) -> None:
@@ -155,3 +166,89 @@ def output(report: dict, as_json: bool, render: Callable[[dict], str]) -> int:
     code: 1 if an actorcore metric has no figure, else 0."""
     print(json.dumps(report, indent=2) if as_json else render(report))
     return 1 if any(record.get("value") is None for record in report["actorcore"]["metrics"].values()) else 0
+
+
+def sweep(name: str, value: str, grace: float = 5.0) -> int:
+    """Wait up to `grace` s for the processes with `name=value` in their environment to exit,
+    then SIGKILL the rest; how many were left."""
+    from actorcore.testing import processes_with_env  # (the orchestrator's side: not run under Ray)
+
+    deadline = time.monotonic() + grace
+    while (left := processes_with_env(name, value)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    return len(left)
+
+
+def run_driver(python: str, script: Path, marker: str, args: list[str], env: dict, timeout: float, label: str,
+               progress: Callable[[str], None]) -> tuple[list[dict], str | None]:
+    """Run `python script --driver *args` (its own process group) for at most `timeout` s: (the
+    events it printed as `marker {json}` lines, failure or None). Its other output goes to stderr.
+
+    Everything the driver starts (Ray's nodes and workers) inherits a marker in its environment;
+    what is still alive once the driver is gone is killed (Ray's workers run in process groups of
+    their own, so killing the driver's group may miss them).
+    """
+    run_name, run_id = f"{marker}_RUN", uuid.uuid4().hex
+    env = {**env, run_name: run_id, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([python, str(script), "--driver", *args], cwd=str(ROOT), env=env,
+                            stdout=subprocess.PIPE, stderr=None, stdin=subprocess.DEVNULL, start_new_session=True)
+    failure = None
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        failure = f"hung: no end within {timeout:.0f} s; process group killed"
+        for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 30)):
+            try:
+                os.killpg(proc.pid, sig)  # the group this driver leads (start_new_session): Ray's nodes too
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                proc.wait(timeout=grace)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        out, _ = proc.communicate()
+    else:
+        if proc.returncode != 0:
+            failure = f"driver exited with code {proc.returncode}"
+    if leftovers := sweep(run_name, run_id):
+        progress(f"{label}: killed {leftovers} process(es) the driver left behind")
+    events = []
+    for line in out.decode(errors="replace").splitlines():
+        if line.startswith(marker + " "):
+            try:
+                events.append(json.loads(line[len(marker) + 1:]))
+                continue
+            except json.JSONDecodeError:
+                pass
+        if line.strip():
+            print(f"  [{label}] {line}", file=sys.stderr, flush=True)
+    return events, failure
+
+
+class CliCluster:
+    """A cluster to start with actorcore's CLI (`cli("start", ...)`) in a temporary ACTORCORE_HOME,
+    its etcd on a free loopback port (`address`); `env` is the environment of its processes."""
+
+    def __init__(self, python: str, prefix: str) -> None:
+        from actorcore.gcs.etcd_server import _free_port
+
+        self.python = python
+        self.home = Path(tempfile.mkdtemp(prefix=prefix))
+        self.address = f"127.0.0.1:{_free_port()}"
+        self.env = {**os.environ, "ACTORCORE_HOME": str(self.home), "PYTHONPATH": str(ROOT)}
+        self.env.pop("ACTORCORE_TOKEN", None)
+        self.env.pop("ACTORCORE_ADDRESS", None)
+
+    def cli(self, *args: str, timeout: float = 120) -> None:
+        """`actorcore ARGS` in this cluster's home; RuntimeError with its output if it fails."""
+        result = subprocess.run([self.python, "-m", "actorcore", *args], check=False, env=self.env,
+                                capture_output=True, text=True, timeout=timeout, cwd=str(ROOT), stdin=subprocess.DEVNULL)
+        if result.returncode != 0:
+            raise RuntimeError(f"`actorcore {' '.join(args)}` failed with code {result.returncode}: "
+                               f"{(result.stderr or result.stdout).strip()[-2000:]}")

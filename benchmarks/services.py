@@ -44,7 +44,6 @@ import sys
 import tempfile
 import time
 import traceback
-import uuid
 from pathlib import Path
 
 try:
@@ -55,7 +54,6 @@ except ImportError:  # run as a script (the drivers): python benchmarks/services
 
 MARKER = "SERVICEBENCH"
 SCRIPT = Path(__file__).resolve()
-ROOT = SCRIPT.parents[1]
 
 # name -> (unit, higher_is_better), in the order they are reported.
 METRICS = {
@@ -248,36 +246,6 @@ def progress(message: str) -> None:
     print(f"[services benchmark] {message}", file=sys.stderr, flush=True)
 
 
-def run_driver(python: str, args: list[str], env: dict, timeout: float, label: str) -> tuple[list[dict], str | None]:
-    """Run a driver (its own process group) for at most `timeout` s: (its events, failure or None).
-    What it leaves alive (processes with its environment marker) is killed afterwards."""
-    from .cluster import _sweep
-
-    marker = f"{MARKER}_RUN={uuid.uuid4().hex}"
-    env = {**env, f"{MARKER}_RUN": marker.split("=", 1)[1], "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([python, str(SCRIPT), "--driver", *args], cwd=str(ROOT), env=env,
-                            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True)
-    failure = None
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        failure = f"hung: no end within {timeout:.0f} s; process group killed"
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-    else:
-        if proc.returncode != 0:
-            failure = f"driver exited with code {proc.returncode}"
-    if leftovers := _sweep(marker.encode()):
-        progress(f"{label}: killed {leftovers} process(es) the driver left behind")
-    events = []
-    for line in out.decode(errors="replace").splitlines():
-        if line.startswith(MARKER + " "):
-            events.append(json.loads(line[len(MARKER) + 1:]))
-        elif line.strip():
-            print(f"  [{label}] {line}", file=sys.stderr, flush=True)
-    return events, failure
-
-
 def collect(out: dict, events: list[dict], failure: str | None) -> None:
     """The drivers' events into out["metrics"]; a metric it started but never reported failed."""
     current = None
@@ -301,29 +269,16 @@ def collect(out: dict, events: list[dict], failure: str | None) -> None:
         out["metrics"][current] = _report.failed(METRICS, current, f"{failure or 'the driver ended'} (during it)")
 
 
-class Supervised:
+class Supervised(_report.CliCluster):
     """A single-node actorcore cluster (its own ACTORCORE_HOME) and an `actorcore supervise`
     daemon on it; `close()` stops both and removes the home, whatever happened."""
 
     def __init__(self, python: str) -> None:
-        from actorcore.gcs.etcd_server import _free_port
-
-        self.python = python
-        self.home = Path(tempfile.mkdtemp(prefix="actorcore-servicebench-"))
-        self.address = f"127.0.0.1:{_free_port()}"
-        self.env = {**os.environ, "ACTORCORE_HOME": str(self.home), "PYTHONPATH": str(ROOT)}
-        self.env.pop("ACTORCORE_TOKEN", None)
+        super().__init__(python, prefix="actorcore-servicebench-")
         self.spec = self.home / "services.toml"
         self.spec.write_text(SPEC)
         self.log = self.home / "daemon.log"
         self.daemon: subprocess.Popen | None = None
-
-    def cli(self, *args: str, timeout: float = 120) -> None:
-        result = subprocess.run([self.python, "-m", "actorcore", *args], env=self.env, capture_output=True,
-                                text=True, timeout=timeout, cwd=str(ROOT), stdin=subprocess.DEVNULL, check=False)
-        if result.returncode != 0:
-            raise RuntimeError(f"`actorcore {' '.join(args)}` failed ({result.returncode}): "
-                               f"{(result.stderr or result.stdout).strip()[-2000:]}")
 
     def start(self) -> None:
         self.cli("start", "--head", "--port", self.address.rsplit(":", 1)[1], "--num-cpus", "8",
@@ -335,7 +290,7 @@ class Supervised:
         with open(self.log, "ab") as out:
             self.daemon = subprocess.Popen([self.python, "-m", "actorcore", "supervise", str(self.spec),
                                             "--address", self.address], env=self.env, stdout=out,
-                                           stderr=subprocess.STDOUT, cwd=str(ROOT), stdin=subprocess.DEVNULL)
+                                           stderr=subprocess.STDOUT, cwd=str(_report.ROOT), stdin=subprocess.DEVNULL)
 
     def wait_log(self, text: str, times: int, offset: int, timeout: float = 60.0) -> str:
         """The daemon's log after `offset` once `text` is in it `times` times."""
@@ -394,9 +349,9 @@ def run_actorcore(reps: int, timeout: float) -> dict:
     try:
         supervised.start()
         progress(f"actorcore: {REPLICAS} services up; the driver kills workers ...")
-        events, failure = run_driver(sys.executable, ["--framework", "actorcore", "--reps", str(reps),
-                                                      "--address", supervised.address],
-                                     supervised.env, timeout, "actorcore")
+        events, failure = _report.run_driver(sys.executable, SCRIPT, MARKER,
+                                             ["--framework", "actorcore", "--reps", str(reps), "--address", supervised.address],
+                                             supervised.env, timeout, "actorcore", progress)
         collect(out, events, failure)
         progress("actorcore: kill -9 of the daemon, then a new one, which adopts the services ...")
         try:
@@ -422,8 +377,9 @@ def run_ray(python: str, reps: int, timeout: float) -> dict:
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     temp_dir = tempfile.mkdtemp(prefix="ray-servicebench-")  # Ray's session files (else /tmp/ray, kept)
     try:
-        events, failure = run_driver(python, ["--framework", "ray", "--reps", str(reps), "--temp-dir", temp_dir],
-                                     env, timeout, "ray")
+        events, failure = _report.run_driver(python, SCRIPT, MARKER,
+                                             ["--framework", "ray", "--reps", str(reps), "--temp-dir", temp_dir],
+                                             env, timeout, "ray", progress)
     finally:
         shutil.rmtree(temp_dir, ignore_errors=True)
     collect(out, events, failure)
