@@ -102,7 +102,7 @@ class ActorSubmission:
         spec = TaskSpec(self.new_id("t"), class_id, f"{name}.__init__", args, kwargs, 0, self.actor,
                         namespace=self.namespace)
         shape = _shape(options, actor=True)
-        self._warn_if_infeasible(dict(shape))
+        self._warn_if_infeasible(shape)
         state.placement = Placement(
             PendingTask(spec, shape, 0, False, [], []), shape,
             options.get("max_concurrency") or (1000 if is_async else 1), is_async,

@@ -88,6 +88,7 @@ class CoreWorker(ObjectOwnership, TaskSubmission, ActorSubmission):
         self.current_lease: int | None = None  # set in workers while a task runs
         self.hosted_actor_id: str | None = None  # set in a worker that hosts an actor
         self._infeasible_warned: set = set()
+        self._feasible_shapes: set = set()  # shapes some node of `view` can hold (a cache)
         self._idle_timer = None
         #: clusters: the live nodes' records (gcs/schema.py), kept current by the GcsLink
         self.cluster_mode = bool(node.get("cluster_mode"))
@@ -129,6 +130,7 @@ class CoreWorker(ObjectOwnership, TaskSubmission, ActorSubmission):
         self._dead_nodes.update(view.dead)
         if view.nodes:
             self.view = dict(view.nodes)
+            self._feasible_shapes = set()
         for node_id, host in dead_hosts.items():
             if host and host != own_host:  # its work fails over now, not when TCP gives up
                 self.system.disconnect_host(host, f"its node {node_id} was declared dead (its etcd lease expired)")
