@@ -160,7 +160,7 @@ class Daemon:
             await self.etcd.delete(key)
 
     async def _watch_reload_requests(self) -> None:
-        items, revision = await self.etcd.get_prefix_with_revision(reload_key(self.cluster))
+        _, revision = await self.etcd.get_prefix_with_revision(reload_key(self.cluster))
         async with self.etcd.watch_prefix(reload_key(self.cluster), start_revision=revision + 1) as watch:
             async for event in watch:
                 if event.type == "put" and event.key == reload_key(self.cluster):

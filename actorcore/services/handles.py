@@ -22,7 +22,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from .daemon import NAMESPACE
+from .instances import NAMESPACE
 
 
 class ServiceHandle:

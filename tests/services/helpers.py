@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import pickle
 import signal
 import subprocess
 import sys
@@ -82,8 +84,8 @@ def service_rows(cluster) -> list[dict]:
     return json.loads(cluster.cli("supervise", "status", "--address", cluster.address, "--json").stdout)["services"]
 
 
-def wait_until(predicate, seconds: float, what: str, details=lambda: ""):
-    """The first true value of ``predicate()``, polled for at most ``seconds``."""
+def wait_until(predicate, seconds: float, what: str, details=lambda: "", interval: float = 0.1):
+    """The first true value of ``predicate()``, polled every ``interval`` for at most ``seconds``."""
     deadline = time.monotonic() + seconds
     while True:
         value = predicate()
@@ -91,14 +93,31 @@ def wait_until(predicate, seconds: float, what: str, details=lambda: ""):
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {seconds} s waiting for {what}\n{details()}")
-        time.sleep(0.1)
-
+        time.sleep(interval)
 
 
 def wait_for_log(daemon: subprocess.Popen, log: Path, text: str, timeout: float = 60, count: int = 1) -> float:
     """Wait until ``text`` appears ``count`` times in the daemon's log; the monotonic time it did."""
-    deadline = time.monotonic() + timeout
-    while log.read_text(errors="replace").count(text) < count:
-        assert time.monotonic() < deadline, f"no {text!r} (x{count}) in the daemon's log:\n{log.read_text()}"
-        time.sleep(0.02)
+    wait_until(lambda: log.read_text(errors="replace").count(text) >= count, timeout,
+               f"{text!r} (x{count}) in the daemon's log", log.read_text, interval=0.02)
     return time.monotonic()
+
+
+def checkpoint_of(cluster, name: str):
+    """The state in the last checkpoint the daemon stored for ``name`` (None: no checkpoint)."""
+    from actorcore.gcs.etcd_client import EtcdClient
+    from actorcore.gcs.schema import DEFAULT_CLUSTER
+    from actorcore.services.instances import checkpoint_key
+
+    async def read() -> bytes | None:
+        async with await EtcdClient.connect(cluster.address, timeout=5) as etcd:
+            return await etcd.get(checkpoint_key(DEFAULT_CLUSTER, name))
+
+    blob = asyncio.run(read())
+    return pickle.loads(blob) if blob is not None else None
+
+
+def wait_for_checkpoint(cluster, name: str, state, log: Path | None = None) -> None:
+    """Wait until the daemon has stored a checkpoint of ``name`` holding ``state``."""
+    wait_until(lambda: checkpoint_of(cluster, name) == state, 30, f"a checkpoint of {name} holding {state!r}",
+               (lambda: log.read_text()) if log is not None else (lambda: ""))

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services.helpers import PRELUDE, run, start_daemon, stop_daemon, wait_for_log
+from tests.services.helpers import PRELUDE, run, start_daemon, stop_daemon, wait_for_checkpoint, wait_for_log
 
 SPEC = """
 [supervisor]
@@ -49,19 +49,22 @@ def test_a_killed_service_is_back_within_2s_with_its_checkpointed_state(cluster,
     log = tmp_path / "daemon.log"
     daemon = start_daemon(cluster, spec_file(tmp_path, "counter"), log)
     try:
-        found = run(cluster, """
+        counted = run(cluster, """
             handle, pid = answer("counter")
-            counts = [ray.get(handle.incr.remote()) for _ in range(3)]
-            time.sleep(1.0)  # a checkpoint (every 0.2 s) holds 8
+            print(json.dumps({"counts": [ray.get(handle.incr.remote()) for _ in range(3)], "pid": pid}))
+        """)
+        assert counted["counts"] == [6, 7, 8]
+        wait_for_checkpoint(cluster, "counter", {"count": 8}, log)
+        found = run(cluster, f"""
+            pid = {counted["pid"]}
             os.kill(pid, signal.SIGKILL)
             killed = time.monotonic()
             handle, new_pid = answer("counter", not_pid=pid)
             back = time.monotonic() - killed
-            print(json.dumps({"counts": counts, "back": back, "pid": pid, "new_pid": new_pid,
+            print(json.dumps({{"back": back, "pid": pid, "new_pid": new_pid,
                               "count": ray.get(handle.get.remote()),
-                              "restored": ray.get(handle.was_restored.remote())}))
+                              "restored": ray.get(handle.was_restored.remote())}}))
         """)
-        assert found["counts"] == [6, 7, 8]
         assert found["new_pid"] != found["pid"]
         assert found["back"] < 2.0, found
         assert found["count"] == 8 and found["restored"], found
@@ -112,7 +115,7 @@ def test_a_restarted_daemon_adopts_the_running_services(cluster, tmp_path):
         print(f"\na restarted daemon adopted the service {adopted - restarted:.2f} s after it was started")
         # its predecessor's process is surely gone: no wait for the predecessor's lease to expire
         assert "the leading daemon's process is gone" in log.read_text(), log.read_text()
-        time.sleep(1.0)  # time for a (wrong) restart to show
+        time.sleep(1.0)  # a window for a wrong restart to happen in: there is no event to wait for
         after = run(cluster, """
             handle, pid = answer("kept")
             print(json.dumps({"pid": pid, "count": ray.get(handle.get.remote())}))
@@ -122,10 +125,10 @@ def test_a_restarted_daemon_adopts_the_running_services(cluster, tmp_path):
         (row,) = [row for row in rows if row["service"] == "kept"]
         assert row["restarts"] == 0 and row["pid"] == first["pid"]
 
-        # an adopted service (its owner, the first daemon, is gone) is watched by pings
+        # an adopted service (its owner, the first daemon, is gone) is watched through its process
+        wait_for_checkpoint(cluster, "kept", {"count": first["count"]}, log)
         again = run(cluster, """
             handle, pid = answer("kept")
-            time.sleep(0.5)  # a checkpoint by the new daemon
             os.kill(pid, signal.SIGKILL)
             killed = time.monotonic()
             handle, new_pid = answer("kept", not_pid=pid)

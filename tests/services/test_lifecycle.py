@@ -25,7 +25,8 @@ import time
 import pytest
 
 from tests.multinode.conftest import LEASE_TTL, etcd_pid
-from tests.services.helpers import run, start_daemon, stop_daemon, stop_daemons, wait_for_log, wait_until
+from tests.services.helpers import (run, start_daemon, stop_daemon, stop_daemons, wait_for_checkpoint, wait_for_log,
+                                   wait_until)
 
 
 def status(cluster) -> dict:
@@ -92,9 +93,10 @@ def test_reload_starts_added_stops_removed_restarts_changed_and_leaves_the_rest(
         before = pids(cluster, "r_same", "r_gone", "r_changed")
         counted = run(cluster, """
             handle = ray.get_actor("r_changed")
-            print(json.dumps([ray.get(handle.incr.remote(7)), time.sleep(0.6)]))  # and a checkpoint
+            print(json.dumps(ray.get(handle.incr.remote(7))))
         """)
-        assert counted[0] == 7
+        assert counted == 7
+        wait_for_checkpoint(cluster, "r_changed", {"count": 7}, log)
 
         spec.write_text(SPEC_V2)
         reloaded = cluster.cli("supervise", "reload", "--address", cluster.address, "--json")
