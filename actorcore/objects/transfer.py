@@ -40,7 +40,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import functools
-import inspect
 import os
 import sys
 import weakref
@@ -53,6 +52,7 @@ import grpc
 from .._logging import get_logger
 from .._proto import transfer_pb2 as pb
 from ..kernel.remote.grpc_auth import TokenCheck, token_metadata
+from .serialization import _pwrite_all
 from .shm import SharedMemoryFullError, _create_fd, create_segment, open_segment, unlink_segment
 
 __all__ = [
@@ -78,8 +78,7 @@ _PULL_METHOD = f"/{_SERVICE}/Pull"
 _DATA_TAG = b"\x0a"  # Chunk.data: field 1, wire type 2 (length-delimited)
 _USE_PWRITE = sys.platform.startswith("linux")
 
-SegmentLocation = tuple[str, int] | None
-SegmentFor = Callable[[str], SegmentLocation | Awaitable[SegmentLocation]]
+SegmentFor = Callable[[str], tuple[str, int] | None]
 
 
 class TransferError(ConnectionError):
@@ -154,8 +153,8 @@ def _decode_chunk(raw: bytes) -> tuple[memoryview | bytes, pb.Chunk]:
 class TransferServer:
     """A node's ``ObjectTransfer`` endpoint: serves its shared-memory objects to other nodes.
 
-    ``segment_for(object_id)`` returns ``(segment name, size)`` of the local copy or None;
-    it may also return an awaitable of that (e.g. an ask to the node's ObjectStore actor).
+    ``segment_for(object_id)`` returns ``(segment name, size)`` of the local copy or None
+    (the node's ObjectStore passes its table's ``get``: it runs on the store's event loop).
     """
 
     def __init__(self, bind: str, token: str | None, segment_for: SegmentFor) -> None:
@@ -201,8 +200,6 @@ class TransferServer:
     async def _pull(self, request: pb.PullRequest, context: grpc.aio.ServicerContext):
         object_id = request.object_id
         located = self._segment_for(object_id)
-        if inspect.isawaitable(located):
-            located = await located
         if located is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"object {object_id} has no copy on this node")
         name, size = located
@@ -290,12 +287,8 @@ class _Destination:
         if self._segment is not None:
             self._segment.view[offset:offset + len(data)] = data
             return
-        view = memoryview(data)
         try:
-            while view:
-                written = os.pwrite(self._fd, view, offset)
-                view = view[written:]
-                offset += written
+            _pwrite_all(self._fd, memoryview(data), offset)
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.ENOMEM):
                 raise SharedMemoryFullError(self.name, self.size) from exc
