@@ -68,7 +68,7 @@ class GcsLink(Actor):
         self.subscribers: set[ActorRef] = set()
         self.actor_records: dict[str, dict] = {}
         self.scheduler: ActorRef | None = None
-        self._load: dict | None = None
+        self._load_changed = False  # this node's load changed since it was last written
         self._available: dict = dict(node_info.get("resources", {}))
         self._usage: dict = {"objects": 0, "object_bytes": 0}
         self._load_task: asyncio.Task | None = None
@@ -94,7 +94,7 @@ class GcsLink(Actor):
     async def _register(self) -> None:
         from ..gcs import EtcdClient
 
-        self.etcd = await EtcdClient.connect(self.endpoint, timeout=15, **_auth_kwargs(self.etcd_auth))
+        self.etcd = await EtcdClient.connect(self.endpoint, timeout=15, auth=self.etcd_auth)
         if self.cluster_mode:
             if self.config is not None:
                 await self.etcd.create_if_absent(self._key("config"), self.config.to_json())
@@ -124,9 +124,7 @@ class GcsLink(Actor):
             except Exception as error:
                 log.warning("registering again failed; retrying", attempt=attempt, error=repr(error))
                 await asyncio.sleep(min(0.1 * attempt, 2.0))
-        self._load = self._load or {"available": self._available, **self._usage, "time": time.time()}
-        if self._load_task is None:
-            self._load_task = asyncio.get_running_loop().create_task(self._publish_load())
+        self._schedule_load()
         log.warning("node registered again after its lease was lost", node=self.node_id)
 
     async def _watch_membership(self) -> None:
@@ -224,9 +222,15 @@ class GcsLink(Actor):
     def _replicas(self) -> int:
         return self.config.object_replicas if self.config is not None else 1
 
+    def _schedule_load(self) -> None:
+        self._load_changed = True
+        if self._load_task is None:
+            self._load_task = asyncio.get_running_loop().create_task(self._publish_load())
+
     async def _publish_load(self) -> None:
-        while self._load is not None:
-            load, self._load = self._load, None
+        while self._load_changed:
+            self._load_changed = False
+            load = {"available": self._available, **self._usage, "time": time.time()}
             try:
                 await self._start_registration()
                 await self.etcd.put(self._key("resources", self.node_id), json.dumps(load).encode(), lease=self.lease)
@@ -249,8 +253,7 @@ class GcsLink(Actor):
                 self.actor_records.pop(actor_id, None)
                 if record.get("name"):
                     named = self._key("named", record.get("namespace", ""), record["name"])
-                    if await self.etcd.get(named) == actor_id.encode():
-                        await self.etcd.delete(named)
+                    await self.etcd.delete_if_value(named, actor_id.encode())
             else:
                 self.actor_records[actor_id] = record
             await self.etcd.put(key, json.dumps(record).encode())
@@ -343,9 +346,7 @@ class GcsLink(Actor):
                 self._available = message.available
             else:
                 self._usage = {"objects": message.objects, "object_bytes": message.bytes}
-            self._load = {"available": self._available, **self._usage, "time": time.time()}
-            if self._load_task is None:
-                self._load_task = asyncio.get_running_loop().create_task(self._publish_load())
+            self._schedule_load()
             return None
         if isinstance(message, SubscribeView):
             if message.subscriber not in self.subscribers:
@@ -401,8 +402,7 @@ class GcsLink(Actor):
         if isinstance(message, ForgetActor):
             if message.name is not None:
                 key = self._key("named", message.namespace, message.name)
-                if await self.etcd.get(key) == message.actor_id.encode():
-                    await self.etcd.delete(key)
+                await self.etcd.delete_if_value(key, message.actor_id.encode())
             await self.etcd.delete(self._key("actors", message.actor_id))
             self.actor_records.pop(message.actor_id, None)
             return True
@@ -412,8 +412,6 @@ class GcsLink(Actor):
                         + [{**record, "alive": False} for record in self.dead.values()])
             return [{**json.loads(value), "alive": True}
                     for _, value in await self.etcd.get_prefix(self._key("nodes", ""))]
-        if message == "config":
-            return self.config or ClusterConfig()
         if isinstance(message, tuple) and message[0] == "actor_record":
             blob = await self.etcd.get(self._key("actors", message[1]))
             return json.loads(blob) if blob else None
@@ -426,7 +424,3 @@ class GcsLink(Actor):
                     totals[name] = totals.get(name, 0.0) + quantity
             return totals
         return None
-
-
-def _auth_kwargs(auth: dict | None) -> dict:
-    return {"auth": auth} if auth else {}
