@@ -33,10 +33,6 @@ MACHINE_ID = _read_host_id()
 HOST_ID = os.environ.get("ACTORCORE_HOST_ID") or MACHINE_ID
 
 
-def host_id() -> str:
-    return HOST_ID
-
-
 def set_host_id(value: str | None) -> None:
     """Set this process's host identity (before its actor system starts); None: the machine's."""
     global HOST_ID

@@ -32,7 +32,6 @@ class EtcdHost(Actor):
         self.host = host
         self.server = None
         self.checker: asyncio.Task | None = None
-        self.restarts = 0
 
     async def pre_start(self) -> None:
         from ..gcs import EtcdServer
@@ -55,7 +54,6 @@ class EtcdHost(Actor):
                 log.error("etcd could not be started again", error=repr(error))
                 self.context.self_ref.tell("etcd_died")
                 return
-            self.restarts += 1
 
     def _start_again(self) -> None:
         self.server.stop()  # (its keeper may still be there)
@@ -64,10 +62,6 @@ class EtcdHost(Actor):
     async def receive(self, message):
         if message == "etcd_died":
             raise EtcdDied(f"etcd on {self.host}:{self.port} exited")
-        if message == "endpoint":
-            return self.server.endpoint
-        if message == "pid":
-            return self.server.pid if self.server.running else None
         return None
 
     async def post_stop(self) -> None:

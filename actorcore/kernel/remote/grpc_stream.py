@@ -16,7 +16,7 @@ from ..._logging import get_logger
 from ..._proto import kernel_pb2 as pb
 from ..._proto import kernel_pb2_grpc as pb_grpc
 from .connections import OnClosed, OnFrame
-from .grpc_auth import TOKEN_METADATA, TokenCheck, token_metadata  # noqa: F401 (TOKEN_METADATA re-exported)
+from .grpc_auth import TokenCheck, token_metadata
 
 log = get_logger(__name__)
 
