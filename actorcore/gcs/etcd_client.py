@@ -217,8 +217,6 @@ def _check_auth(auth: dict | None) -> dict:
 
 def _tls_credentials(auth: dict) -> grpc.ChannelCredentials | None:
     """TLS channel credentials from the PEM files named in ``auth``, or None for plain text."""
-    if not any(auth.get(k) for k in ("ca", "cert", "key")):
-        return None
     pem = {}
     for name in ("ca", "cert", "key"):
         if auth.get(name):
@@ -228,6 +226,8 @@ def _tls_credentials(auth: dict) -> grpc.ChannelCredentials | None:
             except OSError as e:
                 raise FileNotFoundError(
                     f"cannot read the etcd TLS {name} file {auth[name]!r}: {e.strerror or e}") from e
+    if not pem:
+        return None
     return grpc.ssl_channel_credentials(
         root_certificates=pem.get("ca"), private_key=pem.get("key"), certificate_chain=pem.get("cert"))
 
