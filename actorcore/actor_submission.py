@@ -28,13 +28,12 @@ from .protocol import (
     ReturnLease,
     TaskSpec,
 )
+from .task_submission import PendingTask, _has_refs, _shape
 
 log = get_logger(__name__)
 
 #: How long an owner waits for the exit status of its dead actor's process (for the cause).
 EXIT_STATUS_WAIT = 0.5
-
-from .task_submission import PendingTask, _has_refs, _shape
 
 
 @dataclass(slots=True)
@@ -55,15 +54,12 @@ class ActorState:
     name: str
     worker: ActorRef | None = None
     pid: int | None = None
-    lease_id: int | None = None
-    lease_scheduler: ActorRef | None = None
     node_id: str = ""
     created: asyncio.Future | None = None
     dead: BaseException | None = None
     owned: bool = False
     namespace: str = ""
     actor_name: str | None = None
-    pending: set = field(default_factory=set)
     # -- restarts (DESIGN.md §8; the owner's side) --
     placement: Placement | None = None
     max_restarts: int = 0  # -1: forever
@@ -148,7 +144,7 @@ class ActorSubmission:
         try:
             target = self._spread_target(placement.shape) if placement.spread else None
             grant, scheduler = await self.lease_worker(placement.shape, for_actor=True, target=target)
-            state.lease_id, state.lease_scheduler, state.node_id = grant.lease_id, scheduler, grant.node_id
+            state.node_id = grant.node_id
             result = await grant.worker.ask(
                 BecomeActor(placement.ctor.spec, state.actor_id, placement.max_concurrency, placement.is_async,
                             placement.detached), timeout=None)
@@ -199,9 +195,7 @@ class ActorSubmission:
             state.restarting = self.loop.create_future()
             self.loop.create_task(self._die_with_exit_status(state))
             return
-        if state.restarts:
-            cause += f" (after {state.restarts} restart(s))"
-        self._actor_dead(state, exc.ActorDiedError(state.name, cause), cause)
+        self.mark_actor_dead(state, _with_restarts(state, cause))
 
     async def _die_with_exit_status(self, state: ActorState) -> None:
         if state.pid not in self._exits:
@@ -212,15 +206,11 @@ class ActorSubmission:
                 pass
             finally:
                 self._exit_waiters.pop(state.pid, None)
-        cause = self._death_cause(state)
-        if state.restarts:
-            cause += f" (after {state.restarts} restart(s))"
-        restarting, state.restarting = state.restarting, None
-        self._actor_dead(state, exc.ActorDiedError(state.name, cause), cause)
-        if restarting is not None and not restarting.done():
-            restarting.set_result(None)
+        self.mark_actor_dead(state, _with_restarts(state, self._death_cause(state)))
 
     def _actor_dead(self, state: ActorState, error: BaseException, cause: str) -> None:
+        """Dead for good: pending calls, watchers and calls waiting for a restart get `error`."""
+        restarting, state.restarting = state.restarting, None
         state.dead = error
         watchers, state.watchers = state.watchers, []
         for watcher in watchers:
@@ -233,6 +223,8 @@ class ActorSubmission:
             self._finish(state.placement.ctor, [])
         self.gcs.tell(ActorStateChanged(state.actor_id, {
             "actor_id": state.actor_id, "state": "DEAD", "death_cause": cause}))
+        if restarting is not None and not restarting.done():
+            restarting.set_result(None)
 
     async def _restart(self, state: ActorState) -> None:
         error = await self._place(state)
@@ -277,11 +269,8 @@ class ActorSubmission:
             self._stopping.pop(worker, None)
 
     def mark_actor_dead(self, state: ActorState, cause: str) -> None:
-        """The group gave up on this actor: it is dead for good, with `cause`."""
-        restarting, state.restarting = state.restarting, None
+        """The actor is dead for good, with `cause` (e.g. its supervision group gave up on it)."""
         self._actor_dead(state, exc.ActorDiedError(state.name, cause), cause)
-        if restarting is not None and not restarting.done():
-            restarting.set_result(None)
 
     def lookup_actor(self, name: str, namespace: str) -> tuple | None:
         return self.system.ask_sync(self.gcs, LookupActor(namespace, name), timeout=30)
@@ -404,10 +393,7 @@ class ActorSubmission:
                 error = exc.ActorDiedError(state.name, "its process died while it ran this call "
                                            "(it is being restarted; max_task_retries=0: not retried)")
             else:
-                cause = self._death_cause(state)
-                if state.restarts:
-                    cause += f" (after {state.restarts} restart(s))"
-                error = state.dead or exc.ActorDiedError(state.name, cause)
+                error = state.dead or exc.ActorDiedError(state.name, _with_restarts(state, self._death_cause(state)))
         self._finish(pending, [Failed(error)] * len(pending.return_ids))
 
     def kill_actor(self, handle, no_restart: bool) -> None:
@@ -435,3 +421,7 @@ class ActorSubmission:
         if no_restart or not self._may_restart(state):
             self._actor_dead(state, exc.ActorDiedError(state.name, "it was killed with kill()"), "killed")
             await self.gcs.ask(ForgetActor(state.actor_id, state.namespace, state.actor_name), timeout=30)
+
+
+def _with_restarts(state: ActorState, cause: str) -> str:
+    return f"{cause} (after {state.restarts} restart(s))" if state.restarts else cause
