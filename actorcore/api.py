@@ -15,7 +15,6 @@ import atexit
 import json
 import logging
 import os
-import secrets
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ from typing import Any
 
 from . import exceptions as exc
 from ._logging import get_logger
+from .cluster_files import TOKEN_ENV, new_token
 from .core_worker import CoreWorker
 from .kernel import Actor, ActorSystem
 from .object_ref import ObjectRef
@@ -31,8 +31,6 @@ from .protocol import LogLines, Shutdown
 from .runtime_context import RuntimeContext
 
 log = get_logger(__name__)
-
-TOKEN_ENV = "ACTORCORE_TOKEN"
 
 _core: CoreWorker | None = None
 _local: _LocalCluster | _ClusterConnection | None = None
@@ -109,14 +107,12 @@ class _ClusterConnection:
 
 
 async def _read_cluster(address: str, cluster: str, auth: dict | None):
-    import json as _json
-
     from .gcs import EtcdClient
     from .gcs.schema import ClusterConfig, key
 
     client = await EtcdClient.connect(address, timeout=10, **({"auth": auth} if auth else {}))
     try:
-        nodes = [_json.loads(value) for _, value in await client.get_prefix(key(cluster, "nodes", ""))]
+        nodes = [json.loads(value) for _, value in await client.get_prefix(key(cluster, "nodes", ""))]
         config = ClusterConfig.from_json(await client.get(key(cluster, "config")))
     finally:
         await client.close()
@@ -143,7 +139,7 @@ class _LocalCluster:
         # A fresh cluster token (DESIGN.md §10): the node and its workers get it through their
         # environment (not their argv, which other users can read), and every connection
         # between them must present it.
-        token = secrets.token_hex(16)
+        token = new_token()
         self.system = ActorSystem.start_in_thread(name="driver", token=token)
         sink = self.system.run(_spawn(self.system, LogSink, "log_sink"))
         read_fd, write_fd = os.pipe()

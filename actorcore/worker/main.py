@@ -15,6 +15,7 @@ import sys
 
 from .. import api
 from .._logging import configure_from_env
+from ..cluster_files import TOKEN_ENV
 from ..core_worker import CoreWorker
 from ..kernel import Actor, ActorSystem, Terminated, run
 from ..protocol import WorkerReady
@@ -37,7 +38,7 @@ class NodeWatch(Actor):
 async def serve(config: dict) -> None:
     # In a cluster a worker also listens on gRPC: other nodes' drivers and workers call it.
     tcp = f"{config.get('node_ip', '127.0.0.1')}:0" if config.get("cluster_mode") else None
-    system = await ActorSystem.start(name="worker", spin=False, token=os.environ.get("ACTORCORE_TOKEN"), tcp=tcp)
+    system = await ActorSystem.start(name="worker", spin=False, token=os.environ.get(TOKEN_ENV), tcp=tcp)
     loop = asyncio.get_running_loop()
     stop: asyncio.Future = loop.create_future()
     loop.add_signal_handler(signal.SIGTERM, lambda: stop.done() or stop.set_result("SIGTERM"))
