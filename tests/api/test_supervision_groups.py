@@ -213,14 +213,20 @@ def test_a_temporary_child_is_not_restarted_and_the_group_goes_on(cluster):
 
 
 def test_kill_no_restart_takes_a_member_out_and_kill_with_restart_restarts_it(cluster, tmp_path):
-    group, _ = _group(tmp_path, "one_for_all", max_restarts=3, period=30)
+    c_taken_out = threading.Event()
+
+    def on_event(event):
+        if event.kind == "child_exited" and event.child_id == "c" and event.exit.kind == "killed":
+            c_taken_out.set()
+
+    group, _ = _group(tmp_path, "one_for_all", max_restarts=3, period=30, on_event=on_event)
     with group:
         before = _pids(group)
         ray.kill(group["a"], no_restart=False)  # a death like any other: the strategy applies
         after = _until_new(group, before, group.ids)
         ray.kill(group["c"])  # dead for good; the group stops supervising it
         assert watch(group["c"]).result(timeout=10) == "it was killed with kill()"
-        time.sleep(0.3)  # the group has taken c out: a and b go on untouched
+        assert c_taken_out.wait(10)  # the group has taken c out: a and b go on untouched
         assert ray.get(group["a"].pid.remote(), timeout=30) == after["a"]
         assert ray.get(group["b"].pid.remote(), timeout=30) == after["b"]
         assert group.alive
