@@ -318,11 +318,8 @@ def _start_node(args: argparse.Namespace) -> int:
         hosts = _hosts(etcd)
         node_ip = args.node_ip_address or (
             "127.0.0.1" if all(map(_is_loopback, hosts)) else _ip_towards(hosts[0]))
-        info = files.read_cluster_info()
-        same_cluster = info is not None and info.get("address") == etcd
-        if auth is None and same_cluster:
-            auth = info.get("etcd_auth") or None
-        cluster = info.get("cluster", "default") if same_cluster else "default"
+        cluster, recorded_auth = files.cluster_at(etcd)
+        auth = recorded_auth if auth is None else auth
 
     if external:
         problem = _check_etcd(etcd, auth)
@@ -826,15 +823,12 @@ def _ask_cluster(command: str, address: str | None, auth: dict | None, query):
     from . import cluster_files as files
     from .gcs.etcd_client import EtcdAuthError, EtcdClient, EtcdUnavailableError
 
-    info = files.read_cluster_info()
-    address = address or (info or {}).get("address")
+    address = address or (files.read_cluster_info() or {}).get("address")
     if not address:
         return _fail(command, "no cluster to ask: pass --address HOST:PORT (the cluster's etcd), or start one "
                               "on this machine with `actorcore start --head`")
-    same_cluster = info is not None and info.get("address") == address
-    if auth is None and same_cluster:
-        auth = info.get("etcd_auth") or None
-    cluster = info.get("cluster", "default") if same_cluster else "default"
+    cluster, recorded_auth = files.cluster_at(address)
+    auth = recorded_auth if auth is None else auth
 
     async def ask():
         client = await EtcdClient.connect(address, auth=auth, timeout=5)

@@ -31,6 +31,7 @@ __all__ = [
     "HOME_ENV",
     "TOKEN_ENV",
     "TokenNotFoundError",
+    "cluster_at",
     "cluster_info_path",
     "etcd_data_dir",
     "home",
@@ -170,6 +171,15 @@ def read_cluster_info() -> dict | None:
     except ValueError as e:
         warnings.warn(f"ignoring {cluster_info_path()}: not valid JSON ({e})", stacklevel=2)
         return None
+
+
+def cluster_at(address: str) -> tuple[str, dict | None]:
+    """(the cluster's name, its etcd credentials or None) as `read_cluster_info` records them if
+    the cluster of this machine is the one whose etcd is at `address`; else ("default", None)."""
+    info = read_cluster_info()
+    if info is None or info.get("address") != address:
+        return "default", None
+    return info.get("cluster", "default"), info.get("etcd_auth") or None
 
 
 def remove_cluster_info() -> bool:

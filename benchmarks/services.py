@@ -148,17 +148,14 @@ class Checkpoints:
         from actorcore import cluster_files
         from actorcore.gcs.etcd_client import EtcdClient
 
-        info = cluster_files.read_cluster_info() or {}
-        self.cluster = info.get("cluster", "default")
+        self.cluster, auth = cluster_files.cluster_at(address)
         self.loop = asyncio.new_event_loop()
-        self.etcd = self.loop.run_until_complete(
-            EtcdClient.connect(address, auth=info.get("etcd_auth") or None, timeout=10))
+        self.etcd = self.loop.run_until_complete(EtcdClient.connect(address, auth=auth, timeout=10))
 
     def count(self, name: str) -> int | None:
-        from actorcore.gcs import schema
+        from actorcore.services.instances import checkpoint_key
 
-        key = schema.key(self.cluster, "services", name, "checkpoint")  # where the daemon keeps it
-        blob = self.loop.run_until_complete(self.etcd.get(key))
+        blob = self.loop.run_until_complete(self.etcd.get(checkpoint_key(self.cluster, name)))
         return pickle.loads(blob)["count"] if blob else None
 
     def wait_for(self, name: str, count: int, timeout: float = 30.0) -> None:

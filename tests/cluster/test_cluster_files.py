@@ -104,6 +104,14 @@ def test_cluster_info_round_trip_private():
     assert files.read_cluster_info() is None
 
 
+def test_cluster_at_names_this_machines_cluster_only_for_its_address():
+    assert files.cluster_at("127.0.0.1:6380") == ("default", None)
+    files.write_cluster_info({"address": "127.0.0.1:6380", "cluster": "c1", "head_node_id": "ab12",
+                              "etcd_auth": {"user": "u", "password": "p"}})
+    assert files.cluster_at("127.0.0.1:6380") == ("c1", {"user": "u", "password": "p"})
+    assert files.cluster_at("10.0.0.2:6380") == ("default", None)
+
+
 def test_a_corrupt_cluster_info_is_ignored_with_a_warning():
     files.cluster_info_path().write_text("{not json")
     with pytest.warns(UserWarning, match="not valid JSON"):
