@@ -307,16 +307,13 @@ def _collect(out: dict, events: list[dict], failure: str | None, expected: list[
             current = event["metric"]
         elif kind in ("result", "error"):
             name = event["metric"]
-            record = {k: v for k, v in event.items() if k not in ("event", "metric")}
-            unit, higher = METRICS[name]
-            record.update(unit=unit, higher_is_better=higher)
+            record = _report.record(METRICS, event)
             if kind == "error":
-                record["value"] = None
                 progress(f"{out['framework']}: {name} FAILED: {event['error']}")
                 for line in event.get("traceback", "").rstrip().splitlines():
                     progress(f"    {line}")
             else:
-                progress(f"{out['framework']}: {name} = {_report.fmt(record['value'])} {unit}")
+                progress(f"{out['framework']}: {name} = {_report.fmt(record['value'])} {record['unit']}")
             metrics[name] = record
             current = None
     for name in expected:

@@ -115,16 +115,6 @@ class _Child:
         return code
 
 
-def _record(event: dict) -> dict:
-    metric = event["metric"]
-    unit, higher = METRICS[metric]
-    record = {k: v for k, v in event.items() if k not in ("event", "metric")}
-    record.update(unit=unit, higher_is_better=higher)
-    if event["event"] == "error":
-        record["value"] = None
-    return record
-
-
 def run_framework(framework: str, python: str, quick: bool, timeout: float) -> dict:
     """All metrics of one framework: {framework, version, python, metrics: {name: record}}."""
     out = {"framework": framework, "python": python, "version": None, "metrics": {}}
@@ -184,7 +174,7 @@ def run_framework(framework: str, python: str, quick: bool, timeout: float) -> d
                     progress(f"{framework}: {current} ...")
                 elif kind in ("result", "error"):
                     name = event["metric"]
-                    metrics[name] = _record(event)
+                    metrics[name] = _report.record(METRICS, event)
                     if name in remaining:
                         remaining.remove(name)
                     current = None

@@ -86,6 +86,18 @@ def failed(metrics: Metrics, name: str, error: str) -> dict:
     return {"value": None, "error": error, "unit": unit, "higher_is_better": higher}
 
 
+def record(metrics: Metrics, event: dict, drop: Iterable[str] = ()) -> dict:
+    """The record of a driver's "result" or "error" event: its fields but "event", "metric" and
+    `drop`, with the metric's unit; an error's has no value."""
+    unit, higher = metrics[event["metric"]]
+    skip = {"event", "metric", *drop}
+    out = {k: v for k, v in event.items() if k not in skip}
+    out.update(unit=unit, higher_is_better=higher)
+    if event["event"] == "error":
+        out["value"] = None
+    return out
+
+
 def fmt(value) -> str:
     """A figure to about three significant digits; "-" for none."""
     if value is None:

@@ -253,11 +253,8 @@ def collect(out: dict, events: list[dict], failure: str | None) -> None:
             current = event["metric"]
         elif event["event"] in ("result", "error"):
             name, current = event["metric"], None
-            unit, higher = METRICS[name]
-            record = {k: v for k, v in event.items() if k not in ("event", "metric", "traceback")}
-            record.update(unit=unit, higher_is_better=higher)
+            record = _report.record(METRICS, event, drop=("traceback",))
             if event["event"] == "error":
-                record["value"] = None
                 progress(f"{out['framework']}: {name} FAILED: {event['error']}\n{event.get('traceback', '')}")
             else:
                 progress(f"{out['framework']}: {name} = {_report.fmt(record['value'])} ms")
