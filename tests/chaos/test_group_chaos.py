@@ -80,6 +80,7 @@ def test_e_a_one_for_all_group_restarts_in_order_then_escalates(tmp_path):
                     after = pids()
                     if all(after[i] != before[i] for i in ids):
                         break
+                    assert time.monotonic() - start < 30, f"the group did not restart all 3: {before} -> {after}"
                 restart_times.append(round(time.monotonic() - start, 3))
                 starts = [line.split() for line in log.read_text().splitlines()]
                 assert [name for name, _ in starts] == list(ids), starts  # all 3, in start order

@@ -15,6 +15,7 @@ import actorcore as ray
 from actorcore import api
 from actorcore.testing import children_of
 
+from ..services.helpers import wait_until
 from .conftest import LEASE_TTL
 
 pytestmark = pytest.mark.timeout(180)
@@ -23,16 +24,6 @@ pytestmark = pytest.mark.timeout(180)
 @ray.remote
 def node_of():
     return ray.get_runtime_context().get_node_id()
-
-
-def _wait_until(predicate, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
 
 
 @pytest.mark.parametrize("fresh_cluster", [2], indirect=True)
@@ -48,13 +39,13 @@ def test_a_killed_node_is_seen_dead_its_replicated_objects_survive_and_work_move
     ref = make.remote()
     ray.wait([ref], timeout=60)
     core = api._runtime()
-    payload = _wait_until(lambda: (p := core.objects[ref.id].payload) is not None and p.replicas and p,
+    payload = wait_until(lambda: (p := core.objects[ref.id].payload) is not None and p.replicas and p,
                           30, "a replica of the object")
     assert payload.node == victim["node_id"] and payload.replicas[0] != victim["node_id"]
 
     os.kill(victim["pid"], signal.SIGKILL)
     killed = time.monotonic()
-    _wait_until(lambda: any(n["NodeID"] == victim["node_id"] and not n["Alive"] for n in ray.nodes()),
+    wait_until(lambda: any(n["NodeID"] == victim["node_id"] and not n["Alive"] for n in ray.nodes()),
                 LEASE_TTL + 3, "the killed node to be reported dead")
     seen_dead = time.monotonic() - killed
     print(f"\nnode killed with -9 reported dead after {seen_dead:.2f} s (lease TTL {LEASE_TTL} s)")
@@ -97,7 +88,7 @@ def test_tasks_on_a_hung_node_are_retried_elsewhere_once_its_lease_expires(fresh
     # One task per node, so one of them runs on node C.
     try:
         refs = [slow.options(scheduling_strategy="SPREAD").remote(3.0, i) for i in range(3)]
-        _wait_until(lambda: len(os.listdir(started)) == 3, 30, "the three tasks to start")
+        wait_until(lambda: len(os.listdir(started)) == 3, 30, "the three tasks to start")
     finally:
         shutil.rmtree(started, ignore_errors=True)
     frozen = [victim["pid"], *children_of(victim["pid"])]
@@ -134,7 +125,7 @@ def test_an_object_lost_with_its_node_is_made_again_by_its_task(fresh_cluster):
     made_on = ray.get([node for _, node in pairs])
     assert victim["node_id"] in made_on
     os.kill(victim["pid"], signal.SIGKILL)
-    _wait_until(lambda: any(n["NodeID"] == victim["node_id"] and not n["Alive"] for n in ray.nodes()),
+    wait_until(lambda: any(n["NodeID"] == victim["node_id"] and not n["Alive"] for n in ray.nodes()),
                 LEASE_TTL + 3, "the killed node to be reported dead")
     core = api._runtime()
     for seed, (array_ref, _) in enumerate(pairs):
@@ -166,7 +157,7 @@ def test_a_chain_of_objects_lost_with_their_node_is_made_again_recursively(fresh
     del firsts  # only the lineage keeps them now
     assert made_on.count(victim["node_id"]) >= 1
     os.kill(victim["pid"], signal.SIGKILL)
-    _wait_until(lambda: any(n["NodeID"] == victim["node_id"] and not n["Alive"] for n in ray.nodes()),
+    wait_until(lambda: any(n["NodeID"] == victim["node_id"] and not n["Alive"] for n in ray.nodes()),
                 LEASE_TTL + 3, "the killed node to be reported dead")
     core = api._runtime()
     for i, (array_ref, _) in enumerate(pairs):
