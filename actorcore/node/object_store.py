@@ -128,24 +128,26 @@ class ObjectStore(Actor):
 
         name = shm.segment_name(self.session, message.object_id)
         failures = []
-        for source in message.sources:
-            address = self.transfer_addresses.get(source)
-            if address is None:
-                failures.append(f"node {source} is not alive")
-                continue
-            try:
-                await pull(address, self.token, message.object_id, name, message.size)
-            except ConnectionError as error:
-                failures.append(str(error))
-                continue
-            if message.object_id in self.freed_while_pulling:
-                self.freed_while_pulling.discard(message.object_id)
-                shm.unlink_segment(name)
-                raise LookupError(f"object {message.object_id} was freed while it was pulled")
-            self._add(message.object_id, name, message.size, message.owner)
-            return name
-        raise ConnectionError(f"object {message.object_id} could not be pulled from any of its "
-                              f"{len(message.sources)} location(s): " + "; ".join(failures))
+        try:
+            for source in message.sources:
+                address = self.transfer_addresses.get(source)
+                if address is None:
+                    failures.append(f"node {source} is not alive")
+                    continue
+                try:
+                    await pull(address, self.token, message.object_id, name, message.size)
+                except ConnectionError as error:
+                    failures.append(str(error))
+                    continue
+                if message.object_id in self.freed_while_pulling:
+                    shm.unlink_segment(name)
+                    raise LookupError(f"object {message.object_id} was freed while it was pulled")
+                self._add(message.object_id, name, message.size, message.owner)
+                return name
+            raise ConnectionError(f"object {message.object_id} could not be pulled from any of its "
+                                  f"{len(message.sources)} location(s): " + "; ".join(failures))
+        finally:
+            self.freed_while_pulling.discard(message.object_id)  # however the pull ended
 
     async def post_stop(self) -> None:
         if self.pulls is not None:
