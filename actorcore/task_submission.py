@@ -163,8 +163,8 @@ class TaskSubmission:
         refs = [a for a in spec.args if type(a) is ObjectRef] + [v for v in spec.kwargs.values() if type(v) is ObjectRef]
         if not refs:
             return None
-        if self.cluster_mode and pending.arg_refs is None:
-            pending.arg_refs = (list(spec.args), dict(spec.kwargs))
+        if self.cluster_mode and pending.arg_refs is None and spec.method is None and pending.return_ids:
+            pending.arg_refs = (list(spec.args), dict(spec.kwargs))  # only a task's lineage reads it
         for ref in refs:
             entry = self.objects.get(ref.id)
             if entry is not None and ref.id not in pending.pinned:  # (a task run again is pinned)
