@@ -84,9 +84,6 @@ def from_payload(payload) -> Any:
     raise error
 
 
-# -- submission state ----------------------------------------------------------------------
-
-
 class ObjectOwnership:
     """The owner's table and put/get/wait; mixed into `CoreWorker`."""
 
