@@ -26,6 +26,7 @@ import uuid
 from supervisor import Supervisor
 
 from .._logging import configure_from_env, get_logger
+from ..cluster_files import TOKEN_ENV
 from ..gcs.schema import ClusterConfig
 from ..kernel import Actor, ActorSystem, Terminated, address, run
 from ..kernel.supervision import actor_spec
@@ -61,7 +62,7 @@ async def serve(config: dict) -> None:
     node_id = config.get("node_id") or config.get("session") or uuid.uuid4().hex[:16]
     session = node_id  # the node's shared-memory segments are named after it
     node_ip = config.get("node_ip", "127.0.0.1")
-    token = os.environ.get("ACTORCORE_TOKEN")
+    token = os.environ.get(TOKEN_ENV)
     if cluster_mode:
         # The node's processes share a host identity of their own: among themselves they
         # talk over Unix sockets, with other nodes over gRPC (even on one machine).
