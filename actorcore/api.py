@@ -76,8 +76,7 @@ class _ClusterConnection:
                     "or pass address='HOST:PORT'"
                 )
             address = info["address"]
-        auth = info.get("etcd_auth") if info.get("address") == address else None
-        cluster = info.get("cluster", "default") if info.get("address") == address else "default"
+        cluster, auth = cluster_files.cluster_at(address)
         token = cluster_files.read_token()
         nodes, config = asyncio.run(_read_cluster(address, cluster, auth))
         if not nodes:

@@ -918,6 +918,7 @@ def _add_supervise(subparsers) -> None:
 
 def _supervise(args: argparse.Namespace) -> int:
     from . import cluster_files as files
+    from .services.leadership import READY_FD_ENV
 
     if args.detach:
         if not args.pid_file:
@@ -930,7 +931,7 @@ def _supervise(args: argparse.Namespace) -> int:
         # It returns once every service is up, or the daemon stands by for another (it writes
         # which to this pipe), so the next command can use them.
         read_fd, write_fd = os.pipe()
-        env = {**os.environ, "ACTORCORE_SUPERVISE_READY_FD": str(write_fd)}
+        env = {**os.environ, READY_FD_ENV: str(write_fd)}
         with open(log_path, "ab") as log:
             daemon = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                       start_new_session=True, pass_fds=(write_fd,), env=env)

@@ -264,10 +264,7 @@ def main(spec_path: str, address: str | None, pid_file: str | None = None) -> in
         else:
             address = _start_local_head()
             local_head = True
-    info = files.read_cluster_info() or {}
-    same = info.get("address") == address
-    cluster = info.get("cluster", schema.DEFAULT_CLUSTER) if same else schema.DEFAULT_CLUSTER
-    auth = (info.get("etcd_auth") or None) if same else None
+    cluster, auth = files.cluster_at(address)
     if pid_file:
         with open(pid_file, "w") as file:
             file.write(f"{os.getpid()}\n")
