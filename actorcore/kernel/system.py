@@ -429,10 +429,6 @@ class ActorSystem:
         """Run a coroutine on the system's loop from another thread and return its result."""
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
 
-    @property
-    def actor_count(self) -> int:
-        return len(self._cells)
-
     def __repr__(self) -> str:
         return f"ActorSystem({self.name}, {self.address})"
 
