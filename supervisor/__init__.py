@@ -1,4 +1,4 @@
-"""supervisor: OTP supervision trees on asyncio (DESIGN.md §7 / SUPERVISION.md).
+"""supervisor: OTP supervision trees on asyncio (the model: docs/supervision.md).
 
 Usable on its own (stdlib, tenacity, structlog). Layers, each in its own module:
 

@@ -1,4 +1,4 @@
-"""Restart backoff for supervised children (DESIGN.md §7 / SUPERVISION.md "Backoff").
+"""Restart backoff for supervised children (docs/supervision.md, "Backoff").
 
 The delay before restart number ``n`` (0-based, counted since the child last ran stably) is
 

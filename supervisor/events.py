@@ -1,4 +1,4 @@
-"""Event records a supervisor reports to its ``on_event`` callback (DESIGN.md §7 / SUPERVISION.md).
+"""Event records a supervisor reports to its ``on_event`` callback (docs/supervision.md, "Events").
 
 Small frozen records for tests, the status command and metrics. Kinds:
 

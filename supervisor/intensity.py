@@ -1,4 +1,5 @@
-"""Restart intensity: at most ``max_restarts`` restarts in ``period`` seconds (DESIGN.md §7 / SUPERVISION.md).
+"""Restart intensity: at most ``max_restarts`` restarts in ``period`` seconds
+(docs/supervision.md, "Restart intensity").
 
 OTP's rule: if *more than* ``max_restarts`` restarts happen within ``period`` seconds, the
 supervisor gives up. ``max_restarts=-1`` means unlimited; ``period=math.inf`` counts every

@@ -1,4 +1,4 @@
-"""OTP supervisors on asyncio (DESIGN.md §7 / SUPERVISION.md).
+"""OTP supervisors on asyncio (docs/supervision.md: strategies, intensity, shutdown, escalation).
 
 A :class:`Supervisor` starts its children in order, watches them, restarts them according to
 its strategy and their restart type, gives up when restarts exceed its intensity, and stops

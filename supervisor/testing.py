@@ -1,4 +1,4 @@
-"""Test helpers for code built on the supervisor package (DESIGN.md §7 / SUPERVISION.md).
+"""Test helpers for code built on the supervisor package.
 
 - :class:`FakeChild`: an in-process :class:`~supervisor.child.Child` whose end the test decides
   (``crash()``, ``exit_normally()``, ``kill()``), optionally slow or deaf to shutdown requests;

@@ -1,5 +1,6 @@
-"""Actor restarts (DESIGN.md §8): max_restarts, max_task_retries, kill(no_restart=...), and the
-pool replacing dead workers — with real worker processes killed for real."""
+"""Actor restarts (docs/supervision.md, "Ray's max_restarts"): max_restarts, max_task_retries,
+kill(no_restart=...), and the pool replacing dead workers — with real worker processes killed
+for real."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The chaos suite (DESIGN.md §7-§8): real processes killed for real while work runs.
+"""The chaos suite: real processes killed for real while work runs (docs/architecture.md,
+"Failure semantics").
 
 Each test prints what was lost, which must be nothing.
 """

@@ -1,5 +1,5 @@
 """A 3-node cluster started with the CLI: placement, spillback, SPREAD, cross-node objects,
-named actors across drivers, status, and the token on every gRPC endpoint (DESIGN.md §4-§6, §10)."""
+named actors across drivers, status, and the token on every gRPC endpoint."""
 
 from __future__ import annotations
 

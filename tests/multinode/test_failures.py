@@ -1,4 +1,5 @@
-"""Node failure and membership changes in a 3-node CLI cluster (DESIGN.md §6, §8)."""
+"""Node failure and membership changes in a 3-node CLI cluster (docs/architecture.md,
+"Failure semantics")."""
 
 from __future__ import annotations
 
