@@ -61,7 +61,7 @@ def test_quick_json_no_ray():
         assert len(cluster["node_ids"]) == cluster["nodes"], cluster
         assert "stop_error" not in cluster, cluster
         assert not Path(cluster["home"]).exists(), cluster
-        wait_until(lambda home=cluster["home"]: not processes_of(home), 30, f"the processes of cluster {cluster} to end",
-                   interval=0.1)
+        wait_until(lambda home=cluster["home"]: not processes_of(home), 30,
+                   f"the processes of cluster {cluster} to end", interval=0.1)
         for node_id in cluster["node_ids"]:
             assert list_segments(node_id) == [], (cluster, node_id)

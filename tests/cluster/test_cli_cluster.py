@@ -166,7 +166,8 @@ def test_sigterm_while_a_node_starts_stops_it(home, monkeypatch, tmp_path):
     cli = subprocess.Popen([sys.executable, "-m", "actorcore", "start", "--head", "--port", str(_free_port()),
                             "--num-cpus", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        wait_until(lambda: any(b"sleep" in _cmdline(pid) for pid in processes_of(home)), 30, "the fake etcd (a sleep) to start")
+        wait_until(lambda: any(b"sleep" in _cmdline(pid) for pid in processes_of(home)), 30,
+                   "the fake etcd (a sleep) to start")
         cli.send_signal(signal.SIGTERM)
         assert cli.wait(30) == 130
         assert "interrupted; the node being started was stopped" in cli.stderr.read()

@@ -26,8 +26,8 @@ def answer(name, not_pid=None, timeout=60):
         handle = ray.get_actor(name)
         pid = ray.get(handle.pid.remote(), timeout=2)
         return pid != not_pid and (handle, pid)
-    return wait_until(answered, timeout, f"service {name!r} to answer" + (f" from a pid other than {not_pid}" if not_pid else ""),
-                      interval=0.02, retry_on=(Exception,))
+    what = f"service {name!r} to answer" + (f" from a pid other than {not_pid}" if not_pid else "")
+    return wait_until(answered, timeout, what, interval=0.02, retry_on=(Exception,))
 """
 
 
