@@ -213,12 +213,17 @@ class ManualTimer:
     def cancelled(self) -> bool:
         return self._cancelled
 
+    def fire(self) -> None:
+        """Call the callback (the clock does, when the timer falls due)."""
+        self._callback(*self._args)
+
     def __repr__(self) -> str:
         return f"<ManualTimer at {self.when:g}{' cancelled' if self._cancelled else ''}>"
 
 
 class ManualClock:
-    """A :class:`~supervisor.clock.Clock` whose time moves only in :meth:`advance`.
+    """A :class:`~supervisor.clock.Clock` whose time moves only in :meth:`advance` and
+    :meth:`advance_to`.
 
     ``now()`` starts at ``start``. ``call_later(delay, callback, *args)`` sets a timer that
     fires inside the ``advance()`` call that reaches its deadline (a ``delay`` <= 0: the next
@@ -266,16 +271,15 @@ class ManualClock:
         if math.isnan(when) or when < self._now:
             raise ValueError(f"ManualClock.advance_to: {when!r} is before now ({self._now!r}); "
                              "time only moves forward")
-        target = when
         fired = 0
-        while self._timers and self._timers[0][0] <= target:
-            when, _, timer = heapq.heappop(self._timers)
+        while self._timers and self._timers[0][0] <= when:
+            due, _, timer = heapq.heappop(self._timers)
             if timer.cancelled():
                 continue
-            self._now = max(self._now, when)
+            self._now = max(self._now, due)
             fired += 1
-            timer._callback(*timer._args)
-        self._now = target
+            timer.fire()
+        self._now = when
         return fired
 
     def __repr__(self) -> str:
