@@ -39,7 +39,7 @@ from .etcd_errors import (
     status_code,
 )
 
-__all__ = ["AUTH_KEYS", "DEFAULT_PORT", "EndpointClient", "EtcdConnection", "parse_endpoints"]
+__all__ = ["AUTH_KEYS", "DEFAULT_PORT", "EndpointClient", "EtcdConnection", "parse_endpoints", "probe"]
 
 log = get_logger(__name__)
 
@@ -192,7 +192,10 @@ async def probe(client: EndpointClient) -> None:
 
 
 class EtcdConnection:
-    """One aetcd client per endpoint, the current endpoint, and the retry loop of `call`."""
+    """One aetcd client per endpoint, the current endpoint, and the retry loop of `call`.
+
+    ``closed`` is set when the client starts closing (or by `close`): calls then raise
+    RuntimeError."""
 
     def __init__(self, endpoints: str | list[str], *, retry_deadline: float, request_timeout: float,
                  auth: dict | None):

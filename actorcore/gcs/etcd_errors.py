@@ -13,7 +13,19 @@ import aetcd.exceptions
 import grpc
 import tenacity
 
-__all__ = ["EtcdAuthError", "EtcdUnavailableError", "WatchCompactedError"]
+__all__ = [
+    "EtcdAuthError",
+    "EtcdUnavailableError",
+    "WatchCompactedError",
+    "as_client_error",
+    "describe",
+    "is_auth_failure",
+    "is_retryable",
+    "is_stale_token",
+    "is_transient",
+    "retry_backoff",
+    "status_code",
+]
 
 _TRANSIENT_CODES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 
