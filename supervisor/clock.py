@@ -1,4 +1,4 @@
-"""The clock a supervisor reads and sets its restart timers on.
+"""The clock a supervisor reads and sets its restart timers on (docs/supervision.md, "Time").
 
 A supervisor does three things with time, all of them about restarts:
 
