@@ -5,10 +5,10 @@ Every key lives under ``/actorcore/<cluster>/`` (`prefix`). Values are JSON unle
 | key | value | written |
 |---|---|---|
 | ``config`` | `ClusterConfig` fields | once, by the head |
-| ``nodes/<node_id>`` | node record (`NODE_FIELDS`) | by the node, under its lease |
+| ``nodes/<node_id>`` | node record (below) | by the node, under its lease |
 | ``resources/<node_id>`` | ``{"available": {...}, "objects": n, "object_bytes": b, "time": t}`` | by the node, throttled, under its lease |
 | ``dead/<node_id>`` | the node record plus ``"died": t`` | by any node that sees the lease expire (idempotent) |
-| ``actors/<actor_id>`` | actor record (`ACTOR_FIELDS`) | by the creator's node, on every state change |
+| ``actors/<actor_id>`` | actor record (below) | by the creator's node, on every state change |
 | ``named/<namespace>/<name>`` | the actor id (text) | create-if-absent in a transaction |
 | ``functions/<hash>`` | the pickled function or class (bytes) | once |
 | ``services/<name>`` | a supervised service's record: spec, group, actor id, restarts, times | by the leading ``supervise`` daemon |
@@ -23,6 +23,11 @@ A node record has: ``node_id``, ``address`` (the IP it binds), ``head`` (bool), 
 ``kernel`` (``ip:port`` of the node's gRPC endpoint), ``transfer`` (``ip:port`` of its
 object-transfer endpoint), and ``uris`` (kernel URIs of ``node``, ``scheduler``, ``gcs``,
 ``object_store``, ``pool``).
+
+An actor record has: ``actor_id``, ``class_name``, ``state`` (one of `ACTOR_STATES`),
+``node_id``, ``pid``, ``worker`` (the kernel URI of its worker), ``name``, ``namespace``,
+``detached``, ``restarts``, ``death_cause``, and for a named actor ``handle`` (its pickled
+handle, base64). docs/architecture.md, section "The etcd key schema", says who reads each key.
 """
 
 from __future__ import annotations
@@ -30,20 +35,21 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
+__all__ = ["ACTOR_STATES", "DEFAULT_CLUSTER", "ClusterConfig", "key", "prefix"]
+
 DEFAULT_CLUSTER = "default"
 
-NODE_FIELDS = ("node_id", "address", "head", "resources", "start_time", "pid", "host_id",
-               "kernel", "transfer", "uris")
-ACTOR_FIELDS = ("actor_id", "class_name", "state", "node_id", "pid", "name", "namespace",
-                "detached", "handle")
+# Nothing writes PENDING yet; `actorcore status` counts every state listed here.
 ACTOR_STATES = ("PENDING", "ALIVE", "RESTARTING", "DEAD")
 
 
 def prefix(cluster: str = DEFAULT_CLUSTER) -> str:
+    """The prefix of every key of ``cluster``: ``/actorcore/<cluster>/``."""
     return f"/actorcore/{cluster}/"
 
 
 def key(cluster: str, *parts: str) -> str:
+    """The key of ``parts`` in ``cluster``: ``key("c", "nodes", n)`` is ``/actorcore/c/nodes/<n>``."""
     return prefix(cluster) + "/".join(parts)
 
 
