@@ -14,8 +14,9 @@ from aetcd import rpc
 from actorcore.gcs import EtcdServer, find_etcd_binary
 from actorcore.gcs.etcd_client import EtcdAuthError, EtcdClient, EtcdUnavailableError
 from actorcore.gcs.etcd_server import _free_port
+from actorcore.testing import is_alive
 
-from .conftest import pid_alive, stop_and_check
+from .conftest import stop_and_check
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -151,7 +152,7 @@ def tls_etcd(tmp_path):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
-        assert not pid_alive(process.pid)
+        assert not is_alive(process.pid)
 
 
 async def test_tls_with_a_client_certificate(tls_etcd):

@@ -8,7 +8,6 @@ import textwrap
 import time
 
 import pytest
-from actorcore.testing import capture_logs
 
 from actorcore.gcs import etcd_server as etcd_server_module
 from actorcore.gcs.etcd_server import (
@@ -18,8 +17,9 @@ from actorcore.gcs.etcd_server import (
     EtcdStartError,
     find_etcd_binary,
 )
+from actorcore.testing import capture_logs, is_alive, wait_until
 
-from .conftest import pid_alive, stop_and_check, wait_until
+from .conftest import stop_and_check
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -83,30 +83,32 @@ def test_no_binary_anywhere_names_all_three_places(monkeypatch, tmp_path):
 
 # -- lifecycle ---------------------------------------------------------------------------
 
-def test_start_is_fast_and_stop_cleans_up():
+def test_start_returns_a_healthy_etcd_and_stop_cleans_up():
+    # How fast is printed, not asserted: a loaded machine must not fail this test. A start
+    # slower than its ready timeout (10 s) fails with EtcdStartError.
     started = time.monotonic()
     server = EtcdServer().start()
     elapsed = time.monotonic() - started
     print(f"etcd healthy after {server.ready_seconds * 1000:.0f} ms "
           f"(start() returned after {elapsed * 1000:.0f} ms)")
-    assert elapsed < 5
+    assert 0 < server.ready_seconds <= elapsed
     assert server.endpoint == f"127.0.0.1:{server.port}"
     assert server.client_url == f"http://{server.endpoint}"
     assert os.path.basename(server.data_dir).startswith("actorcore-etcd-")
-    assert pid_alive(server.pid) and server.running
+    assert is_alive(server.pid) and server.running
     stop_and_check(server)
     server.stop()  # idempotent
     with pytest.raises(RuntimeError, match="not running"):
-        server.endpoint
+        _ = server.endpoint
 
 
-def test_failed_start_reports_stderr_and_leaves_nothing(monkeypatch, tmp_path):
+def test_failed_start_reports_the_exit_at_once_with_stderr_and_leaves_nothing(tmp_path):
     fake = _write_script(tmp_path / "etcd", "#!/bin/sh\necho 'fatal: cannot frobnicate' >&2\nexit 3\n")
-    server = EtcdServer(binary=fake, ready_timeout=5)
-    started = time.monotonic()
-    with pytest.raises(EtcdStartError, match="cannot frobnicate"):
+    # Waiting out the ready timeout would fail with "not healthy within 60.0 s" (and be slow).
+    server = EtcdServer(binary=fake, ready_timeout=60)
+    with pytest.raises(EtcdStartError, match="etcd exited 3 during startup") as info:
         server.start()
-    assert time.monotonic() - started < 3
+    assert "cannot frobnicate" in str(info.value)
     assert server._keeper is None and server._data_dir and not os.path.exists(server._data_dir)
 
 
@@ -115,7 +117,7 @@ def test_restart_keeps_port_and_data(etcd_server):
     old_pid, port = etcd_server.pid, etcd_server.port
     etcd_server.restart()
     assert etcd_server.port == port and etcd_server.pid != old_pid
-    assert not pid_alive(old_pid)
+    assert not is_alive(old_pid)
     assert os.path.isdir(data_file)
     etcd_server.restart(kill=True)
     assert etcd_server.running
@@ -150,11 +152,12 @@ def test_forked_child_does_not_keep_etcd_alive(etcd_server):
         os._exit(0)
     os.close(read_fd)
     try:
-        pid = etcd_server.pid
-        started = time.monotonic()
+        pid, keeper = etcd_server.pid, etcd_server._keeper
         etcd_server.stop()
-        assert time.monotonic() - started < 3
-        assert not pid_alive(pid)
+        # Had the child kept the keeper's pipe open, the keeper would not see EOF: stop() would
+        # wait out its timeout and then kill it.
+        assert keeper.returncode == 0, "stop() had to kill the keeper"
+        assert not is_alive(pid)
     finally:
         os.close(write_fd)
         os.waitpid(child, 0)
@@ -176,18 +179,18 @@ def test_parent_killed_stops_etcd_and_removes_data_dir():
                 break
         _, pid, keeper_pid, data_dir = line.split()
         pid, keeper_pid = int(pid), int(keeper_pid)
-        assert pid_alive(pid) and os.path.isdir(data_dir)
+        assert is_alive(pid) and os.path.isdir(data_dir)
     finally:
         parent.send_signal(signal.SIGKILL)
         parent.wait()
         parent.stdout.close()
-    assert wait_until(lambda: not pid_alive(pid), timeout=10), "etcd outlived its parent"
-    assert wait_until(lambda: not os.path.exists(data_dir), timeout=10), "data dir left"
-    assert wait_until(lambda: not pid_alive(keeper_pid), timeout=10), "keeper left"
+    wait_until(lambda: not is_alive(pid), 10, "etcd to stop after its parent was killed")
+    wait_until(lambda: not os.path.exists(data_dir), 10, "the keeper to remove the data dir")
+    wait_until(lambda: not is_alive(keeper_pid), 10, "the keeper to exit")
 
 
 def test_keeper_killed_takes_etcd_with_it(etcd_server):
     pid = etcd_server.pid
     os.kill(etcd_server._keeper.pid, signal.SIGKILL)
-    assert wait_until(lambda: not pid_alive(pid), timeout=10)
+    wait_until(lambda: not is_alive(pid), 10, "etcd to stop after its keeper was killed")
     assert not etcd_server.running

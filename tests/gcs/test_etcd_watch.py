@@ -4,9 +4,9 @@ import asyncio
 
 import aetcd
 import pytest
-from actorcore.testing import capture_logs
 
 from actorcore.gcs.etcd_client import WatchCompactedError, WatchEvent
+from actorcore.testing import capture_logs
 
 
 async def _collect(watch, into: list, stop_key: str) -> None:
@@ -32,7 +32,7 @@ async def test_watch_sees_puts_and_deletes_in_order(etcd):
 
 async def test_watch_from_a_revision_replays_history(etcd):
     await etcd.put("/h/a", b"1")
-    items, revision = await etcd.get_prefix_with_revision("/h/")
+    _, revision = await etcd.get_prefix_with_revision("/h/")
     await etcd.put("/h/b", b"2")
     async with etcd.watch_prefix("/h/", start_revision=revision + 1) as watch:
         assert await anext(watch) == WatchEvent("put", "/h/b", b"2", revision + 1)
