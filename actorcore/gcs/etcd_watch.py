@@ -185,6 +185,9 @@ class Watch:
             response = await asyncio.wait_for(call.read(), self._connection.request_timeout)
         except Exception as e:
             call.cancel()
+            if _is_broken_write(e):
+                self._connection.failed(index)
+                raise aetcd.exceptions.ConnectionFailedError("watch stream broke while opening") from e
             if is_transient(e):
                 self._connection.failed(index)
             elif is_stale_token(e):
@@ -208,3 +211,10 @@ class Watch:
         call, self._call = self._call, None
         if call is not None:
             call.cancel()
+
+
+def _is_broken_write(error: BaseException) -> bool:
+    """How gRPC reports a write to a stream whose connection broke under it (etcd restarting):
+    status INTERNAL, the send's "execute_batch" failed. The stream is lost, not etcd broken."""
+    return (isinstance(error, grpc.aio.AioRpcError) and error.code() == grpc.StatusCode.INTERNAL
+            and "execute_batch" in (error.debug_error_string() or ""))

@@ -17,6 +17,7 @@ from actorcore.gcs.etcd_errors import (
     is_stale_token,
     is_transient,
 )
+from actorcore.gcs.etcd_watch import _is_broken_write
 
 ENDPOINTS = ["10.0.0.1:2379", "10.0.0.2:2379"]
 
@@ -101,3 +102,13 @@ def test_describe_is_short():
     assert describe(UNAVAILABLE) == "UNAVAILABLE: connection refused"
     assert describe(ValueError("bad")) == "ValueError: bad"
     assert describe(KeyError()) == "KeyError"
+
+
+def test_a_watch_write_that_broke_with_its_connection_is_told_from_other_internal_errors():
+    # What grpc raised when a watch was re-created while etcd restarted.
+    broken = aio.AioRpcError(grpc.StatusCode.INTERNAL, aio.Metadata(), aio.Metadata(),
+                             details="Internal error from Core",
+                             debug_error_string='Failed "execute_batch": (<SendMessageOperation>,)')
+    assert _is_broken_write(broken)
+    assert not _is_broken_write(rpc_error(grpc.StatusCode.INTERNAL, "etcdserver: corrupt cluster"))
+    assert not _is_broken_write(UNAVAILABLE)
