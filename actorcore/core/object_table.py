@@ -209,7 +209,7 @@ class ObjectTable:
         else:
             futures = [self.payload_future(ref) for ref in refs]
         if timeout is not None:
-            done, pending = await asyncio.wait(futures, timeout=timeout)
+            _, pending = await asyncio.wait(futures, timeout=timeout)
             if pending:
                 for future in pending:
                     future.cancel()

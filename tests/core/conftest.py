@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 import actorcore as ray
@@ -13,3 +15,16 @@ def cluster():
     ray.init(num_cpus=2)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture
+async def no_dangling_tasks():
+    """Fail an in-process test that leaves asyncio tasks running (a part forgot one)."""
+    yield
+    current = asyncio.current_task()
+    for _ in range(5):  # let tasks that are finishing finish
+        await asyncio.sleep(0)
+    left = [task for task in asyncio.all_tasks() if task is not current and not task.done()]
+    for task in left:
+        task.cancel()
+    assert not left, f"tasks left behind: {left}"
