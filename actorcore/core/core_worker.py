@@ -100,11 +100,11 @@ class CoreWorker:
         self.deaths = DeathWatch(system, self.actor)
         self.objects = ObjectTable(system, self.actor, self.session, self.store, self.scheduler, self.cluster,
                                    self.new_id)
-        self.manager = TaskManager(self.objects, self.cluster_mode)
-        self.tasks = TaskSubmitter(system, self.actor, self.scheduler, self.objects, self.manager, self.cluster,
+        self.task_manager = TaskManager(self.objects, self.cluster_mode)
+        self.tasks = TaskSubmitter(system, self.actor, self.scheduler, self.objects, self.task_manager, self.cluster,
                                    is_driver=is_driver, new_id=self.new_id)
         self.objects.remake = self.tasks.resubmit  # lineage: lost returns are made by their task again
-        self.actors = ActorSubmitter(system, self.actor, self.gcs, self.pool, self.objects, self.manager,
+        self.actors = ActorSubmitter(system, self.actor, self.gcs, self.pool, self.objects, self.task_manager,
                                      self.tasks, self.cluster, self.deaths, new_id=self.new_id)
         if self.cluster_mode:
             self.gcs.tell(SubscribeView(self.actor))

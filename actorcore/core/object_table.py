@@ -88,6 +88,11 @@ class ObjectTable:
         #: blocked meanwhile, so the Scheduler may lend its CPU to another worker
         self.current_lease: int | None = None
 
+    @property
+    def owner(self) -> ActorRef:
+        """The owner of the objects of this table: this process's core actor."""
+        return self._owner
+
     def __getitem__(self, object_id: str) -> Entry:
         return self._entries[object_id]
 

@@ -67,7 +67,7 @@ async def test_an_object_whose_ref_left_the_process_is_never_freed(table):
 
 async def test_a_pending_object_without_refs_is_freed_once_made(table):
     table.expect(["t9.0"])
-    ref = ObjectRef("t9.0", table._owner, table)
+    ref = ObjectRef("t9.0", table.owner, table)
     waiter = table.payload_future(ref)
     del ref
     assert "t9.0" in table  # not made yet: kept for the task's result
@@ -90,7 +90,7 @@ async def test_a_pinned_argument_outlives_its_refs_until_the_task_unpins_it(tabl
 
 async def test_a_failed_argument_fails_the_task_with_its_error(table):
     table.expect(["t2.0"])
-    ref = ObjectRef("t2.0", table._owner, table)
+    ref = ObjectRef("t2.0", table.owner, table)
     table.resolve("t2.0", Failed(exc.TaskError("g", "traceback", ValueError("boom"))))
     failed = await table.resolve_args(task_taking(ref))
     assert type(failed) is Failed and isinstance(failed.error, exc.TaskError)
@@ -110,13 +110,13 @@ async def test_an_object_of_another_owner_is_asked_of_it_and_its_death_is_an_own
 
 
 async def test_a_freed_object_of_this_owner_is_lost(table):
-    payload = await table.payload_future(ObjectRef("gone.0", table._owner))
+    payload = await table.payload_future(ObjectRef("gone.0", table.owner))
     assert isinstance(payload.error, exc.ObjectLostError)
 
 
 async def test_get_from_a_user_thread_waits_for_the_object_and_marks_its_lease_blocked(system, table):
     table.expect(["t3.0"])
-    ref = ObjectRef("t3.0", table._owner, table)
+    ref = ObjectRef("t3.0", table.owner, table)
     table.current_lease = 7
     values = asyncio.ensure_future(asyncio.to_thread(table.get, [ref], 30))
     await eventually(lambda: table["t3.0"].waiters)  # the get waits on the loop now
@@ -129,7 +129,7 @@ async def test_get_from_a_user_thread_waits_for_the_object_and_marks_its_lease_b
 async def test_wait_splits_ready_from_pending_refs_in_their_order(table):
     ready = table.put(1)
     table.expect(["t4.0"])
-    pending = ObjectRef("t4.0", table._owner, table)
+    pending = ObjectRef("t4.0", table.owner, table)
     assert await asyncio.to_thread(table.wait, [pending, ready], 1, 0) == ([ready], [pending])
     assert await asyncio.to_thread(table.wait, [pending, ready], 2, 0) == ([ready], [pending])
 
@@ -148,7 +148,7 @@ async def cluster_table(system):
 def own_large(table: ObjectTable, object_id: str, node: str, replicas: tuple = ()) -> ObjectRef:
     table.expect([object_id])
     table.resolve(object_id, InShm(f"seg-{node}-{object_id}", 1 << 20, node, replicas))
-    return ObjectRef(object_id, table._owner, table)
+    return ObjectRef(object_id, table.owner, table)
 
 
 async def test_a_large_object_freed_is_freed_on_every_node(system, cluster_table):
