@@ -1,16 +1,93 @@
-"""Helpers for testing code built on actorcore (STYLE.md: a testing module ships with the library).
+"""Helpers for testing code built on actorcore: bounded waits for a condition, the processes of
+a cluster, captured logs.
+
+Wait for a condition with `wait_until` (or `async_wait_until` in a coroutine) rather than a
+sleep or a hand-written deadline loop: it returns as soon as the condition holds and, when it
+does not hold in time, fails with a message that names what was awaited.
 
 The process helpers read /proc, so they work on Linux only.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from ._logging import capture_logs
 from .cluster_files import HOME_ENV
 
-__all__ = ["capture_logs", "children_of", "is_alive", "processes_of", "processes_with_env"]
+__all__ = [
+    "WaitTimeout", "async_wait_until", "capture_logs", "children_of", "is_alive", "processes_of",
+    "processes_with_env", "wait_until",
+]
+
+T = TypeVar("T")
+
+
+class WaitTimeout(AssertionError, TimeoutError):
+    """A condition awaited with `wait_until` did not hold in time. An AssertionError, so that a
+    test reports it as a failed check; a TimeoutError, so that other code can catch it as one."""
+
+
+def wait_until(predicate: Callable[[], T], timeout: float, what: str, *, interval: float = 0.05,
+               details: Callable[[], object] | None = None,
+               retry_on: tuple[type[BaseException], ...] = ()) -> T:
+    """Call ``predicate()`` until it returns a truthy value, and return that value.
+
+    It is called at once, then every ``interval`` seconds, and once more when ``timeout``
+    seconds have passed (so a slow machine gets its last chance). An exception of a type in
+    ``retry_on`` counts as a false value; any other propagates.
+
+    Raises `WaitTimeout` if no call returned a truthy value: its message names ``what`` (write
+    it as what was awaited: "the actor to restart"), the last value or exception, and
+    ``details()`` if given (say, a log worth reading when the wait failed).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        last_error = None
+        try:
+            value = predicate()
+        except retry_on as error:
+            value, last_error = None, error
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise _timed_out(timeout, what, value, last_error, details) from last_error
+        time.sleep(interval)
+
+
+async def async_wait_until(predicate: Callable[[], T | Awaitable[T]], timeout: float, what: str, *,
+                           interval: float = 0.05, details: Callable[[], object] | None = None,
+                           retry_on: tuple[type[BaseException], ...] = ()) -> T:
+    """`wait_until` for a coroutine: ``predicate`` may be a coroutine function, and the waits
+    between calls let the event loop run."""
+    deadline = time.monotonic() + timeout
+    while True:
+        last_error = None
+        try:
+            value = predicate()
+            if inspect.isawaitable(value):
+                value = await value
+        except retry_on as error:
+            value, last_error = None, error
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise _timed_out(timeout, what, value, last_error, details) from last_error
+        await asyncio.sleep(interval)
+
+
+def _timed_out(timeout: float, what: str, value: object, error: BaseException | None,
+               details: Callable[[], object] | None) -> WaitTimeout:
+    last = f"last error: {error!r}" if error is not None else f"last value: {value!r}"
+    message = f"timed out after {timeout:g} s waiting for {what} ({last})"
+    if details is not None:
+        message += f"\n{details()}"
+    return WaitTimeout(message)
 
 
 def _stat(pid: int | str) -> list[str] | None:

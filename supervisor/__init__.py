@@ -1,15 +1,17 @@
-"""supervisor: OTP supervision trees on asyncio (DESIGN.md §7 / SUPERVISION.md).
+"""supervisor: OTP supervision trees on asyncio (the model: docs/supervision.md).
 
 Usable on its own (stdlib, tenacity, structlog). Layers, each in its own module:
 
 - :mod:`supervisor.child` — the child protocol: ``Exit``, ``Child``, ``StartInfo``, ``ChildSpec``;
 - :mod:`supervisor.backoff` — ``Backoff`` (exponential with jitter, via tenacity);
 - :mod:`supervisor.intensity` — ``RestartIntensity`` (max_restarts in period);
+- :mod:`supervisor.clock` — ``Clock``: where restarts are timed (real time by default);
 - :mod:`supervisor.process` — ``ProcessChild`` / ``process_spec`` for OS processes;
 - :mod:`supervisor.supervisor` — ``Supervisor`` / ``supervisor_spec`` (strategies, restarts, shutdown);
 - :mod:`supervisor.events` — ``SupervisorEvent`` records for ``on_event``;
 - :mod:`supervisor.errors` — the exceptions;
-- :mod:`supervisor.testing` — fakes and an event recorder for tests (not imported here).
+- :mod:`supervisor.testing` — fakes, a manual clock and an event recorder for tests (not
+  imported here).
 
 Example::
 
@@ -33,6 +35,7 @@ from .child import (
     StartFn,
     StartInfo,
 )
+from .clock import MONOTONIC, Clock, MonotonicClock
 from .errors import ChildNotFoundError, ChildStartError, SupervisorError, SupervisorStoppedError
 from .events import EVENT_KINDS, EventKind, SupervisorEvent
 from .intensity import RestartIntensity
@@ -43,6 +46,7 @@ __all__ = [
     "CHILD_TYPES",
     "EVENT_KINDS",
     "EXIT_KINDS",
+    "MONOTONIC",
     "RESTART_TYPES",
     "STRATEGIES",
     "Backoff",
@@ -53,9 +57,11 @@ __all__ = [
     "ChildStartError",
     "ChildState",
     "ChildType",
+    "Clock",
     "EventKind",
     "Exit",
     "ExitKind",
+    "MonotonicClock",
     "ProcessChild",
     "RestartIntensity",
     "RestartType",

@@ -1,4 +1,4 @@
-"""Logging for the supervisor package (DESIGN.md §7 / SUPERVISION.md).
+"""Logging for the supervisor package.
 
 Every module logs through :func:`get_logger`, which returns
 ``structlog.get_logger("supervisor")`` once the application has configured structlog, so the

@@ -1,4 +1,4 @@
-"""Restart backoff for supervised children (DESIGN.md §7 / SUPERVISION.md "Backoff").
+"""Restart backoff for supervised children (docs/supervision.md, "Backoff").
 
 The delay before restart number ``n`` (0-based, counted since the child last ran stably) is
 
@@ -7,6 +7,9 @@ The delay before restart number ``n`` (0-based, counted since the child last ran
 computed with tenacity's wait strategies: ``wait_exponential`` gives the capped exponential
 part and ``wait_random`` the multiplicative jitter. The supervisor resets ``n`` to 0 once an
 incarnation has run for at least ``reset_after`` seconds before it ended.
+
+A ``Backoff`` only computes delays; the supervisor measures run times and waits out the
+delays on its :class:`~supervisor.clock.Clock`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The child protocol: what a supervisor starts, watches and stops (DESIGN.md §7 / SUPERVISION.md).
+"""The child protocol: what a supervisor starts, watches and stops (docs/supervision.md,
+"The child protocol").
 
 A supervisor knows nothing about what its children are. It only needs:
 

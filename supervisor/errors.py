@@ -1,4 +1,4 @@
-"""Exceptions raised by the supervisor package (DESIGN.md §7 / SUPERVISION.md)."""
+"""Exceptions raised by the supervisor package."""
 
 from __future__ import annotations
 

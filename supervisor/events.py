@@ -1,4 +1,4 @@
-"""Event records a supervisor reports to its ``on_event`` callback (DESIGN.md §7 / SUPERVISION.md).
+"""Event records a supervisor reports to its ``on_event`` callback (docs/supervision.md, "Events").
 
 Small frozen records for tests, the status command and metrics. Kinds:
 
@@ -11,7 +11,8 @@ Small frozen records for tests, the status command and metrics. Kinds:
   gives up (``exit``: the last failure);
 - ``supervisor_exited``: the supervisor itself ended (``exit``).
 
-``time`` is ``time.monotonic()`` when the event happened.
+``time`` is the supervisor's clock reading when the event happened: ``time.monotonic()``
+unless the supervisor was given another :class:`~supervisor.clock.Clock`.
 """
 
 from __future__ import annotations

@@ -1,35 +1,40 @@
-"""Restart intensity: at most ``max_restarts`` restarts in ``period`` seconds (DESIGN.md §7 / SUPERVISION.md).
+"""Restart intensity: at most ``max_restarts`` restarts in ``period`` seconds
+(docs/supervision.md, "Restart intensity").
 
 OTP's rule: if *more than* ``max_restarts`` restarts happen within ``period`` seconds, the
 supervisor gives up. ``max_restarts=-1`` means unlimited; ``period=math.inf`` counts every
-restart ever (Ray's ``max_restarts=N``).
+restart ever (Ray's ``max_restarts=N``). Restarts are timed on a
+:class:`~supervisor.clock.Clock` (real time unless one is given).
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections import deque
 from typing import Optional
+
+from .clock import MONOTONIC, Clock
 
 __all__ = ["RestartIntensity"]
 
 
 class RestartIntensity:
-    """Sliding-window restart counter."""
+    """Sliding-window restart counter: ``RestartIntensity(max_restarts, period, clock=...)``."""
 
-    __slots__ = ("max_restarts", "period", "_times")
+    __slots__ = ("max_restarts", "period", "clock", "_times")
 
-    def __init__(self, max_restarts: int, period: float) -> None:
+    def __init__(self, max_restarts: int, period: float, *, clock: Clock = MONOTONIC) -> None:
         self.max_restarts = max_restarts
         self.period = period
+        self.clock = clock
         self._times: deque[float] = deque()
 
     def record(self, now: Optional[float] = None) -> bool:
-        """Count one restart at ``now``; False when that exceeds the intensity (give up)."""
+        """Count one restart at ``now`` (default: the clock's reading); False when that
+        exceeds the intensity (give up)."""
         if self.max_restarts < 0:
             return True
-        now = time.monotonic() if now is None else now
+        now = self.clock.now() if now is None else now
         self._times.append(now)
         if not math.isinf(self.period):
             while self._times and now - self._times[0] >= self.period:

@@ -1,4 +1,5 @@
-"""OS-process children (DESIGN.md §7 / SUPERVISION.md): the :class:`~supervisor.child.Child` protocol for a subprocess.
+"""OS-process children: the :class:`~supervisor.child.Child` protocol for a subprocess
+(docs/supervision.md, "OS processes").
 
 A :class:`ProcessChild` wraps an ``asyncio.create_subprocess_exec`` process. Exit detection
 is asyncio's own: the event loop's child watcher (a blocking ``waitpid`` thread or a pidfd,

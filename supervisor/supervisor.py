@@ -1,4 +1,4 @@
-"""OTP supervisors on asyncio (DESIGN.md §7 / SUPERVISION.md).
+"""OTP supervisors on asyncio (docs/supervision.md: strategies, intensity, shutdown, escalation).
 
 A :class:`Supervisor` starts its children in order, watches them, restarts them according to
 its strategy and their restart type, gives up when restarts exceed its intensity, and stops
@@ -19,8 +19,14 @@ How it runs (the choices behind the code):
   incarnation yields exactly one ``child_exited`` event.
 - Restarts without backoff are posted straight back to the mailbox (no timer), so a killed
   child's replacement starts within a few loop iterations of its exit being seen; with a
-  backoff, a ``loop.call_later`` timer posts it (no sleeping task to cancel). Restarting
-  children are in state ``"restarting"``; a stop cancels pending timers.
+  backoff, a timer set on the supervisor's clock posts it (no sleeping task to cancel).
+  Restarting children are in state ``"restarting"``; a stop cancels pending timers.
+- Time is read from one :class:`~supervisor.clock.Clock`, given as ``clock=`` (default: real
+  time, :data:`~supervisor.clock.MONOTONIC`): the backoff timers, how long an incarnation ran
+  (``Backoff.reset_after``), the restart-intensity window and the ``time`` of every event.
+  ``supervisor.testing.ManualClock`` stands still until a test calls ``advance(seconds)``, so
+  backoff and intensity can be tested without sleeping. Shutdown timeouts are real time
+  (they bound real work) and do not use the clock.
 - Every exit from the main task — orderly stop, giving up, a shutdown timeout (the task is
   cancelled and the children killed at once) or a bug in this module (logged at error) — goes
   through one ``finally`` that cancels timers and watcher tasks, fails pending requests with
@@ -44,13 +50,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Literal, Optional, Sequence, Union, get_args
 
 from ._log import get_logger
 from .backoff import Backoff
 from .child import Child, ChildSpec, Exit, RestartType, ShutdownPolicy, StartInfo
+from .clock import MONOTONIC, Clock, TimerHandle
 from .errors import ChildNotFoundError, ChildStartError, SupervisorError, SupervisorStoppedError
 from .events import EventKind, SupervisorEvent
 from .intensity import RestartIntensity
@@ -118,7 +124,7 @@ class _Pending:
         self.members = members
         self.failed = failed
         self.cause = cause
-        self.handle: Optional[asyncio.TimerHandle] = None
+        self.handle: Optional[TimerHandle] = None
         self.cancelled = False
 
     def cancel(self) -> None:
@@ -184,6 +190,9 @@ class Supervisor:
     one template spec). ``max_restarts``/``period``: give up after more than ``max_restarts``
     restarts within ``period`` seconds (``-1``: unlimited; ``math.inf`` period: ever).
     ``on_event``: optional callback receiving :class:`~supervisor.events.SupervisorEvent`.
+    ``clock``: where backoff timers, run times and the intensity window are measured
+    (default: real time; see :mod:`supervisor.clock`). A nested supervisor does not inherit
+    it: give ``clock=`` to :func:`supervisor_spec` too.
 
     Use ``await sup.start()`` … ``await sup.shutdown()``, or ``async with Supervisor(...)``.
     """
@@ -197,6 +206,7 @@ class Supervisor:
         period: float = 5.0,
         name: str = "supervisor",
         on_event: Optional[EventCallback] = None,
+        clock: Clock = MONOTONIC,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError(f"Supervisor: name={name!r} is not valid; give a non-empty string")
@@ -204,6 +214,8 @@ class Supervisor:
         where = f"Supervisor {name!r}"
         if on_event is not None and not callable(on_event):
             raise TypeError(f"{where}: on_event={on_event!r} is not callable")
+        if not isinstance(clock, Clock):
+            raise TypeError(f"{where}: clock={clock!r} is not a Clock; it needs now() and call_later()")
         specs = tuple(children)
         for spec in specs:
             if not isinstance(spec, ChildSpec):
@@ -228,11 +240,12 @@ class Supervisor:
         self._period = float(period)
         self._specs = specs
         self._on_event = on_event
+        self._clock = clock
 
         self._records: list[_Record] = (
             [] if strategy == "simple_one_for_one" else [_Record(s.id, s) for s in specs]
         )
-        self._intensity = RestartIntensity(max_restarts, self._period)
+        self._intensity = RestartIntensity(max_restarts, self._period, clock=clock)
         self._restart_count = 0
         self._dynamic_seq = 0
         self._mailbox: asyncio.Queue = asyncio.Queue()
@@ -264,6 +277,11 @@ class Supervisor:
     @property
     def period(self) -> float:
         return self._period
+
+    @property
+    def clock(self) -> Clock:
+        """The clock restarts are timed on (see :mod:`supervisor.clock`)."""
+        return self._clock
 
     @property
     def child_specs(self) -> tuple[ChildSpec, ...]:
@@ -419,7 +437,7 @@ class Supervisor:
             raise ValueError(f"Supervisor {self._name!r}: cannot change strategy from {self._strategy!r} "
                              f"to {strategy!r}; build a new supervisor")
         self._strategy, self._max_restarts, self._period = strategy, max_restarts, float(period)
-        self._intensity = RestartIntensity(max_restarts, self._period)
+        self._intensity = RestartIntensity(max_restarts, self._period, clock=self._clock)
 
     async def _call(self, op: Callable[..., Any], *args: Any) -> Any:
         if self._task is None or self._exit is not None or self._stopping:
@@ -544,7 +562,7 @@ class Supervisor:
         if info.incarnation > 0:
             record.restarts += 1
         record.state = "running"
-        record.started_at = time.monotonic()
+        record.started_at = self._clock.now()
         watcher = asyncio.get_running_loop().create_task(
             self._watch(record, child), name=f"supervisor:{self._name}:watch:{record.id}"
         )
@@ -650,7 +668,7 @@ class Supervisor:
         record, exit = message.record, message.exit
         if record.child is not message.child or record not in self._records:
             return  # an incarnation we stopped ourselves (already reported) or forgot
-        now = time.monotonic()
+        now = self._clock.now()
         ran_for = now - record.started_at if record.started_at is not None else 0.0
         record.child = None
         record.ended = message.child
@@ -711,9 +729,7 @@ class Supervisor:
             )
         if delay > 0:
             self._log.info("restart backing off", supervisor=self._name, child=failed.id, delay=round(delay, 3))
-            pending.handle = asyncio.get_running_loop().call_later(
-                delay, self._mailbox.put_nowait, _RestartDue(pending)
-            )
+            pending.handle = self._clock.call_later(delay, self._mailbox.put_nowait, _RestartDue(pending))
         else:
             self._mailbox.put_nowait(_RestartDue(pending))
 
@@ -853,7 +869,8 @@ class Supervisor:
     def _emit(self, kind: EventKind, record: Optional[_Record] = None, **fields: Any) -> None:
         if self._on_event is None:
             return
-        event = SupervisorEvent(kind=kind, supervisor=self._name, child_id=record.id if record else None, **fields)
+        event = SupervisorEvent(kind=kind, supervisor=self._name, child_id=record.id if record else None,
+                                time=self._clock.now(), **fields)
         try:
             self._on_event(event)
         except Exception:
@@ -872,7 +889,7 @@ def supervisor_spec(
     """A ChildSpec (type ``"supervisor"``) for a nested :class:`Supervisor` of ``children``.
 
     ``flags`` are the Supervisor's keyword arguments (``strategy``, ``max_restarts``,
-    ``period``, ``on_event``, ``name`` — default: ``id``). Each (re)start builds a fresh
+    ``period``, ``on_event``, ``clock``, ``name`` — default: ``id``). Each (re)start builds a fresh
     Supervisor that starts its children anew. ``shutdown`` defaults to ``"infinity"``.
     """
     flags.setdefault("name", id)

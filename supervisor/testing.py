@@ -1,4 +1,4 @@
-"""Test helpers for code built on the supervisor package (DESIGN.md §7 / SUPERVISION.md).
+"""Test helpers for code built on the supervisor package.
 
 - :class:`FakeChild`: an in-process :class:`~supervisor.child.Child` whose end the test decides
   (``crash()``, ``exit_normally()``, ``kill()``), optionally slow or deaf to shutdown requests;
@@ -6,6 +6,8 @@
   :class:`~supervisor.child.StartInfo` it got and can be told to fail the next starts;
 - :class:`EventRecorder`: an ``on_event`` callback that keeps the events and lets a test
   await one (``await recorder.wait_for("child_started", "a", count=2)``) instead of sleeping;
+- :class:`ManualClock`: a :class:`~supervisor.clock.Clock` that stands still until the test
+  calls ``advance(seconds)``, for testing backoff and restart intensity without sleeping;
 - :func:`capture_logs`: the supervisor's log records as dicts, whether or not the
   application configured structlog.
 """
@@ -14,6 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
+import math
 import signal
 from typing import Any, Callable, Iterator, Optional
 
@@ -22,7 +27,7 @@ import structlog.testing
 from .child import ChildSpec, Exit, StartInfo
 from .events import SupervisorEvent
 
-__all__ = ["EventRecorder", "FakeChild", "FakeStarter", "capture_logs"]
+__all__ = ["EventRecorder", "FakeChild", "FakeStarter", "ManualClock", "ManualTimer", "capture_logs"]
 
 
 @contextlib.contextmanager
@@ -189,3 +194,93 @@ class EventRecorder:
             ) from None
         finally:
             self._waiters.remove(entry)
+
+
+class ManualTimer:
+    """A timer of a :class:`ManualClock`: fires when the clock is advanced to ``when``."""
+
+    __slots__ = ("when", "_callback", "_args", "_cancelled")
+
+    def __init__(self, when: float, callback: Callable[..., Any], args: tuple) -> None:
+        self.when = when
+        self._callback = callback
+        self._args = args
+        self._cancelled = False
+
+    def cancel(self) -> None:
+        self._cancelled = True
+
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    def fire(self) -> None:
+        """Call the callback (the clock does, when the timer falls due)."""
+        self._callback(*self._args)
+
+    def __repr__(self) -> str:
+        return f"<ManualTimer at {self.when:g}{' cancelled' if self._cancelled else ''}>"
+
+
+class ManualClock:
+    """A :class:`~supervisor.clock.Clock` whose time moves only in :meth:`advance` and
+    :meth:`advance_to`.
+
+    ``now()`` starts at ``start``. ``call_later(delay, callback, *args)`` sets a timer that
+    fires inside the ``advance()`` call that reaches its deadline (a ``delay`` <= 0: the next
+    ``advance()``, even ``advance(0)``). Give it to a supervisor as ``clock=`` and::
+
+        a.current.crash()
+        event = await recorder.wait_for("child_restarting", "a")   # the timer is set now
+        clock.advance(event.delay)                                   # it fires
+        await recorder.wait_for("child_started", "a", count=2)
+    """
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = float(start)
+        self._timers: list[tuple[float, int, ManualTimer]] = []
+        self._order = itertools.count()
+
+    def now(self) -> float:
+        return self._now
+
+    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> ManualTimer:
+        if math.isnan(delay):
+            raise ValueError("ManualClock.call_later: delay is NaN")
+        timer = ManualTimer(self._now + max(delay, 0.0), callback, args)
+        heapq.heappush(self._timers, (timer.when, next(self._order), timer))
+        return timer
+
+    @property
+    def deadlines(self) -> list[float]:
+        """When the timers still pending will fire, soonest first (cancelled ones left out)."""
+        return sorted(when for when, _, timer in self._timers if not timer.cancelled())
+
+    def advance(self, seconds: float) -> int:
+        """Move time forward by ``seconds`` and fire every timer that falls due, in deadline
+        order (equal deadlines: in the order they were set), each seeing ``now()`` at its own
+        deadline; a timer set by a callback fires too if it falls due in this step. Returns
+        how many timers fired. A callback's exception propagates, leaving time at that timer's
+        deadline (the later timers wait for the next ``advance``)."""
+        if math.isnan(seconds) or seconds < 0:
+            raise ValueError(f"ManualClock.advance: seconds={seconds!r}; time only moves forward")
+        return self.advance_to(self._now + seconds)
+
+    def advance_to(self, when: float) -> int:
+        """Move time forward to exactly ``when`` (no rounding of a sum), as :meth:`advance`:
+        ``clock.advance_to(clock.deadlines[0])`` fires the next timer."""
+        if math.isnan(when) or when < self._now:
+            raise ValueError(f"ManualClock.advance_to: {when!r} is before now ({self._now!r}); "
+                             "time only moves forward")
+        fired = 0
+        while self._timers and self._timers[0][0] <= when:
+            due, _, timer = heapq.heappop(self._timers)
+            if timer.cancelled():
+                continue
+            self._now = max(self._now, due)
+            fired += 1
+            timer.fire()
+        self._now = when
+        return fired
+
+    def __repr__(self) -> str:
+        return f"ManualClock(now={self._now:g}, pending={len(self.deadlines)})"

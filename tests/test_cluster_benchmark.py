@@ -12,14 +12,13 @@ import math
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from actorcore import cluster_files
 from actorcore.objects import list_segments
-from actorcore.testing import processes_of
+from actorcore.testing import processes_of, wait_until
 from benchmarks.cluster import METRICS
 
 pytestmark = pytest.mark.timeout(300)
@@ -62,9 +61,7 @@ def test_quick_json_no_ray():
         assert len(cluster["node_ids"]) == cluster["nodes"], cluster
         assert "stop_error" not in cluster, cluster
         assert not Path(cluster["home"]).exists(), cluster
-        deadline = time.monotonic() + 10
-        while processes_of(cluster["home"]) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert processes_of(cluster["home"]) == [], cluster
+        wait_until(lambda home=cluster["home"]: not processes_of(home), 30,
+                   f"the processes of cluster {cluster} to end", interval=0.1)
         for node_id in cluster["node_ids"]:
             assert list_segments(node_id) == [], (cluster, node_id)

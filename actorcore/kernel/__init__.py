@@ -1,4 +1,5 @@
-"""The actor kernel (DESIGN.md §3): actors, refs, mailboxes, death watch, remote messaging.
+"""The actor kernel: actors, refs, mailboxes, death watch, remote messaging
+(docs/architecture.md, "The actor kernel").
 
 It knows nothing of tasks or objects; everything else in actorcore is built on it.
 """

@@ -1,9 +1,10 @@
-"""The `Actor` base class and the context an actor sees (DESIGN.md §3).
+"""The `Actor` base class and the context an actor sees.
 
 An actor handles one message at a time in `receive`; what `receive` returns is the reply to
 an `ask` (and is dropped for a `tell`). An exception raised for an `ask` goes back to the
-caller and the actor carries on ("errors are not failures", SUPERVISION.md); an exception
-raised for a `tell` is a failure: the actor stops, or its supervisor restarts it.
+caller and the actor carries on (errors are not failures); an exception raised for a `tell` is
+a failure: the actor stops, or its supervisor restarts it (docs/supervision.md, "Supervised
+kernel actors").
 """
 
 from __future__ import annotations

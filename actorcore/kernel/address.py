@@ -1,4 +1,4 @@
-"""Where an actor system can be reached (DESIGN.md §3 location transparency).
+"""Where an actor system can be reached (location transparency).
 
 An `Address` names one actor system incarnation and the endpoints it listens on: a Unix
 socket path (reachable from the same host only) and/or a gRPC "host:port" endpoint.

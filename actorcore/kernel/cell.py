@@ -1,4 +1,5 @@
-"""`ActorCell`: one actor's mailbox, run loop and lifecycle (DESIGN.md §3, SUPERVISION.md).
+"""`ActorCell`: one actor's mailbox, run loop and lifecycle (restarts in place:
+docs/supervision.md, "Supervised kernel actors").
 
 The mailbox is a deque drained by one asyncio task per actor, one message at a time. The
 task yields to the event loop every `THROUGHPUT` messages so a busy actor cannot starve the
@@ -29,7 +30,7 @@ log = get_logger(__name__)
 
 THROUGHPUT = 200
 #: While an actor waits for its supervisor to restart it, at most this many messages wait
-#: for the new incarnation (SUPERVISION.md: the stash is bounded); the rest are dead letters.
+#: for the new incarnation (the stash is bounded); the rest are dead letters.
 STASH_LIMIT = 10_000
 
 RUNNING, SUSPENDED, STOPPED = "running", "suspended", "stopped"

@@ -1,4 +1,4 @@
-"""Message (de)serialization for the wire (DESIGN.md §5: pickle 5 for data, cloudpickle for code).
+"""Message (de)serialization for the wire: pickle protocol 5, cloudpickle for what pickle cannot do.
 
 Plain `pickle` is tried first because it is several times faster; values it cannot handle
 (lambdas, classes defined in `__main__` of the sender, closures) fall back to cloudpickle,

@@ -1,4 +1,4 @@
-"""Errors the actor kernel raises (DESIGN.md §3, §9): each names the actor and what to do."""
+"""Errors the actor kernel raises: each names the actor and what to do."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""System messages the kernel delivers to actors (DESIGN.md §3 death watch)."""
+"""System messages the kernel delivers to actors: death watch (docs/architecture.md, "The
+actor kernel")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`ActorRef`: the address of an actor, local or remote (DESIGN.md §3 location transparency).
+"""`ActorRef`: the address of an actor, local or remote (location transparency).
 
 A ref is cheap, hashable and picklable; unpickled in another process it binds to that
 process's actor system, so refs can travel inside messages.

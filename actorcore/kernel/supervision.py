@@ -1,4 +1,5 @@
-"""In-process actors as children of a `supervisor.Supervisor` (DESIGN.md §7, SUPERVISION.md).
+"""In-process actors as children of a `supervisor.Supervisor` (docs/supervision.md,
+"Supervised kernel actors").
 
 `actor_spec(system, id, factory, ...)` gives a `ChildSpec`; the supervisor starts, restarts
 and stops the actor through the child protocol. A restart keeps the actor's id, ref, mailbox

@@ -1,4 +1,5 @@
-"""`ActorSystem`: one per process; spawns actors, routes messages, runs death watch (DESIGN.md §3).
+"""`ActorSystem`: one per process; spawns actors, routes messages, runs death watch
+(docs/architecture.md, "The actor kernel").
 
 The system runs on one asyncio event loop: `await ActorSystem.start()` inside a running loop,
 or `ActorSystem.start_in_thread()` to get one on a background thread (how drivers and
@@ -41,8 +42,9 @@ _current_lock = threading.Lock()
 class ActorSystem:
     def __init__(self, *, name: str = "actors", spin: bool = True, token: str | None = None) -> None:
         self.name = name
-        #: the cluster's shared secret (DESIGN.md §10): peers must present it in their Hello
-        #: (and as gRPC metadata) before anything they send is read; None accepts any peer
+        #: the cluster's shared secret: peers must present it in their Hello (and as gRPC
+        #: metadata) before anything they send is read; None accepts any peer
+        #: (docs/architecture.md, "Security model")
         self.token = token
         #: poll briefly instead of sleeping around asks and replies (see RemoteLayer.spin);
         #: off where user threads share the GIL with the loop (drivers, workers)
@@ -428,10 +430,6 @@ class ActorSystem:
     def run(self, coroutine, timeout: float | None = None) -> Any:
         """Run a coroutine on the system's loop from another thread and return its result."""
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
-
-    @property
-    def actor_count(self) -> int:
-        return len(self._cells)
 
     def __repr__(self) -> str:
         return f"ActorSystem({self.name}, {self.address})"

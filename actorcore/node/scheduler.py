@@ -1,4 +1,4 @@
-"""The Scheduler actor (DESIGN.md §4, §5): worker leases for resource shapes.
+"""The Scheduler actor: worker leases for resource shapes.
 
 A submitter asks for a lease (`RequestLease`); the Scheduler answers when the node has the
 resources and an idle worker, holding the resources until the lease is returned. Requests it
@@ -72,6 +72,13 @@ class RemoteNode:
 
 
 class Scheduler(Actor):
+    """Grants worker leases on one node: ``Scheduler(total, pool, node_id=..., gcs=...)``.
+
+    ``total``: the node's resources (name -> quantity); ``pool``: the WorkerPool asked for
+    workers (also given later by the node's start-up, with how many to keep warm); ``gcs``:
+    the GcsLink, in a cluster only (loads are published to it, cluster views come from it).
+    """
+
     def __init__(self, total: dict[str, float], pool: ActorRef | None = None, *, node_id: str = "",
                  gcs: ActorRef | None = None) -> None:
         self.node_id = node_id

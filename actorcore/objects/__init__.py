@@ -1,4 +1,4 @@
-"""Objects: serialization and shared memory (DESIGN.md §5, "Small objects" / "Large objects").
+"""Objects: serialization and shared memory (docs/architecture.md, "Objects: put and get").
 
 - `serialize` / `deserialize` (`serialization`): pickle protocol 5 with out-of-band buffers
   laid out in one region; below `INLINE_THRESHOLD` the bytes (`Serialized.to_bytes`) travel

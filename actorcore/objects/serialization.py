@@ -1,5 +1,5 @@
-"""Object (de)serialization with out-of-band buffers (DESIGN.md §5: "pickle 5 for data",
-small objects inline, large ones in shared memory read zero-copy).
+"""Object (de)serialization with out-of-band buffers: pickle 5 for data, small objects inline,
+large ones in shared memory read zero-copy (docs/architecture.md, "Objects: put and get").
 
 `serialize(value)` pickles with protocol 5 and a ``buffer_callback``: the raw memory of
 numpy arrays (and of any `pickle.PickleBuffer`) is kept *out of band* as memoryviews of
@@ -64,7 +64,7 @@ __all__ = [
 ]
 
 PROTOCOL = 5
-#: objects whose `Serialized.total_size` is below this travel inline (DESIGN.md §5).
+#: objects whose `Serialized.total_size` is below this travel inline.
 INLINE_THRESHOLD = 100 * 1024
 #: out-of-band buffers start at multiples of this from the region's start (a cache line;
 #: mappings are page aligned, so numpy arrays read from shared memory are aligned too).

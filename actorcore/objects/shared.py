@@ -1,6 +1,6 @@
-"""Large objects in shared memory: write once, read zero-copy (DESIGN.md §5: "Large objects
-live in shared memory (one segment per object, sealed once written). Same-node readers map
-it read-only: pickle protocol 5 out-of-band buffers give numpy arrays without a copy").
+"""Large objects in shared memory: write once, read zero-copy (docs/architecture.md,
+"Objects: put and get"). One segment per object, sealed once written; readers on the same node
+map it read-only, and pickle protocol 5 out-of-band buffers give numpy arrays without a copy.
 
 `put_shared` creates the object's segment, lays the `Serialized` out in it and lets go of
 it: a segment is sealed once written (nobody maps it writable again). `get_shared` maps it

@@ -1,5 +1,5 @@
-"""Shared-memory segments, one per large object (DESIGN.md §5: "Large objects live in shared
-memory (one segment per object, sealed once written). Same-node readers map it read-only").
+"""Shared-memory segments, one per large object, sealed once written and mapped read-only by
+readers on the same node (docs/architecture.md, "Objects: put and get").
 
 POSIX shared memory through CPython's `_posixshmem` (``shm_open``/``shm_unlink``, on Linux
 and macOS) and `mmap`, *not* `multiprocessing.shared_memory`: its resource_tracker unlinks

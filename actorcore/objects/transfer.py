@@ -1,6 +1,6 @@
-"""Object transfer between nodes (DESIGN.md §5: "Large objects live in shared memory ... Other
-nodes pull it in chunks over a gRPC stream"; §10: every gRPC service requires the cluster
-token).
+"""Object transfer between nodes: other nodes pull a large object in chunks over a gRPC
+stream, which requires the cluster token (docs/architecture.md, "Object transfer between
+nodes" and "Security model").
 
 - `TransferServer`: a node's gRPC endpoint ``ObjectTransfer.Pull`` (proto/actorcore/_proto/
   transfer.proto). It asks ``segment_for(object_id)`` where the local copy is, maps that

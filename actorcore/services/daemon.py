@@ -1,4 +1,5 @@
-"""The ``actorcore supervise SPEC.toml`` daemon: keeps the services of a spec alive (issue 6).
+"""The ``actorcore supervise SPEC.toml`` daemon: keeps the services of a spec alive
+(docs/supervision.md, "The supervise daemon").
 
 How it runs (the modules it is made of):
 

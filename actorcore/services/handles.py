@@ -1,5 +1,4 @@
-"""A round-robin handle to a replicated service (issue 6: "with replicas, names counter-0,
-counter-1, ... and a round-robin handle helper").
+"""A round-robin handle to a replicated service.
 
 ``actorcore supervise`` runs a service with ``replicas = N`` as the named actors ``name-0`` ...
 ``name-{N-1}`` (with one replica: the actor ``name``) in the namespace ``services``.

@@ -1,6 +1,6 @@
 """One actor name of a service across its incarnations, as a child of the daemon's supervisors.
 
-The contracts of issue 6 this module keeps:
+The contracts this module keeps (docs/supervision.md, "The supervise daemon"):
 
 - **Services are named, detached actors** in the namespace :data:`NAMESPACE`; a service with
   ``replicas = N`` is the actors ``name-0`` ... ``name-{N-1}``. Detached, they outlive the

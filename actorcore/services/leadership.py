@@ -1,12 +1,13 @@
 """One active ``actorcore supervise`` daemon per cluster: leadership held under an etcd lease.
 
-The contract (issue 6, DESIGN.md §6's membership-under-leases applied to daemons): the leader
-is the daemon whose record is the key ``supervise/leader``, created if absent under its own
-lease and kept alive by it. Every other daemon is a *standby*: it registers
-``supervise/standby/<lease>`` (so the leader and ``supervise status`` can see it) and watches
-the leader key; when the key goes away (the leader released it, or its lease expired because
-it died or froze) the standby creates it and leads. A killed leader is therefore replaced
-within its lease TTL plus etcd's expiry tick (etcd revokes expired leases every 0.5 s).
+The contract (docs/supervision.md, "The supervise daemon"; node membership under leases,
+applied to daemons): the leader is the daemon whose record is the key ``supervise/leader``,
+created if absent under its own lease and kept alive by it. Every other daemon is a *standby*:
+it registers ``supervise/standby/<lease>`` (so the leader and ``supervise status`` can see it)
+and watches the leader key; when the key goes away (the leader released it, or its lease
+expired because it died or froze) the standby creates it and leads. A killed leader is
+therefore replaced within its lease TTL plus etcd's expiry tick (etcd revokes expired leases
+every 0.5 s).
 
 A daemon started on the machine of a leader that is surely gone does not wait for the lease:
 the leader's record names its process exactly (:func:`process_token`: the kernel's boot id,

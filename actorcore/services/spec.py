@@ -56,7 +56,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 STRATEGIES = ("one_for_one", "one_for_all", "rest_for_one")
 RESTARTS = ("permanent", "transient", "temporary")
-# Group defaults: SUPERVISION.md's default intensity (3 restarts in 5 s).
+# Group defaults: supervisor.Supervisor's default intensity (3 restarts in 5 s).
 DEFAULT_STRATEGY, DEFAULT_MAX_RESTARTS, DEFAULT_PERIOD = "one_for_one", 3, 5.0
 # Backoff bounds when a backoff table gives only one of them: supervisor.Backoff's defaults.
 DEFAULT_BACKOFF_MIN, DEFAULT_BACKOFF_MAX = 0.1, 10.0

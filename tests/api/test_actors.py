@@ -9,6 +9,7 @@ import pytest
 
 import actorcore as ray
 from actorcore import exceptions as exc
+from actorcore.testing import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -180,7 +181,6 @@ def test_calls_to_an_actor_whose_process_died_raise_actor_died(cluster):
 
 def test_an_actors_resources_come_back_when_it_is_killed_or_its_process_dies(cluster):
     import os as os_module
-    import time
 
     @ray.remote(num_cpus=1, resources={"custom": 1})
     class Holder:
@@ -190,17 +190,18 @@ def test_an_actors_resources_come_back_when_it_is_killed_or_its_process_dies(clu
         def die(self):
             os_module._exit(1)
 
-    before = ray.available_resources()
+    before = ray.cluster_resources()  # all free once the actors of earlier tests are gone
+    wait_until(lambda: ray.available_resources() == before, 60, "the resources of earlier tests' actors to come back",
+               details=ray.available_resources)
     killed, crashed = Holder.remote(), Holder.remote()
     assert ray.get([killed.ping.remote(), crashed.ping.remote()]) == ["pong", "pong"]
     assert ray.available_resources()["custom"] == before["custom"] - 2
     ray.kill(killed)
     with pytest.raises(exc.ActorDiedError):
         ray.get(crashed.die.remote(), timeout=20)
-    deadline = time.monotonic() + 10
-    while ray.available_resources() != before:
-        assert time.monotonic() < deadline, f"{ray.available_resources()} != {before}"
-        time.sleep(0.05)
+    wait_until(lambda: ray.available_resources() == before, 60,
+               f"the resources of the killed and the crashed actor to come back ({before})",
+               details=ray.available_resources)
 
 
 def test_tasks_and_actors_run_in_the_namespace_of_the_driver_that_made_them(cluster):

@@ -7,10 +7,11 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
+
+from actorcore.testing import wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -99,10 +100,9 @@ def test_shutdown_leaves_nothing_behind_and_memory_stays_flat():
             if i == 100:
                 baseline = rss_mb()
         print("rss growth MB", round(rss_mb() - baseline))
-        import time
-        deadline = time.time() + 10
-        while shm_mb() > 50 and time.time() < deadline:
-            time.sleep(0.05)
+        from actorcore.testing import wait_until
+        wait_until(lambda: shm_mb() <= 50, 30, "the shared memory of the dropped objects to be freed",
+                   details=lambda: f"{shm_mb():.0f} MB still held")
         print("shm MB", round(shm_mb()))
         ray.shutdown()
     """, timeout=80)
@@ -139,9 +139,9 @@ def test_killed_driver_takes_its_cluster_down():
         assert shm_segments(session), "the put should be in shared memory"
         os.kill(driver.pid, signal.SIGKILL)
         driver.wait(10)
-        deadline = time.monotonic() + 20
-        while (processes_of(session, etcd_pid) or shm_segments(session)) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until(lambda: not (processes_of(session, etcd_pid) or shm_segments(session)), 30,
+                   "the killed driver's cluster to end and free its shared memory",
+                   details=lambda: (processes_of(session, etcd_pid), shm_segments(session)))
         assert processes_of(session, etcd_pid) == []
         assert shm_segments(session) == []
     finally:

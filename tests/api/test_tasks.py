@@ -9,6 +9,7 @@ import pytest
 
 import actorcore as ray
 from actorcore import exceptions as exc
+from actorcore.testing import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -99,10 +100,9 @@ def test_get_timeout(cluster):
     ref = sleep.remote(2)
     with pytest.raises(exc.GetTimeoutError):
         ray.get(ref, timeout=0)
-    started = time.monotonic()
     with pytest.raises(TimeoutError):
         ray.get(ref, timeout=0.2)
-    assert time.monotonic() - started < 1.5
+    assert ray.wait([ref], timeout=0) == ([], [ref])  # it gave up before the task ended
     assert ray.get(ref) == 2
 
 
@@ -189,10 +189,8 @@ def test_resources_are_enforced_and_visible(cluster):
     assert e1 <= s2 or e2 <= s1, "two num_cpus=4 tasks overlapped on a 4-CPU node"
     assert ray.cluster_resources()["CPU"] == 4
     ref = sleep.options(num_cpus=2).remote(1.0)
-    deadline = time.monotonic() + 5
-    while ray.available_resources().get("CPU") != 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert ray.available_resources()["CPU"] == 2
+    wait_until(lambda: ray.available_resources().get("CPU") == 2, 30, "the num_cpus=2 task to hold 2 of the 4 CPUs",
+               details=ray.available_resources)
     ray.get(ref)
 
 

@@ -19,7 +19,7 @@ import pytest
 import actorcore as ray
 from actorcore import ChildSpec, supervise, watch
 from actorcore import exceptions as exc
-from actorcore.testing import is_alive
+from actorcore.testing import is_alive, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -76,11 +76,9 @@ def test_e_a_one_for_all_group_restarts_in_order_then_escalates(tmp_path):
                 log.write_text("")
                 start = time.monotonic()
                 os.kill(before[victim], signal.SIGKILL)
-                while True:  # calls made meanwhile wait for the restart: none fails
-                    after = pids()
-                    if all(after[i] != before[i] for i in ids):
-                        break
-                    assert time.monotonic() - start < 30, f"the group did not restart all 3: {before} -> {after}"
+                after = wait_until(  # calls made meanwhile wait for the restart: none fails
+                    lambda old=before: (now := pids()) and all(now[i] != old[i] for i in ids) and now,
+                    60, f"the group to restart all 3 (before: {before})", interval=0, details=pids)
                 restart_times.append(round(time.monotonic() - start, 3))
                 starts = [line.split() for line in log.read_text().splitlines()]
                 assert [name for name, _ in starts] == list(ids), starts  # all 3, in start order
@@ -113,10 +111,8 @@ def test_e_a_one_for_all_group_restarts_in_order_then_escalates(tmp_path):
             with pytest.raises(exc.ActorDiedError) as raised:
                 ray.get(group[i].record.remote(-1), timeout=30)
             assert raised.value.cause == cause
-        deadline = time.monotonic() + 10
-        while any(is_alive(pid) for pid in before.values()):
-            assert time.monotonic() < deadline, {i: p for i, p in before.items() if is_alive(p)}
-            time.sleep(0.05)
+        wait_until(lambda: not any(is_alive(pid) for pid in before.values()), 30, "every member's process to end",
+                   details=lambda: {i: p for i, p in before.items() if is_alive(p)})
 
         _report("e", len(lost), calls=len(calls), restart_times_s=restart_times,
                 escalated_in_s=escalated_in, cause=cause, lost_calls=lost[:10])

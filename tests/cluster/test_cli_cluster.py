@@ -20,9 +20,9 @@ from actorcore.cli import ETCD_PASSWORD_ENV
 from actorcore.gcs import EtcdServer
 from actorcore.gcs.etcd_server import _free_port
 from actorcore.objects import list_segments
-from actorcore.testing import processes_of
+from actorcore.testing import processes_of, wait_until
 
-from ..gcs.conftest import stop_and_check, wait_until
+from ..gcs.conftest import stop_and_check
 from ..gcs.test_etcd_auth import ALICE, _enable_auth
 
 pytestmark = pytest.mark.timeout(180)
@@ -114,7 +114,7 @@ def test_head_two_joined_nodes_status_and_stop(home):
     lines = result.stdout.splitlines()
     assert len(lines) == 3 and lines[-1].startswith(f"head node {head['node_id']}")  # the head last
     assert all(line.endswith(": stopped") for line in lines)
-    assert wait_until(lambda: not processes_of(home), timeout=15), processes_of(home)
+    wait_until(lambda: not processes_of(home), 30, "the cluster's processes to end", details=lambda: processes_of(home))
     for record in records:
         assert list_segments(record["node_id"]) == []
     assert files.node_files() == [] and files.read_cluster_info() is None
@@ -143,7 +143,7 @@ def test_block_stays_in_the_foreground_until_sigterm(home):
             cli.wait()
         cli.stdout.close()
     assert files.node_files() == [] and files.read_cluster_info() is None
-    assert wait_until(lambda: not processes_of(home), timeout=15), processes_of(home)
+    wait_until(lambda: not processes_of(home), 30, "the cluster's processes to end", details=lambda: processes_of(home))
     assert list_segments(record["node_id"]) == []
 
 
@@ -154,7 +154,7 @@ def test_a_head_whose_etcd_cannot_start_fails_with_its_log(home, monkeypatch):
     assert "its log" in result.stderr and "ends with:" in result.stderr and "/bin/false" in result.stderr
     assert files.node_files() == [] and not files.token_path().exists() and files.read_cluster_info() is None
     assert not files.etcd_data_dir().exists()
-    assert wait_until(lambda: not processes_of(home), timeout=15), processes_of(home)
+    wait_until(lambda: not processes_of(home), 30, "the cluster's processes to end", details=lambda: processes_of(home))
 
 
 def test_sigterm_while_a_node_starts_stops_it(home, monkeypatch, tmp_path):
@@ -166,7 +166,8 @@ def test_sigterm_while_a_node_starts_stops_it(home, monkeypatch, tmp_path):
     cli = subprocess.Popen([sys.executable, "-m", "actorcore", "start", "--head", "--port", str(_free_port()),
                             "--num-cpus", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        assert wait_until(lambda: any(b"sleep" in _cmdline(pid) for pid in processes_of(home)), timeout=30)
+        wait_until(lambda: any(b"sleep" in _cmdline(pid) for pid in processes_of(home)), 30,
+                   "the fake etcd (a sleep) to start")
         cli.send_signal(signal.SIGTERM)
         assert cli.wait(30) == 130
         assert "interrupted; the node being started was stopped" in cli.stderr.read()
@@ -176,7 +177,7 @@ def test_sigterm_while_a_node_starts_stops_it(home, monkeypatch, tmp_path):
             cli.wait()
         cli.stderr.close()
     assert files.node_files() == [] and not files.token_path().exists()
-    assert wait_until(lambda: not processes_of(home), timeout=15), processes_of(home)
+    wait_until(lambda: not processes_of(home), 30, "the cluster's processes to end", details=lambda: processes_of(home))
 
 
 def test_nodes_use_an_existing_etcd_with_authentication(home, monkeypatch):
@@ -200,4 +201,4 @@ def test_nodes_use_an_existing_etcd_with_authentication(home, monkeypatch):
         assert _cli("stop").returncode == 0
     finally:
         stop_and_check(server)  # its processes inherited ACTORCORE_HOME too
-    assert wait_until(lambda: not processes_of(home), timeout=15), processes_of(home)
+    wait_until(lambda: not processes_of(home), 30, "the cluster's processes to end", details=lambda: processes_of(home))

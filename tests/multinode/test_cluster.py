@@ -1,5 +1,5 @@
 """A 3-node cluster started with the CLI: placement, spillback, SPREAD, cross-node objects,
-named actors across drivers, status, and the token on every gRPC endpoint (DESIGN.md §4-§6, §10)."""
+named actors across drivers, status, and the token on every gRPC endpoint."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import actorcore as ray
-from actorcore.testing import is_alive
+from actorcore.testing import is_alive, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -53,13 +53,11 @@ def test_a_driver_uses_the_workers_of_every_node(cluster):
         time.sleep(1.0)
         return ray.get_runtime_context().get_node_id()
 
-    # 6 CPUs in the cluster, 2 on the driver's node, which alone would take 6 s for these 12
-    # tasks: the other nodes' workers (leased as soon as the tasks are submitted, but maybe
-    # started only then) take their share.
-    start = time.monotonic()
+    # 6 CPUs in the cluster, 2 on the driver's node: the other nodes' workers (leased as soon
+    # as the tasks are submitted, but maybe started only then) take their share. (How well the
+    # work scales with the nodes is measured by benchmarks/cluster.py.)
     seen = ray.get([slow_node.remote() for _ in range(12)])
     assert set(seen) == {record["node_id"] for record in cluster.nodes.values()}
-    assert time.monotonic() - start < 5.5
 
 
 def test_spread_places_tasks_on_every_node(cluster):
@@ -168,6 +166,13 @@ def test_a_named_actor_found_the_moment_it_is_created_answers(cluster, tmp_path)
         while not spinning.is_set():
             pass
 
+    def racer_name_free() -> bool:
+        try:
+            ray.get_actor("racer", namespace="race")
+        except ValueError:
+            return True
+        return False
+
     spinner = threading.Thread(target=spin, daemon=True)
     try:
         assert borrower.stdout.readline().strip() == "READY", borrower.stderr.read()
@@ -176,13 +181,7 @@ def test_a_named_actor_found_the_moment_it_is_created_answers(cluster, tmp_path)
             racer = Where.options(name="racer", namespace="race").remote()
             ray.get(racer.node.remote())
             ray.kill(racer)
-            deadline = time.monotonic() + 10
-            while True:  # the name is freed a moment after the kill
-                try:
-                    ray.get_actor("racer", namespace="race")
-                except ValueError:
-                    break
-                assert time.monotonic() < deadline
+            wait_until(racer_name_free, 30, "the name 'racer' to be freed after the kill", interval=0)
     finally:
         spinning.set()
         stop.touch()
@@ -206,16 +205,11 @@ def test_a_drivers_actors_die_with_it(cluster):
     result = cluster.driver(code)
     assert result.returncode == 0, result.stderr
     mortal_pid, immortal_pid = map(int, result.stdout.split("PIDS", 1)[1].split())
-    deadline = time.monotonic() + 20
-    while is_alive(mortal_pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not is_alive(mortal_pid), "a non-detached actor outlived its driver"
+    wait_until(lambda: not is_alive(mortal_pid), 30, "the non-detached actor to end with its driver")
     assert is_alive(immortal_pid)
     # The cluster's actor records say so too (`actorcore status` counts actors by state).
-    deadline = time.monotonic() + 20
-    while json.loads(cluster.cli("status", "--json").stdout)["actors"].get("DEAD", 0) < 1:
-        assert time.monotonic() < deadline, "the dead actor's record never said DEAD"
-        time.sleep(0.2)
+    wait_until(lambda: json.loads(cluster.cli("status", "--json").stdout)["actors"].get("DEAD", 0) >= 1, 30,
+               "the dead actor's record to say DEAD", interval=0.2)
     immortal = ray.get_actor("immortal", namespace="owners")
     assert ray.get(immortal.pid.remote()) == immortal_pid
     ray.kill(immortal)
@@ -295,10 +289,8 @@ def test_the_objects_of_a_driver_that_exits_are_freed(cluster):
     assert result.returncode == 0, result.stderr
     object_id, was_in_shm = result.stdout.split("OBJECT", 1)[1].split()[:2]
     assert was_in_shm == "True"
-    deadline = time.monotonic() + 20
-    while any(object_id in name for name in os.listdir("/dev/shm")):
-        assert time.monotonic() < deadline, f"object {object_id} of an exited driver is still in shared memory"
-        time.sleep(0.05)
+    wait_until(lambda: not any(object_id in name for name in os.listdir("/dev/shm")), 30,
+               f"object {object_id} of an exited driver to leave shared memory")
 
 
 def test_a_ref_whose_owner_died_raises_owner_died(cluster):

@@ -1,4 +1,5 @@
-"""Node failure and membership changes in a 3-node CLI cluster (DESIGN.md §6, §8)."""
+"""Node failure and membership changes in a 3-node CLI cluster (docs/architecture.md,
+"Failure semantics")."""
 
 from __future__ import annotations
 
@@ -13,9 +14,8 @@ import pytest
 
 import actorcore as ray
 from actorcore import api
-from actorcore.testing import children_of
+from actorcore.testing import children_of, wait_until
 
-from ..services.helpers import wait_until
 from .conftest import LEASE_TTL
 
 pytestmark = pytest.mark.timeout(180)
@@ -46,7 +46,7 @@ def test_a_killed_node_is_seen_dead_its_replicated_objects_survive_and_work_move
     os.kill(victim["pid"], signal.SIGKILL)
     killed = time.monotonic()
     wait_until(lambda: any(n["NodeID"] == victim["node_id"] and not n["Alive"] for n in ray.nodes()),
-                LEASE_TTL + 3, "the killed node to be reported dead")
+                LEASE_TTL + 30, "the killed node to be reported dead")
     seen_dead = time.monotonic() - killed
     print(f"\nnode killed with -9 reported dead after {seen_dead:.2f} s (lease TTL {LEASE_TTL} s)")
 
@@ -126,7 +126,7 @@ def test_an_object_lost_with_its_node_is_made_again_by_its_task(fresh_cluster):
     assert victim["node_id"] in made_on
     os.kill(victim["pid"], signal.SIGKILL)
     wait_until(lambda: any(n["NodeID"] == victim["node_id"] and not n["Alive"] for n in ray.nodes()),
-                LEASE_TTL + 3, "the killed node to be reported dead")
+                LEASE_TTL + 30, "the killed node to be reported dead")
     core = api._runtime()
     for seed, (array_ref, _) in enumerate(pairs):
         array = ray.get(array_ref, timeout=60)
@@ -158,7 +158,7 @@ def test_a_chain_of_objects_lost_with_their_node_is_made_again_recursively(fresh
     assert made_on.count(victim["node_id"]) >= 1
     os.kill(victim["pid"], signal.SIGKILL)
     wait_until(lambda: any(n["NodeID"] == victim["node_id"] and not n["Alive"] for n in ray.nodes()),
-                LEASE_TTL + 3, "the killed node to be reported dead")
+                LEASE_TTL + 30, "the killed node to be reported dead")
     core = api._runtime()
     for i, (array_ref, _) in enumerate(pairs):
         array = ray.get(array_ref, timeout=60)

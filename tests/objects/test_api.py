@@ -16,8 +16,8 @@ def test_objects_exports():
         assert hasattr(actorcore.objects, name), name
 
 
-def test_modules_name_their_design_contract():
+def test_modules_point_to_the_architecture_doc():
     from actorcore.objects import serialization, shared, shm
 
     for module in (actorcore.objects, serialization, shared, shm):
-        assert "DESIGN.md §" in module.__doc__, module.__name__
+        assert "docs/architecture.md" in module.__doc__, module.__name__

@@ -1,5 +1,5 @@
-"""Pulling a shared-memory object from another node's transfer endpoint (DESIGN.md §5, §10):
-a real gRPC server on loopback in this process."""
+"""Pulling a shared-memory object from another node's transfer endpoint: a real gRPC server on
+loopback in this process (docs/architecture.md, "Object transfer between nodes")."""
 
 from __future__ import annotations
 

@@ -12,24 +12,22 @@ import textwrap
 import time
 from pathlib import Path
 
+from actorcore.testing import wait_until
+
 # A driver's helpers: connect, wait for a service to answer.
 PRELUDE = """
 import json, os, signal, time
 import actorcore as ray
+from actorcore.testing import wait_until
 ray.init(address=%(address)r, namespace="services")
 
 def answer(name, not_pid=None, timeout=60):
-    deadline = time.time() + timeout
-    while True:
-        try:
-            handle = ray.get_actor(name)
-            pid = ray.get(handle.pid.remote(), timeout=2)
-            if pid != not_pid:
-                return handle, pid
-        except Exception:
-            if time.time() > deadline:
-                raise
-        time.sleep(0.02)
+    def answered():
+        handle = ray.get_actor(name)
+        pid = ray.get(handle.pid.remote(), timeout=2)
+        return pid != not_pid and (handle, pid)
+    what = f"service {name!r} to answer" + (f" from a pid other than {not_pid}" if not_pid else "")
+    return wait_until(answered, timeout, what, interval=0.02, retry_on=(Exception,))
 """
 
 
@@ -84,22 +82,10 @@ def service_rows(cluster) -> list[dict]:
     return json.loads(cluster.cli("supervise", "status", "--address", cluster.address, "--json").stdout)["services"]
 
 
-def wait_until(predicate, seconds: float, what: str, details=lambda: "", interval: float = 0.1):
-    """The first true value of ``predicate()``, polled every ``interval`` for at most ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {seconds} s waiting for {what}\n{details()}")
-        time.sleep(interval)
-
-
 def wait_for_log(daemon: subprocess.Popen, log: Path, text: str, timeout: float = 60, count: int = 1) -> float:
     """Wait until ``text`` appears ``count`` times in the daemon's log; the monotonic time it did."""
     wait_until(lambda: log.read_text(errors="replace").count(text) >= count, timeout,
-               f"{text!r} (x{count}) in the daemon's log", log.read_text, interval=0.02)
+               f"{text!r} (x{count}) in the daemon's log", details=log.read_text, interval=0.02)
     return time.monotonic()
 
 
@@ -120,4 +106,4 @@ def checkpoint_of(cluster, name: str):
 def wait_for_checkpoint(cluster, name: str, state, log: Path | None = None) -> None:
     """Wait until the daemon has stored a checkpoint of ``name`` holding ``state``."""
     wait_until(lambda: checkpoint_of(cluster, name) == state, 30, f"a checkpoint of {name} holding {state!r}",
-               (lambda: log.read_text()) if log is not None else (lambda: ""))
+               details=log.read_text if log is not None else None)

@@ -22,10 +22,9 @@ from pathlib import Path
 import pytest
 
 from actorcore.gcs.etcd_server import _free_port
-from actorcore.testing import children_of, is_alive
+from actorcore.testing import children_of, is_alive, wait_until
 from tests.multinode.conftest import LEASE_TTL, Cluster, _start_cluster, _stop_cluster
-from tests.services.helpers import (run, service_rows, start_daemon, stop_daemon, wait_for_checkpoint, wait_for_log,
-                                   wait_until)
+from tests.services.helpers import run, service_rows, start_daemon, stop_daemon, wait_for_checkpoint, wait_for_log
 
 CHECKPOINT_INTERVAL = 0.2
 REPLACED_WITHIN = LEASE_TTL + 8.0  # seconds from the kill to the first answer from the other node
@@ -130,7 +129,7 @@ def test_a_service_on_a_lost_node_is_re_placed_on_another_node_with_its_state(lo
         assert moved["back"] < REPLACED_WITHIN, (moved, log.read_text())
 
         row = wait_until(lambda: (r := service_row(cluster, "moved")) and r["pid"] == moved["new_pid"] and r,
-                         30, "supervise-status to show the new incarnation", log.read_text)
+                         30, "supervise-status to show the new incarnation", details=log.read_text)
         assert row["state"] == "ALIVE" and row["node"] == other["node_id"] and row["restarts"] >= 1, row
         assert daemon.poll() is None, log.read_text()
     finally:

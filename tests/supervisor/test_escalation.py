@@ -1,9 +1,15 @@
-"""Restart intensity: giving up, escalation to the parent, failed restarts, orderly stop."""
+"""Restart intensity: giving up, escalation to the parent, failed restarts, orderly stop.
+
+The tests that need time to pass use a ManualClock; the others run on the real clock, with
+all their restarts well inside a 10 s ``period``.
+"""
+
+import asyncio
 
 import pytest
 
 from supervisor import ChildStartError, Supervisor, supervisor_spec
-from supervisor.testing import EventRecorder, FakeStarter
+from supervisor.testing import EventRecorder, FakeStarter, ManualClock
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -31,6 +37,46 @@ async def test_intensity_exceeded_stops_all_in_reverse_order_and_exits_abnormall
     assert [c.state for c in sup.which_children()] == ["stopped"] * 3
     assert sup.restart_count == 2
     assert await sup.shutdown() is exit  # already ended: same exit
+
+
+async def test_restarts_further_apart_than_the_period_are_forgiven():
+    rec, a, clock = EventRecorder(), FakeStarter("a"), ManualClock()
+    sup = Supervisor([a.spec()], max_restarts=2, period=10.0, on_event=rec, clock=clock)
+    async with sup:
+        for n in range(2, 12):  # a restart every 5 s: never more than 2 in 10 s
+            a.current.crash()
+            await rec.wait_for("child_started", "a", count=n)
+            clock.advance(5.0)
+        assert sup.state == "running" and sup.restart_count == 10
+        a.current.crash()  # t=50: with the one at t=45, 2 in 10 s
+        await rec.wait_for("child_started", "a", count=12)
+        clock.advance(4.9)
+        a.current.crash()  # t=54.9: 45, 50 and 54.9 are 3 in 10 s
+        exit = await asyncio.wait_for(sup.wait(), 5)
+    assert exit.kind == "restarts_exhausted"
+    assert sup.restart_count == 11 and rec.of("intensity_exceeded")[0].time == pytest.approx(54.9)
+
+
+async def test_a_nested_supervisor_times_restarts_on_the_clock_it_is_given():
+    rec, x, clock = EventRecorder(), FakeStarter("x"), ManualClock()
+    sub = supervisor_spec("sub", [x.spec()], max_restarts=1, period=10.0, on_event=rec, clock=clock)
+    async with Supervisor([sub], name="root", on_event=rec, clock=clock):
+        x.current.crash()
+        await rec.wait_for("child_started", "x", count=2)
+        clock.advance(10.0)
+        x.current.crash()  # the first restart left sub's window: it restarts x again
+        await rec.wait_for("child_started", "x", count=3)
+        assert rec.of("intensity_exceeded") == []
+        x.current.crash()  # two within 10 s: sub gives up and root restarts it
+        await rec.wait_for("child_started", "sub", count=2, supervisor="root")
+        assert rec.of("intensity_exceeded")[0].supervisor == "sub"
+
+
+def test_a_clock_must_be_a_clock():
+    with pytest.raises(TypeError, match="clock=.*not a Clock"):
+        Supervisor([], clock=object())
+    with pytest.raises(TypeError, match="not a Clock"):
+        supervisor_spec("sub", [], clock=42)
 
 
 async def test_escalation_to_the_parent_supervisor():

@@ -7,8 +7,9 @@ import supervisor
 
 EXPECTED = {
     "CHILD_TYPES", "EVENT_KINDS", "EXIT_KINDS", "RESTART_TYPES", "STRATEGIES",
-    "Backoff", "Child", "ChildInfo", "ChildNotFoundError", "ChildSpec", "ChildStartError",
-    "ChildState", "ChildType", "EventKind", "Exit", "ExitKind", "ProcessChild",
+    "MONOTONIC", "Backoff", "Child", "ChildInfo", "ChildNotFoundError", "ChildSpec",
+    "ChildStartError", "ChildState", "ChildType", "Clock", "EventKind", "Exit", "ExitKind",
+    "MonotonicClock", "ProcessChild",
     "RestartIntensity", "RestartType", "ShutdownPolicy", "StartFn", "StartInfo", "Strategy",
     "Supervisor", "SupervisorError", "SupervisorEvent", "SupervisorStoppedError",
     "process_spec", "supervisor_spec",

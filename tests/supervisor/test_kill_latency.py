@@ -1,4 +1,9 @@
-"""A kill -9 of a ProcessChild is seen at once and its replacement runs within ~200 ms."""
+"""A kill -9 of a ProcessChild is seen as such and its replacement runs, round after round.
+
+How fast (kill -9 to replacement running, exit detection) is measured, not asserted, by
+``benchmarks/kernel.py`` (``supervised_restart_ms``, ``supervised_exit_detected_ms``): a
+loaded machine must not fail this test. Each round is still bounded (5 s per replacement).
+"""
 
 import os
 import signal
@@ -13,7 +18,7 @@ from supervisor.testing import EventRecorder
 pytestmark = pytest.mark.timeout(60)
 
 
-async def test_kill9_replacement_is_running_quickly(reports):
+async def test_kill9_is_seen_and_the_child_replaced_each_time(reports):
     rec = EventRecorder()
     sup = Supervisor([reports.spec("w")], max_restarts=20, period=60, on_event=rec)
     totals, reactions = [], []
@@ -28,11 +33,11 @@ async def test_kill9_replacement_is_running_quickly(reports):
             exited = rec.of("child_exited", "w")[-1]
             started = await rec.wait_for("child_started", "w", count=n)
             assert exited.exit.kind == "killed" and exited.exit.signal == signal.SIGKILL
+            assert started.incarnation == n - 1 and started.child.pid == new_pid
             reactions.append(started.time - exited.time)
             pid = new_pid
     ms = [round(t * 1000, 1) for t in totals]
     print(f"\nkill -9 -> replacement running (python startup included), ms: {ms}; "
           f"median {statistics.median(totals) * 1000:.1f} ms")
     print(f"exit seen -> replacement spawned, ms: {[round(r * 1000, 2) for r in reactions]}")
-    assert max(totals) < 1.0
-    assert statistics.median(totals) < 0.5
+    assert sup.restart_count == 6

@@ -66,7 +66,7 @@ async def test_async_start_functions_and_a_crash_during_start():
     rec, order = EventRecorder(), []
 
     async def start_a(info):
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0)  # an async start that suspends
         child = FakeChild("a")
         order.append("a")
         if info.incarnation == 0:

@@ -1,4 +1,9 @@
-"""Shutdown: reverse start order, per-child timeouts, kill after timeout, parallel pools."""
+"""Shutdown: reverse start order, per-child timeouts, kill after timeout, parallel pools.
+
+Shutdown timeouts are real time (they are not on the supervisor's clock); each test bounds the
+whole shutdown with ``asyncio.wait_for`` and checks that a timeout was waited out, never that
+it took less than some wall-clock time.
+"""
 
 import asyncio
 import signal
@@ -6,8 +11,8 @@ import time
 
 import pytest
 
-from supervisor import Supervisor, SupervisorStoppedError, supervisor_spec
-from supervisor.testing import EventRecorder, FakeStarter, capture_logs
+from supervisor import ChildSpec, Supervisor, SupervisorStoppedError, supervisor_spec
+from supervisor.testing import EventRecorder, FakeChild, FakeStarter, capture_logs
 
 from ._procs import IGNORE_TERM
 
@@ -49,19 +54,28 @@ async def test_a_process_that_ignores_sigterm_is_killed_after_its_timeout(report
     elapsed = time.monotonic() - t0
     exit = rec.of("child_exited", "deaf")[0].exit
     assert exit.kind == "shutdown" and exit.signal == signal.SIGKILL
-    assert 0.3 <= elapsed < 3.0, elapsed
+    assert "after ignoring SIGTERM for 0.3 s" in str(exit)
+    assert elapsed >= 0.3, elapsed
 
 
 async def test_simple_one_for_one_children_stop_in_parallel():
-    rec, pool = EventRecorder(), FakeStarter("w", stop_delay=0.3)
-    sup = Supervisor([pool.spec()], strategy="simple_one_for_one", on_event=rec)
+    rec, stopping, all_stopping = EventRecorder(), [], asyncio.Event()
+
+    class StopsWithTheOthers(FakeChild):
+        async def shutdown(self, timeout, *, restarting=False):
+            stopping.append(self.name)
+            if len(stopping) == 5:
+                all_stopping.set()
+            await all_stopping.wait()  # stopped one after the other, the first would wait forever
+            return await super().shutdown(timeout, restarting=restarting)
+
+    template = ChildSpec("w", lambda info: StopsWithTheOthers(f"w{info.args[0]}"))
+    sup = Supervisor([template], strategy="simple_one_for_one", on_event=rec)
     await sup.start()
     for n in range(5):
         await sup.start_child((n,))
-    t0 = time.monotonic()
-    await asyncio.wait_for(sup.shutdown(), 10)
-    elapsed = time.monotonic() - t0
-    assert 0.3 <= elapsed < 1.0, elapsed  # one after the other would take 1.5 s
+    exit = await asyncio.wait_for(sup.shutdown(), 10)
+    assert exit.kind == "shutdown" and sorted(stopping) == [f"w{n}" for n in range(5)]
     assert len(rec.of("child_exited")) == 5
 
 
@@ -71,7 +85,7 @@ async def test_supervisor_shutdown_timeout_kills_the_children():
     await sup.start()
     t0 = time.monotonic()
     exit = await asyncio.wait_for(sup.shutdown(timeout=0.2), 5)
-    assert 0.2 <= time.monotonic() - t0 < 2.0
+    assert time.monotonic() - t0 >= 0.2
     assert exit.kind == "shutdown" and "killed" in str(exit)
     assert other.current.exit.kind == "shutdown"
     assert deaf.current.exit.signal == signal.SIGKILL

@@ -1,1 +1,2 @@
-"""Messages between actor systems in different processes (DESIGN.md §3, §5)."""
+"""Messages between actor systems in different processes (docs/architecture.md, "The actor
+kernel")."""

@@ -3,7 +3,7 @@
 Both carry the same protobuf `Frame`s (proto/actorcore/_proto/kernel.proto): a `Hello` each
 way, then `EnvelopeBatch`es, on one long-lived stream per pair of actor systems.
 
-- Between machines: gRPC (`Transport.Stream`), as DESIGN.md §5 requires.
+- Between machines (between host identities): gRPC (`Transport.Stream`).
 - On one machine: the same frames, length-prefixed (4 bytes, big-endian), over a Unix domain
   socket, read by an asyncio Protocol that dispatches frames straight from `data_received`
   (no reader task to wake). Measured on the 2-core dev machine with benchmarks/kernel.py

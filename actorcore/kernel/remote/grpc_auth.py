@@ -1,5 +1,5 @@
-"""The cluster token on gRPC (DESIGN.md §10: "Every gRPC service of a cluster requires the
-cluster's token ...: requests without it are rejected before any unpickling").
+"""The cluster token on gRPC: every gRPC service of a cluster requires it, and a request
+without it is rejected before anything in it is decoded (docs/architecture.md, "Security model").
 
 Clients send the token in metadata key ``x-actorcore-token`` (`token_metadata`); servers
 install `TokenCheck`, which answers a call without it, or with a wrong one, with

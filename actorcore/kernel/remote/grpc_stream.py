@@ -1,4 +1,4 @@
-"""The gRPC transport of the kernel: `Transport.Stream` bidirectional streams (DESIGN.md §5).
+"""The gRPC transport of the kernel: `Transport.Stream` bidirectional streams.
 
 Same frames and the same connection interface as the Unix-socket transport in
 `connections.py`: `start(on_frame, on_closed)`, `send(frame)`, `close()`.

@@ -1,0 +1,108 @@
+"""`Lease`: an etcd lease kept alive by our own keepalive task.
+
+The task refreshes the lease every ttl/3. Transient errors are retried for as long as etcd
+may still hold the lease; when etcd reports it gone, ``on_lost`` runs. That is how a node's
+``nodes/<node_id>`` key vanishes when the node stops renewing it. The keepalive is a loop on
+aetcd's unary calls, not aetcd's keepalive stream, so it shares the connection's retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import aetcd
+import aetcd.exceptions
+
+from .._logging import get_logger
+from .etcd_connection import EtcdConnection
+from .etcd_errors import EtcdAuthError, EtcdUnavailableError, describe
+
+__all__ = ["Lease"]
+
+log = get_logger(__name__)
+
+
+class Lease:
+    """An etcd lease kept alive by an asyncio task; keys put with it vanish when it ends.
+
+    Made by `EtcdClient.lease`, not directly."""
+
+    def __init__(self, connection: EtcdConnection, lease_id: int, ttl: int,
+                 on_lost: Callable[[Lease], Any] | None):
+        self.id = lease_id
+        self.ttl = ttl
+        self._connection = connection
+        self._on_lost = on_lost
+        self._task: asyncio.Task | None = None
+        self.lost = False
+        """True once etcd reported the lease expired or it was revoked."""
+
+    def __repr__(self) -> str:
+        return f"<Lease {self.id:x} ttl={self.ttl}{' lost' if self.lost else ''}>"
+
+    def start_keepalive(self) -> None:
+        """Refresh the lease every ttl/3 from now on (until `stop_keepalive` or `revoke`)."""
+        self._task = asyncio.get_running_loop().create_task(
+            self._keepalive(), name=f"etcd-lease-keepalive-{self.id:x}")
+
+    async def stop_keepalive(self) -> None:
+        """Stop refreshing; the lease then expires after its TTL."""
+        task, self._task = self._task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def time_to_live(self) -> int:
+        """Seconds etcd still gives this lease; <= 0 once it has expired."""
+        info = await self._connection.call(f"ask the TTL of lease {self.id:x}",
+                                           lambda c: c.get_lease_info(self.id, keys=False))
+        return int(info.TTL)
+
+    async def revoke(self) -> None:
+        """End the lease now, deleting its keys. Revoking a lost lease is fine."""
+        await self.stop_keepalive()
+
+        async def revoke(c: aetcd.Client) -> None:
+            try:
+                await c.revoke_lease(self.id)
+            except aetcd.exceptions.ClientError as e:
+                if "lease not found" not in str(e):
+                    raise
+
+        await self._connection.call(f"revoke lease {self.id:x}", revoke)
+        self.lost = True
+        log.debug("lease revoked", lease=f"{self.id:x}")
+
+    async def _keepalive(self) -> None:
+        interval = max(self.ttl / 3, 0.1)
+        delay = interval
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                reply = await self._connection.call(
+                    f"refresh lease {self.id:x}", lambda c: c.refresh_lease(self.id))
+            except (EtcdUnavailableError, EtcdAuthError, aetcd.exceptions.ClientError) as e:
+                # Keep trying for as long as etcd may still hold the lease.
+                log.warning("lease keepalive failed, retrying", lease=f"{self.id:x}",
+                            error=describe(e))
+                delay = min(interval, 0.5)
+                continue
+            if reply is None:
+                delay = min(interval, 0.5)
+                continue
+            if reply.TTL <= 0:
+                break
+            delay = interval
+        self.lost = True
+        self._task = None
+        log.warning("etcd lease lost", lease=f"{self.id:x}", ttl=self.ttl)
+        if self._on_lost is not None:
+            try:
+                result = self._on_lost(self)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                log.exception("lease on_lost callback failed", lease=f"{self.id:x}")
