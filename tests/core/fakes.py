@@ -13,7 +13,7 @@ from typing import Any
 
 from actorcore.core.cluster import Cluster
 
-__all__ = ["FakeRef", "FakeSystem", "cluster_of", "eventually", "settle"]
+__all__ = ["FakeRef", "FakeSystem", "cluster_of", "settle"]
 
 
 class FakeRef:
@@ -94,11 +94,3 @@ async def settle(rounds: int = 20) -> None:
     for _ in range(rounds):
         await asyncio.sleep(0)
 
-
-async def eventually(predicate, timeout: float = 10.0) -> None:
-    """Wait until `predicate()` holds (for what another thread does); fail after `timeout` s."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        assert loop.time() < deadline, "the condition never held"
-        await asyncio.sleep(0.001)

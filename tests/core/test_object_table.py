@@ -15,8 +15,9 @@ from actorcore.kernel import PeerLostError
 from actorcore.object_ref import ObjectRef
 from actorcore.objects import serialize
 from actorcore.protocol import Failed, FreeObjects, GetObject, Inline, InShm, LeaseBlocked, LeaseUnblocked, TaskSpec
+from actorcore.testing import async_wait_until
 
-from .fakes import FakeSystem, cluster_of, eventually, settle
+from .fakes import FakeSystem, cluster_of, settle
 
 pytestmark = pytest.mark.usefixtures("no_dangling_tasks")
 
@@ -119,7 +120,7 @@ async def test_get_from_a_user_thread_waits_for_the_object_and_marks_its_lease_b
     ref = ObjectRef("t3.0", table.owner, table)
     table.current_lease = 7
     values = asyncio.ensure_future(asyncio.to_thread(table.get, [ref], 30))
-    await eventually(lambda: table["t3.0"].waiters)  # the get waits on the loop now
+    await async_wait_until(lambda: table["t3.0"].waiters, 10, "the get to wait on the loop", interval=0.001)
     assert system.ref("scheduler").told == [LeaseBlocked(7)]
     table.resolve("t3.0", inline("done"))
     assert await values == ["done"]
