@@ -1,4 +1,5 @@
-"""Fixtures of the core's tests: a real local cluster for the tests that need processes."""
+"""Fixtures of the core's tests: a real local cluster for those that need processes; a check that
+in-process tests leave no asyncio task behind."""
 
 from __future__ import annotations
 
