@@ -16,11 +16,11 @@ from ._version import __version__  # noqa: E402
 # The public names load on first use (PEP 562): node and worker processes import this
 # package too, and start ~0.1 s sooner without the API modules they may never touch.
 _LAZY = {
-    "ActorClass": "actor", "ActorHandle": "actor", "method": "actor",
+    "ActorClass": "actor", "ActorHandle": "actor", "get_actor": "actor", "kill": "actor", "method": "actor",
     "ObjectRef": "object_ref", "RemoteFunction": "remote_function",
     "available_resources": "api", "cancel": "api", "cluster_resources": "api", "get": "api",
-    "get_actor": "api", "get_runtime_context": "api", "init": "api", "is_initialized": "api",
-    "kill": "api", "nodes": "api", "put": "api", "shutdown": "api", "wait": "api",
+    "get_runtime_context": "api", "init": "api", "is_initialized": "api", "nodes": "api", "put": "api",
+    "shutdown": "api", "wait": "api",
     # beyond Ray: supervision for users (actorcore/supervision.py)
     "ChildSpec": "supervision", "SupervisionGroup": "supervision", "supervise": "supervision",
     "watch": "supervision",

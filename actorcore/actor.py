@@ -1,8 +1,11 @@
-"""Actors (Ray's ActorClass, ActorHandle, ActorMethod): `Cls.remote()`, `handle.m.remote()`.
+"""Actors (Ray's ActorClass, ActorHandle, ActorMethod): `Cls.remote()`, `handle.m.remote()`,
+and the functions on handles, `kill` and `get_actor`.
 
 `actorcore.actor.ActorHandle` is importable under this module path, as in Ray. A handle can
 be passed to tasks and other actors: it names the actor and its owner (the process that
-created it), which tells a new holder where the actor lives.
+created it), which tells a new holder where the actor lives. Its own attributes are prefixed
+``_actorcore_`` (as Ray prefixes ``_ray_``): every other attribute name is a method of the
+actor, even one like ``_name``.
 """
 
 from __future__ import annotations
@@ -10,10 +13,12 @@ from __future__ import annotations
 import inspect
 import pickle
 
-from . import api
+from . import api, runtime
 from . import exceptions as exc
 from . import options as opts
 from .remote_function import _Exported, prepare_args
+
+__all__ = ["ActorClass", "ActorHandle", "ActorMethod", "get_actor", "kill", "method"]
 
 
 def method(*, num_returns: int = 1):
@@ -29,6 +34,9 @@ def method(*, num_returns: int = 1):
 
 
 class ActorClass:
+    """A class decorated with ``@remote``: ``Cls.remote(*args)`` creates an actor and returns
+    its ActorHandle; ``Cls.options(...)`` overrides the class's options for one creation."""
+
     def __init__(self, cls: type, options: dict) -> None:
         self._cls = cls
         self._name = cls.__name__
@@ -52,9 +60,17 @@ class ActorClass:
         )
 
     def remote(self, *args, **kwargs) -> ActorHandle:
+        """Create an actor (its constructor gets `args`, `kwargs`) and return its handle.
+
+        Raises ActorAlreadyExistsError if its ``name`` option names a live actor (unless
+        ``get_if_exists``), TypeError if an argument cannot be serialized.
+        """
         return self._remote(args, kwargs, opts.resolve("actor", self._options, where=f"{self._name}.remote()"))
 
     def options(self, **options) -> _BoundActorOptions:
+        """The class with `options` (as for ``@remote``, plus ``name``, ``namespace``,
+        ``lifetime``, ``get_if_exists``...) for one creation: ``.options(...).remote()``.
+        Raises ValueError or TypeError for options that do not fit."""
         where = f"{self._name}.options()"
         validated = opts.validate("actor", options, where=where)
         return _BoundActorOptions(self, opts.resolve("actor", self._options, validated, where=where))
@@ -65,19 +81,19 @@ class ActorClass:
         namespace = options.get("namespace") or core.namespace
         if name is not None and options.get("get_if_exists"):
             try:
-                return api.get_actor(name, namespace)
+                return get_actor(name, namespace)
             except ValueError:
                 pass
         class_id = self._exported.export_to(core)
         prepared_args, prepared_kwargs = prepare_args(core, f"{self._name}.__init__", args, kwargs)
         actor_id = core.new_id("a")
         handle = ActorHandle(actor_id, class_id, self._name, self._methods, core.actor, namespace, name)
-        created = core.create_actor(actor_id, class_id, self._name, prepared_args, prepared_kwargs,
-                                    {**options, "namespace": namespace}, self._is_async,
-                                    pickle.dumps(handle) if name is not None else None)
+        created = core.actors.create(actor_id, class_id, self._name, prepared_args, prepared_kwargs,
+                                     {**options, "namespace": namespace}, self._is_async, core.namespace,
+                                     pickle.dumps(handle) if name is not None else None)
         if created is None:  # the name is taken
             if options.get("get_if_exists"):
-                return api.get_actor(name, namespace)
+                return get_actor(name, namespace)
             raise exc.ActorAlreadyExistsError(name, namespace)
         return handle
 
@@ -92,40 +108,47 @@ class _BoundActorOptions:
 
 
 class ActorHandle:
+    """A handle to an actor: ``handle.method.remote(*args)`` calls one of its methods and
+    returns the ObjectRef of the result. Handles can be passed to tasks and other actors, and
+    found by name with `get_actor`; two handles to one actor are equal."""
+
     def __init__(self, actor_id: str, class_id: str, name: str, methods: dict, owner,
                  namespace: str, actor_name: str | None, worker=None) -> None:
-        self._actor_id = actor_id
-        self._class_id = class_id
-        self._name = name
-        self._methods = methods
-        self._owner = owner
-        self._namespace = namespace
-        self._actor_name = actor_name
-        self._worker = worker  # (executor ref, pid) when known where it was pickled
+        self._actorcore_actor_id = actor_id
+        self._actorcore_class_id = class_id
+        self._actorcore_name = name  # the class's name
+        self._actorcore_methods = methods  # method name -> num_returns
+        self._actorcore_owner = owner  # the owner's core actor
+        self._actorcore_namespace = namespace
+        self._actorcore_actor_name = actor_name  # its name option, if named
+        self._actorcore_worker = worker  # (executor ref, pid) when known where it was pickled
 
     def __getattr__(self, name: str) -> ActorMethod:
-        methods = self.__dict__.get("_methods")
+        methods = self.__dict__.get("_actorcore_methods")
         if methods is None or name not in methods:
-            raise AttributeError(f"actor {self.__dict__.get('_name', '?')} has no method {name!r}")
+            raise AttributeError(f"actor {self.__dict__.get('_actorcore_name', '?')} has no method {name!r}")
         return ActorMethod(self, name, methods[name])
 
     def __reduce__(self):
-        core = api._runtime_or_none()
-        worker = core.worker_hint(self._actor_id) if core is not None else None
-        return (ActorHandle, (self._actor_id, self._class_id, self._name, self._methods, self._owner,
-                              self._namespace, self._actor_name, worker or self._worker))
+        core = runtime.current()
+        worker = core.actors.worker_hint(self._actorcore_actor_id) if core is not None else None
+        return (ActorHandle, (self._actorcore_actor_id, self._actorcore_class_id, self._actorcore_name,
+                              self._actorcore_methods, self._actorcore_owner, self._actorcore_namespace,
+                              self._actorcore_actor_name, worker or self._actorcore_worker))
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, ActorHandle) and other._actor_id == self._actor_id
+        return isinstance(other, ActorHandle) and other._actorcore_actor_id == self._actorcore_actor_id
 
     def __hash__(self) -> int:
-        return hash(self._actor_id)
+        return hash(self._actorcore_actor_id)
 
     def __repr__(self) -> str:
-        return f"Actor({self._name}, {self._actor_id})"
+        return f"Actor({self._actorcore_name}, {self._actorcore_actor_id})"
 
 
 class ActorMethod:
+    """A method of an actor, from its handle: ``.remote(*args)`` calls it; ``.options(num_returns=k)``."""
+
     __slots__ = ("_handle", "_method", "_num_returns")
 
     def __init__(self, handle: ActorHandle, method_name: str, num_returns: int) -> None:
@@ -140,9 +163,12 @@ class ActorMethod:
         )
 
     def remote(self, *args, **kwargs):
+        """Call the method with `args`, `kwargs`: the ObjectRef of its result (a list of
+        ``num_returns`` refs, or None for ``num_returns=0``). Calls from one caller run in order."""
         return self._remote(args, kwargs, self._num_returns)
 
     def options(self, **options) -> _BoundMethodOptions:
+        """The method with options (``num_returns``) for one call: ``.options(...).remote()``."""
         where = f"{self._method}.options()"
         validated = opts.validate("method", options, where=where)
         resolved = opts.resolve("method", {"num_returns": self._num_returns}, validated, where=where)
@@ -151,8 +177,8 @@ class ActorMethod:
     def _remote(self, args: tuple, kwargs: dict, num_returns: int):
         core = api._runtime()
         handle = self._handle
-        prepared_args, prepared_kwargs = prepare_args(core, f"{handle._name}.{self._method}", args, kwargs)
-        refs = core.submit_actor_task(handle, self._method, prepared_args, prepared_kwargs, num_returns)
+        prepared_args, prepared_kwargs = prepare_args(core, f"{handle._actorcore_name}.{self._method}", args, kwargs)
+        refs = core.actors.submit(handle, self._method, prepared_args, prepared_kwargs, num_returns)
         if num_returns == 1:
             return refs[0]
         if num_returns == 0:
@@ -167,3 +193,33 @@ class _BoundMethodOptions:
 
     def remote(self, *args, **kwargs):
         return self._method._remote(args, kwargs, self._num_returns)
+
+
+def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
+    """End the actor of handle ``actor`` at once (its pending calls fail with ActorDiedError).
+
+    ``no_restart=False`` lets an actor with ``max_restarts`` left be restarted. Raises
+    TypeError if ``actor`` is not an actor handle.
+    """
+    if not isinstance(actor, ActorHandle):
+        raise TypeError(f"kill() takes an actor handle, got a {type(actor).__qualname__}")
+    api._runtime().actors.kill(actor, no_restart)
+
+
+def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
+    """The handle of the live actor named ``name`` in ``namespace`` (default: this driver's).
+
+    Raises ValueError if there is no such actor (or it was killed).
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"get_actor() needs a non-empty actor name, got {name!r}")
+    core = api._runtime()
+    found = core.actors.lookup(name, namespace or core.namespace)
+    if found is None:
+        where = f" in namespace {namespace!r}" if namespace else ""
+        raise ValueError(f"Failed to look up actor with name '{name}'{where}: no such actor (or it was killed)")
+    blob, worker = found
+    handle = pickle.loads(blob)
+    if handle._actorcore_worker is None and worker is not None:
+        handle._actorcore_worker = (core.system.ref_from_uri(worker[0]), worker[1])
+    return handle

@@ -1,12 +1,14 @@
-"""Ray's public API (DESIGN.md §2, §9): init/shutdown, get/put/wait, cancel, kill, get_actor...
+"""Ray's public API: init/shutdown, get/put/wait, cancel, cluster information.
 
 A driver's `init()` starts, for local mode, a throwaway etcd, the node process (which starts
 its warm pool of workers) and this process's actor system with its CoreWorker.
 `init(address="auto" | "HOST:PORT")` instead joins a cluster started with `actorcore start`:
 it reads the live nodes from etcd (HOST:PORT is the cluster's etcd), attaches to a node on
-this machine (the head if it runs here) and subscribes to every node's worker output. Worker
-processes set their CoreWorker with `_set_runtime`, so the same functions work inside tasks.
-As in Ray, the first `.remote()`, `put` or `get` without `init()` initializes with defaults.
+this machine (the head if it runs here) and subscribes to every node's worker output. The
+CoreWorker becomes the process's runtime (`actorcore.runtime`), which worker processes set too,
+so the same functions work inside tasks. As in Ray, the first `.remote()`, `put` or `get`
+without `init()` initializes with defaults. The functions on actor handles (`kill`,
+`get_actor`) are in `actorcore.actor`.
 """
 
 from __future__ import annotations
@@ -22,17 +24,22 @@ import uuid
 from typing import Any
 
 from . import exceptions as exc
+from . import runtime
 from ._logging import get_logger
 from .cluster_files import TOKEN_ENV, new_token
-from .core_worker import CoreWorker
+from .core import CoreWorker
 from .kernel import Actor, ActorSystem
 from .object_ref import ObjectRef
 from .protocol import LogLines, Shutdown
 from .runtime_context import RuntimeContext
 
+__all__ = [
+    "available_resources", "cancel", "cluster_resources", "get", "get_runtime_context", "init",
+    "is_initialized", "nodes", "put", "shutdown", "timeline", "wait",
+]
+
 log = get_logger(__name__)
 
-_core: CoreWorker | None = None
 _local: _LocalCluster | _ClusterConnection | None = None
 _init_lock = threading.RLock()
 
@@ -194,41 +201,42 @@ async def _spawn(system: ActorSystem, factory, name: str, *args):
 async def _make_core(system: ActorSystem, node: dict, namespace: str) -> CoreWorker:
     core = CoreWorker(system, node, job_id="01", namespace=namespace, is_driver=True)
     if node.get("cluster_mode"):
-        core.log_sink = node.get("log_sink")
+        core.cluster.log_sink = node.get("log_sink")
     return core
 
 
-def _set_runtime(core: CoreWorker) -> None:
-    global _core
-    _core = core
-
-
-def _runtime_or_none() -> CoreWorker | None:
-    return _core
-
-
-def _runtime() -> CoreWorker:
-    if _core is None:
-        init()
-    return _core
+#: this process's CoreWorker, started with defaults if there is none (as Ray does)
+_runtime = runtime.require
+#: this process's CoreWorker, or None
+_runtime_or_none = runtime.current
 
 
 def is_initialized() -> bool:
-    return _core is not None
+    """Whether `init()` has run (and `shutdown()` not since) in this process."""
+    return runtime.current() is not None
 
 
 def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus: float | None = None,
          resources: dict | None = None, namespace: str | None = None, ignore_reinit_error: bool = False,
          logging_level: int = logging.ERROR, log_to_driver: bool = True, **kwargs: Any):
-    """Start (local mode) or join a cluster and make this process a driver."""
-    global _core, _local
+    """Start (local mode) or join a cluster and make this process a driver.
+
+    ``address``: None or "local" starts a local cluster (``num_cpus``, ``num_gpus``,
+    ``resources`` give its node's resources); "auto" joins the cluster started on this machine
+    with ``actorcore start``; "HOST:PORT" joins the cluster whose etcd listens there (the
+    environment variable ACTORCORE_ADDRESS is the default). ``namespace``: of the named actors
+    this driver creates and looks up (default: one of its own). Returns the RuntimeContext.
+    Raises RuntimeError if already initialized (unless ``ignore_reinit_error``), ValueError or
+    TypeError for arguments that do not fit, ConnectionError if the cluster cannot be joined.
+    """
+    global _local
     unknown = set(kwargs) - _IGNORED_INIT_KWARGS
     if unknown:
         raise TypeError(f"init() got unexpected keyword argument(s): {', '.join(sorted(unknown))}")
     with _init_lock:
-        if _core is not None:
+        if runtime.current() is not None:
             if ignore_reinit_error:
-                return RuntimeContext(_core)
+                return RuntimeContext(runtime.current())
             raise RuntimeError(
                 "Maybe you called init() twice by accident? This error can be suppressed by passing "
                 "ignore_reinit_error=True, or by calling shutdown() first."
@@ -246,13 +254,14 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
             connection = _ClusterConnection()
             try:
                 connection.start(address.removeprefix("actorcore://").removeprefix("ray://"), log_to_driver)
-                _core = connection.system.run(_make_core(connection.system, connection.node_info,
-                                                         namespace or uuid.uuid4().hex))
+                core = connection.system.run(_make_core(connection.system, connection.node_info,
+                                                        namespace or uuid.uuid4().hex))
             except BaseException:
                 connection.stop()
                 raise
             _local = connection
-            return RuntimeContext(_core)
+            runtime.set_current(core)
+            return RuntimeContext(core)
         if resources is not None and not isinstance(resources, dict):
             raise TypeError(f"resources must be a dict of name -> quantity, got {resources!r}")
         for name in (resources or {}):
@@ -263,40 +272,53 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
         try:
             cluster.start(num_cpus if num_cpus is not None else (os.cpu_count() or 1), num_gpus or 0,
                           resources or {}, log_to_driver)
-            _core = cluster.system.run(_make_core(cluster.system, cluster.node_info, namespace or uuid.uuid4().hex))
+            core = cluster.system.run(_make_core(cluster.system, cluster.node_info, namespace or uuid.uuid4().hex))
         except BaseException:
             cluster.stop()
             raise
         _local = cluster
-        return RuntimeContext(_core)
+        runtime.set_current(core)
+        return RuntimeContext(core)
 
 
 def shutdown() -> None:
     """Stop everything init() started; init() may be called again afterwards."""
-    global _core, _local
+    global _local
     with _init_lock:
         cluster, _local = _local, None
-        _core = None
+        runtime.set_current(None)
         if cluster is not None:
             cluster.stop()
 
 
 atexit.register(shutdown)
+runtime.set_starter(init)
 
 
 # -- objects ------------------------------------------------------------------------------
 
 def put(value: Any, *, _replicas: int | None = None) -> ObjectRef:
-    """Store `value` in the object store; `_replicas=k` keeps k copies on distinct nodes."""
+    """Store `value` in the object store and return its ObjectRef (this process owns it).
+
+    ``_replicas=k`` keeps k copies on distinct nodes (clusters). Raises TypeError if `value`
+    is an ObjectRef or cannot be serialized, ValueError for a bad ``_replicas``.
+    """
     if _replicas is not None and (not isinstance(_replicas, int) or isinstance(_replicas, bool) or _replicas < 1):
         raise ValueError(f"_replicas must be an int >= 1, got {_replicas!r}")
-    return _runtime().put(value, _replicas)
+    return _runtime().objects.put(value, _replicas)
 
 
 def get(object_refs, *, timeout: float | None = None):
-    core = _runtime()
+    """The value of an ObjectRef, or the list of values of a list of them, once ready.
+
+    Waits up to ``timeout`` seconds (None: for ever), then raises GetTimeoutError. A task that
+    raised re-raises its error here (a TaskError that is also an instance of the original
+    exception's class); an actor that died raises ActorDiedError; an object that was lost,
+    ObjectLostError. Raises TypeError for anything but refs.
+    """
+    objects = _runtime().objects
     if isinstance(object_refs, ObjectRef):
-        return core.get([object_refs], timeout)[0]
+        return objects.get([object_refs], timeout)[0]
     if isinstance(object_refs, (list, tuple)):
         for index, ref in enumerate(object_refs):
             if not isinstance(ref, ObjectRef):
@@ -304,13 +326,18 @@ def get(object_refs, *, timeout: float | None = None):
                     f"get() takes an ObjectRef or a list of ObjectRefs; item {index} is a "
                     f"{type(ref).__qualname__}"
                 )
-        return core.get(list(object_refs), timeout)
+        return objects.get(list(object_refs), timeout)
     raise TypeError(
         f"get() takes an ObjectRef or a list of ObjectRefs, got a {type(object_refs).__qualname__}"
     )
 
 
 def wait(object_refs, *, num_returns: int = 1, timeout: float | None = None, fetch_local: bool = True):
+    """Wait until ``num_returns`` of the (unique) refs are ready, or ``timeout`` seconds pass.
+
+    Returns ``(ready, not_ready)``: two lists of the refs, in the order given. Raises TypeError
+    or ValueError for arguments that do not fit. ``fetch_local`` is accepted for Ray's sake.
+    """
     if isinstance(object_refs, ObjectRef):
         raise TypeError("wait() expects a list of ObjectRefs, not a single ObjectRef: wrap it in a list")
     if not isinstance(object_refs, (list, tuple)):
@@ -329,53 +356,34 @@ def wait(object_refs, *, num_returns: int = 1, timeout: float | None = None, fet
         raise ValueError(f"num_returns ({num_returns}) cannot be greater than the number of refs ({len(refs)})")
     if timeout is not None and timeout < 0:
         raise ValueError(f"timeout must be None or >= 0, got {timeout!r}")
-    return _runtime().wait(refs, num_returns, timeout)
+    return _runtime().objects.wait(refs, num_returns, timeout)
 
 
 def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
+    """Cancel the task that returns ``object_ref``: `get` on it then raises TaskCancelledError.
+
+    A task still waiting for a worker never runs; a running one is interrupted (``force``: its
+    worker process is ended). Raises TypeError if ``object_ref`` is not an ObjectRef.
+    """
     if not isinstance(object_ref, ObjectRef):
         raise TypeError(f"cancel() takes an ObjectRef, got a {type(object_ref).__qualname__}")
-    _runtime().cancel(object_ref, force)
-
-
-# -- actors -------------------------------------------------------------------------------
-
-def kill(actor, *, no_restart: bool = True) -> None:
-    from .actor import ActorHandle
-
-    if not isinstance(actor, ActorHandle):
-        raise TypeError(f"kill() takes an actor handle, got a {type(actor).__qualname__}")
-    _runtime().kill_actor(actor, no_restart)
-
-
-def get_actor(name: str, namespace: str | None = None):
-    import pickle
-
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"get_actor() needs a non-empty actor name, got {name!r}")
-    core = _runtime()
-    found = core.lookup_actor(name, namespace or core.namespace)
-    if found is None:
-        where = f" in namespace {namespace!r}" if namespace else ""
-        raise ValueError(f"Failed to look up actor with name '{name}'{where}: no such actor (or it was killed)")
-    blob, worker = found
-    handle = pickle.loads(blob)
-    if handle._worker is None and worker is not None:
-        handle._worker = (core.system.ref_from_uri(worker[0]), worker[1])
-    return handle
+    _runtime().tasks.cancel(object_ref, force)
 
 
 # -- cluster information ------------------------------------------------------------------
 
 def available_resources() -> dict:
+    """The cluster's resources free now: name -> quantity ("CPU", "GPU", custom ones)."""
     return _runtime().resources(available=True)
 
 
 def cluster_resources() -> dict:
+    """The cluster's total resources: name -> quantity."""
     return _runtime().resources(available=False)
 
 
 def nodes() -> list[dict]:
+    """The cluster's nodes, as Ray lists them: NodeID, Alive, NodeManagerAddress, Resources, IsHead."""
     core = _runtime()
     infos = core.system.ask_sync(core.gcs, "nodes", timeout=30)
     return [
@@ -387,6 +395,7 @@ def nodes() -> list[dict]:
 
 
 def get_runtime_context() -> RuntimeContext:
+    """Who and where the calling code runs: job, node, task and actor ids, namespace."""
     return RuntimeContext(_runtime())
 
 

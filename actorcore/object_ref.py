@@ -1,4 +1,4 @@
-"""`ObjectRef`: a reference to an object in the object store (DESIGN.md §5, ownership).
+"""`ObjectRef`: a reference to an object in the object store.
 
 The process that created a ref (by `.remote()` or `put`) owns the object; the ref names its
 owner (the owner's core actor), so any process holding it can ask for the value. The owner
@@ -10,18 +10,30 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from typing import Any
+
+from . import runtime
+
+__all__ = ["ObjectRef"]
 
 
 class ObjectRef:
-    __slots__ = ("id", "owner", "_core", "__weakref__")
+    """A reference to an object (a task's return value, or a value given to `put`).
 
-    def __init__(self, object_id: str, owner, core=None) -> None:
+    Pass it to `get` for the value, to `wait` to learn when it is ready, or as an argument to a
+    task or actor call (the callee receives the value). `await ref` works in async code. It
+    can be pickled and sent to other processes; `id` names the object, `owner` the process that
+    created it.
+    """
+
+    __slots__ = ("id", "owner", "_counter", "__weakref__")
+
+    def __init__(self, object_id: str, owner, counter=None) -> None:
         self.id = object_id
         self.owner = owner  # the owner's core actor ref
-        self._core = core  # set only in the owner process, which counts this ref
+        self._counter = counter  # the owner's object table: set only in the owner, which counts this ref
 
     def hex(self) -> str:
+        """The object's id (as Ray's `ObjectRef.hex()`)."""
         return self.id
 
     def __eq__(self, other: object) -> bool:
@@ -34,37 +46,27 @@ class ObjectRef:
         return f"ObjectRef({self.id})"
 
     def __reduce__(self):
-        core = self._core
-        if core is not None:
-            core.mark_escaped(self.id)
+        counter = self._counter
+        if counter is not None:
+            counter.mark_escaped(self.id)
         return (_restore_ref, (self.id, self.owner))
 
     def __del__(self) -> None:
-        core = self._core
-        if core is not None:
-            core.release(self.id)
+        counter = self._counter
+        if counter is not None:
+            counter.release(self.id)
 
     def future(self) -> concurrent.futures.Future:
         """A concurrent.futures.Future resolved with the value (or the error `get` would raise)."""
-        from . import api
-
-        return api._runtime().get_future(self)
+        return runtime.require().objects.get_future(self)
 
     def __await__(self):
-        from . import api
-
-        future = api._runtime().get_future(self)
+        future = runtime.require().objects.get_future(self)
         return asyncio.wrap_future(future).__await__()
 
 
 def _restore_ref(object_id: str, owner) -> ObjectRef:
-    from . import api
-
-    runtime = api._runtime_or_none()
-    if runtime is not None and runtime.owns(owner):
-        return runtime.local_ref(object_id)
+    core = runtime.current()
+    if core is not None and core.owns(owner):
+        return core.objects.local_ref(object_id)
     return ObjectRef(object_id, owner)
-
-
-def is_ref(value: Any) -> bool:
-    return type(value) is ObjectRef

@@ -2,13 +2,14 @@
 
 The function is pickled once (cloudpickle), named by the hash of its bytes, and exported to
 the GCS the first time it is called in a process; each call then sends only that id and
-the arguments (DESIGN.md §5: "each exported once, content-addressed").
+the arguments.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import cloudpickle
 
@@ -17,6 +18,8 @@ from . import options as opts
 from .object_ref import ObjectRef
 from .objects import INLINE_THRESHOLD, serialize
 from .protocol import Inline
+
+__all__ = ["RemoteFunction", "prepare_args"]
 
 
 class _Exported:
@@ -59,7 +62,7 @@ def prepare_args(core, name: str, args: tuple, kwargs: dict) -> tuple[list, dict
             raise TypeError(f"{where} of {name} ({type(value).__qualname__}) cannot be serialized: {error}") from None
         if serialized.total_size < INLINE_THRESHOLD:
             return Inline(serialized.to_bytes())
-        return core.put(value)  # large: into shared memory, freed when the task is done
+        return core.objects.put(value)  # large: into shared memory, freed when the task is done
 
     prepared_args = [prepare(value, f"argument {index}") for index, value in enumerate(args)]
     prepared_kwargs = {key: prepare(value, f"keyword argument {key!r}") for key, value in kwargs.items()}
@@ -67,6 +70,9 @@ def prepare_args(core, name: str, args: tuple, kwargs: dict) -> tuple[list, dict
 
 
 class RemoteFunction:
+    """A function decorated with ``@remote``: ``f.remote(*args)`` runs it as a task and returns
+    the ObjectRef of its result; ``f.options(...)`` overrides its options for one call."""
+
     def __init__(self, function: Callable, options: dict) -> None:
         self._function = function
         self._name = getattr(function, "__qualname__", repr(function))
@@ -84,9 +90,15 @@ class RemoteFunction:
         )
 
     def remote(self, *args, **kwargs):
+        """Run the function as a task with `args`, `kwargs`: the ObjectRef of its result (a list
+        of ``num_returns`` refs, or None for ``num_returns=0``). Raises TypeError if an
+        argument cannot be serialized."""
         return self._remote(args, kwargs, self._resolved)
 
     def options(self, **options) -> _BoundOptions:
+        """The function with `options` (``num_cpus``, ``num_returns``, ``max_retries``...) for
+        one call: ``f.options(...).remote()``. Raises ValueError or TypeError for options that
+        do not fit."""
         where = f"{self.__name__}.options()"
         validated = opts.validate("task", options, where=where)
         return _BoundOptions(self, opts.resolve("task", self._options, validated, where=where))
@@ -95,7 +107,7 @@ class RemoteFunction:
         core = api._runtime()
         function_id = self._exported.export_to(core)
         prepared_args, prepared_kwargs = prepare_args(core, self.__name__, args, kwargs)
-        refs = core.submit_task(function_id, self.__name__, prepared_args, prepared_kwargs, options)
+        refs = core.tasks.submit(function_id, self.__name__, prepared_args, prepared_kwargs, options, core.namespace)
         if options["num_returns"] == 1:
             return refs[0]
         if options["num_returns"] == 0:

@@ -1,50 +1,73 @@
-"""`get_runtime_context()`: who and where the calling code runs (Ray's RuntimeContext)."""
+"""`get_runtime_context()`: who and where the calling code runs (Ray's RuntimeContext).
+
+The current task and actor are context variables: each thread, and each asyncio task of an
+async actor (which runs many calls on one thread), sees its own. The worker's executor sets
+them around every call (`set_current`).
+"""
 
 from __future__ import annotations
 
-import threading
+from contextvars import ContextVar
+from typing import Any
 
-_local = threading.local()
+__all__ = ["RuntimeContext", "set_current"]
+
+_task_id: ContextVar[str | None] = ContextVar("actorcore_task_id", default=None)
+_actor_id: ContextVar[str | None] = ContextVar("actorcore_actor_id", default=None)
 
 
 def set_current(task_id: str | None, actor_id: str | None = None) -> None:
-    _local.task_id = task_id
+    """The code running now in this context is task `task_id` (None: none), of actor
+    `actor_id` if given (else the actor stays as it was)."""
+    _task_id.set(task_id)
     if actor_id is not None:
-        _local.actor_id = actor_id
+        _actor_id.set(actor_id)
 
 
 class RuntimeContext:
-    def __init__(self, core) -> None:
+    """What `get_runtime_context()` returns: the ids of the job, node, task and actor of the
+    calling code, and its namespace."""
+
+    def __init__(self, core: Any) -> None:
         self._core = core
 
     def get_job_id(self) -> str:
+        """The id of the job (the driver) this code belongs to."""
         return self._core.job_id
 
     def get_node_id(self) -> str:
+        """The id of the node this process runs on."""
         return self._core.node_id
 
     def get_task_id(self) -> str | None:
-        return getattr(_local, "task_id", None)
+        """The id of the task or actor call running now; None in a driver or outside calls."""
+        return _task_id.get()
 
     def get_actor_id(self) -> str | None:
-        return getattr(_local, "actor_id", None) or self._core.hosted_actor_id
+        """The id of the actor this code runs in; None outside actors."""
+        return _actor_id.get() or self._core.hosted_actor_id
 
     def get_worker_id(self) -> str:
+        """The id of this process's runtime (the prefix of the ids it makes)."""
         return self._core.prefix
 
     @property
     def namespace(self) -> str:
+        """The namespace of the calling code."""
         return self._core.namespace
 
     @property
     def node_id(self) -> str:
+        """The id of the node this process runs on."""
         return self._core.node_id
 
     @property
     def job_id(self) -> str:
+        """The id of the job this code belongs to."""
         return self._core.job_id
 
     def get(self) -> dict:
+        """All of it as a dict: job_id, node_id, task_id, actor_id, namespace."""
         return {"job_id": self.get_job_id(), "node_id": self.get_node_id(),
                 "task_id": self.get_task_id(), "actor_id": self.get_actor_id(),
                 "namespace": self.namespace}

@@ -1,6 +1,6 @@
-"""Supervision for users: groups of actors under an OTP supervisor, and death watch (DESIGN.md §7-§8).
+"""Supervision for users: groups of actors under an OTP supervisor, and death watch.
 
-Beyond Ray. Policy is plain data (STYLE.md, "Akka typed / Erlang OTP"): a group is a list of
+Beyond Ray. Policy is plain data, as in Akka typed and Erlang/OTP: a group is a list of
 :class:`ChildSpec` plus a strategy and a restart intensity::
 
     group = actorcore.supervise(
@@ -14,20 +14,21 @@ they end with it). For each of them the owner's ``ActorState.on_death`` hook han
 the actor's process to this module instead of Ray's per-actor ``max_restarts`` rule; a
 :class:`supervisor.Supervisor` on the actor system's loop decides, with the child protocol of
 ``supervisor/child.py`` implemented by :class:`_Incarnation`: ``wait()`` resolves when the
-process dies, ``shutdown()`` ends the process on purpose (``CoreWorker.stop_actor_process``:
+process dies, ``shutdown()`` ends the process on purpose (``ActorSubmitter.stop_process``:
 calls made meanwhile wait), a restart starts a new incarnation with the same actor id
-(``CoreWorker.restart_actor``). When the supervisor gives up (more than ``max_restarts``
+(``ActorSubmitter.restart``). When the supervisor gives up (more than ``max_restarts``
 restarts within ``period`` seconds) every child is marked dead for good with a cause naming
 the group, the failing child and its failure, and :attr:`SupervisionGroup.dead` completes.
 
 Ray's per-actor ``max_restarts=N`` is the special case of a one_for_one group of one permanent
 child with intensity N over an infinite period; it stays implemented by the owner itself
-(``ActorSubmission._may_restart``), where it costs nothing when unused. ``max_task_retries``
+(the core's actor submitter), where it costs nothing when unused. ``max_task_retries``
 applies to group members as to any actor: calls in flight when a member's process ended (by
 a crash or a sibling's restart) are redelivered to the new incarnation within it.
 
-:func:`watch` is the death watch of SUPERVISION.md for actor handles: a future completed once,
-with the reason, when the actor is dead for good (restarts within a policy are not deaths).
+:func:`watch` is death watch for actor handles, built on the core's (``ActorSubmitter.death_of``):
+a future completed once, with the reason, when the actor is dead for good (restarts within a
+policy are not deaths).
 """
 
 from __future__ import annotations
@@ -46,10 +47,9 @@ from supervisor.child import RESTART_TYPES
 from supervisor.errors import ChildNotFoundError, ChildStartError, SupervisorStoppedError
 
 from . import api
-from . import exceptions as exc
 from . import options as opts
 from ._logging import get_logger
-from .kernel import ActorStoppedError
+from .actor import ActorClass, ActorHandle
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -66,7 +66,6 @@ BackoffLike = Backoff | Sequence[float] | None
 
 _group_numbers = itertools.count(1)
 _private = object()  # SupervisionGroup is made by supervise() only
-_remote_watches: set[asyncio.Task] = set()  # keeps the owner's watch tasks referenced
 
 
 # -- policy -----------------------------------------------------------------------------------
@@ -115,8 +114,6 @@ class ChildSpec:
     backoff: BackoffLike = field(default=None)
 
     def __post_init__(self) -> None:
-        from .actor import ActorClass
-
         if not isinstance(self.id, str) or not self.id:
             raise ValueError(f"ChildSpec: id={self.id!r} is not valid; give a non-empty string")
         where = f"ChildSpec {self.id!r}"
@@ -205,12 +202,12 @@ class _Incarnation:
             if state.dead is not None:  # killed with kill(no_restart=True): nothing to stop
                 self._resolve(Exit("killed", detail=_cause_of(state.dead)))
             else:
-                await group._core.stop_actor_process(state, timeout=timeout)
+                await group._core.actors.stop_process(state, timeout=timeout)
                 self._resolve(Exit("shutdown", detail=f"stopped by supervision group {group.name!r}"))
         if not restarting and not group._ending and state.dead is None:
             # terminated for good while the group goes on (a temporary child stopped by a
             # sibling's restart): calls must not wait for a restart that will not come
-            group._core.mark_actor_dead(state, f"it was stopped by its supervision group {group.name!r} "
+            group._core.actors.mark_dead(state, f"it was stopped by its supervision group {group.name!r} "
                                                f"(restart={self.member.spec.restart!r})")
         return self._exit.result()
 
@@ -220,7 +217,7 @@ class _Incarnation:
         if why is not None or group._ending or state.dead is not None:
             return  # the group is ending: `_finish` marks every member with the group's cause
         ended = self._exit.result().detail if self._exit.done() else "it ended"
-        group._core.mark_actor_dead(
+        group._core.actors.mark_dead(
             state, f"{ended} (restart={self.member.spec.restart!r}: not restarted by its supervision "
                    f"group {group.name!r})")
 
@@ -351,9 +348,9 @@ class SupervisionGroup:
         core.system.run(self._start_supervisor(), timeout=None)
 
     async def _adopt(self, member: _Member) -> None:
-        # The ActorState is in core.actors already: create_actor registers it with
-        # call_soon_threadsafe, before this coroutine's first step.
-        state = self._core.actors[member.handle._actor_id]
+        # The ActorState is known to the core already: `ActorSubmitter.create` registers it
+        # with call_soon_threadsafe, before this coroutine's first step.
+        state = self._core.actors.state(member.handle._actorcore_actor_id)
         member.state = state
         state.on_death = self._on_death
         self._by_actor[state.actor_id] = member
@@ -373,8 +370,8 @@ class SupervisionGroup:
         for member in reversed(members):
             state = member.state
             if state is not None and state.dead is None:
-                await self._core.stop_actor_process(state, timeout=member.spec._shutdown_timeout)
-                self._core.mark_actor_dead(state, cause)
+                await self._core.actors.stop_process(state, timeout=member.spec._shutdown_timeout)
+                self._core.actors.mark_dead(state, cause)
 
     async def _start_supervisor(self) -> None:
         specs = [m.spec._supervisor_spec(self._starter(m), self._backoff) for m in self._members.values()]
@@ -399,7 +396,7 @@ class SupervisionGroup:
             return member.current
         if member.current is not None:  # a restart: a new process, same actor id and handles
             member.early_death = None  # (only a process that is up can die: none is now)
-            error = await self._core.restart_actor(state)
+            error = await self._core.actors.restart(state)
             if error is not None:
                 member.gone = True
                 self._failure = f"child {member.spec.id!r} could not be restarted: {_cause_of(error)}"
@@ -416,13 +413,13 @@ class SupervisionGroup:
         """The owner's hook: `state`'s process died (calls now wait for our decision)."""
         member = self._by_actor.get(state.actor_id)
         if member is None:  # pragma: no cover - only members get this hook
-            self._core.mark_actor_dead(state, cause)
+            self._core.actors.mark_dead(state, cause)
             return
         incarnation = member.current
         if incarnation is not None and not incarnation._exit.done():
             incarnation.died(cause)
         elif self._dead.done():  # pragma: no cover - members are dead once the group is
-            self._core.mark_actor_dead(state, cause)
+            self._core.actors.mark_dead(state, cause)
         else:  # a process not wrapped yet (before the supervisor took over): its start sees it
             member.early_death = cause
 
@@ -561,15 +558,13 @@ def watch(actor: Any, callback: Callable[[str], Any] | None = None) -> concurren
     dead when its process ends). ``callback(reason)``, if given, runs once then, on
     actorcore's background thread (or at once in this thread if it is dead already).
     """
-    from .actor import ActorHandle
-
     if not isinstance(actor, ActorHandle):
         raise TypeError(f"watch() takes an actor handle (from Cls.remote() or get_actor()), "
                         f"got a {type(actor).__qualname__}")
     if callback is not None and not callable(callback):
         raise TypeError(f"watch(): callback={callback!r} is not callable; give a function of the reason")
     core = api._runtime()
-    future = asyncio.run_coroutine_threadsafe(_death_of(core, actor), core.loop)
+    future = asyncio.run_coroutine_threadsafe(core.actors.death_of(actor), core.loop)
     if callback is not None:
         def call(done: concurrent.futures.Future) -> None:
             if not done.cancelled() and done.exception() is None:
@@ -583,53 +578,3 @@ def watch(actor: Any, callback: Callable[[str], Any] | None = None) -> concurren
 
 def _cause_of(error: BaseException) -> str:
     return getattr(error, "cause", None) or str(error)
-
-
-async def _owned_death(state: Any) -> str:
-    if state.created is not None:
-        await asyncio.shield(state.created)
-    if state.dead is not None:
-        return _cause_of(state.dead)
-    watcher = asyncio.get_running_loop().create_future()
-    state.watchers.append(watcher)
-    reason = await watcher
-    # the reason as the actor's ActorDiedError gives it, the same whether watched before or after
-    return _cause_of(state.dead) if state.dead is not None else reason
-
-
-async def _death_of(core: Any, handle: Any) -> str:
-    state = core.actors.get(handle._actor_id)
-    if state is not None and state.owned:
-        return await _owned_death(state)
-    if handle._owner == core.actor:
-        return "unknown actor: this process created no actor with that id"
-    try:
-        return await handle._owner.ask(("watch_actor", handle._actor_id), timeout=None)
-    except ActorStoppedError:
-        pass
-    # The owner is gone. A detached actor lives on without it: it is dead when its process ends.
-    record = await core.gcs.ask(("actor_record", handle._actor_id), timeout=30)
-    if handle._worker is not None and record and record.get("detached") and record.get("state") != "DEAD":
-        return await core.process_death(handle._worker[0])
-    return "its owner died"
-
-
-def answer_watch(core: Any, actor_id: str, reply: Any) -> None:
-    """The owner's side of `watch` for another process (CoreActor's "watch_actor" message):
-    answers `reply` with the reason once the actor is dead for good."""
-    state = core.actors.get(actor_id)
-    if state is None or not state.owned:
-        reply.send("unknown actor: its owner has no record of it")
-        return
-    task = core.loop.create_task(_owned_death(state))
-    _remote_watches.add(task)
-
-    def done(task: asyncio.Task) -> None:
-        _remote_watches.discard(task)
-        if task.cancelled():
-            reply.fail(exc.ActorDiedError(None, "the owner stopped watching it"))
-        elif task.exception() is not None:
-            reply.fail(task.exception())
-        else:
-            reply.send(task.result())
-    task.add_done_callback(done)

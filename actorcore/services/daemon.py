@@ -328,7 +328,7 @@ def _watch_own_node(on_gone: Any) -> Any:
     from actorcore import api
 
     core = api._runtime()
-    future = asyncio.run_coroutine_threadsafe(core.process_death(core.scheduler, "its node process"), core.loop)
+    future = asyncio.run_coroutine_threadsafe(core.deaths.process_death(core.scheduler, "its node process"), core.loop)
 
     def done(finished: Any) -> None:
         if not finished.cancelled() and finished.exception() is None:

@@ -160,7 +160,7 @@ class ServiceState:
         if first and info.cause is None:
             handle = await self._adopt()
             if handle is not None:
-                log.warning("adopted a running service", service=self.name, actor=handle._actor_id)
+                log.warning("adopted a running service", service=self.name, actor=handle._actorcore_actor_id)
                 await self.write_record()
                 return ServiceChild(self, handle, owned=False)
             self.record["restarts"] = 0  # made anew by this daemon: its restarts count from here
@@ -173,9 +173,9 @@ class ServiceState:
         except Exception as error:
             await asyncio.to_thread(kill_quietly, handle)
             raise RuntimeError(f"service {self.name!r} could not start: {error}") from error
-        log.warning("started a service", service=self.name, actor=handle._actor_id,
+        log.warning("started a service", service=self.name, actor=handle._actorcore_actor_id,
                     restored=blob is not None, restarts=self.record["restarts"])
-        await self.write_record(actor_id=handle._actor_id, started=time.time())
+        await self.write_record(actor_id=handle._actorcore_actor_id, started=time.time())
         return ServiceChild(self, handle, owned=True)
 
     async def _adopt(self) -> Any:
@@ -320,4 +320,4 @@ def kill_quietly(handle: Any) -> None:
     try:
         ray.kill(handle)
     except Exception as error:  # noqa: BLE001 - any failure of the call means the same here
-        log.warning("could not kill a service's actor", actor=handle._actor_id, error=repr(error))
+        log.warning("could not kill a service's actor", actor=handle._actorcore_actor_id, error=repr(error))

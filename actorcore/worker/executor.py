@@ -25,10 +25,9 @@ import cloudpickle
 
 from .. import exceptions as exc
 from .. import runtime_context
-from ..core_worker import CoreWorker
+from ..core import CoreWorker, from_payload, to_payload
 from ..kernel import Actor, Terminated
 from ..objects import serialize
-from ..ownership import from_payload, to_payload
 from ..protocol import (
     ActorStateChanged,
     BecomeActor,
@@ -81,7 +80,7 @@ class Executor(Actor):
             reply = self.context.defer_reply()
             spec = message.spec
             if self.core.cluster_mode:
-                await self.core.localize_args(spec)  # arguments held on other nodes are pulled first
+                await self.core.objects.localize_args(spec)  # arguments held on other nodes are pulled first
             if self.slots is not None:
                 self.concurrent.put_nowait((message, reply))
                 return None
@@ -134,7 +133,7 @@ class Executor(Actor):
             if self.actor_id is None:  # a task runs in its submitter's namespace
                 self.core.namespace = spec.namespace
             result = TaskResult(self._run_sync(call, spec, message.lease_id), self.pid)
-        self.loop.call_soon_threadsafe(self.core.when_sent, partial(reply.send, result))
+        self.loop.call_soon_threadsafe(self.core.actors.when_sent, partial(reply.send, result))
 
     def _in_exec_thread(self, function) -> asyncio.Future:
         future = self.loop.create_future()
@@ -211,7 +210,7 @@ class Executor(Actor):
 
     def _run_sync(self, call, spec, lease_id) -> list:
         core = self.core
-        core.current_lease = lease_id
+        core.objects.current_lease = lease_id
         runtime_context.set_current(spec.task_id, self.actor_id)
         self.running[spec.task_id] = threading.get_ident()
         try:
@@ -225,7 +224,7 @@ class Executor(Actor):
             return self._make_returns(spec, value, error)
         finally:
             self.running.pop(spec.task_id, None)
-            core.current_lease = None
+            core.objects.current_lease = None
             runtime_context.set_current(None)
 
     def _make_returns(self, spec, value, error) -> list:
@@ -266,7 +265,7 @@ class Executor(Actor):
         spec = message.spec
         cls = await self._function(spec.function_id)
         if self.core.cluster_mode:
-            await self.core.localize_args(spec)
+            await self.core.objects.localize_args(spec)
         self.actor_id = message.actor_id
         self.core.hosted_actor_id = message.actor_id
         self.core.namespace = spec.namespace  # its creator's, as in Ray

@@ -13,10 +13,10 @@ import os
 import signal
 import sys
 
-from .. import api
+from .. import runtime
 from .._logging import configure_from_env
 from ..cluster_files import TOKEN_ENV
-from ..core_worker import CoreWorker
+from ..core import CoreWorker
 from ..kernel import Actor, ActorSystem, Terminated, run
 from ..protocol import WorkerReady
 from .executor import Executor
@@ -44,7 +44,7 @@ async def serve(config: dict) -> None:
     loop.add_signal_handler(signal.SIGTERM, lambda: stop.done() or stop.set_result("SIGTERM"))
     core = CoreWorker(system, config, job_id=config.get("job_id", "01"), namespace=config.get("namespace", ""),
                       is_driver=False)
-    api._set_runtime(core)
+    runtime.set_current(core)
     executor = system.spawn(Executor, core, name="executor")
     system.spawn(NodeWatch, stop, core.scheduler)
     core.scheduler.tell(WorkerReady(os.getpid(), executor))

@@ -157,7 +157,7 @@ def test_actor_ids_in_runtime_context(cluster):
             return ray.get_runtime_context().get_actor_id()
 
     actor = WhoAmI.remote()
-    assert ray.get(actor.me.remote()) == actor._actor_id
+    assert ray.get(actor.me.remote()) == actor._actorcore_actor_id
 
 
 def test_calls_to_an_actor_whose_process_died_raise_actor_died(cluster):

@@ -240,7 +240,7 @@ def test_every_grpc_endpoint_rejects_a_client_without_the_token(cluster, token):
     ray.get(actor.node.remote())
     from actorcore import api
 
-    worker, _pid = api._runtime().worker_hint(actor._actor_id)
+    worker, _pid = api._runtime().actors.worker_hint(actor._actorcore_actor_id)
     assert worker.address.tcp
     endpoints.append(("kernel", worker.address.tcp))
     assert len(endpoints) == 7

@@ -1,4 +1,4 @@
-"""Object ownership in the CoreWorker (DESIGN.md §5: ownership, small and large objects).
+"""The owner's object table: payloads, reference counts, pins and lineage of the objects it owns.
 
 The process that creates an object owns it: its table holds the payload (inline bytes for
 objects under 100 KiB, a shared-memory segment's name for larger ones) and counts the
@@ -20,25 +20,28 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
+from collections.abc import Callable
 from typing import Any
 
-from . import exceptions as exc
-from ._logging import get_logger
-from .kernel import ActorRef, PeerLostError
-from .object_ref import ObjectRef
-from .objects import INLINE_THRESHOLD, deserialize, get_shared, put_shared, serialize
-from .objects.shm import object_id_of, segment_name
-from .protocol import (
+from .. import exceptions as exc
+from .._logging import get_logger
+from ..kernel import ActorRef, ActorSystem, PeerLostError
+from ..object_ref import ObjectRef
+from ..objects.shm import object_id_of, segment_name
+from ..protocol import (
     Failed,
     FetchObject,
     FreeObjects,
     GetObject,
-    Inline,
     InShm,
     LeaseBlocked,
     LeaseUnblocked,
-    RegisterSegment,
 )
+from .cluster import Cluster
+from .payloads import from_payload, to_payload
+from .pending import PendingTask
+
+__all__ = ["LOST_GRACE_SECONDS", "Entry", "ObjectTable"]
 
 log = get_logger(__name__)
 
@@ -48,73 +51,96 @@ LOST_GRACE_SECONDS = 30.0
 
 
 class Entry:
+    """One owned object: its payload (None while its task runs) and what keeps it alive."""
+
     __slots__ = ("escaped", "payload", "pins", "refs", "waiters")
 
     def __init__(self, payload=None, refs: int = 1) -> None:
         self.payload = payload  # Inline | InShm | Failed, None while pending
         self.waiters: list[asyncio.Future] | None = None
-        self.refs = refs
-        self.pins = 0
-        self.escaped = False
+        self.refs = refs  # live ObjectRefs in this process
+        self.pins = 0  # pending tasks that take it as an argument
+        self.escaped = False  # a ref left the process: never freed by counting
 
 
-def to_payload(value: Any, object_id: str, session: str, store: ActorRef | None, what: str,
-               owner: ActorRef | None = None):
-    """Serialize a value into an Inline payload, or into shared memory (registered with the store)."""
-    try:
-        serialized = serialize(value)
-    except TypeError as error:
-        raise TypeError(f"{what} cannot be serialized: {error}") from None
-    if serialized.total_size < INLINE_THRESHOLD or store is None:
-        return Inline(serialized.to_bytes())
-    name, size = put_shared(session, object_id, serialized)
-    store.tell(RegisterSegment(object_id, name, size, owner))
-    return InShm(name, size, session)
+class ObjectTable:
+    """The objects this process owns, and `put`/`get`/`wait` for any object.
 
+    ``table[object_id]`` is the `Entry` of an owned object (KeyError if unknown or freed).
+    """
 
-def from_payload(payload) -> Any:
-    """The value of a payload (raises the error of a Failed one, as `get` does)."""
-    if type(payload) is Inline:
-        return deserialize(memoryview(payload.data))
-    if type(payload) is InShm:
-        return get_shared(payload.name, payload.size)
-    error = payload.error
-    if isinstance(error, exc.TaskError):
-        raise error.as_instanceof_cause()
-    raise error
+    def __init__(self, system: ActorSystem, owner: ActorRef, session: str, store: ActorRef,
+                 scheduler: ActorRef, cluster: Cluster, new_id: Callable[[str], str]) -> None:
+        self._system = system
+        self._loop = system.loop
+        self._owner = owner
+        self._session = session
+        self._store = store
+        self._scheduler = scheduler
+        self._cluster = cluster
+        self._new_id = new_id
+        self._entries: dict[str, Entry] = {}
+        self._lineage: dict[str, PendingTask] = {}  # large task returns -> the finished task
+        #: runs a finished task again to make its lost returns (False if out of retries);
+        #: the task submitter's, set when the core is wired
+        self.remake: Callable[[PendingTask], bool] = lambda task: False
+        #: set in a worker while a task runs: a `get` that must wait has its lease marked
+        #: blocked meanwhile, so the Scheduler may lend its CPU to another worker
+        self.current_lease: int | None = None
 
+    @property
+    def owner(self) -> ActorRef:
+        """The owner of the objects of this table: this process's core actor."""
+        return self._owner
 
-class ObjectOwnership:
-    """The owner's table and put/get/wait; mixed into `CoreWorker`."""
+    def __getitem__(self, object_id: str) -> Entry:
+        return self._entries[object_id]
+
+    def __contains__(self, object_id: object) -> bool:
+        return object_id in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    # -- references (any thread; counted on the loop) --------------------------------------
+
+    def expect(self, object_ids: list[str]) -> None:
+        """Own the objects `object_ids`, a task's returns, pending until `resolve`d."""
+        entries = self._entries
+        for object_id in object_ids:
+            entries[object_id] = Entry()
 
     def local_ref(self, object_id: str) -> ObjectRef:
-        entry = self.objects.get(object_id)
+        """A ref to `object_id` (owned here) that came back to this process: counted again."""
+        entry = self._entries.get(object_id)
         if entry is None:
-            return ObjectRef(object_id, self.actor)
-        self.loop.call_soon_threadsafe(self._add_ref, object_id)
-        return ObjectRef(object_id, self.actor, self)
+            return ObjectRef(object_id, self._owner)
+        self._loop.call_soon_threadsafe(self._add_ref, object_id)
+        return ObjectRef(object_id, self._owner, self)
 
     def _add_ref(self, object_id: str) -> None:
-        entry = self.objects.get(object_id)
+        entry = self._entries.get(object_id)
         if entry is not None:
             entry.refs += 1
 
     def mark_escaped(self, object_id: str) -> None:
-        entry = self.objects.get(object_id)
+        """A ref to `object_id` was pickled: another process may use it, so it is never freed."""
+        entry = self._entries.get(object_id)
         if entry is not None:
             entry.escaped = True
 
     def release(self, object_id: str) -> None:
-        if threading.get_ident() == self.system._thread_id:
+        """A counted ref to `object_id` was dropped (from any thread)."""
+        if threading.get_ident() == self._system._thread_id:
             self._release(object_id)
-        elif not self.loop.is_closed():
+        elif not self._loop.is_closed():
             try:
-                self.loop.call_soon_threadsafe(self._release, object_id)
+                self._loop.call_soon_threadsafe(self._release, object_id)
             except RuntimeError:
                 pass
 
     def _release(self, object_id: str) -> None:
-        entry = self.objects.get(object_id)
+        entry = self._entries.get(object_id)
         if entry is None:
             return
         entry.refs -= 1
@@ -123,70 +149,72 @@ class ObjectOwnership:
     def _maybe_free(self, object_id: str, entry: Entry) -> None:
         if entry.refs > 0 or entry.pins > 0 or entry.escaped or entry.payload is None:
             return
-        del self.objects[object_id]
+        del self._entries[object_id]
         self._drop_lineage(object_id)
         if type(entry.payload) is InShm:
-            if self.cluster_mode:  # any node may hold a copy (replicas, readers' pulls)
-                for store in self.stores():
+            if self._cluster.cluster_mode:  # any node may hold a copy (replicas, readers' pulls)
+                for store in self._cluster.stores():
                     store.tell(FreeObjects([object_id]))
             else:
-                self.store.tell(FreeObjects([object_id]))
+                self._store.tell(FreeObjects([object_id]))
 
     # -- put / get / wait (user thread) ------------------------------------------------------
 
     def put(self, value: Any, replicas: int | None = None) -> ObjectRef:
+        """Store `value`, owned here; `replicas`: copies on distinct nodes (default: the cluster's)."""
         if isinstance(value, ObjectRef):
             raise TypeError(
                 "put() of an ObjectRef is not allowed: the value is already in the object store; "
                 "pass the ref itself, or put a list containing it"
             )
-        object_id = self.new_id("p")
-        payload = to_payload(value, object_id, self.session, self.store, "the value passed to put()", self.actor)
-        self.objects[object_id] = Entry(payload)
+        object_id = self._new_id("p")
+        payload = to_payload(value, object_id, self._session, self._store, "the value passed to put()", self._owner)
+        self._entries[object_id] = Entry(payload)
         if type(payload) is InShm:
             # Once put returns, the store knows the segment and its owner (it frees it if this
             # process dies): one round trip, on puts of 100 KiB and more only.
-            self.system.ask_sync(self.store, "usage", timeout=30)
-        if type(payload) is InShm and self.cluster_mode:
-            wanted = self.object_replicas if replicas is None else replicas
-            if wanted > 1:
-                self.loop.call_soon_threadsafe(self._start_replication, object_id, payload, wanted)
-        return ObjectRef(object_id, self.actor, self)
+            self._system.ask_sync(self._store, "usage", timeout=30)
+            if self._cluster.cluster_mode:
+                wanted = self._cluster.object_replicas if replicas is None else replicas
+                if wanted > 1:
+                    self._loop.call_soon_threadsafe(self._start_replication, object_id, payload, wanted)
+        return ObjectRef(object_id, self._owner, self)
 
     def get(self, refs: list[ObjectRef], timeout: float | None) -> list:
+        """The values of `refs`, waiting up to `timeout` seconds (GetTimeoutError after)."""
         payloads = self._ready_payloads(refs)
         if payloads is None:
-            blocked = self.current_lease is not None
-            if blocked:
-                self.scheduler.tell(LeaseBlocked(self.current_lease))
+            lease = self.current_lease
+            if lease is not None:
+                self._scheduler.tell(LeaseBlocked(lease))
             try:
-                future = asyncio.run_coroutine_threadsafe(self._gather(refs, timeout), self.loop)
+                future = asyncio.run_coroutine_threadsafe(self._gather(refs, timeout), self._loop)
                 payloads = future.result()
             finally:
-                if blocked:
-                    self.scheduler.tell(LeaseUnblocked(self.current_lease))
+                if lease is not None:
+                    self._scheduler.tell(LeaseUnblocked(lease))
         return [from_payload(p) for p in payloads]
 
     def _ready_payloads(self, refs: list[ObjectRef]) -> list | None:
         payloads = []
-        objects = self.objects
+        entries = self._entries
         for ref in refs:
-            entry = objects.get(ref.id)
+            entry = entries.get(ref.id)
             if entry is None or entry.payload is None:
                 return None
             payload = entry.payload
-            if type(payload) is InShm and payload.node != self.node_id and self.cluster_mode:
+            if type(payload) is InShm and payload.node != self._cluster.node_id and self._cluster.cluster_mode:
                 return None  # held on another node: the loop fetches a copy first
             payloads.append(payload)
         return payloads
 
     async def _gather(self, refs: list[ObjectRef], timeout: float | None) -> list:
-        if self.cluster_mode:
-            futures = [self.loop.create_task(self._local_payload(ref)) for ref in refs]
+        if self._cluster.cluster_mode:
+            futures = [self._loop.create_task(self._local_payload(ref)) for ref in refs]
         else:
-            futures = [self._payload_future(ref) for ref in refs]
+            futures = [self.payload_future(ref) for ref in refs]
         if timeout is not None:
-            done, pending = await asyncio.wait(futures, timeout=timeout)
+            _, pending = await asyncio.wait(futures, timeout=timeout)
             if pending:
                 for future in pending:
                     future.cancel()
@@ -201,20 +229,24 @@ class ObjectOwnership:
         """The payload of `ref`, readable here (clusters). If no copy it knows of can be reached,
         it waits (up to `LOST_GRACE_SECONDS`) for the owner to learn of the node's death: the
         owner then names a replica, or makes the object again, or declares it lost."""
-        payload = await self._payload_future(ref)
-        deadline = self.loop.time() + LOST_GRACE_SECONDS
+        payload = await self.payload_future(ref)
+        deadline = self._loop.time() + LOST_GRACE_SECONDS
         while True:
             if type(payload) is not InShm:
                 return payload
             local = await self.localize(payload)
-            if type(local) is not Failed or self.loop.time() > deadline:
+            if type(local) is not Failed or self._loop.time() > deadline:
                 return local
             await asyncio.sleep(0.25)
-            payload = await self._payload_future(ref)
+            payload = await self.payload_future(ref)
 
-    def _payload_future(self, ref: ObjectRef) -> asyncio.Future:
-        entry = self.objects.get(ref.id)
-        future = self.loop.create_future()
+    def payload_future(self, ref: ObjectRef) -> asyncio.Future:
+        """A future of `ref`'s payload: from this table, or asked of its owner (on the loop).
+
+        An owner that died gives a `Failed(OwnerDiedError)` payload.
+        """
+        entry = self._entries.get(ref.id)
+        future = self._loop.create_future()
         if entry is not None:
             if entry.payload is not None:
                 future.set_result(entry.payload)
@@ -223,7 +255,7 @@ class ObjectOwnership:
                     entry.waiters = []
                 entry.waiters.append(future)
             return future
-        if ref.owner == self.actor:
+        if ref.owner == self._owner:
             future.set_result(Failed(exc.ObjectLostError(ref.id, "it was freed: no reference to it was left")))
             return future
         ask = ref.owner.ask(GetObject(ref.id), timeout=None)
@@ -244,25 +276,27 @@ class ObjectOwnership:
         ask.add_done_callback(done)
         return future
 
-    async def _payload_for_remote(self, object_id: str):
-        entry = self.objects.get(object_id)
+    async def payload_for_remote(self, object_id: str):
+        """The payload of owned object `object_id` for another process, once it is made."""
+        entry = self._entries.get(object_id)
         if entry is None:
             return Failed(exc.ObjectLostError(object_id, "its owner has freed it"))
         if entry.payload is None:
-            future = self.loop.create_future()
+            future = self._loop.create_future()
             if entry.waiters is None:
                 entry.waiters = []
             entry.waiters.append(future)
             return await future
         return entry.payload
 
-    def _resolve(self, object_id: str, payload) -> None:
-        entry = self.objects.get(object_id)
+    def resolve(self, object_id: str, payload) -> None:
+        """Owned object `object_id` is made (or failed): wake its waiters; free it if unused."""
+        entry = self._entries.get(object_id)
         if entry is None:
             return
         entry.payload = payload
-        if type(payload) is InShm and self.cluster_mode and self.object_replicas > 1:
-            self._start_replication(object_id, payload, self.object_replicas)
+        if type(payload) is InShm and self._cluster.cluster_mode and self._cluster.object_replicas > 1:
+            self._start_replication(object_id, payload, self._cluster.object_replicas)
         waiters, entry.waiters = entry.waiters, None
         if waiters:
             for waiter in waiters:
@@ -271,15 +305,17 @@ class ObjectOwnership:
         self._maybe_free(object_id, entry)
 
     def get_future(self, ref: ObjectRef) -> concurrent.futures.Future:
+        """A future (any thread) of `ref`'s value, or of the error `get` would raise."""
         result: concurrent.futures.Future = concurrent.futures.Future()
 
         def on_loop() -> None:
-            future = self._payload_future(ref)
+            future = self.payload_future(ref)
 
             def done(f: asyncio.Future) -> None:
                 payload = f.result()
-                if self.cluster_mode and type(payload) is InShm and payload.node != self.node_id:
-                    self.loop.create_task(self.localize(payload)).add_done_callback(done)
+                if (self._cluster.cluster_mode and type(payload) is InShm
+                        and payload.node != self._cluster.node_id):
+                    self._loop.create_task(self.localize(payload)).add_done_callback(done)
                     return
                 try:
                     result.set_result(from_payload(payload))
@@ -288,13 +324,14 @@ class ObjectOwnership:
 
             future.add_done_callback(done)
 
-        self.loop.call_soon_threadsafe(on_loop)
+        self._loop.call_soon_threadsafe(on_loop)
         return result
 
     def wait(self, refs: list[ObjectRef], num_returns: int, timeout: float | None) -> tuple[list, list]:
+        """`(ready, not_ready)`: the first `num_returns` refs ready within `timeout`, the rest."""
         ready_ids = self._ready_now(refs, num_returns)
         if ready_ids is None:
-            future = asyncio.run_coroutine_threadsafe(self._wait(refs, num_returns, timeout), self.loop)
+            future = asyncio.run_coroutine_threadsafe(self._wait(refs, num_returns, timeout), self._loop)
             ready_ids = future.result()
         ready = [ref for ref in refs if ref.id in ready_ids]
         not_ready = [ref for ref in refs if ref.id not in ready_ids]
@@ -302,10 +339,10 @@ class ObjectOwnership:
 
     def _ready_now(self, refs: list[ObjectRef], num_returns: int) -> set | None:
         """The first `num_returns` refs that are ready, if that many are (no trip to the loop)."""
-        objects = self.objects
+        entries = self._entries
         ready = set()
         for ref in refs:
-            entry = objects.get(ref.id)
+            entry = entries.get(ref.id)
             if entry is not None and entry.payload is not None:
                 ready.add(ref.id)
                 if len(ready) == num_returns:
@@ -313,12 +350,12 @@ class ObjectOwnership:
         return None
 
     async def _wait(self, refs: list[ObjectRef], num_returns: int, timeout: float | None) -> set:
-        futures = [self._payload_future(ref) for ref in refs]
+        futures = [self.payload_future(ref) for ref in refs]
         ready_count = sum(1 for future in futures if future.done())
         pending = {future for future in futures if not future.done()}
-        deadline = None if timeout is None else self.loop.time() + timeout
+        deadline = None if timeout is None else self._loop.time() + timeout
         while ready_count < num_returns and pending:
-            remaining = None if deadline is None else deadline - self.loop.time()
+            remaining = None if deadline is None else deadline - self._loop.time()
             if remaining is not None and remaining <= 0:
                 break
             done, pending = await asyncio.wait(pending, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
@@ -333,49 +370,95 @@ class ObjectOwnership:
                     break
         return ready
 
+    # -- arguments of pending tasks -----------------------------------------------------------
+
+    async def resolve_args(self, task: PendingTask):
+        """Pin the objects `task` takes as arguments and replace its refs by their payloads;
+        the first `Failed` payload among them if any (the task fails with it), else None."""
+        spec = task.spec
+        refs = [a for a in spec.args if type(a) is ObjectRef] + [v for v in spec.kwargs.values() if type(v) is ObjectRef]
+        if not refs:
+            return None
+        if self._cluster.cluster_mode and task.arg_refs is None and spec.method is None and task.return_ids:
+            task.arg_refs = (list(spec.args), dict(spec.kwargs))  # only a task's lineage reads it
+        for ref in refs:
+            entry = self._entries.get(ref.id)
+            if entry is not None and ref.id not in task.pinned:  # (a task run again is pinned)
+                entry.pins += 1
+                task.pinned.append(ref.id)
+        payloads = await asyncio.gather(*(self.payload_future(ref) for ref in refs))
+        by_id = {ref.id: payload for ref, payload in zip(refs, payloads)}
+        for payload in payloads:
+            if type(payload) is Failed:
+                return payload
+        spec.args = [by_id[a.id] if type(a) is ObjectRef else a for a in spec.args]
+        spec.kwargs = {k: (by_id[v.id] if type(v) is ObjectRef else v) for k, v in spec.kwargs.items()}
+        return None
+
+    def unpin(self, task: PendingTask) -> None:
+        """`task` no longer needs its arguments: unpin them (freeing those otherwise unused)."""
+        pinned, task.pinned = task.pinned, []
+        for object_id in pinned:
+            entry = self._entries.get(object_id)
+            if entry is not None:
+                entry.pins -= 1
+                self._maybe_free(object_id, entry)
+
+    def keep_lineage(self, object_id: str, task: PendingTask) -> None:
+        """Remember that `task` made `object_id` (large, in a cluster): if every node holding a
+        copy dies it is made again. The task keeps its arguments pinned meanwhile."""
+        self._lineage[object_id] = task
+
+    def _drop_lineage(self, object_id: str) -> None:
+        task = self._lineage.pop(object_id, None)
+        if task is not None and not any(self._lineage.get(o) is task for o in task.return_ids):
+            self.unpin(task)
+
     # -- objects on other nodes (clusters) ---------------------------------------------------
 
     async def localize(self, payload):
         """A payload readable on this node: a large object held elsewhere is pulled here first."""
-        if type(payload) is not InShm or payload.node == self.node_id or not self.cluster_mode:
+        node_id = self._cluster.node_id
+        if type(payload) is not InShm or payload.node == node_id or not self._cluster.cluster_mode:
             return payload
         object_id = object_id_of(payload.name)
-        if self.node_id in payload.replicas:
-            return InShm(segment_name(self.node_id, object_id), payload.size, self.node_id)
+        if node_id in payload.replicas:
+            return InShm(segment_name(node_id, object_id), payload.size, node_id)
         try:
-            name = await self.store.ask(FetchObject(object_id, payload.size, (payload.node, *payload.replicas)),
-                                        timeout=None)
+            name = await self._store.ask(FetchObject(object_id, payload.size, (payload.node, *payload.replicas)),
+                                         timeout=None)
         except Exception as error:
             return Failed(exc.ObjectLostError(object_id, f"no copy of it could be fetched: {error}"))
-        return InShm(name, payload.size, self.node_id)
+        return InShm(name, payload.size, node_id)
 
     async def localize_args(self, spec) -> None:
         """Pull the large arguments of a task that live on other nodes (before it runs)."""
-        if any(_remote_shm(a, self.node_id) for a in spec.args):
+        node_id = self._cluster.node_id
+        if any(_remote_shm(a, node_id) for a in spec.args):
             spec.args = list(await asyncio.gather(*(self.localize(a) for a in spec.args)))
-        if any(_remote_shm(v, self.node_id) for v in spec.kwargs.values()):
+        if any(_remote_shm(v, node_id) for v in spec.kwargs.values()):
             values = await asyncio.gather(*(self.localize(v) for v in spec.kwargs.values()))
             spec.kwargs = dict(zip(spec.kwargs, values))
 
     def _start_replication(self, object_id: str, payload: InShm, wanted: int) -> None:
-        candidates = [n for n in self.view if n != payload.node and n not in payload.replicas]
+        candidates = [n for n in self._cluster.view if n != payload.node and n not in payload.replicas]
         missing = wanted - 1 - len(payload.replicas)
         # Spread replicas: start from a different node for each object.
         offset = hash(object_id) % len(candidates) if candidates else 0
         for node_id in (candidates[offset:] + candidates[:offset])[:max(0, missing)]:
-            self.loop.create_task(self._replicate(object_id, payload, node_id))
+            self._loop.create_task(self._replicate(object_id, payload, node_id))
 
     async def _replicate(self, object_id: str, payload: InShm, node_id: str) -> None:
-        store = self.store_of(node_id)
+        store = self._cluster.store_of(node_id)
         if store is None:
             return
         try:
-            await store.ask(FetchObject(object_id, payload.size, (payload.node, *payload.replicas), self.actor),
+            await store.ask(FetchObject(object_id, payload.size, (payload.node, *payload.replicas), self._owner),
                             timeout=None)
         except Exception as error:
             log.warning("replication failed", object=object_id, node=node_id, error=repr(error))
             return
-        entry = self.objects.get(object_id)
+        entry = self._entries.get(object_id)
         if entry is None:  # freed meanwhile: drop the copy too
             store.tell(FreeObjects([object_id]))
             return
@@ -383,10 +466,11 @@ class ObjectOwnership:
         if type(current) is InShm and node_id not in current.replicas and node_id != current.node:
             entry.payload = InShm(current.name, current.size, current.node, (*current.replicas, node_id))
 
-    def _drop_dead_locations(self, dead: tuple) -> None:
-        """Forget copies on dead nodes; a primary copy lost is replaced by a replica, if any."""
+    def drop_dead_locations(self, dead: tuple) -> None:
+        """Forget copies on dead nodes; a primary copy lost is replaced by a replica, if any,
+        else made again by its task (lineage), else the object is lost."""
         dead_set = set(dead)
-        for object_id, entry in list(self.objects.items()):
+        for object_id, entry in list(self._entries.items()):
             payload = entry.payload
             if type(payload) is not InShm or not (payload.node in dead_set or dead_set & set(payload.replicas)):
                 continue
@@ -395,11 +479,11 @@ class ObjectOwnership:
                 entry.payload = InShm(payload.name, payload.size, payload.node, replicas)
             elif replicas:
                 entry.payload = InShm(segment_name(replicas[0], object_id), payload.size, replicas[0], replicas[1:])
-            elif object_id in self.lineage and self.reconstruct(self.lineage[object_id]):
+            elif object_id in self._lineage and self.remake(self._lineage[object_id]):
                 entry.payload = None  # made again by its task (lineage); `get` waits for it
             else:
                 why = f"the node that held it ({payload.node}) died and it had no replica"
-                if object_id in self.lineage:
+                if object_id in self._lineage:
                     why += "; running its task again exceeded its max_retries"
                 entry.payload = Failed(exc.ObjectLostError(object_id, why))
 

@@ -1,0 +1,552 @@
+"""The actor submitter: creating actors on leased workers, restarts, calls in order, kill.
+
+The owner of an actor (the process that created it) places it on a dedicated leased worker,
+restarts it when its process dies while `max_restarts` allows (in a new process, leased anew:
+on another node if its node is gone) and decides when it is dead for good. Calls in flight
+when its process died are redelivered if `max_task_retries` allows, else fail with
+`ActorDiedError`; calls made meanwhile wait for the new incarnation. Calls from one caller to
+one actor leave in submission order. A process that got a handle from elsewhere (a borrower)
+learns where the actor lives from the handle itself or from its owner (`ResolveActor`).
+
+A handle is read through its attributes ``_actorcore_actor_id``, ``_actorcore_class_id``,
+``_actorcore_name``, ``_actorcore_owner`` and ``_actorcore_worker`` (`actorcore.actor`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import exceptions as exc
+from .._logging import get_logger
+from ..kernel import ActorRef, ActorStoppedError, ActorSystem, PeerLostError, Terminated
+from ..object_ref import ObjectRef
+from ..protocol import (
+    ActorStateChanged,
+    BecomeActor,
+    ExecuteTask,
+    Failed,
+    ForgetActor,
+    KillWorker,
+    LookupActor,
+    RegisterActor,
+    ReturnLease,
+    TaskSpec,
+)
+from .cluster import Cluster
+from .death_watch import DeathWatch
+from .messages import KillActor, ResolveActor, WatchActor
+from .object_table import ObjectTable
+from .pending import PendingTask, has_refs, shape_of
+from .task_manager import TaskManager
+from .task_submitter import TaskSubmitter
+
+__all__ = ["EXIT_STATUS_WAIT", "ActorState", "ActorSubmitter", "Placement"]
+
+log = get_logger(__name__)
+
+#: How long an owner waits for the exit status of its dead actor's process (for the cause).
+EXIT_STATUS_WAIT = 0.5
+
+
+@dataclass(slots=True)
+class Placement:
+    """What an owner needs to (re)start its actor: the constructor call and where it may run."""
+
+    ctor: PendingTask  # its args stay pinned while the actor may still be restarted
+    shape: tuple
+    max_concurrency: int
+    is_async: bool
+    detached: bool
+    spread: bool
+
+
+@dataclass(slots=True)
+class ActorState:
+    """What this process knows of an actor: where it lives and, for its owner, its restarts."""
+
+    actor_id: str
+    name: str
+    worker: ActorRef | None = None
+    pid: int | None = None
+    node_id: str = ""
+    created: asyncio.Future | None = None
+    dead: BaseException | None = None
+    owned: bool = False
+    namespace: str = ""
+    actor_name: str | None = None
+    # -- restarts (the owner's side) --
+    placement: Placement | None = None
+    max_restarts: int = 0  # -1: forever
+    max_task_retries: int = 0  # -1: forever
+    restarts: int = 0
+    restarting: asyncio.Future | None = None  # set while a new incarnation is being started
+    retry_queue: list = field(default_factory=list)  # calls to redeliver to the new incarnation
+    no_restart: bool = False
+    dying: bool = False  # dead for good, waiting a moment for its exit status
+    #: set when a user's supervision group manages this actor (actorcore.supervise): the owner
+    #: then reports each death to it, `on_death(state, cause)`, instead of deciding itself
+    on_death: Callable | None = None
+    #: futures completed with the cause when the actor is dead for good (`death_of`)
+    watchers: list = field(default_factory=list)
+
+
+class ActorSubmitter:
+    """Actors this process created or holds handles to: creation, calls, restarts, kill, death."""
+
+    def __init__(self, system: ActorSystem, owner: ActorRef, gcs: ActorRef, pool: ActorRef | None,
+                 objects: ObjectTable, manager: TaskManager, tasks: TaskSubmitter, cluster: Cluster,
+                 deaths: DeathWatch, *, new_id: Callable[[str], str]) -> None:
+        self._system = system
+        self._loop = system.loop
+        self._owner = owner
+        self._gcs = gcs
+        self._pool = pool
+        self._objects = objects
+        self._manager = manager
+        self._tasks = tasks
+        self._cluster = cluster
+        self._deaths = deaths
+        self._new_id = new_id
+        self._states: dict[str, ActorState] = {}
+        self._chains: dict[str, asyncio.Task] = {}  # the last call sent to each actor
+        self._unsent = 0  # actor calls submitted but not yet sent
+        self._after_sent: list = []
+        self._remote_watches: set[asyncio.Task] = set()  # keeps `answer_watch` tasks referenced
+
+    def state(self, actor_id: str) -> ActorState | None:
+        """This process's state of actor `actor_id`, if it has one."""
+        return self._states.get(actor_id)
+
+    # -- creation ---------------------------------------------------------------------------
+
+    def create(self, actor_id: str, class_id: str, name: str, args: list, kwargs: dict, options: dict,
+               is_async: bool, namespace: str, handle_blob: bytes | None = None) -> ActorState | None:
+        """Create the actor (placement runs in the background); `namespace`: the creator's. A
+        named actor (``handle_blob``: its pickled handle) is known here before its name is
+        registered, so a borrower that finds the name at once can resolve it with us; None if
+        the name is taken."""
+        actor_namespace = options.get("namespace") or namespace
+        state = ActorState(actor_id, name, owned=True, namespace=actor_namespace, actor_name=options.get("name"),
+                           max_restarts=options.get("max_restarts") or 0,
+                           max_task_retries=options.get("max_task_retries") or 0)
+        spec = TaskSpec(self._new_id("t"), class_id, f"{name}.__init__", args, kwargs, 0, self._owner,
+                        namespace=namespace)
+        shape = shape_of(options, actor=True)
+        self._cluster.warn_if_infeasible(shape)
+        state.placement = Placement(
+            PendingTask(spec, shape, 0, False, [], []), shape,
+            options.get("max_concurrency") or (1000 if is_async else 1), is_async,
+            options.get("lifetime") == "detached",
+            options.get("scheduling_strategy") == "SPREAD" and self._cluster.cluster_mode,
+        )
+
+        def start() -> None:
+            state.created = self._loop.create_future()
+            self._states[actor_id] = state
+            self._loop.create_task(self._create(state))
+
+        async def start_named() -> bool:
+            state.created = self._loop.create_future()
+            self._states[actor_id] = state
+            registered = await self._gcs.ask(
+                RegisterActor(actor_id, actor_namespace, state.actor_name, handle_blob), timeout=30)
+            if not registered:
+                del self._states[actor_id]
+                return False
+            self._loop.create_task(self._create(state))
+            return True
+
+        if handle_blob is None:
+            self._loop.call_soon_threadsafe(start)
+            return state
+        return state if self._system.run(start_named()) else None
+
+    async def _create(self, state: ActorState) -> None:
+        ctor = state.placement.ctor
+        failed = await self._objects.resolve_args(ctor)
+        error = failed.error if failed is not None else await self._place(state)
+        if error is not None:
+            state.dead = error
+        if error is not None or state.max_restarts == 0:
+            self._manager.finish(ctor, [])  # the constructor's arguments are not needed again
+        if not state.created.done():
+            state.created.set_result(None)
+
+    async def _place(self, state: ActorState) -> BaseException | None:
+        """Lease a worker and run the constructor there; None, or why the actor is dead."""
+        placement = state.placement
+        try:
+            target = self._cluster.spread_target(placement.shape) if placement.spread else None
+            grant, scheduler = await self._tasks.lease_worker(placement.shape, for_actor=True, target=target)
+            state.node_id = grant.node_id
+            result = await grant.worker.ask(
+                BecomeActor(placement.ctor.spec, state.actor_id, placement.max_concurrency, placement.is_async,
+                            placement.detached), timeout=None)
+            if type(result) is Failed:
+                scheduler.tell(ReturnLease(grant.lease_id, worker_died=True))
+                grant.worker.tell("exit")
+                cause = result.error.cause if isinstance(result.error, exc.TaskError) else result.error
+                return exc.ActorDiedError.constructor_raised(state.name, cause)
+        except BaseException as error:
+            return error if isinstance(error, exc.RayError) else exc.ActorDiedError(
+                state.name, f"it could not be created: {error!r}")
+        state.worker, state.pid = grant.worker, grant.pid
+        self._deaths.watch(grant.worker)
+        self._gcs.tell(ActorStateChanged(state.actor_id, {
+            "actor_id": state.actor_id, "class_name": state.name, "state": "ALIVE", "node_id": grant.node_id,
+            "pid": grant.pid, "name": state.actor_name, "namespace": state.namespace,
+            "detached": placement.detached, "worker": grant.worker.to_uri(), "restarts": state.restarts,
+        }))
+        return None
+
+    # -- deaths and restarts ----------------------------------------------------------------
+
+    def on_worker_ended(self, terminated: Terminated) -> None:
+        """A worker process ended: each actor it hosted restarts or is dead (owned), or is
+        looked up again at its next call (borrowed)."""
+        for state in list(self._states.values()):
+            if state.worker != terminated.ref or state.dead is not None:
+                continue
+            cause = self._death_cause(state, terminated.reason)
+            if state.owned:
+                self._worker_died(state, cause)
+            else:  # a borrowed handle: the next call asks the owner where the actor lives now
+                del self._states[state.actor_id]
+
+    def _death_cause(self, state: ActorState, reason: str = "peer_lost") -> str:
+        if state.node_id in self._cluster.dead_nodes:
+            return f"its node ({state.node_id}) died"
+        if reason == "peer_lost":
+            how = self._deaths.exit_of(state.pid)
+            return f"its worker process (pid {state.pid}) died" + (f": {how}" if how else "")
+        return str(reason)
+
+    def _may_restart(self, state: ActorState) -> bool:
+        if not state.owned or state.no_restart or state.placement is None:
+            return False
+        return state.on_death is not None or state.max_restarts < 0 or state.restarts < state.max_restarts
+
+    def _worker_died(self, state: ActorState, cause: str) -> None:
+        """The owner's decision when its actor's process is gone: restart it, or it is dead."""
+        if state.on_death is not None and not state.no_restart:
+            state.worker = None
+            state.restarting = self._loop.create_future()  # calls wait for the group's decision
+            state.on_death(state, cause)
+            return
+        if self._may_restart(state):
+            state.restarts += 1
+            state.worker = None
+            state.restarting = self._loop.create_future()
+            self._gcs.tell(ActorStateChanged(state.actor_id, {
+                "actor_id": state.actor_id, "state": "RESTARTING", "restarts": state.restarts,
+                "death_cause": cause}))
+            self._loop.create_task(self._restart(state))
+            return
+        if (state.pid is not None and self._deaths.exit_of(state.pid) is None
+                and state.node_id not in self._cluster.dead_nodes):
+            # Dead for good: wait a moment for its Scheduler to say how its process ended.
+            state.dying = True
+            state.worker = None
+            state.restarting = self._loop.create_future()
+            self._loop.create_task(self._die_with_exit_status(state))
+            return
+        self.mark_dead(state, _with_restarts(state, cause))
+
+    async def _die_with_exit_status(self, state: ActorState) -> None:
+        await self._deaths.wait_exit(state.pid, EXIT_STATUS_WAIT)
+        self.mark_dead(state, _with_restarts(state, self._death_cause(state)))
+
+    def _dead(self, state: ActorState, error: BaseException, cause: str) -> None:
+        """Dead for good: pending calls, watchers and calls waiting for a restart get `error`."""
+        restarting, state.restarting = state.restarting, None
+        state.dead = error
+        watchers, state.watchers = state.watchers, []
+        for watcher in watchers:
+            if not watcher.done():
+                watcher.set_result(cause)
+        retry, state.retry_queue = state.retry_queue, []
+        for pending in retry:
+            self._manager.finish(pending, [Failed(error)] * len(pending.return_ids))
+        if state.placement is not None and state.max_restarts != 0:
+            self._manager.finish(state.placement.ctor, [])
+        self._gcs.tell(ActorStateChanged(state.actor_id, {
+            "actor_id": state.actor_id, "state": "DEAD", "death_cause": cause}))
+        if restarting is not None and not restarting.done():
+            restarting.set_result(None)
+
+    async def _restart(self, state: ActorState) -> None:
+        error = await self._place(state)
+        restarting, state.restarting = state.restarting, None
+        if error is not None:
+            self._dead(state, error, f"its restart failed: {error}")
+        else:
+            retry, state.retry_queue = state.retry_queue, []
+            for pending in retry:  # redelivered first, in their order, before calls made since
+                self._send(state, pending)
+        if restarting is not None:
+            restarting.set_result(None)
+
+    # -- for supervision groups (actorcore.supervise): same actor id, new process ----------
+
+    async def restart(self, state: ActorState) -> BaseException | None:
+        """Start a new incarnation of an owned actor (same id; handles stay valid); None, or
+        the error that left it dead."""
+        if state.restarting is None:
+            state.restarting = self._loop.create_future()
+        state.restarts += 1
+        await self._restart(state)
+        return state.dead
+
+    async def stop_process(self, state: ActorState, timeout: float | None = 10.0) -> None:
+        """End an actor's current process (a sibling's restart in one_for_all / rest_for_one)
+        without declaring the actor dead: its calls wait for `restart`."""
+        worker = state.worker
+        if worker is None:
+            return
+        state.worker = None
+        if state.restarting is None:
+            state.restarting = self._loop.create_future()
+        stopped = await self._deaths.stop(worker, timeout)
+        if (not stopped and state.pid is not None and self._pool is not None
+                and state.node_id in ("", self._cluster.node_id)):
+            self._pool.tell(KillWorker(state.pid))
+
+    def mark_dead(self, state: ActorState, cause: str) -> None:
+        """The actor is dead for good, with `cause` (e.g. its supervision group gave up on it)."""
+        self._dead(state, exc.ActorDiedError(state.name, cause), cause)
+
+    # -- death watch of actors -----------------------------------------------------------------
+
+    async def owned_death(self, state: ActorState) -> str:
+        """The cause, once owned actor `state` is dead for good (restarts are not deaths)."""
+        if state.created is not None:
+            await asyncio.shield(state.created)
+        if state.dead is not None:
+            return _cause_of(state.dead)
+        watcher = self._loop.create_future()
+        state.watchers.append(watcher)
+        reason = await watcher
+        # the reason as the actor's ActorDiedError gives it, the same whether watched before or after
+        return _cause_of(state.dead) if state.dead is not None else reason
+
+    async def death_of(self, handle: Any) -> str:
+        """The reason, once the actor of `handle` is dead for good. A borrower asks the owner
+        (`WatchActor`); if the owner is gone, the actor is dead with it, unless it is detached:
+        then it is dead when its process ends."""
+        actor_id = handle._actorcore_actor_id
+        owner = handle._actorcore_owner
+        state = self._states.get(actor_id)
+        if state is not None and state.owned:
+            return await self.owned_death(state)
+        if owner == self._owner:
+            return "unknown actor: this process created no actor with that id"
+        try:
+            return await owner.ask(WatchActor(actor_id), timeout=None)
+        except ActorStoppedError:
+            pass
+        record = await self._gcs.ask(("actor_record", actor_id), timeout=30)
+        hint = handle._actorcore_worker
+        if hint is not None and record and record.get("detached") and record.get("state") != "DEAD":
+            return await self._deaths.process_death(hint[0])
+        return "its owner died"
+
+    def answer_watch(self, actor_id: str, reply: Any) -> None:
+        """The owner's side of `WatchActor`: answer `reply` with the reason once the actor is
+        dead for good."""
+        state = self._states.get(actor_id)
+        if state is None or not state.owned:
+            reply.send("unknown actor: its owner has no record of it")
+            return
+        task = self._loop.create_task(self.owned_death(state))
+        self._remote_watches.add(task)
+
+        def done(task: asyncio.Task) -> None:
+            self._remote_watches.discard(task)
+            if task.cancelled():
+                reply.fail(exc.ActorDiedError(None, "the owner stopped watching it"))
+            elif task.exception() is not None:
+                reply.fail(task.exception())
+            else:
+                reply.send(task.result())
+        task.add_done_callback(done)
+
+    # -- looking actors up ---------------------------------------------------------------------
+
+    def lookup(self, name: str, namespace: str) -> tuple | None:
+        """The named actor's record in the GCS: ``(pickled handle, (worker uri, pid) or None)``."""
+        return self._system.ask_sync(self._gcs, LookupActor(namespace, name), timeout=30)
+
+    async def _state_of(self, actor_id: str, name: str, owner: ActorRef, hint=None) -> ActorState:
+        state = self._states.get(actor_id)
+        if state is None:
+            state = self._states[actor_id] = ActorState(actor_id, name)
+            state.created = self._loop.create_future()
+            if hint is not None and not self._deaths.is_dead(hint[0]):  # no trip to its owner
+                state.worker, state.pid = hint
+                self._deaths.watch(state.worker)
+                state.created.set_result(None)
+                return state
+            try:
+                # (a worker this process saw die is no hint: the actor may live elsewhere now)
+                worker, pid, dead = await owner.ask(ResolveActor(actor_id), timeout=None)
+                state.worker, state.pid, state.dead = worker, pid, dead
+                if worker is not None:
+                    self._deaths.watch(worker)
+            except PeerLostError:
+                state.dead = exc.ActorDiedError(name, "its owner (the process that created it) died")
+            state.created.set_result(None)
+        await state.created
+        return state
+
+    async def resolve_for_remote(self, actor_id: str):
+        """The owner's answer to `ResolveActor`: ``(worker, pid, dead)`` once not restarting."""
+        state = self._states.get(actor_id)
+        if state is None:
+            return None, None, exc.ActorDiedError(actor_id, "unknown actor")
+        await state.created
+        while state.restarting is not None:
+            await asyncio.shield(state.restarting)
+        return state.worker, state.pid, state.dead
+
+    def worker_hint(self, actor_id: str):
+        """``(worker, pid)`` of the actor's current process if known here (put in pickled handles)."""
+        state = self._states.get(actor_id)
+        if state is not None and state.worker is not None and state.dead is None:
+            return state.worker, state.pid
+        return None
+
+    # -- calls ---------------------------------------------------------------------------------
+
+    def submit(self, handle: Any, method: str, args: list, kwargs: dict, num_returns: int) -> list[ObjectRef]:
+        """Submit a call of `method` on the actor of `handle` (user thread); its return refs."""
+        task_id = self._new_id("t")
+        return_ids = [f"{task_id}.{i}" for i in range(max(num_returns, 1))]
+        objects = self._objects
+        objects.expect(return_ids)
+        spec = TaskSpec(task_id, handle._actorcore_class_id, f"{handle._actorcore_name}.{method}", args, kwargs,
+                        num_returns, self._owner, method=method)
+        pending = PendingTask(spec, (), 0, False, return_ids, [])
+        self._loop.call_soon_threadsafe(self._submit, handle, pending)
+        owner = self._owner
+        refs = [ObjectRef(object_id, owner, objects) for object_id in return_ids]
+        return refs if num_returns != 0 else []
+
+    def _submit(self, handle: Any, pending: PendingTask) -> None:
+        self._manager.track(pending)
+        actor_id = handle._actorcore_actor_id
+        chain = self._chains.get(actor_id)
+        state = self._states.get(actor_id)
+        if ((chain is None or chain.done()) and state is not None and state.worker is not None
+                and state.dead is None and not has_refs(pending.spec) and self._system.is_connected(state.worker)):
+            # The common case: send at once, in order, with no task in between.
+            self._chains.pop(actor_id, None)
+            self._send(state, pending)
+            return
+        self._unsent += 1
+        task = self._loop.create_task(self._send_later(handle, pending, chain))
+        self._chains[actor_id] = task
+
+    async def _send_later(self, handle: Any, pending: PendingTask, previous: asyncio.Task | None) -> None:
+        try:
+            failed = await self._objects.resolve_args(pending)
+            if previous is not None and not previous.done():
+                await asyncio.wait([previous])  # calls from one caller leave in submission order
+            state = await self._state_of(handle._actorcore_actor_id, handle._actorcore_name,
+                                         handle._actorcore_owner, handle._actorcore_worker)
+            while state.restarting is not None:  # calls made while it restarts wait for it
+                await asyncio.shield(state.restarting)
+            if failed is not None:
+                self._manager.finish(pending, [failed] * len(pending.return_ids))
+                return
+            if state.dead is not None:
+                self._manager.finish(pending, [Failed(state.dead)] * len(pending.return_ids))
+                return
+            self._send(state, pending)
+            await self._system.connected(state.worker)
+        finally:
+            self._unsent -= 1
+            if not self._unsent and self._after_sent:
+                callbacks, self._after_sent = self._after_sent, []
+                for callback in callbacks:
+                    callback()
+
+    def _send(self, state: ActorState, pending: PendingTask) -> None:
+        future = state.worker.ask(ExecuteTask(pending.spec, None), timeout=None)
+        future.add_done_callback(lambda f: self._call_done(state, pending, f))
+
+    def when_sent(self, callback: Callable[[], Any]) -> None:
+        """Run `callback` (in the loop) once every actor call submitted so far has left.
+
+        A worker replies to its task only then, so calls a task made (e.g. `tracker.incr.remote()`)
+        are on their way before its caller can see the task's result, as with Ray.
+        """
+        if self._unsent:
+            self._after_sent.append(callback)
+        else:
+            callback()
+
+    def _call_done(self, state: ActorState, pending: PendingTask, future: asyncio.Future) -> None:
+        error = future.exception()
+        if error is None:
+            self._manager.finish(pending, future.result().returns)
+            return
+        if isinstance(error, PeerLostError):
+            # (its death may have been processed first: then it is restarting already)
+            if (state.restarting is not None and not state.dying) or self._may_restart(state):
+                retries = state.max_task_retries
+                if retries < 0 or pending.spec.attempt < retries:
+                    pending.spec.attempt += 1
+                    state.retry_queue.append(pending)  # redelivered to the next incarnation
+                    return
+                error = exc.ActorDiedError(state.name, "its process died while it ran this call "
+                                           "(it is being restarted; max_task_retries=0: not retried)")
+            else:
+                error = state.dead or exc.ActorDiedError(state.name, _with_restarts(state, self._death_cause(state)))
+        self._manager.finish(pending, [Failed(error)] * len(pending.return_ids))
+
+    # -- kill ------------------------------------------------------------------------------------
+
+    def kill(self, handle: Any, no_restart: bool) -> None:
+        """`kill()` (user thread): end the actor of `handle`; dead for good unless it may restart
+        and `no_restart` is False. Its owner decides, if that is another process."""
+        self._system.run(self._kill(handle._actorcore_actor_id, handle._actorcore_name, handle._actorcore_owner,
+                                    handle._actorcore_worker, no_restart), timeout=30)
+
+    async def kill_owned(self, actor_id: str, no_restart: bool) -> None:
+        """The owner's side of `KillActor` (a borrower's kill())."""
+        state = self._states.get(actor_id)
+        if state is not None:
+            await self._kill(actor_id, state.name, self._owner, None, no_restart)
+
+    async def _kill(self, actor_id: str, name: str, owner: ActorRef, hint, no_restart: bool) -> None:
+        state = self._states.get(actor_id)
+        if (state is None or not state.owned) and owner != self._owner:
+            # The owner decides about restarts: ask it; if it is gone, end the process ourselves.
+            try:
+                await owner.ask(KillActor(actor_id, no_restart), timeout=30)
+                return
+            except PeerLostError:
+                pass
+        state = await self._state_of(actor_id, name, owner, hint)
+        while state.restarting is not None:
+            await asyncio.shield(state.restarting)
+        if no_restart:
+            state.no_restart = True
+        if state.worker is not None:
+            state.worker.tell("exit")
+        if state.pid is not None and self._pool is not None and state.node_id in ("", self._cluster.node_id):
+            self._pool.tell(KillWorker(state.pid))
+        if no_restart or not self._may_restart(state):
+            self._dead(state, exc.ActorDiedError(state.name, "it was killed with kill()"), "killed")
+            await self._gcs.ask(ForgetActor(state.actor_id, state.namespace, state.actor_name), timeout=30)
+
+
+def _with_restarts(state: ActorState, cause: str) -> str:
+    return f"{cause} (after {state.restarts} restart(s))" if state.restarts else cause
+
+
+def _cause_of(error: BaseException) -> str:
+    return getattr(error, "cause", None) or str(error)

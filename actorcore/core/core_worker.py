@@ -1,0 +1,138 @@
+"""The CoreWorker: the runtime inside every driver and worker process, wired from its parts.
+
+It submits tasks and actor calls, owns the objects this process creates, and answers other
+processes' requests for them. Its state lives on the process's actor-system thread; user
+code calls it from its own thread (the driver's main thread, a worker's execution thread).
+
+Each role is a part with its collaborators given to its constructor:
+
+- `Cluster` (cluster.py): the live nodes, what fits where, SPREAD's next node;
+- `DeathWatch` (death_watch.py): which worker processes ended, and how;
+- `ObjectTable` (object_table.py): owned objects, reference counts, pins, lineage, put/get/wait;
+- `TaskManager` (task_manager.py): pending tasks and calls until their returns resolve;
+- `TaskSubmitter` (task_submitter.py): worker leases, the hot path of tasks, retries;
+- `ActorSubmitter` (actor_submitter.py): actor creation, calls in order, restarts, kill.
+
+The `CoreActor` receives what other processes and the node send, and hands each message to
+the part whose role it is.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+
+from ..kernel import Actor, ActorRef, ActorSystem, Terminated
+from ..protocol import ActorWorkerExited, ClusterView, ExportFunction, GetObject, GetResources, SubscribeView
+from .actor_submitter import ActorSubmitter
+from .cluster import Cluster
+from .death_watch import DeathWatch
+from .messages import KillActor, ResolveActor, WatchActor
+from .object_table import ObjectTable
+from .task_manager import TaskManager
+from .task_submitter import TaskSubmitter
+
+__all__ = ["CoreActor", "CoreWorker"]
+
+
+class CoreActor(Actor):
+    """This process's core actor: answers other processes and the node, part by part."""
+
+    def __init__(self, core: CoreWorker) -> None:
+        self.core = core
+
+    async def receive(self, message):
+        core = self.core
+        if isinstance(message, GetObject):
+            return await core.objects.payload_for_remote(message.object_id)
+        if isinstance(message, ResolveActor):
+            return await core.actors.resolve_for_remote(message.actor_id)
+        if isinstance(message, KillActor):
+            await core.actors.kill_owned(message.actor_id, message.no_restart)
+            return True
+        if isinstance(message, WatchActor):
+            core.actors.answer_watch(message.actor_id, self.context.defer_reply())
+            return None
+        if isinstance(message, Terminated):
+            core.deaths.on_terminated(message)
+            core.actors.on_worker_ended(message)
+            return None
+        if isinstance(message, ClusterView):
+            core.on_view(message)
+            return None
+        if isinstance(message, ActorWorkerExited):
+            core.deaths.on_worker_exited(message)
+            return None
+        return None
+
+
+class CoreWorker:
+    """The parts of this process's runtime, and what identifies it.
+
+    Made on the actor system's loop. ``node`` is the node's endpoints and identity as the node
+    process reports them (its actors' URIs, ``node_id``, ``session``, ``resources``, and in a
+    cluster ``cluster_mode``, ``object_replicas``, ``view``).
+    """
+
+    def __init__(self, system: ActorSystem, node: dict, *, job_id: str, namespace: str,
+                 is_driver: bool) -> None:
+        self.system = system
+        self.loop = system.loop
+        self.node = node
+        self.job_id = job_id
+        #: the namespace of the code running now (a task runs in its submitter's)
+        self.namespace = namespace
+        self.is_driver = is_driver
+        self.session: str = node["session"]
+        self.node_id: str = node["node_id"]
+        self.cluster_mode = bool(node.get("cluster_mode"))
+        self.scheduler = system.ref_from_uri(node["scheduler"])
+        self.gcs = system.ref_from_uri(node["gcs"])
+        self.store = system.ref_from_uri(node["object_store"])
+        self.pool = system.ref_from_uri(node["pool"]) if node.get("pool") else None
+        self.prefix = uuid.uuid4().hex[:10]
+        self._ids = itertools.count(1)
+        self.exported: set[str] = set()
+        self.hosted_actor_id: str | None = None  # set in a worker that hosts an actor
+        self.actor = system.spawn(CoreActor, self, name="core")
+
+        self.cluster = Cluster(system, node, self.scheduler, self.store)
+        self.deaths = DeathWatch(system, self.actor)
+        self.objects = ObjectTable(system, self.actor, self.session, self.store, self.scheduler, self.cluster,
+                                   self.new_id)
+        self.task_manager = TaskManager(self.objects, self.cluster_mode)
+        self.tasks = TaskSubmitter(system, self.actor, self.scheduler, self.objects, self.task_manager, self.cluster,
+                                   is_driver=is_driver, new_id=self.new_id)
+        self.objects.remake = self.tasks.resubmit  # lineage: lost returns are made by their task again
+        self.actors = ActorSubmitter(system, self.actor, self.gcs, self.pool, self.objects, self.task_manager,
+                                     self.tasks, self.cluster, self.deaths, new_id=self.new_id)
+        if self.cluster_mode:
+            self.gcs.tell(SubscribeView(self.actor))
+
+    def new_id(self, kind: str) -> str:
+        """A new id, unique in the cluster: this process's prefix, `kind` ("t", "p", "a") and a count."""
+        return f"{self.prefix}{kind}{next(self._ids):x}"
+
+    def owns(self, owner: ActorRef) -> bool:
+        """Whether `owner` (an ObjectRef's or handle's) is this process."""
+        return owner == self.actor
+
+    def export(self, function_id: str, blob: bytes) -> None:
+        """Send a pickled function or class to the GCS once, before any task that uses it."""
+        if function_id in self.exported:
+            return
+        self.gcs.tell(ExportFunction(function_id, blob))  # ordered before any task that uses it
+        self.exported.add(function_id)
+
+    def resources(self, available: bool) -> dict:
+        """The cluster's resources: those free now (`available`) or the total."""
+        if self.cluster_mode:
+            return self.system.ask_sync(self.gcs, ("cluster_resources", available), timeout=30)
+        return self.system.ask_sync(self.scheduler, GetResources(available), timeout=30)
+
+    def on_view(self, view: ClusterView) -> None:
+        """The nodes changed: copies on dead nodes are dropped, leases recounted."""
+        self.cluster.apply(view)
+        if view.dead:
+            self.objects.drop_dead_locations(view.dead)
+        self.tasks.refresh_capacity()

@@ -1,0 +1,35 @@
+"""The owner protocol: what other processes ask the owner of an actor (its CoreWorker's core actor).
+
+The owner of an actor is the process that created it; a process holding a handle it got from
+elsewhere (a borrower) asks the owner where the actor lives, to kill it, or to be told when it
+is dead for good. Objects are asked for with `actorcore.protocol.GetObject`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["KillActor", "ResolveActor", "WatchActor"]
+
+
+@dataclass(frozen=True, slots=True)
+class ResolveActor:
+    """Where does actor `actor_id` live now? Answered, once it is not restarting, with
+    ``(worker ref or None, pid or None, the error it died of or None)``."""
+
+    actor_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class KillActor:
+    """`kill()` by a borrower: the owner ends the actor (and decides about its restart)."""
+
+    actor_id: str
+    no_restart: bool
+
+
+@dataclass(frozen=True, slots=True)
+class WatchActor:
+    """`watch()` by a borrower: answered with the reason (a str) once the actor is dead for good."""
+
+    actor_id: str

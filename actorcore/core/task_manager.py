@@ -1,0 +1,53 @@
+"""The task manager: every submitted task and actor call until its returns are resolved.
+
+Both submitters hand it their tasks (`track`) and their outcome (`finish`): it resolves the
+returns in the object table, keeps a finished task as the lineage of its large returns in a
+cluster (so they can be made again), and unpins the task's arguments otherwise. `cancel()`
+finds a task here by any of its return ids.
+"""
+
+from __future__ import annotations
+
+from ..protocol import InShm
+from .object_table import ObjectTable
+from .pending import PendingTask
+
+__all__ = ["TaskManager"]
+
+
+class TaskManager:
+    """Pending tasks by return object id, and their completion."""
+
+    def __init__(self, objects: ObjectTable, cluster_mode: bool) -> None:
+        self._objects = objects
+        self._cluster_mode = cluster_mode
+        self._pending: dict[str, PendingTask] = {}  # by return object id
+
+    def track(self, task: PendingTask) -> None:
+        """`task` was submitted (or is run again): its returns are pending."""
+        pending = self._pending
+        for object_id in task.return_ids:
+            pending[object_id] = task
+
+    def task_of(self, object_id: str) -> PendingTask | None:
+        """The pending task that returns `object_id`, if any."""
+        return self._pending.get(object_id)
+
+    def is_pending(self, task: PendingTask) -> bool:
+        """Whether `task` runs (again) now: one of its returns is still pending."""
+        return any(self._pending.get(object_id) is task for object_id in task.return_ids)
+
+    def finish(self, task: PendingTask, returns: list) -> None:
+        """`task` ended with the payloads `returns` (one per return id): resolve them."""
+        keep_args = False
+        objects = self._objects
+        for object_id, payload in zip(task.return_ids, returns):
+            self._pending.pop(object_id, None)
+            if type(payload) is InShm and self._cluster_mode and task.spec.method is None:
+                # Lineage: how to make it again if every node holding a copy dies (its
+                # arguments stay pinned meanwhile: they may have to be made again too).
+                objects.keep_lineage(object_id, task)
+                keep_args = True
+            objects.resolve(object_id, payload)
+        if not keep_args:
+            objects.unpin(task)
