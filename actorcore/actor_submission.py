@@ -20,6 +20,7 @@ from .protocol import (
     ActorStateChanged,
     BecomeActor,
     ExecuteTask,
+    ExitWorker,
     Failed,
     ForgetActor,
     KillWorker,
@@ -150,7 +151,7 @@ class ActorSubmission:
                             placement.detached), timeout=None)
             if type(result) is Failed:
                 scheduler.tell(ReturnLease(grant.lease_id, worker_died=True))
-                grant.worker.tell("exit")
+                grant.worker.tell(ExitWorker())
                 cause = result.error.cause if isinstance(result.error, exc.TaskError) else result.error
                 return exc.ActorDiedError.constructor_raised(state.name, cause)
         except BaseException as error:
@@ -259,7 +260,7 @@ class ActorSubmission:
         if state.restarting is None:
             state.restarting = self.loop.create_future()
         stopped = self._stopping[worker] = self.loop.create_future()  # see CoreWorker._on_terminated
-        worker.tell("exit")
+        worker.tell(ExitWorker())
         try:
             await asyncio.wait_for(stopped, timeout)
         except asyncio.TimeoutError:
@@ -415,7 +416,7 @@ class ActorSubmission:
         if no_restart:
             state.no_restart = True
         if state.worker is not None:
-            state.worker.tell("exit")
+            state.worker.tell(ExitWorker())
         if state.pid is not None and self.pool is not None and state.node_id in ("", self.node_id):
             self.pool.tell(KillWorker(state.pid))
         if no_restart or not self._may_restart(state):

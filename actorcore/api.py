@@ -27,7 +27,7 @@ from .cluster_files import TOKEN_ENV, new_token
 from .core_worker import CoreWorker
 from .kernel import Actor, ActorSystem
 from .object_ref import ObjectRef
-from .protocol import LogLines, Shutdown
+from .protocol import ListNodes, LogLines, Shutdown
 from .runtime_context import RuntimeContext
 
 log = get_logger(__name__)
@@ -377,7 +377,7 @@ def cluster_resources() -> dict:
 
 def nodes() -> list[dict]:
     core = _runtime()
-    infos = core.system.ask_sync(core.gcs, "nodes", timeout=30)
+    infos = core.system.ask_sync(core.gcs, ListNodes(), timeout=30)
     return [
         {"NodeID": info["node_id"], "Alive": info.get("alive", True),
          "NodeManagerAddress": info.get("address", "127.0.0.1"), "Resources": info.get("resources", {}),

@@ -19,7 +19,15 @@ import uuid
 from .actor_submission import ActorState, ActorSubmission
 from .kernel import Actor, ActorRef, ActorSystem, Terminated
 from .ownership import Entry, ObjectOwnership
-from .protocol import ActorWorkerExited, ClusterView, GetObject, GetResources, SubscribeLogs, SubscribeView
+from .protocol import (
+    ActorWorkerExited,
+    ClusterView,
+    GetClusterResources,
+    GetObject,
+    GetResources,
+    SubscribeLogs,
+    SubscribeView,
+)
 from .task_submission import PendingTask, ShapeQueue, TaskSubmission
 
 __all__ = ["CoreWorker"]
@@ -119,7 +127,7 @@ class CoreWorker(ObjectOwnership, TaskSubmission, ActorSubmission):
 
     def resources(self, available: bool) -> dict:
         if self.cluster_mode:
-            return self.system.ask_sync(self.gcs, ("cluster_resources", available), timeout=30)
+            return self.system.ask_sync(self.gcs, GetClusterResources(available), timeout=30)
         return self.system.ask_sync(self.scheduler, GetResources(available), timeout=30)
 
     # -- the cluster's nodes --------------------------------------------------------------

@@ -33,6 +33,7 @@ from .protocol import (
     FetchObject,
     FreeObjects,
     GetObject,
+    GetStoreUsage,
     Inline,
     InShm,
     LeaseBlocked,
@@ -146,7 +147,7 @@ class ObjectOwnership:
         if type(payload) is InShm:
             # Once put returns, the store knows the segment and its owner (it frees it if this
             # process dies): one round trip, on puts of 100 KiB and more only.
-            self.system.ask_sync(self.store, "usage", timeout=30)
+            self.system.ask_sync(self.store, GetStoreUsage(), timeout=30)
         if type(payload) is InShm and self.cluster_mode:
             wanted = self.object_replicas if replicas is None else replicas
             if wanted > 1:

@@ -10,6 +10,59 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+__all__ = [
+    "ActorStateChanged",
+    "ActorWorkerExited",
+    "AttachPool",
+    "AttachScheduler",
+    "BecomeActor",
+    "CancelTask",
+    "ClusterView",
+    "EtcdExited",
+    "EtcdLeaseLost",
+    "ExecuteTask",
+    "ExitWorker",
+    "ExportFunction",
+    "Failed",
+    "FetchObject",
+    "ForgetActor",
+    "FreeObjects",
+    "GetActorRecord",
+    "GetClusterResources",
+    "GetFunction",
+    "GetObject",
+    "GetResources",
+    "GetStoreUsage",
+    "GetTransferAddress",
+    "InShm",
+    "Inline",
+    "KillWorker",
+    "LeaseBlocked",
+    "LeaseGranted",
+    "LeaseUnblocked",
+    "ListNodes",
+    "ListWorkers",
+    "LogLines",
+    "LookupActor",
+    "NodeLoad",
+    "Payload",
+    "RegisterActor",
+    "RegisterSegment",
+    "RequestLease",
+    "ReturnLease",
+    "Shutdown",
+    "Spillback",
+    "StartRegistration",
+    "StartWorkers",
+    "StoreUsage",
+    "SubscribeLogs",
+    "SubscribeView",
+    "TaskResult",
+    "TaskSpec",
+    "WorkerDied",
+    "WorkerReady",
+]
+
 # -- object payloads ----------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +143,22 @@ class GetResources:
     available: bool
 
 
+@dataclass(frozen=True, slots=True)
+class AttachPool:
+    """Node start-up -> Scheduler: the node's WorkerPool, and how many workers to keep warm."""
+
+    pool: Any
+    prestart: int
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerDied:
+    """WorkerPool -> Scheduler: a worker process ended."""
+
+    pid: int
+    how: str = "it ended"  # e.g. "it was killed by SIGKILL", "it exited with code 1"
+
+
 # -- functions ----------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +227,16 @@ class GetObject:
 
 
 @dataclass(frozen=True, slots=True)
+class GetStoreUsage:
+    """Ask the node's ObjectStore what it holds; answered with a `StoreUsage`."""
+
+
+@dataclass(frozen=True, slots=True)
+class GetTransferAddress:
+    """Ask the node's ObjectStore where its object-transfer endpoint listens (None: not a cluster)."""
+
+
+@dataclass(frozen=True, slots=True)
 class RegisterSegment:
     """A shared-memory segment now holds `object_id`; the ObjectStore frees it at the end."""
 
@@ -207,6 +286,47 @@ class ClusterView:
 @dataclass(frozen=True, slots=True)
 class SubscribeView:
     subscriber: Any
+
+
+@dataclass(frozen=True, slots=True)
+class AttachScheduler:
+    """Node start-up -> GcsLink: the node's Scheduler, told the other nodes' loads from now on."""
+
+    scheduler: Any
+
+
+@dataclass(frozen=True, slots=True)
+class StartRegistration:
+    """Node start-up -> GcsLink: register the node in etcd now (its workers are on their way)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EtcdLeaseLost:
+    """GcsLink -> itself: etcd forgot the node's lease; the node registers again."""
+
+
+@dataclass(frozen=True, slots=True)
+class EtcdExited:
+    """EtcdHost -> itself: the etcd it runs exited and could not be started again."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListNodes:
+    """Ask the GcsLink for every node's record, each with ``alive`` set (live ones, then dead ones)."""
+
+
+@dataclass(frozen=True, slots=True)
+class GetClusterResources:
+    """Ask the GcsLink for the resources summed over the live nodes (free ones if `available`)."""
+
+    available: bool
+
+
+@dataclass(frozen=True, slots=True)
+class GetActorRecord:
+    """Ask the GcsLink for the record ``actors/<actor_id>`` (None if there is none)."""
+
+    actor_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +387,23 @@ class SubscribeLogs:
 @dataclass(frozen=True, slots=True)
 class KillWorker:
     pid: int
+
+
+@dataclass(frozen=True, slots=True)
+class StartWorkers:
+    """Scheduler -> WorkerPool: start `count` more worker processes."""
+
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ListWorkers:
+    """Ask the WorkerPool for the pids of its live worker processes (sorted)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExitWorker:
+    """Ask an Executor's process to exit at once (`kill()`; the caller records the actor's death)."""
 
 
 @dataclass(frozen=True, slots=True)

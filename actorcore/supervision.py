@@ -50,6 +50,7 @@ from . import exceptions as exc
 from . import options as opts
 from ._logging import get_logger
 from .kernel import ActorStoppedError
+from .protocol import GetActorRecord
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -608,7 +609,7 @@ async def _death_of(core: Any, handle: Any) -> str:
     except ActorStoppedError:
         pass
     # The owner is gone. A detached actor lives on without it: it is dead when its process ends.
-    record = await core.gcs.ask(("actor_record", handle._actor_id), timeout=30)
+    record = await core.gcs.ask(GetActorRecord(handle._actor_id), timeout=30)
     if handle._worker is not None and record and record.get("detached") and record.get("state") != "DEAD":
         return await core.process_death(handle._worker[0])
     return "its owner died"

@@ -15,6 +15,7 @@ import asyncio
 
 from .._logging import get_logger
 from ..kernel import Actor
+from ..protocol import EtcdExited
 
 log = get_logger(__name__)
 
@@ -52,7 +53,7 @@ class EtcdHost(Actor):
                 await loop.run_in_executor(None, self._start_again)
             except Exception as error:
                 log.error("etcd could not be started again", error=repr(error))
-                self.context.self_ref.tell("etcd_died")
+                self.context.self_ref.tell(EtcdExited())
                 return
 
     def _start_again(self) -> None:
@@ -60,7 +61,7 @@ class EtcdHost(Actor):
         self.server.start()
 
     async def receive(self, message):
-        if message == "etcd_died":
+        if isinstance(message, EtcdExited):
             raise EtcdDied(f"etcd on {self.host}:{self.port} exited")
         return None
 

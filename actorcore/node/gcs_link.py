@@ -25,13 +25,19 @@ from ..gcs.schema import ClusterConfig
 from ..kernel import Actor, ActorRef, Terminated
 from ..protocol import (
     ActorStateChanged,
+    AttachScheduler,
     ClusterView,
+    EtcdLeaseLost,
     ExportFunction,
     ForgetActor,
+    GetActorRecord,
+    GetClusterResources,
     GetFunction,
+    ListNodes,
     LookupActor,
     NodeLoad,
     RegisterActor,
+    StartRegistration,
     StoreUsage,
     SubscribeView,
 )
@@ -107,7 +113,7 @@ class GcsLink(Actor):
     async def _take_lease(self) -> None:
         ttl = self.lease_ttl or (self.config.lease_ttl if self.config is not None else LEASE_TTL)
         ref = self.context.self_ref
-        self.lease = await self.etcd.lease(max(2, int(round(ttl))), on_lost=lambda _: ref.tell("lease_lost"))
+        self.lease = await self.etcd.lease(max(2, int(round(ttl))), on_lost=lambda _: ref.tell(EtcdLeaseLost()))
         self.node_info.setdefault("start_time", time.time())
         await self.etcd.put(self._key("nodes", self.node_id), json.dumps(self._record()).encode(), lease=self.lease)
 
@@ -357,8 +363,8 @@ class GcsLink(Actor):
         if isinstance(message, Terminated):
             self.subscribers.discard(message.ref)
             return None
-        if isinstance(message, tuple) and message[0] == "scheduler":
-            self.scheduler = message[1]
+        if isinstance(message, AttachScheduler):
+            self.scheduler = message.scheduler
             for node_id, available in self.loads.items():
                 if node_id != self.node_id:
                     self.scheduler.tell(NodeLoad(node_id, available))
@@ -366,10 +372,10 @@ class GcsLink(Actor):
         if isinstance(message, ActorStateChanged):
             self._spawn(self._update_actor(message.actor_id, message.record))
             return None
-        if message == "register":
+        if isinstance(message, StartRegistration):
             self._start_registration()
             return None
-        if message == "lease_lost":
+        if isinstance(message, EtcdLeaseLost):
             self._lease_lost_at = time.monotonic()
             self._spawn(self._register_again())
             return None
@@ -406,20 +412,20 @@ class GcsLink(Actor):
             await self.etcd.delete(self._key("actors", message.actor_id))
             self.actor_records.pop(message.actor_id, None)
             return True
-        if message == "nodes":
+        if isinstance(message, ListNodes):
             if self.cluster_mode:
                 return ([{**record, "alive": True} for record in self.nodes.values()]
                         + [{**record, "alive": False} for record in self.dead.values()])
             return [{**json.loads(value), "alive": True}
                     for _, value in await self.etcd.get_prefix(self._key("nodes", ""))]
-        if isinstance(message, tuple) and message[0] == "actor_record":
-            blob = await self.etcd.get(self._key("actors", message[1]))
+        if isinstance(message, GetActorRecord):
+            blob = await self.etcd.get(self._key("actors", message.actor_id))
             return json.loads(blob) if blob else None
-        if isinstance(message, tuple) and message[0] == "cluster_resources":
+        if isinstance(message, GetClusterResources):
             totals: dict[str, float] = {}
             for node_id, record in self.nodes.items():
                 total = record.get("resources", {})
-                source = self.loads.get(node_id, total) if message[1] else total
+                source = self.loads.get(node_id, total) if message.available else total
                 for name, quantity in source.items():
                     totals[name] = totals.get(name, 0.0) + quantity
             return totals

@@ -30,7 +30,14 @@ from ..cluster_files import TOKEN_ENV
 from ..gcs.schema import ClusterConfig
 from ..kernel import Actor, ActorSystem, Terminated, address, run
 from ..kernel.supervision import actor_spec
-from ..protocol import Shutdown, SubscribeView
+from ..protocol import (
+    AttachPool,
+    AttachScheduler,
+    GetTransferAddress,
+    Shutdown,
+    StartRegistration,
+    SubscribeView,
+)
 from .etcd_host import EtcdHost
 from .gcs_link import LEASE_TTL, GcsLink
 from .object_store import ObjectStore
@@ -131,15 +138,15 @@ async def serve(config: dict) -> None:
     ))
     pool = system.lookup("worker_pool")
     addresses["pool"] = pool.to_uri()
-    scheduler.tell(("pool", pool, int(config.get("prestart_workers", config["num_cpus"]))))
+    scheduler.tell(AttachPool(pool, int(config.get("prestart_workers", config["num_cpus"]))))
     guard = system.spawn(NodeGuard, stop, config.get("driver"), name="node")
     if cluster_mode:
-        info["transfer"] = await store.ask("transfer_address", timeout=10)
-        gcs.tell(("scheduler", scheduler))
+        info["transfer"] = await store.ask(GetTransferAddress(), timeout=10)
+        gcs.tell(AttachScheduler(scheduler))
         gcs.tell(SubscribeView(scheduler))
         gcs.tell(SubscribeView(store))
     info["uris"] = {"node": guard.to_uri(), **addresses}
-    gcs.tell("register")
+    gcs.tell(StartRegistration())
     ready = {"node_id": node_id, "node": guard.to_uri(), "session": session, **addresses,
              "resources": resources, "pid": os.getpid(), "kernel": system.address.tcp,
              "transfer": info.get("transfer"), "host_id": address.HOST_ID, "cluster_mode": cluster_mode,

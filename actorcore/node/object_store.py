@@ -20,7 +20,15 @@ import asyncio
 from .._logging import get_logger
 from ..kernel import Actor, Terminated
 from ..objects import shm
-from ..protocol import ClusterView, FetchObject, FreeObjects, RegisterSegment, StoreUsage
+from ..protocol import (
+    ClusterView,
+    FetchObject,
+    FreeObjects,
+    GetStoreUsage,
+    GetTransferAddress,
+    RegisterSegment,
+    StoreUsage,
+)
 
 log = get_logger(__name__)
 
@@ -63,10 +71,10 @@ class ObjectStore(Actor):
             self.transfer_addresses = {
                 node_id: record["transfer"] for node_id, record in message.nodes.items() if record.get("transfer")
             }
-        elif message == "transfer_address":
+        elif isinstance(message, GetTransferAddress):
             return self.server.address if self.server is not None else None
-        elif message == "usage":
-            return {"objects": len(self.segments), "bytes": self.bytes_used}
+        elif isinstance(message, GetStoreUsage):
+            return StoreUsage(len(self.segments), self.bytes_used)
         return None
 
     def _free(self, object_ids) -> None:

@@ -1,6 +1,6 @@
 """The WorkerPool actor (DESIGN.md §4, §7): a simple_one_for_one supervisor of worker processes.
 
-It starts workers on the Scheduler's demand (`("start_workers", n)`), forwards each worker's
+It starts workers on the Scheduler's demand (`StartWorkers`), forwards each worker's
 stdout and stderr, line by line with the worker's pid, to the drivers' log sinks (as Ray
 prints `(pid=...)` lines; in a cluster every driver subscribes with `SubscribeLogs`, and
 without any the lines go to the node's own stderr), and tells the Scheduler when a worker process ends. Workers are
@@ -17,8 +17,7 @@ from supervisor import Supervisor, process_spec
 
 from .._logging import get_logger
 from ..kernel import Actor, ActorRef, Terminated
-from ..protocol import KillWorker, LogLines, SubscribeLogs
-from .scheduler import WorkerDied
+from ..protocol import KillWorker, ListWorkers, LogLines, StartWorkers, SubscribeLogs, WorkerDied
 
 log = get_logger(__name__)
 
@@ -56,8 +55,8 @@ class WorkerPool(Actor):
                 pass
 
     async def receive(self, message):
-        if isinstance(message, tuple) and message[0] == "start_workers":
-            for _ in range(message[1]):
+        if isinstance(message, StartWorkers):
+            for _ in range(message.count):
                 await self.supervisor.start_child(())
         elif isinstance(message, KillWorker):
             child = self.children.get(message.pid)
@@ -69,7 +68,7 @@ class WorkerPool(Actor):
                 self.context.watch(message.sink)
         elif isinstance(message, Terminated):
             self.log_sinks.discard(message.ref)
-        elif message == "pids":
+        elif isinstance(message, ListWorkers):
             return sorted(self.children)
         return None
 

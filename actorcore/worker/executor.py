@@ -34,13 +34,12 @@ from ..protocol import (
     BecomeActor,
     CancelTask,
     ExecuteTask,
+    ExitWorker,
     Failed,
     GetFunction,
     Inline,
     TaskResult,
 )
-
-_NONE = None
 
 
 class Executor(Actor):
@@ -97,7 +96,7 @@ class Executor(Actor):
         if isinstance(message, CancelTask):
             self._cancel(message)
             return None
-        if message == "exit":  # kill(): the caller records the actor's death
+        if isinstance(message, ExitWorker):  # kill(): the caller records the actor's death
             os._exit(0)
         if isinstance(message, Terminated) and self.actor_id is not None:
             # Its owner is gone: the actor's process ends, after recording why.
@@ -253,7 +252,7 @@ class Executor(Actor):
         for index, item in enumerate(values):
             object_id = f"{spec.task_id}.{index}"
             try:
-                returns.append(to_payload(item, object_id, self.core.session, self.core.store,
+                returns.append(to_payload(item, object_id, self.core.node_id, self.core.store,
                                           f"return value {index} of {spec.name} ({type(item).__qualname__})",
                                           spec.owner))
             except Exception as caught:  # an unpicklable result, or __reduce__ raised
