@@ -4,7 +4,7 @@
 |---|---|---|
 | ``token`` | the cluster token (mode 0600) | ``actorcore start --head`` |
 | ``cluster.json`` | ``{"address", "cluster", "head_node_id", "etcd_auth"}`` (mode 0600: it may hold the etcd password) | ``start --head``; ``start --address`` if there is none |
-| ``nodes/<node_id>.json`` | ``{"node_id", "pid", "head", "session", "etcd", "log"}`` | ``start``, for ``stop`` |
+| ``nodes/<node_id>.json`` | ``{"node_id", "pid", "head", "etcd", "log", "cluster", "node_ip", "started"}`` | ``start``, for ``stop`` |
 | ``logs/`` | the nodes' output (``node-<node_id>.log``) | the nodes |
 | ``etcd/`` | the data dir of the etcd a head node runs | that etcd |
 
@@ -24,8 +24,7 @@ import stat
 import warnings
 from pathlib import Path
 
-HOME_ENV = "ACTORCORE_HOME"
-TOKEN_ENV = "ACTORCORE_TOKEN"
+from .env import HOME_ENV, TOKEN_ENV
 
 __all__ = [
     "HOME_ENV",
@@ -198,8 +197,8 @@ def _node_path(node_id: str) -> Path:
 
 
 def write_node_file(record: dict) -> Path:
-    """Record a node started on this machine: ``{"node_id", "pid", "head", "session",
-    "etcd", "log"}`` in ``nodes/<node_id>.json``."""
+    """Record a node started on this machine: ``{"node_id", "pid", "head", "etcd", "log",
+    "cluster", "node_ip", "started"}`` in ``nodes/<node_id>.json``."""
     return _write_private(_node_path(record["node_id"]), json.dumps(record, indent=2).encode() + b"\n")
 
 

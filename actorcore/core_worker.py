@@ -18,6 +18,7 @@ import uuid
 
 from .actor_submission import ActorState, ActorSubmission
 from .kernel import Actor, ActorRef, ActorSystem, Terminated
+from .node.config import NodeEndpoints
 from .ownership import Entry, ObjectOwnership
 from .protocol import (
     ActorWorkerExited,
@@ -67,20 +68,20 @@ class CoreActor(Actor):
 
 
 class CoreWorker(ObjectOwnership, TaskSubmission, ActorSubmission):
-    def __init__(self, system: ActorSystem, node: dict, *, job_id: str, namespace: str,
-                 is_driver: bool) -> None:
+    def __init__(self, system: ActorSystem, node: NodeEndpoints, *, job_id: str, namespace: str,
+                 is_driver: bool, view: dict[str, dict] | None = None, object_replicas: int = 1) -> None:
         self.system = system
         self.loop = system.loop
         self.node = node
         self.job_id = job_id
         self.namespace = namespace
         self.is_driver = is_driver
-        self.session = node["session"]
-        self.node_id = node["node_id"]
-        self.scheduler = system.ref_from_uri(node["scheduler"])
-        self.gcs = system.ref_from_uri(node["gcs"])
-        self.store = system.ref_from_uri(node["object_store"])
-        self.pool = system.ref_from_uri(node["pool"]) if node.get("pool") else None
+        self.session = node.node_id
+        self.node_id = node.node_id
+        self.scheduler = system.ref_from_uri(node.scheduler)
+        self.gcs = system.ref_from_uri(node.gcs)
+        self.store = system.ref_from_uri(node.object_store)
+        self.pool = system.ref_from_uri(node.pool) if node.pool else None
         self.actor = system.spawn(CoreActor, self, name="core")
         self.objects: dict[str, Entry] = {}
         self.queues: dict[tuple, ShapeQueue] = {}
@@ -99,10 +100,9 @@ class CoreWorker(ObjectOwnership, TaskSubmission, ActorSubmission):
         self._feasible_shapes: set = set()  # shapes some node of `view` can hold (a cache)
         self._idle_timer = None
         #: clusters: the live nodes' records (gcs/schema.py), kept current by the GcsLink
-        self.cluster_mode = bool(node.get("cluster_mode"))
-        self.object_replicas = int(node.get("object_replicas", 1))
-        self.view: dict[str, dict] = node.get("view") or {
-            self.node_id: {"resources": node.get("resources", {}), "uris": node}}
+        self.cluster_mode = node.cluster_mode
+        self.object_replicas = object_replicas
+        self.view: dict[str, dict] = view or {self.node_id: {"resources": node.resources, "uris": node.uris()}}
         self._spread_next = 0
         self._dead_workers: set[ActorRef] = set()  # actor workers seen dying: no longer hints
         self._worker_waiters: dict[ActorRef, list[tuple[asyncio.Future, str]]] = {}  # process_death()

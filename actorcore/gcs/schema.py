@@ -30,6 +30,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
+from ..env import DEFAULT_LEASE_TTL
+
 DEFAULT_CLUSTER = "default"
 
 NODE_FIELDS = ("node_id", "address", "head", "resources", "start_time", "pid", "host_id",
@@ -52,7 +54,7 @@ class ClusterConfig:
     """Cluster-wide settings the head writes once; nodes and drivers read them."""
 
     object_replicas: int = 1
-    lease_ttl: float = 10.0
+    lease_ttl: float = DEFAULT_LEASE_TTL
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self)).encode()

@@ -21,6 +21,7 @@ import time
 from typing import TYPE_CHECKING
 
 from .._logging import get_logger
+from ..env import DEFAULT_LEASE_TTL
 from ..gcs.schema import ClusterConfig
 from ..kernel import Actor, ActorRef, Terminated
 from ..protocol import (
@@ -47,7 +48,6 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-LEASE_TTL = 10
 FUNCTION_WAIT = 30.0  # how long a request for a function not (yet) exported waits for it
 LOAD_INTERVAL = 0.1  # at most this often a node writes its available resources to etcd
 
@@ -111,7 +111,7 @@ class GcsLink(Actor):
             await self._watch_membership()
 
     async def _take_lease(self) -> None:
-        ttl = self.lease_ttl or (self.config.lease_ttl if self.config is not None else LEASE_TTL)
+        ttl = self.lease_ttl or (self.config.lease_ttl if self.config is not None else DEFAULT_LEASE_TTL)
         ref = self.context.self_ref
         self.lease = await self.etcd.lease(max(2, int(round(ttl))), on_lost=lambda _: ref.tell(EtcdLeaseLost()))
         self.node_info.setdefault("start_time", time.time())
@@ -176,7 +176,7 @@ class GcsLink(Actor):
         """A node's lease expired. If ours did too, etcd itself was away (frozen, partitioned)
         longer than the TTL and let every lease lapse: give the node the time to register
         again before declaring it dead, instead of tearing down a healthy cluster."""
-        ttl = self.lease.ttl if self.lease is not None else LEASE_TTL
+        ttl = self.lease.ttl if self.lease is not None else DEFAULT_LEASE_TTL
         try:
             outage = (time.monotonic() - self._lease_lost_at < 2 * ttl
                       or (self.lease is not None and await self.lease.time_to_live() <= 0))

@@ -13,6 +13,7 @@ import uuid
 import pytest
 
 from actorcore import cli
+from actorcore.cli import stop as stop_command
 from actorcore import cluster_files as files
 from actorcore.objects import create_segment, list_segments, segment_name
 
@@ -113,7 +114,7 @@ def test_stop_from_the_console_script_with_nothing_running(actorcore_home):
 
 
 def _record(node_id: str, pid: int, head: bool = False) -> dict:
-    return {"node_id": node_id, "pid": pid, "head": head, "session": node_id, "etcd": "127.0.0.1:1", "log": None}
+    return {"node_id": node_id, "pid": pid, "head": head, "etcd": "127.0.0.1:1", "log": None}
 
 
 def test_stop_forgets_a_dead_node_and_removes_its_shared_memory(capsys):
@@ -159,7 +160,7 @@ def _stand_in(node_id: str, behaviour: str) -> subprocess.Popen:
 
 
 def test_stop_terminates_workers_first_then_heads_and_kills_the_stubborn(capsys, monkeypatch):
-    monkeypatch.setattr(cli, "STOP_TIMEOUT", 0.5)
+    monkeypatch.setattr(stop_command, "STOP_TIMEOUT", 0.5)
     head_id, worker_id = uuid.uuid4().hex[:16], uuid.uuid4().hex[:16]
     head, worker = _stand_in(head_id, "exit-on-term"), _stand_in(worker_id, "ignore-term")
     try:
