@@ -74,8 +74,8 @@ class Inline:
 class InShm:
     """A large object in shared memory: segment `name` on node `node`, copies on `replicas`.
 
-    A copy on node X is the segment ``segment_name(X, object_id)`` (a node's session is its
-    id); a reader on a node holding none asks its ObjectStore to pull one (`FetchObject`).
+    A copy on node X is the segment ``segment_name(X, object_id)`` (segments are named after
+    their node's id); a reader on a node holding none asks its ObjectStore to pull one (`FetchObject`).
     """
 
     name: str

@@ -17,6 +17,8 @@ from .._logging import get_logger
 from ..kernel import Actor
 from ..protocol import EtcdExited
 
+__all__ = ["CHECK_INTERVAL", "EtcdDied", "EtcdHost"]
+
 log = get_logger(__name__)
 
 CHECK_INTERVAL = 1.0

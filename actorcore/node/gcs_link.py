@@ -46,6 +46,8 @@ from ..protocol import (
 if TYPE_CHECKING:
     from ..gcs import EtcdClient
 
+__all__ = ["FUNCTION_WAIT", "GcsLink", "LOAD_INTERVAL"]
+
 log = get_logger(__name__)
 
 FUNCTION_WAIT = 30.0  # how long a request for a function not (yet) exported waits for it

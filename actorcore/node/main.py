@@ -41,6 +41,8 @@ from .object_store import ObjectStore
 from .scheduler import Scheduler
 from .worker_pool import WorkerPool, worker_environment
 
+__all__ = ["NodeGuard", "main", "serve"]
+
 log = get_logger(__name__)
 
 

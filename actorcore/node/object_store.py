@@ -30,15 +30,17 @@ from ..protocol import (
     StoreUsage,
 )
 
+__all__ = ["ObjectStore"]
+
 log = get_logger(__name__)
 
 
 class ObjectStore(Actor):
-    def __init__(self, session: str, *, transfer_bind: str | None = None, token: str | None = None,
+    def __init__(self, node_id: str, *, transfer_bind: str | None = None, token: str | None = None,
                  gcs=None) -> None:
         self.gcs = gcs  # in a cluster: told what the store holds (for `actorcore status`)
         self._usage_scheduled = False
-        self.session = session  # == the node id
+        self.node_id = node_id  # its segments are named after it
         self.transfer_bind = transfer_bind
         self.token = token
         self.segments: dict[str, tuple[str, int]] = {}
@@ -134,7 +136,7 @@ class ObjectStore(Actor):
     async def _pull(self, message: FetchObject) -> str:
         from ..objects.transfer import pull
 
-        name = shm.segment_name(self.session, message.object_id)
+        name = shm.segment_name(self.node_id, message.object_id)
         failures = []
         try:
             for source in message.sources:
@@ -163,4 +165,4 @@ class ObjectStore(Actor):
         if self.server is not None:
             await self.server.stop()
         self.segments.clear()
-        shm.cleanup_session(self.session)
+        shm.cleanup_session(self.node_id)

@@ -41,6 +41,8 @@ from ..protocol import (
     WorkerReady,
 )
 
+__all__ = ["GrantedLease", "RemoteNode", "Scheduler"]
+
 log = get_logger(__name__)
 
 

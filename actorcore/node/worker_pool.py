@@ -19,6 +19,8 @@ from .._logging import get_logger
 from ..kernel import Actor, ActorRef, Terminated
 from ..protocol import KillWorker, ListWorkers, LogLines, StartWorkers, SubscribeLogs, WorkerDied
 
+__all__ = ["WorkerPool", "worker_environment"]
+
 log = get_logger(__name__)
 
 

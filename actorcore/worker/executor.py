@@ -42,6 +42,8 @@ from ..protocol import (
 )
 
 
+__all__ = ["Executor"]
+
 class Executor(Actor):
     def __init__(self, core: CoreWorker) -> None:
         self.core = core

@@ -22,6 +22,8 @@ from ..protocol import WorkerReady
 from .executor import Executor
 
 
+__all__ = ["NodeWatch", "main", "serve"]
+
 class NodeWatch(Actor):
     def __init__(self, stop: asyncio.Future, node) -> None:
         self.stop = stop

@@ -13,8 +13,8 @@ import uuid
 import pytest
 
 from actorcore import cli
-from actorcore.cli import stop as stop_command
 from actorcore import cluster_files as files
+from actorcore.cli import stop as stop_command
 from actorcore.objects import create_segment, list_segments, segment_name
 
 pytestmark = pytest.mark.timeout(60)
@@ -96,6 +96,33 @@ def test_a_head_on_a_taken_port_names_it(capsys):
     err = capsys.readouterr().err
     assert f"cannot start etcd on 127.0.0.1:{port}" in err and "--port" in err
     assert not files.token_path().exists()
+
+
+# -- supervise: a subcommand group whose default subcommand takes the spec ----------------------
+
+
+@pytest.mark.parametrize("argv", [["supervise", "status"], ["supervise-status"], ["supervise", "reload"],
+                                  ["supervise-reload"]], ids=" ".join)
+def test_supervise_status_and_reload_are_subcommands(argv, capsys):
+    assert cli.main(argv) == 1  # no cluster on this machine to ask
+    err = capsys.readouterr().err
+    assert err.startswith(f"actorcore supervise {argv[-1].removeprefix('supervise-')}: no cluster to ask"), err
+
+
+@pytest.mark.parametrize("argv", [["supervise", "services.toml", "--detach"],
+                                  ["supervise", "run", "services.toml", "--detach"]], ids=" ".join)
+def test_supervise_takes_the_spec_as_its_first_word(argv, capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(argv)
+    assert exited.value.code == 2
+    assert "--detach needs --pid-file" in capsys.readouterr().err
+
+
+def test_supervise_without_a_spec_or_subcommand_exits_2(capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["supervise"])
+    assert exited.value.code == 2
+    assert "actorcore supervise: error:" in capsys.readouterr().err
 
 
 # -- stop ----------------------------------------------------------------------------------------
