@@ -46,7 +46,7 @@ from ..protocol import (
 if TYPE_CHECKING:
     from ..gcs import EtcdClient
 
-__all__ = ["FUNCTION_WAIT", "GcsLink", "LOAD_INTERVAL"]
+__all__ = ["FUNCTION_WAIT", "LOAD_INTERVAL", "GcsLink"]
 
 log = get_logger(__name__)
 

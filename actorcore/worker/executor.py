@@ -41,8 +41,8 @@ from ..protocol import (
     TaskResult,
 )
 
-
 __all__ = ["Executor"]
+
 
 class Executor(Actor):
     def __init__(self, core: CoreWorker) -> None:

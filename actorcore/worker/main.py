@@ -21,8 +21,8 @@ from ..node.config import WorkerConfig
 from ..protocol import WorkerReady
 from .executor import Executor
 
-
 __all__ = ["NodeWatch", "main", "serve"]
+
 
 class NodeWatch(Actor):
     def __init__(self, stop: asyncio.Future, node) -> None:

@@ -111,7 +111,8 @@ def test_launch_starts_a_node_that_reports_its_endpoints():
         assert endpoints.resources == {"CPU": 0.0} and not endpoints.cluster_mode
         assert set(endpoints.uris()) == {"node", "scheduler", "gcs", "object_store", "pool"}
         assert all(uri for uri in endpoints.uris().values())
-        assert node_id in " ".join(open(f"/proc/{node.pid}/cmdline").read().split("\0"))
+        with open(f"/proc/{node.pid}/cmdline") as cmdline:
+            assert node_id in cmdline.read()
     finally:
         node.process.terminate()
         assert node.process.wait(30) == 0
