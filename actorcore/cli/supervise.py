@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 
+from ..env import SUPERVISE_READY_FD_ENV
 from . import common
 
 __all__ = ["add_supervise"]
@@ -101,7 +102,6 @@ def _add_reload(subparsers, name: str, prog: str) -> None:
 def _supervise(args: argparse.Namespace) -> int:
     from .. import cluster_files as files
     from ..node.launcher import read_line
-    from ..services.leadership import READY_FD_ENV
 
     if args.detach:
         if not args.pid_file:
@@ -114,7 +114,7 @@ def _supervise(args: argparse.Namespace) -> int:
         # It returns once every service is up, or the daemon stands by for another (it writes
         # which to this pipe), so the next command can use them.
         read_fd, write_fd = os.pipe()
-        env = {**os.environ, READY_FD_ENV: str(write_fd)}
+        env = {**os.environ, SUPERVISE_READY_FD_ENV: str(write_fd)}
         with open(log_path, "ab") as log:
             daemon = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                       start_new_session=True, pass_fds=(write_fd,), env=env)
