@@ -1,4 +1,4 @@
-"""The cluster's files on this machine (DESIGN.md §10), under `home()`:
+"""The cluster's files on this machine (docs/architecture.md, "Security model"), under `home()`:
 
 | file | holds | written by |
 |---|---|---|

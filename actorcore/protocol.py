@@ -1,4 +1,4 @@
-"""Messages between drivers, nodes and workers (DESIGN.md §4, §5), carried by the actor kernel.
+"""Messages between drivers, nodes and workers, carried by the actor kernel.
 
 Plain slotted dataclasses, pickled by the kernel's codec. Payloads of objects travel as
 `Inline` (the object's serialized bytes, for objects under 100 KiB) or `InShm` (the name and

@@ -1,4 +1,4 @@
-"""The EtcdHost actor (DESIGN.md §2, §7): the etcd a head node started, under supervision.
+"""The EtcdHost actor: the etcd a head node started, under supervision.
 
 A head started without `--etcd` runs the cluster's etcd itself, with a persistent data dir,
 as the first child of the node's root supervisor. The actor is etcd's supervisor: it checks

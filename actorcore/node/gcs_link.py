@@ -1,4 +1,4 @@
-"""The GcsLink actor (DESIGN.md §4, §6): the node's etcd session.
+"""The GcsLink actor: the node's etcd session (docs/architecture.md, "The etcd key schema").
 
 It registers the node under a lease (`nodes/<node_id>`, kept alive by our keepalive; the key
 schema is in gcs/schema.py), keeps exported functions (`functions/<hash>`, written once,

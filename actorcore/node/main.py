@@ -1,4 +1,5 @@
-"""The node process: `python -m actorcore.node CONFIG_JSON` (DESIGN.md §2, §4).
+"""The node process: `python -m actorcore.node CONFIG_JSON` (docs/architecture.md,
+"The actor tree of a node").
 
 It starts the node's actors under one root supervisor (rest_for_one: [EtcdHost,] GcsLink,
 ObjectStore, Scheduler, WorkerPool), writes their `NodeEndpoints` as one JSON line to the

@@ -1,4 +1,5 @@
-"""The ObjectStore actor (DESIGN.md §4, §5): the node's table of shared-memory objects.
+"""The ObjectStore actor: the node's table of shared-memory objects (docs/architecture.md,
+"Objects: put and get").
 
 Large objects (≥ 100 KiB) are written by their producer into one shared-memory segment each
 and registered here; same-node readers map them read-only. The owner frees them when the

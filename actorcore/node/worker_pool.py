@@ -1,4 +1,4 @@
-"""The WorkerPool actor (DESIGN.md §4, §7): a simple_one_for_one supervisor of worker processes.
+"""The WorkerPool actor: a simple_one_for_one supervisor of worker processes.
 
 It starts workers on the Scheduler's demand (`StartWorkers`), forwards each worker's
 stdout and stderr, line by line with the worker's pid, to the drivers' log sinks (as Ray

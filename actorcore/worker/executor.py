@@ -1,4 +1,5 @@
-"""The Executor actor: runs tasks and actor calls in a worker process (DESIGN.md §2, §5).
+"""The Executor actor: runs tasks and actor calls in a worker process (docs/architecture.md,
+"Hot paths").
 
 Messages arrive from the submitter that holds this worker's lease (or from an actor's
 callers) and are answered with a `TaskResult`. User code runs on an execution thread, never

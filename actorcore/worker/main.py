@@ -1,4 +1,4 @@
-"""A worker process: `python -m actorcore.worker CONFIG_JSON` (a `WorkerConfig`) (DESIGN.md §2).
+"""A worker process: `python -m actorcore.worker CONFIG_JSON`, the JSON a `WorkerConfig`.
 
 Started by the node's WorkerPool. It hosts an actor system with this process's CoreWorker
 (so user code here can submit tasks and get objects) and an Executor, tells the Scheduler
