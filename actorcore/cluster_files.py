@@ -82,10 +82,12 @@ def etcd_data_dir() -> Path:
 
 
 def token_path() -> Path:
+    """``home()/token``: the cluster token of this machine."""
     return home() / "token"
 
 
 def cluster_info_path() -> Path:
+    """``home()/cluster.json``: how to reach the cluster of this machine."""
     return home() / "cluster.json"
 
 

@@ -88,6 +88,7 @@ class ClusterConnection:
         self.object_replicas = config.object_replicas
 
     def stop(self) -> None:
+        """Stop the driver's actor system (the cluster runs on)."""
         from .kernel import address as kernel_address
 
         if self.system is not None:
@@ -147,6 +148,8 @@ class LocalCluster:
             raise exc.RayError(f"{error} (see its output above)") from None
 
     def stop(self) -> None:
+        """Stop the node (asking it first, then by signal), the driver's actor system and etcd,
+        and remove the node's shared memory."""
         process = self.node.process if self.node is not None else None
         if process is not None and process.poll() is None:
             try:

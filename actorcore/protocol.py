@@ -67,6 +67,8 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Inline:
+    """An object's serialized bytes, carried in the message (objects under 100 KiB)."""
+
     data: bytes
 
 
@@ -86,6 +88,8 @@ class InShm:
 
 @dataclass(frozen=True, slots=True)
 class Failed:
+    """The error a `get` of the object raises."""
+
     error: BaseException
 
 
@@ -106,6 +110,8 @@ class RequestLease:
 
 @dataclass(frozen=True, slots=True)
 class LeaseGranted:
+    """The answer to a `RequestLease`: the leased worker's Executor, its pid and its node."""
+
     lease_id: int
     worker: Any  # the worker's Executor ref
     pid: int
@@ -122,6 +128,8 @@ class Spillback:
 
 @dataclass(frozen=True, slots=True)
 class ReturnLease:
+    """Give a leased worker back to its Scheduler (`worker_died`: its process is gone)."""
+
     lease_id: int
     worker_died: bool = False
 
@@ -135,11 +143,15 @@ class LeaseBlocked:
 
 @dataclass(frozen=True, slots=True)
 class LeaseUnblocked:
+    """The leased worker is back from its `get`: it holds its CPUs again."""
+
     lease_id: int
 
 
 @dataclass(frozen=True, slots=True)
 class GetResources:
+    """Ask a Scheduler for its node's resources (free ones if `available`, else the totals)."""
+
     available: bool
 
 
@@ -163,12 +175,16 @@ class WorkerDied:
 
 @dataclass(frozen=True, slots=True)
 class ExportFunction:
+    """Export a pickled function or class to the node's GcsLink (and so to etcd), once."""
+
     function_id: str
     blob: bytes
 
 
 @dataclass(frozen=True, slots=True)
 class GetFunction:
+    """Ask the node's GcsLink for an exported function or class (waits until it is exported)."""
+
     function_id: str
 
 
@@ -176,6 +192,8 @@ class GetFunction:
 
 @dataclass(slots=True)
 class TaskSpec:
+    """A task or actor call: what to run, with which arguments, for which owner."""
+
     task_id: str
     function_id: str  # function or actor class
     name: str  # for messages: "f" or "Counter.incr"
@@ -190,18 +208,24 @@ class TaskSpec:
 
 @dataclass(frozen=True, slots=True)
 class ExecuteTask:
+    """Run a task (on a leased worker, `lease_id`) or an actor call (`lease_id` None)."""
+
     spec: TaskSpec
     lease_id: int | None  # None for actor calls
 
 
 @dataclass(frozen=True, slots=True)
 class TaskResult:
+    """The answer to `ExecuteTask`: one payload per return value, and the pid that ran it."""
+
     returns: list  # one Payload per return
     pid: int
 
 
 @dataclass(frozen=True, slots=True)
 class CancelTask:
+    """Cancel a task: interrupt it if it runs, drop it if queued; `force` ends the process."""
+
     task_id: str
     force: bool
 
@@ -248,6 +272,8 @@ class RegisterSegment:
 
 @dataclass(frozen=True, slots=True)
 class FreeObjects:
+    """The owner freed these objects: remove their segments on this node."""
+
     names: list  # object ids
 
 
@@ -285,6 +311,8 @@ class ClusterView:
 
 @dataclass(frozen=True, slots=True)
 class SubscribeView:
+    """Send `subscriber` a `ClusterView` now and whenever the live nodes change."""
+
     subscriber: Any
 
 
@@ -341,6 +369,8 @@ class NodeLoad:
 
 @dataclass(frozen=True, slots=True)
 class RegisterActor:
+    """Record an actor (and reserve its name, if it has one; answered False if taken)."""
+
     actor_id: str
     namespace: str
     name: str | None
@@ -349,12 +379,16 @@ class RegisterActor:
 
 @dataclass(frozen=True, slots=True)
 class LookupActor:
+    """Find a named actor: answered with its pickled handle and where it runs, or None."""
+
     namespace: str
     name: str
 
 
 @dataclass(frozen=True, slots=True)
 class ForgetActor:
+    """Remove an actor's record and free its name."""
+
     actor_id: str
     namespace: str
     name: str | None
@@ -386,6 +420,8 @@ class SubscribeLogs:
 
 @dataclass(frozen=True, slots=True)
 class KillWorker:
+    """Ask the WorkerPool to SIGKILL one of its worker processes."""
+
     pid: int
 
 
@@ -408,6 +444,8 @@ class ExitWorker:
 
 @dataclass(frozen=True, slots=True)
 class LogLines:
+    """Lines a worker printed, for a driver's log sink."""
+
     pid: int
     stream: str  # "stdout" | "stderr"
     lines: list = field(default_factory=list)
@@ -415,10 +453,12 @@ class LogLines:
 
 @dataclass(frozen=True, slots=True)
 class WorkerReady:
+    """A worker process started: its Executor can be leased out."""
+
     pid: int
     executor: Any
 
 
 @dataclass(frozen=True, slots=True)
 class Shutdown:
-    pass
+    """Ask a node's guard to stop the node."""

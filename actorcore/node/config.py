@@ -58,10 +58,12 @@ class NodeConfig:
     object_replicas: int = 1
 
     def to_json(self) -> str:
+        """The config as JSON (what a node process gets as its argument)."""
         return json.dumps(asdict(self))
 
     @classmethod
     def from_json(cls, text: str) -> NodeConfig:
+        """Parse `to_json`'s output."""
         data = json.loads(text)
         etcd = data.pop("start_etcd", None)
         return cls(**data, start_etcd=EtcdToStart(**etcd) if etcd else None)
@@ -92,6 +94,7 @@ class NodeEndpoints:
                 "object_store": self.object_store, "pool": self.pool}
 
     def to_json(self) -> str:
+        """The endpoints as JSON (the node's ready line)."""
         return json.dumps(asdict(self))
 
     @classmethod
@@ -123,9 +126,11 @@ class WorkerConfig:
     sys_path: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
+        """The config as JSON (what a worker process gets as its argument)."""
         return json.dumps(asdict(self))
 
     @classmethod
     def from_json(cls, text: str) -> WorkerConfig:
+        """Parse `to_json`'s output."""
         data = json.loads(text)
         return cls(node=NodeEndpoints(**data.pop("node")), **data)

@@ -25,10 +25,13 @@ CHECK_INTERVAL = 1.0
 
 
 class EtcdDied(RuntimeError):
-    pass
+    """The etcd this actor runs exited and could not be started again."""
+
 
 
 class EtcdHost(Actor):
+    """Runs the cluster's etcd on a head node and starts it again when it exits."""
+
     def __init__(self, port: int, data_dir: str, host: str = "127.0.0.1") -> None:
         self.port = port
         self.data_dir = data_dir

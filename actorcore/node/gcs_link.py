@@ -55,6 +55,8 @@ LOAD_INTERVAL = 0.1  # at most this often a node writes its available resources 
 
 
 class GcsLink(Actor):
+    """The node's etcd session (see the module's docstring)."""
+
     def __init__(self, etcd_endpoint: str, cluster: str, node_id: str, node_info: dict, *,
                  cluster_mode: bool = False, lease_ttl: float | None = None, etcd_auth: dict | None = None,
                  config: ClusterConfig | None = None) -> None:

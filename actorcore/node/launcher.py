@@ -44,6 +44,7 @@ class NodeProcess:
 
     @property
     def pid(self) -> int:
+        """The node process's pid."""
         return self.process.pid
 
     def wait_ready(self, timeout: float | None, exit_timeout: float = 10.0) -> NodeEndpoints:

@@ -162,6 +162,7 @@ async def serve(config: NodeConfig) -> None:
 
 
 def main() -> None:
+    """The node process's entry point: ``python -m actorcore.node CONFIG_JSON``."""
     configure_from_env()
     run(serve(NodeConfig.from_json(sys.argv[1])))
 

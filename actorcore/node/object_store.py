@@ -37,6 +37,8 @@ log = get_logger(__name__)
 
 
 class ObjectStore(Actor):
+    """The node's shared-memory objects (see the module's docstring)."""
+
     def __init__(self, node_id: str, *, transfer_bind: str | None = None, token: str | None = None,
                  gcs=None) -> None:
         self.gcs = gcs  # in a cluster: told what the store holds (for `actorcore status`)

@@ -67,6 +67,8 @@ class _Pending:
 
 @dataclass(slots=True)
 class RemoteNode:
+    """Another node as this Scheduler sees it: its Scheduler, its totals and what it has free."""
+
     scheduler: ActorRef
     total: dict
     available: dict

@@ -25,6 +25,8 @@ log = get_logger(__name__)
 
 
 class WorkerPool(Actor):
+    """Starts, watches and kills the node's worker processes (see the module's docstring)."""
+
     def __init__(self, scheduler: ActorRef, worker_argv: list[str], env: dict, cwd: str,
                  log_sink: ActorRef | None) -> None:
         self.scheduler = scheduler
@@ -122,6 +124,8 @@ def _how(exit) -> str:
 
 
 def worker_environment(extra_sys_path: list[str]) -> dict:
+    """The environment of the node's worker processes: ours, with `extra_sys_path` in front of
+    PYTHONPATH, unbuffered output and one str-hash seed."""
     env = dict(os.environ)
     path = [p for p in extra_sys_path if p]
     if env.get("PYTHONPATH"):

@@ -46,6 +46,8 @@ __all__ = ["Executor"]
 
 
 class Executor(Actor):
+    """Runs tasks and actor calls in this worker (see the module's docstring)."""
+
     def __init__(self, core: CoreWorker) -> None:
         self.core = core
         self.functions: dict[str, Any] = {}

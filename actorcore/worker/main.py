@@ -25,6 +25,8 @@ __all__ = ["NodeWatch", "main", "serve"]
 
 
 class NodeWatch(Actor):
+    """Ends the worker when its node's Scheduler (and so its node) is gone."""
+
     def __init__(self, stop: asyncio.Future, node) -> None:
         self.stop = stop
         self.node = node
@@ -55,6 +57,7 @@ async def serve(config: WorkerConfig) -> None:
 
 
 def main() -> None:
+    """The worker process's entry point: ``python -m actorcore.worker CONFIG_JSON``."""
     configure_from_env()
     config = WorkerConfig.from_json(sys.argv[1])
     sys.path[:0] = [p for p in config.sys_path if p not in sys.path]
