@@ -28,7 +28,6 @@ class EtcdDied(RuntimeError):
     """The etcd this actor runs exited and could not be started again."""
 
 
-
 class EtcdHost(Actor):
     """Runs the cluster's etcd on a head node and starts it again when it exits."""
 
