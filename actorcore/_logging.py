@@ -14,6 +14,8 @@ from typing import Iterator
 
 import structlog
 
+from .env import LOG_LEVEL_ENV
+
 _sinks: list[list[dict]] = []
 
 
@@ -57,6 +59,6 @@ def get_logger(name: str) -> structlog.stdlib.BoundLogger:
 
 def configure_from_env() -> None:
     """Honour ACTORCORE_LOG_LEVEL (e.g. "debug") for processes we start ourselves."""
-    level = os.environ.get("ACTORCORE_LOG_LEVEL")
+    level = os.environ.get(LOG_LEVEL_ENV)
     if level:
         logging.basicConfig(level=level.upper(), format="%(message)s")

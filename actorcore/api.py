@@ -14,23 +14,19 @@ without `init()` initializes with defaults. The functions on actor handles (`kil
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import os
-import subprocess
-import sys
 import threading
 import uuid
 from typing import Any
 
-from . import exceptions as exc
 from . import runtime
 from ._logging import get_logger
-from .cluster_files import TOKEN_ENV, new_token
+from .connection import ClusterConnection, LocalCluster
 from .core import CoreWorker
-from .kernel import Actor, ActorSystem
+from .env import ADDRESS_ENV
 from .object_ref import ObjectRef
-from .protocol import LogLines, Shutdown
+from .protocol import ListNodes
 from .runtime_context import RuntimeContext
 
 __all__ = [
@@ -40,7 +36,7 @@ __all__ = [
 
 log = get_logger(__name__)
 
-_local: _LocalCluster | _ClusterConnection | None = None
+_local: LocalCluster | ClusterConnection | None = None
 _init_lock = threading.RLock()
 
 #: Ray's init() keywords that have no meaning here and are accepted as no-ops.
@@ -51,157 +47,10 @@ _IGNORED_INIT_KWARGS = {
 }
 
 
-class LogSink(Actor):
-    """Prints worker output on the driver's terminal, prefixed with the worker's pid as Ray does."""
-
-    async def receive(self, message):
-        if isinstance(message, LogLines):
-            target = sys.stdout if message.stream == "stdout" else sys.stderr
-            target.write("".join(f"(pid={message.pid}) {text}\n" for text in message.lines))
-            target.flush()
-
-
-class _ClusterConnection:
-    """A driver's link to a cluster started with `actorcore start` (nothing to stop but itself)."""
-
-    def __init__(self) -> None:
-        self.system: ActorSystem | None = None
-        self.node_info: dict | None = None
-
-    def start(self, address: str, log_to_driver: bool) -> None:
-        import asyncio
-
-        from . import cluster_files
-        from .kernel import address as kernel_address
-
-        info = cluster_files.read_cluster_info() or {}
-        if address == "auto":
-            if not info.get("address"):
-                raise ConnectionError(
-                    "init(address='auto'): no actorcore cluster was started on this machine "
-                    f"(no {cluster_files.home() / 'cluster.json'}); start one with `actorcore start --head`, "
-                    "or pass address='HOST:PORT'"
-                )
-            address = info["address"]
-        cluster, auth = cluster_files.cluster_at(address)
-        token = cluster_files.read_token()
-        nodes, config = asyncio.run(_read_cluster(address, cluster, auth))
-        if not nodes:
-            raise ConnectionError(f"the actorcore cluster at {address} has no live node; start one with "
-                                  "`actorcore start --head` (or `--address` to join)")
-        here = [n for n in nodes if n.get("host_id", "").startswith(kernel_address.MACHINE_ID + "/")]
-        if not here:
-            raise ConnectionError(
-                f"no node of the cluster at {address} runs on this machine; start one here with "
-                f"`actorcore start --address {address}` and call init() again"
-            )
-        node = sorted(here, key=lambda n: (not n.get("head"), n.get("start_time", 0)))[0]
-        kernel_address.set_host_id(node["host_id"])
-        self.system = ActorSystem.start_in_thread(name="driver", token=token, tcp=f"{node['address']}:0")
-        sink = self.system.run(_spawn(self.system, LogSink, "log_sink")) if log_to_driver else None
-        self.node_info = {**node["uris"], "node_id": node["node_id"], "session": node["node_id"],
-                          "resources": node["resources"], "cluster_mode": True,
-                          "object_replicas": config.object_replicas, "log_sink": sink,
-                          "view": {n["node_id"]: n for n in nodes}}
-
-    def stop(self) -> None:
-        from .kernel import address as kernel_address
-
-        if self.system is not None:
-            self.system.shutdown_sync()
-        kernel_address.set_host_id(None)
-
-
-async def _read_cluster(address: str, cluster: str, auth: dict | None):
-    from .gcs import EtcdClient
-    from .gcs.schema import ClusterConfig, key
-
-    client = await EtcdClient.connect(address, timeout=10, **({"auth": auth} if auth else {}))
-    try:
-        nodes = [json.loads(value) for _, value in await client.get_prefix(key(cluster, "nodes", ""))]
-        config = ClusterConfig.from_json(await client.get(key(cluster, "config")))
-    finally:
-        await client.close()
-    return nodes, config
-
-
-class _LocalCluster:
-    """What init() started in local mode, stopped in reverse order by shutdown()."""
-
-    def __init__(self) -> None:
-        self.etcd = None
-        self.system: ActorSystem | None = None
-        self.node: subprocess.Popen | None = None
-        self.node_info: dict | None = None
-        self.session = uuid.uuid4().hex[:12]
-
-    def start(self, num_cpus: float, num_gpus: float, resources: dict, log_to_driver: bool) -> None:
-        from .gcs import EtcdServer
-        from .gcs.etcd_server import _free_port
-
-        # The node process imports for ~0.2 s before it needs etcd: start it first and the
-        # etcd server meanwhile (the node's GcsLink connects with retries).
-        etcd_port = _free_port()
-        # A fresh cluster token (DESIGN.md §10): the node and its workers get it through their
-        # environment (not their argv, which other users can read), and every connection
-        # between them must present it.
-        token = new_token()
-        self.system = ActorSystem.start_in_thread(name="driver", token=token)
-        sink = self.system.run(_spawn(self.system, LogSink, "log_sink"))
-        read_fd, write_fd = os.pipe()
-        config = {
-            "etcd": f"127.0.0.1:{etcd_port}", "session": self.session, "num_cpus": num_cpus,
-            "num_gpus": num_gpus, "resources": resources, "driver": sink.to_uri(),
-            "log_sink": sink.to_uri() if log_to_driver else None, "ready_fd": write_fd,
-            "cwd": os.getcwd(), "sys_path": [p or os.getcwd() for p in sys.path],
-        }
-        # Our own processes cache their bytecode even where PYTHONDONTWRITEBYTECODE is set:
-        # compiling actorcore on every worker start costs ~40-80 ms of each start-up.
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-        env[TOKEN_ENV] = token
-        self.node = subprocess.Popen(
-            [sys.executable, "-m", "actorcore.node", json.dumps(config)],
-            pass_fds=(write_fd,), stdin=subprocess.DEVNULL, env=env,
-        )
-        os.close(write_fd)
-        self.etcd = EtcdServer(client_port=etcd_port).start()
-        with os.fdopen(read_fd) as ready:
-            line = ready.readline()
-        if not line:
-            code = self.node.wait(10)
-            raise exc.RayError(f"the node process exited with code {code} before it was ready (see its output above)")
-        self.node_info = json.loads(line)
-
-    def stop(self) -> None:
-        if self.node is not None and self.node.poll() is None:
-            try:
-                node = self.system.ref_from_uri(self.node_info["node"]) if self.node_info else None
-                if node is not None:
-                    node.tell(Shutdown())
-                self.node.wait(15)
-            except subprocess.TimeoutExpired:
-                self.node.kill()
-                self.node.wait(5)
-            except Exception:
-                self.node.terminate()
-                self.node.wait(15)
-        if self.system is not None:
-            self.system.shutdown_sync()
-        if self.etcd is not None:
-            self.etcd.stop()
-        from .objects import cleanup_session
-
-        cleanup_session(self.session)
-
-
-async def _spawn(system: ActorSystem, factory, name: str, *args):
-    return system.spawn(factory, *args, name=name)
-
-
-async def _make_core(system: ActorSystem, node: dict, namespace: str) -> CoreWorker:
-    core = CoreWorker(system, node, job_id="01", namespace=namespace, is_driver=True)
-    if node.get("cluster_mode"):
-        core.cluster.log_sink = node.get("log_sink")
+async def _make_core(connection: LocalCluster | ClusterConnection, namespace: str) -> CoreWorker:
+    core = CoreWorker(connection.system, connection.endpoints, job_id="01", namespace=namespace, is_driver=True,
+                      view=connection.view, object_replicas=connection.object_replicas)
+    core.cluster.log_sink = connection.log_sink
     return core
 
 
@@ -242,7 +91,7 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
                 "ignore_reinit_error=True, or by calling shutdown() first."
             )
         if address is None:
-            address = os.environ.get("ACTORCORE_ADDRESS")
+            address = os.environ.get(ADDRESS_ENV)
         if address not in (None, "local"):
             if not isinstance(address, str) or (address != "auto" and ":" not in address):
                 raise ValueError(f"init(address=...) takes 'auto' or 'HOST:PORT' (the cluster's etcd), got {address!r}")
@@ -251,11 +100,10 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
                     raise ValueError(f"when connecting to an existing cluster, {what} must not be given: "
                                      "set the nodes' resources with `actorcore start`")
             logging.getLogger("actorcore").setLevel(logging_level)
-            connection = _ClusterConnection()
+            connection = ClusterConnection()
             try:
                 connection.start(address.removeprefix("actorcore://").removeprefix("ray://"), log_to_driver)
-                core = connection.system.run(_make_core(connection.system, connection.node_info,
-                                                        namespace or uuid.uuid4().hex))
+                core = connection.system.run(_make_core(connection, namespace or uuid.uuid4().hex))
             except BaseException:
                 connection.stop()
                 raise
@@ -268,11 +116,11 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
             if name in ("CPU", "GPU"):
                 raise ValueError(f"use num_cpus/num_gpus instead of resources={{{name!r}: ...}}")
         logging.getLogger("actorcore").setLevel(logging_level)
-        cluster = _LocalCluster()
+        cluster = LocalCluster()
         try:
             cluster.start(num_cpus if num_cpus is not None else (os.cpu_count() or 1), num_gpus or 0,
                           resources or {}, log_to_driver)
-            core = cluster.system.run(_make_core(cluster.system, cluster.node_info, namespace or uuid.uuid4().hex))
+            core = cluster.system.run(_make_core(cluster, namespace or uuid.uuid4().hex))
         except BaseException:
             cluster.stop()
             raise
@@ -385,7 +233,7 @@ def cluster_resources() -> dict:
 def nodes() -> list[dict]:
     """The cluster's nodes, as Ray lists them: NodeID, Alive, NodeManagerAddress, Resources, IsHead."""
     core = _runtime()
-    infos = core.system.ask_sync(core.gcs, "nodes", timeout=30)
+    infos = core.system.ask_sync(core.gcs, ListNodes(), timeout=30)
     return [
         {"NodeID": info["node_id"], "Alive": info.get("alive", True),
          "NodeManagerAddress": info.get("address", "127.0.0.1"), "Resources": info.get("resources", {}),

@@ -1,10 +1,10 @@
-"""The cluster's files on this machine (DESIGN.md §10), under `home()`:
+"""The cluster's files on this machine (docs/architecture.md, "Security model"), under `home()`:
 
 | file | holds | written by |
 |---|---|---|
 | ``token`` | the cluster token (mode 0600) | ``actorcore start --head`` |
 | ``cluster.json`` | ``{"address", "cluster", "head_node_id", "etcd_auth"}`` (mode 0600: it may hold the etcd password) | ``start --head``; ``start --address`` if there is none |
-| ``nodes/<node_id>.json`` | ``{"node_id", "pid", "head", "session", "etcd", "log"}`` | ``start``, for ``stop`` |
+| ``nodes/<node_id>.json`` | ``{"node_id", "pid", "head", "etcd", "log", "cluster", "node_ip", "started"}`` | ``start``, for ``stop`` |
 | ``logs/`` | the nodes' output (``node-<node_id>.log``) | the nodes |
 | ``etcd/`` | the data dir of the etcd a head node runs | that etcd |
 
@@ -24,8 +24,7 @@ import stat
 import warnings
 from pathlib import Path
 
-HOME_ENV = "ACTORCORE_HOME"
-TOKEN_ENV = "ACTORCORE_TOKEN"
+from .env import HOME_ENV, TOKEN_ENV
 
 __all__ = [
     "HOME_ENV",
@@ -83,10 +82,12 @@ def etcd_data_dir() -> Path:
 
 
 def token_path() -> Path:
+    """``home()/token``: the cluster token of this machine."""
     return home() / "token"
 
 
 def cluster_info_path() -> Path:
+    """``home()/cluster.json``: how to reach the cluster of this machine."""
     return home() / "cluster.json"
 
 
@@ -198,8 +199,8 @@ def _node_path(node_id: str) -> Path:
 
 
 def write_node_file(record: dict) -> Path:
-    """Record a node started on this machine: ``{"node_id", "pid", "head", "session",
-    "etcd", "log"}`` in ``nodes/<node_id>.json``."""
+    """Record a node started on this machine: ``{"node_id", "pid", "head", "etcd", "log",
+    "cluster", "node_ip", "started"}`` in ``nodes/<node_id>.json``."""
     return _write_private(_node_path(record["node_id"]), json.dumps(record, indent=2).encode() + b"\n")
 
 

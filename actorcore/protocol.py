@@ -1,4 +1,4 @@
-"""Messages between drivers, nodes and workers (DESIGN.md §4, §5), carried by the actor kernel.
+"""Messages between drivers, nodes and workers, carried by the actor kernel.
 
 Plain slotted dataclasses, pickled by the kernel's codec. Payloads of objects travel as
 `Inline` (the object's serialized bytes, for objects under 100 KiB) or `InShm` (the name and
@@ -10,10 +10,65 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+__all__ = [
+    "ActorStateChanged",
+    "ActorWorkerExited",
+    "AttachPool",
+    "AttachScheduler",
+    "BecomeActor",
+    "CancelTask",
+    "ClusterView",
+    "EtcdExited",
+    "EtcdLeaseLost",
+    "ExecuteTask",
+    "ExitWorker",
+    "ExportFunction",
+    "Failed",
+    "FetchObject",
+    "ForgetActor",
+    "FreeObjects",
+    "GetActorRecord",
+    "GetClusterResources",
+    "GetFunction",
+    "GetObject",
+    "GetResources",
+    "GetStoreUsage",
+    "GetTransferAddress",
+    "InShm",
+    "Inline",
+    "KillWorker",
+    "LeaseBlocked",
+    "LeaseGranted",
+    "LeaseUnblocked",
+    "ListNodes",
+    "ListWorkers",
+    "LogLines",
+    "LookupActor",
+    "NodeLoad",
+    "Payload",
+    "RegisterActor",
+    "RegisterSegment",
+    "RequestLease",
+    "ReturnLease",
+    "Shutdown",
+    "Spillback",
+    "StartRegistration",
+    "StartWorkers",
+    "StoreUsage",
+    "SubscribeLogs",
+    "SubscribeView",
+    "TaskResult",
+    "TaskSpec",
+    "WorkerDied",
+    "WorkerReady",
+]
+
 # -- object payloads ----------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
 class Inline:
+    """An object's serialized bytes, carried in the message (objects under 100 KiB)."""
+
     data: bytes
 
 
@@ -21,8 +76,8 @@ class Inline:
 class InShm:
     """A large object in shared memory: segment `name` on node `node`, copies on `replicas`.
 
-    A copy on node X is the segment ``segment_name(X, object_id)`` (a node's session is its
-    id); a reader on a node holding none asks its ObjectStore to pull one (`FetchObject`).
+    A copy on node X is the segment ``segment_name(X, object_id)`` (segments are named after
+    their node's id); a reader on a node holding none asks its ObjectStore to pull one (`FetchObject`).
     """
 
     name: str
@@ -33,6 +88,8 @@ class InShm:
 
 @dataclass(frozen=True, slots=True)
 class Failed:
+    """The error a `get` of the object raises."""
+
     error: BaseException
 
 
@@ -53,6 +110,8 @@ class RequestLease:
 
 @dataclass(frozen=True, slots=True)
 class LeaseGranted:
+    """The answer to a `RequestLease`: the leased worker's Executor, its pid and its node."""
+
     lease_id: int
     worker: Any  # the worker's Executor ref
     pid: int
@@ -69,6 +128,8 @@ class Spillback:
 
 @dataclass(frozen=True, slots=True)
 class ReturnLease:
+    """Give a leased worker back to its Scheduler (`worker_died`: its process is gone)."""
+
     lease_id: int
     worker_died: bool = False
 
@@ -82,24 +143,48 @@ class LeaseBlocked:
 
 @dataclass(frozen=True, slots=True)
 class LeaseUnblocked:
+    """The leased worker is back from its `get`: it holds its CPUs again."""
+
     lease_id: int
 
 
 @dataclass(frozen=True, slots=True)
 class GetResources:
+    """Ask a Scheduler for its node's resources (free ones if `available`, else the totals)."""
+
     available: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AttachPool:
+    """Node start-up -> Scheduler: the node's WorkerPool, and how many workers to keep warm."""
+
+    pool: Any
+    prestart: int
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerDied:
+    """WorkerPool -> Scheduler: a worker process ended."""
+
+    pid: int
+    how: str = "it ended"  # e.g. "it was killed by SIGKILL", "it exited with code 1"
 
 
 # -- functions ----------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
 class ExportFunction:
+    """Export a pickled function or class to the node's GcsLink (and so to etcd), once."""
+
     function_id: str
     blob: bytes
 
 
 @dataclass(frozen=True, slots=True)
 class GetFunction:
+    """Ask the node's GcsLink for an exported function or class (waits until it is exported)."""
+
     function_id: str
 
 
@@ -107,6 +192,8 @@ class GetFunction:
 
 @dataclass(slots=True)
 class TaskSpec:
+    """A task or actor call: what to run, with which arguments, for which owner."""
+
     task_id: str
     function_id: str  # function or actor class
     name: str  # for messages: "f" or "Counter.incr"
@@ -121,18 +208,24 @@ class TaskSpec:
 
 @dataclass(frozen=True, slots=True)
 class ExecuteTask:
+    """Run a task (on a leased worker, `lease_id`) or an actor call (`lease_id` None)."""
+
     spec: TaskSpec
     lease_id: int | None  # None for actor calls
 
 
 @dataclass(frozen=True, slots=True)
 class TaskResult:
+    """The answer to `ExecuteTask`: one payload per return value, and the pid that ran it."""
+
     returns: list  # one Payload per return
     pid: int
 
 
 @dataclass(frozen=True, slots=True)
 class CancelTask:
+    """Cancel a task: interrupt it if it runs, drop it if queued; `force` ends the process."""
+
     task_id: str
     force: bool
 
@@ -158,6 +251,16 @@ class GetObject:
 
 
 @dataclass(frozen=True, slots=True)
+class GetStoreUsage:
+    """Ask the node's ObjectStore what it holds; answered with a `StoreUsage`."""
+
+
+@dataclass(frozen=True, slots=True)
+class GetTransferAddress:
+    """Ask the node's ObjectStore where its object-transfer endpoint listens (None: not a cluster)."""
+
+
+@dataclass(frozen=True, slots=True)
 class RegisterSegment:
     """A shared-memory segment now holds `object_id`; the ObjectStore frees it at the end."""
 
@@ -169,6 +272,8 @@ class RegisterSegment:
 
 @dataclass(frozen=True, slots=True)
 class FreeObjects:
+    """The owner freed these objects: remove their segments on this node."""
+
     names: list  # object ids
 
 
@@ -206,7 +311,50 @@ class ClusterView:
 
 @dataclass(frozen=True, slots=True)
 class SubscribeView:
+    """Send `subscriber` a `ClusterView` now and whenever the live nodes change."""
+
     subscriber: Any
+
+
+@dataclass(frozen=True, slots=True)
+class AttachScheduler:
+    """Node start-up -> GcsLink: the node's Scheduler, told the other nodes' loads from now on."""
+
+    scheduler: Any
+
+
+@dataclass(frozen=True, slots=True)
+class StartRegistration:
+    """Node start-up -> GcsLink: register the node in etcd now (its workers are on their way)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EtcdLeaseLost:
+    """GcsLink -> itself: etcd forgot the node's lease; the node registers again."""
+
+
+@dataclass(frozen=True, slots=True)
+class EtcdExited:
+    """EtcdHost -> itself: the etcd it runs exited and could not be started again."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListNodes:
+    """Ask the GcsLink for every node's record, each with ``alive`` set (live ones, then dead ones)."""
+
+
+@dataclass(frozen=True, slots=True)
+class GetClusterResources:
+    """Ask the GcsLink for the resources summed over the live nodes (free ones if `available`)."""
+
+    available: bool
+
+
+@dataclass(frozen=True, slots=True)
+class GetActorRecord:
+    """Ask the GcsLink for the record ``actors/<actor_id>`` (None if there is none)."""
+
+    actor_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +369,8 @@ class NodeLoad:
 
 @dataclass(frozen=True, slots=True)
 class RegisterActor:
+    """Record an actor (and reserve its name, if it has one; answered False if taken)."""
+
     actor_id: str
     namespace: str
     name: str | None
@@ -229,12 +379,16 @@ class RegisterActor:
 
 @dataclass(frozen=True, slots=True)
 class LookupActor:
+    """Find a named actor: answered with its pickled handle and where it runs, or None."""
+
     namespace: str
     name: str
 
 
 @dataclass(frozen=True, slots=True)
 class ForgetActor:
+    """Remove an actor's record and free its name."""
+
     actor_id: str
     namespace: str
     name: str | None
@@ -266,11 +420,32 @@ class SubscribeLogs:
 
 @dataclass(frozen=True, slots=True)
 class KillWorker:
+    """Ask the WorkerPool to SIGKILL one of its worker processes."""
+
     pid: int
 
 
 @dataclass(frozen=True, slots=True)
+class StartWorkers:
+    """Scheduler -> WorkerPool: start `count` more worker processes."""
+
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ListWorkers:
+    """Ask the WorkerPool for the pids of its live worker processes (sorted)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExitWorker:
+    """Ask an Executor's process to exit at once (`kill()`; the caller records the actor's death)."""
+
+
+@dataclass(frozen=True, slots=True)
 class LogLines:
+    """Lines a worker printed, for a driver's log sink."""
+
     pid: int
     stream: str  # "stdout" | "stderr"
     lines: list = field(default_factory=list)
@@ -278,10 +453,12 @@ class LogLines:
 
 @dataclass(frozen=True, slots=True)
 class WorkerReady:
+    """A worker process started: its Executor can be leased out."""
+
     pid: int
     executor: Any
 
 
 @dataclass(frozen=True, slots=True)
 class Shutdown:
-    pass
+    """Ask a node's guard to stop the node."""

@@ -27,8 +27,10 @@ from ..protocol import (
     ActorStateChanged,
     BecomeActor,
     ExecuteTask,
+    ExitWorker,
     Failed,
     ForgetActor,
+    GetActorRecord,
     KillWorker,
     LookupActor,
     RegisterActor,
@@ -187,7 +189,7 @@ class ActorSubmitter:
                             placement.detached), timeout=None)
             if type(result) is Failed:
                 scheduler.tell(ReturnLease(grant.lease_id, worker_died=True))
-                grant.worker.tell("exit")
+                grant.worker.tell(ExitWorker())
                 cause = result.error.cause if isinstance(result.error, exc.TaskError) else result.error
                 return exc.ActorDiedError.constructor_raised(state.name, cause)
         except BaseException as error:
@@ -347,7 +349,7 @@ class ActorSubmitter:
             return await owner.ask(WatchActor(actor_id), timeout=None)
         except ActorStoppedError:
             pass
-        record = await self._gcs.ask(("actor_record", actor_id), timeout=30)
+        record = await self._gcs.ask(GetActorRecord(actor_id), timeout=30)
         hint = handle._actorcore_worker
         if hint is not None and record and record.get("detached") and record.get("state") != "DEAD":
             return await self._deaths.process_death(hint[0])
@@ -536,7 +538,7 @@ class ActorSubmitter:
         if no_restart:
             state.no_restart = True
         if state.worker is not None:
-            state.worker.tell("exit")
+            state.worker.tell(ExitWorker())
         if state.pid is not None and self._pool is not None and state.node_id in ("", self._cluster.node_id):
             self._pool.tell(KillWorker(state.pid))
         if no_restart or not self._may_restart(state):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import warnings
 
 from ..kernel import ActorRef, ActorSystem
+from ..node.config import NodeEndpoints
 from ..protocol import ClusterView, SubscribeLogs
 
 __all__ = ["Cluster"]
@@ -23,16 +24,16 @@ UNBOUNDED_CAPACITY = 64
 class Cluster:
     """The live nodes' records (`gcs/schema.py`'s node record), kept current by `apply`."""
 
-    def __init__(self, system: ActorSystem, node: dict, scheduler: ActorRef, store: ActorRef) -> None:
+    def __init__(self, system: ActorSystem, node: NodeEndpoints, view: dict[str, dict] | None,
+                 object_replicas: int, scheduler: ActorRef, store: ActorRef) -> None:
         self._system = system
         self._scheduler = scheduler
         self._store = store
-        self.node_id: str = node["node_id"]
-        self.cluster_mode = bool(node.get("cluster_mode"))
-        self.object_replicas = int(node.get("object_replicas", 1))
+        self.node_id = node.node_id
+        self.cluster_mode = node.cluster_mode
+        self.object_replicas = object_replicas
         #: node id -> its record ("resources", "uris", "host_id", ...)
-        self.view: dict[str, dict] = node.get("view") or {
-            self.node_id: {"resources": node.get("resources", {}), "uris": node}}
+        self.view: dict[str, dict] = view or {self.node_id: {"resources": node.resources, "uris": node.uris()}}
         self.dead_nodes: set[str] = set()
         #: a cluster driver's log sink: every node's WorkerPool sends its workers' output there
         self.log_sink: ActorRef | None = None

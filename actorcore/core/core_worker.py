@@ -23,7 +23,16 @@ import itertools
 import uuid
 
 from ..kernel import Actor, ActorRef, ActorSystem, Terminated
-from ..protocol import ActorWorkerExited, ClusterView, ExportFunction, GetObject, GetResources, SubscribeView
+from ..node.config import NodeEndpoints
+from ..protocol import (
+    ActorWorkerExited,
+    ClusterView,
+    ExportFunction,
+    GetClusterResources,
+    GetObject,
+    GetResources,
+    SubscribeView,
+)
 from .actor_submitter import ActorSubmitter
 from .cluster import Cluster
 from .death_watch import DeathWatch
@@ -69,13 +78,13 @@ class CoreActor(Actor):
 class CoreWorker:
     """The parts of this process's runtime, and what identifies it.
 
-    Made on the actor system's loop. ``node`` is the node's endpoints and identity as the node
-    process reports them (its actors' URIs, ``node_id``, ``session``, ``resources``, and in a
-    cluster ``cluster_mode``, ``object_replicas``, ``view``).
+    Made on the actor system's loop. ``node`` is how to reach the node's actors and what it
+    holds; a cluster driver also passes the cluster's ``view`` (node id -> record) and its
+    ``object_replicas`` setting (both kept current afterwards by the GcsLink's `ClusterView`).
     """
 
-    def __init__(self, system: ActorSystem, node: dict, *, job_id: str, namespace: str,
-                 is_driver: bool) -> None:
+    def __init__(self, system: ActorSystem, node: NodeEndpoints, *, job_id: str, namespace: str,
+                 is_driver: bool, view: dict[str, dict] | None = None, object_replicas: int = 1) -> None:
         self.system = system
         self.loop = system.loop
         self.node = node
@@ -83,22 +92,21 @@ class CoreWorker:
         #: the namespace of the code running now (a task runs in its submitter's)
         self.namespace = namespace
         self.is_driver = is_driver
-        self.session: str = node["session"]
-        self.node_id: str = node["node_id"]
-        self.cluster_mode = bool(node.get("cluster_mode"))
-        self.scheduler = system.ref_from_uri(node["scheduler"])
-        self.gcs = system.ref_from_uri(node["gcs"])
-        self.store = system.ref_from_uri(node["object_store"])
-        self.pool = system.ref_from_uri(node["pool"]) if node.get("pool") else None
+        self.node_id: str = node.node_id
+        self.cluster_mode = node.cluster_mode
+        self.scheduler = system.ref_from_uri(node.scheduler)
+        self.gcs = system.ref_from_uri(node.gcs)
+        self.store = system.ref_from_uri(node.object_store)
+        self.pool = system.ref_from_uri(node.pool) if node.pool else None
         self.prefix = uuid.uuid4().hex[:10]
         self._ids = itertools.count(1)
         self.exported: set[str] = set()
         self.hosted_actor_id: str | None = None  # set in a worker that hosts an actor
         self.actor = system.spawn(CoreActor, self, name="core")
 
-        self.cluster = Cluster(system, node, self.scheduler, self.store)
+        self.cluster = Cluster(system, node, view, object_replicas, self.scheduler, self.store)
         self.deaths = DeathWatch(system, self.actor)
-        self.objects = ObjectTable(system, self.actor, self.session, self.store, self.scheduler, self.cluster,
+        self.objects = ObjectTable(system, self.actor, self.node_id, self.store, self.scheduler, self.cluster,
                                    self.new_id)
         self.task_manager = TaskManager(self.objects, self.cluster_mode)
         self.tasks = TaskSubmitter(system, self.actor, self.scheduler, self.objects, self.task_manager, self.cluster,
@@ -127,7 +135,7 @@ class CoreWorker:
     def resources(self, available: bool) -> dict:
         """The cluster's resources: those free now (`available`) or the total."""
         if self.cluster_mode:
-            return self.system.ask_sync(self.gcs, ("cluster_resources", available), timeout=30)
+            return self.system.ask_sync(self.gcs, GetClusterResources(available), timeout=30)
         return self.system.ask_sync(self.scheduler, GetResources(available), timeout=30)
 
     def on_view(self, view: ClusterView) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 
 from ..kernel import ActorRef, ActorSystem, Terminated
-from ..protocol import ActorWorkerExited
+from ..protocol import ActorWorkerExited, ExitWorker
 
 __all__ = ["DeathWatch"]
 
@@ -90,7 +90,7 @@ class DeathWatch:
         """Ask `worker`'s process to exit and wait until it has; False if it had not within
         `timeout` seconds."""
         stopped = self._stopping[worker] = self._loop.create_future()
-        worker.tell("exit")
+        worker.tell(ExitWorker())
         try:
             await asyncio.wait_for(stopped, timeout)
             return True

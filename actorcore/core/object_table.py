@@ -33,6 +33,7 @@ from ..protocol import (
     FetchObject,
     FreeObjects,
     GetObject,
+    GetStoreUsage,
     InShm,
     LeaseBlocked,
     LeaseUnblocked,
@@ -69,12 +70,12 @@ class ObjectTable:
     ``table[object_id]`` is the `Entry` of an owned object (KeyError if unknown or freed).
     """
 
-    def __init__(self, system: ActorSystem, owner: ActorRef, session: str, store: ActorRef,
+    def __init__(self, system: ActorSystem, owner: ActorRef, node_id: str, store: ActorRef,
                  scheduler: ActorRef, cluster: Cluster, new_id: Callable[[str], str]) -> None:
         self._system = system
         self._loop = system.loop
         self._owner = owner
-        self._session = session
+        self._node_id = node_id
         self._store = store
         self._scheduler = scheduler
         self._cluster = cluster
@@ -168,12 +169,12 @@ class ObjectTable:
                 "pass the ref itself, or put a list containing it"
             )
         object_id = self._new_id("p")
-        payload = to_payload(value, object_id, self._session, self._store, "the value passed to put()", self._owner)
+        payload = to_payload(value, object_id, self._node_id, self._store, "the value passed to put()", self._owner)
         self._entries[object_id] = Entry(payload)
         if type(payload) is InShm:
             # Once put returns, the store knows the segment and its owner (it frees it if this
             # process dies): one round trip, on puts of 100 KiB and more only.
-            self._system.ask_sync(self._store, "usage", timeout=30)
+            self._system.ask_sync(self._store, GetStoreUsage(), timeout=30)
             if self._cluster.cluster_mode:
                 wanted = self._cluster.object_replicas if replicas is None else replicas
                 if wanted > 1:

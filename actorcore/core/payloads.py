@@ -17,7 +17,7 @@ from ..protocol import Inline, InShm, RegisterSegment
 __all__ = ["from_payload", "to_payload"]
 
 
-def to_payload(value: Any, object_id: str, session: str, store: ActorRef | None, what: str,
+def to_payload(value: Any, object_id: str, node_id: str, store: ActorRef | None, what: str,
                owner: ActorRef | None = None):
     """Serialize `value` (described as `what` in errors) into an `Inline` payload, or into
     shared memory registered with `store` for `owner`; raises TypeError if it cannot be
@@ -28,9 +28,9 @@ def to_payload(value: Any, object_id: str, session: str, store: ActorRef | None,
         raise TypeError(f"{what} cannot be serialized: {error}") from None
     if serialized.total_size < INLINE_THRESHOLD or store is None:
         return Inline(serialized.to_bytes())
-    name, size = put_shared(session, object_id, serialized)
+    name, size = put_shared(node_id, object_id, serialized)
     store.tell(RegisterSegment(object_id, name, size, owner))
-    return InShm(name, size, session)
+    return InShm(name, size, node_id)
 
 
 def from_payload(payload) -> Any:

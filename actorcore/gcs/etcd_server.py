@@ -48,10 +48,11 @@ import time
 import weakref
 
 from .._logging import get_logger
+from ..env import ETCD_BIN_ENV
 
 log = get_logger(__name__)
 
-ENV_BIN = "ACTORCORE_ETCD_BIN"
+ENV_BIN = ETCD_BIN_ENV
 _KEEPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_etcd_keeper.py")
 _POLL_INTERVAL_S = 0.005
 _STOP_TIMEOUT_S = 10.0

@@ -35,6 +35,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
+from ..env import DEFAULT_LEASE_TTL
+
 __all__ = ["ACTOR_STATES", "DEFAULT_CLUSTER", "ClusterConfig", "key", "prefix"]
 
 DEFAULT_CLUSTER = "default"
@@ -58,7 +60,7 @@ class ClusterConfig:
     """Cluster-wide settings the head writes once; nodes and drivers read them."""
 
     object_replicas: int = 1
-    lease_ttl: float = 10.0
+    lease_ttl: float = DEFAULT_LEASE_TTL
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self)).encode()

@@ -1,6 +1,9 @@
-"""The node (the raylet, DESIGN.md §2, §4): a process whose parts are actors.
+"""The node (Ray's raylet): a process whose parts are actors (docs/architecture.md, "The
+actor tree of a node").
 
 `scheduler.py` grants worker leases, `worker_pool.py` supervises worker processes,
 `object_store.py` keeps the node's shared-memory objects, `gcs_link.py` is the node's etcd
-session; `main.py` starts them under one root supervisor.
+session; `main.py` starts them under one root supervisor. `config.py` holds the records on
+the node's boundary (`NodeConfig`, `NodeEndpoints`, `WorkerConfig`) and `launcher.py` starts a
+node process for ``init()`` and ``actorcore start``.
 """

@@ -1,4 +1,4 @@
-"""The EtcdHost actor (DESIGN.md §2, §7): the etcd a head node started, under supervision.
+"""The EtcdHost actor: the etcd a head node started, under supervision.
 
 A head started without `--etcd` runs the cluster's etcd itself, with a persistent data dir,
 as the first child of the node's root supervisor. The actor is etcd's supervisor: it checks
@@ -15,6 +15,9 @@ import asyncio
 
 from .._logging import get_logger
 from ..kernel import Actor
+from ..protocol import EtcdExited
+
+__all__ = ["CHECK_INTERVAL", "EtcdDied", "EtcdHost"]
 
 log = get_logger(__name__)
 
@@ -22,10 +25,12 @@ CHECK_INTERVAL = 1.0
 
 
 class EtcdDied(RuntimeError):
-    pass
+    """The etcd this actor runs exited and could not be started again."""
 
 
 class EtcdHost(Actor):
+    """Runs the cluster's etcd on a head node and starts it again when it exits."""
+
     def __init__(self, port: int, data_dir: str, host: str = "127.0.0.1") -> None:
         self.port = port
         self.data_dir = data_dir
@@ -52,7 +57,7 @@ class EtcdHost(Actor):
                 await loop.run_in_executor(None, self._start_again)
             except Exception as error:
                 log.error("etcd could not be started again", error=repr(error))
-                self.context.self_ref.tell("etcd_died")
+                self.context.self_ref.tell(EtcdExited())
                 return
 
     def _start_again(self) -> None:
@@ -60,7 +65,7 @@ class EtcdHost(Actor):
         self.server.start()
 
     async def receive(self, message):
-        if message == "etcd_died":
+        if isinstance(message, EtcdExited):
             raise EtcdDied(f"etcd on {self.host}:{self.port} exited")
         return None
 

@@ -1,4 +1,4 @@
-"""The GcsLink actor (DESIGN.md §4, §6): the node's etcd session.
+"""The GcsLink actor: the node's etcd session (docs/architecture.md, "The etcd key schema").
 
 It registers the node under a lease (`nodes/<node_id>`, kept alive by our keepalive; the key
 schema is in gcs/schema.py), keeps exported functions (`functions/<hash>`, written once,
@@ -21,17 +21,24 @@ import time
 from typing import TYPE_CHECKING
 
 from .._logging import get_logger
+from ..env import DEFAULT_LEASE_TTL
 from ..gcs.schema import ClusterConfig
 from ..kernel import Actor, ActorRef, Terminated
 from ..protocol import (
     ActorStateChanged,
+    AttachScheduler,
     ClusterView,
+    EtcdLeaseLost,
     ExportFunction,
     ForgetActor,
+    GetActorRecord,
+    GetClusterResources,
     GetFunction,
+    ListNodes,
     LookupActor,
     NodeLoad,
     RegisterActor,
+    StartRegistration,
     StoreUsage,
     SubscribeView,
 )
@@ -39,14 +46,17 @@ from ..protocol import (
 if TYPE_CHECKING:
     from ..gcs import EtcdClient
 
+__all__ = ["FUNCTION_WAIT", "LOAD_INTERVAL", "GcsLink"]
+
 log = get_logger(__name__)
 
-LEASE_TTL = 10
 FUNCTION_WAIT = 30.0  # how long a request for a function not (yet) exported waits for it
 LOAD_INTERVAL = 0.1  # at most this often a node writes its available resources to etcd
 
 
 class GcsLink(Actor):
+    """The node's etcd session (see the module's docstring)."""
+
     def __init__(self, etcd_endpoint: str, cluster: str, node_id: str, node_info: dict, *,
                  cluster_mode: bool = False, lease_ttl: float | None = None, etcd_auth: dict | None = None,
                  config: ClusterConfig | None = None) -> None:
@@ -105,9 +115,9 @@ class GcsLink(Actor):
             await self._watch_membership()
 
     async def _take_lease(self) -> None:
-        ttl = self.lease_ttl or (self.config.lease_ttl if self.config is not None else LEASE_TTL)
+        ttl = self.lease_ttl or (self.config.lease_ttl if self.config is not None else DEFAULT_LEASE_TTL)
         ref = self.context.self_ref
-        self.lease = await self.etcd.lease(max(2, int(round(ttl))), on_lost=lambda _: ref.tell("lease_lost"))
+        self.lease = await self.etcd.lease(max(2, int(round(ttl))), on_lost=lambda _: ref.tell(EtcdLeaseLost()))
         self.node_info.setdefault("start_time", time.time())
         await self.etcd.put(self._key("nodes", self.node_id), json.dumps(self._record()).encode(), lease=self.lease)
 
@@ -170,7 +180,7 @@ class GcsLink(Actor):
         """A node's lease expired. If ours did too, etcd itself was away (frozen, partitioned)
         longer than the TTL and let every lease lapse: give the node the time to register
         again before declaring it dead, instead of tearing down a healthy cluster."""
-        ttl = self.lease.ttl if self.lease is not None else LEASE_TTL
+        ttl = self.lease.ttl if self.lease is not None else DEFAULT_LEASE_TTL
         try:
             outage = (time.monotonic() - self._lease_lost_at < 2 * ttl
                       or (self.lease is not None and await self.lease.time_to_live() <= 0))
@@ -357,8 +367,8 @@ class GcsLink(Actor):
         if isinstance(message, Terminated):
             self.subscribers.discard(message.ref)
             return None
-        if isinstance(message, tuple) and message[0] == "scheduler":
-            self.scheduler = message[1]
+        if isinstance(message, AttachScheduler):
+            self.scheduler = message.scheduler
             for node_id, available in self.loads.items():
                 if node_id != self.node_id:
                     self.scheduler.tell(NodeLoad(node_id, available))
@@ -366,10 +376,10 @@ class GcsLink(Actor):
         if isinstance(message, ActorStateChanged):
             self._spawn(self._update_actor(message.actor_id, message.record))
             return None
-        if message == "register":
+        if isinstance(message, StartRegistration):
             self._start_registration()
             return None
-        if message == "lease_lost":
+        if isinstance(message, EtcdLeaseLost):
             self._lease_lost_at = time.monotonic()
             self._spawn(self._register_again())
             return None
@@ -406,20 +416,20 @@ class GcsLink(Actor):
             await self.etcd.delete(self._key("actors", message.actor_id))
             self.actor_records.pop(message.actor_id, None)
             return True
-        if message == "nodes":
+        if isinstance(message, ListNodes):
             if self.cluster_mode:
                 return ([{**record, "alive": True} for record in self.nodes.values()]
                         + [{**record, "alive": False} for record in self.dead.values()])
             return [{**json.loads(value), "alive": True}
                     for _, value in await self.etcd.get_prefix(self._key("nodes", ""))]
-        if isinstance(message, tuple) and message[0] == "actor_record":
-            blob = await self.etcd.get(self._key("actors", message[1]))
+        if isinstance(message, GetActorRecord):
+            blob = await self.etcd.get(self._key("actors", message.actor_id))
             return json.loads(blob) if blob else None
-        if isinstance(message, tuple) and message[0] == "cluster_resources":
+        if isinstance(message, GetClusterResources):
             totals: dict[str, float] = {}
             for node_id, record in self.nodes.items():
                 total = record.get("resources", {})
-                source = self.loads.get(node_id, total) if message[1] else total
+                source = self.loads.get(node_id, total) if message.available else total
                 for name, quantity in source.items():
                     totals[name] = totals.get(name, 0.0) + quantity
             return totals

@@ -1,4 +1,5 @@
-"""The ObjectStore actor (DESIGN.md §4, §5): the node's table of shared-memory objects.
+"""The ObjectStore actor: the node's table of shared-memory objects (docs/architecture.md,
+"Objects: put and get").
 
 Large objects (≥ 100 KiB) are written by their producer into one shared-memory segment each
 and registered here; same-node readers map them read-only. The owner frees them when the
@@ -20,17 +21,29 @@ import asyncio
 from .._logging import get_logger
 from ..kernel import Actor, Terminated
 from ..objects import shm
-from ..protocol import ClusterView, FetchObject, FreeObjects, RegisterSegment, StoreUsage
+from ..protocol import (
+    ClusterView,
+    FetchObject,
+    FreeObjects,
+    GetStoreUsage,
+    GetTransferAddress,
+    RegisterSegment,
+    StoreUsage,
+)
+
+__all__ = ["ObjectStore"]
 
 log = get_logger(__name__)
 
 
 class ObjectStore(Actor):
-    def __init__(self, session: str, *, transfer_bind: str | None = None, token: str | None = None,
+    """The node's shared-memory objects (see the module's docstring)."""
+
+    def __init__(self, node_id: str, *, transfer_bind: str | None = None, token: str | None = None,
                  gcs=None) -> None:
         self.gcs = gcs  # in a cluster: told what the store holds (for `actorcore status`)
         self._usage_scheduled = False
-        self.session = session  # == the node id
+        self.node_id = node_id  # its segments are named after it
         self.transfer_bind = transfer_bind
         self.token = token
         self.segments: dict[str, tuple[str, int]] = {}
@@ -63,10 +76,10 @@ class ObjectStore(Actor):
             self.transfer_addresses = {
                 node_id: record["transfer"] for node_id, record in message.nodes.items() if record.get("transfer")
             }
-        elif message == "transfer_address":
+        elif isinstance(message, GetTransferAddress):
             return self.server.address if self.server is not None else None
-        elif message == "usage":
-            return {"objects": len(self.segments), "bytes": self.bytes_used}
+        elif isinstance(message, GetStoreUsage):
+            return StoreUsage(len(self.segments), self.bytes_used)
         return None
 
     def _free(self, object_ids) -> None:
@@ -126,7 +139,7 @@ class ObjectStore(Actor):
     async def _pull(self, message: FetchObject) -> str:
         from ..objects.transfer import pull
 
-        name = shm.segment_name(self.session, message.object_id)
+        name = shm.segment_name(self.node_id, message.object_id)
         failures = []
         try:
             for source in message.sources:
@@ -155,4 +168,4 @@ class ObjectStore(Actor):
         if self.server is not None:
             await self.server.stop()
         self.segments.clear()
-        shm.cleanup_session(self.session)
+        shm.cleanup_session(self.node_id)

@@ -26,6 +26,7 @@ from .._logging import get_logger
 from ..kernel import Actor, ActorRef, Reply, Terminated
 from ..protocol import (
     ActorWorkerExited,
+    AttachPool,
     ClusterView,
     GetResources,
     LeaseBlocked,
@@ -35,14 +36,20 @@ from ..protocol import (
     RequestLease,
     ReturnLease,
     Spillback,
+    StartWorkers,
+    WorkerDied,
     WorkerReady,
 )
+
+__all__ = ["GrantedLease", "RemoteNode", "Scheduler"]
 
 log = get_logger(__name__)
 
 
 @dataclass(slots=True)
-class Lease:
+class GrantedLease:
+    """A worker this Scheduler leased out, and the resources it holds until returned."""
+
     lease_id: int
     worker: ActorRef
     pid: int
@@ -53,12 +60,6 @@ class Lease:
 
 
 @dataclass(slots=True)
-class WorkerDied:
-    pid: int
-    how: str = "it ended"  # e.g. "it was killed by SIGKILL", "it exited with code 1"
-
-
-@dataclass(slots=True)
 class _Pending:
     request: RequestLease
     reply: Reply
@@ -66,6 +67,8 @@ class _Pending:
 
 @dataclass(slots=True)
 class RemoteNode:
+    """Another node as this Scheduler sees it: its Scheduler, its totals and what it has free."""
+
     scheduler: ActorRef
     total: dict
     available: dict
@@ -89,7 +92,7 @@ class Scheduler(Actor):
         self.available = dict(total)
         self.pool = pool
         self.idle: deque[tuple[int, ActorRef]] = deque()
-        self.leases: dict[int, Lease] = {}
+        self.leases: dict[int, GrantedLease] = {}
         self.pending: deque[_Pending] = deque()
         self.starting = 0
         self.watched_owners: set[ActorRef] = set()
@@ -142,12 +145,12 @@ class Scheduler(Actor):
         elif isinstance(message, Terminated):
             self._drop_owner(message.ref)
             self._dispatch()
-        elif isinstance(message, tuple) and message[0] == "pool":
-            _, self.pool, prestart = message
+        elif isinstance(message, AttachPool):
+            self.pool, prestart = message.pool, message.prestart
             self.warm_workers = prestart
             if prestart > 0:
                 self.starting += prestart
-                self.pool.tell(("start_workers", prestart))
+                self.pool.tell(StartWorkers(prestart))
         return None
 
     # -- granting -------------------------------------------------------------------------
@@ -177,14 +180,14 @@ class Scheduler(Actor):
                 continue
             pid, worker = self.idle.popleft()
             self._take(shape)
-            lease = Lease(next(self._ids), worker, pid, shape, pending.request.owner, pending.request.for_actor)
+            lease = GrantedLease(next(self._ids), worker, pid, shape, pending.request.owner, pending.request.for_actor)
             self.leases[lease.lease_id] = lease
             self.pending.remove(pending)
             pending.reply.send(LeaseGranted(lease.lease_id, worker, pid, self.node_id))
         missing = wanted_workers - self.starting
         if missing > 0 and self.pool is not None:
             self.starting += missing
-            self.pool.tell(("start_workers", missing))
+            self.pool.tell(StartWorkers(missing))
 
     def _return(self, lease_id: int, worker_died: bool) -> None:
         lease = self.leases.pop(lease_id, None)
@@ -194,7 +197,7 @@ class Scheduler(Actor):
         if not worker_died and not lease.for_actor:
             self.idle.append((lease.pid, lease.worker))
 
-    def _release(self, lease: Lease) -> None:
+    def _release(self, lease: GrantedLease) -> None:
         shape = dict(lease.shape)
         if lease.blocked:
             shape.pop("CPU", None)
@@ -216,7 +219,7 @@ class Scheduler(Actor):
         missing = self.warm_workers - live
         if missing > 0 and self.pool is not None:
             self.starting += missing
-            self.pool.tell(("start_workers", missing))
+            self.pool.tell(StartWorkers(missing))
 
     def _drop_owner(self, owner: ActorRef) -> None:
         for pending in [p for p in self.pending if p.request.owner == owner]:

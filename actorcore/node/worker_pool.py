@@ -1,6 +1,6 @@
-"""The WorkerPool actor (DESIGN.md §4, §7): a simple_one_for_one supervisor of worker processes.
+"""The WorkerPool actor: a simple_one_for_one supervisor of worker processes.
 
-It starts workers on the Scheduler's demand (`("start_workers", n)`), forwards each worker's
+It starts workers on the Scheduler's demand (`StartWorkers`), forwards each worker's
 stdout and stderr, line by line with the worker's pid, to the drivers' log sinks (as Ray
 prints `(pid=...)` lines; in a cluster every driver subscribes with `SubscribeLogs`, and
 without any the lines go to the node's own stderr), and tells the Scheduler when a worker process ends. Workers are
@@ -17,13 +17,16 @@ from supervisor import Supervisor, process_spec
 
 from .._logging import get_logger
 from ..kernel import Actor, ActorRef, Terminated
-from ..protocol import KillWorker, LogLines, SubscribeLogs
-from .scheduler import WorkerDied
+from ..protocol import KillWorker, ListWorkers, LogLines, StartWorkers, SubscribeLogs, WorkerDied
+
+__all__ = ["WorkerPool", "worker_environment"]
 
 log = get_logger(__name__)
 
 
 class WorkerPool(Actor):
+    """Starts, watches and kills the node's worker processes (see the module's docstring)."""
+
     def __init__(self, scheduler: ActorRef, worker_argv: list[str], env: dict, cwd: str,
                  log_sink: ActorRef | None) -> None:
         self.scheduler = scheduler
@@ -56,8 +59,8 @@ class WorkerPool(Actor):
                 pass
 
     async def receive(self, message):
-        if isinstance(message, tuple) and message[0] == "start_workers":
-            for _ in range(message[1]):
+        if isinstance(message, StartWorkers):
+            for _ in range(message.count):
                 await self.supervisor.start_child(())
         elif isinstance(message, KillWorker):
             child = self.children.get(message.pid)
@@ -69,7 +72,7 @@ class WorkerPool(Actor):
                 self.context.watch(message.sink)
         elif isinstance(message, Terminated):
             self.log_sinks.discard(message.ref)
-        elif message == "pids":
+        elif isinstance(message, ListWorkers):
             return sorted(self.children)
         return None
 
@@ -121,6 +124,8 @@ def _how(exit) -> str:
 
 
 def worker_environment(extra_sys_path: list[str]) -> dict:
+    """The environment of the node's worker processes: ours, with `extra_sys_path` in front of
+    PYTHONPATH, unbuffered output and one str-hash seed."""
     env = dict(os.environ)
     path = [p for p in extra_sys_path if p]
     if env.get("PYTHONPATH"):

@@ -30,6 +30,7 @@ import time
 from typing import Any
 
 from .._logging import get_logger
+from ..env import SUPERVISE_READY_FD_ENV
 from ..gcs import schema
 
 log = get_logger(__name__)
@@ -172,7 +173,7 @@ def process_gone(token: str | None) -> bool:
     return _start_time(int(pid)) != start
 
 
-READY_FD_ENV = "ACTORCORE_SUPERVISE_READY_FD"
+READY_FD_ENV = SUPERVISE_READY_FD_ENV
 
 
 def tell_ready(what: str) -> None:

@@ -1,1 +1,2 @@
-"""Worker processes (DESIGN.md §2): stateless task executors, or the host of one actor."""
+"""Worker processes (docs/architecture.md, "Processes"): stateless task executors, or the
+host of one actor."""

@@ -1,4 +1,5 @@
-"""The Executor actor: runs tasks and actor calls in a worker process (DESIGN.md §2, §5).
+"""The Executor actor: runs tasks and actor calls in a worker process (docs/architecture.md,
+"Hot paths").
 
 Messages arrive from the submitter that holds this worker's lease (or from an actor's
 callers) and are answered with a `TaskResult`. User code runs on an execution thread, never
@@ -33,16 +34,19 @@ from ..protocol import (
     BecomeActor,
     CancelTask,
     ExecuteTask,
+    ExitWorker,
     Failed,
     GetFunction,
     Inline,
     TaskResult,
 )
 
-_NONE = None
+__all__ = ["Executor"]
 
 
 class Executor(Actor):
+    """Runs tasks and actor calls in this worker (see the module's docstring)."""
+
     def __init__(self, core: CoreWorker) -> None:
         self.core = core
         self.functions: dict[str, Any] = {}
@@ -96,7 +100,7 @@ class Executor(Actor):
         if isinstance(message, CancelTask):
             self._cancel(message)
             return None
-        if message == "exit":  # kill(): the caller records the actor's death
+        if isinstance(message, ExitWorker):  # kill(): the caller records the actor's death
             os._exit(0)
         if isinstance(message, Terminated) and self.actor_id is not None:
             # Its owner is gone: the actor's process ends, after recording why.
@@ -252,7 +256,7 @@ class Executor(Actor):
         for index, item in enumerate(values):
             object_id = f"{spec.task_id}.{index}"
             try:
-                returns.append(to_payload(item, object_id, self.core.session, self.core.store,
+                returns.append(to_payload(item, object_id, self.core.node_id, self.core.store,
                                           f"return value {index} of {spec.name} ({type(item).__qualname__})",
                                           spec.owner))
             except Exception as caught:  # an unpicklable result, or __reduce__ raised

@@ -1,4 +1,4 @@
-"""A worker process: `python -m actorcore.worker CONFIG_JSON` (DESIGN.md §2).
+"""A worker process: `python -m actorcore.worker CONFIG_JSON`, the JSON a `WorkerConfig`.
 
 Started by the node's WorkerPool. It hosts an actor system with this process's CoreWorker
 (so user code here can submit tasks and get objects) and an Executor, tells the Scheduler
@@ -8,21 +8,25 @@ it is ready, and ends when told to (SIGTERM) or when its node is gone.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import sys
 
 from .. import runtime
 from .._logging import configure_from_env
-from ..cluster_files import TOKEN_ENV
 from ..core import CoreWorker
+from ..env import TOKEN_ENV
 from ..kernel import Actor, ActorSystem, Terminated, run
+from ..node.config import WorkerConfig
 from ..protocol import WorkerReady
 from .executor import Executor
 
+__all__ = ["NodeWatch", "main", "serve"]
+
 
 class NodeWatch(Actor):
+    """Ends the worker when its node's Scheduler (and so its node) is gone."""
+
     def __init__(self, stop: asyncio.Future, node) -> None:
         self.stop = stop
         self.node = node
@@ -35,15 +39,15 @@ class NodeWatch(Actor):
             self.stop.set_result("node gone")
 
 
-async def serve(config: dict) -> None:
+async def serve(config: WorkerConfig) -> None:
+    """Run this worker until SIGTERM or until its node is gone."""
     # In a cluster a worker also listens on gRPC: other nodes' drivers and workers call it.
-    tcp = f"{config.get('node_ip', '127.0.0.1')}:0" if config.get("cluster_mode") else None
+    tcp = f"{config.node_ip}:0" if config.node.cluster_mode else None
     system = await ActorSystem.start(name="worker", spin=False, token=os.environ.get(TOKEN_ENV), tcp=tcp)
     loop = asyncio.get_running_loop()
     stop: asyncio.Future = loop.create_future()
     loop.add_signal_handler(signal.SIGTERM, lambda: stop.done() or stop.set_result("SIGTERM"))
-    core = CoreWorker(system, config, job_id=config.get("job_id", "01"), namespace=config.get("namespace", ""),
-                      is_driver=False)
+    core = CoreWorker(system, config.node, job_id="01", namespace="", is_driver=False)
     runtime.set_current(core)
     executor = system.spawn(Executor, core, name="executor")
     system.spawn(NodeWatch, stop, core.scheduler)
@@ -53,9 +57,10 @@ async def serve(config: dict) -> None:
 
 
 def main() -> None:
+    """The worker process's entry point: ``python -m actorcore.worker CONFIG_JSON``."""
     configure_from_env()
-    config = json.loads(sys.argv[1])
-    sys.path[:0] = [p for p in config.get("sys_path", []) if p not in sys.path]
+    config = WorkerConfig.from_json(sys.argv[1])
+    sys.path[:0] = [p for p in config.sys_path if p not in sys.path]
     run(serve(config))
     os._exit(0)
 

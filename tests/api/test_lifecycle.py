@@ -23,7 +23,7 @@ def run_program(source: str, timeout: float = 60) -> subprocess.CompletedProcess
                           timeout=timeout, cwd=ROOT)
 
 
-SESSION = "from actorcore import api; print('session', api._local.session, api._local.etcd.pid, flush=True)"
+SESSION = "from actorcore import api; print('session', api._local.node_id, api._local.etcd.pid, flush=True)"
 
 
 def session_of(output: str) -> tuple[str, int]:

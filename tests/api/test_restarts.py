@@ -12,6 +12,7 @@ import pytest
 
 import actorcore as ray
 from actorcore import exceptions as exc
+from actorcore.protocol import ListWorkers
 from actorcore.testing import wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -116,12 +117,12 @@ def test_a_worker_killed_with_minus_9_is_replaced_at_once(cluster):
     from actorcore import api
 
     core = api._runtime()
-    before = core.system.ask_sync(core.pool, "pids", timeout=10)
+    before = core.system.ask_sync(core.pool, ListWorkers(), timeout=10)
     os.kill(before[0], signal.SIGKILL)
     start = time.monotonic()
 
     def replaced():
-        pids = core.system.ask_sync(core.pool, "pids", timeout=10)
+        pids = core.system.ask_sync(core.pool, ListWorkers(), timeout=10)
         return before[0] not in pids and len(pids) >= len(before)
 
     wait_until(replaced, 30, f"the pool to replace worker {before[0]}", interval=0.02)

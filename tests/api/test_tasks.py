@@ -291,7 +291,7 @@ def test_the_node_rejects_processes_without_the_cluster_token(cluster):
         print(asyncio.run(main(None)))
         print(asyncio.run(main("a-guess")))
     """)
-    result = subprocess.run([sys.executable, "-c", program, api._local.node_info["scheduler"]],
+    result = subprocess.run([sys.executable, "-c", program, api._local.endpoints.scheduler],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()

@@ -19,6 +19,7 @@ import pytest
 import actorcore as ray
 from actorcore import api
 from actorcore import exceptions as exc
+from actorcore.protocol import ListWorkers
 from actorcore.testing import wait_until
 from tests.multinode.conftest import etcd_pid
 
@@ -48,7 +49,7 @@ def test_a_5000_tasks_while_a_random_worker_is_killed_every_200_ms():
 
         def killer():
             while not stop.wait(0.2):
-                pids = core.system.ask_sync(core.pool, "pids", timeout=10)
+                pids = core.system.ask_sync(core.pool, ListWorkers(), timeout=10)
                 if pids:
                     victim = random.choice(pids)
                     try:

@@ -14,6 +14,7 @@ import pytest
 
 from actorcore import cli
 from actorcore import cluster_files as files
+from actorcore.cli import stop as stop_command
 from actorcore.objects import create_segment, list_segments, segment_name
 
 pytestmark = pytest.mark.timeout(60)
@@ -97,6 +98,33 @@ def test_a_head_on_a_taken_port_names_it(capsys):
     assert not files.token_path().exists()
 
 
+# -- supervise: a subcommand group whose default subcommand takes the spec ----------------------
+
+
+@pytest.mark.parametrize("argv", [["supervise", "status"], ["supervise-status"], ["supervise", "reload"],
+                                  ["supervise-reload"]], ids=" ".join)
+def test_supervise_status_and_reload_are_subcommands(argv, capsys):
+    assert cli.main(argv) == 1  # no cluster on this machine to ask
+    err = capsys.readouterr().err
+    assert err.startswith(f"actorcore supervise {argv[-1].removeprefix('supervise-')}: no cluster to ask"), err
+
+
+@pytest.mark.parametrize("argv", [["supervise", "services.toml", "--detach"],
+                                  ["supervise", "run", "services.toml", "--detach"]], ids=" ".join)
+def test_supervise_takes_the_spec_as_its_first_word(argv, capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(argv)
+    assert exited.value.code == 2
+    assert "--detach needs --pid-file" in capsys.readouterr().err
+
+
+def test_supervise_without_a_spec_or_subcommand_exits_2(capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["supervise"])
+    assert exited.value.code == 2
+    assert "actorcore supervise: error:" in capsys.readouterr().err
+
+
 # -- stop ----------------------------------------------------------------------------------------
 
 
@@ -113,7 +141,7 @@ def test_stop_from_the_console_script_with_nothing_running(actorcore_home):
 
 
 def _record(node_id: str, pid: int, head: bool = False) -> dict:
-    return {"node_id": node_id, "pid": pid, "head": head, "session": node_id, "etcd": "127.0.0.1:1", "log": None}
+    return {"node_id": node_id, "pid": pid, "head": head, "etcd": "127.0.0.1:1", "log": None}
 
 
 def test_stop_forgets_a_dead_node_and_removes_its_shared_memory(capsys):
@@ -159,7 +187,7 @@ def _stand_in(node_id: str, behaviour: str) -> subprocess.Popen:
 
 
 def test_stop_terminates_workers_first_then_heads_and_kills_the_stubborn(capsys, monkeypatch):
-    monkeypatch.setattr(cli, "STOP_TIMEOUT", 0.5)
+    monkeypatch.setattr(stop_command, "STOP_TIMEOUT", 0.5)
     head_id, worker_id = uuid.uuid4().hex[:16], uuid.uuid4().hex[:16]
     head, worker = _stand_in(head_id, "exit-on-term"), _stand_in(worker_id, "ignore-term")
     try:

@@ -16,7 +16,7 @@ import sys
 import pytest
 
 from actorcore import cluster_files as files
-from actorcore.cli import ETCD_PASSWORD_ENV
+from actorcore.env import ETCD_PASSWORD_ENV
 from actorcore.gcs import EtcdServer
 from actorcore.gcs.etcd_server import _free_port
 from actorcore.objects import list_segments

@@ -120,8 +120,8 @@ def test_a_corrupt_cluster_info_is_ignored_with_a_warning():
 
 def test_node_files():
     assert files.node_files() == []
-    a = {"node_id": "aaaa", "pid": 10, "head": True, "session": "aaaa", "etcd": "127.0.0.1:6380", "log": None}
-    b = {**a, "node_id": "bbbb", "head": False, "session": "bbbb"}
+    a = {"node_id": "aaaa", "pid": 10, "head": True, "etcd": "127.0.0.1:6380", "log": None}
+    b = {**a, "node_id": "bbbb", "head": False}
     files.write_node_file(b)
     path = files.write_node_file(a)
     assert path == files.home() / "nodes" / "aaaa.json" and _mode(path) == 0o600

@@ -12,6 +12,7 @@ import threading
 from typing import Any
 
 from actorcore.core.cluster import Cluster
+from actorcore.node.config import NodeEndpoints
 
 __all__ = ["FakeRef", "FakeSystem", "cluster_of", "settle"]
 
@@ -83,10 +84,9 @@ class FakeSystem:
 
 def cluster_of(system: FakeSystem, resources: dict, *, nodes: dict | None = None) -> Cluster:
     """A real `Cluster` of one node "n1" with `resources` (or of `nodes`, in cluster mode)."""
-    node = {"node_id": "n1", "resources": resources}
-    if nodes is not None:
-        node.update(cluster_mode=True, view=nodes)
-    return Cluster(system, node, system.ref("scheduler"), system.ref("store"))
+    node = NodeEndpoints(node_id="n1", node="node", scheduler="scheduler", gcs="gcs", object_store="store",
+                         pool="pool", resources=resources, pid=0, host_id="h1", cluster_mode=nodes is not None)
+    return Cluster(system, node, nodes, 1, system.ref("scheduler"), system.ref("store"))
 
 
 async def settle(rounds: int = 20) -> None:

@@ -24,6 +24,7 @@ from actorcore.protocol import (
     ActorWorkerExited,
     BecomeActor,
     ExecuteTask,
+    ExitWorker,
     ForgetActor,
     Inline,
     KillWorker,
@@ -180,7 +181,7 @@ async def test_kill_ends_the_process_and_the_actor_is_dead_for_good(owner):
     pid = await owner.place("w1")
     killing = asyncio.ensure_future(owner.actors.kill_owned("a1", no_restart=True))
     await settle()
-    assert "exit" in owner.system.ref("w1").told and KillWorker(pid) in owner.pool.told
+    assert ExitWorker() in owner.system.ref("w1").told and KillWorker(pid) in owner.pool.told
     [(message, reply)] = owner.gcs.asked(ForgetActor)
     assert message.actor_id == "a1"
     reply.set_result(True)

@@ -8,7 +8,7 @@ import pytest
 
 from actorcore.core.death_watch import DeathWatch
 from actorcore.kernel import PEER_LOST, Terminated
-from actorcore.protocol import ActorWorkerExited
+from actorcore.protocol import ActorWorkerExited, ExitWorker
 
 from .fakes import FakeSystem, settle
 
@@ -46,7 +46,7 @@ async def test_stop_asks_the_process_to_exit_and_returns_once_it_has(system):
     worker = system.ref("w2")
     stopping = asyncio.ensure_future(deaths.stop(worker, timeout=60))
     await settle()
-    assert worker.told == ["exit"]
+    assert worker.told == [ExitWorker()]
     deaths.on_terminated(Terminated(worker, PEER_LOST))
     assert await stopping is True
     assert await deaths.stop(system.ref("w3"), timeout=0) is False  # never ends: gives up

@@ -18,6 +18,7 @@ from actorcore.kernel import Actor, ActorSystem
 from actorcore.node.scheduler import Scheduler
 from actorcore.protocol import (
     ActorWorkerExited,
+    AttachPool,
     ClusterView,
     GetResources,
     LeaseBlocked,
@@ -27,15 +28,10 @@ from actorcore.protocol import (
     RequestLease,
     ReturnLease,
     Spillback,
+    StartWorkers,
+    WorkerDied,
     WorkerReady,
 )
-
-try:  # the pool's messages and WorkerDied as typed messages
-    from actorcore.protocol import AttachPool, StartWorkers, WorkerDied
-except ImportError:  # the tuple messages they replace
-    from actorcore.node.scheduler import WorkerDied
-
-    AttachPool = StartWorkers = None
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -44,16 +40,12 @@ NODE = "node-a"
 
 def attach_pool(pool: Fake, prestart: int):
     """What the node's start-up tells the Scheduler: its pool, and how many workers to keep."""
-    return AttachPool(pool.ref, prestart) if AttachPool is not None else ("pool", pool.ref, prestart)
+    return AttachPool(pool.ref, prestart)
 
 
 def workers_asked(message) -> int | None:
     """How many workers ``message`` (to the pool) asks to start; None if it asks nothing."""
-    if StartWorkers is not None and isinstance(message, StartWorkers):
-        return message.count
-    if isinstance(message, tuple) and message[0] == "start_workers":
-        return message[1]
-    return None
+    return message.count if isinstance(message, StartWorkers) else None
 
 
 class _Sync:

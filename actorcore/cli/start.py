@@ -1,0 +1,430 @@
+"""``actorcore start``: start a head node (a new cluster) or join a node to a cluster.
+
+- ``actorcore start --head`` makes a cluster: a fresh token (`cluster_files.write_token`),
+  the head node process (which also starts and supervises the cluster's etcd unless
+  ``--etcd`` names one), ``cluster.json`` for ``init(address="auto")``, and prints how to
+  join, connect and stop.
+- ``actorcore start --address HOST:PORT`` joins a node to the cluster whose etcd is there.
+
+The node is started by the node launcher (`node.launcher`), with the token in its
+environment. `start` waits for its ready line and then for its record in etcd (a node reports
+ready before it registers, and even when the etcd it runs failed), at most `READY_TIMEOUT`
+seconds in all, and shows the node's log when it fails. Nodes run in a session of their own,
+also with ``--block`` (whose process forwards SIGTERM and Ctrl-C to the node alone, not to its
+workers); SIGTERM or Ctrl-C while a node starts stops it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from .. import cluster_files as files
+from ..env import DEFAULT_LEASE_TTL, MIN_LEASE_TTL, TOKEN_ENV
+from ..node.config import EtcdToStart, NodeConfig
+from ..node.launcher import NodeProcess, NodeStartError, launch
+from . import common, stop
+from .local_nodes import forget_node, forget_stopped_nodes, kill, node_running
+
+__all__ = ["READY_TIMEOUT", "add_start"]
+
+READY_TIMEOUT = 60.0  # seconds a starting node may take until it reports ready
+START_STOP_TIMEOUT = 2.0  # seconds a node that failed or was interrupted while starting gets after SIGTERM
+ETCD_TIMEOUT = 10.0  # seconds a started node's etcd may take to answer
+_LOG_TAIL_LINES = 40
+
+
+def add_start(subparsers) -> None:
+    """The ``start`` command."""
+    command = subparsers.add_parser(
+        "start",
+        help="start a head node (--head) or join a node to a cluster (--address) on this machine",
+        description="Start a node on this machine: `actorcore start --head` makes a new cluster (and, "
+                    "without --etcd, runs its etcd); `actorcore start --address HOST:PORT` joins one. "
+                    "The node runs in the background unless --block is given; `actorcore stop` stops it.",
+    )
+    role = command.add_mutually_exclusive_group(required=True)
+    role.add_argument("--head", action="store_true", help="start the head node of a new cluster")
+    role.add_argument("--address", type=common.endpoints, metavar="HOST:PORT",
+                      help="join the cluster whose etcd is at HOST:PORT[,HOST:PORT...]")
+    command.add_argument("--port", type=common.port, default=None,
+                         help=f"head: the port of the etcd it starts (default {common.DEFAULT_PORT})")
+    command.add_argument("--etcd", type=common.endpoints, metavar="HOST:PORT[,...]",
+                         help="head: use this existing etcd cluster instead of starting one")
+    command.add_argument("--node-ip-address", type=common.ip, metavar="IP",
+                         help="the IP this node binds and other nodes reach it at (default 127.0.0.1; when "
+                              "joining a cluster on another machine, this machine's IP towards it)")
+    command.add_argument("--num-cpus", type=common.count, metavar="N", help="CPUs of this node (default: all)")
+    command.add_argument("--num-gpus", type=common.count, metavar="N", default=0.0,
+                         help="GPUs of this node (default 0)")
+    command.add_argument("--resources", type=common.resources, metavar="JSON", default={},
+                         help='custom resources of this node, e.g. \'{"disk": 2}\'')
+    command.add_argument("--token-file", type=common.existing_file, metavar="PATH",
+                         help="join: the cluster's token file (default: $ACTORCORE_TOKEN, else the "
+                              "token file of this machine)")
+    command.add_argument("--object-replicas", type=common.replicas, metavar="K",
+                         help="head: copies of each large object kept on distinct nodes (default 1)")
+    command.add_argument("--lease-ttl", type=common.lease_ttl, metavar="SECONDS",
+                         help=f"head: seconds without a keepalive before a node counts as dead "
+                              f"(default {DEFAULT_LEASE_TTL:g}, at least {MIN_LEASE_TTL:g})")
+    command.add_argument("--block", action="store_true",
+                         help="stay in the foreground until SIGTERM or Ctrl-C, then stop the node")
+    common.add_etcd_auth_flags(command)
+    command.set_defaults(handler=_start, parser=command)
+
+
+def _check_start_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    if not args.head:
+        for flag in ("port", "etcd", "object_replicas", "lease_ttl"):
+            if getattr(args, flag) is not None:
+                parser.error(f"argument --{flag.replace('_', '-')}: only for the head node (start --head)")
+    else:
+        if args.token_file:
+            parser.error("argument --token-file: only when joining (start --address); "
+                         "start --head makes a new token")
+        if args.etcd and args.port is not None:
+            parser.error("argument --port: the port of the etcd the head starts; with --etcd there is none")
+        if not args.etcd and (args.etcd_user or args.etcd_password or args.etcd_ca or args.etcd_cert):
+            parser.error("argument --etcd-user/--etcd-password/--etcd-ca/--etcd-cert: only with --etcd "
+                         "(the etcd the head starts itself has no authentication)")
+
+
+def _is_loopback(host: str) -> bool:
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _ip_towards(host: str) -> str:
+    """The IP of this machine that packets to `host` leave from (no packet is sent)."""
+    host = host.strip("[]")
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.connect((host, 9))
+            return s.getsockname()[0]
+    except OSError:
+        return "127.0.0.1"
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _hosts(endpoints: str) -> list[str]:
+    return [item.rpartition(":")[0] for item in endpoints.split(",")]
+
+
+def _interrupted(signum, _frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _start(args: argparse.Namespace) -> int:
+    # SIGTERM while a node starts stops it, as Ctrl-C does (see _spawn_node).
+    previous = signal.signal(signal.SIGTERM, _interrupted)
+    try:
+        return _start_node(args)
+    except KeyboardInterrupt:
+        print("actorcore start: interrupted; the node being started was stopped", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _start_node(args: argparse.Namespace) -> int:
+    parser = args.parser
+    _check_start_args(args, parser)
+    auth = common.etcd_auth(args, parser)
+    forget_stopped_nodes()
+
+    if args.head:
+        running = [r for r in files.node_files() if r.get("head") and node_running(r)]
+        if running:
+            r = running[0]
+            return common.fail(
+                "start", f"a head node already runs on this machine (node {r['node_id']}, pid {r['pid']}, "
+                         f"etcd {r.get('etcd')}): stop it first with `actorcore stop`, or join it with "
+                         "`actorcore start --address ...`")
+        token = files.new_token()
+        etcd = args.etcd
+        external = etcd is not None
+        node_ip = args.node_ip_address or (
+            "127.0.0.1" if not external or all(map(_is_loopback, _hosts(etcd))) else _ip_towards(_hosts(etcd)[0]))
+        port = args.port or common.DEFAULT_PORT
+        if not external:
+            etcd = _hostport(node_ip, port)
+            taken = _port_taken(node_ip, port)
+            if taken:
+                return common.fail("start", f"cannot start etcd on {etcd}: {taken}. Another cluster's etcd? "
+                                            "Stop it (`actorcore stop`) or pass another --port.")
+        cluster = "default"
+    else:
+        try:
+            token = files.read_token(args.token_file)
+        except OSError as e:  # TokenNotFoundError among them
+            return common.fail("start", str(e))
+        etcd = args.address
+        external = True
+        hosts = _hosts(etcd)
+        node_ip = args.node_ip_address or (
+            "127.0.0.1" if all(map(_is_loopback, hosts)) else _ip_towards(hosts[0]))
+        cluster, recorded_auth = files.cluster_at(etcd)
+        auth = recorded_auth if auth is None else auth
+
+    if external:
+        problem = _check_etcd(etcd, auth)
+        if problem:
+            return common.fail("start", problem)
+
+    node_id = uuid.uuid4().hex[:16]
+    start_etcd = None
+    if args.head and not external:
+        # A new head is a new cluster (a new token): nothing of a former one's etcd data is kept.
+        shutil.rmtree(files.etcd_data_dir(), ignore_errors=True)
+        start_etcd = EtcdToStart(port, str(files.etcd_data_dir()), node_ip)
+    config = NodeConfig(
+        node_id=node_id, etcd=etcd, cluster_mode=True, cluster=cluster, head=args.head, node_ip=node_ip,
+        num_cpus=args.num_cpus if args.num_cpus is not None else float(os.cpu_count() or 1),
+        num_gpus=args.num_gpus, resources=args.resources, cwd=os.getcwd(),
+        sys_path=[p or os.getcwd() for p in sys.path], start_etcd=start_etcd,
+        lease_ttl=(args.lease_ttl or DEFAULT_LEASE_TTL) if args.head else None,
+        object_replicas=(args.object_replicas or 1) if args.head else 1,
+    )
+
+    log_path = None if args.block else files.logs_dir() / f"node-{node_id}.log"
+    node, failed = _spawn_node(config, token, auth, log_path)
+    if failed:
+        if start_etcd is not None:
+            shutil.rmtree(start_etcd.data_dir, ignore_errors=True)
+        return common.fail("start", failed)
+    record = {"node_id": node_id, "pid": node.pid, "head": args.head, "etcd": etcd,
+              "log": str(log_path) if log_path else None, "cluster": cluster, "node_ip": node_ip,
+              "started": time.time()}
+    files.write_node_file(record)
+    if args.head:
+        token_file = files.write_token(token)
+        files.write_cluster_info({"address": etcd, "cluster": cluster, "head_node_id": node_id, "etcd_auth": auth})
+        print(_head_banner(node_id, node.pid, etcd, external, token_file, log_path, node_ip, config))
+    else:
+        if files.read_cluster_info() is None:
+            files.write_cluster_info({"address": etcd, "cluster": cluster, "head_node_id": None, "etcd_auth": auth})
+        print(_join_banner(node_id, node.pid, etcd, log_path, node_ip, config))
+    sys.stdout.flush()
+    if not args.block:
+        return 0
+    return _block(node.process, record)
+
+
+def _port_taken(host: str, port: int) -> str | None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as etcd (Go) does
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            return e.strerror or str(e)
+    return None
+
+
+def _check_etcd(endpoints: str, auth: dict | None) -> str | None:
+    """None if etcd answers at `endpoints` and takes `auth`; else what is wrong, in one line."""
+    import asyncio
+
+    from ..gcs.etcd_client import EtcdAuthError, EtcdClient, EtcdUnavailableError
+
+    async def check() -> None:
+        client = await EtcdClient.connect(endpoints, auth=auth, timeout=5)
+        await client.close()
+
+    try:
+        asyncio.run(check())
+    except EtcdUnavailableError as e:
+        return f"cannot reach etcd at {endpoints} ({common.last_error(e)}). Is the cluster's etcd running there?"
+    except (EtcdAuthError, OSError, ValueError) as e:
+        return str(e)
+    return None
+
+
+def _spawn_node(config: NodeConfig, token: str, auth: dict | None,
+                log_path: Path | None) -> tuple[NodeProcess, str | None]:
+    """Start the node process and wait until it is ready and registered in etcd; return it and
+    None, or, if it failed, what went wrong (having stopped it and removed what it left)."""
+    from ..objects import cleanup_session
+
+    deadline = time.monotonic() + READY_TIMEOUT
+    # Its own session even with --block: a Ctrl-C on the terminal reaches only this process,
+    # which forwards it to the node alone (in the terminal's process group the node's workers
+    # would get it too, and each would die with a KeyboardInterrupt traceback mid-shutdown).
+    node = launch(config, token=token, etcd_auth=auth, output=log_path, own_session=True)
+    exit_noted = False
+    try:
+        try:
+            node.wait_ready(READY_TIMEOUT, exit_timeout=stop.STOP_TIMEOUT)
+            why = _wait_registered(node.process, config, auth, deadline)
+        except NodeStartError as error:
+            why, exit_noted = str(error), error.exit_code is not None
+    except BaseException:  # Ctrl-C (or SIGTERM, see _start): leave no node behind unrecorded
+        _terminate(node.process)
+        cleanup_session(config.node_id)
+        raise
+    if why is None:
+        return node, None
+    if node.process.poll() is None:
+        _terminate(node.process)
+    elif not exit_noted:
+        why = f"{why}; the node process exited with code {node.process.returncode}"
+    cleanup_session(config.node_id)
+    if log_path is None:
+        return node, f"{why} (its output is above)"
+    return node, f"{why}; its log {log_path} ends with:\n{_tail(log_path)}"
+
+
+def _wait_registered(node: subprocess.Popen, config: NodeConfig, auth: dict | None, deadline: float) -> str | None:
+    """Wait until the node's record is in etcd (``nodes/<node_id>``); None once it is, else why not.
+    A node reports ready before it registers (and may report it although its etcd is failing):
+    this is what tells a working node. It gives up at once when the node exits."""
+    import asyncio
+
+    from ..gcs import schema
+    from ..gcs.etcd_client import EtcdAuthError, EtcdClient, EtcdUnavailableError
+
+    etcd, key = config.etcd, schema.key(config.cluster, "nodes", config.node_id)
+    etcd_deadline = min(time.monotonic() + ETCD_TIMEOUT, deadline)
+
+    async def wait() -> str | None:
+        client = None
+        try:
+            while True:
+                if node.poll() is not None:
+                    return "the node exited before it registered in etcd"
+                if client is None:
+                    try:  # in short attempts, to notice soon if the node exits meanwhile
+                        client = await EtcdClient.connect(etcd, auth=auth, timeout=1)
+                    except EtcdUnavailableError as e:
+                        if time.monotonic() > etcd_deadline:
+                            return f"the node is up, but its etcd at {etcd} is not ({common.last_error(e)})"
+                        continue
+                if await client.get(key) is not None:
+                    return None
+                if time.monotonic() > deadline:
+                    return f"the node did not register in etcd ({etcd}) within {READY_TIMEOUT:g} s"
+                await asyncio.sleep(0.02)
+        finally:
+            if client is not None:
+                await client.close()
+
+    try:
+        return asyncio.run(wait())
+    except EtcdUnavailableError as e:
+        return f"etcd at {etcd} stopped answering while the node registered ({common.last_error(e)})"
+    except EtcdAuthError as e:
+        return str(e)
+
+
+def _terminate(node: subprocess.Popen) -> None:
+    """Stop a node that is not ready: it has nothing to save, and may not heed SIGTERM before it
+    is, so SIGKILL (its process group) soon after."""
+    node.terminate()
+    try:
+        node.wait(START_STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        kill(node.pid)
+        node.wait(5)
+
+
+def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 16384))
+            text = f.read().decode(errors="replace")
+    except OSError as e:
+        return f"  (cannot read it: {e})"
+    return "\n".join("  " + line for line in text.splitlines()[-lines:]) or "  (empty)"
+
+
+def _resources_text(config: NodeConfig) -> str:
+    resources = {"CPU": config.num_cpus, "GPU": config.num_gpus, **config.resources}
+    return ", ".join(f"{name} {quantity:g}" for name, quantity in resources.items() if quantity or name == "CPU")
+
+
+def _head_banner(node_id, pid, address, external, token_file, log_path, node_ip, config: NodeConfig) -> str:
+    etcd_line = (f"{address} (an existing etcd, --etcd)" if external
+                 else f"{address}, run by the head node (data in {files.etcd_data_dir()})")
+    lines = [
+        f"Started the head node {node_id} (pid {pid}) of a new actorcore cluster.",
+        f"  etcd (the GCS):   {etcd_line}",
+        f"  node resources:   {_resources_text(config)}",
+        f"  cluster token:    {token_file} (mode 0600; every node and driver needs it, keep it secret)",
+    ]
+    if log_path is not None:
+        lines.append(f"  node log:         {log_path}")
+    lines += [
+        "",
+        "To add a node, run on its machine (another machine needs a copy of the token file):",
+        f"    actorcore start --address {address} --token-file {token_file}",
+        "",
+        "To connect a driver:",
+        "    import actorcore",
+        f'    actorcore.init(address="{address}")',
+        ('  (address="auto" works on this machine; a driver on another machine needs the token too: '
+         f"copy the token file to ~/.actorcore/token there, or set ${TOKEN_ENV})"),
+        "",
+        "To stop the nodes started on this machine:",
+        "    actorcore stop",
+    ]
+    if not external and _is_loopback(node_ip):
+        lines += ["", (f"The cluster listens on {node_ip} only: to let other machines join, start the head "
+                       "with --node-ip-address set to an IP of this machine they can reach.")]
+    return "\n".join(lines)
+
+
+def _join_banner(node_id, pid, address, log_path, node_ip, config: NodeConfig) -> str:
+    lines = [
+        f"Started node {node_id} (pid {pid}) at {node_ip}, joined to the cluster at {address}.",
+        f"  node resources:   {_resources_text(config)}",
+    ]
+    if log_path is not None:
+        lines.append(f"  node log:         {log_path}")
+    lines += ["", "To stop the nodes started on this machine:", "    actorcore stop"]
+    return "\n".join(lines)
+
+
+def _block(node: subprocess.Popen, record: dict) -> int:
+    """Wait in the foreground for the node; forward SIGTERM and SIGINT to it (and SIGHUP, when
+    the terminal goes away, as SIGTERM)."""
+    forwarded = []
+
+    def forward(signum, _frame) -> None:
+        forwarded.append(signum)
+        try:
+            node.send_signal(signal.SIGTERM if signum == signal.SIGHUP else signum)
+        except ProcessLookupError:
+            pass
+
+    signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    previous = {signum: signal.signal(signum, forward) for signum in signals}
+    try:
+        print("The node runs in the foreground (--block): SIGTERM or Ctrl-C stops it.", flush=True)
+        code = node.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    forget_node(record)
+    if forwarded:
+        return 0
+    print(f"actorcore start: the node exited with code {code}", file=sys.stderr)
+    return 1 if code else 0

@@ -1,0 +1,177 @@
+"""What ``init()`` connects a driver to: a local cluster it starts, or a running cluster.
+
+- `LocalCluster` (``init()`` with no address) starts a throwaway etcd, a node process (with
+  the node launcher, `node.launcher`) and the driver's actor system, and stops them in
+  reverse order.
+- `ClusterConnection` (``init(address="auto" | "HOST:PORT")``) joins a cluster started with
+  ``actorcore start``: it reads the live nodes from etcd, attaches to a node on this machine
+  (the head if it runs here) and starts the driver's actor system; stopping it stops only that.
+
+Both give the driver's CoreWorker what it needs: the actor `system`, the node's `endpoints`
+(`NodeEndpoints`), the cluster's `view` and `object_replicas`, and the `log_sink` that
+prints the output of every node's workers (clusters; a local node is told its sink at start).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+from . import exceptions as exc
+from .cluster_files import new_token
+from .kernel import Actor, ActorRef, ActorSystem
+from .node.config import NodeConfig, NodeEndpoints
+from .node.launcher import NodeProcess, NodeStartError, launch
+from .protocol import LogLines, Shutdown
+
+__all__ = ["ClusterConnection", "LocalCluster", "LogSink"]
+
+
+class LogSink(Actor):
+    """Prints worker output on the driver's terminal, prefixed with the worker's pid as Ray does."""
+
+    async def receive(self, message):
+        if isinstance(message, LogLines):
+            target = sys.stdout if message.stream == "stdout" else sys.stderr
+            target.write("".join(f"(pid={message.pid}) {text}\n" for text in message.lines))
+            target.flush()
+
+
+class ClusterConnection:
+    """A driver's link to a cluster started with `actorcore start` (nothing to stop but itself)."""
+
+    def __init__(self) -> None:
+        self.system: ActorSystem | None = None
+        self.endpoints: NodeEndpoints | None = None
+        self.view: dict[str, dict] | None = None  # node id -> its record in etcd
+        self.object_replicas = 1
+        self.log_sink: ActorRef | None = None
+
+    def start(self, address: str, log_to_driver: bool) -> None:
+        """Attach to a node on this machine of the cluster whose etcd is at `address` ("auto":
+        the cluster started on this machine). Raise ConnectionError if there is none."""
+        import asyncio
+
+        from . import cluster_files
+        from .kernel import address as kernel_address
+
+        info = cluster_files.read_cluster_info() or {}
+        if address == "auto":
+            if not info.get("address"):
+                raise ConnectionError(
+                    "init(address='auto'): no actorcore cluster was started on this machine "
+                    f"(no {cluster_files.home() / 'cluster.json'}); start one with `actorcore start --head`, "
+                    "or pass address='HOST:PORT'"
+                )
+            address = info["address"]
+        cluster, auth = cluster_files.cluster_at(address)
+        token = cluster_files.read_token()
+        nodes, config = asyncio.run(_read_cluster(address, cluster, auth))
+        if not nodes:
+            raise ConnectionError(f"the actorcore cluster at {address} has no live node; start one with "
+                                  "`actorcore start --head` (or `--address` to join)")
+        here = [n for n in nodes if n.get("host_id", "").startswith(kernel_address.MACHINE_ID + "/")]
+        if not here:
+            raise ConnectionError(
+                f"no node of the cluster at {address} runs on this machine; start one here with "
+                f"`actorcore start --address {address}` and call init() again"
+            )
+        node = min(here, key=lambda n: (not n.get("head"), n.get("start_time", 0)))
+        kernel_address.set_host_id(node["host_id"])
+        self.system = ActorSystem.start_in_thread(name="driver", token=token, tcp=f"{node['address']}:0")
+        self.log_sink = self.system.run(_spawn(self.system, LogSink, "log_sink")) if log_to_driver else None
+        self.endpoints = NodeEndpoints.from_record(node, etcd=address)
+        self.view = {n["node_id"]: n for n in nodes}
+        self.object_replicas = config.object_replicas
+
+    def stop(self) -> None:
+        """Stop the driver's actor system (the cluster runs on)."""
+        from .kernel import address as kernel_address
+
+        if self.system is not None:
+            self.system.shutdown_sync()
+        kernel_address.set_host_id(None)
+
+
+async def _read_cluster(address: str, cluster: str, auth: dict | None):
+    from .gcs import EtcdClient
+    from .gcs.schema import ClusterConfig, key
+
+    client = await EtcdClient.connect(address, timeout=10, **({"auth": auth} if auth else {}))
+    try:
+        nodes = [json.loads(value) for _, value in await client.get_prefix(key(cluster, "nodes", ""))]
+        config = ClusterConfig.from_json(await client.get(key(cluster, "config")))
+    finally:
+        await client.close()
+    return nodes, config
+
+
+class LocalCluster:
+    """What init() started in local mode, stopped in reverse order by `stop`."""
+
+    def __init__(self) -> None:
+        self.etcd = None
+        self.system: ActorSystem | None = None
+        self.node: NodeProcess | None = None
+        self.endpoints: NodeEndpoints | None = None
+        self.node_id = uuid.uuid4().hex[:12]
+        self.view: dict[str, dict] | None = None  # the node's own, made by the CoreWorker
+        self.object_replicas = 1
+        self.log_sink: ActorRef | None = None  # the node prints to the driver's sink itself
+
+    def start(self, num_cpus: float, num_gpus: float, resources: dict, log_to_driver: bool) -> None:
+        """Start etcd, the node and the driver's actor system; raise RayError if the node fails."""
+        from .gcs import EtcdServer
+        from .gcs.etcd_server import _free_port
+
+        # The node process imports for ~0.2 s before it needs etcd: start it first and the
+        # etcd server meanwhile (the node's GcsLink connects with retries).
+        etcd_port = _free_port()
+        # A fresh cluster token: the node and its workers get it through their environment,
+        # and every connection between them must present it.
+        token = new_token()
+        self.system = ActorSystem.start_in_thread(name="driver", token=token)
+        sink = self.system.run(_spawn(self.system, LogSink, "log_sink"))
+        config = NodeConfig(
+            node_id=self.node_id, etcd=f"127.0.0.1:{etcd_port}", num_cpus=num_cpus, num_gpus=num_gpus,
+            resources=resources, driver=sink.to_uri(), log_sink=sink.to_uri() if log_to_driver else None,
+            cwd=os.getcwd(), sys_path=[p or os.getcwd() for p in sys.path],
+        )
+        self.node = launch(config, token=token)
+        self.etcd = EtcdServer(client_port=etcd_port).start()
+        try:
+            self.endpoints = self.node.wait_ready(timeout=None)
+        except NodeStartError as error:
+            raise exc.RayError(f"{error} (see its output above)") from None
+
+    def stop(self) -> None:
+        """Stop the node (asking it first, then by signal), the driver's actor system and etcd,
+        and remove the node's shared memory."""
+        process = self.node.process if self.node is not None else None
+        if process is not None and process.poll() is None:
+            try:
+                if self.endpoints is not None:
+                    self.system.ref_from_uri(self.endpoints.node).tell(Shutdown())
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+            except Exception:
+                process.terminate()
+                process.wait(15)
+        if self.node is not None:
+            self.node.close()
+        if self.system is not None:
+            self.system.shutdown_sync()
+        if self.etcd is not None:
+            self.etcd.stop()
+        from .objects import cleanup_session
+
+        cleanup_session(self.node_id)
+
+
+async def _spawn(system: ActorSystem, factory, name: str, *args):
+    return system.spawn(factory, *args, name=name)

@@ -1,0 +1,129 @@
+"""Starting a node process: the one launcher behind ``init()`` and ``actorcore start``.
+
+`launch` starts ``python -m actorcore.node CONFIG_JSON`` with a `NodeConfig`, the cluster
+token and etcd credentials in its environment (never on its command line, which other users
+can read), and a pipe on which the node writes its `NodeEndpoints` once its actors run.
+`NodeProcess.wait_ready` reads that line. What a caller does around it differs: ``init()``
+starts the local etcd while the node imports, ``actorcore start`` also waits for the node's
+record in etcd and keeps the node's output in a log file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from ..env import ETCD_AUTH_ENV, TOKEN_ENV
+from .config import NodeConfig, NodeEndpoints
+
+__all__ = ["NodeProcess", "NodeStartError", "launch", "read_line"]
+
+
+class NodeStartError(RuntimeError):
+    """The node process did not report ready; the message says what happened instead, and
+    `exit_code` how the process ended, if it did."""
+
+    def __init__(self, message: str, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class NodeProcess:
+    """A node process started by `launch`, with the read end of its ready pipe."""
+
+    def __init__(self, process: subprocess.Popen, config: NodeConfig, ready_fd: int) -> None:
+        self.process = process
+        self.config = config
+        self._ready_fd: int | None = ready_fd
+
+    @property
+    def pid(self) -> int:
+        """The node process's pid."""
+        return self.process.pid
+
+    def wait_ready(self, timeout: float | None, exit_timeout: float = 10.0) -> NodeEndpoints:
+        """The endpoints the node reports once its actors run (waiting at most `timeout`
+        seconds; None: as long as it takes). Raise `NodeStartError` if it reports none: it
+        timed out, or it closed the pipe without a line (then it is exiting: wait up to
+        `exit_timeout` seconds for its exit code), or it wrote something else."""
+        try:
+            line = read_line(self._ready_fd, timeout)
+        finally:
+            self.close()
+        if line is None:
+            raise NodeStartError(f"the node did not report ready within {timeout:g} s")
+        if not line:
+            why = "the node closed its ready pipe without reporting ready"
+            try:
+                code = self.process.wait(exit_timeout)
+            except subprocess.TimeoutExpired:
+                raise NodeStartError(why) from None
+            raise NodeStartError(f"{why}; the node process exited with code {code}", code)
+        try:
+            return NodeEndpoints.from_json(line)
+        except ValueError:
+            raise NodeStartError(f"the node reported an unexpected ready line {line!r}") from None
+
+    def close(self) -> None:
+        """Close the ready pipe (`wait_ready` does)."""
+        if self._ready_fd is not None:
+            os.close(self._ready_fd)
+            self._ready_fd = None
+
+
+def launch(config: NodeConfig, *, token: str, etcd_auth: dict | None = None, output: Path | None = None,
+           own_session: bool = False) -> NodeProcess:
+    """Start a node process for `config` (its `ready_fd` is set here). Its output goes to the
+    file `output` (appended, mode 0600) or, if None, to ours; `own_session` puts it in a
+    session (and process group) of its own."""
+    read_fd, write_fd = os.pipe()
+    # Our own processes cache their bytecode even where PYTHONDONTWRITEBYTECODE is set:
+    # compiling actorcore on every worker start costs ~40-80 ms of each start-up.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env[TOKEN_ENV] = token
+    if etcd_auth:
+        env[ETCD_AUTH_ENV] = json.dumps(etcd_auth)
+    else:
+        env.pop(ETCD_AUTH_ENV, None)
+    config = replace(config, ready_fd=write_fd)
+    stdout = None
+    if output is not None:
+        stdout = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "actorcore.node", config.to_json()],
+            stdin=subprocess.DEVNULL, stdout=stdout, stderr=stdout, pass_fds=(write_fd,), env=env,
+            start_new_session=own_session,
+        )
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
+        if stdout is not None:
+            os.close(stdout)
+    return NodeProcess(process, config, read_fd)
+
+
+def read_line(fd: int, timeout: float | None) -> str | None:
+    """The first line written to `fd` within `timeout` seconds (None: no limit): '' at EOF
+    without one, None on timeout."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    data = b""
+    while b"\n" not in data:
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            return None
+        readable, _, _ = select.select([fd], [], [], remaining)
+        if readable:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            data += chunk
+    return data.split(b"\n", 1)[0].decode(errors="replace") if b"\n" in data else ""
