@@ -8,7 +8,6 @@ import textwrap
 import time
 
 import pytest
-from actorcore.testing import capture_logs
 
 from actorcore.gcs import etcd_server as etcd_server_module
 from actorcore.gcs.etcd_server import (
@@ -18,6 +17,7 @@ from actorcore.gcs.etcd_server import (
     EtcdStartError,
     find_etcd_binary,
 )
+from actorcore.testing import capture_logs
 
 from .conftest import pid_alive, stop_and_check, wait_until
 
