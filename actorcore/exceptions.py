@@ -111,7 +111,7 @@ class TaskError(RayError):
             dual = dual_cls.__new__(dual_cls, *self.cause.args)
             TaskError.__init__(dual, self.function_name, self.traceback_str, self.cause,
                                pid=self.pid)
-        except Exception:
+        except Exception:  # noqa: BLE001 - a cause that cannot be mirrored leaves the plain TaskError
             return self
         _copy_builtin_fields(self.cause, dual)
         return dual
@@ -174,7 +174,7 @@ def _copy_builtin_fields(cause: BaseException, dual: BaseException) -> None:
                     and not name.startswith("__"):
                 try:
                     setattr(dual, name, getattr(cause, name))
-                except Exception:
+                except Exception:  # noqa: BLE001 - a field that cannot be copied stays unset
                     pass
 
 
@@ -189,7 +189,7 @@ def _dual_class(cause_cls: type) -> type:
                     "__module__": __name__,
                     "__qualname__": name,
                 })
-            except Exception:
+            except Exception:  # noqa: BLE001 - a class that cannot be subclassed gets no dual
                 _dual_classes[cause_cls] = None  # remembered: not tried again
         dual = _dual_classes[cause_cls]
     if dual is None:
@@ -227,10 +227,7 @@ class ActorDiedError(RayActorError):
         self.cause = cause
         self.actor_init_failed = actor_init_failed
         who = f"The actor {actor}" if actor else "The actor"
-        if cause:
-            message = f"{who} died: {cause}"
-        else:
-            message = f"{who} died unexpectedly before finishing this task."
+        message = f"{who} died: {cause}" if cause else f"{who} died unexpectedly before finishing this task."
         RayError.__init__(self, message)
 
     @classmethod

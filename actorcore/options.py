@@ -8,9 +8,10 @@ applies, what it allows and its default. `None` for any option means "the defaul
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Callable, Mapping
+from typing import Any
 
 __all__ = ["KINDS", "OPTIONS", "Option", "options_for", "resolve", "validate"]
 
@@ -186,15 +187,16 @@ def validate(kind: str, options: Mapping[str, Any], *, where: str) -> dict[str, 
         option = _BY_NAME.get(key)
         if option is None or kind not in option.applies_to:
             raise ValueError(f"{where}: {_not_applicable(kind, key, option)}")
-        if value is not None:
-            try:
-                value = option.check(value)
-            except _Bad as bad:
-                detail = f" ({bad.detail})" if bad.detail else ""
-                raise bad.exc_type(
-                    f"{where}: option {key}={value!r} is invalid{detail}; "
-                    f"{key} must be {option.allowed}.") from None
-        valid[key] = value
+        if value is None:
+            valid[key] = None
+            continue
+        try:
+            valid[key] = option.check(value)
+        except _Bad as bad:
+            detail = f" ({bad.detail})" if bad.detail else ""
+            raise bad.exc_type(
+                f"{where}: option {key}={value!r} is invalid{detail}; "
+                f"{key} must be {option.allowed}.") from None
     return valid
 
 

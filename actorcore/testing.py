@@ -124,11 +124,8 @@ def processes_of(home: str | os.PathLike) -> list[int]:
 
 def children_of(pid: int) -> list[int]:
     """The processes whose parent is `pid`."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and (stat := _stat(entry)) is not None and int(stat[1]) == pid:
-            found.append(int(entry))
-    return found
+    return [int(entry) for entry in os.listdir("/proc")
+            if entry.isdigit() and (stat := _stat(entry)) is not None and int(stat[1]) == pid]
 
 
 def is_alive(pid: int) -> bool:

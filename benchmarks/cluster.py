@@ -1,4 +1,5 @@
-"""Cluster benchmarks, actorcore vs Ray: `python -m benchmarks.cluster [--json] [--quick] [--no-ray] [--ray-python PATH]`.
+"""Cluster benchmarks, actorcore vs Ray:
+`python -m benchmarks.cluster [--json] [--quick] [--no-ray] [--ray-python PATH]`.
 
 Also `actorcore microbenchmark --cluster ...` (benchmarks/microbenchmark.py hands over here).
 
@@ -319,7 +320,8 @@ def _collect(out: dict, events: list[dict], failure: str | None, expected: list[
     for name in expected:
         if name not in metrics:
             why = failure or "the driver ended without reporting it"
-            metrics[name] = _report.failed(METRICS, name, why + (f" (during {name})" if name == current else " (before it started)"))
+            when = f" (during {name})" if name == current else " (before it started)"
+            metrics[name] = _report.failed(METRICS, name, why + when)
             progress(f"{out['framework']}: {name} FAILED: {metrics[name]['error']}")
 
 
@@ -375,7 +377,7 @@ def render_table(report: dict) -> str:
     notes.append(f"{report['wall_seconds']:.0f} s in all; load average (1, 5, 15 min) "
                  f"{' '.join(f'{x:.2f}' for x in report['loadavg_start'])} at the start, "
                  f"{' '.join(f'{x:.2f}' for x in report['loadavg_end'])} at the end.")
-    return "\n".join(lines + [""] + notes + _report.notes(report))
+    return "\n".join([*lines, "", *notes, *_report.notes(report)])
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

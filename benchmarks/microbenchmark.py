@@ -207,7 +207,7 @@ def run_framework(framework: str, python: str, quick: bool, timeout: float) -> d
 def render_table(report: dict) -> str:
     lines = _report.table(METRICS, report, ("actorcore/Ray (rate)", "Ray/actorcore (time)"), extras=("zero_copy",))
     notes = _report.notes(report, setting=f", num_cpus={_workloads.NUM_CPUS} each")
-    return "\n".join(lines + [""] + notes)
+    return "\n".join([*lines, "", *notes])
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,8 +1,9 @@
 """Ray's figures for the kernel benchmark, run with the python of a virtualenv holding Ray.
 
-Prints one line `RAY_BASELINE {json}` (Ray's own log lines may surround it): actor calls/s without waiting (the closest thing Ray has to a tell),
-sequential `ray.get(actor.method.remote())` round trips, and the time from kill -9 of an
-actor's worker until a restarted incarnation answers (max_restarts=-1).
+Prints one line `RAY_BASELINE {json}` (Ray's own log lines may surround it): actor calls/s
+without waiting (the closest thing Ray has to a tell), sequential
+`ray.get(actor.method.remote())` round trips, and the time from kill -9 of an actor's worker
+until a restarted incarnation answers (max_restarts=-1).
 """
 
 import json

@@ -134,7 +134,7 @@ def layout(rows: list[list[str]], left: Iterable[int]) -> list[str]:
     lines = []
     for index, row in enumerate(rows):
         lines.append("  ".join(text.ljust(width) if i in left else text.rjust(width)
-                               for i, (text, width) in enumerate(zip(row, widths))).rstrip())
+                               for i, (text, width) in enumerate(zip(row, widths, strict=False))).rstrip())
         if index == 0:
             lines.append("  ".join("-" * width for width in widths))
     return lines
@@ -259,8 +259,8 @@ class CliCluster:
 
     def cli(self, *args: str, timeout: float = 120) -> None:
         """`actorcore ARGS` in this cluster's home; RuntimeError with its output if it fails."""
-        result = subprocess.run([self.python, "-m", "actorcore", *args], check=False, env=self.env,
-                                capture_output=True, text=True, timeout=timeout, cwd=str(ROOT), stdin=subprocess.DEVNULL)
+        result = subprocess.run([self.python, "-m", "actorcore", *args], check=False, env=self.env, capture_output=True,
+                                text=True, timeout=timeout, cwd=str(ROOT), stdin=subprocess.DEVNULL)
         if result.returncode != 0:
             raise RuntimeError(f"`actorcore {' '.join(args)}` failed with code {result.returncode}: "
                                f"{(result.stderr or result.stdout).strip()[-2000:]}")

@@ -1,4 +1,5 @@
-"""Recovery times of services, actorcore vs Ray: `python -m benchmarks.services [--json] [--quick] [--no-ray] [--ray-python PATH]`.
+"""Recovery times of services, actorcore vs Ray:
+`python -m benchmarks.services [--json] [--quick] [--no-ray] [--ray-python PATH]`.
 
 What it measures (each several times; the median is reported, in ms):
 
@@ -26,8 +27,9 @@ cluster with `actorcore stop`, the home removed. Ray's driver is Ray's python (d
 /tmp/rayvenv/bin/python) running this file with `--driver`: `ray.init()` starts a local Ray in
 its own process group, with its session files in a temporary directory. After each driver,
 every process marked with that driver's environment marker that is still alive is killed (as
-benchmarks/cluster.py does), and the report notes anything new left in /dev/shm. Ratios as in benchmarks/report.py: Ray/actorcore for times, so
-> 1 means actorcore recovered faster. Progress goes to stderr, the table (or --json) to stdout.
+benchmarks/cluster.py does), and the report notes anything new left in /dev/shm. Ratios as in
+benchmarks/report.py: Ray/actorcore for times, so > 1 means actorcore recovered faster.
+Progress goes to stderr, the table (or --json) to stdout.
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ def first_answer(ray, handle_of, old_pid: int | None, timeout: float = 60.0):
             pid = ray.get(handle.pid.remote(), timeout=5)
             if pid != old_pid:
                 return handle, pid
-        except Exception:  # noqa: BLE001 - every failure here means "not back yet"
+        except Exception:
             if time.monotonic() > deadline:
                 raise
         time.sleep(0.002)
@@ -343,8 +345,8 @@ def run_actorcore(reps: int, timeout: float) -> dict:
     try:
         supervised.start()
         progress(f"actorcore: {REPLICAS} services up; the driver kills workers ...")
-        events, failure = _report.run_driver(sys.executable, SCRIPT, MARKER,
-                                             ["--framework", "actorcore", "--reps", str(reps), "--address", supervised.address],
+        argv = ["--framework", "actorcore", "--reps", str(reps), "--address", supervised.address]
+        events, failure = _report.run_driver(sys.executable, SCRIPT, MARKER, argv,
                                              supervised.env, timeout, "actorcore", progress)
         collect(out, events, failure)
         progress("actorcore: kill -9 of the daemon, then a new one, which adopts the services ...")
@@ -390,16 +392,17 @@ def render_table(report: dict) -> str:
     notes = [
         f"median of {report['reps']} kills each; ratio > 1 means actorcore recovered faster.",
         "service_kill9_to_call_ms: actorcore restores the service's checkpointed state before its first call;",
-        "  Ray has no supervisor or checkpoints: its figure is actor_kill9_to_call_ms (max_restarts=-1), state NOT restored.",
-        f"daemon_kill9_to_adopted_ms: actorcore only (no Ray counterpart): {REPLICAS} services adopted, none "
-        f"restarted; the new daemon, on the same machine, sees the old one's process gone and leads without "
-        f"waiting for its etcd lease (TTL {LEASE_TTL} s).",
-        f"{report['wall_seconds']:.0f} s in all; load average (1 min) {report['loadavg_start'][0]:.2f} at the start, "
-        f"{report['loadavg_end'][0]:.2f} at the end.",
+        ("  Ray has no supervisor or checkpoints: its figure is actor_kill9_to_call_ms (max_restarts=-1), "
+         "state NOT restored."),
+        (f"daemon_kill9_to_adopted_ms: actorcore only (no Ray counterpart): {REPLICAS} services adopted, none "
+         f"restarted; the new daemon, on the same machine, sees the old one's process gone and leads without "
+         f"waiting for its etcd lease (TTL {LEASE_TTL} s)."),
+        (f"{report['wall_seconds']:.0f} s in all; load average (1 min) {report['loadavg_start'][0]:.2f} at the start, "
+         f"{report['loadavg_end'][0]:.2f} at the end."),
     ]
     if report["shm_left"]:
         notes.append(f"left in /dev/shm: {', '.join(report['shm_left'])}")
-    return "\n".join(lines + [""] + notes + _report.notes(report))
+    return "\n".join([*lines, "", *notes, *_report.notes(report)])
 
 
 def run(args: argparse.Namespace) -> int:

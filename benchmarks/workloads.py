@@ -155,7 +155,7 @@ def build(ray, timing: Timing) -> dict:
 
     @ray.remote
     def apply_map(corpus, num_partitions=3):
-        map_results = [list() for _ in range(num_partitions)]
+        map_results = [[] for _ in range(num_partitions)]
         for document in corpus:
             for result in map_function(document):
                 first_letter = result[0].decode("utf-8")[0]
@@ -165,7 +165,7 @@ def build(ray, timing: Timing) -> dict:
 
     @ray.remote
     def apply_reduce(*results):
-        reduce_results = dict()
+        reduce_results = {}
         for res in results:
             for key, value in res:
                 if key not in reduce_results:
@@ -260,9 +260,8 @@ def build(ray, timing: Timing) -> dict:
                 apply_map.options(num_returns=num_partitions).remote(data, num_partitions)
                 for data in partitions
             ]
-            outputs = []
-            for i in range(num_partitions):
-                outputs.append(apply_reduce.remote(*[partition[i] for partition in map_results]))
+            outputs = [apply_reduce.remote(*[partition[i] for partition in map_results])
+                       for i in range(num_partitions)]
             return {k: v for output in ray.get(outputs) for k, v in output.items()}
 
         if timing.mapreduce_warmup:
@@ -329,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         emit("start", metric="init_seconds")
         try:
             measure_init(args.framework)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - any failure is reported as the metric's error
             emit("error", metric="init_seconds", error=f"{type(error).__name__}: {error}",
                  traceback=traceback.format_exc())
         return 0
@@ -349,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             try:
                 result = workloads[name]()
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - any failure is reported as the metric's error
                 emit("error", metric=name, error=f"{type(error).__name__}: {error}",
                      traceback=traceback.format_exc(), elapsed_s=time.perf_counter() - t0)
             else:

@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from actorcore.kernel import Actor, ActorSystem, Terminated, run  # noqa: E402
-from actorcore.kernel.supervision import actor_spec  # noqa: E402
-from supervisor import Supervisor, process_spec  # noqa: E402
+from actorcore.kernel import Actor, ActorSystem, Terminated, run
+from actorcore.kernel.supervision import actor_spec
+from supervisor import Supervisor, process_spec
 
 ROUNDS = 10
 
@@ -64,7 +64,7 @@ class Ping(Actor):
 
 class Pong(Actor):
     async def receive(self, message):
-        kind, n = message
+        _kind, n = message
         self.context.sender.tell(("pong", n))
 
 

@@ -20,17 +20,9 @@ from __future__ import annotations
 
 import math
 import signal as _signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import (
-    Awaitable,
-    Callable,
-    Literal,
-    Optional,
-    Protocol,
-    Union,
-    get_args,
-    runtime_checkable,
-)
+from typing import Literal, Protocol, get_args, runtime_checkable
 
 from .backoff import Backoff
 
@@ -52,7 +44,7 @@ __all__ = [
 ExitKind = Literal["normal", "shutdown", "crashed", "killed", "restarts_exhausted"]
 RestartType = Literal["permanent", "transient", "temporary"]
 ChildType = Literal["worker", "supervisor"]
-ShutdownPolicy = Union[float, Literal["brutal_kill", "infinity"]]
+ShutdownPolicy = float | Literal["brutal_kill", "infinity"]
 
 EXIT_KINDS: tuple[str, ...] = get_args(ExitKind)
 RESTART_TYPES: tuple[str, ...] = get_args(RestartType)
@@ -85,9 +77,9 @@ class Exit:
     """
 
     kind: ExitKind
-    code: Optional[int] = None
-    signal: Optional[int] = None
-    error: Optional[BaseException] = None
+    code: int | None = None
+    signal: int | None = None
+    error: BaseException | None = None
     detail: str = ""
 
     def __post_init__(self) -> None:
@@ -102,7 +94,7 @@ class Exit:
         return self.kind not in ("normal", "shutdown")
 
     @classmethod
-    def from_returncode(cls, returncode: int, detail: str = "") -> "Exit":
+    def from_returncode(cls, returncode: int, detail: str = "") -> Exit:
         """The exit of an OS process nobody asked to stop (asyncio's ``returncode`` convention)."""
         if returncode == 0:
             return cls("normal", code=0, detail=detail)
@@ -146,7 +138,7 @@ class Child(Protocol):
 
     async def wait(self) -> Exit: ...
 
-    async def shutdown(self, timeout: Optional[float], *, restarting: bool = False) -> Exit: ...
+    async def shutdown(self, timeout: float | None, *, restarting: bool = False) -> Exit: ...
 
 
 @dataclass(frozen=True)
@@ -160,11 +152,11 @@ class StartInfo:
     """
 
     incarnation: int = 0
-    cause: Optional[Exit] = None
+    cause: Exit | None = None
     args: tuple = ()
 
 
-StartFn = Callable[[StartInfo], Union[Child, Awaitable[Child]]]
+StartFn = Callable[[StartInfo], Child | Awaitable[Child]]
 
 
 @dataclass(frozen=True)
@@ -185,9 +177,9 @@ class ChildSpec:
     id: str
     start: StartFn
     restart: RestartType = "permanent"
-    shutdown: Optional[ShutdownPolicy] = None
+    shutdown: ShutdownPolicy | None = None
     type: ChildType = "worker"
-    backoff: Optional[Backoff] = None
+    backoff: Backoff | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:
@@ -234,7 +226,7 @@ class ChildSpec:
             )
 
     @property
-    def shutdown_timeout(self) -> Optional[float]:
+    def shutdown_timeout(self) -> float | None:
         """The ``timeout`` argument for :meth:`Child.shutdown`: seconds, 0 (brutal_kill) or None (infinity)."""
         if self.shutdown == "brutal_kill":
             return 0.0

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional, get_args
+from typing import Any, Literal, get_args
 
 from .child import Exit
 
@@ -42,10 +42,10 @@ class SupervisorEvent:
 
     kind: EventKind
     supervisor: str
-    child_id: Optional[str] = None
-    incarnation: Optional[int] = None
-    exit: Optional[Exit] = None
-    delay: Optional[float] = None
-    error: Optional[BaseException] = None
+    child_id: str | None = None
+    incarnation: int | None = None
+    exit: Exit | None = None
+    delay: float | None = None
+    error: BaseException | None = None
     child: Any = field(default=None, repr=False, compare=False)
     time: float = field(default_factory=time.monotonic, compare=False)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Optional
 
 from .clock import MONOTONIC, Clock
 
@@ -29,7 +28,7 @@ class RestartIntensity:
         self.clock = clock
         self._times: deque[float] = deque()
 
-    def record(self, now: Optional[float] = None) -> bool:
+    def record(self, now: float | None = None) -> bool:
         """Count one restart at ``now`` (default: the clock's reading); False when that
         exceeds the intensity (give up)."""
         if self.max_restarts < 0:

@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from typing import Any, Callable, Mapping, Optional, Sequence, Union
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from .backoff import Backoff
 from .child import ChildSpec, Exit, RestartType, ShutdownPolicy, StartInfo
 
 __all__ = ["ProcessChild", "process_spec"]
 
-Argv = Union[Sequence[str], Callable[[StartInfo], Sequence[str]]]
+Argv = Sequence[str] | Callable[[StartInfo], Sequence[str]]
 
 
 class ProcessChild:
@@ -39,20 +40,20 @@ class ProcessChild:
         self.argv = tuple(argv)
         self._stop_requested = False
         self._stop_detail = ""
-        self._exit: Optional[Exit] = None
+        self._exit: Exit | None = None
 
     @classmethod
     async def start(
         cls,
         argv: Sequence[str],
         *,
-        env: Optional[Mapping[str, str]] = None,
-        cwd: Optional[str] = None,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
         stdin: Any = None,
         stdout: Any = None,
         stderr: Any = None,
         **popen_kwargs: Any,
-    ) -> "ProcessChild":
+    ) -> ProcessChild:
         """Start ``argv`` (stdin/stdout/stderr inherited unless given; ``env`` replaces the environment).
 
         Extra keyword arguments go to ``asyncio.create_subprocess_exec`` (``pass_fds``,
@@ -78,7 +79,7 @@ class ProcessChild:
         return self._process.pid
 
     @property
-    def returncode(self) -> Optional[int]:
+    def returncode(self) -> int | None:
         """asyncio's return code once the process has ended (negative: killed by that signal)."""
         return self._process.returncode
 
@@ -110,7 +111,7 @@ class ProcessChild:
             return False
         return True
 
-    async def shutdown(self, timeout: Optional[float], *, restarting: bool = False) -> Exit:
+    async def shutdown(self, timeout: float | None, *, restarting: bool = False) -> Exit:
         """SIGTERM, wait up to ``timeout`` (None: forever, 0: no wait), then SIGKILL."""
         del restarting  # a process keeps nothing across incarnations
         if self._process.returncode is not None:
@@ -140,10 +141,10 @@ def process_spec(
     argv: Argv,
     *,
     restart: RestartType = "permanent",
-    shutdown: Optional[ShutdownPolicy] = None,
-    backoff: Optional[Backoff] = None,
-    env: Optional[Mapping[str, str]] = None,
-    cwd: Optional[str] = None,
+    shutdown: ShutdownPolicy | None = None,
+    backoff: Backoff | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
     **popen_kwargs: Any,
 ) -> ChildSpec:
     """A worker :class:`ChildSpec` that runs ``argv`` as an OS process.

@@ -50,8 +50,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Literal, Optional, Sequence, Union, get_args
+from typing import Any, Literal, get_args
 
 from ._log import get_logger
 from .backoff import Backoff
@@ -77,12 +78,12 @@ class ChildInfo:
     id: str
     state: ChildState
     restarts: int
-    child: Optional[Child] = field(repr=False)
+    child: Child | None = field(repr=False)
     incarnation: int
     type: str
     restart: RestartType
-    last_exit: Optional[Exit] = None
-    spec: Optional[ChildSpec] = field(default=None, repr=False, compare=False)
+    last_exit: Exit | None = None
+    spec: ChildSpec | None = field(default=None, repr=False, compare=False)
 
 
 class _Record:
@@ -97,15 +98,15 @@ class _Record:
         self.id = id
         self.spec = spec
         self.args = args
-        self.child: Optional[Child] = None
+        self.child: Child | None = None
         self.state: ChildState = "stopped"
         self.incarnation = -1  # number of the running (or last) incarnation
         self.restarts = 0
-        self.started_at: Optional[float] = None  # None while not running stably
+        self.started_at: float | None = None  # None while not running stably
         self.backoff_n = 0
-        self.pending: Optional[_Pending] = None
-        self.last_exit: Optional[Exit] = None
-        self.ended: Optional[Child] = None  # the incarnation that ended, until restarted or discarded
+        self.pending: _Pending | None = None
+        self.last_exit: Exit | None = None
+        self.ended: Child | None = None  # the incarnation that ended, until restarted or discarded
 
     def info(self) -> ChildInfo:
         return ChildInfo(
@@ -124,7 +125,7 @@ class _Pending:
         self.members = members
         self.failed = failed
         self.cause = cause
-        self.handle: Optional[TimerHandle] = None
+        self.handle: TimerHandle | None = None
         self.cancelled = False
 
     def cancel(self) -> None:
@@ -205,7 +206,7 @@ class Supervisor:
         max_restarts: int = 3,
         period: float = 5.0,
         name: str = "supervisor",
-        on_event: Optional[EventCallback] = None,
+        on_event: EventCallback | None = None,
         clock: Clock = MONOTONIC,
     ) -> None:
         if not isinstance(name, str) or not name:
@@ -250,11 +251,11 @@ class Supervisor:
         self._dynamic_seq = 0
         self._mailbox: asyncio.Queue = asyncio.Queue()
         self._ended = asyncio.Event()
-        self._task: Optional[asyncio.Task] = None
+        self._task: asyncio.Task | None = None
         self._watchers: set[asyncio.Task] = set()
         self._started = False
         self._stopping = False
-        self._exit: Optional[Exit] = None
+        self._exit: Exit | None = None
 
     @property
     def _log(self) -> Any:
@@ -303,7 +304,7 @@ class Supervisor:
         return "running" if self._started else "new"
 
     @property
-    def exit(self) -> Optional[Exit]:
+    def exit(self) -> Exit | None:
         """How the supervisor ended, or None while it has not."""
         return self._exit
 
@@ -316,7 +317,7 @@ class Supervisor:
         )
 
     # ------------------------------------------------------------------ lifecycle
-    async def start(self) -> "Supervisor":
+    async def start(self) -> Supervisor:
         """Start the children in order.
 
         If one fails to start, those already started are stopped in reverse order, the
@@ -351,7 +352,7 @@ class Supervisor:
         assert self._exit is not None
         return self._exit
 
-    async def shutdown(self, timeout: Optional[float] = None, *, restarting: bool = False) -> Exit:
+    async def shutdown(self, timeout: float | None = None, *, restarting: bool = False) -> Exit:
         """Stop all children (reverse start order, each within its own shutdown policy).
 
         ``timeout`` bounds the whole stop: when it elapses (or is 0) the remaining children
@@ -381,7 +382,7 @@ class Supervisor:
                 self._task.cancel()
         return await self.wait()
 
-    async def __aenter__(self) -> "Supervisor":
+    async def __aenter__(self) -> Supervisor:
         return await self.start()
 
     async def __aexit__(self, *exc_info: Any) -> None:
@@ -392,7 +393,7 @@ class Supervisor:
         """A snapshot of the children, in start order."""
         return [r.info() for r in self._records]
 
-    async def start_child(self, spec_or_args: Union[ChildSpec, Sequence[Any]] = ()) -> str:
+    async def start_child(self, spec_or_args: ChildSpec | Sequence[Any] = ()) -> str:
         """Add and start a child; returns its id.
 
         For ``simple_one_for_one`` give the arguments (a tuple or list, passed as
@@ -425,8 +426,8 @@ class Supervisor:
         stays ``"stopped"`` with the new spec)."""
         return await self._call(self._op_replace_child, spec)
 
-    def reconfigure(self, *, strategy: Optional[Strategy] = None, max_restarts: Optional[int] = None,
-                    period: Optional[float] = None) -> None:
+    def reconfigure(self, *, strategy: Strategy | None = None, max_restarts: int | None = None,
+                    period: float | None = None) -> None:
         """Change the policy of a running supervisor (None: keep). The restart history starts
         anew; ``simple_one_for_one`` can be neither left nor entered."""
         strategy = self._strategy if strategy is None else strategy
@@ -475,7 +476,7 @@ class Supervisor:
             self._log.error("supervisor failed; stopping its children", supervisor=self._name, exc_info=True)
             try:
                 await self._stop_all()
-            except BaseException:
+            except BaseException:  # noqa: BLE001 - whatever broke the stop, the children get killed
                 self._log.error("supervisor failed while stopping its children", supervisor=self._name, exc_info=True)
                 await self._kill_all()
             self._finish(Exit("crashed", error=err, detail=f"supervisor {self._name!r} failed (a bug)"))
@@ -487,7 +488,7 @@ class Supervisor:
     async def _serve(self, request: _Request) -> None:
         try:
             result = await request.op(*request.args)
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - every failure goes back to the caller
             if not request.future.done():
                 request.future.set_exception(err)
         except BaseException:  # cancelled (killed) or worse: the caller still gets an answer
@@ -535,7 +536,7 @@ class Supervisor:
             await asyncio.gather(*watchers, return_exceptions=True)
 
     # ------------------------------------------------------------------ starting and stopping one child
-    async def _start_record(self, record: _Record, cause: Optional[Exit]) -> Child:
+    async def _start_record(self, record: _Record, cause: Exit | None) -> Child:
         info = StartInfo(incarnation=record.incarnation + 1, cause=cause, args=record.args)
         try:
             child = record.spec.start(info)
@@ -579,12 +580,12 @@ class Supervisor:
                 raise TypeError(f"wait() of child {record.id!r} returned {exit!r}, not an Exit")
         except asyncio.CancelledError:
             raise
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - a broken wait() is the child's crash
             self._log.error("child.wait() failed", supervisor=self._name, child=record.id, exc_info=True)
             exit = Exit("crashed", error=err, detail="the child's wait() raised")
         self._mailbox.put_nowait(_ChildExited(record, child, exit))
 
-    async def _stop_record(self, record: _Record, *, restarting: bool, timeout: Any = "spec") -> Optional[Exit]:
+    async def _stop_record(self, record: _Record, *, restarting: bool, timeout: Any = "spec") -> Exit | None:
         """Stop one child (cancelling its pending restart); returns its Exit, None if it was not running."""
         self._detach(record)
         child = record.child
@@ -599,7 +600,7 @@ class Supervisor:
                 raise TypeError(f"shutdown() of child {record.id!r} returned {exit!r}, not an Exit")
         except asyncio.CancelledError:
             raise
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - a broken shutdown() is the child's crash
             self._log.error("child.shutdown() failed", supervisor=self._name, child=record.id, exc_info=True)
             exit = Exit("crashed", error=err, detail="the child's shutdown() raised")
         record.child = None
@@ -630,7 +631,7 @@ class Supervisor:
         results = await asyncio.gather(
             *(self._stop_record(r, restarting=False, timeout=0.0) for r in targets), return_exceptions=True
         )
-        for record, result in zip(targets, results):
+        for record, result in zip(targets, results, strict=True):
             if isinstance(result, BaseException):
                 self._log.error(
                     "killing child failed", supervisor=self._name, child=record.id, error=repr(result)
@@ -647,14 +648,14 @@ class Supervisor:
         if not pending.members:
             pending.cancel()
 
-    def _discard(self, record: _Record, why: Optional[Exit] = None) -> None:
+    def _discard(self, record: _Record, why: Exit | None = None) -> None:
         """Tell an ended incarnation it will not be restarted (see `Child`: optional `discard()`)."""
         child, record.ended = record.ended, None
         discard = getattr(child, "discard", None)
         if discard is not None:
             try:
                 discard(why)
-            except Exception:
+            except Exception:  # noqa: BLE001 - a broken discard() is logged, not the supervisor's failure
                 self._log.error("child.discard() failed", supervisor=self._name, child=record.id, exc_info=True)
 
     def _remove(self, record: _Record) -> None:
@@ -703,10 +704,8 @@ class Supervisor:
 
     def _group_of(self, record: _Record) -> list[_Record]:
         """The children a failure of ``record`` restarts, in start order (stopped ones excluded)."""
-        if self._strategy == "one_for_all":
-            candidates = self._records
-        else:  # rest_for_one
-            candidates = self._records[self._records.index(record):]
+        one_for_all = self._strategy == "one_for_all"  # else rest_for_one
+        candidates = self._records if one_for_all else self._records[self._records.index(record):]
         return [r for r in candidates if r is record or r.state != "stopped"]
 
     async def _schedule_restart(
@@ -734,7 +733,7 @@ class Supervisor:
             self._mailbox.put_nowait(_RestartDue(pending))
 
     def _backoff_delay(self, record: _Record, ran_for: float) -> float:
-        backoff: Optional[Backoff] = record.spec.backoff
+        backoff: Backoff | None = record.spec.backoff
         if backoff is None:
             return 0.0
         if ran_for >= backoff.reset_after:
@@ -754,7 +753,7 @@ class Supervisor:
                 await self._start_record(member, cause=cause)
             except asyncio.CancelledError:
                 raise
-            except BaseException as err:
+            except BaseException as err:  # noqa: BLE001 - any failed restart is counted and retried
                 # A failed restart: stop what this attempt started, count it, try again.
                 for done in reversed(started):
                     await self._stop_record(done, restarting=True)
@@ -793,9 +792,9 @@ class Supervisor:
             supervisor=self._name, child_id=record.id,
         )
 
-    async def _op_start_child(self, spec_or_args: Union[ChildSpec, Sequence[Any]]) -> str:
+    async def _op_start_child(self, spec_or_args: ChildSpec | Sequence[Any]) -> str:
         if self._strategy == "simple_one_for_one":
-            if isinstance(spec_or_args, ChildSpec) or isinstance(spec_or_args, (str, bytes)) \
+            if isinstance(spec_or_args, (ChildSpec, str, bytes)) \
                     or not isinstance(spec_or_args, (tuple, list)):
                 raise TypeError(
                     f"Supervisor {self._name!r} is simple_one_for_one: start_child takes the child's "
@@ -823,7 +822,7 @@ class Supervisor:
             raise self._start_error(record, err) from err
         return record.id
 
-    async def _op_terminate_child(self, child_id: str) -> Optional[Exit]:
+    async def _op_terminate_child(self, child_id: str) -> Exit | None:
         record = self._find(child_id)
         exit = await self._stop_record(record, restarting=False)
         if record.spec.restart == "temporary" or self._strategy == "simple_one_for_one":
@@ -866,14 +865,14 @@ class Supervisor:
         self._remove(record)
 
     # ------------------------------------------------------------------ events
-    def _emit(self, kind: EventKind, record: Optional[_Record] = None, **fields: Any) -> None:
+    def _emit(self, kind: EventKind, record: _Record | None = None, **fields: Any) -> None:
         if self._on_event is None:
             return
         event = SupervisorEvent(kind=kind, supervisor=self._name, child_id=record.id if record else None,
                                 time=self._clock.now(), **fields)
         try:
             self._on_event(event)
-        except Exception:
+        except Exception:  # noqa: BLE001 - a broken callback is logged, not the supervisor's failure
             self._log.error("on_event callback failed", supervisor=self._name, event_kind=kind, exc_info=True)
 
 
@@ -882,8 +881,8 @@ def supervisor_spec(
     children: Iterable[ChildSpec],
     *,
     restart: RestartType = "permanent",
-    shutdown: Optional[ShutdownPolicy] = None,
-    backoff: Optional[Backoff] = None,
+    shutdown: ShutdownPolicy | None = None,
+    backoff: Backoff | None = None,
     **flags: Any,
 ) -> ChildSpec:
     """A ChildSpec (type ``"supervisor"``) for a nested :class:`Supervisor` of ``children``.

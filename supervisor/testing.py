@@ -20,7 +20,8 @@ import heapq
 import itertools
 import math
 import signal
-from typing import Any, Callable, Iterator, Optional
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import structlog.testing
 
@@ -55,7 +56,7 @@ class FakeChild:
         self.name = name
         self.stop_delay = stop_delay
         self.ignore_shutdown = ignore_shutdown
-        self.shutdown_calls: list[tuple[Optional[float], bool]] = []
+        self.shutdown_calls: list[tuple[float | None, bool]] = []
         self._done: asyncio.Future[Exit] = asyncio.get_running_loop().create_future()
 
     @property
@@ -63,7 +64,7 @@ class FakeChild:
         return self._done.done()
 
     @property
-    def exit(self) -> Optional[Exit]:
+    def exit(self) -> Exit | None:
         return self._done.result() if self._done.done() else None
 
     def end(self, exit: Exit) -> None:
@@ -71,7 +72,7 @@ class FakeChild:
         if not self._done.done():
             self._done.set_result(exit)
 
-    def crash(self, error: Optional[BaseException] = None) -> None:
+    def crash(self, error: BaseException | None = None) -> None:
         self.end(Exit("crashed", error=error if error is not None else RuntimeError(f"{self.name} crashed")))
 
     def exit_normally(self) -> None:
@@ -83,7 +84,7 @@ class FakeChild:
     async def wait(self) -> Exit:
         return await asyncio.shield(self._done)
 
-    async def shutdown(self, timeout: Optional[float], *, restarting: bool = False) -> Exit:
+    async def shutdown(self, timeout: float | None, *, restarting: bool = False) -> Exit:
         self.shutdown_calls.append((timeout, restarting))
         if self._done.done():
             return self._done.result()
@@ -114,7 +115,7 @@ class FakeStarter:
     check the start order across several starters.
     """
 
-    def __init__(self, name: str, *, started: Optional[list] = None, **child_kwargs: Any) -> None:
+    def __init__(self, name: str, *, started: list | None = None, **child_kwargs: Any) -> None:
         self.name = name
         self.children: list[FakeChild] = []
         self.infos: list[StartInfo] = []
@@ -151,7 +152,7 @@ class EventRecorder:
 
     def __init__(self) -> None:
         self.events: list[SupervisorEvent] = []
-        self._waiters: list[tuple[Callable[[], Optional[SupervisorEvent]], asyncio.Future]] = []
+        self._waiters: list[tuple[Callable[[], SupervisorEvent | None], asyncio.Future]] = []
 
     def __call__(self, event: SupervisorEvent) -> None:
         self.events.append(event)
@@ -161,8 +162,8 @@ class EventRecorder:
                 if found is not None:
                     future.set_result(found)
 
-    def of(self, kind: Optional[str] = None, child_id: Optional[str] = None,
-           supervisor: Optional[str] = None) -> list[SupervisorEvent]:
+    def of(self, kind: str | None = None, child_id: str | None = None,
+           supervisor: str | None = None) -> list[SupervisorEvent]:
         """The recorded events matching every filter given."""
         return [
             e for e in self.events
@@ -171,11 +172,11 @@ class EventRecorder:
             and (supervisor is None or e.supervisor == supervisor)
         ]
 
-    async def wait_for(self, kind: str, child_id: Optional[str] = None, *, count: int = 1,
-                       supervisor: Optional[str] = None, timeout: float = 5.0) -> SupervisorEvent:
+    async def wait_for(self, kind: str, child_id: str | None = None, *, count: int = 1,
+                       supervisor: str | None = None, timeout: float = 5.0) -> SupervisorEvent:
         """Wait until ``count`` matching events have been recorded; return the ``count``-th."""
 
-        def check() -> Optional[SupervisorEvent]:
+        def check() -> SupervisorEvent | None:
             matches = self.of(kind, child_id, supervisor)
             return matches[count - 1] if len(matches) >= count else None
 

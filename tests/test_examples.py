@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_ping_pong_survives_a_kill_9_of_pong():
     result = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "ping_pong.py")],
-        capture_output=True, text=True, timeout=50, cwd=ROOT,
+        capture_output=True, text=True, timeout=50, cwd=ROOT, check=False,
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -27,7 +27,7 @@ def test_ping_pong_survives_a_kill_9_of_pong():
     assert lines[-1] == "done: 10 rounds, pong restarted 1 time(s) by its supervisor"
     pids = {line.split()[-1] for line in lines if line.startswith("ping: got pong")}
     assert len(pids) == 2, "pong should have run in two processes: before and after the kill"
-    leftover = subprocess.run(["pgrep", "-f", "ping_pong.py --pong"], capture_output=True, text=True)
+    leftover = subprocess.run(["pgrep", "-f", "ping_pong.py --pong"], capture_output=True, text=True, check=False)
     assert leftover.stdout == ""
 
 
@@ -46,7 +46,7 @@ def test_the_readme_services_commands(tmp_path):
 
     def run(*argv: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=90,
-                              cwd=ROOT, env=env)
+                              cwd=ROOT, env=env, check=False)
 
     started = run("-m", "actorcore", "supervise", "examples/services/services.toml", "--detach",
                   "--pid-file", str(pid_file))

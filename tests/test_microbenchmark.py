@@ -45,7 +45,7 @@ def test_metric_names_match_rays():
 def test_quick_json_no_ray():
     result = subprocess.run(
         [*_actorcore(), "microbenchmark", "--quick", "--json", "--no-ray"],
-        capture_output=True, text=True, timeout=230,
+        capture_output=True, text=True, timeout=230, check=False,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     report = json.loads(result.stdout)

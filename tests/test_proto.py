@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_generated_stubs_are_fresh(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "actorcore._proto.generate", "--out", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True,
+        cwd=ROOT, capture_output=True, text=True, check=False,
     )
     assert result.returncode == 0, result.stderr
     generated = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.py"))

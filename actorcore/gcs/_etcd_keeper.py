@@ -47,7 +47,8 @@ def _start(cmd, preexec):
     """Start etcd and report its pid, or report the error and return None."""
     try:
         proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, preexec_fn=preexec
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            preexec_fn=preexec,  # noqa: PLW1509 - the keeper process runs no threads
         )
     except OSError as e:
         _report(f"error cannot run {cmd[0]}: {e}")

@@ -362,11 +362,12 @@ class EtcdServer:
         if self._persistent_dir is None:
             etcd_cmd.append("--unsafe-no-fsync")
             keeper_cmd += ["--remove", self._data_dir]
-        self._stderr_file = tempfile.TemporaryFile(prefix="actorcore-etcd-stderr-")
+        # Open while etcd runs, closed when it stops.
+        self._stderr_file = tempfile.TemporaryFile(prefix="actorcore-etcd-stderr-")  # noqa: SIM115
         self._messages = b""
         self._pid = None
         self._keeper = subprocess.Popen(
-            keeper_cmd + ["--"] + etcd_cmd,
+            [*keeper_cmd, "--", *etcd_cmd],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr_file,

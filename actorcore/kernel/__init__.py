@@ -19,6 +19,10 @@ from .ref import ActorRef
 from .system import ActorSystem
 
 __all__ = [
+    "FAILED",
+    "NORMAL",
+    "PEER_LOST",
+    "RESTARTS_EXHAUSTED",
     "Actor",
     "ActorContext",
     "ActorRef",
@@ -26,12 +30,8 @@ __all__ = [
     "ActorSystem",
     "ActorSystemError",
     "AskTimeoutError",
-    "FAILED",
     "KernelError",
-    "NORMAL",
-    "PEER_LOST",
     "PeerLostError",
-    "RESTARTS_EXHAUSTED",
     "Reply",
     "SerializationError",
     "Terminated",

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from .._logging import get_logger
 from .actor import Actor, ActorContext
@@ -182,7 +183,7 @@ class ActorCell:
             self._started = True
             self._overflowed = False
             self.state = RUNNING
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a failed start goes to the supervisor
             self._on_failure(exc)
 
     def _on_failure(self, exc: BaseException) -> None:
@@ -235,7 +236,7 @@ class ActorCell:
                             f"actor {self.actor_id} was killed while handling {type(message).__qualname__}"
                         ))
                     raise
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - a failure goes to the asker or the supervisor
                     if reply is None:
                         self._on_failure(exc)
                         break

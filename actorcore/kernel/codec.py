@@ -21,7 +21,7 @@ def dumps(value: Any, *, what: str) -> bytes:
     """Pickle `value`; on failure raise SerializationError naming `what` and the type."""
     try:
         return pickle.dumps(value, PROTOCOL)
-    except Exception:
+    except Exception:  # noqa: BLE001 - whatever pickle refuses, cloudpickle tries
         pass
     try:
         return cloudpickle.dumps(value, PROTOCOL)
@@ -47,7 +47,7 @@ def dumps_error(error: BaseException | None) -> bytes:
     """Pickle an exception for a reply; an unpicklable one is sent as a RemoteError with its text."""
     try:
         return pickle.dumps(error, PROTOCOL)
-    except Exception:
+    except Exception:  # noqa: BLE001 - an unpicklable error goes as text
         return pickle.dumps(RemoteError(f"{type(error).__qualname__}: {error}"), PROTOCOL)
 
 

@@ -8,7 +8,8 @@ stock asyncio loop and ~13 µs on uvloop; the kernel's cross-process ask went fr
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable
+from collections.abc import Awaitable
+from typing import Any
 
 try:
     import uvloop

@@ -15,7 +15,8 @@ actor; its exit counts as a crash for the restart type).
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from supervisor import Backoff, ChildSpec, Exit, StartInfo
 

@@ -97,7 +97,7 @@ class ActorSystem:
             async def main() -> None:
                 try:
                     system = await cls.start(name=name, tcp=tcp, uds=uds, spin=spin, token=token)
-                except BaseException as exc:
+                except BaseException as exc:  # noqa: BLE001 - handed to the thread that waits for the start
                     box["error"] = exc
                     started.set()
                     return

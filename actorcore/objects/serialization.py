@@ -122,7 +122,7 @@ class Serialized:
         head = _HEADER.pack(MAGIC, VERSION, 0, len(buffers), len(self.inband))
         if buffers:
             head += b"".join(
-                [_ENTRY.pack(off, buf.nbytes) for off, buf in zip(self._offsets, buffers)]
+                [_ENTRY.pack(off, buf.nbytes) for off, buf in zip(self._offsets, buffers, strict=False)]
             )
         return head + self.inband
 
@@ -141,7 +141,7 @@ class Serialized:
         head = self._head()
         pos = len(head)
         view[:pos] = head
-        for off, buf in zip(self._offsets, self.buffers):
+        for off, buf in zip(self._offsets, self.buffers, strict=False):
             view[pos:off] = _ZEROS[: off - pos]
             end = off + buf.nbytes
             view[off:end] = buf
@@ -155,7 +155,7 @@ class Serialized:
         Errors (e.g. ``ENOSPC``) propagate as `OSError`; the file may then be partly written.
         """
         _pwrite_all(fd, memoryview(self._head()), offset)
-        for off, buf in zip(self._offsets, self.buffers):
+        for off, buf in zip(self._offsets, self.buffers, strict=False):
             _pwrite_all(fd, buf, offset + off)
         return self.total_size
 
@@ -166,7 +166,7 @@ class Serialized:
         head = self._head()
         parts: list[Any] = [head]
         pos = len(head)
-        for off, buf in zip(self._offsets, self.buffers):
+        for off, buf in zip(self._offsets, self.buffers, strict=False):
             parts.append(_ZEROS[: off - pos])
             parts.append(buf)
             pos = off + buf.nbytes
@@ -205,7 +205,7 @@ def serialize(value: Any) -> Serialized:
         inband = _dumps(value, PROTOCOL, buffer_callback=keep)
         if b"__main__" not in inband:
             return Serialized(inband, raws)
-    except Exception:
+    except Exception:  # noqa: BLE001 - whatever pickle refuses, cloudpickle tries
         pass
     raws.clear()
     try:

@@ -99,7 +99,7 @@ class _ServiceMethod:
             return getattr(self._service._pick(), self._method).remote(*args, **kwargs)
         except AttributeError:
             raise
-        except Exception:
+        except Exception:  # noqa: BLE001 - the service may have moved: refresh and retry once
             self._service.refresh()
             return getattr(self._service._pick(), self._method).remote(*args, **kwargs)
 

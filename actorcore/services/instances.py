@@ -39,6 +39,7 @@ import time
 from typing import Any
 
 import cloudpickle
+
 from supervisor import Exit, StartInfo
 
 from .._logging import get_logger

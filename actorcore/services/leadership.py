@@ -49,7 +49,7 @@ class Leadership:
 
     def __init__(self, etcd: Any, cluster: str, ttl: float, spec_path: str) -> None:
         self.etcd, self.cluster = etcd, cluster
-        self.ttl = max(2, int(math.ceil(ttl)))
+        self.ttl = max(2, math.ceil(ttl))
         self.identity = {"pid": os.getpid(), "host": socket.gethostname(), "spec": spec_path,
                          "process": process_token()}
         self.lease: Any = None

@@ -59,9 +59,9 @@ async def gather(etcd: Any, cluster: str = schema.DEFAULT_CLUSTER) -> dict:
 def format_status(status: dict) -> str:
     daemon, rows = status["daemon"], status["services"]
     lines = [_daemon_line(daemon)]
-    for escalation in daemon.get("escalations") or []:
-        lines.append(f"  escalation: supervisor {escalation['supervisor']!r} gave up after child "
-                     f"{escalation['child']!r} ({escalation['exit']}) {_ago(escalation['time'])}")
+    lines.extend(f"  escalation: supervisor {escalation['supervisor']!r} gave up after child "
+                 f"{escalation['child']!r} ({escalation['exit']}) {_ago(escalation['time'])}"
+                 for escalation in daemon.get("escalations") or [])
     reload = daemon.get("reload")
     if reload:
         if reload.get("ok"):
@@ -78,10 +78,9 @@ def format_status(status: dict) -> str:
     table: list[tuple[str, ...]] = [COLUMNS]
     if daemon.get("tree"):
         _draw(daemon["tree"], "", "", by_name, table)
-    for name in sorted(by_name):  # recorded, but not in the tree the daemon reported
-        table.append(_cells(by_name[name], name))
+    table.extend(_cells(by_name[name], name) for name in sorted(by_name))  # recorded, not in the daemon's tree
     widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS))]
-    lines += ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in table]
+    lines += ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in table]
     return "\n".join(lines)
 
 

@@ -16,7 +16,8 @@ changed is reconfigured in place; everything else is left alone. A group restart
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from supervisor import Backoff, ChildSpec, Supervisor
 

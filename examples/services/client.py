@@ -1,4 +1,5 @@
-"""Talks to the counter service that `actorcore supervise examples/services/services.toml` (or counter.toml) keeps alive."""
+"""Talks to the counter service that `actorcore supervise examples/services/services.toml`
+(or counter.toml) keeps alive."""
 
 import actorcore as ray
 

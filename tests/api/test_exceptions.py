@@ -63,7 +63,7 @@ def failing(error: BaseException) -> TaskError:
 
     try:
         user_function()
-    except BaseException as caught:
+    except BaseException as caught:  # noqa: BLE001 - whatever it raises is the cause
         return TaskError.from_exception("user_function", caught, pid=123)
     raise AssertionError("unreachable")
 
@@ -86,7 +86,7 @@ def test_the_dual_error_is_both_a_task_error_and_the_causes_class():
     assert type(error).__name__ == "TaskError(ValueError)"
     assert isinstance(error.cause, ValueError) and type(error.cause) is ValueError
     assert error.args == ("original message",)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="original message"):
         raise error
     with pytest.raises(TaskError):
         raise error
@@ -242,7 +242,7 @@ def test_the_dual_error_crosses_processes():
         "error = failing(InsufficientFunds(7)).as_instanceof_cause()\n"
         "sys.stdout.buffer.write(cloudpickle.dumps(error))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=ROOT, timeout=8)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=ROOT, timeout=8, check=False)
     assert result.returncode == 0, result.stderr.decode()
     error = pickle.loads(result.stdout)
     assert isinstance(error, InsufficientFunds) and isinstance(error, TaskError)

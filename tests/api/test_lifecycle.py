@@ -20,21 +20,21 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def run_program(source: str, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", textwrap.dedent(source)], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT)
+                          timeout=timeout, cwd=ROOT, check=False)
 
 
 SESSION = "from actorcore import api; print('session', api._local.node_id, api._local.etcd.pid, flush=True)"
 
 
 def session_of(output: str) -> tuple[str, int]:
-    line = [line for line in output.splitlines() if line.startswith("session ")][0]
+    line = next(line for line in output.splitlines() if line.startswith("session "))
     _, session, etcd_pid = line.split()
     return session, int(etcd_pid)
 
 
 def processes_of(session: str, etcd_pid: int) -> list[str]:
     """The node and worker processes of one session, and its etcd, if still running."""
-    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True, check=False).stdout
     return [line for line in out.splitlines()
             if session in line or line.split()[0] == str(etcd_pid)]
 
@@ -73,7 +73,7 @@ def test_init_twice_shutdown_then_init_and_output_with_pid():
     assert "second init: True" in lines
     assert "initialized after shutdown: False" in lines
     assert "again: True" in lines
-    pid = [line.split()[-1] for line in lines if line.startswith("worker pid")][0]
+    pid = next(line.split()[-1] for line in lines if line.startswith("worker pid"))
     assert f"(pid={pid}) hello from a worker 1" in lines
 
 
@@ -107,8 +107,8 @@ def test_shutdown_leaves_nothing_behind_and_memory_stays_flat():
         ray.shutdown()
     """, timeout=80)
     assert result.returncode == 0, result.stderr
-    growth = int([l for l in result.stdout.splitlines() if l.startswith("rss growth")][0].split()[-1])
-    in_shm = int([l for l in result.stdout.splitlines() if l.startswith("shm MB")][0].split()[-1])
+    growth = int(next(line for line in result.stdout.splitlines() if line.startswith("rss growth")).split()[-1])
+    in_shm = int(next(line for line in result.stdout.splitlines() if line.startswith("shm MB")).split()[-1])
     assert growth < 200, f"driver memory grew by {growth} MB over 2000 put/get/drop of 10 MB"
     assert in_shm <= 50, f"{in_shm} MB of shared memory still held"
     session, etcd_pid = session_of(result.stdout)
@@ -167,6 +167,6 @@ def test_workers_import_user_modules_like_the_driver(tmp_path):
         ray.shutdown()
     """))
     result = subprocess.run([sys.executable, "main.py"], capture_output=True, text=True, timeout=60,
-                            cwd=tmp_path, env={**os.environ, "SEEN_BY_WORKERS": "yes"})
+                            cwd=tmp_path, env={**os.environ, "SEEN_BY_WORKERS": "yes"}, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "True 3"

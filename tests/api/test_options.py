@@ -54,7 +54,7 @@ def test_every_option_has_cases():
     assert {case[0] for case in CASES} == {option.name for option in OPTIONS}
 
 
-@pytest.mark.parametrize("name, kind, value", VALID)
+@pytest.mark.parametrize(("name", "kind", "value"), VALID)
 def test_valid_values_pass(name, kind, value):
     result = validate(kind, {name: value}, where=WHERE)
     assert list(result) == [name]
@@ -64,7 +64,7 @@ def test_valid_values_pass(name, kind, value):
         assert result[name] == value
 
 
-@pytest.mark.parametrize("name, kind, value, error", INVALID)
+@pytest.mark.parametrize(("name", "kind", "value", "error"), INVALID)
 def test_invalid_values_raise_naming_option_value_and_what_is_allowed(name, kind, value, error):
     with pytest.raises(error) as info:
         validate(kind, {name: value}, where=WHERE)
@@ -102,7 +102,7 @@ def test_validate_returns_only_the_given_keys_and_copies_containers():
 
 
 def test_unknown_option_names_kind_valid_options_and_suggests_the_closest():
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(ValueError, match="unknown option 'num_cpu'") as info:
         validate("task", {"num_cpu": 1}, where="@remote on function f")
     message = str(info.value)
     assert message.startswith(
@@ -117,7 +117,7 @@ def test_unknown_option_names_kind_valid_options_and_suggests_the_closest():
 
 
 def test_unknown_option_without_a_close_name_gives_no_suggestion():
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(ValueError, match="unknown option 'zzzz'") as info:
         validate("task", {"zzzz": 1}, where=WHERE)
     assert "Did you mean" not in str(info.value)
     assert "Valid options for remote functions:" in str(info.value)
@@ -128,7 +128,7 @@ def test_ray_options_actorcore_lacks_are_named_as_such():
         validate("task", {"runtime_env": {}}, where=WHERE)
 
 
-@pytest.mark.parametrize("kind, name, applies", [
+@pytest.mark.parametrize(("kind", "name", "applies"), [
     ("task", "max_restarts", "actor classes"),
     ("task", "get_if_exists", "actor classes"),
     ("actor", "max_retries", "remote functions"),
@@ -136,7 +136,7 @@ def test_ray_options_actorcore_lacks_are_named_as_such():
     ("method", "num_cpus", "remote functions and actor classes"),
 ])
 def test_an_option_on_the_wrong_kind_says_where_it_applies(kind, name, applies):
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(ValueError, match="does not apply to") as info:
         validate(kind, {name: 1}, where=WHERE)
     assert f"option {name!r} does not apply to" in str(info.value)
     assert f"it applies to {applies}." in str(info.value)
@@ -191,7 +191,7 @@ def test_resolve_rejects_keys_that_do_not_apply():
 
 
 def test_get_if_exists_needs_a_name_once_merged():
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(ValueError, match="needs a name") as info:
         resolve("actor", validate("actor", {"get_if_exists": True}, where=WHERE), where=WHERE)
     assert str(info.value).startswith(f"{WHERE}: get_if_exists=True needs a name")
     assert "name='...'" in str(info.value)

@@ -63,7 +63,7 @@ def _until_new(group, old: dict[str, int], ids, seconds: float = 60.0) -> dict[s
         try:
             pids = _pids(group)
         except exc.ActorDiedError as error:
-            assert "not retried" in str(error), error
+            assert "not retried" in str(error), error  # noqa: PT017 - a wait condition, not an expected error
             return None
         return all(pids[i] != old[i] for i in ids) and pids
 
@@ -342,7 +342,7 @@ def test_bad_specs_get_clear_errors(cluster):
         ChildSpec("", Member)
     with pytest.raises(ValueError, match=r"ChildSpec 'x': options max_restarts=2: .*supervise\(\.\.\., max_restarts=N"):
         ChildSpec("x", Member, options={"max_restarts": 2})
-    with pytest.raises(ValueError, match="ChildSpec 'x': options: unknown option 'num_cpu'.*Did you mean 'num_cpus'"):
+    with pytest.raises(ValueError, match=r"ChildSpec 'x': options: unknown option 'num_cpu'.*Did you mean 'num_cpus'"):
         ChildSpec("x", Member, options={"num_cpu": 1})
     with pytest.raises(ValueError, match="ChildSpec 'x': lifetime='detached'"):
         ChildSpec("x", Member, options={"lifetime": "detached"})
@@ -372,7 +372,7 @@ def test_bad_specs_get_clear_errors(cluster):
         supervise([spec], backoff=3)
     with pytest.raises(TypeError, match="watch\\(\\) takes an actor handle"):
         watch("a")
-    with pytest.raises(TypeError, match="SupervisionGroup is made by actorcore.supervise"):
+    with pytest.raises(TypeError, match=r"SupervisionGroup is made by actorcore\.supervise"):
         ray.SupervisionGroup(None, None, "g", (), "one_for_one", 3, 5.0, None, None)
     with supervise([spec], period=math.inf) as group, pytest.raises(KeyError, match="has no child 'y'"):
         group["y"]

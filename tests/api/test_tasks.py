@@ -149,7 +149,7 @@ def test_unpicklable_argument_names_it_and_its_position(cluster):
 
 
 def test_unknown_option_is_rejected_at_definition(cluster):
-    with pytest.raises(ValueError, match="num_cpu.*num_cpus"):
+    with pytest.raises(ValueError, match=r"num_cpu.*num_cpus"):
         ray.remote(num_cpu=1)(lambda: None)
     with pytest.raises(ValueError, match="max_restarts"):
         double.options(max_restarts=1)
@@ -292,7 +292,7 @@ def test_the_node_rejects_processes_without_the_cluster_token(cluster):
         print(asyncio.run(main("a-guess")))
     """)
     result = subprocess.run([sys.executable, "-c", program, api._local.endpoints.scheduler],
-                            capture_output=True, text=True, timeout=30)
+                            capture_output=True, text=True, timeout=30, check=False)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 2 and all(line.startswith("rejected:") and "token" in line for line in lines)

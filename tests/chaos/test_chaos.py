@@ -155,7 +155,7 @@ def test_b_kill_9_of_a_node_mid_job_loses_nothing(fresh_cluster):
     bad = sum(1 for i, v in enumerate(values) if int(v[0]) != i or len(v) != 64 * 1024)
     answered = [ray.get(t.add.remote(1), timeout=60) for t in tallies]
     _report("b", bad, objects=len(values), actors_answering=len(answered),
-            moved=sum(1 for home, now in zip(homes, answered) if home != now),
+            moved=sum(1 for home, now in zip(homes, answered, strict=True) if home != now),
             seconds_after_kill=round(time.monotonic() - killed, 2))
     assert bad == 0
     assert victim["node_id"] not in answered

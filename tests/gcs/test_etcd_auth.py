@@ -73,7 +73,7 @@ async def test_wrong_password_is_a_clear_error_at_once(auth_etcd):
 
 
 async def test_missing_credentials_name_the_flags(auth_etcd):
-    with pytest.raises(EtcdAuthError, match="requires authentication.*--etcd-user"):
+    with pytest.raises(EtcdAuthError, match=r"requires authentication.*--etcd-user"):
         await EtcdClient.connect(auth_etcd.endpoint, timeout=20)
 
 
@@ -81,7 +81,7 @@ async def test_a_user_limited_to_the_prefix_connects_and_is_told_what_it_may_not
     async with await EtcdClient.connect(auth_etcd.endpoint, auth=ALICE) as client:
         await client.put("/actorcore/default/config", b"{}")
         assert await client.get_prefix("/actorcore/") == [("/actorcore/default/config", b"{}")]
-        with pytest.raises(EtcdAuthError, match="denies user 'alice'.*grant-permission"):
+        with pytest.raises(EtcdAuthError, match=r"denies user 'alice'.*grant-permission"):
             await client.put("/elsewhere", b"1")
 
 
@@ -102,7 +102,7 @@ def test_credentials_are_checked_when_made():
         EtcdClient("127.0.0.1:2379", auth={"cert": "/nonexistent.pem"})
     with pytest.raises(ValueError, match="unknown etcd auth key"):
         EtcdClient("127.0.0.1:2379", auth={"username": "root"})
-    with pytest.raises(FileNotFoundError, match="etcd TLS ca file '/nonexistent/ca.pem'"):
+    with pytest.raises(FileNotFoundError, match=r"etcd TLS ca file '/nonexistent/ca\.pem'"):
         EtcdClient("127.0.0.1:2379", auth={"ca": "/nonexistent/ca.pem"})
 
 

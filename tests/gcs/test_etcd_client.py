@@ -196,9 +196,9 @@ async def test_several_endpoints_fail_over(etcd_server):
 def test_endpoint_parsing():
     client = EtcdClient("a:1, http://b:2/,[::1]:5,[::1],host")
     assert client.endpoints == ["a:1", "b:2", "[::1]:5", "[::1]:2379", "host:2379"]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="bad etcd endpoint 'a:b'"):
         EtcdClient("a:b")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="no etcd endpoint given"):
         EtcdClient(" , ")
 
 

@@ -82,7 +82,7 @@ def test_unavailable_names_the_endpoints_what_failed_and_for_how_long():
     assert "UNAVAILABLE: connection refused" in message and "--etcd" in message
 
 
-@pytest.mark.parametrize("cause, expected", [
+@pytest.mark.parametrize(("cause", "expected"), [
     (NO_USER, "requires authentication"),
     (BAD_PASSWORD, "rejected the credentials of user 'alice'"),
     (wrapped(DENIED), "denies user 'alice' to put '/k'"),

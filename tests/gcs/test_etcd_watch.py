@@ -32,7 +32,7 @@ async def test_watch_sees_puts_and_deletes_in_order(etcd):
 
 async def test_watch_from_a_revision_replays_history(etcd):
     await etcd.put("/h/a", b"1")
-    _, revision = await etcd.get_prefix_with_revision("/h/")
+    _items, revision = await etcd.get_prefix_with_revision("/h/")
     await etcd.put("/h/b", b"2")
     async with etcd.watch_prefix("/h/", start_revision=revision + 1) as watch:
         assert await anext(watch) == WatchEvent("put", "/h/b", b"2", revision + 1)
@@ -85,9 +85,13 @@ async def test_compacted_revision_is_a_clear_error(etcd_server, etcd):
     async with aetcd.Client(host="127.0.0.1", port=etcd_server.port) as raw:
         await raw.compact(revision, physical=True)
     watch = etcd.watch_prefix("/c/", start_revision=1)
-    with pytest.raises(WatchCompactedError, match="compacted"):
+
+    async def first_event():
         await watch.start()
-        await anext(watch)
+        return await anext(watch)
+
+    with pytest.raises(WatchCompactedError, match="compacted"):
+        await first_event()
     await watch.aclose()
 
 

@@ -42,10 +42,14 @@ async def test_grpc_call_without_token_is_unauthenticated(peers):
     target = peer.uris[0].split("tcp=")[1].split("&")[0].replace("%3A", ":")
     async with grpc.aio.insecure_channel(target) as channel:
         call = pb_grpc.TransportStub(channel).Stream()
-        # The rejection may arrive before the write completes: then the write raises it.
-        with pytest.raises(grpc.aio.AioRpcError) as info:
+
+        async def hello_then_read():
             await call.write(pb.Frame(hello=pb.Hello(system_id="intruder")))
             await call.read()
+
+        # The rejection may arrive before the write completes: then the write raises it.
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await hello_then_read()
         assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 

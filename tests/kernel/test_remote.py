@@ -34,6 +34,7 @@ class Inbox(Actor):
             self.context.watch(message[1])
             return "watching"
         self.received.put_nowait(message)
+        return None
 
 
 @pytest.mark.parametrize("role", TRANSPORTS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import ClassVar
 
 import pytest
 
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.timeout(30)
 
 
 class Worker(Actor):
-    log: list = []
+    log: ClassVar[list] = []
 
     def __init__(self, name: str) -> None:
         self.name = name

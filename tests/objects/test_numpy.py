@@ -91,12 +91,12 @@ def test_deserialized_arrays_are_views_of_the_region_and_aligned():
     ser.write_into(view)
     back = deserialize(view)
     lo, hi = address(region) + start, address(region) + start + ser.total_size
-    for arr, orig in zip(back, arrays):
+    for arr, orig in zip(back, arrays, strict=True):
         assert lo <= address(arr) and address(arr) + arr.nbytes <= hi
         assert address(arr) % ALIGNMENT == 0
         assert arr.flags.writeable is False
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="read-only"):
             arr[0] = 1
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="WRITEABLE"):
             arr.flags.writeable = True
         assert np.array_equal(arr, orig)

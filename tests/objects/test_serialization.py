@@ -79,7 +79,7 @@ def test_layout_header_and_aligned_buffers():
     entries = list(struct.iter_unpack("<QQ", data[24 : 24 + 16 * nbuffers]))
     assert inband_len == len(ser.inband)
     assert data[24 + 16 * nbuffers : 24 + 16 * nbuffers + inband_len] == ser.inband
-    for (offset, length), payload in zip(entries, payloads):
+    for (offset, length), payload in zip(entries, payloads, strict=True):
         assert offset % ALIGNMENT == 0
         assert data[offset : offset + length] == payload
     assert entries[-1][0] + entries[-1][1] == ser.total_size == len(data)
@@ -132,7 +132,7 @@ def test_unpicklable_value_nested_names_outer_type():
 
 def test_lambda_falls_back_to_cloudpickle():
     fn = lambda x: x * 3  # noqa: E731
-    with pytest.raises(Exception):
+    with pytest.raises((pickle.PicklingError, AttributeError)):  # which one depends on the Python version
         pickle.dumps(fn, 5)
     back = deserialize(serialize(fn).to_bytes())
     assert back(4) == 12

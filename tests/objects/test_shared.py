@@ -18,10 +18,10 @@ from actorcore.objects import (
     list_segments,
     put_shared,
     segment_name,
+    serialization,
     serialize,
     unlink_segment,
 )
-from actorcore.objects import serialization
 
 from .conftest import linux_only, mapping_of, mappings, rss_bytes
 
@@ -75,7 +75,7 @@ def test_plain_values_round_trip(session, value):
 def test_mixed_value_round_trips(session):
     value = {"arrays": [np.arange(50_000), np.ones((100, 100))], "meta": {"k": "v"}}
     back = put_get(session, "mixed", value)
-    assert all(np.array_equal(b, a) for b, a in zip(back["arrays"], value["arrays"]))
+    assert all(np.array_equal(b, a) for b, a in zip(back["arrays"], value["arrays"], strict=True))
     assert all(b.flags.writeable is False for b in back["arrays"])
     assert back["meta"] == value["meta"]
 
@@ -90,9 +90,9 @@ def test_arrays_from_shared_memory_are_read_only_views_of_the_mapping(session):
         assert start <= address(back) and address(back) + back.nbytes <= end  # zero-copy
         assert address(back) % 64 == 0
         assert back.flags.writeable is False
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="read-only"):
             back[0] = 1.0
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="WRITEABLE"):
             back.flags.writeable = True
         assert np.array_equal(back, arr)
         del back

@@ -29,10 +29,10 @@ def test_segment_name_format_and_validation():
     assert segment_name("s1", "abc123") == "actorcore-s1-abc123"
     assert segment_name("a_b", "ff.0-1") == "actorcore-a_b-ff.0-1"
     for bad_session in ("", "a-b", "a/b", "a b"):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="session must match"):
             segment_name(bad_session, "x")
     for bad_id in ("", "a/b", "a b"):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="object id must match"):
             segment_name("s", bad_id)
 
 
@@ -53,7 +53,7 @@ def test_create_write_open_read(session):
     reader.close()
     with open_segment(name, 5) as part:
         assert part.size == 5 and bytes(part.view) == b"hello"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="greater than file size"):
         open_segment(name, 10_001)
     assert unlink_segment(name) is True
     assert unlink_segment(name) is False  # idempotent
@@ -79,7 +79,7 @@ def test_create_existing_and_open_missing(session):
         unlink_segment(name)
     with pytest.raises(FileNotFoundError):
         open_segment(name)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must be positive"):
         create_segment(segment_name(session, "zero"), 0)
 
 

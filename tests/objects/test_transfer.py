@@ -179,7 +179,7 @@ async def test_token_is_required(node, session, token):
 
 async def test_unknown_object_is_not_found(node, session):
     dest = segment_name(session, "ghost_copy")
-    with pytest.raises(TransferError, match="NOT_FOUND.*ghost") as info:
+    with pytest.raises(TransferError, match=r"NOT_FOUND.*ghost") as info:
         await pull(node.server.address, TOKEN, "ghost", dest, 10)
     assert info.value.code == grpc.StatusCode.NOT_FOUND
     assert list_segments(session) == []
@@ -187,7 +187,7 @@ async def test_unknown_object_is_not_found(node, session):
 
 async def test_freed_segment_is_not_found(node, session):
     node.objects["freed"] = (segment_name(session, "freed"), 100)  # listed, but no segment
-    with pytest.raises(TransferError, match="NOT_FOUND.*freed"):
+    with pytest.raises(TransferError, match=r"NOT_FOUND.*freed"):
         await pull(node.server.address, TOKEN, "freed", segment_name(session, "freed_copy"), 100)
     assert list_segments(session) == []
 
@@ -206,10 +206,11 @@ class CorruptingServer(TransferServer):
     def _chunk_messages(self, view, size):
         for i, message in enumerate(super()._chunk_messages(view, size)):
             if i == 1:
-                message = bytearray(message)
-                message[1000] ^= 0xFF
-                message = bytes(message)
-            yield message
+                corrupted = bytearray(message)
+                corrupted[1000] ^= 0xFF
+                yield bytes(corrupted)
+            else:
+                yield message
 
 
 async def test_checksum_mismatch_removes_the_copy(session):

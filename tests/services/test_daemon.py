@@ -155,7 +155,8 @@ def test_an_invalid_spec_is_rejected_naming_the_field_and_starts_nothing(tmp_pat
     assert not (home / "nodes").exists() or not list((home / "nodes").iterdir())  # no local head started
     assert not (home / "cluster.json").exists()
 
-    spec.write_text(SPEC.replace("NAME", "counter").replace("examples.services.counter:Counter", "examples.services.counter:Nope"))
+    spec.write_text(SPEC.replace("NAME", "counter")
+                    .replace("examples.services.counter:Counter", "examples.services.counter:Nope"))
     result = subprocess.run([sys.executable, "-m", "actorcore", "supervise", str(spec)], env=env,
                             capture_output=True, text=True, timeout=50, check=False)
     assert result.returncode == 2 and "'class'" in result.stderr and "Nope" in result.stderr, result.stderr

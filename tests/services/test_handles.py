@@ -107,7 +107,8 @@ def test_a_refresh_keeps_the_replicas_after_a_gap(cluster):
     ray.kill(actors[1])
     handle.refresh()
     assert handle.replicas == ["gap-0", "gap-2"]
-    assert sorted(ray.get([handle.whoami.remote() for _ in range(4)], timeout=30)) == ["gap-0", "gap-0", "gap-2", "gap-2"]
+    answers = ray.get([handle.whoami.remote() for _ in range(4)], timeout=30)
+    assert sorted(answers) == ["gap-0", "gap-0", "gap-2", "gap-2"]
 
 
 @pytest.mark.timeout(10)

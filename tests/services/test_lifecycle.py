@@ -123,7 +123,8 @@ def test_reload_starts_added_stops_removed_restarts_changed_and_leaves_the_rest(
         # SIGHUP does the same; a change of a group's policy reconfigures it in place
         spec.write_text(SPEC_V2.replace('strategy = "one_for_all"', 'strategy = "rest_for_one"')
                         .replace('[services.r_same]\nclass = "examples.services.counter:Counter"',
-                                 '[services.r_same]\nclass = "examples.services.counter:Counter"\nkwargs = { start = 1 }'))
+                                 '[services.r_same]\nclass = "examples.services.counter:Counter"\n'
+                                 'kwargs = { start = 1 }'))
         daemon.send_signal(signal.SIGHUP)
         wait_for_log(daemon, log, "reloaded the spec", count=2)
         again = pids(cluster, "r_same", "r_changed", "r_new")
@@ -212,7 +213,8 @@ def test_a_standby_daemon_takes_over_without_restarting_the_services(cluster, tm
         standby = start_daemon(cluster, spec, logs[1])
         wait_for_log(standby, logs[1], "standby: another daemon leads")
         report = status(cluster)
-        assert report["daemon"]["pid"] == leader.pid and [s["pid"] for s in report["daemon"]["standbys"]] == [standby.pid]
+        assert report["daemon"]["pid"] == leader.pid
+        assert [s["pid"] for s in report["daemon"]["standbys"]] == [standby.pid]
 
         leader.kill()  # -9: its lease expires, the standby takes over
         killed = time.monotonic()

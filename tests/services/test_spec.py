@@ -110,7 +110,8 @@ def test_nested_groups_keep_the_file_order():
         "storage", "rest_for_one", -1, float("inf"))
     kv, cache = storage.children
     assert kv == ServiceSpec("kv", "m:KV", replicas=2, restart="transient")
-    assert cache == GroupSpec("cache", "one_for_all", 3, 5.0, (ServiceSpec("lru", "m:Outer.Inner", restart="temporary"),))
+    assert cache == GroupSpec("cache", "one_for_all", 3, 5.0,
+                              (ServiceSpec("lru", "m:Outer.Inner", restart="temporary"),))
     assert last.name == "last"
     assert [service.name for service in spec.services()] == ["first", "kv", "lru", "last"]
     assert spec.actor_names() == ["first", "kv-0", "kv-1", "lru", "last"]
@@ -219,11 +220,11 @@ def test_toml_syntax_error_names_file_and_line(tmp_path):
 
 def test_unreadable_files_name_the_file(tmp_path):
     missing = tmp_path / "missing.toml"
-    with pytest.raises(SpecError, match="missing.toml: cannot read the spec"):
+    with pytest.raises(SpecError, match=r"missing\.toml: cannot read the spec"):
         load_spec(missing)
     binary = tmp_path / "binary.toml"
     binary.write_bytes(b"\xff\xfe")
-    with pytest.raises(SpecError, match="binary.toml: the spec is not UTF-8"):
+    with pytest.raises(SpecError, match=r"binary\.toml: the spec is not UTF-8"):
         load_spec(binary)
 
 

@@ -18,7 +18,7 @@ def test_exit_kinds_and_abnormal():
     assert not Exit("shutdown").abnormal
     for kind in ("crashed", "killed", "restarts_exhausted"):
         assert Exit(kind).abnormal
-    with pytest.raises(ValueError, match="kind='oops'.*'normal'"):
+    with pytest.raises(ValueError, match=r"kind='oops'.*'normal'"):
         Exit("oops")  # type: ignore[arg-type]
 
 
@@ -57,7 +57,7 @@ def test_spec_defaults():
 
 
 @pytest.mark.parametrize(
-    "kwargs, error, pattern",
+    ("kwargs", "error", "pattern"),
     [
         (dict(id=""), ValueError, "id=''"),
         (dict(id=3), ValueError, "id=3"),
@@ -78,7 +78,7 @@ def test_bad_spec_values_name_the_field_and_the_fix(kwargs, error, pattern):
 
 
 @pytest.mark.parametrize(
-    "kwargs, pattern",
+    ("kwargs", "pattern"),
     [
         (dict(min=-1), "min=-1 is negative"),
         (dict(min=2, max=1), "max=1 is smaller than min=2"),

@@ -73,7 +73,7 @@ async def test_a_nested_supervisor_times_restarts_on_the_clock_it_is_given():
 
 
 def test_a_clock_must_be_a_clock():
-    with pytest.raises(TypeError, match="clock=.*not a Clock"):
+    with pytest.raises(TypeError, match=r"clock=.*not a Clock"):
         Supervisor([], clock=object())
     with pytest.raises(TypeError, match="not a Clock"):
         supervisor_spec("sub", [], clock=42)
@@ -175,7 +175,7 @@ async def test_start_function_returning_a_non_child_is_a_clear_error():
 
 
 @pytest.mark.parametrize(
-    "flags, pattern",
+    ("flags", "pattern"),
     [
         (dict(strategy="one_for_some"), "strategy='one_for_some'.*'one_for_one'"),
         (dict(max_restarts=-2), "max_restarts=-2.*-1 for unlimited"),

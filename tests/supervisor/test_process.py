@@ -19,7 +19,7 @@ async def run(code: str) -> ProcessChild:
 
 
 @pytest.mark.parametrize(
-    "code, expected",
+    ("code", "expected"),
     [
         ("pass", Exit("normal", code=0)),
         ("import sys; sys.exit(3)", Exit("crashed", code=3)),

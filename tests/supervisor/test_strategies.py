@@ -14,7 +14,7 @@ pytestmark = pytest.mark.timeout(30)
 def tree(strategy, *, restart=("permanent",) * 3, **flags):
     rec, order = EventRecorder(), []
     starters = {name: FakeStarter(name, started=order) for name in "abc"}
-    specs = [s.spec(restart=r) for s, r in zip(starters.values(), restart)]
+    specs = [s.spec(restart=r) for s, r in zip(starters.values(), restart, strict=True)]
     return Supervisor(specs, strategy=strategy, on_event=rec, **flags), starters, rec, order
 
 
@@ -70,7 +70,7 @@ async def test_one_for_all_with_os_processes(reports):
         # spawned in start order (they may report in any order: python startup races)
         assert sorted(name for name, _, _ in second) == ["a", "b", "c"]
         assert all(pid != first[name] for name, pid, _ in second)
-        assert [(e.child_id, e.exit) for e in rec.events[since:] if e.kind == "child_exited"][0] == (
+        assert next((e.child_id, e.exit) for e in rec.events[since:] if e.kind == "child_exited") == (
             "b", Exit("killed", signal=signal.SIGKILL))
         assert exited(rec, since) == [("b", "killed"), ("c", "shutdown"), ("a", "shutdown")]
         assert [e.child_id for e in rec.events[since:] if e.kind == "child_started"] == ["a", "b", "c"]
@@ -162,7 +162,7 @@ async def test_simple_one_for_one_dynamic_children():
 
 
 async def test_dynamic_children_of_a_static_supervisor():
-    sup, s, rec, order = tree("one_for_one")
+    sup, _, _, order = tree("one_for_one")
     async with sup:
         d = FakeStarter("d", started=order)
         assert await sup.start_child(d.spec(restart="transient")) == "d"
@@ -177,5 +177,5 @@ async def test_dynamic_children_of_a_static_supervisor():
         await sup.delete_child("d")
         assert [c.id for c in sup.which_children()] == ["a", "b", "c"]
         from supervisor import ChildNotFoundError
-        with pytest.raises(ChildNotFoundError, match="no child 'zz'.*'a', 'b', 'c'"):
+        with pytest.raises(ChildNotFoundError, match=r"no child 'zz'.*'a', 'b', 'c'"):
             await sup.terminate_child("zz")

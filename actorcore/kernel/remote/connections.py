@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-from typing import Callable
+from collections.abc import Callable
 
 from ..._logging import get_logger
 from ..._proto import kernel_pb2 as pb

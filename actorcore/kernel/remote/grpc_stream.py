@@ -64,7 +64,7 @@ class _GrpcConnection:
                 await self._stream.write(self._outbox.popleft())
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failed write ends the stream
             log.debug("gRPC stream write failed", error=repr(exc))
             self._finish()
 
@@ -80,7 +80,7 @@ class _GrpcConnection:
                     log.exception("handling a frame failed")
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failed read ends the stream
             log.debug("gRPC stream read ended", error=repr(exc))
         self._finish()
 
@@ -117,7 +117,7 @@ class GrpcClientConnection(_GrpcConnection):
     def _finish(self) -> None:
         if not self._closed:
             self._stream.cancel()
-            asyncio.ensure_future(self._channel.close())
+            self._channel_closing = asyncio.ensure_future(self._channel.close())  # held: asyncio keeps tasks weakly
         super()._finish()
 
 

@@ -366,7 +366,7 @@ class RemoteLayer:
             if link is not None:
                 link.connection.close()
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - every failure means the peer is unreachable
             if link is not None:
                 link.connection.close()
             log.debug("cannot reach peer", peer=str(address), error=repr(exc))
@@ -433,7 +433,7 @@ class RemoteLayer:
                     cell.enqueue(message, sender, reply)
                 else:
                     system._dead_letter(ActorRef(system, system.address, envelope.target), message, reply)
-            elif kind == REPLY or kind == REPLY_ERROR:
+            elif kind in (REPLY, REPLY_ERROR):
                 entry = peer.pending.pop(envelope.ask_id, None)
                 if entry is None:
                     continue
