@@ -11,7 +11,7 @@ import os as _os
 # log "skipping fork() handlers" noise (and cannot make a forked gRPC usable anyway).
 _os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
-from ._version import __version__  # noqa: E402
+from ._version import __version__
 
 # The public names load on first use (PEP 562): node and worker processes import this
 # package too, and start ~0.1 s sooner without the API modules they may never touch.

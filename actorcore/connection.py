@@ -1,7 +1,7 @@
 """What ``init()`` connects a driver to: a local cluster it starts, or a running cluster.
 
 - `LocalCluster` (``init()`` with no address) starts a throwaway etcd, a node process (with
-  the node launcher, `node.launcher`) and the driver's actor system, and stops them in
+  the node launcher, `node_launcher`) and the driver's actor system, and stops them in
   reverse order.
 - `ClusterConnection` (``init(address="auto" | "HOST:PORT")``) joins a cluster started with
   ``actorcore start``: it reads the live nodes from etcd, attaches to a node on this machine
@@ -23,8 +23,8 @@ import uuid
 from . import exceptions as exc
 from .cluster_files import new_token
 from .kernel import Actor, ActorRef, ActorSystem
-from .node.config import NodeConfig, NodeEndpoints
-from .node.launcher import NodeProcess, NodeStartError, launch
+from .node_config import NodeConfig, NodeEndpoints
+from .node_launcher import NodeProcess, NodeStartError, launch
 from .protocol import LogLines, Shutdown
 
 __all__ = ["ClusterConnection", "LocalCluster", "LogSink"]
@@ -159,7 +159,7 @@ class LocalCluster:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(5)
-            except Exception:
+            except Exception:  # noqa: BLE001 - the node did not stop on SIGKILL: try SIGTERM as a last resort
                 process.terminate()
                 process.wait(15)
         if self.node is not None:

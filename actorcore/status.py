@@ -108,7 +108,7 @@ def _node(record: dict, state: str, load: dict | None) -> dict:
 
 
 def _count_actors(items: list[tuple[str, bytes]]) -> dict[str, int]:
-    counts = {state: 0 for state in schema.ACTOR_STATES}
+    counts = dict.fromkeys(schema.ACTOR_STATES, 0)
     for _key, value in items:
         try:
             state = json.loads(value).get("state") or "UNKNOWN"
@@ -147,7 +147,7 @@ def _objects(count: int, size: int) -> str:
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    return ["  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
+    return ["  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
             for row in [header, *rows]]
 
 

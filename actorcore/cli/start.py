@@ -6,7 +6,7 @@
   join, connect and stop.
 - ``actorcore start --address HOST:PORT`` joins a node to the cluster whose etcd is there.
 
-The node is started by the node launcher (`node.launcher`), with the token in its
+The node is started by the node launcher (`actorcore.node_launcher`), with the token in its
 environment. `start` waits for its ready line and then for its record in etcd (a node reports
 ready before it registers, and even when the etcd it runs failed), at most `READY_TIMEOUT`
 seconds in all, and shows the node's log when it fails. Nodes run in a session of their own,
@@ -30,8 +30,8 @@ from pathlib import Path
 
 from .. import cluster_files as files
 from ..env import DEFAULT_LEASE_TTL, MIN_LEASE_TTL, TOKEN_ENV
-from ..node.config import EtcdToStart, NodeConfig
-from ..node.launcher import NodeProcess, NodeStartError, launch
+from ..node_config import EtcdToStart, NodeConfig
+from ..node_launcher import NodeProcess, NodeStartError, launch
 from . import common, stop
 from .local_nodes import forget_node, forget_stopped_nodes, kill, node_running
 

@@ -101,7 +101,7 @@ def _add_reload(subparsers, name: str, prog: str) -> None:
 
 def _supervise(args: argparse.Namespace) -> int:
     from .. import cluster_files as files
-    from ..node.launcher import read_line
+    from ..node_launcher import read_line
 
     if args.detach:
         if not args.pid_file:

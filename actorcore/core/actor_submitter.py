@@ -192,7 +192,7 @@ class ActorSubmitter:
                 grant.worker.tell(ExitWorker())
                 cause = result.error.cause if isinstance(result.error, exc.TaskError) else result.error
                 return exc.ActorDiedError.constructor_raised(state.name, cause)
-        except BaseException as error:
+        except BaseException as error:  # noqa: BLE001 - any failure to create the actor is its death cause
             return error if isinstance(error, exc.RayError) else exc.ActorDiedError(
                 state.name, f"it could not be created: {error!r}")
         state.worker, state.pid = grant.worker, grant.pid

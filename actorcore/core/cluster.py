@@ -12,7 +12,7 @@ from __future__ import annotations
 import warnings
 
 from ..kernel import ActorRef, ActorSystem
-from ..node.config import NodeEndpoints
+from ..node_config import NodeEndpoints
 from ..protocol import ClusterView, SubscribeLogs
 
 __all__ = ["Cluster"]

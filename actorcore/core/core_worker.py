@@ -23,7 +23,7 @@ import itertools
 import uuid
 
 from ..kernel import Actor, ActorRef, ActorSystem, Terminated
-from ..node.config import NodeEndpoints
+from ..node_config import NodeEndpoints
 from ..protocol import (
     ActorWorkerExited,
     ClusterView,

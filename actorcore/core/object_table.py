@@ -320,7 +320,7 @@ class ObjectTable:
                     return
                 try:
                     result.set_result(from_payload(payload))
-                except BaseException as error:  # the error get() would raise
+                except BaseException as error:  # noqa: BLE001 - the error get() would raise
                     result.set_exception(error)
 
             future.add_done_callback(done)
@@ -364,7 +364,7 @@ class ObjectTable:
         for future in pending:
             future.cancel()
         ready: set[str] = set()
-        for ref, future in zip(refs, futures):
+        for ref, future in zip(refs, futures, strict=True):
             if future.done() and not future.cancelled():
                 ready.add(ref.id)
                 if len(ready) == num_returns:
@@ -377,7 +377,8 @@ class ObjectTable:
         """Pin the objects `task` takes as arguments and replace its refs by their payloads;
         the first `Failed` payload among them if any (the task fails with it), else None."""
         spec = task.spec
-        refs = [a for a in spec.args if type(a) is ObjectRef] + [v for v in spec.kwargs.values() if type(v) is ObjectRef]
+        refs = [a for a in spec.args if type(a) is ObjectRef]
+        refs += [v for v in spec.kwargs.values() if type(v) is ObjectRef]
         if not refs:
             return None
         if self._cluster.cluster_mode and task.arg_refs is None and spec.method is None and task.return_ids:
@@ -388,7 +389,7 @@ class ObjectTable:
                 entry.pins += 1
                 task.pinned.append(ref.id)
         payloads = await asyncio.gather(*(self.payload_future(ref) for ref in refs))
-        by_id = {ref.id: payload for ref, payload in zip(refs, payloads)}
+        by_id = {ref.id: payload for ref, payload in zip(refs, payloads, strict=True)}
         for payload in payloads:
             if type(payload) is Failed:
                 return payload
@@ -428,7 +429,7 @@ class ObjectTable:
         try:
             name = await self._store.ask(FetchObject(object_id, payload.size, (payload.node, *payload.replicas)),
                                          timeout=None)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - any failed fetch means the object is lost
             return Failed(exc.ObjectLostError(object_id, f"no copy of it could be fetched: {error}"))
         return InShm(name, payload.size, node_id)
 
@@ -439,7 +440,7 @@ class ObjectTable:
             spec.args = list(await asyncio.gather(*(self.localize(a) for a in spec.args)))
         if any(_remote_shm(v, node_id) for v in spec.kwargs.values()):
             values = await asyncio.gather(*(self.localize(v) for v in spec.kwargs.values()))
-            spec.kwargs = dict(zip(spec.kwargs, values))
+            spec.kwargs = dict(zip(spec.kwargs, values, strict=True))
 
     def _start_replication(self, object_id: str, payload: InShm, wanted: int) -> None:
         candidates = [n for n in self._cluster.view if n != payload.node and n not in payload.replicas]
@@ -456,7 +457,7 @@ class ObjectTable:
         try:
             await store.ask(FetchObject(object_id, payload.size, (payload.node, *payload.replicas), self._owner),
                             timeout=None)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - a failed replica is logged; the object keeps its copies
             log.warning("replication failed", object=object_id, node=node_id, error=repr(error))
             return
         entry = self._entries.get(object_id)

@@ -41,7 +41,7 @@ class TaskManager:
         """`task` ended with the payloads `returns` (one per return id): resolve them."""
         keep_args = False
         objects = self._objects
-        for object_id, payload in zip(task.return_ids, returns):
+        for object_id, payload in zip(task.return_ids, returns, strict=False):
             self._pending.pop(object_id, None)
             if type(payload) is InShm and self._cluster_mode and task.spec.method is None:
                 # Lineage: how to make it again if every node holding a copy dies (its

@@ -221,7 +221,7 @@ class TaskSubmitter:
     async def _request_lease(self, queue: ShapeQueue) -> None:
         try:
             grant, scheduler = await self.lease_worker(queue.resources, target=queue.target)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - a failed lease request fails the shape's queue
             queue.requesting -= 1
             if self._system._closing or isinstance(error, PeerLostError):
                 log.debug("lease request ended with the node", error=repr(error))

@@ -11,6 +11,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlsplit
 
+from . import current
 from .address import Address
 from .errors import ActorSystemError
 
@@ -122,6 +123,4 @@ def parse_uri(uri: str) -> tuple[Address, str]:
 
 
 def _restore_ref(address: tuple, actor_id: str) -> ActorRef:
-    from .system import ActorSystem
-
-    return ActorRef(ActorSystem.current(), Address(*address), actor_id)
+    return ActorRef(current.get(), Address(*address), actor_id)

@@ -21,6 +21,7 @@ from typing import Any
 
 from .._logging import get_logger
 from . import address as _address
+from . import current
 from .actor import Actor
 from .address import Address, new_system_id
 from .cell import ActorCell, SupervisionHook, stopped_error
@@ -34,9 +35,6 @@ from .remote.peers import RemoteLayer
 log = get_logger(__name__)
 
 _TOMBSTONES = 10_000
-
-_current: ActorSystem | None = None
-_current_lock = threading.Lock()
 
 
 class ActorSystem:
@@ -67,9 +65,8 @@ class ActorSystem:
 
     @classmethod
     def current(cls) -> ActorSystem:
-        if _current is None:
-            raise ActorSystemError("no actor system is running in this process; start one first")
-        return _current
+        """The actor system running in this process; ActorSystemError if there is none."""
+        return current.get()
 
     @classmethod
     async def start(cls, *, name: str = "actors", tcp: str | None = None, uds: bool = True,
@@ -121,14 +118,7 @@ class ActorSystem:
         return system
 
     async def _start(self, tcp: str | None, uds: bool) -> None:
-        global _current
-        with _current_lock:
-            if _current is not None:
-                raise ActorSystemError(
-                    f"an actor system ({_current.name}) is already running in this process; "
-                    "shut it down first (one actor system per process)"
-                )
-            _current = self
+        current.claim(self)
         try:
             self.loop = asyncio.get_running_loop()
             self._thread_id = threading.get_ident()
@@ -148,13 +138,11 @@ class ActorSystem:
             self.address = Address(self.id, _address.HOST_ID, tcp_address, uds_path)
         except BaseException:
             await self._close_servers()
-            with _current_lock:
-                _current = None
+            current.release(self)
             raise
 
     async def shutdown(self, timeout: float = 5.0) -> None:
         """Stop every actor (newest first), close every connection and endpoint."""
-        global _current
         if self._thread is not None and threading.get_ident() != self._thread_id:
             raise ActorSystemError("use shutdown_sync() for a system running on its own thread")
         if self._closing:
@@ -173,9 +161,7 @@ class ActorSystem:
         for future in self._future_watchers.values():
             if not future.done():
                 future.cancel()
-        with _current_lock:
-            if _current is self:
-                _current = None
+        current.release(self)
         if self._stopped is not None and not self._stopped.done():
             self._stopped.set_result(None)
 

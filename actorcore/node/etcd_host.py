@@ -55,7 +55,7 @@ class EtcdHost(Actor):
             log.warning("etcd exited; starting it again", endpoint=self.server.endpoint)
             try:
                 await loop.run_in_executor(None, self._start_again)
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - reported; the actor stops with EtcdExited
                 log.error("etcd could not be started again", error=repr(error))
                 self.context.self_ref.tell(EtcdExited())
                 return
@@ -67,7 +67,7 @@ class EtcdHost(Actor):
     async def receive(self, message):
         if isinstance(message, EtcdExited):
             raise EtcdDied(f"etcd on {self.host}:{self.port} exited")
-        return None
+        return
 
     async def post_stop(self) -> None:
         if self.checker is not None:

@@ -117,7 +117,7 @@ class GcsLink(Actor):
     async def _take_lease(self) -> None:
         ttl = self.lease_ttl or (self.config.lease_ttl if self.config is not None else DEFAULT_LEASE_TTL)
         ref = self.context.self_ref
-        self.lease = await self.etcd.lease(max(2, int(round(ttl))), on_lost=lambda _: ref.tell(EtcdLeaseLost()))
+        self.lease = await self.etcd.lease(max(2, round(ttl)), on_lost=lambda _: ref.tell(EtcdLeaseLost()))
         self.node_info.setdefault("start_time", time.time())
         await self.etcd.put(self._key("nodes", self.node_id), json.dumps(self._record()).encode(), lease=self.lease)
 
@@ -131,7 +131,7 @@ class GcsLink(Actor):
                 for actor_id, record in list(self.actor_records.items()):
                     await self.etcd.put(self._key("actors", actor_id), json.dumps(record).encode())
                 break
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - retried until registered
                 log.warning("registering again failed; retrying", attempt=attempt, error=repr(error))
                 await asyncio.sleep(min(0.1 * attempt, 2.0))
         self._schedule_load()
@@ -153,7 +153,7 @@ class GcsLink(Actor):
                 handle(event)
         except asyncio.CancelledError:
             raise
-        except Exception as error:  # the watch resumes across etcd restarts; anything else is a bug
+        except Exception as error:  # noqa: BLE001 - the watch resumes across etcd restarts; anything else is a bug
             log.error("membership watch ended", kind=kind, error=repr(error))
 
     def _on_node_event(self, event) -> None:
@@ -184,7 +184,7 @@ class GcsLink(Actor):
         try:
             outage = (time.monotonic() - self._lease_lost_at < 2 * ttl
                       or (self.lease is not None and await self.lease.time_to_live() <= 0))
-        except Exception:
+        except Exception:  # noqa: BLE001 - etcd does not answer: that is an outage too
             outage = True  # etcd does not answer: that is an outage too
         if outage:
             log.warning("a node's lease expired while etcd was away; waiting for it to register again",
@@ -244,7 +244,7 @@ class GcsLink(Actor):
             try:
                 await self._start_registration()
                 await self.etcd.put(self._key("resources", self.node_id), json.dumps(load).encode(), lease=self.lease)
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - published again on the next interval
                 log.warning("could not publish the node's load", error=repr(error))
             await asyncio.sleep(LOAD_INTERVAL)
         self._load_task = None
@@ -267,14 +267,14 @@ class GcsLink(Actor):
             else:
                 self.actor_records[actor_id] = record
             await self.etcd.put(key, json.dumps(record).encode())
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - logged; the record is rewritten on the next change
             log.warning("could not update an actor record", actor=actor_id, error=repr(error))
 
     async def _put(self, key: str, value: bytes) -> None:
         try:
             await self._start_registration()
             await self.etcd.put(key, value)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - logged; the node keeps running without etcd
             log.warning("etcd write failed", key=key, error=repr(error))
 
     def _spawn(self, coroutine) -> None:
@@ -294,7 +294,7 @@ class GcsLink(Actor):
                     if self.cluster_mode:  # a node that leaves in good order is recorded as dead too
                         record = {**self._record(), "died": time.time(), "stopped": True}
                         await self.etcd.put(self._key("dead", self.node_id), json.dumps(record).encode())
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - etcd gone: the lease expires by itself
                 log.warning("could not deregister the node", error=repr(error))
             finally:
                 await self.etcd.close()
@@ -303,7 +303,7 @@ class GcsLink(Actor):
         try:
             await self._start_registration()
             await self.etcd.create_if_absent(self._key("functions", function_id), blob)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - logged; the GCS serves the function from memory
             log.warning("could not write an exported function to etcd", function=function_id, error=repr(error))
 
     async def _fetch_function(self, function_id: str) -> None:
@@ -315,7 +315,7 @@ class GcsLink(Actor):
             try:
                 await self._start_registration()
                 blob = await self.etcd.get(self._key("functions", function_id))
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - reported to the asker
                 blob, failure = None, error
             if blob is not None:
                 self.functions.setdefault(function_id, blob)

@@ -7,7 +7,7 @@ file descriptor named in its `NodeConfig` (the node launcher waits for it), and 
 is told to shut down, gets SIGTERM, its driver's process dies (local mode), or its root
 supervisor gives up (exit code 1).
 
-CONFIG_JSON is a `NodeConfig` (see `node.config`). Secrets come in the environment
+CONFIG_JSON is a `NodeConfig` (see `actorcore.node_config`). Secrets come in the environment
 (`actorcore.env`): the cluster token and, for an etcd with authentication, its credentials.
 """
 
@@ -27,6 +27,7 @@ from ..env import DEFAULT_LEASE_TTL, ETCD_AUTH_ENV, HOST_ID_ENV, TOKEN_ENV
 from ..gcs.schema import ClusterConfig
 from ..kernel import Actor, ActorSystem, Terminated, address, run
 from ..kernel.supervision import actor_spec
+from ..node_config import NodeConfig, NodeEndpoints, WorkerConfig
 from ..protocol import (
     AttachPool,
     AttachScheduler,
@@ -35,7 +36,6 @@ from ..protocol import (
     StartRegistration,
     SubscribeView,
 )
-from .config import NodeConfig, NodeEndpoints, WorkerConfig
 from .etcd_host import EtcdHost
 from .gcs_link import GcsLink
 from .object_store import ObjectStore
@@ -59,9 +59,8 @@ class NodeGuard(Actor):
             self.context.watch(self.context.system.ref_from_uri(self.driver_uri))
 
     async def receive(self, message):
-        if isinstance(message, (Shutdown, Terminated)):
-            if not self.stop.done():
-                self.stop.set_result(message)
+        if isinstance(message, (Shutdown, Terminated)) and not self.stop.done():
+            self.stop.set_result(message)
 
 
 async def serve(config: NodeConfig) -> None:

@@ -90,7 +90,7 @@ class Executor(Actor):
                 return None
             try:
                 call = await self._callable(spec)
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - user code: its error is the task's result
                 reply.send(self._failed(spec, _task_error(spec.name, error, self.pid)))
                 return None
             self.inbox.put(partial(self._job, call, message, reply))
@@ -182,7 +182,7 @@ class Executor(Actor):
         spec = message.spec
         try:
             call = await self._callable(spec)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - user code: its error is the task's result
             return self._failed(spec, _task_error(spec.name, error, self.pid))
         if self.is_async and inspect.iscoroutinefunction(call):
             args, kwargs, failed = await self.loop.run_in_executor(self.pool, self._load_args, spec)
@@ -209,7 +209,7 @@ class Executor(Actor):
             return args, kwargs, None
         except exc.RayError as error:
             return [], {}, Failed(error)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - user code: its error is the task's result
             return [], {}, Failed(_task_error(spec.name, error, self.pid))
 
     def _run_sync(self, call, spec, lease_id) -> list:
@@ -259,7 +259,7 @@ class Executor(Actor):
                 returns.append(to_payload(item, object_id, self.core.node_id, self.core.store,
                                           f"return value {index} of {spec.name} ({type(item).__qualname__})",
                                           spec.owner))
-            except Exception as caught:  # an unpicklable result, or __reduce__ raised
+            except Exception as caught:  # noqa: BLE001 - an unpicklable result, or __reduce__ raised
                 returns.append(Failed(_task_error(spec.name, caught, self.pid)))
         return returns
 
@@ -313,10 +313,10 @@ def _task_error(name: str, error: BaseException, pid: int) -> exc.TaskError:
     task_error = exc.TaskError.from_exception(name, error, pid=pid)
     try:
         pickle.dumps(task_error)
-    except Exception:
+    except Exception:  # noqa: BLE001 - any exception that does not pickle
         try:
             cloudpickle.dumps(task_error)
-        except Exception:
+        except Exception:  # noqa: BLE001 - nor with cloudpickle: a stand-in is sent
             stand_in = RuntimeError(f"{type(error).__qualname__}: {error} (the exception could not be pickled)")
             task_error = exc.TaskError(name, task_error.traceback_str, stand_in, pid=pid)
     return task_error

@@ -17,7 +17,7 @@ from .._logging import configure_from_env
 from ..core import CoreWorker
 from ..env import TOKEN_ENV
 from ..kernel import Actor, ActorSystem, Terminated, run
-from ..node.config import WorkerConfig
+from ..node_config import WorkerConfig
 from ..protocol import WorkerReady
 from .executor import Executor
 

@@ -76,7 +76,7 @@ def test_an_empty_token_counts_as_none(monkeypatch):
 
 def test_a_missing_explicit_file_is_an_error_even_with_other_tokens(monkeypatch, tmp_path):
     monkeypatch.setenv(files.TOKEN_ENV, "from-env")
-    with pytest.raises(files.TokenNotFoundError, match="nowhere.*--token-file"):
+    with pytest.raises(files.TokenNotFoundError, match=r"nowhere.*--token-file"):
         files.read_token(tmp_path / "nowhere")
 
 

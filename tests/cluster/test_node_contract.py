@@ -1,4 +1,4 @@
-"""The records on a node's boundary (node/config.py) and the node launcher (node/launcher.py):
+"""The records on a node's boundary (node_config.py) and the node launcher (node_launcher.py):
 JSON round trips, what `wait_ready` reports when a node does not start, and a real node
 process started by `launch` reporting its endpoints."""
 
@@ -12,8 +12,8 @@ import uuid
 
 import pytest
 
-from actorcore.node.config import EtcdToStart, NodeConfig, NodeEndpoints, WorkerConfig
-from actorcore.node.launcher import NodeProcess, NodeStartError, launch
+from actorcore.node_config import EtcdToStart, NodeConfig, NodeEndpoints, WorkerConfig
+from actorcore.node_launcher import NodeProcess, NodeStartError, launch
 from actorcore.objects import list_segments
 
 pytestmark = pytest.mark.timeout(60)

@@ -12,7 +12,7 @@ import threading
 from typing import Any
 
 from actorcore.core.cluster import Cluster
-from actorcore.node.config import NodeEndpoints
+from actorcore.node_config import NodeEndpoints
 
 __all__ = ["FakeRef", "FakeSystem", "cluster_of", "settle"]
 

@@ -48,7 +48,10 @@ class Owner:
     def __init__(self, system: FakeSystem) -> None:
         self.system = system
         ids = itertools.count(1)
-        new_id = lambda kind: f"o{kind}{next(ids)}"
+
+        def new_id(kind: str) -> str:
+            return f"o{kind}{next(ids)}"
+
         self.core = system.ref("core")
         self.scheduler, self.gcs, self.pool = system.ref("scheduler"), system.ref("gcs"), system.ref("pool")
         cluster = cluster_of(system, {"CPU": 2})

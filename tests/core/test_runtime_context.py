@@ -31,7 +31,7 @@ def test_concurrent_calls_of_an_async_actor_each_see_their_own_task_id(cluster):
     actor = Interleaved.remote()
     refs = [actor.task_ids.remote() for _ in range(CALLS)]
     seen = ray.get(refs, timeout=90)
-    for ref, (before, after) in zip(refs, seen):
+    for ref, (before, after) in zip(refs, seen, strict=True):
         assert before == after == ref.hex().rsplit(".", 1)[0]  # a call's id is its return's prefix
     assert len({after for _, after in seen}) == CALLS
 

@@ -45,7 +45,10 @@ class Submitter:
     def __init__(self, system: FakeSystem, cpus: float, is_driver: bool) -> None:
         self.system = system
         ids = itertools.count(1)
-        new_id = lambda kind: f"d{kind}{next(ids)}"
+
+        def new_id(kind: str) -> str:
+            return f"d{kind}{next(ids)}"
+
         cluster = cluster_of(system, {"CPU": cpus})
         self.scheduler = system.ref("scheduler")
         self.objects = ObjectTable(system, system.ref("core"), "n1", system.ref("store"), self.scheduler, cluster,

@@ -19,8 +19,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from ..env import ETCD_AUTH_ENV, TOKEN_ENV
-from .config import NodeConfig, NodeEndpoints
+from .env import ETCD_AUTH_ENV, TOKEN_ENV
+from .node_config import NodeConfig, NodeEndpoints
 
 __all__ = ["NodeProcess", "NodeStartError", "launch", "read_line"]
 
