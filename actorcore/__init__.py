@@ -45,7 +45,12 @@ def __dir__() -> list[str]:
 
 
 def remote(*args, **options):
-    """`@remote`, or `@remote(num_cpus=..., ...)`, on a function or a class."""
+    """`@remote`, or `@remote(num_cpus=..., ...)`, on a function or a class.
+
+    Bare, ``args`` is the one function or class decorated: it becomes a `RemoteFunction` or an
+    `ActorClass`. With keyword options only (those of ``.options()``), it returns the decorator.
+    Raises TypeError for anything else.
+    """
     if len(args) == 1 and not options and callable(args[0]):
         return _make_remote(args[0], {})
     if args:

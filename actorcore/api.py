@@ -74,7 +74,10 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
     ``resources`` give its node's resources); "auto" joins the cluster started on this machine
     with ``actorcore start``; "HOST:PORT" joins the cluster whose etcd listens there (the
     environment variable ACTORCORE_ADDRESS is the default). ``namespace``: of the named actors
-    this driver creates and looks up (default: one of its own). Returns the RuntimeContext.
+    this driver creates and looks up (default: one of its own). ``logging_level``: of
+    actorcore's own loggers in this process. ``log_to_driver``: print the workers' output
+    (stdout, stderr) on this terminal, each line prefixed with its worker's pid. Returns the
+    RuntimeContext.
     Raises RuntimeError if already initialized (unless ``ignore_reinit_error``), ValueError or
     TypeError for arguments that do not fit, ConnectionError if the cluster cannot be joined.
     """
@@ -157,7 +160,8 @@ def put(value: Any, *, _replicas: int | None = None) -> ObjectRef:
 
 
 def get(object_refs, *, timeout: float | None = None):
-    """The value of an ObjectRef, or the list of values of a list of them, once ready.
+    """The value of ``object_refs`` (an ObjectRef), or the list of values of a list of them,
+    once ready.
 
     Waits up to ``timeout`` seconds (None: for ever), then raises GetTimeoutError. A task that
     raised re-raises its error here (a TaskError that is also an instance of the original
@@ -181,7 +185,8 @@ def get(object_refs, *, timeout: float | None = None):
 
 
 def wait(object_refs, *, num_returns: int = 1, timeout: float | None = None, fetch_local: bool = True):
-    """Wait until ``num_returns`` of the (unique) refs are ready, or ``timeout`` seconds pass.
+    """Wait until ``num_returns`` of ``object_refs`` (a list of unique refs) are ready, or
+    ``timeout`` seconds pass (None: no limit).
 
     Returns ``(ready, not_ready)``: two lists of the refs, in the order given. Raises TypeError
     or ValueError for arguments that do not fit. ``fetch_local`` is accepted for Ray's sake.
@@ -211,7 +216,8 @@ def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True
     """Cancel the task that returns ``object_ref``: `get` on it then raises TaskCancelledError.
 
     A task still waiting for a worker never runs; a running one is interrupted (``force``: its
-    worker process is ended). Raises TypeError if ``object_ref`` is not an ObjectRef.
+    worker process is ended). ``recursive`` is accepted for Ray's sake: the tasks a cancelled
+    task submitted run on. Raises TypeError if ``object_ref`` is not an ObjectRef.
     """
     if not isinstance(object_ref, ObjectRef):
         raise TypeError(f"cancel() takes an ObjectRef, got a {type(object_ref).__qualname__}")

@@ -259,6 +259,7 @@ class SupervisionGroup:
 
     @property
     def ids(self) -> tuple[str, ...]:
+        """The members' child ids, in start order."""
         return tuple(self._members)
 
     def __getitem__(self, child_id: str) -> Any:
@@ -289,6 +290,7 @@ class SupervisionGroup:
 
     @property
     def alive(self) -> bool:
+        """Whether the group still supervises its members (it has not stopped or given up)."""
         return not self._dead.done()
 
     def stop(self, timeout: float | None = 60.0) -> str:
