@@ -15,8 +15,7 @@ users of the machine can read.
 | ``ACTORCORE_LOG_LEVEL`` | the log level of the processes actorcore starts (e.g. ``debug``) | `_logging` |
 | ``ACTORCORE_ETCD_BIN`` | the etcd binary to run | `gcs.etcd_server` |
 | ``ACTORCORE_SUPERVISE_READY_FD`` | where a detached ``supervise`` daemon says it is up | the CLI, `services.leadership` |
-| ``ACTORCORE_HOST_ID`` | the host identity of a cluster node's processes | the node (the kernel, below
-  every other module, reads it by name) |
+| ``ACTORCORE_HOST_ID`` | the host identity of a cluster node's processes | the node, `kernel.address` |
 """
 
 from __future__ import annotations

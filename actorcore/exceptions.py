@@ -1,4 +1,4 @@
-"""The errors users see (DESIGN.md §8-§9), with Ray's names and meanings.
+"""The errors users see, with Ray's names and meanings (docs/architecture.md, "Failure semantics").
 
 `get` raises `TaskError.as_instanceof_cause()` when a task raised: an exception that is at
 once a `TaskError` and an instance of the original exception's class, whose message shows

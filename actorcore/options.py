@@ -1,4 +1,4 @@
-"""The one schema of task, actor and actor-method options (STYLE.md, "Ray's option table").
+"""The one schema of task, actor and actor-method options, as Ray's option table has them.
 
 `@remote`, `.options()` and an actor method's `.options()` all validate through `validate`
 and merge through `resolve`; every option is declared once in `OPTIONS`, with where it

@@ -16,6 +16,8 @@ import socket
 import uuid
 from typing import NamedTuple
 
+from ..env import HOST_ID_ENV
+
 
 def _read_host_id() -> str:
     for path in ("/etc/machine-id", "/proc/sys/kernel/random/boot_id"):
@@ -30,7 +32,7 @@ def _read_host_id() -> str:
 
 
 MACHINE_ID = _read_host_id()
-HOST_ID = os.environ.get("ACTORCORE_HOST_ID") or MACHINE_ID
+HOST_ID = os.environ.get(HOST_ID_ENV) or MACHINE_ID
 
 
 def set_host_id(value: str | None) -> None:
