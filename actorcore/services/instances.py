@@ -157,8 +157,7 @@ class ServiceState:
 
     async def start(self, info: StartInfo) -> ServiceChild:
         """Start the service's actor: adopt a running one at the daemon's first start, else create it
-        from its last checkpoint. Raises RuntimeError if the new actor does not answer.
-        """
+        from its last checkpoint. Raises RuntimeError if the new actor does not answer."""
         import actorcore as ray
 
         old = await self.read_record()
