@@ -49,6 +49,7 @@ _PROCESSORS = [
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    """The structlog logger of module ``name``, on top of the stdlib logger of that name."""
     return structlog.wrap_logger(
         logging.getLogger(name),
         processors=_PROCESSORS,

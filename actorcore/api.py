@@ -254,5 +254,6 @@ def get_runtime_context() -> RuntimeContext:
 
 
 def timeline(*args, **kwargs):  # pragma: no cover - Ray compatibility
+    """Not supported (kept for Ray compatibility): raises NotImplementedError whatever ``args`` and ``kwargs``."""
     raise NotImplementedError("timeline() is not supported")
 

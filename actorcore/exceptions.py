@@ -232,10 +232,12 @@ class ActorDiedError(RayActorError):
 
     @classmethod
     def killed(cls, actor: str) -> ActorDiedError:
+        """The error of an actor ended with ``kill()``."""
         return cls(actor, "it was killed with kill().")
 
     @classmethod
     def crashed(cls, actor: str, exit_code: int | None, restarts: int = 0) -> ActorDiedError:
+        """The error of an actor whose process crashed or exited and has no restarts left."""
         how = "its process crashed" if exit_code is None else (
             f"its process exited with code {exit_code}")
         after = f" after {restarts} restart(s); no restarts are left" if restarts else ""
@@ -243,10 +245,12 @@ class ActorDiedError(RayActorError):
 
     @classmethod
     def node_lost(cls, actor: str, node: str) -> ActorDiedError:
+        """The error of an actor whose node died."""
         return cls(actor, f"its node {node} died.")
 
     @classmethod
     def constructor_raised(cls, actor: str, error: BaseException) -> ActorDiedError:
+        """The error of an actor whose constructor raised ``error`` (``actor_init_failed`` is True)."""
         return cls(actor, f"its constructor raised:\n{error}", actor_init_failed=True)
 
 

@@ -31,6 +31,7 @@ class Option:
     check: Callable[[Any], Any] = field(repr=False, compare=False)
 
     def default_for(self, kind: str) -> Any:
+        """The default value of this option for ``kind`` (``"task"``, ``"actor"`` or ``"method"``)."""
         return self.defaults[kind]
 
 

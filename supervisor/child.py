@@ -136,9 +136,11 @@ class Child(Protocol):
     mailbox) releases itself there; OS processes need nothing.
     """
 
-    async def wait(self) -> Exit: ...
+    async def wait(self) -> Exit:
+        """The :class:`Exit` of this incarnation, once it has ended (the same one at every call)."""
 
-    async def shutdown(self, timeout: float | None, *, restarting: bool = False) -> Exit: ...
+    async def shutdown(self, timeout: float | None, *, restarting: bool = False) -> Exit:
+        """Ask the incarnation to stop, kill it after ``timeout`` seconds, and return its :class:`Exit`."""
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,8 @@ __all__ = ["MONOTONIC", "Clock", "MonotonicClock", "TimerHandle"]
 class TimerHandle(Protocol):
     """A timer set with :meth:`Clock.call_later`; ``cancel()`` keeps it from firing."""
 
-    def cancel(self) -> None: ...
+    def cancel(self) -> None:
+        """Keep the timer from firing (no-op if it already fired or was cancelled)."""
 
 
 @runtime_checkable
@@ -44,9 +45,11 @@ class Clock(Protocol):
     handle whose ``cancel()`` keeps it from being called.
     """
 
-    def now(self) -> float: ...
+    def now(self) -> float:
+        """Seconds on a monotonic scale; only differences between readings mean anything."""
 
-    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> TimerHandle: ...
+    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> TimerHandle:
+        """Call ``callback(*args)`` once ``delay`` seconds have passed on this clock; return its handle."""
 
 
 class MonotonicClock:
@@ -55,9 +58,11 @@ class MonotonicClock:
     __slots__ = ()
 
     def now(self) -> float:
+        """``time.monotonic()``."""
         return time.monotonic()
 
     def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> asyncio.TimerHandle:
+        """Set a timer on the running event loop (raises RuntimeError outside one)."""
         return asyncio.get_running_loop().call_later(delay, callback, *args)
 
     def __repr__(self) -> str:

@@ -96,6 +96,7 @@ class ProcessChild:
         return Exit("shutdown", code=returncode, detail=self._stop_detail)
 
     async def wait(self) -> Exit:
+        """The :class:`Exit` of the process once it has ended: ``shutdown`` if we asked it to stop."""
         returncode = await self._process.wait()
         if self._exit is None:
             self._exit = self._exit_for(returncode)

@@ -265,18 +265,22 @@ class Supervisor:
     # ------------------------------------------------------------------ policy (read-only data)
     @property
     def name(self) -> str:
+        """The name this supervisor logs and reports its events under."""
         return self._name
 
     @property
     def strategy(self) -> Strategy:
+        """Which children are restarted when one ends abnormally."""
         return self._strategy
 
     @property
     def max_restarts(self) -> int:
+        """How many restarts are allowed within :attr:`period` before the supervisor gives up."""
         return self._max_restarts
 
     @property
     def period(self) -> float:
+        """The sliding window, in seconds, in which :attr:`max_restarts` are counted."""
         return self._period
 
     @property

@@ -61,10 +61,12 @@ class FakeChild:
 
     @property
     def exited(self) -> bool:
+        """True once this incarnation has ended."""
         return self._done.done()
 
     @property
     def exit(self) -> Exit | None:
+        """The :class:`Exit` this incarnation ended with, or None while it runs."""
         return self._done.result() if self._done.done() else None
 
     def end(self, exit: Exit) -> None:
@@ -73,18 +75,23 @@ class FakeChild:
             self._done.set_result(exit)
 
     def crash(self, error: BaseException | None = None) -> None:
+        """End this incarnation with ``Exit("crashed")`` carrying ``error`` (a RuntimeError if none)."""
         self.end(Exit("crashed", error=error if error is not None else RuntimeError(f"{self.name} crashed")))
 
     def exit_normally(self) -> None:
+        """End this incarnation with ``Exit("normal")``, as a child that finished its work."""
         self.end(Exit("normal"))
 
     def kill(self, signum: int = signal.SIGKILL) -> None:
+        """End this incarnation with ``Exit("killed")`` by ``signum``, as a signal nobody on our side sent."""
         self.end(Exit("killed", signal=signum))
 
     async def wait(self) -> Exit:
+        """The :class:`Exit` of this incarnation once a test or a shutdown has ended it."""
         return await asyncio.shield(self._done)
 
     async def shutdown(self, timeout: float | None, *, restarting: bool = False) -> Exit:
+        """Record the call, stop as configured (``stop_delay``, ``ignore_shutdown``), return the exit."""
         self.shutdown_calls.append((timeout, restarting))
         if self._done.done():
             return self._done.result()
@@ -144,6 +151,7 @@ class FakeStarter:
         return child
 
     def spec(self, **spec_kwargs: Any) -> ChildSpec:
+        """A :class:`ChildSpec` with id ``name`` started by this starter; ``spec_kwargs`` go to it."""
         return ChildSpec(id=self.name, start=self, **spec_kwargs)
 
 
@@ -209,9 +217,11 @@ class ManualTimer:
         self._cancelled = False
 
     def cancel(self) -> None:
+        """Keep the timer from firing."""
         self._cancelled = True
 
     def cancelled(self) -> bool:
+        """True if :meth:`cancel` was called."""
         return self._cancelled
 
     def fire(self) -> None:
@@ -242,9 +252,14 @@ class ManualClock:
         self._order = itertools.count()
 
     def now(self) -> float:
+        """The current time of this clock: ``start`` plus everything advanced so far."""
         return self._now
 
     def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> ManualTimer:
+        """Set a timer that fires in the :meth:`advance` call reaching ``now() + delay``.
+
+        Raises ValueError if ``delay`` is NaN.
+        """
         if math.isnan(delay):
             raise ValueError("ManualClock.call_later: delay is NaN")
         timer = ManualTimer(self._now + max(delay, 0.0), callback, args)

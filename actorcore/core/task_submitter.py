@@ -75,10 +75,12 @@ class ShapeQueue:
 
     @property
     def resources(self) -> tuple:
+        """The resources each task of this shape needs (the first part of its key)."""
         return self.shape[0]
 
     @property
     def target(self) -> str | None:
+        """The node the tasks of this shape must run on, or None for any node."""
         return self.shape[1]
 
 

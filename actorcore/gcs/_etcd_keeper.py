@@ -76,6 +76,8 @@ def _report(line):
 
 
 def main(argv):
+    """Run etcd with ``argv`` and keep it until EOF on stdin or a stop signal, then stop it and
+    remove the ``--remove`` directory."""
     remove_dir = None
     if argv[:1] == ["--remove"]:
         remove_dir, argv = argv[1], argv[2:]

@@ -130,6 +130,7 @@ class EndpointClient(aetcd.Client):
         self._credentials = credentials
 
     async def connect(self) -> None:
+        """Open the channel (TLS when credentials were given), authenticate, and make the service stubs."""
         if self._connected.is_set():
             return
         if self._is_connecting:

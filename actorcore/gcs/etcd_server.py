@@ -188,12 +188,14 @@ class EtcdServer:
 
     @property
     def binary(self) -> str:
+        """The path of the etcd binary this server runs (looked up by `find_etcd_binary` on first use)."""
         if self._binary is None:
             self._binary = find_etcd_binary()
         return self._binary
 
     @property
     def version(self) -> str:
+        """The version of :attr:`binary`, e.g. ``"3.5.1"``."""
         return etcd_version(self.binary)
 
     @property
@@ -204,10 +206,12 @@ class EtcdServer:
 
     @property
     def client_url(self) -> str:
+        """:attr:`endpoint` as a URL: ``http://host:port``."""
         return f"http://{self.endpoint}"
 
     @property
     def port(self) -> int:
+        """The client port; raises RuntimeError before start()."""
         return self._require(self._client_port)
 
     @property
@@ -217,6 +221,7 @@ class EtcdServer:
 
     @property
     def data_dir(self) -> str:
+        """etcd's data directory; raises RuntimeError before start()."""
         return self._require(self._data_dir)
 
     @property

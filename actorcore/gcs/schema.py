@@ -63,10 +63,12 @@ class ClusterConfig:
     lease_ttl: float = DEFAULT_LEASE_TTL
 
     def to_json(self) -> bytes:
+        """These settings as the JSON bytes stored in etcd."""
         return json.dumps(asdict(self)).encode()
 
     @classmethod
     def from_json(cls, blob: bytes | None) -> ClusterConfig:
+        """The settings stored in ``blob``; defaults when there is none, and unknown fields are ignored."""
         if not blob:
             return cls()
         data = json.loads(blob)

@@ -22,6 +22,7 @@ class Actor:
     context: ActorContext
 
     async def receive(self, message: Any) -> Any:
+        """Handle one message; the value returned is the reply to an ask (dropped for a tell)."""
         raise NotImplementedError(f"{type(self).__qualname__} must implement async receive(message)")
 
     async def pre_start(self) -> None:
@@ -40,6 +41,7 @@ class Actor:
 
     @property
     def self_ref(self) -> ActorRef:
+        """This actor's own ref (the same as ``context.self_ref``)."""
         return self.context.self_ref
 
 
@@ -53,10 +55,12 @@ class ActorContext:
 
     @property
     def self_ref(self) -> ActorRef:
+        """The ref of the actor this context belongs to."""
         return self._cell.ref
 
     @property
     def system(self) -> ActorSystem:
+        """The actor system the actor runs in."""
         return self._cell.system
 
     @property
@@ -66,6 +70,7 @@ class ActorContext:
 
     @property
     def incarnation(self) -> int:
+        """0 for the first instance, +1 each time a supervisor restarts the actor in place."""
         return self._cell.incarnation
 
     def defer_reply(self) -> Reply:
@@ -82,6 +87,7 @@ class ActorContext:
         self._cell.system._watch(("actor", self._cell.actor_id), ref)
 
     def unwatch(self, ref: ActorRef) -> None:
+        """Stop watching `ref`: no `Terminated` for it will be delivered after this call."""
         self._cell.system._unwatch(("actor", self._cell.actor_id), ref)
 
     def stop(self) -> None:
@@ -98,15 +104,18 @@ class Reply:
         self._target = target
 
     def send(self, value: Any) -> None:
+        """Answer the ask with `value` (no-op if it is already answered or was a tell)."""
         target = self._target
         if target is not None and not target.done():
             target.set_result(value)
 
     def fail(self, error: BaseException) -> None:
+        """Answer the ask with `error`, raised in the caller (no-op if it is already answered)."""
         target = self._target
         if target is not None and not target.done():
             target.set_exception(error)
 
     @property
     def done(self) -> bool:
+        """True once the ask has been answered, or if there is nobody to answer."""
         return self._target is None or self._target.done()

@@ -42,10 +42,13 @@ def set_host_id(value: str | None) -> None:
 
 
 def new_system_id() -> str:
+    """A fresh id for an actor system: this process's pid and a random suffix."""
     return f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
 
 
 class Address(NamedTuple):
+    """Where an actor system can be reached: its id, its host identity and its endpoints."""
+
     system_id: str
     host_id: str
     tcp: str = ""  # "host:port" of the gRPC endpoint
@@ -53,6 +56,7 @@ class Address(NamedTuple):
 
     @property
     def same_host(self) -> bool:
+        """True if the system runs on this process's host (its Unix socket is reachable from here)."""
         return self.host_id == HOST_ID
 
     def __str__(self) -> str:

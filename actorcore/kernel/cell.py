@@ -42,6 +42,8 @@ SupervisionHook = Callable[["ActorCell", BaseException], str]
 
 
 class ActorCell:
+    """One actor: its mailbox, the task that drains it, its current instance and its watchers."""
+
     __slots__ = (
         "system", "actor_id", "ref", "factory", "actor", "mailbox", "state", "sender", "reply",
         "incarnation", "watchers", "supervision", "termination", "suspended",
@@ -81,6 +83,7 @@ class ActorCell:
     # -- called from outside the cell's task --------------------------------------------
 
     def enqueue(self, message: Any, sender: ActorRef | None, reply) -> None:
+        """Queue a message for the actor; a stopping actor's messages go to dead letters."""
         if self._stop_reason is not None:
             self.system._dead_letter(self.ref, message, reply)
             return
@@ -271,6 +274,7 @@ class ActorCell:
 
 
 def stopped_error(ref: ActorRef, message: Any) -> ActorStoppedError:
+    """The error an ask to a stopped actor fails with."""
     return ActorStoppedError(
         f"actor {ref.actor_id} is stopped; it will not handle {type(message).__qualname__}"
     )

@@ -34,6 +34,7 @@ def dumps(value: Any, *, what: str) -> bytes:
 
 
 def loads(data: bytes, *, what: str) -> Any:
+    """Unpickle a value received from another process; raises SerializationError naming `what`."""
     try:
         return pickle.loads(data)
     except Exception as exc:

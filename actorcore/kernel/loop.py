@@ -18,6 +18,7 @@ except ImportError:  # pragma: no cover - uvloop is a dependency except on Windo
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
+    """A new event loop: uvloop's where it is installed, else asyncio's."""
     return uvloop.new_event_loop() if uvloop is not None else asyncio.new_event_loop()
 
 

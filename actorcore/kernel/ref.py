@@ -30,6 +30,8 @@ DEFAULT_ASK_TIMEOUT = 30.0
 
 
 class ActorRef:
+    """The address of one actor; `tell` and `ask` reach it wherever it runs."""
+
     # __slots__: a ref is created per remote sender on the receive path.
     __slots__ = ("address", "actor_id", "_system", "_local")
 
@@ -114,6 +116,7 @@ class ActorRef:
 
 
 def parse_uri(uri: str) -> tuple[Address, str]:
+    """The address and actor id of a URI made by `ActorRef.to_uri`; raises ValueError if it is not one."""
     parts = urlsplit(uri)
     if parts.scheme != "actorcore" or not parts.netloc or len(parts.path) < 2:
         raise ValueError(f"not an actor URI: {uri!r} (expected actorcore://<system>/<actor>?...)")

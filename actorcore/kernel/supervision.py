@@ -43,6 +43,7 @@ class ActorChild:
         cell.termination.add_done_callback(self._on_terminated)
 
     def crashed(self, error: BaseException) -> None:
+        """The actor failed and waits to be restarted: end this incarnation with that crash."""
         self._resolve(Exit("crashed", error=error))
 
     def _on_terminated(self, termination: asyncio.Future) -> None:
@@ -65,9 +66,11 @@ class ActorChild:
             cell.request_stop(RESTARTS_EXHAUSTED if gave_up else FAILED, exit.error if exit else None)
 
     async def wait(self) -> Exit:
+        """The Exit of this incarnation: crashed, normal (the actor stopped itself) or shutdown."""
         return await asyncio.shield(self._exit)
 
     async def shutdown(self, timeout: float | None, *, restarting: bool = False) -> Exit:
+        """Stop the actor (suspend it when `restarting`), kill it after `timeout` s; return its Exit."""
         cell = self.cell
         if self._exit.done() and cell.state is SUSPENDED and restarting:
             return self._exit.result()

@@ -38,6 +38,8 @@ _TOMBSTONES = 10_000
 
 
 class ActorSystem:
+    """A process's actors: it spawns them, routes messages to them locally and remotely, and runs death watch."""
+
     def __init__(self, *, name: str = "actors", spin: bool = True, token: str | None = None) -> None:
         self.name = name
         #: the cluster's shared secret: peers must present it in their Hello (and as gRPC
@@ -235,13 +237,16 @@ class ActorSystem:
         return cell.ref
 
     def lookup(self, name: str) -> ActorRef | None:
+        """The ref of the local actor named `name`, or None if there is none."""
         cell = self._cells.get(name)
         return cell.ref if cell is not None else None
 
     def cell(self, ref: ActorRef) -> ActorCell | None:
+        """The cell of a local actor, or None if `ref` is remote or the actor is gone."""
         return self._cells.get(ref.actor_id) if ref._local else None
 
     def ref_from_uri(self, uri: str) -> ActorRef:
+        """The ref a URI from `ActorRef.to_uri` names; raises ValueError if `uri` is not one."""
         address, actor_id = parse_uri(uri)
         return ActorRef(self, address, actor_id)
 

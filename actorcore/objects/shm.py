@@ -135,6 +135,7 @@ class Segment:
 
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` was called."""
         return self._view is None
 
     def close(self) -> None:

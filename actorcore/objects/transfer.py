@@ -172,6 +172,7 @@ class TransferServer:
         return self._address
 
     async def start(self) -> None:
+        """Bind the endpoint and start serving pulls; raises OSError if the address cannot be bound."""
         interceptors = [TokenCheck(self._token)] if self._token else []
         server = grpc.aio.server(options=_OPTIONS, interceptors=interceptors)
         handler = grpc.unary_stream_rpc_method_handler(
@@ -411,6 +412,7 @@ class PullMerger:
         return key in self._in_flight
 
     async def fetch(self, key: Hashable, coro_factory: Callable[[], Awaitable[Any]]) -> Any:
+        """The result of ``coro_factory()`` for ``key``, joining a transfer of that key already in flight."""
         entry = self._in_flight.get(key)
         if entry is None:
             entry = self._in_flight[key] = _InFlight(asyncio.ensure_future(coro_factory()))

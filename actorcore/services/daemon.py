@@ -56,10 +56,12 @@ MAX_ESCALATIONS = 20  # the daemon's record keeps the latest ones
 
 
 def daemon_key(cluster: str) -> str:
+    """The etcd key of the leading daemon's record (state, tree, escalations, last reload)."""
     return schema.key(cluster, "supervise", "daemon")
 
 
 def reload_key(cluster: str) -> str:
+    """The etcd key ``actorcore supervise reload`` writes a request id to."""
     return schema.key(cluster, "supervise", "reload")
 
 
@@ -80,6 +82,7 @@ class Daemon:
         self._writes: set[asyncio.Task] = set()
 
     def request_reload(self, request_id: str | None = None) -> None:
+        """Queue a re-read of the spec (SIGHUP, or a request under :func:`reload_key` with its id)."""
         self.reloads.put_nowait(request_id)
 
     async def lead(self, stopping: asyncio.Event, leadership: Leadership) -> str:
@@ -188,6 +191,7 @@ class Daemon:
         return result
 
     async def write_record(self, **fields: Any) -> None:
+        """Update the daemon's record with ``fields`` and store it under :func:`daemon_key`."""
         self.record.update(fields)
         await self.etcd.put(daemon_key(self.cluster), json.dumps(self.record).encode())
 

@@ -66,6 +66,7 @@ class CheckpointBudget:
         self.used = 0
 
     def allow(self, size: int) -> bool:
+        """Count ``size`` bytes against the last minute's budget; False (and nothing counted) if over it."""
         now = time.monotonic()
         while self.writes and self.writes[0][0] < now - self.window:
             self.used -= self.writes.popleft()[1]
@@ -77,10 +78,12 @@ class CheckpointBudget:
 
 
 def service_key(cluster: str, name: str) -> str:
+    """The etcd key of the record of the service actor ``name``."""
     return schema.key(cluster, "services", name)
 
 
 def checkpoint_key(cluster: str, name: str) -> str:
+    """The etcd key of the last checkpoint of the service actor ``name``."""
     return schema.key(cluster, "services", name, "checkpoint")
 
 
@@ -107,10 +110,12 @@ def service_class(cls: type) -> type:
 
 
 def checkpoints(cls: type) -> bool:
+    """True if ``cls`` defines both ``__checkpoint__`` and ``__restore__``."""
     return callable(getattr(cls, "__checkpoint__", None)) and callable(getattr(cls, "__restore__", None))
 
 
 def spec_json(service: ServiceSpec) -> dict:
+    """A service's spec as JSON data for its record."""
     return {"class": service.class_path, "args": list(service.args), "kwargs": service.kwargs,
             "replicas": service.replicas, "restart": service.restart, "resources": service.resources,
             "num_cpus": service.num_cpus, "checkpoint_interval": service.checkpoint_interval,
@@ -132,11 +137,13 @@ class ServiceState:
         self.stored_digest: bytes | None = None  # of the last checkpoint this daemon stored
 
     def update(self, service: ServiceSpec, cls: type, group: list[str]) -> None:
+        """Take a reloaded spec of the service; a changed class is made into a new actor class at the next start."""
         if cls is not self.cls:
             self.actor_class = None
         self.service, self.cls, self.group = service, cls, group
 
     async def read_record(self) -> dict:
+        """The record stored for this name, or ``{}`` if there is none or it is not JSON."""
         blob = await self.owner.etcd.get(service_key(self.owner.cluster, self.name))
         try:
             return json.loads(blob) if blob else {}
@@ -144,10 +151,13 @@ class ServiceState:
             return {}
 
     async def write_record(self, **fields: Any) -> None:
+        """Update the record with ``fields`` and store it under :func:`service_key`."""
         self.record.update(fields)
         await self.owner.etcd.put(service_key(self.owner.cluster, self.name), json.dumps(self.record).encode())
 
     async def start(self, info: StartInfo) -> ServiceChild:
+        """Start the service's actor: adopt a running one at the daemon's first start, else create it
+        from its last checkpoint. Raises RuntimeError if the new actor does not answer."""
         import actorcore as ray
 
         old = await self.read_record()
@@ -289,6 +299,7 @@ class ServiceChild:
             self._exit.set_result(exit)
 
     async def wait(self) -> Exit:
+        """The Exit of this incarnation: crashed when the actor died, shutdown when the daemon stopped it."""
         return await asyncio.shield(self._exit)
 
     async def shutdown(self, timeout: float | None, *, restarting: bool = False) -> Exit:
@@ -311,11 +322,13 @@ class ServiceChild:
         return self._exit.result()
 
     def discard(self, why: Exit | None = None) -> None:
+        """The supervisor will not restart it: stop watching and checkpointing the actor."""
         for task in self._tasks:
             task.cancel()
 
 
 def kill_quietly(handle: Any) -> None:
+    """``ray.kill(handle)``, logging a failure instead of raising it."""
     import actorcore as ray
 
     try:

@@ -37,10 +37,12 @@ log = get_logger(__name__)
 
 
 def leader_key(cluster: str) -> str:
+    """The etcd key the leading daemon holds with its lease."""
     return schema.key(cluster, "supervise", "leader")
 
 
 def standby_prefix(cluster: str) -> str:
+    """The etcd prefix under which daemons waiting to lead register."""
     return schema.key(cluster, "supervise", "standby", "")
 
 

@@ -29,6 +29,7 @@ def _json(blob: bytes | None) -> dict:
 
 
 async def gather(etcd: Any, cluster: str = schema.DEFAULT_CLUSTER) -> dict:
+    """The daemon's record and one row per service actor, read from etcd (see the module docstring)."""
     now = time.time()
     daemon = _json(await etcd.get(schema.key(cluster, "supervise", "daemon")))
     leader = _json(await etcd.get(leader_key(cluster)))
@@ -57,6 +58,7 @@ async def gather(etcd: Any, cluster: str = schema.DEFAULT_CLUSTER) -> dict:
 
 
 def format_status(status: dict) -> str:
+    """The text ``actorcore supervise status`` prints for what :func:`gather` returned."""
     daemon, rows = status["daemon"], status["services"]
     lines = [_daemon_line(daemon)]
     lines.extend(f"  escalation: supervisor {escalation['supervisor']!r} gave up after child "

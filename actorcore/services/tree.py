@@ -36,6 +36,7 @@ class ServiceTree:
         self.root: Supervisor | None = None
 
     def build(self) -> Supervisor:
+        """Make the root supervisor of the spec's tree (not started yet) and return it."""
         self._index(self.spec)
         self.root = Supervisor(self._children(self.spec, [self.spec.name]), strategy=self.spec.strategy,
                                max_restarts=self.spec.max_restarts, period=self.spec.period,

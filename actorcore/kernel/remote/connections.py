@@ -36,6 +36,8 @@ OnClosed = Callable[[], None]
 
 
 class UdsConnection(asyncio.Protocol):
+    """A framed stream over a Unix socket: 4-byte big-endian length, then a serialized `Frame`."""
+
     def __init__(self) -> None:
         self._buffer = bytearray()
         self._transport: asyncio.Transport | None = None
@@ -47,6 +49,7 @@ class UdsConnection(asyncio.Protocol):
     @classmethod
     async def open(cls, path: str) -> UdsConnection:
         # A socket of our own: uvloop rejects abstract-namespace paths given as strings.
+        """Connect to the Unix socket at `path` (a leading NUL: the abstract namespace)."""
         loop = asyncio.get_running_loop()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -59,6 +62,7 @@ class UdsConnection(asyncio.Protocol):
         return protocol
 
     def start(self, on_frame: OnFrame, on_closed: OnClosed) -> None:
+        """Deliver frames to `on_frame` from now on (those received before first), and the end to `on_closed`."""
         self._on_frame, self._on_closed = on_frame, on_closed
         early, self._early = self._early, []
         for frame in early:
@@ -67,19 +71,23 @@ class UdsConnection(asyncio.Protocol):
             on_closed()
 
     def send(self, frame: pb.Frame) -> None:
+        """Queue `frame` for writing without waiting; dropped once the connection is closed."""
         if not self._closed:
             data = frame.SerializeToString()
             self._transport.write(_LENGTH.pack(len(data)) + data)
 
     def close(self) -> None:
+        """Close the socket; `on_closed` is called once it is."""
         if self._transport is not None:
             self._transport.close()
 
     # asyncio.Protocol
     def connection_made(self, transport) -> None:
+        """Keep the transport to write frames to."""
         self._transport = transport
 
     def data_received(self, data: bytes) -> None:
+        """Split the bytes received into frames and hand each complete one to `on_frame`."""
         buffer = self._buffer
         buffer += data
         end = len(buffer)
@@ -102,6 +110,7 @@ class UdsConnection(asyncio.Protocol):
             del buffer[:position]
 
     def connection_lost(self, exc) -> None:
+        """Mark the connection closed and tell `on_closed`."""
         self._closed = True
         if self._on_closed is not None:
             self._on_closed()
@@ -116,6 +125,7 @@ class UdsServer:
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
+        """Bind the socket at `path` and start accepting connections."""
         loop = asyncio.get_running_loop()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -132,6 +142,7 @@ class UdsServer:
         return connection
 
     async def stop(self) -> None:
+        """Stop accepting connections (those accepted stay open)."""
         if self._server is not None:
             self._server.close()
             self._server = None

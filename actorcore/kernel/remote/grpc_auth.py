@@ -49,6 +49,7 @@ class TokenCheck(grpc.aio.ServerInterceptor):
         self._token = token.encode()
 
     async def intercept_service(self, continuation, handler_call_details):
+        """The servicer's handler if the call carries the token, else a handler that denies it."""
         for key, value in handler_call_details.invocation_metadata or ():
             if key == TOKEN_METADATA:
                 presented = value if isinstance(value, bytes) else value.encode()

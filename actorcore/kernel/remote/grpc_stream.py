@@ -102,8 +102,11 @@ class _GrpcConnection:
 
 
 class GrpcClientConnection(_GrpcConnection):
+    """The connecting side of a `Transport.Stream`: it owns the channel and closes it with the stream."""
+
     @classmethod
     async def open(cls, target: str, token: str | None = None, timeout: float = 10.0) -> GrpcClientConnection:
+        """Open a stream to `target` ("host:port") with the cluster `token`; wait up to `timeout` s for the channel."""
         channel = grpc.aio.insecure_channel(target, options=GRPC_OPTIONS)
         try:
             await asyncio.wait_for(channel.channel_ready(), timeout)
@@ -132,6 +135,10 @@ class GrpcServer(pb_grpc.TransportServicer):
         self.address = ""
 
     async def start(self) -> None:
+        """Bind the endpoint and start serving; `address` is then the "host:port" it listens on.
+
+        Raises OSError if the address cannot be bound.
+        """
         interceptors = [TokenCheck(self._token)] if self._token else []
         self._server = grpc.aio.server(options=GRPC_OPTIONS, interceptors=interceptors)
         pb_grpc.add_TransportServicer_to_server(self, self._server)
@@ -143,11 +150,13 @@ class GrpcServer(pb_grpc.TransportServicer):
         self.address = f"{host}:{port}"
 
     async def Stream(self, request_iterator, context):
+        """One inbound stream: hand it to `on_connection` as a connection and keep the call open until it ends."""
         connection = _GrpcConnection(context)
         self._on_connection(connection)
         await connection.done
 
     async def stop(self, grace: float = 0.2) -> None:
+        """Stop serving, giving open calls `grace` seconds to end."""
         if self._server is not None:
             await self._server.stop(grace)
             self._server = None

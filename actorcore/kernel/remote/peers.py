@@ -51,9 +51,11 @@ class RemoteReply:
         self.ask_id = ask_id
 
     def done(self) -> bool:
+        """True once the asker is unreachable: a reply would go nowhere."""
         return self.peer.lost
 
     def set_result(self, value: Any) -> None:
+        """Send `value` back to the asker (an unpicklable value goes back as the SerializationError)."""
         try:
             payload = codec.dumps(value, what=f"the reply to ask {self.ask_id}")
         except codec.SerializationError as exc:
@@ -64,6 +66,7 @@ class RemoteReply:
             self.peer.layer.spin()
 
     def set_exception(self, error: BaseException) -> None:
+        """Send `error` back to the asker, to be raised there."""
         self.peer.send(Envelope(kind=REPLY_ERROR, ask_id=self.ask_id, payload=codec.dumps_error(error)))
 
 
@@ -86,6 +89,7 @@ class Peer:
         self._up_waiters: list[asyncio.Future] = []
 
     def send(self, envelope: pb.Envelope) -> None:
+        """Queue an envelope to this peer; the first of a loop iteration leaves at once, the rest in one batch."""
         if self.lost:
             return
         if not self._flush_scheduled and self.connection is not None:
@@ -138,6 +142,7 @@ class Peer:
                 waiter.set_result(None)
 
     def close(self) -> None:
+        """Mark the peer lost, stop connecting to it and close its connections."""
         self._release_up_waiters()
         self.lost = True
         if self.connect_task is not None and self.connect_task is not asyncio.current_task():
@@ -162,6 +167,7 @@ class Link:
         connection.start(self.on_frame, self.on_closed)
 
     def on_frame(self, frame: pb.Frame) -> None:
+        """Check and bind the first frame (the `Hello`); dispatch the batches that follow it."""
         peer = self.peer
         if peer is not None:
             if frame.HasField("batch"):
@@ -199,6 +205,7 @@ class Link:
         self.connection.close()
 
     def on_closed(self) -> None:
+        """The connection ended: fail the handshake if it was pending, else lose the peer."""
         if not self.hello_seen.done():
             self.hello_seen.set_exception(ConnectionError(
                 "it closed the connection during the handshake (a wrong or missing cluster token?)"))
@@ -237,6 +244,7 @@ class RemoteLayer:
     # -- sending --------------------------------------------------------------------------
 
     def peer_for(self, address: Address, connect: bool = True) -> Peer:
+        """The peer at `address`, made (and, if `connect`, connected to) on first use."""
         peer = self.peers.get(address.system_id)
         if peer is None:
             peer = self.peers[address.system_id] = Peer(self, address)
@@ -245,17 +253,21 @@ class RemoteLayer:
         return peer
 
     def encode(self, ref: ActorRef, message: Any) -> bytes:
+        """Pickle a message to `ref`; raises SerializationError naming the message and the actor."""
         return codec.dumps(message, what=f"a {type(message).__qualname__} message to actor {ref.actor_id}")
 
     def tell(self, ref: ActorRef, message: Any, sender: ActorRef | None) -> None:
+        """Send `message` to the remote actor `ref` without waiting."""
         self.tell_encoded(ref, self.encode(ref, message), sender)
 
     def tell_encoded(self, ref: ActorRef, payload: bytes, sender: ActorRef | None) -> None:
+        """Send a message already pickled by `encode` (one pickle for many targets)."""
         self.peer_for(ref.address).send(
             Envelope(kind=TELL, target=ref.actor_id, sender=_local_id(self.system, sender), payload=payload)
         )
 
     def ask(self, ref: ActorRef, message: Any, sender: ActorRef | None, timeout: float | None) -> asyncio.Future:
+        """Send `message` to `ref`; the future resolves with its reply, or fails on timeout or a lost peer."""
         loop = self.system.loop
         future = loop.create_future()
         payload = self.encode(ref, message)
@@ -308,6 +320,7 @@ class RemoteLayer:
             ))
 
     def watch(self, key: tuple, ref: ActorRef) -> None:
+        """Deliver `Terminated(ref, ...)` to watcher `key` once the remote actor `ref` ends or its peer is lost."""
         peer = self.peer_for(ref.address)
         if peer.lost:
             self.system._deliver(key, Terminated(ref, PEER_LOST))
@@ -320,6 +333,7 @@ class RemoteLayer:
             peer.send(Envelope(kind=WATCH, target=ref.actor_id, sender=self.system.id))
 
     def unwatch(self, key: tuple, ref: ActorRef) -> None:
+        """Stop watching `ref` for watcher `key`; the peer is told once nobody here watches it."""
         peer = self.peers.get(ref.address.system_id)
         if peer is None:
             return
@@ -329,9 +343,11 @@ class RemoteLayer:
             peer.send(Envelope(kind=UNWATCH, target=ref.actor_id, sender=self.system.id))
 
     def stop(self, ref: ActorRef) -> None:
+        """Ask the remote actor `ref` to stop after its current message."""
         self.peer_for(ref.address).send(Envelope(kind=STOP, target=ref.actor_id))
 
     def send_terminated(self, system_id: str, terminated: Terminated) -> None:
+        """Tell the system `system_id`, which watches one of our actors, that it has ended."""
         peer = self.peers.get(system_id)
         if peer is not None and not peer.lost:
             try:
@@ -343,6 +359,7 @@ class RemoteLayer:
     # -- connections ----------------------------------------------------------------------
 
     def hello(self) -> pb.Frame:
+        """The first frame we send on a connection: who we are, where we listen, and the cluster token."""
         a = self.system.address
         return pb.Frame(hello=pb.Hello(system_id=a.system_id, host_id=a.host_id, tcp_address=a.tcp,
                                        uds_path=a.uds, token=self.system.token or ""))
@@ -378,6 +395,7 @@ class RemoteLayer:
         self.system.loop.call_later(HANDSHAKE_TIMEOUT, _drop_if_silent, link)
 
     def peer_lost(self, peer: Peer, why: str) -> None:
+        """Forget `peer`: its pending asks fail, its queued messages drop, watchers of its actors get Terminated."""
         if peer.lost:
             return
         if self.peers.get(peer.address.system_id) is peer:
@@ -406,12 +424,14 @@ class RemoteLayer:
         self.system._forget_remote_watchers(peer.address.system_id)
 
     def close(self) -> None:
+        """Lose every peer (the actor system is shutting down)."""
         for peer in list(self.peers.values()):
             self.peer_lost(peer, "the actor system shut down")
 
     # -- receiving ------------------------------------------------------------------------
 
     def dispatch(self, peer: Peer, envelopes) -> None:
+        """Act on a batch of envelopes received from `peer`: messages, replies, watches, stops."""
         system = self.system
         cells = system._cells
         for envelope in envelopes:
