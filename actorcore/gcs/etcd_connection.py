@@ -19,6 +19,7 @@ credentials raise `EtcdAuthError` at once, naming the user and what to change.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -39,7 +40,7 @@ from .etcd_errors import (
     status_code,
 )
 
-__all__ = ["AUTH_KEYS", "DEFAULT_PORT", "EndpointClient", "EtcdConnection", "parse_endpoints", "probe"]
+__all__ = ["AUTH_KEYS", "DEFAULT_PORT", "EndpointClient", "EtcdConnection", "parse_endpoints", "probe", "within"]
 
 log = get_logger(__name__)
 
@@ -49,6 +50,22 @@ DEFAULT_PORT = 2379
 
 AUTH_KEYS = ("user", "password", "ca", "cert", "key")
 """The keys of ``auth``: etcd user and password; CA bundle, client certificate and key (PEM files)."""
+
+
+if sys.version_info >= (3, 11):
+    async def within(seconds: float, awaitable: Awaitable[T]) -> T:
+        """``await awaitable``, raising TimeoutError after ``seconds``. Unlike ``asyncio.wait_for``
+        before Python 3.12 (which runs it as a task of its own), a cancellation of the caller that
+        arrives as the awaitable completes is not lost: stopping a keepalive or a watch relies on it."""
+        async with asyncio.timeout(seconds):
+            return await awaitable
+else:
+    async def within(seconds: float, awaitable: Awaitable[T]) -> T:
+        """``await awaitable``, raising TimeoutError after ``seconds`` (Python 3.10 has no
+        ``asyncio.timeout``: a cancellation can be lost here, so the callers that are stopped by
+        one also check their own stop state)."""
+        return await asyncio.wait_for(awaitable, seconds)
+
 
 _CHANNEL_OPTIONS = {
     # gRPC's default reconnect backoff grows to 120 s; etcd restarts must be noticed fast.
@@ -134,7 +151,7 @@ class EndpointClient(aetcd.Client):
         if self._connected.is_set():
             return
         if self._is_connecting:
-            await asyncio.wait_for(self._connected.wait(), self._connect_wait_timeout)
+            await within(self._connect_wait_timeout, self._connected.wait())
             return
         self._is_connecting = True
         try:
@@ -250,8 +267,7 @@ class EtcdConnection:
                     index, client = self.current()
                     remaining = started + deadline - loop.time()
                     try:
-                        return await asyncio.wait_for(
-                            op(client), max(min(self.request_timeout, remaining), 0.05))
+                        return await within(max(min(self.request_timeout, remaining), 0.05), op(client))
                     except Exception as e:
                         if is_transient(e):
                             self.failed(index)

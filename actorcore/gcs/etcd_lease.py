@@ -77,6 +77,7 @@ class Lease:
         log.debug("lease revoked", lease=f"{self.id:x}")
 
     async def _keepalive(self) -> None:
+        this = asyncio.current_task()
         interval = max(self.ttl / 3, 0.1)
         delay = interval
         while True:
@@ -85,11 +86,15 @@ class Lease:
                 reply = await self._connection.call(
                     f"refresh lease {self.id:x}", lambda c: c.refresh_lease(self.id))
             except (EtcdUnavailableError, EtcdAuthError, aetcd.exceptions.ClientError) as e:
+                if self._task is not this:
+                    return
                 # Keep trying for as long as etcd may still hold the lease.
                 log.warning("lease keepalive failed, retrying", lease=f"{self.id:x}",
                             error=describe(e))
                 delay = min(interval, 0.5)
                 continue
+            if self._task is not this:  # stopped while refreshing (its cancellation may have been lost)
+                return
             if reply is None:
                 delay = min(interval, 0.5)
                 continue

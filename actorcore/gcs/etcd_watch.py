@@ -22,7 +22,7 @@ from aetcd import rpc
 from aetcd.utils import prefix_range_end
 
 from .._logging import get_logger
-from .etcd_connection import EtcdConnection
+from .etcd_connection import EtcdConnection, within
 from .etcd_errors import (
     WatchCompactedError,
     as_client_error,
@@ -97,6 +97,8 @@ class Watch:
                 raise StopAsyncIteration
             if self._call is None:
                 await self._open()
+                if self._call is None:  # closed while opening
+                    continue
             call = self._call
             try:
                 response = await call.read()
@@ -182,7 +184,7 @@ class Watch:
         )
         try:
             await call.write(rpc.WatchRequest(create_request=request))
-            response = await asyncio.wait_for(call.read(), self._connection.request_timeout)
+            response = await within(self._connection.request_timeout, call.read())
         except Exception as e:
             call.cancel()
             if _is_broken_write(e):
@@ -196,6 +198,9 @@ class Watch:
         if response is grpc.aio.EOF or not response.created:
             call.cancel()
             raise aetcd.exceptions.ConnectionFailedError("watch stream ended while opening")
+        if self._closed:  # closed while opening: keep no stream
+            call.cancel()
+            return
         if self._next_revision is None:
             self._next_revision = response.header.revision + 1
         self._call = call

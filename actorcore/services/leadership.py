@@ -67,8 +67,12 @@ class Leadership:
                 self.lease = await self.etcd.lease(self.ttl, on_lost=self._on_lost)
                 await self.etcd.put(standby_prefix(self.cluster) + f"{self.lease.id:x}",
                                     json.dumps(self.identity).encode(), lease=self.lease)
+                if stop.is_set():  # told to stop meanwhile: never claim the services now
+                    break
             value = json.dumps({**self.identity, "lease": f"{self.lease.id:x}", "since": time.time()}).encode()
             if await self.etcd.create_if_absent(leader_key(self.cluster), value, lease=self.lease):
+                if stop.is_set():  # told to stop while claiming: release() gives the key back untouched
+                    return False
                 await self.etcd.delete(standby_prefix(self.cluster) + f"{self.lease.id:x}")
                 self.lost.clear()
                 self.leading = True
@@ -103,6 +107,8 @@ class Leadership:
                     event = asyncio.ensure_future(watch.__anext__())
                     await asyncio.wait([event, stopped], return_when=asyncio.FIRST_COMPLETED)
                     if not event.done():
+                        # Closed, the watch ends its read even if the cancellation is lost.
+                        await watch.aclose()
                         event.cancel()
                         await asyncio.gather(event, return_exceptions=True)
                         return

@@ -120,6 +120,38 @@ async def test_revoke_deletes_at_once(etcd):
     await lease.revoke()  # revoking twice is fine
 
 
+
+@pytest.mark.timeout(20)
+async def test_a_stop_that_lands_as_a_refresh_answers_still_ends_the_keepalive(etcd):
+    """stop_keepalive called in the instant a refresh's reply arrives (the keepalive task not yet
+    resumed) ends the keepalive. A timeout that wraps the call in a task of its own (wait_for
+    before Python 3.12) swallows that cancellation: the task refreshed for ever and the stop
+    never returned, so a daemon hung on SIGTERM."""
+    lease = await etcd.lease(1)  # refreshed every 1/3 s
+    connection, stops, stopping = lease._connection, [], asyncio.Event()
+
+    class StopAsTheRefreshAnswers:  # the real connection; the stop starts as the refresh's op returns
+        async def call(self, what, op, **kwargs):
+            async def op_then_stop(client):
+                result = await op(client)
+                if what.startswith("refresh") and not stops:
+                    stops.append(asyncio.get_running_loop().create_task(lease.stop_keepalive()))
+                    stopping.set()
+                return result
+            return await connection.call(what, op_then_stop, **kwargs)
+
+    lease._connection = StopAsTheRefreshAnswers()
+    keepalive = lease._task
+    try:
+        await asyncio.wait_for(stopping.wait(), timeout=5)
+        await asyncio.wait([stops[0]], timeout=5)
+        assert stops[0].done() and keepalive.done(), "the keepalive went on after stop_keepalive"
+    finally:
+        while not keepalive.done():  # without the fix: end the runaway keepalive
+            keepalive.cancel()
+            await asyncio.wait([keepalive], timeout=0.5)
+    await lease.revoke()
+
 @pytest.mark.timeout(20)
 async def test_on_lost_runs_when_etcd_drops_the_lease(etcd_server, etcd):
     lost = asyncio.Event()
