@@ -11,6 +11,7 @@ import pytest
 from actorcore.gcs.etcd_client import EtcdClient
 from actorcore.gcs.etcd_server import EtcdServer
 from actorcore.services.leadership import Leadership, leader_key, standby_prefix
+from actorcore.testing import async_wait_until
 
 CLUSTER = "test"
 
@@ -45,12 +46,7 @@ async def test_a_standby_told_to_stop_while_it_watches_stops_and_leaves_no_key(e
     await etcd.put(leader_key(CLUSTER), json.dumps({"pid": 1}).encode(), lease=other)
     leadership, stop = Leadership(etcd, CLUSTER, 2, "spec.toml"), asyncio.Event()
     campaign = asyncio.ensure_future(leadership.campaign(stop))
-
-    async def standing_by() -> None:
-        while not await etcd.get_prefix(standby_prefix(CLUSTER)):
-            await asyncio.sleep(0.02)
-
-    await asyncio.wait_for(standing_by(), 10)
+    await async_wait_until(lambda: etcd.get_prefix(standby_prefix(CLUSTER)), 10, "the standby key")
     stop.set()
     assert await asyncio.wait_for(campaign, 10) is False
     await leadership.release()
