@@ -47,16 +47,20 @@ class NodeProcess:
         """The node process's pid."""
         return self.process.pid
 
-    def wait_ready(self, timeout: float | None, exit_timeout: float = 10.0) -> NodeEndpoints:
+    def wait_ready(self, timeout: float | None, exit_timeout: float = 10.0, *,
+                   wake_fd: int | None = None) -> NodeEndpoints:
         """The endpoints the node reports once its actors run (waiting at most `timeout`
         seconds; None: as long as it takes). Raise `NodeStartError` if it reports none: it
         timed out, or it closed the pipe without a line (then it is exiting: wait up to
-        `exit_timeout` seconds for its exit code), or it wrote something else."""
+        `exit_timeout` seconds for its exit code), or it wrote something else, or `wake_fd`
+        became readable first (the caller's signal wake-up fd: the caller knows why)."""
         try:
-            line = read_line(self._ready_fd, timeout)
+            line = read_line(self._ready_fd, timeout, wake_fd)
         finally:
             self.close()
         if line is None:
+            if wake_fd is not None and _readable(wake_fd):
+                raise NodeStartError("the wait for the node to report ready was interrupted")
             raise NodeStartError(f"the node did not report ready within {timeout:g} s")
         if not line:
             why = "the node closed its ready pipe without reporting ready"
@@ -111,19 +115,26 @@ def launch(config: NodeConfig, *, token: str, etcd_auth: dict | None = None, out
     return NodeProcess(process, config, read_fd)
 
 
-def read_line(fd: int, timeout: float | None) -> str | None:
+def read_line(fd: int, timeout: float | None, wake_fd: int | None = None) -> str | None:
     """The first line written to `fd` within `timeout` seconds (None: no limit): '' at EOF
-    without one, None on timeout."""
+    without one, None on timeout, or as soon as `wake_fd` (if given) is readable."""
     deadline = None if timeout is None else time.monotonic() + timeout
+    watched = [fd] if wake_fd is None else [fd, wake_fd]
     data = b""
     while b"\n" not in data:
         remaining = None if deadline is None else deadline - time.monotonic()
         if remaining is not None and remaining <= 0:
             return None
-        readable, _, _ = select.select([fd], [], [], remaining)
+        readable, _, _ = select.select(watched, [], [], remaining)
+        if wake_fd in readable:
+            return None
         if readable:
             chunk = os.read(fd, 65536)
             if not chunk:
                 break
             data += chunk
     return data.split(b"\n", 1)[0].decode(errors="replace") if b"\n" in data else ""
+
+
+def _readable(fd: int) -> bool:
+    return bool(select.select([fd], [], [], 0)[0])

@@ -33,6 +33,7 @@ from ..env import DEFAULT_LEASE_TTL, MIN_LEASE_TTL, TOKEN_ENV
 from ..node_config import EtcdToStart, NodeConfig
 from ..node_launcher import NodeProcess, NodeStartError, launch
 from . import common, stop
+from .interrupt import Interrupted, Interruptible
 from .local_nodes import forget_node, forget_stopped_nodes, kill, node_running
 
 __all__ = ["READY_TIMEOUT", "add_start"]
@@ -128,23 +129,17 @@ def _hosts(endpoints: str) -> list[str]:
     return [item.rpartition(":")[0] for item in endpoints.split(",")]
 
 
-def _interrupted(signum, _frame) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def _start(args: argparse.Namespace) -> int:
-    # SIGTERM while a node starts stops it, as Ctrl-C does (see _spawn_node).
-    previous = signal.signal(signal.SIGTERM, _interrupted)
-    try:
-        return _start_node(args)
-    except KeyboardInterrupt:
-        print("actorcore start: interrupted; the node being started was stopped", file=sys.stderr)
-        return 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    # SIGTERM or Ctrl-C while a node starts stops it (see _spawn_node).
+    with Interruptible() as interrupt:
+        try:
+            return _start_node(args, interrupt)
+        except Interrupted:
+            print("actorcore start: interrupted; the node being started was stopped", file=sys.stderr)
+            return 130
 
 
-def _start_node(args: argparse.Namespace) -> int:
+def _start_node(args: argparse.Namespace, interrupt: Interruptible) -> int:
     parser = args.parser
     _check_start_args(args, parser)
     auth = common.etcd_auth(args, parser)
@@ -186,6 +181,7 @@ def _start_node(args: argparse.Namespace) -> int:
 
     if external:
         problem = _check_etcd(etcd, auth)
+        interrupt.check()
         if problem:
             return common.fail("start", problem)
 
@@ -205,7 +201,8 @@ def _start_node(args: argparse.Namespace) -> int:
     )
 
     log_path = None if args.block else files.logs_dir() / f"node-{node_id}.log"
-    node, failed = _spawn_node(config, token, auth, log_path)
+    interrupt.check()
+    node, failed = _spawn_node(config, token, auth, log_path, interrupt)
     if failed:
         if start_etcd is not None:
             shutil.rmtree(start_etcd.data_dir, ignore_errors=True)
@@ -225,7 +222,7 @@ def _start_node(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     if not args.block:
         return 0
-    return _block(node.process, record)
+    return _block(node.process, record, interrupt.signum)
 
 
 def _port_taken(host: str, port: int) -> str | None:
@@ -258,10 +255,11 @@ def _check_etcd(endpoints: str, auth: dict | None) -> str | None:
     return None
 
 
-def _spawn_node(config: NodeConfig, token: str, auth: dict | None,
-                log_path: Path | None) -> tuple[NodeProcess, str | None]:
+def _spawn_node(config: NodeConfig, token: str, auth: dict | None, log_path: Path | None,
+                interrupt: Interruptible) -> tuple[NodeProcess, str | None]:
     """Start the node process and wait until it is ready and registered in etcd; return it and
-    None, or, if it failed, what went wrong (having stopped it and removed what it left)."""
+    None, or, if it failed, what went wrong (having stopped it and removed what it left). If a
+    signal comes meanwhile, stop the node, remove what it left and raise `Interrupted`."""
     from ..objects import cleanup_session
 
     deadline = time.monotonic() + READY_TIMEOUT
@@ -272,11 +270,12 @@ def _spawn_node(config: NodeConfig, token: str, auth: dict | None,
     exit_noted = False
     try:
         try:
-            node.wait_ready(READY_TIMEOUT, exit_timeout=stop.STOP_TIMEOUT)
-            why = _wait_registered(node.process, config, auth, deadline)
+            node.wait_ready(READY_TIMEOUT, exit_timeout=stop.STOP_TIMEOUT, wake_fd=interrupt.fd)
+            why = _wait_registered(node.process, config, auth, deadline, interrupt)
         except NodeStartError as error:
             why, exit_noted = str(error), error.exit_code is not None
-    except BaseException:  # Ctrl-C (or SIGTERM, see _start): leave no node behind unrecorded
+        interrupt.check()
+    except BaseException:  # Interrupted among them: leave no node behind unrecorded
         _terminate(node.process)
         cleanup_session(config.node_id)
         raise
@@ -292,10 +291,12 @@ def _spawn_node(config: NodeConfig, token: str, auth: dict | None,
     return node, f"{why}; its log {log_path} ends with:\n{_tail(log_path)}"
 
 
-def _wait_registered(node: subprocess.Popen, config: NodeConfig, auth: dict | None, deadline: float) -> str | None:
+def _wait_registered(node: subprocess.Popen, config: NodeConfig, auth: dict | None, deadline: float,
+                     interrupt: Interruptible) -> str | None:
     """Wait until the node's record is in etcd (``nodes/<node_id>``); None once it is, else why not.
     A node reports ready before it registers (and may report it although its etcd is failing):
-    this is what tells a working node. It gives up at once when the node exits."""
+    this is what tells a working node. It gives up at once when the node exits, and raises
+    `Interrupted` soon (within a second) after a signal."""
     import asyncio
 
     from ..gcs import schema
@@ -308,6 +309,7 @@ def _wait_registered(node: subprocess.Popen, config: NodeConfig, auth: dict | No
         client = None
         try:
             while True:
+                interrupt.check()
                 if node.poll() is not None:
                     return "the node exited before it registered in etcd"
                 if client is None:
@@ -403,9 +405,10 @@ def _join_banner(node_id, pid, address, log_path, node_ip, config: NodeConfig) -
     return "\n".join(lines)
 
 
-def _block(node: subprocess.Popen, record: dict) -> int:
+def _block(node: subprocess.Popen, record: dict, pending: int | None) -> int:
     """Wait in the foreground for the node; forward SIGTERM and SIGINT to it (and SIGHUP, when
-    the terminal goes away, as SIGTERM)."""
+    the terminal goes away, as SIGTERM), and first the signal `pending`, if one came after the
+    node had started."""
     forwarded = []
 
     def forward(signum, _frame) -> None:
@@ -418,6 +421,8 @@ def _block(node: subprocess.Popen, record: dict) -> int:
     signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
     previous = {signum: signal.signal(signum, forward) for signum in signals}
     try:
+        if pending is not None:
+            forward(pending, None)
         print("The node runs in the foreground (--block): SIGTERM or Ctrl-C stops it.", flush=True)
         code = node.wait()
     finally:

@@ -157,7 +157,8 @@ def test_a_head_whose_etcd_cannot_start_fails_with_its_log(home, monkeypatch):
     wait_until(lambda: not processes_of(home), 30, "the cluster's processes to end", details=lambda: processes_of(home))
 
 
-def test_sigterm_while_a_node_starts_stops_it(home, monkeypatch, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_while_a_node_starts_stops_it(home, monkeypatch, tmp_path, signum):
     # An "etcd" that never becomes healthy: the node waits for it (10 s), the CLI for the node.
     fake = tmp_path / "etcd"
     fake.write_text('#!/bin/sh\ncase "$1" in --version) echo "etcd Version: 3.6.0"; exit 0;; esac\nexec sleep 120\n')
@@ -168,7 +169,7 @@ def test_sigterm_while_a_node_starts_stops_it(home, monkeypatch, tmp_path):
     try:
         wait_until(lambda: any(b"sleep" in _cmdline(pid) for pid in processes_of(home)), 30,
                    "the fake etcd (a sleep) to start")
-        cli.send_signal(signal.SIGTERM)
+        cli.send_signal(signum)
         assert cli.wait(30) == 130
         assert "interrupted; the node being started was stopped" in cli.stderr.read()
     finally:
