@@ -51,7 +51,7 @@ def test_the_previous_handlers_and_wakeup_fd_come_back():
             fd = interrupt.fd
         assert {s: signal.getsignal(s) for s in Interruptible.SIGNALS} == before
         assert signal.set_wakeup_fd(write_fd) == write_fd
-        with pytest.raises(OSError):
+        with pytest.raises(OSError, match="Bad file descriptor"):
             os.fstat(fd)  # its pipe is closed
     finally:
         signal.set_wakeup_fd(previous_wakeup)
