@@ -25,6 +25,11 @@ or a given persistent one. Choices:
   forked children of this process close their inherited copy of the pipe, and etcd gets
   PR_SET_PDEATHSIG from the keeper. etcd's stderr goes to an unlinked temp file that is
   quoted when a start fails.
+- TLS (``tls={"ca", "cert", "key"}``, PEM files): etcd then serves its clients over TLS
+  only and requires a client certificate signed by ``ca`` (``--client-cert-auth``): an
+  anonymous read or write is refused. Readiness is then asked of a second, loopback-only
+  plain HTTP listener that serves ``/health`` and metrics, never keys
+  (``--listen-metrics-urls``).
 - `restart`, `interrupt` and `resume` stop and start the etcd process on the same ports and
   data dir, for tests of reconnection and outages.
 
@@ -132,7 +137,7 @@ def _free_port() -> int:
 
 
 def _healthy(port: int) -> bool:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=0.5)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=0.5)  # plain HTTP: the health port
     try:
         conn.request("GET", "/health")
         response = conn.getresponse()
@@ -166,8 +171,12 @@ class EtcdServer:
         binary: str | None = None,
         ready_timeout: float = 10.0,
         host: str = "127.0.0.1",
+        tls: dict[str, str] | None = None,
     ):
+        if tls is not None and set(tls) != {"ca", "cert", "key"}:
+            raise ValueError(f"tls needs exactly the PEM files ca, cert and key; got {sorted(tls)}")
         self._host = host
+        self._tls = dict(tls) if tls else None
         self._persistent_dir = os.fspath(data_dir) if data_dir is not None else None
         self._requested_port = client_port
         self._binary = binary
@@ -180,6 +189,7 @@ class EtcdServer:
         self._data_dir: str | None = None
         self._client_port: int | None = None
         self._peer_port: int | None = None
+        self._health_port: int | None = None
         self._pid: int | None = None
         self.ready_seconds: float | None = None
         """How long the last start or restart took until etcd was healthy."""
@@ -206,8 +216,17 @@ class EtcdServer:
 
     @property
     def client_url(self) -> str:
-        """:attr:`endpoint` as a URL: ``http://host:port``."""
-        return f"http://{self.endpoint}"
+        """:attr:`endpoint` as a URL: ``http://host:port`` (``https`` with TLS)."""
+        return f"{self._scheme}://{self.endpoint}"
+
+    @property
+    def tls(self) -> dict[str, str] | None:
+        """The PEM files etcd serves TLS with and checks client certificates against (None: plain)."""
+        return dict(self._tls) if self._tls else None
+
+    @property
+    def _scheme(self) -> str:
+        return "https" if self._tls else "http"
 
     @property
     def port(self) -> int:
@@ -344,8 +363,9 @@ class EtcdServer:
             self._data_dir = tempfile.mkdtemp(prefix="actorcore-etcd-")
         self._client_port = self._requested_port or _free_port()
         self._peer_port = _free_port()
-        client = f"http://{self._host}:{self._client_port}"
-        listen = client if self._host == "127.0.0.1" else f"{client},http://127.0.0.1:{self._client_port}"
+        scheme = self._scheme
+        client = f"{scheme}://{self._host}:{self._client_port}"
+        listen = client if self._host == "127.0.0.1" else f"{client},{scheme}://127.0.0.1:{self._client_port}"
         peer = f"http://127.0.0.1:{self._peer_port}"
         etcd_cmd = [
             self.binary,
@@ -363,6 +383,17 @@ class EtcdServer:
             "--logger=zap",
             "--log-level=error",
         ]
+        if self._tls:
+            self._health_port = _free_port()
+            etcd_cmd += [
+                f"--cert-file={self._tls['cert']}",
+                f"--key-file={self._tls['key']}",
+                f"--trusted-ca-file={self._tls['ca']}",
+                "--client-cert-auth",
+                f"--listen-metrics-urls=http://127.0.0.1:{self._health_port}",
+            ]
+        else:
+            self._health_port = self._client_port
         keeper_cmd = [sys.executable, "-I", "-S", _KEEPER]
         if self._persistent_dir is None:
             etcd_cmd.append("--unsafe-no-fsync")
@@ -390,7 +421,7 @@ class EtcdServer:
                 elif self._pid is not None or not message.startswith(("exited", "stopped")):
                     # Before the new pid line these are about the etcd a restart replaced.
                     raise EtcdStartError(self._failure(f"etcd {message} during startup"))
-            if self._pid is not None and _healthy(self._client_port):
+            if self._pid is not None and _healthy(self._health_port):
                 self.ready_seconds = time.monotonic() - started
                 return
             if time.monotonic() > deadline:
@@ -440,7 +471,7 @@ class EtcdServer:
         if self._stderr_file is not None:
             self._stderr_file.close()
             self._stderr_file = None
-        self._pid = self._client_port = self._peer_port = None
+        self._pid = self._client_port = self._peer_port = self._health_port = None
 
     def _forget_in_forked_child(self) -> None:
         keeper, self._keeper = self._keeper, None
