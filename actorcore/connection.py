@@ -73,11 +73,12 @@ class ClusterConnection:
         if not nodes:
             raise ConnectionError(f"the actorcore cluster at {address} has no live node; start one with "
                                   "`actorcore start --head` (or `--address` to join)")
-        here = [n for n in nodes if n.get("host_id", "").startswith(kernel_address.MACHINE_ID + "/")]
+        here = [n for n in nodes if _runs_here(n)]
         if not here:
             raise ConnectionError(
-                f"no node of the cluster at {address} runs on this machine; start one here with "
-                f"`actorcore start --address {address}` and call init() again"
+                f"no node of the cluster at {address} runs on this host (a driver uses a node of its own "
+                "host, one whose Unix socket it can see: same machine, same network namespace); start one "
+                f"here with `actorcore start --address {address}` and call init() again"
             )
         node = min(here, key=lambda n: (not n.get("head"), n.get("start_time", 0)))
         kernel_address.set_host_id(node["host_id"])
@@ -94,6 +95,19 @@ class ClusterConnection:
         if self.system is not None:
             self.system.shutdown_sync()
         kernel_address.set_host_id(None)
+
+
+def _runs_here(record: dict) -> bool:
+    """Whether the node of `record` runs on this host: its actor system's Unix socket, named
+    after a random id, is open here (a hostname or machine-id may be cloned; that cannot)."""
+    from .kernel import address as kernel_address
+    from .kernel.ref import parse_uri
+
+    try:
+        node_address, _ = parse_uri(record["uris"]["node"])
+    except (KeyError, TypeError, ValueError):
+        return False
+    return kernel_address.listening_here(node_address.uds)
 
 
 async def _read_cluster(address: str, cluster: str, auth: dict | None):

@@ -41,6 +41,22 @@ def set_host_id(value: str | None) -> None:
     HOST_ID = value or MACHINE_ID
 
 
+def listening_here(uds: str) -> bool:
+    """Whether the Unix socket `uds` is open on this host: the proof that an actor system runs
+    here, which a cloned machine-id or hostname cannot fake. On Linux an abstract socket is
+    looked up in this network namespace's socket table (``/proc/net/unix``), without connecting."""
+    if not uds:
+        return False
+    if uds.startswith("\0"):
+        suffix = " @" + uds[1:]
+        try:
+            with open("/proc/net/unix") as table:
+                return any(line.rstrip("\n").endswith(suffix) for line in table)
+        except OSError:
+            return False
+    return os.path.exists(uds)
+
+
 def new_system_id() -> str:
     """A fresh id for an actor system: this process's pid and a random suffix."""
     return f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
