@@ -2,7 +2,9 @@
 
 | file | holds | written by |
 |---|---|---|
-| ``token`` | the cluster token (mode 0600) | ``actorcore start --head`` |
+| ``token`` | the cluster token (mode 0600) | ``actorcore start --head``; ``start --credentials`` |
+| ``credentials.json`` | the cluster's credentials (mode 0600; see `actorcore.credentials`) | ``start --head``; ``start --credentials`` |
+| ``tls/`` | the credentials' CA, certificate and key as PEM files, for etcd and its clients | the same |
 | ``cluster.json`` | ``{"address", "cluster", "head_node_id", "etcd_auth"}`` (mode 0600: it may hold the etcd password) | ``start --head``; ``start --address`` if there is none |
 | ``nodes/<node_id>.json`` | ``{"node_id", "pid", "head", "etcd", "log", "cluster", "node_ip", "started"}`` | ``start``, for ``stop`` |
 | ``logs/`` | the nodes' output (``node-<node_id>.log``) | the nodes |
@@ -32,6 +34,7 @@ __all__ = [
     "TokenNotFoundError",
     "cluster_at",
     "cluster_info_path",
+    "credentials_path",
     "etcd_data_dir",
     "home",
     "logs_dir",
@@ -42,6 +45,7 @@ __all__ = [
     "read_token",
     "remove_cluster_info",
     "remove_node_file",
+    "tls_dir",
     "token_path",
     "write_cluster_info",
     "write_node_file",
@@ -84,6 +88,16 @@ def etcd_data_dir() -> Path:
 def token_path() -> Path:
     """``home()/token``: the cluster token of this machine."""
     return home() / "token"
+
+
+def credentials_path() -> Path:
+    """``home()/credentials.json``: the credentials of the cluster of this machine."""
+    return home() / "credentials.json"
+
+
+def tls_dir() -> Path:
+    """``home()/tls``: the PEM files of those credentials, for what takes files (etcd)."""
+    return home() / "tls"
 
 
 def cluster_info_path() -> Path:

@@ -26,6 +26,7 @@ class EtcdToStart:
     port: int
     data_dir: str
     host: str = "127.0.0.1"
+    tls: dict[str, str] | None = None  # {"ca", "cert", "key"} PEM files: TLS and client certificates
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,8 @@ import uuid
 from pathlib import Path
 
 from .. import cluster_files as files
-from ..env import DEFAULT_LEASE_TTL, MIN_LEASE_TTL, TOKEN_ENV
+from ..credentials import Credentials, CredentialsError, make_credentials
+from ..env import DEFAULT_LEASE_TTL, MIN_LEASE_TTL
 from ..node_config import EtcdToStart, NodeConfig
 from ..node_launcher import NodeProcess, NodeStartError, launch
 from . import common, stop
@@ -69,9 +70,13 @@ def add_start(subparsers) -> None:
                          help="GPUs of this node (default 0)")
     command.add_argument("--resources", type=common.resources, metavar="JSON", default={},
                          help='custom resources of this node, e.g. \'{"disk": 2}\'')
+    command.add_argument("--credentials", type=common.existing_file, metavar="PATH",
+                         help="join: the cluster's credentials file, made by `start --head` (its etcd "
+                              "accepts no one else)")
     command.add_argument("--token-file", type=common.existing_file, metavar="PATH",
-                         help="join: the cluster's token file (default: $ACTORCORE_TOKEN, else the "
-                              "token file of this machine)")
+                         help="join a cluster whose etcd is an existing one (--etcd at its head): the "
+                              "cluster's token file (default: $ACTORCORE_TOKEN, else the token file of "
+                              "this machine)")
     command.add_argument("--object-replicas", type=common.replicas, metavar="K",
                          help="head: copies of each large object kept on distinct nodes (default 1)")
     command.add_argument("--lease-ttl", type=common.lease_ttl, metavar="SECONDS",
@@ -89,14 +94,15 @@ def _check_start_args(args: argparse.Namespace, parser: argparse.ArgumentParser)
             if getattr(args, flag) is not None:
                 parser.error(f"argument --{flag.replace('_', '-')}: only for the head node (start --head)")
     else:
-        if args.token_file:
-            parser.error("argument --token-file: only when joining (start --address); "
-                         "start --head makes a new token")
+        for flag in ("token_file", "credentials"):
+            if getattr(args, flag):
+                parser.error(f"argument --{flag.replace('_', '-')}: only when joining (start --address); "
+                             "start --head makes new credentials")
         if args.etcd and args.port is not None:
             parser.error("argument --port: the port of the etcd the head starts; with --etcd there is none")
         if not args.etcd and (args.etcd_user or args.etcd_password or args.etcd_ca or args.etcd_cert):
             parser.error("argument --etcd-user/--etcd-password/--etcd-ca/--etcd-cert: only with --etcd "
-                         "(the etcd the head starts itself has no authentication)")
+                         "(the etcd the head starts itself takes the cluster's credentials)")
 
 
 def _is_loopback(host: str) -> bool:
@@ -166,18 +172,31 @@ def _start_node(args: argparse.Namespace, interrupt: Interruptible) -> int:
                 return common.fail("start", f"cannot start etcd on {etcd}: {taken}. Another cluster's etcd? "
                                             "Stop it (`actorcore stop`) or pass another --port.")
         cluster = "default"
+        credentials = make_credentials(cluster, etcd, token, hosts=[node_ip])
+        if not external:
+            auth = credentials.tls_files(files.tls_dir())
     else:
-        try:
-            token = files.read_token(args.token_file)
-        except OSError as e:  # TokenNotFoundError among them
-            return common.fail("start", str(e))
         etcd = args.address
         external = True
         hosts = _hosts(etcd)
         node_ip = args.node_ip_address or (
             "127.0.0.1" if all(map(_is_loopback, hosts)) else _ip_towards(hosts[0]))
         cluster, recorded_auth = files.cluster_at(etcd)
-        auth = recorded_auth if auth is None else auth
+        given_auth, auth = auth, recorded_auth if auth is None else auth
+        credentials = None
+        if args.credentials:
+            try:
+                credentials = Credentials.load(args.credentials)
+            except CredentialsError as e:
+                return common.fail("start", str(e))
+            token, cluster = credentials.token, credentials.cluster
+            if given_auth is None:  # the etcd a head runs: the credentials' certificate
+                auth = credentials.tls_files(files.tls_dir())
+        else:
+            try:
+                token = files.read_token(args.token_file)
+            except OSError as e:  # TokenNotFoundError among them
+                return common.fail("start", str(e))
 
     if external:
         problem = _check_etcd(etcd, auth)
@@ -190,7 +209,7 @@ def _start_node(args: argparse.Namespace, interrupt: Interruptible) -> int:
     if args.head and not external:
         # A new head is a new cluster (a new token): nothing of a former one's etcd data is kept.
         shutil.rmtree(files.etcd_data_dir(), ignore_errors=True)
-        start_etcd = EtcdToStart(port, str(files.etcd_data_dir()), node_ip)
+        start_etcd = EtcdToStart(port, str(files.etcd_data_dir()), node_ip, tls=auth)
     config = NodeConfig(
         node_id=node_id, etcd=etcd, cluster_mode=True, cluster=cluster, head=args.head, node_ip=node_ip,
         num_cpus=args.num_cpus if args.num_cpus is not None else float(os.cpu_count() or 1),
@@ -206,18 +225,24 @@ def _start_node(args: argparse.Namespace, interrupt: Interruptible) -> int:
     if failed:
         if start_etcd is not None:
             shutil.rmtree(start_etcd.data_dir, ignore_errors=True)
+        if args.head:
+            shutil.rmtree(files.tls_dir(), ignore_errors=True)
         return common.fail("start", failed)
     record = {"node_id": node_id, "pid": node.pid, "head": args.head, "etcd": etcd,
               "log": str(log_path) if log_path else None, "cluster": cluster, "node_ip": node_ip,
               "started": time.time()}
     files.write_node_file(record)
     if args.head:
-        token_file = files.write_token(token)
+        files.write_token(token)
+        credentials_file = credentials.save(files.credentials_path())
         files.write_cluster_info({"address": etcd, "cluster": cluster, "head_node_id": node_id, "etcd_auth": auth})
-        print(_head_banner(node_id, node.pid, etcd, external, token_file, log_path, node_ip, config))
+        print(_head_banner(node_id, node.pid, etcd, external, credentials_file, log_path, node_ip, config))
     else:
         if files.read_cluster_info() is None:
             files.write_cluster_info({"address": etcd, "cluster": cluster, "head_node_id": None, "etcd_auth": auth})
+            if credentials is not None:  # what a driver on this machine needs
+                files.write_token(token)
+                credentials.save(files.credentials_path())
         print(_join_banner(node_id, node.pid, etcd, log_path, node_ip, config))
     sys.stdout.flush()
     if not args.block:
@@ -363,27 +388,27 @@ def _resources_text(config: NodeConfig) -> str:
     return ", ".join(f"{name} {quantity:g}" for name, quantity in resources.items() if quantity or name == "CPU")
 
 
-def _head_banner(node_id, pid, address, external, token_file, log_path, node_ip, config: NodeConfig) -> str:
+def _head_banner(node_id, pid, address, external, credentials_file, log_path, node_ip, config: NodeConfig) -> str:
     etcd_line = (f"{address} (an existing etcd, --etcd)" if external
                  else f"{address}, run by the head node (data in {files.etcd_data_dir()})")
     lines = [
         f"Started the head node {node_id} (pid {pid}) of a new actorcore cluster.",
         f"  etcd (the GCS):   {etcd_line}",
         f"  node resources:   {_resources_text(config)}",
-        f"  cluster token:    {token_file} (mode 0600; every node and driver needs it, keep it secret)",
+        f"  credentials:      {credentials_file} (mode 0600; every node needs it: keep it secret)",
     ]
     if log_path is not None:
         lines.append(f"  node log:         {log_path}")
     lines += [
         "",
-        "To add a node, run on its machine (another machine needs a copy of the token file):",
-        f"    actorcore start --address {address} --token-file {token_file}",
+        "To add a node, run on its machine (another machine needs a copy of the credentials file):",
+        f"    actorcore start --address {address} --credentials {credentials_file}",
         "",
         "To connect a driver:",
         "    import actorcore",
         f'    actorcore.init(address="{address}")',
-        ('  (address="auto" works on this machine; a driver on another machine needs the token too: '
-         f"copy the token file to ~/.actorcore/token there, or set ${TOKEN_ENV})"),
+        ('  (address="auto" works on this machine; a driver on another machine runs where a node '
+         "was started with the credentials)"),
         "",
         "To stop the nodes started on this machine:",
         "    actorcore stop",

@@ -31,17 +31,18 @@ class EtcdDied(RuntimeError):
 class EtcdHost(Actor):
     """Runs the cluster's etcd on a head node and starts it again when it exits."""
 
-    def __init__(self, port: int, data_dir: str, host: str = "127.0.0.1") -> None:
+    def __init__(self, port: int, data_dir: str, host: str = "127.0.0.1", tls: dict[str, str] | None = None) -> None:
         self.port = port
         self.data_dir = data_dir
         self.host = host
+        self.tls = tls
         self.server = None
         self.checker: asyncio.Task | None = None
 
     async def pre_start(self) -> None:
         from ..gcs import EtcdServer
 
-        self.server = EtcdServer(data_dir=self.data_dir, client_port=self.port, host=self.host)
+        self.server = EtcdServer(data_dir=self.data_dir, client_port=self.port, host=self.host, tls=self.tls)
         await asyncio.get_running_loop().run_in_executor(None, self.server.start)
         log.info("etcd started", endpoint=self.server.endpoint, data_dir=self.data_dir)
         self.checker = asyncio.get_running_loop().create_task(self._check())

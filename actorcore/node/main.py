@@ -98,7 +98,7 @@ async def serve(config: NodeConfig) -> None:
     etcd_auth = json.loads(os.environ.pop(ETCD_AUTH_ENV, "null"))
     if config.start_etcd is not None:
         etcd = config.start_etcd
-        children.append(actor_spec(system, "etcd", EtcdHost, etcd.port, etcd.data_dir, etcd.host))
+        children.append(actor_spec(system, "etcd", EtcdHost, etcd.port, etcd.data_dir, etcd.host, etcd.tls))
     cluster_config = None
     if cluster_mode and config.head:
         cluster_config = ClusterConfig(object_replicas=config.object_replicas,

@@ -17,7 +17,8 @@ import pytest
 
 from actorcore import cluster_files as files
 from actorcore.env import ETCD_PASSWORD_ENV
-from actorcore.gcs import EtcdServer
+from actorcore.gcs import EtcdClient, EtcdServer
+from actorcore.gcs.etcd_client import EtcdUnavailableError
 from actorcore.gcs.etcd_server import _free_port
 from actorcore.objects import list_segments
 from actorcore.testing import processes_of, wait_until
@@ -76,20 +77,23 @@ def test_head_two_joined_nodes_status_and_stop(home):
     result = _cli("start", "--head", "--port", str(port), "--num-cpus", "1", "--resources", '{"A": 1}')
     assert result.returncode == 0, result.stdout + result.stderr
     address = f"127.0.0.1:{port}"
-    token_file = files.token_path()
+    credentials_file = files.credentials_path()
     out = result.stdout
-    assert f"actorcore start --address {address} --token-file {token_file}" in out
+    assert f"actorcore start --address {address} --credentials {credentials_file}" in out
     assert f'actorcore.init(address="{address}")' in out and 'address="auto"' in out
     assert "actorcore stop" in out
-    assert oct(token_file.stat().st_mode & 0o777) == "0o600"
+    assert oct(credentials_file.stat().st_mode & 0o777) == "0o600"
     info = files.read_cluster_info()
-    assert info["address"] == address and info["cluster"] == "default" and info["etcd_auth"] is None
+    assert info["address"] == address and info["cluster"] == "default"
+    assert info["etcd_auth"] == {name: str(files.tls_dir() / f"{name}.pem") for name in ("ca", "cert", "key")}
+    with pytest.raises(EtcdUnavailableError):  # the head's etcd takes no anonymous client
+        asyncio.run(EtcdClient.connect(address, timeout=2, retry_deadline=2))
     (head,) = files.node_files()
     assert head["head"] is True and head["node_id"] == info["head_node_id"]
     assert f"head node {head['node_id']} (pid {head['pid']})" in out
 
     for resource in ("B", "C"):
-        result = _cli("start", "--address", address, "--token-file", str(token_file), "--num-cpus", "2",
+        result = _cli("start", "--address", address, "--credentials", str(credentials_file), "--num-cpus", "2",
                       "--resources", json.dumps({resource: 2}))
         assert result.returncode == 0, result.stdout + result.stderr
         assert f"joined to the cluster at {address}" in result.stdout
