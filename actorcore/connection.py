@@ -69,7 +69,7 @@ class ClusterConnection:
             address = info["address"]
         cluster, auth = cluster_files.cluster_at(address)
         token = cluster_files.read_token()
-        nodes, config = asyncio.run(_read_cluster(address, cluster, auth))
+        nodes, config = asyncio.run(_read_cluster(address, cluster, auth, token))
         if not nodes:
             raise ConnectionError(f"the actorcore cluster at {address} has no live node; start one with "
                                   "`actorcore start --head` (or `--address` to join)")
@@ -110,11 +110,11 @@ def _runs_here(record: dict) -> bool:
     return kernel_address.listening_here(node_address.uds)
 
 
-async def _read_cluster(address: str, cluster: str, auth: dict | None):
-    from .gcs import EtcdClient
+async def _read_cluster(address: str, cluster: str, auth: dict | None, token: str):
+    from .gcs import SealedEtcd
     from .gcs.schema import ClusterConfig, key
 
-    client = await EtcdClient.connect(address, timeout=10, **({"auth": auth} if auth else {}))
+    client = await SealedEtcd.connect(address, secret=token, timeout=10, **({"auth": auth} if auth else {}))
     try:
         nodes = [json.loads(value) for _, value in await client.get_prefix(key(cluster, "nodes", ""))]
         config = ClusterConfig.from_json(await client.get(key(cluster, "config")))

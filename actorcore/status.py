@@ -2,7 +2,8 @@
 
 `gather_status` reads the cluster's keys (gcs/schema.py) — ``config``, ``nodes/*`` (alive),
 ``dead/*``, ``resources/*`` (a node's available resources and object-store use), ``actors/*``
-— in four prefix reads and returns plain data (what ``actorcore status --json`` prints);
+— in four prefix reads through a `SealedEtcd` (a record whose seal fails is left out, and
+logged) and returns plain data (what ``actorcore status --json`` prints);
 `format_status` turns it into tables. Both are plain functions, testable without the CLI.
 
 A live node that has not published its load yet counts as idle (available = total).
@@ -16,14 +17,14 @@ from typing import TYPE_CHECKING
 from .gcs import schema
 
 if TYPE_CHECKING:
-    from .gcs import EtcdClient
+    from .gcs import SealedEtcd
 
 __all__ = ["format_status", "gather_status"]
 
 _MIB = 1024 * 1024
 
 
-async def gather_status(client: EtcdClient, cluster: str = schema.DEFAULT_CLUSTER) -> dict:
+async def gather_status(client: SealedEtcd, cluster: str = schema.DEFAULT_CLUSTER) -> dict:
     """The cluster's state as one JSON-able dict::
 
         {"cluster", "etcd", "config": {...},

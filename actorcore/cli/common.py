@@ -182,6 +182,7 @@ def ask_cluster(command: str, address: str | None, auth: dict | None, query):
 
     from .. import cluster_files as files
     from ..gcs.etcd_client import EtcdAuthError, EtcdClient, EtcdUnavailableError
+    from ..gcs.sealed import SealedEtcd, TamperedRecordError
 
     address = address or (files.read_cluster_info() or {}).get("address")
     if not address:
@@ -192,8 +193,8 @@ def ask_cluster(command: str, address: str | None, auth: dict | None, query):
 
     async def ask():
         client = await EtcdClient.connect(address, auth=auth, timeout=5)
-        try:
-            return await query(client, cluster)
+        try:  # what etcd holds is sealed with the cluster token: every record read is checked
+            return await query(SealedEtcd(client, files.read_token()), cluster)
         finally:
             await client.close()
 
@@ -201,5 +202,5 @@ def ask_cluster(command: str, address: str | None, auth: dict | None, query):
         return asyncio.run(ask())
     except EtcdUnavailableError as e:
         return fail(command, f"cannot reach etcd at {address} ({last_error(e)}); is the cluster running?")
-    except (EtcdAuthError, OSError, ValueError) as e:
+    except (EtcdAuthError, OSError, ValueError, TamperedRecordError) as e:
         return fail(command, str(e))

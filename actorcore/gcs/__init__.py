@@ -1,7 +1,8 @@
 """The global control store in etcd: a local etcd server and our client.
 
 Every etcd call in actorcore goes through `EtcdClient` (retries via tenacity, a clear
-`EtcdUnavailableError` when etcd cannot be reached).
+`EtcdUnavailableError` when etcd cannot be reached), and every record is sealed with the
+cluster secret through a `SealedEtcd` (`sealed`).
 """
 
 from .etcd_client import (
@@ -14,6 +15,7 @@ from .etcd_client import (
     WatchEvent,
 )
 from .etcd_server import EtcdNotFoundError, EtcdServer, EtcdStartError, find_etcd_binary
+from .sealed import SealedEtcd, TamperedRecordError
 
 __all__ = [
     "EtcdAuthError",
@@ -23,6 +25,8 @@ __all__ = [
     "EtcdStartError",
     "EtcdUnavailableError",
     "Lease",
+    "SealedEtcd",
+    "TamperedRecordError",
     "Watch",
     "WatchCompactedError",
     "WatchEvent",

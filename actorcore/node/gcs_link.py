@@ -18,12 +18,13 @@ import asyncio
 import base64
 import json
 import time
-from typing import TYPE_CHECKING
 
 from .._logging import get_logger
 from ..env import DEFAULT_LEASE_TTL
 from ..gcs.schema import ClusterConfig
+from ..gcs.sealed import SealedEtcd, TamperedRecordError, check_function
 from ..kernel import Actor, ActorRef, Terminated
+from ..kernel.secret import ClusterSecret
 from ..protocol import (
     ActorStateChanged,
     AttachScheduler,
@@ -43,9 +44,6 @@ from ..protocol import (
     SubscribeView,
 )
 
-if TYPE_CHECKING:
-    from ..gcs import EtcdClient
-
 __all__ = ["FUNCTION_WAIT", "LOAD_INTERVAL", "GcsLink"]
 
 log = get_logger(__name__)
@@ -59,7 +57,8 @@ class GcsLink(Actor):
 
     def __init__(self, etcd_endpoint: str, cluster: str, node_id: str, node_info: dict, *,
                  cluster_mode: bool = False, lease_ttl: float | None = None, etcd_auth: dict | None = None,
-                 config: ClusterConfig | None = None) -> None:
+                 config: ClusterConfig | None = None, token: str | None = None) -> None:
+        self.secret = ClusterSecret(token or "")  # etcd records are sealed with it (gcs.sealed)
         self.endpoint = etcd_endpoint
         self.prefix = f"/actorcore/{cluster}/"
         self.node_id = node_id
@@ -68,7 +67,7 @@ class GcsLink(Actor):
         self.lease_ttl = lease_ttl  # None: the cluster's setting (ClusterConfig.lease_ttl)
         self.etcd_auth = etcd_auth
         self.config = config  # the head's settings, written once; others read them
-        self.etcd: EtcdClient | None = None
+        self.etcd: SealedEtcd | None = None
         self.lease = None
         self.functions: dict[str, bytes] = {}
         self.waiting: dict[str, list] = {}  # function id -> replies waiting for its export
@@ -104,7 +103,7 @@ class GcsLink(Actor):
     async def _register(self) -> None:
         from ..gcs import EtcdClient
 
-        self.etcd = await EtcdClient.connect(self.endpoint, timeout=15, auth=self.etcd_auth)
+        self.etcd = SealedEtcd(await EtcdClient.connect(self.endpoint, timeout=15, auth=self.etcd_auth), self.secret)
         if self.cluster_mode:
             if self.config is not None:
                 await self.etcd.create_if_absent(self._key("config"), self.config.to_json())
@@ -315,6 +314,12 @@ class GcsLink(Actor):
             try:
                 await self._start_registration()
                 blob = await self.etcd.get(self._key("functions", function_id))
+                if blob is not None:
+                    check_function(self._key("functions", function_id), function_id, blob)
+            except TamperedRecordError as error:  # refused at once, never retried nor cached
+                for reply in self.waiting.pop(function_id, []):
+                    reply.fail(error)
+                return
             except Exception as error:  # noqa: BLE001 - reported to the asker
                 blob, failure = None, error
             if blob is not None:
@@ -346,6 +351,7 @@ class GcsLink(Actor):
             # Served from here at once; written to etcd in the background (off the path of
             # the first task: an exporter does not wait for it).
             if message.function_id not in self.functions:
+                check_function(self._key("functions", message.function_id), message.function_id, message.blob)
                 self.functions[message.function_id] = message.blob
                 for reply in self.waiting.pop(message.function_id, []):
                     reply.send(message.blob)

@@ -106,7 +106,7 @@ async def serve(config: NodeConfig) -> None:
     children.append(
         actor_spec(system, "gcs", GcsLink, config.etcd, config.cluster, node_id, info,
                    cluster_mode=cluster_mode, lease_ttl=config.lease_ttl,
-                   etcd_auth=etcd_auth, config=cluster_config))
+                   etcd_auth=etcd_auth, config=cluster_config, token=token))
     def on_event(event) -> None:
         # The root gave up (a child kept failing, e.g. etcd could not start): the node ends.
         if event.kind == "supervisor_exited" and not stop.done():

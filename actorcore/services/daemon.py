@@ -253,7 +253,7 @@ def main(spec_path: str, address: str | None, pid_file: str | None = None) -> in
     2 for an invalid spec (nothing started)."""
     import actorcore as ray
     from actorcore import cluster_files as files
-    from actorcore.gcs.etcd_client import EtcdClient
+    from actorcore.gcs.sealed import SealedEtcd
 
     spec_path = os.path.abspath(spec_path)
     try:
@@ -277,7 +277,7 @@ def main(spec_path: str, address: str | None, pid_file: str | None = None) -> in
         ray.init(address=address, namespace=NAMESPACE, logging_level=logging.INFO)
 
         async def run() -> int:
-            etcd = await EtcdClient.connect(address, auth=auth, timeout=10)
+            etcd = await SealedEtcd.connect(address, secret=files.read_token(), auth=auth, timeout=10)
             config = schema.ClusterConfig.from_json(await etcd.get(schema.key(cluster, "config")))
             leadership = Leadership(etcd, cluster, config.lease_ttl, spec_path)
             daemon = Daemon(spec_path, spec, classes, etcd, cluster)

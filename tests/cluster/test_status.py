@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from actorcore import cluster_files
-from actorcore.gcs import EtcdClient, EtcdServer, schema
+from actorcore.gcs import EtcdClient, EtcdServer, SealedEtcd, schema
 from actorcore.status import format_status, gather_status
 
 from ..gcs.conftest import stop_and_check
@@ -21,6 +21,7 @@ from ..gcs.test_etcd_auth import ALICE, _enable_auth
 pytestmark = pytest.mark.timeout(60)
 
 MiB = 1024 * 1024
+TOKEN = "status-test-token"  # the records are sealed with it; the CLI is given it
 
 
 @pytest.fixture
@@ -39,7 +40,9 @@ def _node(node_id: str, head: bool, resources: dict, start_time: float) -> dict:
             "uris": {}}
 
 
-async def _write_cluster(client: EtcdClient, cluster: str = "default") -> None:
+async def _write_cluster(raw: EtcdClient, cluster: str = "default") -> None:
+    client = SealedEtcd(raw, TOKEN)
+
     def put(*parts, value):
         return client.put(schema.key(cluster, *parts), json.dumps(value).encode())
 
@@ -60,7 +63,7 @@ async def _write_cluster(client: EtcdClient, cluster: str = "default") -> None:
 async def test_gather_status(etcd_server):
     async with await EtcdClient.connect(etcd_server.endpoint) as client:
         await _write_cluster(client)
-        status = await gather_status(client, "default")
+        status = await gather_status(SealedEtcd(client, TOKEN), "default")
     assert status["cluster"] == "default" and status["etcd"] == etcd_server.endpoint
     assert status["config"] == {"object_replicas": 2, "lease_ttl": 5.0}
     nodes = {n["node_id"]: n for n in status["nodes"]}
@@ -80,7 +83,7 @@ async def test_gather_status(etcd_server):
 async def test_format_status(etcd_server):
     async with await EtcdClient.connect(etcd_server.endpoint) as client:
         await _write_cluster(client)
-        text = format_status(await gather_status(client, "default"))
+        text = format_status(await gather_status(SealedEtcd(client, TOKEN), "default"))
     lines = text.splitlines()
     assert f"etcd {etcd_server.endpoint}" in lines[0]
     assert "Nodes: 2 alive, 1 dead" in lines
@@ -97,7 +100,7 @@ async def test_format_status(etcd_server):
 
 async def test_an_empty_cluster(etcd_server):
     async with await EtcdClient.connect(etcd_server.endpoint) as client:
-        status = await gather_status(client)
+        status = await gather_status(SealedEtcd(client, TOKEN))
     assert status["nodes"] == [] and sum(status["actors"].values()) == 0
     text = format_status(status)
     assert "Nodes: 0 alive, 0 dead" in text and "Actors: 0" in text
@@ -105,7 +108,8 @@ async def test_an_empty_cluster(etcd_server):
 
 def _cli(*args: str, env: dict | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "actorcore", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})}, check=False)
+                          timeout=timeout, env={**os.environ, cluster_files.TOKEN_ENV: TOKEN, **(env or {})},
+                          check=False)
 
 
 async def test_cli_status_json_and_table(etcd_server):

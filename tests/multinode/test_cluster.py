@@ -263,11 +263,11 @@ def test_every_grpc_endpoint_rejects_a_client_without_the_token(cluster, token):
 def _node_records(cluster) -> list[dict]:
     import asyncio
 
-    from actorcore.gcs import EtcdClient
+    from actorcore.gcs import SealedEtcd
     from actorcore.gcs.schema import key
 
     async def read():
-        client = await EtcdClient.connect(cluster.address)
+        client = await SealedEtcd.connect(cluster.address, secret=(cluster.home / "token").read_text().strip())
         try:
             return [json.loads(v) for _, v in await client.get_prefix(key("default", "nodes", ""))]
         finally:

@@ -91,12 +91,13 @@ def wait_for_log(daemon: subprocess.Popen, log: Path, text: str, timeout: float 
 
 def checkpoint_of(cluster, name: str):
     """The state in the last checkpoint the daemon stored for ``name`` (None: no checkpoint)."""
-    from actorcore.gcs.etcd_client import EtcdClient
     from actorcore.gcs.schema import DEFAULT_CLUSTER
+    from actorcore.gcs.sealed import SealedEtcd
     from actorcore.services.instances import checkpoint_key
 
     async def read() -> bytes | None:
-        async with await EtcdClient.connect(cluster.address, timeout=5) as etcd:
+        token = (cluster.home / "token").read_text().strip()
+        async with await SealedEtcd.connect(cluster.address, secret=token, timeout=5) as etcd:
             return await etcd.get(checkpoint_key(DEFAULT_CLUSTER, name))
 
     blob = asyncio.run(read())
