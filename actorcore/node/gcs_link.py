@@ -351,7 +351,10 @@ class GcsLink(Actor):
             # Served from here at once; written to etcd in the background (off the path of
             # the first task: an exporter does not wait for it).
             if message.function_id not in self.functions:
-                check_function(self._key("functions", message.function_id), message.function_id, message.blob)
+                try:  # what is served and written to etcd hashes to its id
+                    check_function(self._key("functions", message.function_id), message.function_id, message.blob)
+                except TamperedRecordError:
+                    return False
                 self.functions[message.function_id] = message.blob
                 for reply in self.waiting.pop(message.function_id, []):
                     reply.send(message.blob)

@@ -267,7 +267,9 @@ def _node_records(cluster) -> list[dict]:
     from actorcore.gcs.schema import key
 
     async def read():
-        client = await SealedEtcd.connect(cluster.address, secret=(cluster.home / "token").read_text().strip())
+        auth = json.loads((cluster.home / "cluster.json").read_text()).get("etcd_auth")
+        client = await SealedEtcd.connect(cluster.address, secret=(cluster.home / "token").read_text().strip(),
+                                          auth=auth)
         try:
             return [json.loads(v) for _, v in await client.get_prefix(key("default", "nodes", ""))]
         finally:

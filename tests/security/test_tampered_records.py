@@ -3,8 +3,9 @@ records: each is refused with `TamperedRecordError` (naming the key) and logged,
 unpickled, never used to connect (docs/architecture.md, "Security model").
 
 The cluster is real (a head started with the CLI: its etcd, its node, its workers); the
-attacker writes with a plain `EtcdClient`, as anyone reaching etcd could. A planted pickle
-would create a marker file if it were ever loaded.
+attacker writes with a plain `EtcdClient` holding etcd's client certificate but not the
+cluster token (an etcd shared with others, a leaked certificate, a backup restored by hand).
+A planted pickle would create a marker file if it were ever loaded.
 """
 
 from __future__ import annotations
@@ -64,8 +65,10 @@ def _token(cluster) -> str:
 def _etcd(cluster, action, *, sealed: bool = False):
     """``await action(client)`` with a plain client (the attacker's) or one sealed with the token."""
 
+    auth = json.loads((cluster.home / "cluster.json").read_text()).get("etcd_auth")
+
     async def run():
-        client = await EtcdClient.connect(cluster.address, timeout=10)
+        client = await EtcdClient.connect(cluster.address, timeout=10, auth=auth)
         try:
             return await action(SealedEtcd(client, _token(cluster)) if sealed else client)
         finally:

@@ -97,7 +97,8 @@ def checkpoint_of(cluster, name: str):
 
     async def read() -> bytes | None:
         token = (cluster.home / "token").read_text().strip()
-        async with await SealedEtcd.connect(cluster.address, secret=token, timeout=5) as etcd:
+        auth = json.loads((cluster.home / "cluster.json").read_text()).get("etcd_auth")
+        async with await SealedEtcd.connect(cluster.address, secret=token, auth=auth, timeout=5) as etcd:
             return await etcd.get(checkpoint_key(DEFAULT_CLUSTER, name))
 
     blob = asyncio.run(read())
