@@ -1,6 +1,8 @@
 """The etcd key schema of a cluster: key builders and the records' fields.
 
-Every key lives under ``/actorcore/<cluster>/`` (`prefix`). Values are JSON unless noted.
+Every key lives under ``/actorcore/<cluster>/`` (`prefix`). Values are JSON unless noted, and
+every one is sealed with the cluster secret (`actorcore.gcs.sealed`): what the table below shows
+is the value inside the seal, and an exported function's bytes also hash to its id.
 
 | key | value | written |
 |---|---|---|

@@ -143,6 +143,21 @@ async def test_cli_status_uses_the_etcd_credentials_of_cluster_json(etcd_server)
     assert json.loads(result.stdout)["nodes"] == []
 
 
+async def test_cli_status_refuses_records_sealed_with_another_token(etcd_server):
+    async with await EtcdClient.connect(etcd_server.endpoint) as client:
+        await _write_cluster(client)
+    result = _cli("status", "--address", etcd_server.endpoint, "--json", env={cluster_files.TOKEN_ENV: "not-it"})
+    assert result.returncode == 1, result.stdout
+    assert "etcd record '/actorcore/default/config' refused" in result.stderr
+    assert "not written by this cluster" in result.stderr
+
+
+async def test_cli_status_without_the_token_says_where_it_looked(etcd_server):
+    result = _cli("status", "--address", etcd_server.endpoint, env={cluster_files.TOKEN_ENV: ""})
+    assert result.returncode == 1 and result.stdout == ""
+    assert "no cluster token found" in result.stderr and cluster_files.TOKEN_ENV in result.stderr
+
+
 def test_cli_status_with_etcd_unreachable_is_one_clear_line():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
