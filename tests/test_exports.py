@@ -20,8 +20,8 @@ def test_kernel_exports():
 def test_gcs_exports():
     assert sorted(actorcore.gcs.__all__) == sorted([
         "EtcdAuthError", "EtcdClient", "EtcdNotFoundError", "EtcdServer", "EtcdStartError",
-        "EtcdUnavailableError", "Lease", "Watch", "WatchCompactedError", "WatchEvent",
-        "find_etcd_binary",
+        "EtcdUnavailableError", "Lease", "SealedEtcd", "TamperedRecordError", "Watch", "WatchCompactedError",
+        "WatchEvent", "find_etcd_binary",
     ])
     for name in actorcore.gcs.__all__:
         assert hasattr(actorcore.gcs, name), name
