@@ -19,8 +19,9 @@ not hide the others), and never returned. Exported functions are also content-ad
 `check_function` refuses bytes that do not hash to their id (`function_id`).
 
 What a seal does not prevent: deleting a record, or putting back an older value that was
-valid at the same key (a replay). The kernel's handshake keeps a replayed endpoint from
-being trusted; a replayed record is otherwise taken as current.
+valid at the same key (a replay). A replay can only bring back what the cluster itself once
+wrote there (a function is the same bytes: its id is their hash); an endpoint it names is
+trusted no more than the kernel's authentication of whoever answers there.
 """
 
 from __future__ import annotations
