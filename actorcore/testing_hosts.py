@@ -278,7 +278,8 @@ class Network:
 
 
 class ClusterOnHosts:
-    """An actorcore cluster on hosts of a `Network`, started with the CLI on each host.
+    """An actorcore cluster on the hosts of `network`, started with the CLI on each host;
+    `lease_ttl`: the head's --lease-ttl (default: the CLI's).
 
     `start_head` then `join` (each with the node's CPUs and custom resources); `driver` runs a
     driver program on a host; `node_records` reads a host's ``nodes/*.json``. The network's
@@ -287,7 +288,9 @@ class ClusterOnHosts:
 
     PORT = 2379
 
-    def __init__(self, lease_ttl: float | None = None) -> None:
+    def __init__(self, network: Network, lease_ttl: float | None = None) -> None:
+        self.network = network
+        self.hosts = network.hosts  # name -> Host
         self.lease_ttl = lease_ttl
         self.head: Host | None = None
         self.nodes: dict[str, dict] = {}  # host name -> the record of the node started there
