@@ -14,6 +14,9 @@ Skipped, with the reason, where the machine cannot make namespaces (not root, no
 from __future__ import annotations
 
 import json
+import queue
+import subprocess
+import threading
 from contextlib import contextmanager
 
 import pytest
@@ -65,6 +68,71 @@ def drive(cluster: ClusterOnHosts, host: str, code: str, timeout: float = 120):
     lines = [line for line in completed.stdout.splitlines() if line.startswith(_RESULT)]
     assert len(lines) == 1, f"the driver on {host} reported {len(lines)} results:\n{completed}"
     return json.loads(lines[0][len(_RESULT):])
+
+
+_SERVE = """
+import sys, traceback
+while line := sys.stdin.readline():
+    try:
+        exec(json.loads(line), globals())
+    except BaseException as error:
+        print("FAILED " + json.dumps([type(error).__name__, str(error), traceback.format_exc()]), flush=True)
+"""
+
+
+class DriverFailed(Exception):
+    """What a `LiveDriver` ran raised `error_type` with `message`."""
+
+    def __init__(self, error_type: str, message: str, trace: str) -> None:
+        super().__init__(f"{error_type}: {message}\n{trace}")
+        self.error_type, self.message = error_type, message
+
+
+class LiveDriver:
+    """A driver process that stays connected on a host and runs one piece of code at a time
+    (`run`), so that it can own actors and live through what a test does to the cluster."""
+
+    def __init__(self, cluster: ClusterOnHosts, host: str) -> None:
+        code = DRIVER_PRELUDE + _SERVE
+        self.process = cluster.hosts[host].popen(cluster.driver_command(cluster.hosts[host], code),
+                                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                                  stderr=subprocess.STDOUT, text=True)
+        self.output: list[str] = []
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self._lines.put(line.rstrip("\n"))
+        self._lines.put(None)
+
+    def run(self, code: str, timeout: float = 90):
+        """Run `code` (it calls ``result(value)`` once) in the driver; return the value. Raise
+        DriverFailed if it raised, AssertionError if the driver ends or takes over `timeout` s."""
+        self.process.stdin.write(json.dumps(code) + "\n")
+        self.process.stdin.flush()
+        try:
+            while True:
+                line = self._lines.get(timeout=timeout)
+                if line is None:
+                    raise AssertionError("the driver ended:\n" + "\n".join(self.output))
+                self.output.append(line)
+                if line.startswith(_RESULT):
+                    return json.loads(line[len(_RESULT):])
+                if line.startswith("FAILED "):
+                    raise DriverFailed(*json.loads(line[len("FAILED "):]))
+        except queue.Empty:
+            raise AssertionError(f"the driver ran {code!r} for over {timeout} s:\n" + "\n".join(self.output)) \
+                from None
+
+    def close(self) -> None:
+        """End the driver (its stdin closed: it shuts down as a script's end does)."""
+        self.process.stdin.close()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 @pytest.fixture(scope="module")
