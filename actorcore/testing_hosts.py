@@ -6,7 +6,7 @@ plugged into it. Each `Host` has
 - its own network namespace: a veth link to the switch with the address 10.77.0.<n>/24, and
   its own loopback (so its own abstract Unix socket names);
 - its own mount namespace, held by a long-lived holder process: a private tmpfs on /dev/shm
-  and on /tmp, HOME = /tmp/home, and its own /etc/machine-id;
+  and on /tmp, HOME = /tmp/home, and its own /etc/machine-id (where the machine has one);
 - its own hostname (UTS namespace).
 
 So hosts share nothing but the network they are given, and that network reaches nothing else:
@@ -56,7 +56,7 @@ __all__ = [
 PREFIX = "acmh"
 SUBNET = "10.77.0"  # the hosts are 10.77.0.1, .2, ...; only inside the namespaces made here
 HOST_HOME = "/tmp/home"  # HOME of every host (on its private /tmp)
-_COMMANDS = ("ip", "unshare", "nsenter")
+_COMMANDS = ("ip", "unshare", "nsenter", "mount", "hostname")
 _counter = itertools.count()
 
 # The holder of a host's mount and UTS namespaces: it mounts the host's private filesystems,
@@ -66,8 +66,10 @@ set -e
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 mkdir -m 700 {HOST_HOME}
-printf '%s\\n' "$ACMH_MACHINE_ID" > /tmp/.machine-id
-mount --bind /tmp/.machine-id /etc/machine-id
+if [ -e /etc/machine-id ]; then
+    printf '%s\\n' "$ACMH_MACHINE_ID" > /tmp/.machine-id
+    mount --bind /tmp/.machine-id /etc/machine-id
+fi
 hostname "$ACMH_HOSTNAME"
 echo ready
 read -r _ || true
@@ -83,7 +85,7 @@ def unavailable_reason() -> str | None:
         return "making network and mount namespaces needs root"
     missing = [name for name in _COMMANDS if shutil.which(name) is None]
     if missing:
-        return f"missing command(s) {', '.join(missing)} (packages iproute2, util-linux)"
+        return f"missing command(s) {', '.join(missing)} (packages iproute2, util-linux, mount, hostname)"
     probe = subprocess.run(["unshare", "--net", "--mount", "--uts", "true"], capture_output=True, text=True,
                            check=False)
     if probe.returncode != 0:
