@@ -235,10 +235,11 @@ class Network:
         _ip("netns", "add", name)
         self._made.append(name)
 
-    def add_host(self, name: str, env: dict | None = None) -> Host:
+    def add_host(self, name: str, env: dict | None = None, machine_id: str | None = None) -> Host:
         """A new host called `name` (its hostname), at the next free address; `env`: the
         environment of what runs on it (default this process's, without ACTORCORE_*; HOME,
-        TMPDIR and ACTORCORE_HOME are the host's own)."""
+        TMPDIR and ACTORCORE_HOME are the host's own); `machine_id`: its /etc/machine-id
+        (default a new random one; give two hosts the same to make clones)."""
         if name in self.hosts or not name.isidentifier():
             raise ValueError(f"host name {name!r}: must be a new identifier")
         address = f"{SUBNET}.{len(self.hosts) + 1}"
@@ -255,7 +256,7 @@ class Network:
             ["nsenter", f"--net=/run/netns/{netns}", "unshare", "--mount", "--uts", "--propagation", "private",
              "sh", "-c", _HOLDER],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**base, "ACMH_HOSTNAME": name, "ACMH_MACHINE_ID": uuid.uuid4().hex},
+            env={**base, "ACMH_HOSTNAME": name, "ACMH_MACHINE_ID": machine_id or uuid.uuid4().hex},
         )
         ready = holder.stdout.readline().strip()
         if ready != "ready":

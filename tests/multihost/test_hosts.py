@@ -50,6 +50,13 @@ def test_two_hosts_share_only_their_network():
     assert _machine() == before
 
 
+@pytest.mark.skipif(not os.path.exists("/etc/machine-id"), reason="this machine has no /etc/machine-id to stand in for")
+def test_hosts_can_be_made_clones_of_one_machine():
+    with Network() as network:
+        a, b = network.add_host("a", machine_id="0" * 32), network.add_host("b", machine_id="0" * 32)
+        assert a.run(["cat", "/etc/machine-id"]).stdout == b.run(["cat", "/etc/machine-id"]).stdout == "0" * 32 + "\n"
+
+
 def _fail_on_a_host(made: dict) -> None:
     with Network() as network:
         made["host"] = host = network.add_host("a")
