@@ -27,10 +27,19 @@ itself with `ray.cluster_utils.Cluster`, in its own process group, which is kill
 The workloads are written once against Ray's API (`build(ray, sizes)`), the framework passed
 in as `ray`.
 
+--hosts: the 3-node cluster twice, actorcore only: on loopback as above, then across three
+hosts made with network, mount and UTS namespaces on this machine (actorcore.testing_hosts:
+each host its own address on a private switch, its own /dev/shm, HOME and hostname; the head
+on host a with the driver, the other nodes joined from hosts b and c with the cluster's
+credentials). It reports the three 3-node metrics of both and their quotient hosts/loopback
+(what crossing a network stack, rather than loopback, costs). Needs root and `ip`, `unshare`,
+`nsenter`; exits with code 2 and the reason where the machine cannot make namespaces.
+
 Ratios, as in benchmarks/microbenchmark.py: actorcore/Ray for rates, Ray/actorcore for times,
 so > 1 always means actorcore did better. Progress goes to stderr; the table (or, with --json,
 one JSON object {"actorcore": ..., "ray": ..., "ratios": ...}) to stdout. --quick: 10 MB
 objects, fewer tasks and repetitions, for smoke tests.
+`python -m benchmarks.cluster --hosts [--json] [--quick]`: see --hosts above.
 """
 
 from __future__ import annotations
@@ -297,6 +306,124 @@ class ActorcoreCluster(_report.CliCluster):
             shutil.rmtree(self.home, ignore_errors=True)
 
 
+class HostsCluster:
+    """The benchmark's 3-node cluster across hosts of actorcore.testing_hosts (a, b, c; the head
+    and the driver on a); `stop()` kills every process of the hosts and removes them."""
+
+    def __init__(self, python: str) -> None:
+        from actorcore.testing_hosts import ClusterOnHosts, Network
+
+        self.python = python
+        self.network = Network()
+        self.cluster = ClusterOnHosts(self.network)
+        self.node_ids: list[str] = []
+
+    def start(self) -> None:
+        for index, name in enumerate(NODE_RESOURCES):
+            host = self.network.add_host(name.lower())
+            start = self.cluster.join if index else self.cluster.start_head
+            start(host, num_cpus=NUM_CPUS, resources={name: 1})
+        self.node_ids = sorted(record["node_id"] for record in self.cluster.nodes.values())
+
+    def run_driver(self, args: list[str], timeout: float) -> tuple[list[dict], str | None]:
+        """The benchmark's driver on host a (see `_report.run_driver`)."""
+        host = self.cluster.hosts["a"]
+        self.cluster.credentials_for(host)
+        env = {**host.env, "PYTHONPATH": str(_report.ROOT)}
+        return _report.run_driver(self.python, SCRIPT, MARKER, [*args, "--address", self.cluster.address], env,
+                                  timeout, "actorcore across hosts", progress,
+                                  prefix=host.command([], cwd=_report.ROOT))
+
+    def stop(self) -> None:
+        self.network.close()
+
+
+def run_across_hosts(python: str, quick: bool, timeout: float) -> dict:
+    """actorcore's 3-node metrics on HostsCluster: as `run_framework` returns them."""
+    out = {"framework": "actorcore", "setting": "hosts", "python": python, "version": None, "metrics": {},
+           "clusters": []}
+    started = time.monotonic()
+    progress("actorcore: starting a 3-node cluster across 3 namespaced hosts ...")
+    record = {"nodes": 3, "hosts": list(NODE_RESOURCES)}
+    out["clusters"].append(record)
+    cluster = HostsCluster(python)
+    try:
+        try:
+            cluster.start()
+        except (RuntimeError, AssertionError, subprocess.TimeoutExpired) as error:
+            events, failure = [], f"cluster start failed: {error}"
+        else:
+            record["node_ids"] = cluster.node_ids
+            record["address"] = cluster.cluster.address
+            progress(f"actorcore: cluster up across hosts in {time.monotonic() - started:.1f} s; "
+                     "running the driver ...")
+            args = ["--framework", "actorcore", "--nodes", "3", *(["--quick"] if quick else [])]
+            events, failure = cluster.run_driver(args, timeout)
+    finally:
+        cluster.stop()
+    record["seconds"] = time.monotonic() - started
+    _collect(out, events, failure, SHAPES[3])
+    out["metrics"] = {name: out["metrics"][name] for name in METRICS if name in SHAPES[3]}
+    return out
+
+
+def hosts_vs_loopback(report: dict) -> dict[str, float | None]:
+    """Per 3-node metric: its value across hosts divided by its value on loopback."""
+    quotients = {}
+    for name in SHAPES[3]:
+        hosts = report["actorcore_hosts"]["metrics"][name].get("value")
+        loopback = report["actorcore"]["metrics"][name].get("value")
+        quotients[name] = hosts / loopback if hosts and loopback else None
+    return quotients
+
+
+def render_hosts_table(report: dict) -> str:
+    rows = [["metric", "unit", "loopback", "across hosts", "hosts/loopback"]]
+    for name in SHAPES[3]:
+        unit = METRICS[name][0]
+        quotient = report["hosts_vs_loopback"][name]
+        rows.append([name, unit, _report.cell(report["actorcore"]["metrics"][name]),
+                     _report.cell(report["actorcore_hosts"]["metrics"][name]),
+                     "-" if quotient is None else f"{quotient:.2f}x"])
+    size = (QUICK if report["quick"] else FULL).object_bytes / 2 ** 20
+    notes = [(f"actorcore, 3 nodes of {NUM_CPUS} CPUs; object {size:.0f} MiB; loopback: every node on 127.0.0.1; "
+             "across hosts: each node on a namespaced host of its own (own address, /dev/shm, HOME)."),
+             (f"{report['wall_seconds']:.0f} s in all; load average (1, 5, 15 min) "
+             f"{' '.join(f'{x:.2f}' for x in report['loadavg_start'])} at the start, "
+             f"{' '.join(f'{x:.2f}' for x in report['loadavg_end'])} at the end.")]
+    for side in ("actorcore", "actorcore_hosts"):
+        for name, record in report[side]["metrics"].items():
+            if record.get("value") is None:
+                notes.append(f"{side} {name}: {record.get('error')}")
+    return "\n".join([*_report.layout(rows, left=(0, 1)), "", *notes])
+
+
+def run_hosts(args: argparse.Namespace) -> int:
+    """--hosts: the 3-node metrics on loopback and across namespaced hosts; 1 if one failed, 2
+    if this machine cannot make hosts."""
+    from actorcore.testing_hosts import unavailable_reason
+
+    reason = unavailable_reason()
+    if reason:
+        print(f"benchmarks.cluster --hosts: cannot make hosts on this machine: {reason}", file=sys.stderr)
+        return 2
+    timeout = args.timeout or (120.0 if args.quick else 600.0)
+    started = time.monotonic()
+    report = {"benchmark": "cluster", "mode": "hosts", "quick": bool(args.quick), "num_cpus_per_node": NUM_CPUS,
+              "sizes": (QUICK if args.quick else FULL).__dict__,
+              "ratio_definition": "hosts_vs_loopback: the value across hosts / the value on loopback",
+              "metrics": _report.metric_units({name: METRICS[name] for name in SHAPES[3]})}
+    report["loadavg_start"] = os.getloadavg()
+    report["actorcore"] = run_framework("actorcore", sys.executable, args.quick, timeout, shapes=(3,))
+    report["actorcore_hosts"] = run_across_hosts(sys.executable, args.quick, timeout)
+    report["hosts_vs_loopback"] = hosts_vs_loopback(report)
+    report["wall_seconds"] = time.monotonic() - started
+    report["loadavg_end"] = os.getloadavg()
+    print(json.dumps(report, indent=2) if args.json else render_hosts_table(report))
+    figures = [*report["actorcore"]["metrics"].values(), *report["actorcore_hosts"]["metrics"].values()]
+    return 1 if any(record.get("value") is None for record in figures) else 0
+
+
 def _collect(out: dict, events: list[dict], failure: str | None, expected: list[str]) -> None:
     metrics = out["metrics"]
     current = None
@@ -325,10 +452,12 @@ def _collect(out: dict, events: list[dict], failure: str | None, expected: list[
             progress(f"{out['framework']}: {name} FAILED: {metrics[name]['error']}")
 
 
-def run_framework(framework: str, python: str, quick: bool, timeout: float) -> dict:
-    """All metrics of one framework: {framework, version, python, metrics: {name: record}, clusters}."""
+def run_framework(framework: str, python: str, quick: bool, timeout: float, shapes: tuple[int, ...] = (3, 1)) -> dict:
+    """The metrics of one framework on clusters of `shapes` nodes: {framework, version, python,
+    metrics: {name: record}, clusters}."""
     out = {"framework": framework, "python": python, "version": None, "metrics": {}, "clusters": []}
-    for nodes, expected in SHAPES.items():
+    for nodes in shapes:
+        expected = SHAPES[nodes]
         args = ["--framework", framework, "--nodes", str(nodes), *(["--quick"] if quick else [])]
         started = time.monotonic()
         if framework == "ray":
@@ -359,6 +488,9 @@ def run_framework(framework: str, python: str, quick: bool, timeout: float) -> d
                     record["stop_error"] = str(error)
             record["seconds"] = time.monotonic() - started
         _collect(out, events, failure, expected)
+    if set(shapes) != set(SHAPES):
+        out["metrics"] = {name: out["metrics"][name] for name in METRICS if name in out["metrics"]}
+        return out
     three = out["metrics"].get("tasks_per_s_3_nodes", {}).get("value")
     one = out["metrics"].get("tasks_per_s_1_node", {}).get("value")
     unit, higher = METRICS["scaling_3_vs_1"]
@@ -384,10 +516,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _report.add_arguments(parser, quick="small sizes, for smoke tests",
                           timeout="seconds one cluster's driver may run before it counts as hung "
                           "(default 600, 120 with --quick)")
+    parser.add_argument("--hosts", action="store_true",
+                        help="actorcore's 3-node cluster on loopback and across namespaced hosts of this "
+                             "machine, compared (needs root; Ray is not run)")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run both frameworks (or actorcore only) and print the report; 1 if an actorcore metric failed."""
+    """Run both frameworks (or actorcore only) and print the report; 1 if an actorcore metric failed.
+    With --hosts: `run_hosts`."""
+    if getattr(args, "hosts", False):
+        return run_hosts(args)
     timeout = args.timeout or (120.0 if args.quick else 600.0)
     ray_python, skipped = _report.ray_python(args)
     if skipped:

@@ -197,9 +197,11 @@ def sweep(name: str, value: str, grace: float = 5.0) -> int:
 
 
 def run_driver(python: str, script: Path, marker: str, args: list[str], env: dict, timeout: float, label: str,
-               progress: Callable[[str], None]) -> tuple[list[dict], str | None]:
+               progress: Callable[[str], None], prefix: Iterable[str] = ()) -> tuple[list[dict], str | None]:
     """Run `python script --driver *args` (its own process group) for at most `timeout` s: (the
     events it printed as `marker {json}` lines, failure or None). Its other output goes to stderr.
+    `prefix`: a command that runs it elsewhere and then execs it (e.g. on a host of
+    actorcore.testing_hosts), so that the driver is still the process started here.
 
     Everything the driver starts (Ray's nodes and workers) inherits a marker in its environment;
     what is still alive once the driver is gone is killed (Ray's workers run in process groups of
@@ -207,7 +209,7 @@ def run_driver(python: str, script: Path, marker: str, args: list[str], env: dic
     """
     run_name, run_id = f"{marker}_RUN", uuid.uuid4().hex
     env = {**env, run_name: run_id, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([python, str(script), "--driver", *args], cwd=str(ROOT), env=env,
+    proc = subprocess.Popen([*prefix, python, str(script), "--driver", *args], cwd=str(ROOT), env=env,
                             stdout=subprocess.PIPE, stderr=None, stdin=subprocess.DEVNULL, start_new_session=True)
     failure = None
     try:
