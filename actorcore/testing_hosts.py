@@ -18,7 +18,7 @@ can be cut off from the switch (`Host.disconnect`, the link down) and plugged ba
 
 `ClusterOnHosts` runs an actorcore cluster on such hosts with the CLI, as an operator runs one
 on several machines: `actorcore start --head --node-ip-address <host's address>` on one,
-`actorcore start --address <head>:<port>` plus the cluster's credentials on the others.
+`actorcore start --address <head>:<port> --credentials <a copy of the head's file>` on the others.
 `ClusterOnHosts.credentials_for` is the one place that says what a joining node or a driver on
 another host is given and how.
 
@@ -235,11 +235,12 @@ class Network:
         _ip("netns", "add", name)
         self._made.append(name)
 
-    def add_host(self, name: str, env: dict | None = None, machine_id: str | None = None) -> Host:
-        """A new host called `name` (its hostname), at the next free address; `env`: the
-        environment of what runs on it (default this process's, without ACTORCORE_*; HOME,
-        TMPDIR and ACTORCORE_HOME are the host's own); `machine_id`: its /etc/machine-id
-        (default a new random one; give two hosts the same to make clones)."""
+    def add_host(self, name: str, env: dict | None = None, machine_id: str | None = None,
+                 hostname: str | None = None) -> Host:
+        """A new host called `name`, at the next free address; `env`: the environment of what
+        runs on it (default this process's, without ACTORCORE_*; HOME, TMPDIR and
+        ACTORCORE_HOME are the host's own); `machine_id`: its /etc/machine-id (default a new
+        random one) and `hostname` (default `name`): give two hosts the same to make clones."""
         if name in self.hosts or not name.isidentifier():
             raise ValueError(f"host name {name!r}: must be a new identifier")
         address = f"{SUBNET}.{len(self.hosts) + 1}"
@@ -256,7 +257,7 @@ class Network:
             ["nsenter", f"--net=/run/netns/{netns}", "unshare", "--mount", "--uts", "--propagation", "private",
              "sh", "-c", _HOLDER],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**base, "ACMH_HOSTNAME": name, "ACMH_MACHINE_ID": machine_id or uuid.uuid4().hex},
+            env={**base, "ACMH_HOSTNAME": hostname or name, "ACMH_MACHINE_ID": machine_id or uuid.uuid4().hex},
         )
         ready = holder.stdout.readline().strip()
         if ready != "ready":
@@ -328,18 +329,17 @@ class ClusterOnHosts:
         """Give `host` what a node or a driver there needs to join the cluster; return the
         arguments `actorcore start --address` takes for it.
 
-        Today that is the head's token file, copied to the host's ACTORCORE_HOME (where
-        `init` and `start` look for it) and passed with --token-file.
+        That is a copy of the head's credentials file (mode 0600), as an operator would copy
+        it to another machine, passed with --credentials. The node that joins with it keeps
+        what a driver on its host needs in the host's ACTORCORE_HOME.
         """
         if host is self.head:
             return []
-        token = self.head.path(f"{HOST_HOME}/.actorcore/token").read_bytes()
-        home = host.path(f"{HOST_HOME}/.actorcore")
-        home.mkdir(mode=0o700, exist_ok=True)
-        target = home / "token"
-        target.write_bytes(token)
+        credentials = self.head.path(f"{HOST_HOME}/.actorcore/credentials.json").read_bytes()
+        target = host.path(f"{HOST_HOME}/cluster-credentials.json")
+        target.write_bytes(credentials)
         target.chmod(0o600)
-        return ["--token-file", f"{HOST_HOME}/.actorcore/token"]
+        return ["--credentials", f"{HOST_HOME}/cluster-credentials.json"]
 
     def join(self, host: Host, *, num_cpus: float = 2, resources: dict | None = None) -> dict:
         """Start a node on `host` joined to the cluster (its address found by the CLI from the
