@@ -4,7 +4,9 @@
 The system runs on one asyncio event loop: `await ActorSystem.start()` inside a running loop,
 or `ActorSystem.start_in_thread()` to get one on a background thread (how drivers and
 workers will host theirs). It listens on a Unix socket (same-host peers) and, when asked, on
-a gRPC endpoint (other hosts); see `remote/connections.py` for the choice of transport.
+a gRPC endpoint (other hosts); see `remote/connections.py` for the choice of transport. A
+system that listens needs the cluster token, whose secret every connection proves without
+sending it (`remote/handshake.py`), or an explicit ``insecure=True``.
 """
 
 from __future__ import annotations

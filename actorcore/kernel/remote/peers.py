@@ -6,6 +6,10 @@ tells costs one write per batch, while a lone message leaves at the next loop it
 Order per sender is kept because every envelope to a peer goes through one outbox and one
 connection, chosen once per peer.
 
+Every connection starts with the handshake of `handshake.py` (each side proves it holds the
+cluster secret; nothing else is sent or read before); at most `MAX_PENDING_HANDSHAKES`
+accepted connections may be in it at once, each for at most `HANDSHAKE_TIMEOUT` seconds.
+
 When a peer's connection ends, the peer is lost: every ask pending on it fails with
 `PeerLostError`, every watcher of its actors gets `Terminated(ref, "peer_lost")`, and the
 next send to that address connects afresh.
