@@ -222,6 +222,11 @@ class Link:
                 self._fail("it could not prove it holds this cluster's token")
                 return
             if not self.accepted:
+                expected_id = self.expected.address.system_id
+                if self.their_hello.system_id != expected_id:
+                    self._fail(f"another actor system ({self.their_hello.system_id}) now listens there: "
+                               f"{expected_id} is gone")
+                    return
                 self.connection.send(self._proof(CONNECTING))
             self._up()
 
@@ -242,10 +247,6 @@ class Link:
             peer = self.layer.peer_for(address, connect=False)
         else:
             peer = self.expected
-            if address.system_id != peer.address.system_id:
-                self._fail(f"another actor system ({address.system_id}) now listens there: "
-                           f"{peer.address.system_id} is gone")
-                return
         self._state = _UP
         self.connection.authenticated()
         self.peer = peer
