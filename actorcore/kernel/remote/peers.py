@@ -39,8 +39,10 @@ log = get_logger(__name__)
 MAX_BATCH = 2000
 MAX_BATCH_BYTES = 1 << 20
 HANDSHAKE_TIMEOUT = 10.0
-#: Accepted connections whose handshake may be pending at once; more are closed at once.
-MAX_PENDING_HANDSHAKES = 64
+#: Accepted connections whose handshake may be pending at once; more are closed at once. Each
+#: holds a few KiB at most; a legitimate handshake ends within one round trip, so only a burst
+#: of hundreds of processes connecting at the same moment comes near it.
+MAX_PENDING_HANDSHAKES = 256
 #: The largest message payload: a frame holds it and its envelope's few fields.
 MAX_PAYLOAD_BYTES = MAX_FRAME_BYTES - (64 << 10)
 SPIN_SECONDS = 0.0003
