@@ -68,6 +68,12 @@ async def test_only_the_right_token_gets_through(peers, role):
     assert await _ask_with(TOKEN, uri) == "hi"
 
 
+async def test_a_refused_grpc_proof_is_named(peers):
+    peer = await peers("grpc", env={"ACTORCORE_TEST_TOKEN": TOKEN})
+    with pytest.raises(PeerLostError, match=r"refused this process's proof .*UNAUTHENTICATED.*clocks"):
+        await _ask_with("wrong-token", peer.uris[0])
+
+
 async def test_grpc_call_without_proof_is_unauthenticated(peers):
     peer = await peers("grpc", env={"ACTORCORE_TEST_TOKEN": TOKEN})
     target = peer.uris[0].split("tcp=")[1].split("&")[0].replace("%3A", ":")

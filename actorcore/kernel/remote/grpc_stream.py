@@ -22,7 +22,7 @@ from ..._proto import kernel_pb2 as pb
 from ..._proto import kernel_pb2_grpc as pb_grpc
 from ..secret import ClusterSecret
 from .connections import HANDSHAKE_FRAME_LIMIT, MAX_FRAME_BYTES, OnClosed, OnFrame
-from .grpc_auth import add_port, call_proof, new_channel, new_server
+from .grpc_auth import PROOF_WINDOW, add_port, call_proof, new_channel, new_server
 
 __all__ = ["GrpcClientConnection", "GrpcServer"]
 
@@ -50,6 +50,8 @@ class _GrpcConnection:
         self._closed = False
         self._on_closed: OnClosed | None = None
         self._authenticated = False
+        #: why the other side ended the stream, when it said (read by the handshake's error)
+        self.failure: str | None = None
         self.done: asyncio.Future = asyncio.get_running_loop().create_future()
 
     def start(self, on_frame: OnFrame, on_closed: OnClosed) -> None:
@@ -82,6 +84,7 @@ class _GrpcConnection:
             raise
         except Exception as exc:  # noqa: BLE001 - any failed write ends the stream
             log.debug("gRPC stream write failed", error=repr(exc))
+            await self._note_status()
             self._finish()
 
     async def _read(self, on_frame: OnFrame) -> None:
@@ -101,7 +104,20 @@ class _GrpcConnection:
             raise
         except Exception as exc:  # noqa: BLE001 - any failed read ends the stream
             log.debug("gRPC stream read ended", error=repr(exc))
+        await self._note_status()
         self._finish()
+
+    async def _note_status(self) -> None:
+        """On the calling side, note a refusal of our proof as the reason the stream ended."""
+        if not isinstance(self._stream, grpc.aio.Call) or self._closed:
+            return
+        try:
+            code = await asyncio.wait_for(self._stream.code(), 1.0)
+        except (asyncio.TimeoutError, grpc.aio.AioRpcError):
+            return
+        if code == grpc.StatusCode.UNAUTHENTICATED:
+            self.failure = (f"its endpoint refused this process's proof of the cluster token (UNAUTHENTICATED): "
+                            f"another token, or clocks more than {PROOF_WINDOW:g} s apart")
 
     def _finish(self) -> None:
         if self._closed:

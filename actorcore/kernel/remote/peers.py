@@ -274,8 +274,9 @@ class Link:
             self.layer.handshake_done(self)
         self._state = _FAILED
         if not self.hello_seen.done():
-            self.hello_seen.set_exception(ConnectionError(
-                "it closed the connection during the handshake (a wrong or missing cluster token?)"))
+            why = getattr(self.connection, "failure", None) or \
+                "it closed the connection during the handshake (a wrong or missing cluster token?)"
+            self.hello_seen.set_exception(ConnectionError(why))
         if self.peer is not None:
             self.layer.peer_lost(self.peer, "connection closed")
 
