@@ -159,11 +159,16 @@ class UdsConnection(asyncio.Protocol):
         peer runs as another user."""
         self._transport = transport
         if self._close_on_made:
+            self._closed = True
             transport.abort()
             return
-        uid = peer_uid(transport.get_extra_info("socket"))
+        try:
+            uid = peer_uid(transport.get_extra_info("socket"))
+        except OSError:  # gone already
+            uid = -1
         if uid is not None and uid != os.getuid():
             log.warning("refused a Unix-socket connection from another user", uid=uid)
+            self._closed = True
             transport.abort()
 
     def data_received(self, data: bytes) -> None:
