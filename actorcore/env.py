@@ -16,6 +16,7 @@ users of the machine can read.
 | ``ACTORCORE_ETCD_BIN`` | the etcd binary to run | `gcs.etcd_server` |
 | ``ACTORCORE_SUPERVISE_READY_FD`` | where a detached ``supervise`` daemon says it is up | the CLI, `services.leadership` |
 | ``ACTORCORE_HOST_ID`` | the host identity of a cluster node's processes | the node, `kernel.address` |
+| ``ACTORCORE_MAX_FRAME_BYTES`` | the largest frame an actor system reads from an authenticated peer | `kernel.remote.connections` |
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ from __future__ import annotations
 __all__ = [
     "ADDRESS_ENV",
     "DEFAULT_LEASE_TTL",
+    "DEFAULT_MAX_FRAME_BYTES",
     "ETCD_AUTH_ENV",
     "ETCD_BIN_ENV",
     "ETCD_PASSWORD_ENV",
     "HOME_ENV",
     "HOST_ID_ENV",
     "LOG_LEVEL_ENV",
+    "MAX_FRAME_ENV",
     "MIN_LEASE_TTL",
     "SUPERVISE_READY_FD_ENV",
     "TOKEN_ENV",
@@ -43,9 +46,14 @@ HOST_ID_ENV = "ACTORCORE_HOST_ID"
 LOG_LEVEL_ENV = "ACTORCORE_LOG_LEVEL"
 ETCD_BIN_ENV = "ACTORCORE_ETCD_BIN"
 SUPERVISE_READY_FD_ENV = "ACTORCORE_SUPERVISE_READY_FD"
+MAX_FRAME_ENV = "ACTORCORE_MAX_FRAME_BYTES"
 
 #: Seconds without a keepalive before etcd drops a node's registration and the node counts as
 #: dead (a head's ``--lease-ttl`` sets the cluster's; a local cluster uses this).
 DEFAULT_LEASE_TTL = 10.0
 #: The smallest lease TTL a head accepts.
 MIN_LEASE_TTL = 2.0
+#: The largest frame (one batch of messages) an actor system reads from an authenticated peer:
+#: batches hold up to 1 MiB of messages, but one message may be larger (a kernel message, or
+#: a value passed inline); ``ACTORCORE_MAX_FRAME_BYTES`` overrides it, in every process.
+DEFAULT_MAX_FRAME_BYTES = 64 << 20

@@ -22,7 +22,12 @@ import sys
 import time
 from pathlib import Path
 
+from actorcore.cluster_files import new_token
+from actorcore.env import TOKEN_ENV
 from actorcore.kernel import Actor, ActorSystem, run
+
+#: The cluster token of the benchmark's systems; the serving child inherits it.
+TOKEN = os.environ.setdefault(TOKEN_ENV, new_token())
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,7 +44,7 @@ class Counter(Actor):
 
 
 async def _in_process_tells(n: int) -> float:
-    system = await ActorSystem.start(uds=False)
+    system = await ActorSystem.start(uds=False, token=TOKEN)
     try:
         ref = system.spawn(Counter)
         await ref.ask(None)
@@ -54,7 +59,7 @@ async def _in_process_tells(n: int) -> float:
 
 async def _serve(transport: str) -> None:
     tcp = "127.0.0.1:0" if transport == "grpc" else None
-    system = await ActorSystem.start(tcp=tcp, uds=transport == "uds")
+    system = await ActorSystem.start(tcp=tcp, uds=transport == "uds", token=TOKEN)
     ref = system.spawn(Counter, name="counter")
     print(ref.to_uri(), flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
@@ -68,7 +73,7 @@ async def _cross_process(transport: str, tells: int, asks: int) -> dict:
     )
     try:
         uri = child.stdout.readline().strip()
-        system = await ActorSystem.start(uds=False)
+        system = await ActorSystem.start(uds=False, token=TOKEN)
         try:
             ref = system.ref_from_uri(uri)
             for _ in range(200):  # connect and warm up

@@ -5,6 +5,8 @@
   process as an OS-process child.
 - Halfway through, ping kills the pong process with SIGKILL. Death watch tells ping at once,
   the supervisor starts a new pong process, the new pong says hello, and the game goes on.
+- Both processes hold the same cluster token (``ACTORCORE_TOKEN`` if set, else a fresh one
+  that ping hands to pong in its environment): each proves it to the other before any message.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from actorcore.cluster_files import new_token
+from actorcore.env import TOKEN_ENV
 from actorcore.kernel import Actor, ActorSystem, Terminated, run
 from actorcore.kernel.supervision import actor_spec
 from supervisor import Supervisor, process_spec
@@ -69,7 +73,7 @@ class Pong(Actor):
 
 
 async def pong_process(ping_uri: str) -> None:
-    system = await ActorSystem.start(name="pong")
+    system = await ActorSystem.start(name="pong", token=os.environ[TOKEN_ENV])
     pong = system.spawn(Pong, name="pong")
     system.ref_from_uri(ping_uri).tell(("hello", pong, os.getpid()))
     stop = asyncio.get_running_loop().create_future()
@@ -79,14 +83,16 @@ async def pong_process(ping_uri: str) -> None:
 
 
 async def main() -> None:
-    system = await ActorSystem.start(name="ping")
+    token = os.environ.get(TOKEN_ENV) or new_token()
+    system = await ActorSystem.start(name="ping", token=token)
     done = asyncio.get_running_loop().create_future()
 
     def pong_argv(info):
         return [sys.executable, __file__, "--pong", system.lookup("ping").to_uri()]
 
     tree = Supervisor(
-        [actor_spec(system, "ping", Ping, ROUNDS, done), process_spec("pong", pong_argv)],
+        [actor_spec(system, "ping", Ping, ROUNDS, done),
+         process_spec("pong", pong_argv, env={**os.environ, TOKEN_ENV: token})],
         strategy="one_for_one", max_restarts=3, period=10, name="ping-pong",
     )
     await tree.start()

@@ -24,23 +24,25 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61\x63torcore/_proto/kernel.proto\x12\x10\x61\x63torcore.kernel\"q\n\x08\x45nvelope\x12$\n\x04kind\x18\x01 \x01(\x0e\x32\x16.actorcore.kernel.Kind\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\x0e\n\x06sender\x18\x03 \x01(\t\x12\x0e\n\x06\x61sk_id\x18\x04 \x01(\x04\x12\x0f\n\x07payload\x18\x05 \x01(\x0c\">\n\rEnvelopeBatch\x12-\n\tenvelopes\x18\x01 \x03(\x0b\x32\x1a.actorcore.kernel.Envelope\"a\n\x05Hello\x12\x11\n\tsystem_id\x18\x01 \x01(\t\x12\x0f\n\x07host_id\x18\x02 \x01(\t\x12\x13\n\x0btcp_address\x18\x03 \x01(\t\x12\x10\n\x08uds_path\x18\x04 \x01(\t\x12\r\n\x05token\x18\x05 \x01(\t\"k\n\x05\x46rame\x12(\n\x05hello\x18\x01 \x01(\x0b\x32\x17.actorcore.kernel.HelloH\x00\x12\x30\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x1f.actorcore.kernel.EnvelopeBatchH\x00\x42\x06\n\x04\x62ody*t\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x08\n\x04TELL\x10\x01\x12\t\n\x05REPLY\x10\x02\x12\x0f\n\x0bREPLY_ERROR\x10\x03\x12\t\n\x05WATCH\x10\x04\x12\x0b\n\x07UNWATCH\x10\x05\x12\x0e\n\nTERMINATED\x10\x06\x12\x08\n\x04STOP\x10\x07\x32K\n\tTransport\x12>\n\x06Stream\x12\x17.actorcore.kernel.Frame\x1a\x17.actorcore.kernel.Frame(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x61\x63torcore/_proto/kernel.proto\x12\x10\x61\x63torcore.kernel\"q\n\x08\x45nvelope\x12$\n\x04kind\x18\x01 \x01(\x0e\x32\x16.actorcore.kernel.Kind\x12\x0e\n\x06target\x18\x02 \x01(\t\x12\x0e\n\x06sender\x18\x03 \x01(\t\x12\x0e\n\x06\x61sk_id\x18\x04 \x01(\x04\x12\x0f\n\x07payload\x18\x05 \x01(\x0c\">\n\rEnvelopeBatch\x12-\n\tenvelopes\x18\x01 \x03(\x0b\x32\x1a.actorcore.kernel.Envelope\"g\n\x05Hello\x12\x11\n\tsystem_id\x18\x01 \x01(\t\x12\x0f\n\x07host_id\x18\x02 \x01(\t\x12\x13\n\x0btcp_address\x18\x03 \x01(\t\x12\x10\n\x08uds_path\x18\x04 \x01(\t\x12\r\n\x05nonce\x18\x06 \x01(\x0cJ\x04\x08\x05\x10\x06\"\x14\n\x05Proof\x12\x0b\n\x03mac\x18\x01 \x01(\x0c\"\x95\x01\n\x05\x46rame\x12(\n\x05hello\x18\x01 \x01(\x0b\x32\x17.actorcore.kernel.HelloH\x00\x12\x30\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x1f.actorcore.kernel.EnvelopeBatchH\x00\x12(\n\x05proof\x18\x03 \x01(\x0b\x32\x17.actorcore.kernel.ProofH\x00\x42\x06\n\x04\x62ody*t\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x08\n\x04TELL\x10\x01\x12\t\n\x05REPLY\x10\x02\x12\x0f\n\x0bREPLY_ERROR\x10\x03\x12\t\n\x05WATCH\x10\x04\x12\x0b\n\x07UNWATCH\x10\x05\x12\x0e\n\nTERMINATED\x10\x06\x12\x08\n\x04STOP\x10\x07\x32K\n\tTransport\x12>\n\x06Stream\x12\x17.actorcore.kernel.Frame\x1a\x17.actorcore.kernel.Frame(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'actorcore._proto.kernel_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_KIND']._serialized_start=438
-  _globals['_KIND']._serialized_end=554
+  _globals['_KIND']._serialized_start=509
+  _globals['_KIND']._serialized_end=625
   _globals['_ENVELOPE']._serialized_start=51
   _globals['_ENVELOPE']._serialized_end=164
   _globals['_ENVELOPEBATCH']._serialized_start=166
   _globals['_ENVELOPEBATCH']._serialized_end=228
   _globals['_HELLO']._serialized_start=230
-  _globals['_HELLO']._serialized_end=327
-  _globals['_FRAME']._serialized_start=329
-  _globals['_FRAME']._serialized_end=436
-  _globals['_TRANSPORT']._serialized_start=556
-  _globals['_TRANSPORT']._serialized_end=631
+  _globals['_HELLO']._serialized_end=333
+  _globals['_PROOF']._serialized_start=335
+  _globals['_PROOF']._serialized_end=355
+  _globals['_FRAME']._serialized_start=358
+  _globals['_FRAME']._serialized_end=507
+  _globals['_TRANSPORT']._serialized_start=627
+  _globals['_TRANSPORT']._serialized_end=702
 # @@protoc_insertion_point(module_scope)

@@ -45,7 +45,7 @@ class TransportServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Stream(self, request_iterator, context):
-        """One stream per pair of actor systems; both directions carry frames, Hello first.
+        """One stream per pair of actor systems; both directions carry frames, Hello and Proof first.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

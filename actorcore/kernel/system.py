@@ -4,7 +4,9 @@
 The system runs on one asyncio event loop: `await ActorSystem.start()` inside a running loop,
 or `ActorSystem.start_in_thread()` to get one on a background thread (how drivers and
 workers will host theirs). It listens on a Unix socket (same-host peers) and, when asked, on
-a gRPC endpoint (other hosts); see `remote/connections.py` for the choice of transport.
+a gRPC endpoint (other hosts); see `remote/connections.py` for the choice of transport. A
+system that listens needs the cluster token, whose secret every connection proves without
+sending it (`remote/handshake.py`), or an explicit ``insecure=True``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from .messages import NORMAL, Terminated
 from .ref import ActorRef, parse_uri
 from .remote.connections import UdsServer
 from .remote.peers import RemoteLayer
+from .secret import ClusterSecret
 
 log = get_logger(__name__)
 
@@ -40,12 +43,15 @@ _TOMBSTONES = 10_000
 class ActorSystem:
     """A process's actors: it spawns them, routes messages to them locally and remotely, and runs death watch."""
 
-    def __init__(self, *, name: str = "actors", spin: bool = True, token: str | None = None) -> None:
+    def __init__(self, *, name: str = "actors", spin: bool = True, token: str | None = None,
+                 insecure: bool = False) -> None:
         self.name = name
-        #: the cluster's shared secret: peers must present it in their Hello (and as gRPC
-        #: metadata) before anything they send is read; None accepts any peer
-        #: (docs/architecture.md, "Security model")
-        self.token = token
+        #: the cluster secret (made from the cluster token): each side of a connection proves
+        #: it holds it before anything the other sends is read, and never sends it; None in a
+        #: system without a token, which accepts any peer (docs/architecture.md, "Security model")
+        self.secret = ClusterSecret(token) if token else None
+        #: started without a token on purpose (`insecure=True`): listens open to anyone
+        self.insecure = insecure
         #: poll briefly instead of sleeping around asks and replies (see RemoteLayer.spin);
         #: off where user threads share the GIL with the loop (drivers, workers)
         self.spin = spin
@@ -72,20 +78,24 @@ class ActorSystem:
 
     @classmethod
     async def start(cls, *, name: str = "actors", tcp: str | None = None, uds: bool = True,
-                    spin: bool = True, token: str | None = None) -> ActorSystem:
+                    spin: bool = True, token: str | None = None, insecure: bool = False) -> ActorSystem:
         """Start the process's actor system on the running loop.
 
         `tcp="127.0.0.1:0"` also opens a gRPC endpoint (port 0: any free port); `uds=False`
-        opens no Unix socket.
+        opens no Unix socket. A system that listens (on either) needs the cluster `token`:
+        without one it raises ValueError, unless `insecure=True` (anyone who can reach its
+        endpoints may then send it messages; a warning says so).
         """
-        system = cls(name=name, spin=spin, token=token)
+        _check_credentials(name, token, insecure, listens=bool(tcp or uds))
+        system = cls(name=name, spin=spin, token=token, insecure=insecure)
         await system._start(tcp, uds)
         return system
 
     @classmethod
     def start_in_thread(cls, *, name: str = "actors", tcp: str | None = None, uds: bool = True,
-                        spin: bool = False, token: str | None = None) -> ActorSystem:
-        """Start the actor system on a new daemon thread with its own event loop."""
+                        spin: bool = False, token: str | None = None, insecure: bool = False) -> ActorSystem:
+        """Start the actor system on a new daemon thread with its own event loop (arguments
+        as for `start`)."""
         box: dict[str, Any] = {}
         started = threading.Event()
 
@@ -95,7 +105,8 @@ class ActorSystem:
 
             async def main() -> None:
                 try:
-                    system = await cls.start(name=name, tcp=tcp, uds=uds, spin=spin, token=token)
+                    system = await cls.start(name=name, tcp=tcp, uds=uds, spin=spin, token=token,
+                                             insecure=insecure)
                 except BaseException as exc:  # noqa: BLE001 - handed to the thread that waits for the start
                     box["error"] = exc
                     started.set()
@@ -133,7 +144,7 @@ class ActorSystem:
             if tcp:
                 from .remote.grpc_stream import GrpcServer
 
-                grpc_server = GrpcServer(tcp, self._remote.accept, self.token)
+                grpc_server = GrpcServer(tcp, self._remote.accept, self.secret)
                 await grpc_server.start()
                 self._servers.append(grpc_server)
                 tcp_address = grpc_server.address
@@ -424,6 +435,22 @@ class ActorSystem:
 
     def __repr__(self) -> str:
         return f"ActorSystem({self.name}, {self.address})"
+
+
+def _check_credentials(name: str, token: str | None, insecure: bool, listens: bool) -> None:
+    """A system that listens needs the cluster token, or an explicit `insecure=True`."""
+    if token is not None and not isinstance(token, str):
+        raise TypeError(f"token must be a str, got {type(token).__name__}")
+    if token or not listens:
+        return
+    if not insecure:
+        raise ValueError(
+            f"actor system {name!r} would listen without a cluster token, open to anyone who can reach it: "
+            "pass token=... (every process of the cluster the same, e.g. from "
+            "actorcore.cluster_files.new_token()), or insecure=True to accept any peer on purpose"
+        )
+    log.warning("actor system started insecure: it accepts messages from any peer, without a cluster token",
+                system=name)
 
 
 def _socket_path(system_id: str) -> str:

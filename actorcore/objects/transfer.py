@@ -1,12 +1,15 @@
 """Object transfer between nodes: other nodes pull a large object in chunks over a gRPC
-stream, which requires the cluster token (docs/architecture.md, "Object transfer between
-nodes" and "Security model").
+stream, which requires a proof of the cluster secret (docs/architecture.md, "Object transfer
+between nodes" and "Security model").
 
 - `TransferServer`: a node's gRPC endpoint ``ObjectTransfer.Pull`` (proto/actorcore/_proto/
   transfer.proto). It asks ``segment_for(object_id)`` where the local copy is, maps that
   segment read-only and streams it in `CHUNK_SIZE` chunks; the last one carries the zlib
-  crc32 of the whole object. An unknown object is NOT_FOUND; with a token, a call without
-  it is UNAUTHENTICATED before anything is looked up (`TokenCheck`).
+  crc32 of the whole object. An unknown object is NOT_FOUND; a call without a valid proof
+  of the cluster secret (`grpc_auth.call_proof`: never the token itself) is UNAUTHENTICATED
+  before anything is looked up or decoded (`grpc_auth.ProofCheck`). The server reads
+  requests of at most `MAX_REQUEST` bytes, and `MAX_CONCURRENT_STREAMS` pulls per
+  connection at once. Without a token it refuses to start, unless made ``insecure``.
 - `pull`: the other side. It writes the chunks into a new local segment (``pwrite`` into a
   sparse segment on Linux, as `put_shared` does), checks size, order and checksum, and on
   any failure removes that segment and raises `TransferError` naming object, node and cause.
@@ -51,7 +54,8 @@ import grpc
 
 from .._logging import get_logger
 from .._proto import transfer_pb2 as pb
-from ..kernel.remote.grpc_auth import TokenCheck, token_metadata
+from ..kernel.remote.grpc_auth import add_port, call_proof, new_channel, new_server
+from ..kernel.secret import ClusterSecret
 from .serialization import _pwrite_all
 from .shm import SharedMemoryFullError, _create_fd, create_segment, open_segment, unlink_segment
 
@@ -68,9 +72,23 @@ log = get_logger(__name__)
 
 CHUNK_SIZE = 1 << 20  # measured: see the module docstring
 MAX_MESSAGE = 64 << 20  # a chunk and its fields, with room for peers using larger chunks
-_OPTIONS = [
-    ("grpc.max_send_message_length", MAX_MESSAGE),
+#: The largest request the server reads: a PullRequest is an object id.
+MAX_REQUEST = 4096
+#: Pulls one connection (one pulling process) may run at once; more wait their turn.
+MAX_CONCURRENT_STREAMS = 64
+_CHANNEL_OPTIONS = [
+    ("grpc.max_send_message_length", MAX_REQUEST),
     ("grpc.max_receive_message_length", MAX_MESSAGE),
+    ("grpc.so_reuseport", 0),
+]
+_SERVER_OPTIONS = [
+    ("grpc.max_send_message_length", MAX_MESSAGE),
+    ("grpc.max_receive_message_length", MAX_REQUEST),
+    ("grpc.max_concurrent_streams", MAX_CONCURRENT_STREAMS),
+    # The server receives only small requests: no reason to widen its receive windows. With
+    # them widened (bandwidth-delay probing) four unauthenticated 60 MiB requests raised its
+    # peak memory by up to 75 MB before their rejection; without, by 1-2 MB.
+    ("grpc.http2.bdp_probe", 0),
     ("grpc.so_reuseport", 0),
 ]
 _SERVICE = pb.DESCRIPTOR.services_by_name["ObjectTransfer"].full_name
@@ -155,11 +173,19 @@ class TransferServer:
 
     ``segment_for(object_id)`` returns ``(segment name, size)`` of the local copy or None
     (the node's ObjectStore passes its table's ``get``: it runs on the store's event loop).
+    Without a ``token`` it raises ValueError, unless ``insecure=True`` (it then serves anyone).
     """
 
-    def __init__(self, bind: str, token: str | None, segment_for: SegmentFor) -> None:
+    def __init__(self, bind: str, token: str | None, segment_for: SegmentFor, *, insecure: bool = False) -> None:
+        if not token and not insecure:
+            raise ValueError(
+                f"the object transfer endpoint {bind} would serve objects to anyone: give it the cluster token "
+                "(or insecure=True to do so on purpose)"
+            )
+        if not token:
+            log.warning("object transfer endpoint started insecure: it serves objects to anyone", bind=bind)
         self._bind = bind
-        self._token = token
+        self._secret = ClusterSecret(token) if token else None
         self._segment_for = segment_for
         self._server: grpc.aio.Server | None = None
         self._address = ""
@@ -173,20 +199,14 @@ class TransferServer:
 
     async def start(self) -> None:
         """Bind the endpoint and start serving pulls; raises OSError if the address cannot be bound."""
-        interceptors = [TokenCheck(self._token)] if self._token else []
-        server = grpc.aio.server(options=_OPTIONS, interceptors=interceptors)
+        server = new_server(_SERVER_OPTIONS, self._secret)
         handler = grpc.unary_stream_rpc_method_handler(
             self._pull, request_deserializer=pb.PullRequest.FromString,  # responses: bytes as is
         )
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(_SERVICE, {"Pull": handler}),))
-        try:
-            port = server.add_insecure_port(self._bind)
-        except RuntimeError as exc:
-            port, cause = 0, exc
-        else:
-            cause = None
+        port = add_port(server, self._bind)
         if port == 0:
-            raise OSError(f"cannot bind the object transfer endpoint to {self._bind}") from cause
+            raise OSError(f"cannot bind the object transfer endpoint to {self._bind}")
         await server.start()
         self._server = server
         self._address = f"{self._bind.rpartition(':')[0]}:{port}"
@@ -250,7 +270,7 @@ def _channel(address: str) -> grpc.aio.Channel:
     channels = _channels.setdefault(asyncio.get_running_loop(), {})
     channel = channels.get(address)
     if channel is None:
-        channel = channels[address] = grpc.aio.insecure_channel(address, options=_OPTIONS)
+        channel = channels[address] = new_channel(address, _CHANNEL_OPTIONS)
     return channel
 
 
@@ -311,8 +331,9 @@ class _Failed(Exception):
 def _reason(exc: grpc.aio.AioRpcError, timeout: float) -> str:
     code, details = exc.code(), exc.details()
     if code == grpc.StatusCode.UNAUTHENTICATED:
-        return (f"the node rejected the cluster token (UNAUTHENTICATED: {details}); "
-                "every node of a cluster must be started with the same token")
+        return (f"the node rejected this process's proof of the cluster token (UNAUTHENTICATED: {details}); "
+                "every node of a cluster must be started with the same token, on clocks within "
+                "a few minutes of each other")
     if code == grpc.StatusCode.NOT_FOUND:
         return f"the node has no copy of it (NOT_FOUND: {details}); ask its owner where else it is"
     if code == grpc.StatusCode.UNAVAILABLE:
@@ -320,6 +341,11 @@ def _reason(exc: grpc.aio.AioRpcError, timeout: float) -> str:
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return f"the transfer did not finish within {timeout:g} s (DEADLINE_EXCEEDED)"
     return f"{code.name}: {details}"
+
+
+@functools.lru_cache(maxsize=4)
+def _secret(token: str | None) -> ClusterSecret | None:
+    return ClusterSecret(token) if token else None
 
 
 async def pull(address: str, token: str | None, object_id: str, dest_name: str, size: int, *,
@@ -335,7 +361,7 @@ async def pull(address: str, token: str | None, object_id: str, dest_name: str, 
     channel = _channel(address)
     call = channel.unary_stream(
         _PULL_METHOD, request_serializer=pb.PullRequest.SerializeToString, response_deserializer=_decode_chunk,
-    )(pb.PullRequest(object_id=object_id), metadata=token_metadata(token), timeout=timeout)
+    )(pb.PullRequest(object_id=object_id), metadata=call_proof(_secret(token), _PULL_METHOD), timeout=timeout)
     dest: _Destination | None = None
     written = 0
     crc = 0

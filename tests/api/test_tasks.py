@@ -280,7 +280,7 @@ def test_the_node_rejects_processes_without_the_cluster_token(cluster):
         from actorcore.protocol import GetResources
 
         async def main(token):
-            system = await ActorSystem.start(token=token)
+            system = await ActorSystem.start(token=token, uds=False)
             try:
                 return await system.ref_from_uri(sys.argv[1]).ask(GetResources(True), timeout=10)
             except PeerLostError as error:

@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 
 from actorcore.kernel import ActorSystem
+from tests.kernel.peer import TEST_TOKEN
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 async def system():
-    system = await ActorSystem.start(name="test")
+    system = await ActorSystem.start(name="test", token=TEST_TOKEN)
     yield system
     await system.shutdown(timeout=1.0)
 

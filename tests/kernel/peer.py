@@ -12,6 +12,9 @@ import sys
 
 from actorcore.kernel import Actor, ActorSystem, run
 
+#: The cluster token of the kernel tests' actor systems (a peer takes ACTORCORE_TEST_TOKEN instead when set).
+TEST_TOKEN = "kernel-test-token"
+
 
 class Collector(Actor):
     """Records every int it is told; `("count",)` asks how many and whether they were in order."""
@@ -43,7 +46,7 @@ class Collector(Actor):
 async def main(role: str) -> None:
     tcp = "127.0.0.1:0" if "grpc" in role else None
     system = await ActorSystem.start(name=role, tcp=tcp, uds="grpc" not in role,
-                                     token=os.environ.get("ACTORCORE_TEST_TOKEN"))
+                                     token=os.environ.get("ACTORCORE_TEST_TOKEN", TEST_TOKEN))
     refs = [system.spawn(Collector, name="collector")]
     if role.startswith("two"):
         refs.append(system.spawn(Collector, name="second"))

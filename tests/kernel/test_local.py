@@ -16,6 +16,7 @@ from actorcore.kernel import (
     AskTimeoutError,
     Terminated,
 )
+from tests.kernel.peer import TEST_TOKEN
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -175,7 +176,7 @@ async def test_constructor_failure_stops_the_actor(system):
 
 async def test_one_system_per_process(system):
     with pytest.raises(ActorSystemError, match="already running"):
-        await ActorSystem.start()
+        await ActorSystem.start(token=TEST_TOKEN)
 
 
 async def test_tell_from_another_thread(system):
@@ -188,7 +189,7 @@ async def test_tell_from_another_thread(system):
 
 
 def test_system_on_its_own_thread():
-    system = ActorSystem.start_in_thread(name="threaded")
+    system = ActorSystem.start_in_thread(name="threaded", token=TEST_TOKEN)
     try:
         async def scenario():
             ref = system.spawn(Recorder)
@@ -204,7 +205,7 @@ def test_system_on_its_own_thread():
 
 
 async def test_shutdown_stops_actors_newest_first():
-    system = await ActorSystem.start()
+    system = await ActorSystem.start(token=TEST_TOKEN)
     log: list = []
 
     class Named(Actor):

@@ -50,11 +50,11 @@ def read_segment(name: str) -> bytes:
 class Node:
     """A transfer server over a dict of local segments, counting lookups."""
 
-    def __init__(self, session: str, token: str | None = TOKEN, server_class=TransferServer) -> None:
+    def __init__(self, session: str, token: str | None = TOKEN, server_class=TransferServer, **kwargs) -> None:
         self.session = session
         self.objects: dict[str, tuple[str, int]] = {}
         self.lookups = 0
-        self.server = server_class("127.0.0.1:0", token, self.segment_for)
+        self.server = server_class("127.0.0.1:0", token, self.segment_for, **kwargs)
 
     def segment_for(self, object_id: str):
         self.lookups += 1
@@ -267,8 +267,14 @@ async def test_existing_destination_is_left_alone(node, session):
     assert read_segment(dest) == b"mine"
 
 
-async def test_no_token_server_serves_anyone(session):
-    node = Node(session, token=None)
+@pytest.mark.parametrize("token", [None, ""])
+def test_a_server_without_token_refuses_to_start(session, token):
+    with pytest.raises(ValueError, match=r"would serve objects to anyone.*insecure=True"):
+        Node(session, token=token)
+
+
+async def test_an_insecure_server_serves_anyone(session):
+    node = Node(session, token=None, insecure=True)
     await node.server.start()
     try:
         node.add("open", b"o" * 10)

@@ -13,23 +13,79 @@ way, then `EnvelopeBatch`es, on one long-lived stream per pair of actor systems.
 The gRPC side lives in `grpc_stream.py`, imported only by processes that open a gRPC
 endpoint or reach another host (importing grpc costs ~25-80 ms of start-up).
 
-A connection is used through three calls: `start(on_frame, on_closed)` begins delivering
-received frames, `send(frame)` queues a frame without waiting, `close()` ends it.
+A connection is used through four calls: `start(on_frame, on_closed)` begins delivering
+received frames, `send(frame)` queues a frame without waiting, `close()` ends it, and
+`authenticated()` (once the handshake succeeded) lifts the frame size limit.
+
+Memory before authentication is bounded (docs/architecture.md, "Security model"): until
+the handshake succeeds a frame may be at most `HANDSHAKE_FRAME_LIMIT` bytes, after it
+`MAX_FRAME_BYTES`; a length header over the limit closes the connection before its bytes
+are buffered. On Unix sockets, a peer running as another user is refused before anything
+is read from it, on either side (`SO_PEERCRED`): a process of another user may have bound
+the abstract name of a process that died.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import struct
 from collections.abc import Callable
 
 from ..._logging import get_logger
 from ..._proto import kernel_pb2 as pb
+from ...env import DEFAULT_MAX_FRAME_BYTES, MAX_FRAME_ENV
+from ..errors import SerializationError
+
+__all__ = [
+    "HANDSHAKE_FRAME_LIMIT",
+    "MAX_FRAME_BYTES",
+    "MessageTooLargeError",
+    "UdsConnection",
+    "UdsServer",
+    "peer_uid",
+]
 
 log = get_logger(__name__)
 
 _LENGTH = struct.Struct(">I")
+_PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
+
+#: The largest frame read before the handshake succeeded (a Hello or a Proof is < 1 KiB).
+HANDSHAKE_FRAME_LIMIT = 4096
+_MIN_FRAME_BYTES = 2 << 20  # a full batch of small messages must fit
+
+
+def _max_frame_bytes() -> int:
+    raw = os.environ.get(MAX_FRAME_ENV)
+    if not raw:
+        return DEFAULT_MAX_FRAME_BYTES
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{MAX_FRAME_ENV}={raw!r} is not a number of bytes") from None
+    if value < _MIN_FRAME_BYTES:
+        raise ValueError(f"{MAX_FRAME_ENV}={raw!r} is below the smallest frame limit ({_MIN_FRAME_BYTES} bytes)")
+    return value
+
+
+#: The largest frame read from an authenticated peer (`ACTORCORE_MAX_FRAME_BYTES`; every
+#: process of a cluster should have the same).
+MAX_FRAME_BYTES = _max_frame_bytes()
+
+
+class MessageTooLargeError(SerializationError, ValueError):
+    """A message is too large for one frame (raised where it is sent, naming it)."""
+
+
+def peer_uid(sock) -> int | None:
+    """The uid of the process at the other end of a connected Unix socket (None where the
+    platform cannot tell)."""
+    if not hasattr(socket, "SO_PEERCRED"):
+        return None
+    _pid, uid, _gid = _PEERCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size))
+    return uid
 
 OnFrame = Callable[[pb.Frame], None]
 OnClosed = Callable[[], None]
@@ -44,7 +100,10 @@ class UdsConnection(asyncio.Protocol):
         self._on_frame: OnFrame | None = None
         self._on_closed: OnClosed | None = None
         self._early: list[pb.Frame] = []
-        self._closed = False
+        self._closed = False  # no more frames are read or sent
+        self._lost = False  # the socket is gone
+        self._close_on_made = False
+        self._max_frame = HANDSHAKE_FRAME_LIMIT
 
     @classmethod
     async def open(cls, path: str) -> UdsConnection:
@@ -55,6 +114,12 @@ class UdsConnection(asyncio.Protocol):
         try:
             sock.setblocking(False)
             await loop.sock_connect(sock, path)
+            uid = peer_uid(sock)
+            if uid is not None and uid != os.getuid():
+                raise ConnectionRefusedError(
+                    f"the process listening there runs as uid {uid}, not as this process's uid {os.getuid()} "
+                    "(the actor system that listened there is gone, and another user took its socket name)"
+                )
             _, protocol = await loop.create_unix_connection(cls, sock=sock)
         except BaseException:
             sock.close()
@@ -67,7 +132,7 @@ class UdsConnection(asyncio.Protocol):
         early, self._early = self._early, []
         for frame in early:
             on_frame(frame)
-        if self._closed:
+        if self._lost:
             on_closed()
 
     def send(self, frame: pb.Frame) -> None:
@@ -78,13 +143,33 @@ class UdsConnection(asyncio.Protocol):
 
     def close(self) -> None:
         """Close the socket; `on_closed` is called once it is."""
+        self._closed = True
         if self._transport is not None:
             self._transport.close()
+        else:
+            self._close_on_made = True
+
+    def authenticated(self) -> None:
+        """The handshake succeeded: read frames up to `MAX_FRAME_BYTES` from now on."""
+        self._max_frame = MAX_FRAME_BYTES
 
     # asyncio.Protocol
     def connection_made(self, transport) -> None:
-        """Keep the transport to write frames to."""
+        """Keep the transport to write frames to; close at once if refused already, or if the
+        peer runs as another user."""
         self._transport = transport
+        if self._close_on_made:
+            self._closed = True
+            transport.abort()
+            return
+        try:
+            uid = peer_uid(transport.get_extra_info("socket"))
+        except OSError:  # gone already
+            uid = -1
+        if uid is not None and uid != os.getuid():
+            log.warning("refused a Unix-socket connection from another user", uid=uid)
+            self._closed = True
+            transport.abort()
 
     def data_received(self, data: bytes) -> None:
         """Split the bytes received into frames and hand each complete one to `on_frame`."""
@@ -93,7 +178,13 @@ class UdsConnection(asyncio.Protocol):
         end = len(buffer)
         position = 0
         while end - position >= 4:
+            if self._closed:  # closed by a handler (a failed handshake): read no further
+                self._buffer = bytearray()
+                return
             (size,) = _LENGTH.unpack_from(buffer, position)
+            if size > self._max_frame:
+                self._too_large(size)
+                return
             start = position + 4
             if end - start < size:
                 break
@@ -109,9 +200,20 @@ class UdsConnection(asyncio.Protocol):
         if position:
             del buffer[:position]
 
+    def _too_large(self, size: int) -> None:
+        if self._max_frame == HANDSHAKE_FRAME_LIMIT:
+            log.warning("closed a connection whose handshake frame is too large", size=size,
+                        limit=HANDSHAKE_FRAME_LIMIT)
+        else:
+            log.error("closed a connection: the peer sent a frame over the limit", size=size,
+                      limit=self._max_frame, setting=MAX_FRAME_ENV)
+        self._buffer = bytearray()
+        self._closed = True
+        self._transport.abort()
+
     def connection_lost(self, exc) -> None:
         """Mark the connection closed and tell `on_closed`."""
-        self._closed = True
+        self._closed = self._lost = True
         if self._on_closed is not None:
             self._on_closed()
 

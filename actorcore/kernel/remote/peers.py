@@ -6,6 +6,10 @@ tells costs one write per batch, while a lone message leaves at the next loop it
 Order per sender is kept because every envelope to a peer goes through one outbox and one
 connection, chosen once per peer.
 
+Every connection starts with the handshake of `handshake.py` (each side proves it holds the
+cluster secret; nothing else is sent or read before); at most `MAX_PENDING_HANDSHAKES`
+accepted connections may be in it at once, each for at most `HANDSHAKE_TIMEOUT` seconds.
+
 When a peer's connection ends, the peer is lost: every ask pending on it fails with
 `PeerLostError`, every watcher of its actors gets `Terminated(ref, "peer_lost")`, and the
 next send to that address connects afresh.
@@ -14,17 +18,18 @@ next send to that address connects afresh.
 from __future__ import annotations
 
 import asyncio
-import hmac
 from typing import TYPE_CHECKING, Any
 
 from ..._logging import get_logger
 from ..._proto import kernel_pb2 as pb
+from ...env import MAX_FRAME_ENV
 from .. import codec
 from ..address import Address
 from ..errors import AskTimeoutError, PeerLostError
 from ..messages import PEER_LOST, Terminated
 from ..ref import ActorRef
-from .connections import UdsConnection
+from .connections import MAX_FRAME_BYTES, MessageTooLargeError, UdsConnection
+from .handshake import ACCEPTING, CONNECTING, hello_problem, make_proof, new_nonce, proof_valid
 
 if TYPE_CHECKING:
     from ..system import ActorSystem
@@ -34,6 +39,12 @@ log = get_logger(__name__)
 MAX_BATCH = 2000
 MAX_BATCH_BYTES = 1 << 20
 HANDSHAKE_TIMEOUT = 10.0
+#: Accepted connections whose handshake may be pending at once; more are closed at once. Each
+#: holds a few KiB at most; a legitimate handshake ends within one round trip, so only a burst
+#: of hundreds of processes connecting at the same moment comes near it.
+MAX_PENDING_HANDSHAKES = 256
+#: The largest message payload: a frame holds it and its envelope's few fields.
+MAX_PAYLOAD_BYTES = MAX_FRAME_BYTES - (64 << 10)
 SPIN_SECONDS = 0.0003
 
 TELL, REPLY, REPLY_ERROR = pb.TELL, pb.REPLY, pb.REPLY_ERROR
@@ -58,6 +69,8 @@ class RemoteReply:
         """Send `value` back to the asker (an unpicklable value goes back as the SerializationError)."""
         try:
             payload = codec.dumps(value, what=f"the reply to ask {self.ask_id}")
+            if len(payload) > MAX_PAYLOAD_BYTES:
+                raise _too_large(f"the {type(value).__qualname__} reply to ask {self.ask_id}", len(payload))
         except codec.SerializationError as exc:
             self.set_exception(exc)
             return
@@ -152,65 +165,124 @@ class Peer:
 
 
 class Link:
-    """One connection, from its handshake on: the first frame each way must be a `Hello`."""
+    """One connection, from its handshake on (see `handshake`): a `Hello` and a `Proof` each
+    way, then batches of envelopes; nothing is dispatched, and nothing is sent but the
+    handshake, before the other side's proof verified."""
 
-    __slots__ = ("layer", "connection", "peer", "expected", "hello_seen")
+    __slots__ = ("layer", "connection", "peer", "expected", "hello_seen", "own_hello", "their_hello", "_state")
 
     def __init__(self, layer: RemoteLayer, connection, expected: Peer | None) -> None:
         self.layer = layer
         self.connection = connection
         self.peer: Peer | None = None
         self.expected = expected  # set on the connecting side
+        #: resolves once the other side proved it holds the cluster secret
         self.hello_seen: asyncio.Future = layer.system.loop.create_future()
         # Nobody waits for an accepted link's handshake: its failure is not an error to report.
         self.hello_seen.add_done_callback(_retrieve)
+        self.own_hello = layer.hello()
+        self.their_hello: pb.Hello | None = None
+        self._state = _AWAIT_HELLO
         connection.start(self.on_frame, self.on_closed)
 
+    @property
+    def accepted(self) -> bool:
+        """True on the accepting side of the connection."""
+        return self.expected is None
+
     def on_frame(self, frame: pb.Frame) -> None:
-        """Check and bind the first frame (the `Hello`); dispatch the batches that follow it."""
-        peer = self.peer
-        if peer is not None:
+        """Run the handshake on the first frames; dispatch the batches that follow it."""
+        state = self._state
+        if state is _UP:
             if frame.HasField("batch"):
-                self.layer.dispatch(peer, frame.batch.envelopes)
+                self.layer.dispatch(self.peer, frame.batch.envelopes)
             return
-        if not frame.HasField("hello"):
-            self._fail(ConnectionError("the first frame was not a Hello"))
-            return
-        hello = frame.hello
-        if not token_matches(self.layer.system.token, hello.token):
-            if self.expected is None:
-                log.warning("rejected a connection without the cluster token", system=hello.system_id)
-            self._fail(ConnectionError("the other side does not have this cluster's token"))
-            return
+        if state is _AWAIT_HELLO:
+            if not frame.HasField("hello"):
+                self._fail("the first frame was not a Hello")
+                return
+            problem = hello_problem(frame.hello)
+            if problem is not None:
+                self._fail(f"its Hello is malformed: {problem}")
+                return
+            self.their_hello = frame.hello
+            self._state = _AWAIT_PROOF
+            if self.accepted:
+                self.connection.send(pb.Frame(hello=self.own_hello))
+                self.connection.send(self._proof(ACCEPTING))
+        elif state is _AWAIT_PROOF:
+            if not frame.HasField("proof"):
+                self._fail("the frame after its Hello was not a Proof")
+                return
+            role = CONNECTING if self.accepted else ACCEPTING
+            connecting, accepting = self._transcript()
+            secret = self.layer.system.secret
+            if secret is None and frame.proof.mac:
+                self._fail("it requires the cluster token, and this actor system was started without one")
+                return
+            if not proof_valid(secret, role, frame.proof, connecting, accepting):
+                self._fail("it could not prove it holds this cluster's token")
+                return
+            if not self.accepted:
+                expected_id = self.expected.address.system_id
+                if self.their_hello.system_id != expected_id:
+                    self._fail(f"another actor system ({self.their_hello.system_id}) now listens there: "
+                               f"{expected_id} is gone")
+                    return
+                self.connection.send(self._proof(CONNECTING))
+            self._up()
+
+    def _transcript(self) -> tuple[pb.Hello, pb.Hello]:
+        if self.accepted:
+            return self.their_hello, self.own_hello
+        return self.own_hello, self.their_hello
+
+    def _proof(self, role: bytes) -> pb.Frame:
+        connecting, accepting = self._transcript()
+        return make_proof(self.layer.system.secret, role, connecting, accepting)
+
+    def _up(self) -> None:
+        hello = self.their_hello
         address = Address(hello.system_id, hello.host_id, hello.tcp_address, hello.uds_path)
-        if self.expected is None:  # accepted: answer, then bind to the peer it says it is
-            self.connection.send(self.layer.hello())
+        if self.accepted:
+            self.layer.handshake_done(self)
             peer = self.layer.peer_for(address, connect=False)
         else:
             peer = self.expected
-            if address.system_id != peer.address.system_id:
-                self._fail(ConnectionError(
-                    f"another actor system ({address.system_id}) now listens there: "
-                    f"{peer.address.system_id} is gone"
-                ))
-                return
+        self._state = _UP
+        self.connection.authenticated()
         self.peer = peer
         peer.attach(self)
         if not self.hello_seen.done():
             self.hello_seen.set_result(None)
 
-    def _fail(self, error: Exception) -> None:
+    def _fail(self, why: str) -> None:
+        if self._state is _FAILED:
+            return
+        self._state = _FAILED
+        if self.accepted:
+            # Nothing the other side sent is logged: it has not proved anything.
+            log.warning("rejected a connection", why=why)
+            self.layer.handshake_done(self)
         if not self.hello_seen.done():
-            self.hello_seen.set_exception(error)
+            self.hello_seen.set_exception(ConnectionError(f"the other side failed the handshake: {why}"))
         self.connection.close()
 
     def on_closed(self) -> None:
         """The connection ended: fail the handshake if it was pending, else lose the peer."""
+        if self.accepted and self._state is not _UP:
+            self.layer.handshake_done(self)
+        self._state = _FAILED
         if not self.hello_seen.done():
-            self.hello_seen.set_exception(ConnectionError(
-                "it closed the connection during the handshake (a wrong or missing cluster token?)"))
+            why = getattr(self.connection, "failure", None) or \
+                "it closed the connection during the handshake (a wrong or missing cluster token?)"
+            self.hello_seen.set_exception(ConnectionError(why))
         if self.peer is not None:
             self.layer.peer_lost(self.peer, "connection closed")
+
+
+# Link states: the handshake's steps, then up or failed.
+_AWAIT_HELLO, _AWAIT_PROOF, _UP, _FAILED = "await hello", "await proof", "up", "failed"
 
 
 def _retrieve(future: asyncio.Future) -> None:
@@ -240,6 +312,8 @@ class RemoteLayer:
         self._next_ask_id = 0
         self._spinning = False
         self._spin_deadline = 0.0
+        self._handshaking: set[Link] = set()  # accepted links whose handshake is pending
+        self._flood_logged = False
 
     # -- sending --------------------------------------------------------------------------
 
@@ -253,8 +327,13 @@ class RemoteLayer:
         return peer
 
     def encode(self, ref: ActorRef, message: Any) -> bytes:
-        """Pickle a message to `ref`; raises SerializationError naming the message and the actor."""
-        return codec.dumps(message, what=f"a {type(message).__qualname__} message to actor {ref.actor_id}")
+        """Pickle a message to `ref`; raises SerializationError naming the message and the
+        actor (`MessageTooLargeError` if it does not fit in a frame)."""
+        what = f"a {type(message).__qualname__} message to actor {ref.actor_id}"
+        payload = codec.dumps(message, what=what)
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            raise _too_large(what, len(payload))
+        return payload
 
     def tell(self, ref: ActorRef, message: Any, sender: ActorRef | None) -> None:
         """Send `message` to the remote actor `ref` without waiting."""
@@ -358,11 +437,11 @@ class RemoteLayer:
 
     # -- connections ----------------------------------------------------------------------
 
-    def hello(self) -> pb.Frame:
-        """The first frame we send on a connection: who we are, where we listen, and the cluster token."""
+    def hello(self) -> pb.Hello:
+        """Our `Hello` for a new connection: who we are, where we listen, and a fresh nonce."""
         a = self.system.address
-        return pb.Frame(hello=pb.Hello(system_id=a.system_id, host_id=a.host_id, tcp_address=a.tcp,
-                                       uds_path=a.uds, token=self.system.token or ""))
+        return pb.Hello(system_id=a.system_id, host_id=a.host_id, tcp_address=a.tcp, uds_path=a.uds,
+                        nonce=new_nonce())
 
     async def _connect(self, peer: Peer) -> None:
         address = peer.address
@@ -373,11 +452,11 @@ class RemoteLayer:
             elif address.tcp:
                 from .grpc_stream import GrpcClientConnection
 
-                connection = await GrpcClientConnection.open(address.tcp, self.system.token)
+                connection = await GrpcClientConnection.open(address.tcp, self.system.secret)
             else:
                 raise ConnectionError("it has no endpoint reachable from this host")
             link = Link(self, connection, expected=peer)
-            connection.send(self.hello())
+            connection.send(pb.Frame(hello=link.own_hello))
             await asyncio.wait_for(asyncio.shield(link.hello_seen), HANDSHAKE_TIMEOUT)
         except asyncio.CancelledError:
             if link is not None:
@@ -390,9 +469,24 @@ class RemoteLayer:
             self.peer_lost(peer, f"cannot reach it: {exc}")
 
     def accept(self, connection) -> None:
-        """An inbound connection: its Hello binds it to a peer (see `Link`)."""
+        """An inbound connection: its handshake binds it to a peer (see `Link`). Over
+        `MAX_PENDING_HANDSHAKES` at once, it is closed at once; one whose handshake has not
+        succeeded within `HANDSHAKE_TIMEOUT` is closed then."""
+        if len(self._handshaking) >= MAX_PENDING_HANDSHAKES:
+            connection.close()
+            if not self._flood_logged:
+                self._flood_logged = True
+                log.warning("refused connections: too many handshakes pending", limit=MAX_PENDING_HANDSHAKES)
+            return
         link = Link(self, connection, expected=None)
+        self._handshaking.add(link)
         self.system.loop.call_later(HANDSHAKE_TIMEOUT, _drop_if_silent, link)
+
+    def handshake_done(self, link: Link) -> None:
+        """An accepted link's handshake ended (succeeded, failed or closed)."""
+        self._handshaking.discard(link)
+        if not self._handshaking:
+            self._flood_logged = False
 
     def peer_lost(self, peer: Peer, why: str) -> None:
         """Forget `peer`: its pending asks fail, its queued messages drop, watchers of its actors get Terminated."""
@@ -488,16 +582,17 @@ class RemoteLayer:
                     cell.request_stop()
 
 
-def token_matches(expected: str | None, presented: str) -> bool:
-    """Constant-time check of a peer's token; a system without a token accepts anyone."""
-    if expected is None:
-        return True
-    return hmac.compare_digest(expected.encode(), (presented or "").encode())
+def _too_large(what: str, size: int) -> MessageTooLargeError:
+    return MessageTooLargeError(
+        f"{what} is {size} bytes pickled, over the {MAX_PAYLOAD_BYTES}-byte limit of a message between "
+        f"processes; pass large values through the object store (put) instead, or raise the frame "
+        f"limit {MAX_FRAME_ENV} (bytes) in every process of the cluster"
+    )
 
 
 def _drop_if_silent(link: Link) -> None:
     if link.peer is None:
-        link.connection.close()
+        link._fail(f"its handshake did not finish within {HANDSHAKE_TIMEOUT:g} s")
 
 
 def _local_id(system: ActorSystem, sender: ActorRef | None) -> str:
