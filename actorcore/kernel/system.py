@@ -19,7 +19,7 @@ import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._logging import get_logger
 from . import address as _address
@@ -35,6 +35,9 @@ from .remote.connections import UdsServer
 from .remote.peers import RemoteLayer
 from .secret import ClusterSecret
 
+if TYPE_CHECKING:
+    from .remote.grpc_tls import GrpcTls
+
 log = get_logger(__name__)
 
 _TOMBSTONES = 10_000
@@ -44,7 +47,7 @@ class ActorSystem:
     """A process's actors: it spawns them, routes messages to them locally and remotely, and runs death watch."""
 
     def __init__(self, *, name: str = "actors", spin: bool = True, token: str | None = None,
-                 insecure: bool = False) -> None:
+                 insecure: bool = False, tls: GrpcTls | None = None) -> None:
         self.name = name
         #: the cluster secret (made from the cluster token): each side of a connection proves
         #: it holds it before anything the other sends is read, and never sends it; None in a
@@ -52,6 +55,8 @@ class ActorSystem:
         self.secret = ClusterSecret(token) if token else None
         #: started without a token on purpose (`insecure=True`): listens open to anyone
         self.insecure = insecure
+        #: the cluster's TLS credentials: gRPC between hosts is encrypted with them (`grpc_tls`)
+        self.tls = tls
         #: poll briefly instead of sleeping around asks and replies (see RemoteLayer.spin);
         #: off where user threads share the GIL with the loop (drivers, workers)
         self.spin = spin
@@ -78,22 +83,25 @@ class ActorSystem:
 
     @classmethod
     async def start(cls, *, name: str = "actors", tcp: str | None = None, uds: bool = True,
-                    spin: bool = True, token: str | None = None, insecure: bool = False) -> ActorSystem:
+                    spin: bool = True, token: str | None = None, insecure: bool = False,
+                    tls: GrpcTls | None = None) -> ActorSystem:
         """Start the process's actor system on the running loop.
 
         `tcp="127.0.0.1:0"` also opens a gRPC endpoint (port 0: any free port); `uds=False`
         opens no Unix socket. A system that listens (on either) needs the cluster `token`:
         without one it raises ValueError, unless `insecure=True` (anyone who can reach its
-        endpoints may then send it messages; a warning says so).
+        endpoints may then send it messages; a warning says so). With `tls` (the cluster's
+        credentials) its gRPC to and from other hosts is TLS (see `remote/grpc_tls.py`).
         """
         _check_credentials(name, token, insecure, listens=bool(tcp or uds))
-        system = cls(name=name, spin=spin, token=token, insecure=insecure)
+        system = cls(name=name, spin=spin, token=token, insecure=insecure, tls=tls)
         await system._start(tcp, uds)
         return system
 
     @classmethod
     def start_in_thread(cls, *, name: str = "actors", tcp: str | None = None, uds: bool = True,
-                        spin: bool = False, token: str | None = None, insecure: bool = False) -> ActorSystem:
+                        spin: bool = False, token: str | None = None, insecure: bool = False,
+                        tls: GrpcTls | None = None) -> ActorSystem:
         """Start the actor system on a new daemon thread with its own event loop (arguments
         as for `start`)."""
         box: dict[str, Any] = {}
@@ -106,7 +114,7 @@ class ActorSystem:
             async def main() -> None:
                 try:
                     system = await cls.start(name=name, tcp=tcp, uds=uds, spin=spin, token=token,
-                                             insecure=insecure)
+                                             insecure=insecure, tls=tls)
                 except BaseException as exc:  # noqa: BLE001 - handed to the thread that waits for the start
                     box["error"] = exc
                     started.set()
@@ -144,7 +152,7 @@ class ActorSystem:
             if tcp:
                 from .remote.grpc_stream import GrpcServer
 
-                grpc_server = GrpcServer(tcp, self._remote.accept, self.secret)
+                grpc_server = GrpcServer(tcp, self._remote.accept, self.secret, self.tls)
                 await grpc_server.start()
                 self._servers.append(grpc_server)
                 tcp_address = grpc_server.address

@@ -60,7 +60,8 @@ class ObjectStore(Actor):
             from ..objects.transfer import PullMerger, TransferServer
 
             self.pulls = PullMerger()
-            self.server = TransferServer(self.transfer_bind, self.token, self.segments.get)
+            self.server = TransferServer(self.transfer_bind, self.token, self.segments.get,
+                                         tls=self.context.system.tls)
             await self.server.start()
 
     async def receive(self, message):
@@ -148,7 +149,8 @@ class ObjectStore(Actor):
                     failures.append(f"node {source} is not alive")
                     continue
                 try:
-                    await pull(address, self.token, message.object_id, name, message.size)
+                    await pull(address, self.token, message.object_id, name, message.size,
+                               tls=self.context.system.tls)
                 except ConnectionError as error:
                     failures.append(str(error))
                     continue

@@ -55,6 +55,7 @@ import grpc
 from .._logging import get_logger
 from .._proto import transfer_pb2 as pb
 from ..kernel.remote.grpc_auth import add_port, call_proof, new_channel, new_server
+from ..kernel.remote.grpc_tls import GrpcTls
 from ..kernel.secret import ClusterSecret
 from .serialization import _pwrite_all
 from .shm import SharedMemoryFullError, _create_fd, create_segment, open_segment, unlink_segment
@@ -174,9 +175,11 @@ class TransferServer:
     ``segment_for(object_id)`` returns ``(segment name, size)`` of the local copy or None
     (the node's ObjectStore passes its table's ``get``: it runs on the store's event loop).
     Without a ``token`` it raises ValueError, unless ``insecure=True`` (it then serves anyone).
+    With ``tls`` (the cluster's credentials) it serves other hosts over TLS only.
     """
 
-    def __init__(self, bind: str, token: str | None, segment_for: SegmentFor, *, insecure: bool = False) -> None:
+    def __init__(self, bind: str, token: str | None, segment_for: SegmentFor, *, insecure: bool = False,
+                 tls: GrpcTls | None = None) -> None:
         if not token and not insecure:
             raise ValueError(
                 f"the object transfer endpoint {bind} would serve objects to anyone: give it the cluster token "
@@ -186,6 +189,7 @@ class TransferServer:
             log.warning("object transfer endpoint started insecure: it serves objects to anyone", bind=bind)
         self._bind = bind
         self._secret = ClusterSecret(token) if token else None
+        self._tls = tls
         self._segment_for = segment_for
         self._server: grpc.aio.Server | None = None
         self._address = ""
@@ -204,7 +208,7 @@ class TransferServer:
             self._pull, request_deserializer=pb.PullRequest.FromString,  # responses: bytes as is
         )
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(_SERVICE, {"Pull": handler}),))
-        port = add_port(server, self._bind)
+        port = add_port(server, self._bind, self._tls)
         if port == 0:
             raise OSError(f"cannot bind the object transfer endpoint to {self._bind}")
         await server.start()
@@ -266,11 +270,11 @@ _channels: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, grpc.a
 )
 
 
-def _channel(address: str) -> grpc.aio.Channel:
+def _channel(address: str, tls: GrpcTls | None) -> grpc.aio.Channel:
     channels = _channels.setdefault(asyncio.get_running_loop(), {})
     channel = channels.get(address)
     if channel is None:
-        channel = channels[address] = new_channel(address, _CHANNEL_OPTIONS)
+        channel = channels[address] = new_channel(address, _CHANNEL_OPTIONS, tls)
     return channel
 
 
@@ -349,16 +353,17 @@ def _secret(token: str | None) -> ClusterSecret | None:
 
 
 async def pull(address: str, token: str | None, object_id: str, dest_name: str, size: int, *,
-               timeout: float = 60.0) -> int:
+               timeout: float = 60.0, tls: GrpcTls | None = None) -> int:
     """Pull ``object_id`` (``size`` bytes) from the node at ``address`` into a new local
-    segment ``dest_name``; returns the number of bytes written (``size``).
+    segment ``dest_name``; returns the number of bytes written (``size``). With ``tls`` (the
+    cluster's credentials) a pull from another host is over TLS.
 
     Raises `TransferError` on any failure (the node refuses the token, has no copy, is
     unreachable or dies mid-stream; size or checksum mismatch; no room in /dev/shm, the
     original error chained) and then leaves no ``dest_name`` behind. If ``dest_name``
     already exists it is left alone and the error says so.
     """
-    channel = _channel(address)
+    channel = _channel(address, tls)
     call = channel.unary_stream(
         _PULL_METHOD, request_serializer=pb.PullRequest.SerializeToString, response_deserializer=_decode_chunk,
     )(pb.PullRequest(object_id=object_id), metadata=call_proof(_secret(token), _PULL_METHOD), timeout=timeout)

@@ -22,6 +22,8 @@ from collections import OrderedDict
 import grpc
 
 from ..secret import ClusterSecret
+from . import grpc_tls
+from .grpc_tls import GrpcTls
 
 __all__ = ["PROOF_METADATA", "PROOF_WINDOW", "ProofCheck", "add_port", "call_proof", "new_channel", "new_server"]
 
@@ -130,14 +132,15 @@ def new_server(options: list[tuple[str, object]], secret: ClusterSecret | None) 
     return grpc.aio.server(options=options, interceptors=interceptors)
 
 
-def add_port(server: grpc.aio.Server, bind: str) -> int:
-    """Listen on `bind` ("host:port"); the port bound, 0 if it could not be."""
+def add_port(server: grpc.aio.Server, bind: str, tls: GrpcTls | None = None) -> int:
+    """Listen on `bind` ("host:port"), with TLS between hosts if `tls` (see `grpc_tls`); the
+    port bound, 0 if it could not be."""
     try:
-        return server.add_insecure_port(bind)
+        return grpc_tls.add_port(server, bind, tls)
     except RuntimeError:
         return 0
 
 
-def new_channel(target: str, options: list[tuple[str, object]]) -> grpc.aio.Channel:
-    """A gRPC channel to `target` ("host:port") with `options`."""
-    return grpc.aio.insecure_channel(target, options=options)
+def new_channel(target: str, options: list[tuple[str, object]], tls: GrpcTls | None = None) -> grpc.aio.Channel:
+    """A gRPC channel to `target` ("host:port") with `options`, with TLS between hosts if `tls`."""
+    return grpc_tls.open_channel(target, options, tls)

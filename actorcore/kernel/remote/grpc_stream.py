@@ -23,6 +23,7 @@ from ..._proto import kernel_pb2_grpc as pb_grpc
 from ..secret import ClusterSecret
 from .connections import HANDSHAKE_FRAME_LIMIT, MAX_FRAME_BYTES, OnClosed, OnFrame
 from .grpc_auth import PROOF_WINDOW, add_port, call_proof, new_channel, new_server
+from .grpc_tls import GrpcTls
 
 __all__ = ["GrpcClientConnection", "GrpcServer"]
 
@@ -140,9 +141,11 @@ class GrpcClientConnection(_GrpcConnection):
     """The connecting side of a `Transport.Stream`: it owns the channel and closes it with the stream."""
 
     @classmethod
-    async def open(cls, target: str, secret: ClusterSecret | None, timeout: float = 10.0) -> GrpcClientConnection:
-        """Open a stream to `target` ("host:port") proving `secret`; wait up to `timeout` s for the channel."""
-        channel = new_channel(target, GRPC_OPTIONS)
+    async def open(cls, target: str, secret: ClusterSecret | None, tls: GrpcTls | None = None,
+                   timeout: float = 10.0) -> GrpcClientConnection:
+        """Open a stream to `target` ("host:port") proving `secret`, over TLS between hosts if
+        `tls`; wait up to `timeout` s for the channel."""
+        channel = new_channel(target, GRPC_OPTIONS, tls)
         try:
             await asyncio.wait_for(channel.channel_ready(), timeout)
         except BaseException:
@@ -162,9 +165,11 @@ class GrpcClientConnection(_GrpcConnection):
 class GrpcServer(pb_grpc.TransportServicer):
     """The gRPC endpoint: each `Stream` call becomes a connection handed to `on_connection`."""
 
-    def __init__(self, bind: str, on_connection: Callable[[object], None], secret: ClusterSecret | None) -> None:
+    def __init__(self, bind: str, on_connection: Callable[[object], None], secret: ClusterSecret | None,
+                 tls: GrpcTls | None = None) -> None:
         self._bind = bind
         self._secret = secret
+        self._tls = tls
         self._on_connection = on_connection
         self._server: grpc.aio.Server | None = None
         self.address = ""
@@ -177,7 +182,7 @@ class GrpcServer(pb_grpc.TransportServicer):
         self._server = new_server(SERVER_OPTIONS, self._secret)
         pb_grpc.add_TransportServicer_to_server(self, self._server)
         host, _, _ = self._bind.rpartition(":")
-        port = add_port(self._server, self._bind)
+        port = add_port(self._server, self._bind, self._tls)
         if port == 0:
             raise OSError(f"cannot bind the gRPC endpoint to {self._bind}")
         await self._server.start()

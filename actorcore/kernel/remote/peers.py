@@ -452,7 +452,7 @@ class RemoteLayer:
             elif address.tcp:
                 from .grpc_stream import GrpcClientConnection
 
-                connection = await GrpcClientConnection.open(address.tcp, self.system.secret)
+                connection = await GrpcClientConnection.open(address.tcp, self.system.secret, self.system.tls)
             else:
                 raise ConnectionError("it has no endpoint reachable from this host")
             link = Link(self, connection, expected=peer)
