@@ -125,14 +125,13 @@ def _how(exit) -> str:
 
 def worker_environment(extra_sys_path: list[str]) -> dict:
     """The environment of the node's worker processes: ours, with `extra_sys_path` in front of
-    PYTHONPATH, unbuffered output and one str-hash seed."""
+    PYTHONPATH and unbuffered output. The str-hash seed is the user's (``PYTHONHASHSEED`` if
+    set, else random per process, as in Ray): nothing of actorcore relies on `hash` agreeing
+    across processes."""
     env = dict(os.environ)
     path = [p for p in extra_sys_path if p]
     if env.get("PYTHONPATH"):
         path.append(env["PYTHONPATH"])
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(path))
     env["PYTHONUNBUFFERED"] = "1"  # worker output reaches the driver as it is printed
-    # One str-hash seed for every worker, so values hashed in one task (e.g. to pick a
-    # partition) hash the same in the next.
-    env.setdefault("PYTHONHASHSEED", "0")
     return env
