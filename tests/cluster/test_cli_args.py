@@ -77,6 +77,16 @@ def test_joining_without_a_token_says_where_it_looked(capsys):
     assert "--token-file" in err and files.TOKEN_ENV in err and str(files.token_path()) in err
 
 
+def test_joining_with_a_token_file_others_may_read_is_refused(capsys, tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text("t0k3n\n")
+    token_file.chmod(0o644)
+    assert cli.main(["start", "--address", "127.0.0.1:6380", "--token-file", str(token_file)]) == 1
+    err = capsys.readouterr().err
+    assert f"refusing the cluster token file {token_file}" in err and f"chmod 600 {token_file}" in err
+    assert files.node_files() == []
+
+
 def test_joining_an_unreachable_etcd_names_the_address(capsys, monkeypatch):
     monkeypatch.setenv(files.TOKEN_ENV, "t")
     with socket.socket() as s:
