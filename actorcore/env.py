@@ -10,7 +10,7 @@ users of the machine can read.
 | ``ACTORCORE_HOME`` | the folder of this machine's cluster files (default ``~/.actorcore``) | `cluster_files` |
 | ``ACTORCORE_TOKEN`` | the cluster token | `cluster_files`, node and worker processes |
 | ``ACTORCORE_ADDRESS`` | the cluster ``init()`` joins when given no address | `api.init` |
-| ``ACTORCORE_ETCD_PASSWORD`` | the etcd password, instead of ``--etcd-password`` | the CLI |
+| ``ACTORCORE_ETCD_PASSWORD`` | the etcd password, instead of ``--etcd-password-file`` | the CLI |
 | ``ACTORCORE_ETCD_AUTH`` | etcd credentials (JSON) handed to a node process | the node launcher, the node |
 | ``ACTORCORE_LOG_LEVEL`` | the log level of the processes actorcore starts (e.g. ``debug``) | `_logging` |
 | ``ACTORCORE_ETCD_BIN`` | the etcd binary to run | `gcs.etcd_server` |

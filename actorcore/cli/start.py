@@ -100,8 +100,8 @@ def _check_start_args(args: argparse.Namespace, parser: argparse.ArgumentParser)
                              "start --head makes new credentials")
         if args.etcd and args.port is not None:
             parser.error("argument --port: the port of the etcd the head starts; with --etcd there is none")
-        if not args.etcd and (args.etcd_user or args.etcd_password or args.etcd_ca or args.etcd_cert):
-            parser.error("argument --etcd-user/--etcd-password/--etcd-ca/--etcd-cert: only with --etcd "
+        if not args.etcd and (args.etcd_user or args.etcd_password_file or args.etcd_ca or args.etcd_cert):
+            parser.error("argument --etcd-user/--etcd-password-file/--etcd-ca/--etcd-cert: only with --etcd "
                          "(the etcd the head starts itself takes the cluster's credentials)")
 
 
