@@ -12,6 +12,8 @@ import sys
 
 import pytest
 
+from actorcore.env import SECRETS_FD_ENV, TOKEN_ENV
+
 pytestmark = pytest.mark.timeout(120)
 
 _DRIVER = """
@@ -49,3 +51,12 @@ def test_workers_keep_the_users_hash_seed_and_are_not_forced_to_one(tmp_path):
     unseeded = _task_environments(tmp_path, PYTHONHASHSEED=None)
     assert all("PYTHONHASHSEED" not in seen["environ"] for seen in unseeded)
     assert all("PYTHONHASHSEED=" not in seen["child"] for seen in unseeded)
+
+
+def test_no_task_nor_its_subprocess_sees_the_cluster_token(tmp_path):
+    # A driver may have the token in its environment (a remote driver does): it is not passed on.
+    seen = _task_environments(tmp_path, ACTORCORE_TOKEN="0123456789abcdef0123456789abcdef")
+    for task in seen:
+        assert not [k for k in task["environ"] if k in (TOKEN_ENV, SECRETS_FD_ENV)], task["environ"]
+        assert TOKEN_ENV not in task["child"] and SECRETS_FD_ENV not in task["child"]
+        assert "0123456789abcdef0123456789abcdef" not in json.dumps(task)
