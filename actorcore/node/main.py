@@ -28,6 +28,7 @@ from ..gcs.schema import ClusterConfig
 from ..kernel import Actor, ActorSystem, Terminated, address, run
 from ..kernel.supervision import actor_spec
 from ..node_config import NodeConfig, NodeEndpoints, WorkerConfig
+from ..objects.shm import use_cluster_secret
 from ..process_secrets import receive
 from ..protocol import (
     AttachPool,
@@ -74,6 +75,7 @@ async def serve(config: NodeConfig) -> None:
         os.close(owner_fd)
         owner_fd = None
     token = secrets.get("token")
+    use_cluster_secret(token or None)  # the node's segments get names only the cluster can compute
     if cluster_mode:
         # The node's processes share a host identity of their own: among themselves they
         # talk over Unix sockets, with other nodes over gRPC (even on one machine).

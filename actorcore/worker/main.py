@@ -18,6 +18,7 @@ from .._logging import configure_from_env
 from ..core import CoreWorker
 from ..kernel import Actor, ActorSystem, Terminated, run
 from ..node_config import WorkerConfig
+from ..objects.shm import use_cluster_secret
 from ..process_secrets import receive
 from ..protocol import WorkerReady
 from .executor import Executor
@@ -63,6 +64,7 @@ def main() -> None:
     configure_from_env()
     config = WorkerConfig.from_json(sys.argv[1])
     sys.path[:0] = [p for p in config.sys_path if p not in sys.path]
+    use_cluster_secret(secrets.get("token") or None)
     run(serve(config, secrets.get("token")))
     os._exit(0)
 
