@@ -115,8 +115,8 @@ def credentials_path() -> Path:
 
 
 def tls_dir() -> Path:
-    """``home()/tls``: the PEM files of those credentials, for what takes files (etcd)."""
-    return home() / "tls"
+    """``home()/tls`` (created): the PEM files of those credentials, for what takes files (etcd)."""
+    return _subdir("tls")
 
 
 def cluster_info_path() -> Path:
