@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Callable
 
-from supervisor import ChildSpec, ProcessChild, Supervisor
+from supervisor import ChildSpec, ProcessChild, StartInfo, Supervisor
 
 from .._logging import get_logger
 from ..env import ETCD_PASSWORD_ENV, TOKEN_ENV
@@ -31,8 +32,8 @@ log = get_logger(__name__)
 class WorkerPool(Actor):
     """Starts, watches and kills the node's worker processes (see the module's docstring)."""
 
-    def __init__(self, scheduler: ActorRef, worker_argv, env: dict, cwd: str,
-                 log_sink: ActorRef | None, token: str | None = None) -> None:
+    def __init__(self, scheduler: ActorRef, worker_argv: list[str] | Callable[[StartInfo], list[str]],
+                 env: dict, cwd: str, log_sink: ActorRef | None, token: str | None = None) -> None:
         self.scheduler = scheduler
         self.worker_argv = worker_argv
         self.env = env
@@ -78,7 +79,7 @@ class WorkerPool(Actor):
             return sorted(self.children)
         return None
 
-    async def _start_worker(self, info) -> ProcessChild:
+    async def _start_worker(self, info: StartInfo) -> ProcessChild:
         argv = self.worker_argv(info) if callable(self.worker_argv) else self.worker_argv
         secrets = hand_over({"token": self.token}, self.env)
         try:
