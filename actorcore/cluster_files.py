@@ -10,11 +10,14 @@
 | ``logs/`` | the nodes' output (``node-<node_id>.log``) | the nodes |
 | ``etcd/`` | the data dir of the etcd a head node runs | that etcd |
 
-`home()` is ``$ACTORCORE_HOME`` if set, else ``~/.actorcore``. Files are written atomically
-(a private temporary file, then a rename), so a reader sees the old or the new content, and
-secrets are never readable by others, not even for a moment.
+`home()` is ``$ACTORCORE_HOME`` if set, else ``~/.actorcore``. It and its subdirectories are
+kept private (mode 0700, re-applied to a folder that exists already); one owned by another
+user is refused (`UnsafeFileError`). Files are written atomically (a private temporary file,
+then a rename), so a reader sees the old or the new content, and secrets are never readable
+by others, not even for a moment.
 
-`read_token` looks, in order, at an explicit file, ``$ACTORCORE_TOKEN`` and ``home()/token``.
+`read_token` looks, in order, at an explicit file, ``$ACTORCORE_TOKEN`` and ``home()/token``;
+a token file that other users may access is refused (`UnsafeFileError`), never read.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ __all__ = [
     "HOME_ENV",
     "TOKEN_ENV",
     "TokenNotFoundError",
+    "UnsafeFileError",
     "cluster_at",
     "cluster_info_path",
     "credentials_path",
@@ -57,16 +61,31 @@ class TokenNotFoundError(FileNotFoundError):
     """No cluster token in any of the places `read_token` looks."""
 
 
+class UnsafeFileError(PermissionError):
+    """A cluster file or folder others could read or replace: its message names it and the fix."""
+
+
 def home() -> Path:
-    """``$ACTORCORE_HOME`` or ``~/.actorcore``, created (mode 0700) if missing."""
+    """``$ACTORCORE_HOME`` or ``~/.actorcore``, created if missing and kept private (see the
+    module's docstring)."""
     path = Path(os.environ.get(HOME_ENV) or Path.home() / ".actorcore").expanduser()
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return path
+    return _private_dir(path, parents=True)
 
 
 def _subdir(name: str) -> Path:
-    path = home() / name
-    path.mkdir(mode=0o700, exist_ok=True)
+    return _private_dir(home() / name)
+
+
+def _private_dir(path: Path, parents: bool = False) -> Path:
+    """`path`, a folder made or made again mode 0700; `UnsafeFileError` if another user owns it."""
+    path.mkdir(mode=0o700, parents=parents, exist_ok=True)
+    st = os.stat(path)
+    if st.st_uid != os.geteuid():
+        raise UnsafeFileError(
+            f"the actorcore folder {path} belongs to another user (uid {st.st_uid}), who could read or "
+            f"replace the cluster's files: use a folder of your own (set ${HOME_ENV}) or remove that one")
+    if stat.S_IMODE(st.st_mode) != 0o700:
+        os.chmod(path, 0o700)
     return path
 
 
@@ -96,8 +115,8 @@ def credentials_path() -> Path:
 
 
 def tls_dir() -> Path:
-    """``home()/tls``: the PEM files of those credentials, for what takes files (etcd)."""
-    return home() / "tls"
+    """``home()/tls`` (created): the PEM files of those credentials, for what takes files (etcd)."""
+    return _subdir("tls")
 
 
 def cluster_info_path() -> Path:
@@ -133,8 +152,8 @@ def write_token(token: str) -> Path:
 
 def read_token(token_file: str | os.PathLike | None = None) -> str:
     """The cluster token: from ``token_file`` if given, else ``$ACTORCORE_TOKEN``, else
-    `token_path`. Raise `TokenNotFoundError` naming every place looked at. A file others
-    may read is read, with a warning."""
+    `token_path`. Raise `TokenNotFoundError` naming every place looked at, and
+    `UnsafeFileError` for a token file other users may access."""
     if token_file is not None:
         token = _read_token_file(Path(token_file))
         if token is None:
@@ -162,13 +181,13 @@ def _read_token_file(path: Path) -> str | None:
     try:
         with open(path) as f:
             mode = os.fstat(f.fileno()).st_mode
-            token = f.read().strip()
+            if mode & (stat.S_IRWXG | stat.S_IRWXO):
+                raise UnsafeFileError(f"refusing the cluster token file {path}: other users may access it "
+                                      f"(mode {stat.S_IMODE(mode):04o}); run `chmod 600 {path}` (and make "
+                                      "a new cluster if someone else may have read it)")
+            return f.read().strip() or None
     except FileNotFoundError:
         return None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        warnings.warn(f"the cluster token file {path} is accessible to other users "
-                      f"(mode {stat.S_IMODE(mode):04o}); run `chmod 600 {path}`", stacklevel=3)
-    return token or None
 
 
 def write_cluster_info(info: dict) -> Path:

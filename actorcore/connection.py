@@ -25,6 +25,7 @@ from .cluster_files import new_token
 from .kernel import Actor, ActorRef, ActorSystem
 from .node_config import NodeConfig, NodeEndpoints
 from .node_launcher import NodeProcess, NodeStartError, launch
+from .objects.shm import use_cluster_secret
 from .protocol import LogLines, Shutdown
 
 __all__ = ["ClusterConnection", "LocalCluster", "LogSink"]
@@ -82,6 +83,7 @@ class ClusterConnection:
             )
         node = min(here, key=lambda n: (not n.get("head"), n.get("start_time", 0)))
         kernel_address.set_host_id(node["host_id"])
+        use_cluster_secret(token)
         self.system = ActorSystem.start_in_thread(name="driver", token=token, tcp=f"{node['address']}:0")
         self.log_sink = self.system.run(_spawn(self.system, LogSink, "log_sink")) if log_to_driver else None
         self.endpoints = NodeEndpoints.from_record(node, etcd=address)
@@ -144,9 +146,10 @@ class LocalCluster:
         # The node process imports for ~0.2 s before it needs etcd: start it first and the
         # etcd server meanwhile (the node's GcsLink connects with retries).
         etcd_port = _free_port()
-        # A fresh cluster token: the node and its workers get it through their environment,
-        # and every connection between them must present it.
+        # A fresh cluster token: the node and its workers get it on a pipe (never in their
+        # environment), and every connection between them must present it.
         token = new_token()
+        use_cluster_secret(token)
         self.system = ActorSystem.start_in_thread(name="driver", token=token)
         sink = self.system.run(_spawn(self.system, LogSink, "log_sink"))
         config = NodeConfig(

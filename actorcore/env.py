@@ -2,16 +2,17 @@
 
 Every module that reads one of these variables takes its name from here, so that a reader
 finds them all in one place. Secrets (the cluster token, etcd credentials) travel between
-actorcore's own processes only in the environment, never on a command line, which other
-users of the machine can read.
+actorcore's own processes neither in the environment (inherited by every process a task
+starts) nor on a command line (which other users of the machine can read), but over an
+inherited pipe (`actorcore.process_secrets`).
 
 | variable | meaning | read by |
 |---|---|---|
 | ``ACTORCORE_HOME`` | the folder of this machine's cluster files (default ``~/.actorcore``) | `cluster_files` |
-| ``ACTORCORE_TOKEN`` | the cluster token | `cluster_files`, node and worker processes |
+| ``ACTORCORE_TOKEN`` | the cluster token (for a driver or ``start``; never passed on to nodes or workers) | `cluster_files` |
 | ``ACTORCORE_ADDRESS`` | the cluster ``init()`` joins when given no address | `api.init` |
-| ``ACTORCORE_ETCD_PASSWORD`` | the etcd password, instead of ``--etcd-password`` | the CLI |
-| ``ACTORCORE_ETCD_AUTH`` | etcd credentials (JSON) handed to a node process | the node launcher, the node |
+| ``ACTORCORE_ETCD_PASSWORD`` | the etcd password, instead of ``--etcd-password-file`` | the CLI |
+| ``ACTORCORE_SECRETS_FD`` | the pipe a node or worker process reads its secrets from | `process_secrets` |
 | ``ACTORCORE_LOG_LEVEL`` | the log level of the processes actorcore starts (e.g. ``debug``) | `_logging` |
 | ``ACTORCORE_ETCD_BIN`` | the etcd binary to run | `gcs.etcd_server` |
 | ``ACTORCORE_SUPERVISE_READY_FD`` | where a detached ``supervise`` daemon says it is up | the CLI, `services.leadership` |
@@ -25,7 +26,6 @@ __all__ = [
     "ADDRESS_ENV",
     "DEFAULT_LEASE_TTL",
     "DEFAULT_MAX_FRAME_BYTES",
-    "ETCD_AUTH_ENV",
     "ETCD_BIN_ENV",
     "ETCD_PASSWORD_ENV",
     "HOME_ENV",
@@ -33,6 +33,7 @@ __all__ = [
     "LOG_LEVEL_ENV",
     "MAX_FRAME_ENV",
     "MIN_LEASE_TTL",
+    "SECRETS_FD_ENV",
     "SUPERVISE_READY_FD_ENV",
     "TOKEN_ENV",
 ]
@@ -41,7 +42,7 @@ HOME_ENV = "ACTORCORE_HOME"
 TOKEN_ENV = "ACTORCORE_TOKEN"
 ADDRESS_ENV = "ACTORCORE_ADDRESS"
 ETCD_PASSWORD_ENV = "ACTORCORE_ETCD_PASSWORD"
-ETCD_AUTH_ENV = "ACTORCORE_ETCD_AUTH"
+SECRETS_FD_ENV = "ACTORCORE_SECRETS_FD"
 HOST_ID_ENV = "ACTORCORE_HOST_ID"
 LOG_LEVEL_ENV = "ACTORCORE_LOG_LEVEL"
 ETCD_BIN_ENV = "ACTORCORE_ETCD_BIN"

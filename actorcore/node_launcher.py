@@ -1,8 +1,11 @@
 """Starting a node process: the one launcher behind ``init()`` and ``actorcore start``.
 
 `launch` starts ``python -m actorcore.node CONFIG_JSON`` with a `NodeConfig`, the cluster
-token and etcd credentials in its environment (never on its command line, which other users
-can read), and a pipe on which the node writes its `NodeEndpoints` once its actors run.
+token and etcd credentials handed over on a pipe (`actorcore.process_secrets`: neither in its
+environment, which its workers and their subprocesses would inherit, nor on its command line,
+which other users can read), and a pipe on which the node writes its `NodeEndpoints` once its
+actors run. With ``owned`` the node lives only as long as the launching process: it stops when
+that process is gone, whatever killed it (``actorcore start --block``).
 `NodeProcess.wait_ready` reads that line. What a caller does around it differs: ``init()``
 starts the local etcd while the node imports, ``actorcore start`` also waits for the node's
 record in etcd and keeps the node's output in a log file.
@@ -10,7 +13,6 @@ record in etcd and keeps the node's output in a log file.
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import subprocess
@@ -19,8 +21,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from .env import ETCD_AUTH_ENV, TOKEN_ENV
+from .env import ETCD_PASSWORD_ENV, TOKEN_ENV
 from .node_config import NodeConfig, NodeEndpoints
+from .process_secrets import hand_over
 
 __all__ = ["NodeProcess", "NodeStartError", "launch", "read_line"]
 
@@ -37,10 +40,14 @@ class NodeStartError(RuntimeError):
 class NodeProcess:
     """A node process started by `launch`, with the read end of its ready pipe."""
 
-    def __init__(self, process: subprocess.Popen, config: NodeConfig, ready_fd: int) -> None:
+    def __init__(self, process: subprocess.Popen, config: NodeConfig, ready_fd: int,
+                 owner_fd: int | None = None) -> None:
         self.process = process
         self.config = config
         self._ready_fd: int | None = ready_fd
+        # Held open for the life of this process when the node is `owned` (never closed here:
+        # the node stops when it is closed, which the kernel does when this process ends).
+        self.owner_fd = owner_fd
 
     @property
     def pid(self) -> int:
@@ -82,19 +89,17 @@ class NodeProcess:
 
 
 def launch(config: NodeConfig, *, token: str, etcd_auth: dict | None = None, output: Path | None = None,
-           own_session: bool = False) -> NodeProcess:
+           own_session: bool = False, owned: bool = False) -> NodeProcess:
     """Start a node process for `config` (its `ready_fd` is set here). Its output goes to the
     file `output` (appended, mode 0600) or, if None, to ours; `own_session` puts it in a
-    session (and process group) of its own."""
+    session (and process group) of its own; `owned` makes it stop when this process is gone."""
     read_fd, write_fd = os.pipe()
     # Our own processes cache their bytecode even where PYTHONDONTWRITEBYTECODE is set:
-    # compiling actorcore on every worker start costs ~40-80 ms of each start-up.
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env[TOKEN_ENV] = token
-    if etcd_auth:
-        env[ETCD_AUTH_ENV] = json.dumps(etcd_auth)
-    else:
-        env.pop(ETCD_AUTH_ENV, None)
+    # compiling actorcore on every worker start costs ~40-80 ms of each start-up. Secrets of
+    # ours are not passed on in the environment (see the module's docstring).
+    unwanted = ("PYTHONDONTWRITEBYTECODE", TOKEN_ENV, ETCD_PASSWORD_ENV)
+    env = {k: v for k, v in os.environ.items() if k not in unwanted}
+    secrets = hand_over({"token": token, "etcd_auth": etcd_auth, "owned": owned}, env, keep_open=owned)
     config = replace(config, ready_fd=write_fd)
     stdout = None
     if output is not None:
@@ -102,17 +107,19 @@ def launch(config: NodeConfig, *, token: str, etcd_auth: dict | None = None, out
     try:
         process = subprocess.Popen(
             [sys.executable, "-m", "actorcore.node", config.to_json()],
-            stdin=subprocess.DEVNULL, stdout=stdout, stderr=stdout, pass_fds=(write_fd,), env=env,
-            start_new_session=own_session,
+            stdin=subprocess.DEVNULL, stdout=stdout, stderr=stdout, pass_fds=(write_fd, secrets.child_end),
+            env=secrets.env, start_new_session=own_session,
         )
     except BaseException:
         os.close(read_fd)
+        secrets.abandon()
         raise
     finally:
         os.close(write_fd)
         if stdout is not None:
             os.close(stdout)
-    return NodeProcess(process, config, read_fd)
+    secrets.started()
+    return NodeProcess(process, config, read_fd, secrets.parent_end)
 
 
 def read_line(fd: int, timeout: float | None, wake_fd: int | None = None) -> str | None:

@@ -129,12 +129,28 @@ def existing_file(text: str) -> str:
 # -- etcd credentials and questions to etcd ------------------------------------------------
 
 
+class _RefusedOnCommandLine(argparse.Action):
+    """A secret given on the command line: refused, naming what to use instead (argv is
+    visible to every user of the machine, e.g. in ``ps``, for the life of the process)."""
+
+    def __init__(self, option_strings, dest, instead: str, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs="?", help=argparse.SUPPRESS, **kwargs)
+        self.instead = instead
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        parser.error(f"argument {option_string}: a secret on the command line is visible to every user of "
+                     f"this machine (ps); use {self.instead}")
+
+
 def add_etcd_auth_flags(command: argparse.ArgumentParser) -> None:
-    """--etcd-user, --etcd-password, --etcd-ca, --etcd-cert, --etcd-key (read by `etcd_auth`)."""
+    """--etcd-user, --etcd-password-file, --etcd-ca, --etcd-cert, --etcd-key (read by
+    `etcd_auth`); the password itself is never taken from the command line."""
     group = command.add_argument_group("etcd credentials (an etcd with authentication or TLS)")
     group.add_argument("--etcd-user", metavar="USER", help="etcd user name")
-    group.add_argument("--etcd-password", metavar="PASSWORD",
-                       help=f"etcd password (or set ${ETCD_PASSWORD_ENV}, which other users cannot see in ps)")
+    group.add_argument("--etcd-password-file", metavar="FILE", type=existing_file,
+                       help=f"a file holding the etcd password (or set ${ETCD_PASSWORD_ENV})")
+    group.add_argument("--etcd-password", action=_RefusedOnCommandLine,
+                       instead=f"--etcd-password-file FILE or ${ETCD_PASSWORD_ENV}")
     group.add_argument("--etcd-ca", metavar="FILE", type=existing_file,
                        help="CA bundle (PEM) to check etcd's certificate")
     group.add_argument("--etcd-cert", metavar="FILE", type=existing_file, help="client certificate (PEM) for etcd")
@@ -142,17 +158,33 @@ def add_etcd_auth_flags(command: argparse.ArgumentParser) -> None:
 
 
 def etcd_auth(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict | None:
-    """The etcd credentials the flags of `add_etcd_auth_flags` give, or None."""
-    password = args.etcd_password or (os.environ.get(ETCD_PASSWORD_ENV) if args.etcd_user else None)
-    if args.etcd_password and not args.etcd_user:
-        parser.error("argument --etcd-password: needs --etcd-user")
+    """The etcd credentials the flags of `add_etcd_auth_flags` give, or None. The password comes
+    from ``--etcd-password-file`` (its first line) or ``$ACTORCORE_ETCD_PASSWORD``."""
+    password = None
+    if args.etcd_password_file:
+        if not args.etcd_user:
+            parser.error("argument --etcd-password-file: needs --etcd-user")
+        password = _read_password(args.etcd_password_file, parser)
+    elif args.etcd_user:
+        password = os.environ.get(ETCD_PASSWORD_ENV)
     if args.etcd_user and not password:
-        parser.error(f"argument --etcd-user: needs --etcd-password (or ${ETCD_PASSWORD_ENV})")
+        parser.error(f"argument --etcd-user: needs --etcd-password-file FILE (or ${ETCD_PASSWORD_ENV})")
     if bool(args.etcd_cert) != bool(args.etcd_key):
         parser.error("argument --etcd-cert: needs --etcd-key, and the other way round")
     auth = {"user": args.etcd_user, "password": password, "ca": args.etcd_ca,
             "cert": args.etcd_cert, "key": args.etcd_key}
     return {k: v for k, v in auth.items() if v} or None
+
+
+def _read_password(path: str, parser: argparse.ArgumentParser) -> str:
+    try:
+        with open(path) as f:
+            password = f.readline().rstrip("\r\n")
+    except OSError as e:
+        parser.error(f"argument --etcd-password-file: cannot read {path}: {e.strerror or e}")
+    if not password:
+        parser.error(f"argument --etcd-password-file: {path} is empty (the password is its first line)")
+    return password
 
 
 def add_query_flags(command: argparse.ArgumentParser, json_help: str) -> None:

@@ -6,12 +6,14 @@
   join, connect and stop.
 - ``actorcore start --address HOST:PORT`` joins a node to the cluster whose etcd is there.
 
-The node is started by the node launcher (`actorcore.node_launcher`), with the token in its
-environment. `start` waits for its ready line and then for its record in etcd (a node reports
+The node is started by the node launcher (`actorcore.node_launcher`), which hands it the token
+on a pipe. `start` waits for its ready line and then for its record in etcd (a node reports
 ready before it registers, and even when the etcd it runs failed), at most `READY_TIMEOUT`
 seconds in all, and shows the node's log when it fails. Nodes run in a session of their own,
 also with ``--block`` (whose process forwards SIGTERM and Ctrl-C to the node alone, not to its
-workers); SIGTERM or Ctrl-C while a node starts stops it.
+workers); SIGTERM or Ctrl-C while a node starts stops it. With ``--block`` the `start` process
+owns its node: if it dies, even by SIGKILL, the node and its workers stop (the node watches a
+pipe whose other end only this process holds).
 """
 
 from __future__ import annotations
@@ -100,8 +102,8 @@ def _check_start_args(args: argparse.Namespace, parser: argparse.ArgumentParser)
                              "start --head makes new credentials")
         if args.etcd and args.port is not None:
             parser.error("argument --port: the port of the etcd the head starts; with --etcd there is none")
-        if not args.etcd and (args.etcd_user or args.etcd_password or args.etcd_ca or args.etcd_cert):
-            parser.error("argument --etcd-user/--etcd-password/--etcd-ca/--etcd-cert: only with --etcd "
+        if not args.etcd and (args.etcd_user or args.etcd_password_file or args.etcd_ca or args.etcd_cert):
+            parser.error("argument --etcd-user/--etcd-password-file/--etcd-ca/--etcd-cert: only with --etcd "
                          "(the etcd the head starts itself takes the cluster's credentials)")
 
 
@@ -221,7 +223,7 @@ def _start_node(args: argparse.Namespace, interrupt: Interruptible) -> int:
 
     log_path = None if args.block else files.logs_dir() / f"node-{node_id}.log"
     interrupt.check()
-    node, failed = _spawn_node(config, token, auth, log_path, interrupt)
+    node, failed = _spawn_node(config, token, auth, log_path, interrupt, owned=args.block)
     if failed:
         if start_etcd is not None:
             shutil.rmtree(start_etcd.data_dir, ignore_errors=True)
@@ -281,17 +283,18 @@ def _check_etcd(endpoints: str, auth: dict | None) -> str | None:
 
 
 def _spawn_node(config: NodeConfig, token: str, auth: dict | None, log_path: Path | None,
-                interrupt: Interruptible) -> tuple[NodeProcess, str | None]:
-    """Start the node process and wait until it is ready and registered in etcd; return it and
-    None, or, if it failed, what went wrong (having stopped it and removed what it left). If a
-    signal comes meanwhile, stop the node, remove what it left and raise `Interrupted`."""
+                interrupt: Interruptible, owned: bool) -> tuple[NodeProcess, str | None]:
+    """Start the node process (`owned`: it stops when this process is gone) and wait until it is
+    ready and registered in etcd; return it and None, or, if it failed, what went wrong (having
+    stopped it and removed what it left). If a signal comes meanwhile, stop the node, remove what
+    it left and raise `Interrupted`."""
     from ..objects import cleanup_session
 
     deadline = time.monotonic() + READY_TIMEOUT
     # Its own session even with --block: a Ctrl-C on the terminal reaches only this process,
     # which forwards it to the node alone (in the terminal's process group the node's workers
     # would get it too, and each would die with a KeyboardInterrupt traceback mid-shutdown).
-    node = launch(config, token=token, etcd_auth=auth, output=log_path, own_session=True)
+    node = launch(config, token=token, etcd_auth=auth, output=log_path, own_session=True, owned=owned)
     exit_noted = False
     try:
         try:

@@ -4,17 +4,17 @@
 It starts the node's actors under one root supervisor (rest_for_one: [EtcdHost,] GcsLink,
 ObjectStore, Scheduler, WorkerPool), writes their `NodeEndpoints` as one JSON line to the
 file descriptor named in its `NodeConfig` (the node launcher waits for it), and runs until it
-is told to shut down, gets SIGTERM, its driver's process dies (local mode), or its root
-supervisor gives up (exit code 1).
+is told to shut down, gets SIGTERM, its driver's process dies (local mode), the process that
+owns it is gone (``actorcore start --block``), or its root supervisor gives up (exit code 1).
 
-CONFIG_JSON is a `NodeConfig` (see `actorcore.node_config`). Secrets come in the environment
-(`actorcore.env`): the cluster token and, for an etcd with authentication, its credentials.
+CONFIG_JSON is a `NodeConfig` (see `actorcore.node_config`). Secrets come on an inherited pipe
+(`actorcore.process_secrets`): the cluster token and, for an etcd with authentication, its
+credentials; the same pipe, kept open by an owning process, tells the node when it is gone.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import sys
@@ -23,11 +23,13 @@ import uuid
 from supervisor import Supervisor
 
 from .._logging import configure_from_env, get_logger
-from ..env import DEFAULT_LEASE_TTL, ETCD_AUTH_ENV, HOST_ID_ENV, TOKEN_ENV
+from ..env import DEFAULT_LEASE_TTL, HOST_ID_ENV
 from ..gcs.schema import ClusterConfig
 from ..kernel import Actor, ActorSystem, Terminated, address, run
 from ..kernel.supervision import actor_spec
 from ..node_config import NodeConfig, NodeEndpoints, WorkerConfig
+from ..objects.shm import use_cluster_secret
+from ..process_secrets import receive
 from ..protocol import (
     AttachPool,
     AttachScheduler,
@@ -68,7 +70,12 @@ async def serve(config: NodeConfig) -> None:
     node_id = config.node_id or uuid.uuid4().hex[:16]  # its shared-memory segments are named after it
     cluster_mode = config.cluster_mode
     node_ip = config.node_ip
-    token = os.environ.get(TOKEN_ENV)
+    secrets, owner_fd = receive(keep_watch=True)
+    if owner_fd is not None and not secrets.get("owned"):
+        os.close(owner_fd)
+        owner_fd = None
+    token = secrets.get("token")
+    use_cluster_secret(token or None)  # the node's segments get names only the cluster can compute
     if cluster_mode:
         # The node's processes share a host identity of their own: among themselves they
         # talk over Unix sockets, with other nodes over gRPC (even on one machine).
@@ -81,6 +88,8 @@ async def serve(config: NodeConfig) -> None:
     stop: asyncio.Future = loop.create_future()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, lambda: stop.done() or stop.set_result("signal"))
+    if owner_fd is not None:
+        _stop_when_owner_gone(loop, owner_fd, stop)
     resources = {"CPU": float(config.num_cpus), "GPU": float(config.num_gpus)}
     resources.update({k: float(v) for k, v in config.resources.items()})
     resources = {k: v for k, v in resources.items() if v > 0 or k == "CPU"}
@@ -94,8 +103,7 @@ async def serve(config: NodeConfig) -> None:
                 WorkerConfig(endpoints, node_ip, config.sys_path).to_json()]
 
     children = []
-    # etcd credentials come in the environment (never in argv, which other users can read).
-    etcd_auth = json.loads(os.environ.pop(ETCD_AUTH_ENV, "null"))
+    etcd_auth = secrets.get("etcd_auth")
     if config.start_etcd is not None:
         etcd = config.start_etcd
         children.append(actor_spec(system, "etcd", EtcdHost, etcd.port, etcd.data_dir, etcd.host, etcd.tls))
@@ -128,7 +136,7 @@ async def serve(config: NodeConfig) -> None:
     # The pool comes last: its workers need the addresses above.
     await root.start_child(actor_spec(
         system, "worker_pool", WorkerPool, scheduler, worker_argv,
-        worker_environment(config.sys_path), config.cwd or os.getcwd(), log_sink,
+        worker_environment(config.sys_path), config.cwd or os.getcwd(), log_sink, token,
     ))
     pool = system.lookup("worker_pool")
     guard = system.spawn(NodeGuard, stop, config.driver, name="node")
@@ -158,6 +166,22 @@ async def serve(config: NodeConfig) -> None:
     await system.shutdown(timeout=2)
     if isinstance(why, BaseException):
         raise SystemExit(f"actorcore node: {why}")
+
+
+def _stop_when_owner_gone(loop: asyncio.AbstractEventLoop, owner_fd: int, stop: asyncio.Future) -> None:
+    """Set `stop` once the owning process lets go of its end of `owner_fd` (it wrote everything
+    before starting us, so the next event is end-of-file: it exited or was killed)."""
+
+    def owner_gone() -> None:
+        if os.read(owner_fd, 4096):
+            return
+        loop.remove_reader(owner_fd)
+        os.close(owner_fd)
+        if not stop.done():
+            log.warning("the process that started this node (start --block) is gone; the node stops")
+            stop.set_result("owner gone")
+
+    loop.add_reader(owner_fd, owner_gone)
 
 
 def main() -> None:

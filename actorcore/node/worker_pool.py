@@ -4,7 +4,9 @@ It starts workers on the Scheduler's demand (`StartWorkers`), forwards each work
 stdout and stderr, line by line with the worker's pid, to the drivers' log sinks (as Ray
 prints `(pid=...)` lines; in a cluster every driver subscribes with `SubscribeLogs`, and
 without any the lines go to the node's own stderr), and tells the Scheduler when a worker process ends. Workers are
-`temporary` children for now: the Scheduler asks for new ones as it needs them.
+`temporary` children for now: the Scheduler asks for new ones as it needs them. Each worker
+gets the cluster token on a pipe of its own (`actorcore.process_secrets`), never in its
+environment, which every process a task starts would inherit.
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Callable
 
-from supervisor import Supervisor, process_spec
+from supervisor import ChildSpec, ProcessChild, StartInfo, Supervisor
 
 from .._logging import get_logger
+from ..env import ETCD_PASSWORD_ENV, TOKEN_ENV
 from ..kernel import Actor, ActorRef, Terminated
+from ..process_secrets import hand_over
 from ..protocol import KillWorker, ListWorkers, LogLines, StartWorkers, SubscribeLogs, WorkerDied
 
 __all__ = ["WorkerPool", "worker_environment"]
@@ -27,12 +32,13 @@ log = get_logger(__name__)
 class WorkerPool(Actor):
     """Starts, watches and kills the node's worker processes (see the module's docstring)."""
 
-    def __init__(self, scheduler: ActorRef, worker_argv: list[str], env: dict, cwd: str,
-                 log_sink: ActorRef | None) -> None:
+    def __init__(self, scheduler: ActorRef, worker_argv: list[str] | Callable[[StartInfo], list[str]],
+                 env: dict, cwd: str, log_sink: ActorRef | None, token: str | None = None) -> None:
         self.scheduler = scheduler
         self.worker_argv = worker_argv
         self.env = env
         self.cwd = cwd
+        self.token = token
         self.log_sinks: set[ActorRef] = {log_sink} if log_sink is not None else set()
         self.supervisor: Supervisor | None = None
         self.children: dict[int, object] = {}
@@ -40,11 +46,8 @@ class WorkerPool(Actor):
         self.readers: set[asyncio.Task] = set()
 
     async def pre_start(self) -> None:
-        spec = process_spec(
-            "worker", self.worker_argv, restart="temporary", shutdown=2.0, env=self.env,
-            cwd=self.cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            stdin=asyncio.subprocess.DEVNULL,
-        )
+        spec = ChildSpec(id="worker", start=self._start_worker, restart="temporary", shutdown=2.0,
+                         type="worker")
         self.supervisor = Supervisor([spec], strategy="simple_one_for_one", max_restarts=-1,
                                      name="worker-pool", on_event=self._on_event)
         await self.supervisor.start()
@@ -75,6 +78,19 @@ class WorkerPool(Actor):
         elif isinstance(message, ListWorkers):
             return sorted(self.children)
         return None
+
+    async def _start_worker(self, info: StartInfo) -> ProcessChild:
+        argv = self.worker_argv(info) if callable(self.worker_argv) else self.worker_argv
+        secrets = hand_over({"token": self.token}, self.env)
+        try:
+            child = await ProcessChild.start(
+                [*argv, *info.args], env=secrets.env, cwd=self.cwd, pass_fds=(secrets.child_end,),
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
+        except BaseException:
+            secrets.abandon()
+            raise
+        secrets.started()
+        return child
 
     def _on_event(self, event) -> None:
         if event.kind == "child_started":
@@ -125,14 +141,13 @@ def _how(exit) -> str:
 
 def worker_environment(extra_sys_path: list[str]) -> dict:
     """The environment of the node's worker processes: ours, with `extra_sys_path` in front of
-    PYTHONPATH, unbuffered output and one str-hash seed."""
-    env = dict(os.environ)
+    PYTHONPATH and unbuffered output, without secrets (the token comes on a pipe). The str-hash
+    seed is the user's (``PYTHONHASHSEED`` if set, else random per process, as in Ray): nothing
+    of actorcore relies on `hash` agreeing across processes."""
+    env = {k: v for k, v in os.environ.items() if k not in (TOKEN_ENV, ETCD_PASSWORD_ENV)}
     path = [p for p in extra_sys_path if p]
     if env.get("PYTHONPATH"):
         path.append(env["PYTHONPATH"])
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(path))
     env["PYTHONUNBUFFERED"] = "1"  # worker output reaches the driver as it is printed
-    # One str-hash seed for every worker, so values hashed in one task (e.g. to pick a
-    # partition) hash the same in the next.
-    env.setdefault("PYTHONHASHSEED", "0")
     return env

@@ -8,10 +8,18 @@ segments it believes leaked and warns at exit, while actorcore manages lifetimes
 
 Choices:
 
-- Names are ``actorcore-<session>-<object_id>`` (`segment_name`); a session is
+- Names are ``actorcore-<session>-<object_id>.<tag>`` (`segment_name`); a session is
   ``[A-Za-z0-9_]+`` (no ``-``), so ``actorcore-<session>-`` prefixes never overlap and
   `cleanup_session` removes exactly one session's segments. On Linux it lists /dev/shm;
   elsewhere it can only see the segments this process created (a registry).
+- Names cannot be guessed by other users of the machine: /dev/shm is shared by all of them,
+  and one who created a segment under the name of an object to come made its ``put`` fail.
+  The ``<tag>`` is a MAC of session and object id keyed by the cluster secret
+  (`use_cluster_secret`, called by every process of a cluster before it names a segment), so
+  every process of the cluster computes the same name, with no name to send around, and
+  nobody else can. Without a secret (a process outside any cluster) tags are predictable.
+  `cleanup_session` leaves alone a segment with its prefix that another user owns: it is not
+  ours, and the attempt to remove it would fail.
 - `create_segment` reserves the memory with ``posix_fallocate`` where available (Linux):
   tmpfs allocates lazily, and a write through a mapping to memory that cannot be allocated
   kills the process with SIGBUS; reserving first turns that into `SharedMemoryFullError`.
@@ -37,11 +45,15 @@ from __future__ import annotations
 
 import _posixshmem
 import errno
+import hashlib
+import hmac
 import mmap
 import os
 import re
 import sys
 import threading
+
+from ..kernel.secret import ClusterSecret
 
 __all__ = [
     "SEGMENT_PREFIX",
@@ -54,12 +66,16 @@ __all__ = [
     "open_segment",
     "segment_name",
     "unlink_segment",
+    "use_cluster_secret",
 ]
 
 SEGMENT_PREFIX = "actorcore-"
 _SHM_DIR = "/dev/shm"
 _SESSION_RE = re.compile(r"[A-Za-z0-9_]+")
 _OBJECT_ID_RE = re.compile(r"[A-Za-z0-9_.\-]+")
+_TAG_CHARS = 16  # hex digits of a name's tag (64 bits)
+_UNKEYED = b"actorcore segment names without a cluster secret"
+_name_key = _UNKEYED
 _MMAP_EXTRA = {"trackfd": False} if sys.version_info >= (3, 13) else {}
 _HAS_FALLOCATE = hasattr(os, "posix_fallocate")
 _WRITER_FLAGS = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
@@ -93,18 +109,27 @@ class SharedMemoryFullError(OSError):
         self.size = size
 
 
+def use_cluster_secret(token: str | None) -> None:
+    """Key this process's segment names by the cluster secret `token` (see the module's
+    docstring); None: back to predictable names."""
+    global _name_key
+    _name_key = _UNKEYED if token is None else ClusterSecret(token).key("shm-name")
+
+
 def segment_name(session: str, object_id: str) -> str:
-    """``actorcore-<session>-<object_id>``; session ``[A-Za-z0-9_]+``, id ``[A-Za-z0-9_.-]+``."""
+    """``actorcore-<session>-<object_id>.<tag>``; session ``[A-Za-z0-9_]+``, id
+    ``[A-Za-z0-9_.-]+``, tag a MAC of both (see the module's docstring)."""
     if not _SESSION_RE.fullmatch(session):
         raise ValueError(f"session must match [A-Za-z0-9_]+, got {session!r}")
     if not _OBJECT_ID_RE.fullmatch(object_id):
         raise ValueError(f"object id must match [A-Za-z0-9_.-]+, got {object_id!r}")
-    return f"{SEGMENT_PREFIX}{session}-{object_id}"
+    tag = hmac.new(_name_key, f"{session}/{object_id}".encode(), hashlib.sha256).hexdigest()[:_TAG_CHARS]
+    return f"{SEGMENT_PREFIX}{session}-{object_id}.{tag}"
 
 
 def object_id_of(name: str) -> str:
     """The object id in a segment name made by `segment_name`."""
-    return name[len(SEGMENT_PREFIX):].split("-", 1)[1]
+    return name[len(SEGMENT_PREFIX):].split("-", 1)[1][:-(_TAG_CHARS + 1)]
 
 
 def _path(name: str) -> str:
@@ -254,7 +279,9 @@ def list_segments(session: str | None = None) -> list[str]:
 
     On Linux from /dev/shm; elsewhere only those this process created.
     """
-    prefix = SEGMENT_PREFIX if session is None else segment_name(session, "x")[:-1]
+    if session is not None and not _SESSION_RE.fullmatch(session):
+        raise ValueError(f"session must match [A-Za-z0-9_]+, got {session!r}")
+    prefix = SEGMENT_PREFIX if session is None else f"{SEGMENT_PREFIX}{session}-"
     if _USE_REGISTRY:
         with _created_lock:
             return sorted(n for n in _created if n.startswith(prefix))
@@ -262,5 +289,21 @@ def list_segments(session: str | None = None) -> list[str]:
 
 
 def cleanup_session(session: str) -> int:
-    """Unlink every segment of ``session`` (node shutdown); returns how many were removed."""
-    return sum(unlink_segment(name) for name in list_segments(session))
+    """Unlink every segment of ``session`` (node shutdown) that this user owns; returns how many
+    were removed. Another user's segment with the session's prefix is left alone."""
+    removed = 0
+    for name in list_segments(session):
+        if not _USE_REGISTRY and not _owned(name):
+            continue
+        try:
+            removed += unlink_segment(name)
+        except PermissionError:  # not ours after all (e.g. replaced meanwhile)
+            continue
+    return removed
+
+
+def _owned(name: str) -> bool:
+    try:
+        return os.stat(os.path.join(_SHM_DIR, name), follow_symlinks=False).st_uid == os.geteuid()
+    except FileNotFoundError:
+        return False

@@ -271,8 +271,7 @@ def main(spec_path: str, address: str | None, pid_file: str | None = None) -> in
             local_head = True
     cluster, auth = files.cluster_at(address)
     if pid_file:
-        with open(pid_file, "w") as file:
-            file.write(f"{os.getpid()}\n")
+        write_pid_file(pid_file)
     try:
         ray.init(address=address, namespace=NAMESPACE, logging_level=logging.INFO)
 
@@ -318,12 +317,42 @@ def main(spec_path: str, address: str | None, pid_file: str | None = None) -> in
     finally:
         ray.shutdown()
         if pid_file:
-            try:
-                os.unlink(pid_file)
-            except OSError:
-                pass
+            remove_pid_file(pid_file)
         if local_head:
             subprocess.run([sys.executable, "-m", "actorcore", "stop"], capture_output=True, check=False)
+
+
+def write_pid_file(path: str) -> None:
+    """Write this process's pid to `path` atomically, never through a symlink: a new file beside
+    it (created, not opened) is renamed over it, which replaces a symlink there, not its target."""
+    directory, name = os.path.split(os.path.abspath(path))
+    tmp = os.path.join(directory, f".{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    try:
+        with os.fdopen(fd, "w") as file:
+            file.write(f"{os.getpid()}\n")
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def remove_pid_file(path: str) -> None:
+    """Remove `path` if it is still this process's pid file (a regular file naming our pid)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:  # gone, or a symlink put there since: not ours
+        return
+    with os.fdopen(fd) as file:
+        ours = file.read(32).strip() == str(os.getpid())
+    if ours:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
 
 
 def _watch_own_node(on_gone: Any) -> Any:

@@ -2,7 +2,8 @@
 
 Started by the node's WorkerPool. It hosts an actor system with this process's CoreWorker
 (so user code here can submit tasks and get objects) and an Executor, tells the Scheduler
-it is ready, and ends when told to (SIGTERM) or when its node is gone.
+it is ready, and ends when told to (SIGTERM) or when its node is gone. The cluster token comes
+on an inherited pipe (`actorcore.process_secrets`), read and closed before any task runs.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import sys
 from .. import runtime
 from .._logging import configure_from_env
 from ..core import CoreWorker
-from ..env import TOKEN_ENV
 from ..kernel import Actor, ActorSystem, Terminated, run
 from ..node_config import WorkerConfig
+from ..objects.shm import use_cluster_secret
+from ..process_secrets import receive
 from ..protocol import WorkerReady
 from .executor import Executor
 
@@ -39,11 +41,11 @@ class NodeWatch(Actor):
             self.stop.set_result("node gone")
 
 
-async def serve(config: WorkerConfig) -> None:
+async def serve(config: WorkerConfig, token: str | None) -> None:
     """Run this worker until SIGTERM or until its node is gone."""
     # In a cluster a worker also listens on gRPC: other nodes' drivers and workers call it.
     tcp = f"{config.node_ip}:0" if config.node.cluster_mode else None
-    system = await ActorSystem.start(name="worker", spin=False, token=os.environ.get(TOKEN_ENV), tcp=tcp)
+    system = await ActorSystem.start(name="worker", spin=False, token=token, tcp=tcp)
     loop = asyncio.get_running_loop()
     stop: asyncio.Future = loop.create_future()
     loop.add_signal_handler(signal.SIGTERM, lambda: stop.done() or stop.set_result("SIGTERM"))
@@ -58,10 +60,12 @@ async def serve(config: WorkerConfig) -> None:
 
 def main() -> None:
     """The worker process's entry point: ``python -m actorcore.worker CONFIG_JSON``."""
+    secrets, _ = receive()
     configure_from_env()
     config = WorkerConfig.from_json(sys.argv[1])
     sys.path[:0] = [p for p in config.sys_path if p not in sys.path]
-    run(serve(config))
+    use_cluster_secret(secrets.get("token") or None)
+    run(serve(config, secrets.get("token")))
     os._exit(0)
 
 

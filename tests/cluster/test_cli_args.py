@@ -35,9 +35,16 @@ BAD_INPUTS = [
     (["start", "--head", "--port", "70000"], "--port"),
     (["start", "--head", "--node-ip-address", "my-laptop"], "--node-ip-address"),
     (["start", "--head", "--etcd", "10.0.0.1"], "--etcd"),
-    (["start", "--head", "--etcd-user", "root", "--etcd-password", "pw"], "--etcd-user"),
+    (["start", "--head", "--etcd-user", "root", "--etcd-password-file", __file__], "--etcd-user"),
     (["start", "--head", "--etcd", "127.0.0.1:2379", "--etcd-user", "root"], "--etcd-user"),
-    (["start", "--head", "--etcd", "127.0.0.1:2379", "--etcd-password", "pw"], "--etcd-password"),
+    (["start", "--head", "--etcd", "127.0.0.1:2379", "--etcd-password-file", __file__],
+     "--etcd-password-file: needs --etcd-user"),
+    (["start", "--head", "--etcd", "127.0.0.1:2379", "--etcd-user", "u", "--etcd-password-file", "/nonexistent/pw"],
+     "--etcd-password-file"),
+    (["start", "--head", "--etcd", "127.0.0.1:2379", "--etcd-user", "u", "--etcd-password", "pw"],
+     ("argument --etcd-password: a secret on the command line is visible to every user of this machine (ps); "
+     "use --etcd-password-file FILE or $ACTORCORE_ETCD_PASSWORD")),
+    (["status", "--etcd-user", "u", "--etcd-password=pw"], "use --etcd-password-file FILE"),
     (["start", "--head", "--etcd", "127.0.0.1:2379", "--etcd-ca", "/nonexistent/ca.pem"], "--etcd-ca"),
     (["start", "--head", "--etcd", "127.0.0.1:2379", "--port", "7000"], "--port"),
     (["start", "--head", "--address", "127.0.0.1:6380"], "--address"),
@@ -75,6 +82,16 @@ def test_joining_without_a_token_says_where_it_looked(capsys):
     assert cli.main(["start", "--address", "127.0.0.1:6380"]) == 1
     err = capsys.readouterr().err
     assert "--token-file" in err and files.TOKEN_ENV in err and str(files.token_path()) in err
+
+
+def test_joining_with_a_token_file_others_may_read_is_refused(capsys, tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text("t0k3n\n")
+    token_file.chmod(0o644)
+    assert cli.main(["start", "--address", "127.0.0.1:6380", "--token-file", str(token_file)]) == 1
+    err = capsys.readouterr().err
+    assert f"refusing the cluster token file {token_file}" in err and f"chmod 600 {token_file}" in err
+    assert files.node_files() == []
 
 
 def test_joining_an_unreachable_etcd_names_the_address(capsys, monkeypatch):

@@ -21,7 +21,7 @@ from actorcore.gcs import EtcdClient, EtcdServer
 from actorcore.gcs.etcd_client import EtcdUnavailableError
 from actorcore.gcs.etcd_server import _free_port
 from actorcore.objects import list_segments
-from actorcore.testing import processes_of, wait_until
+from actorcore.testing import is_alive, processes_of, wait_until
 
 from ..gcs.conftest import stop_and_check
 from ..gcs.test_etcd_auth import ALICE, _enable_auth
@@ -149,6 +149,45 @@ def test_block_stays_in_the_foreground_until_sigterm(home):
     assert files.node_files() == [] and files.read_cluster_info() is None
     wait_until(lambda: not processes_of(home), 30, "the cluster's processes to end", details=lambda: processes_of(home))
     assert list_segments(record["node_id"]) == []
+
+
+def test_block_owns_its_node_which_stops_with_its_workers_when_start_is_killed(home):
+    port = _free_port()
+    cli = subprocess.Popen([sys.executable, "-m", "actorcore", "start", "--head", "--port", str(port),
+                            "--num-cpus", "2", "--block"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                           text=True)
+    try:
+        for line in cli.stdout:  # bounded by the test's timeout and the CLI's own ready timeout
+            if "foreground" in line:
+                break
+        (record,) = files.node_files()
+
+        def workers() -> list[int]:
+            return [pid for pid in processes_of(home) if b"actorcore.worker" in _cmdline(pid)]
+
+        wait_until(lambda: len(workers()) == 2, 60, "the node's two prestarted workers")
+        cli.kill()  # SIGKILL: nothing of `start` runs any more
+        cli.wait(10)
+        wait_until(lambda: not processes_of(home), 60, "the node, its workers and its etcd to end",
+                   details=lambda: [_cmdline(pid) for pid in processes_of(home)])
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()
+        cli.stdout.close()
+    assert list_segments(record["node_id"]) == []
+
+
+def test_without_block_the_node_outlives_start(home):
+    port = _free_port()
+    result = _cli("start", "--head", "--port", str(port), "--num-cpus", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    (record,) = files.node_files()
+    # `start` has exited: the node runs on and still answers (it registered, and stays ALIVE).
+    assert [n["node_id"] for n in _alive_nodes(f"127.0.0.1:{port}")] == [record["node_id"]]
+    assert is_alive(record["pid"])
+    assert _cli("stop").returncode == 0
+    wait_until(lambda: not processes_of(home), 30, "the cluster's processes to end", details=lambda: processes_of(home))
 
 
 def test_a_head_whose_etcd_cannot_start_fails_with_its_log(home, monkeypatch):

@@ -80,16 +80,46 @@ def test_a_missing_explicit_file_is_an_error_even_with_other_tokens(monkeypatch,
         files.read_token(tmp_path / "nowhere")
 
 
-def test_a_token_file_others_may_read_warns_but_is_read(tmp_path):
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o620])
+def test_a_token_file_others_may_access_is_refused_naming_the_fix(tmp_path, mode):
     path = tmp_path / "shared-token"
     path.write_text("t0k3n\n")
-    path.chmod(0o644)
-    with pytest.warns(UserWarning, match="chmod 600"):
-        assert files.read_token(path) == "t0k3n"
+    path.chmod(mode)
+    with pytest.raises(files.UnsafeFileError, match=f"{path}.*chmod 600 {path}"):
+        files.read_token(path)
     path.chmod(0o600)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert files.read_token(path) == "t0k3n"
+
+
+def test_the_default_token_file_open_to_others_is_refused_too():
+    files.write_token("t0k3n").chmod(0o644)
+    with pytest.raises(files.UnsafeFileError, match="chmod 600"):
+        files.read_token()
+
+
+def test_an_existing_home_and_its_folders_are_made_private_again(actorcore_home):
+    (actorcore_home / "logs").mkdir(parents=True)
+    (actorcore_home / "nodes").mkdir()
+    for path in (actorcore_home, actorcore_home / "logs", actorcore_home / "nodes"):
+        path.chmod(0o755)
+    assert files.home() == actorcore_home and _mode(actorcore_home) == 0o700
+    files.logs_dir()
+    files.nodes_dir()
+    assert _mode(actorcore_home / "logs") == _mode(actorcore_home / "nodes") == 0o700
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a folder to another user needs root")
+def test_a_home_owned_by_another_user_is_refused(actorcore_home):
+    actorcore_home.mkdir()
+    actorcore_home.chmod(0o777)
+    os.chown(actorcore_home, 65534, 65534)
+    with pytest.raises(files.UnsafeFileError, match=f"{actorcore_home} belongs to another user.*uid 65534"):
+        files.home()
+    with pytest.raises(files.UnsafeFileError):
+        files.read_token()
+    assert _mode(actorcore_home) == 0o777  # not ours to change
 
 
 def test_cluster_info_round_trip_private():

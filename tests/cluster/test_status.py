@@ -136,6 +136,15 @@ async def test_cli_status_uses_the_etcd_credentials_of_cluster_json(etcd_server)
     result = _cli("status", "--address", etcd_server.endpoint, "--etcd-user", "alice",
                   env={"ACTORCORE_ETCD_PASSWORD": ALICE["password"]})
     assert result.returncode == 0, result.stderr
+    password_file = cluster_files.home() / "etcd-password"
+    password_file.write_text("")
+    result = _cli("status", "--address", etcd_server.endpoint, "--etcd-user", "alice",
+                  "--etcd-password-file", str(password_file))
+    assert result.returncode == 2 and f"{password_file} is empty" in result.stderr
+    password_file.write_text(ALICE["password"] + "\n")
+    result = _cli("status", "--address", etcd_server.endpoint, "--etcd-user", "alice",
+                  "--etcd-password-file", str(password_file))
+    assert result.returncode == 0, result.stderr
     cluster_files.write_cluster_info({"address": etcd_server.endpoint, "cluster": "default",
                                       "head_node_id": None, "etcd_auth": ALICE})
     result = _cli("status", "--json")

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from actorcore.objects import cleanup_session, list_segments, segment_name
+from actorcore.objects import SEGMENT_PREFIX, cleanup_session, list_segments
 
 LINUX = sys.platform.startswith("linux")
 linux_only = pytest.mark.skipif(not LINUX, reason="needs /dev/shm and /proc/self/maps")
@@ -50,5 +50,5 @@ def session():
     cleanup_session(name)
     assert leftover == [], f"segments left behind: {leftover}"
     if LINUX:
-        prefix = segment_name(name, "x")[:-1]
+        prefix = f"{SEGMENT_PREFIX}{name}-"
         assert mappings(prefix) == [], "segments still mapped after the test"

@@ -5,7 +5,9 @@ from __future__ import annotations
 import gc
 import os
 import pickle
+import re
 import stat
+import struct
 
 import pytest
 
@@ -14,11 +16,15 @@ from actorcore.objects import (
     SharedMemoryFullError,
     cleanup_session,
     create_segment,
+    get_shared,
     list_segments,
     open_segment,
+    put_shared,
     segment_name,
+    serialize,
     unlink_segment,
 )
+from actorcore.objects.shm import object_id_of, use_cluster_secret
 
 from .conftest import linux_only, mapping_of, mappings
 
@@ -26,8 +32,10 @@ pytestmark = pytest.mark.timeout(30)
 
 
 def test_segment_name_format_and_validation():
-    assert segment_name("s1", "abc123") == "actorcore-s1-abc123"
-    assert segment_name("a_b", "ff.0-1") == "actorcore-a_b-ff.0-1"
+    for session, object_id in (("s1", "abc123"), ("a_b", "ff.0-1"), ("a_b", "x.y-z.")):
+        name = segment_name(session, object_id)
+        assert re.fullmatch(rf"actorcore-{session}-{re.escape(object_id)}\.[0-9a-f]{{16}}", name), name
+        assert object_id_of(name) == object_id
     for bad_session in ("", "a-b", "a/b", "a b"):
         with pytest.raises(ValueError, match="session must match"):
             segment_name(bad_session, "x")
@@ -158,3 +166,85 @@ def test_cleanup_session_removes_only_that_session(session):
     finally:
         cleanup_session(other)
     assert list_segments(other) == []
+
+
+@pytest.fixture
+def cluster_secret():
+    """This process names its segments keyed by a cluster secret during the test."""
+    use_cluster_secret("0123456789abcdef0123456789abcdef")
+    yield
+    use_cluster_secret(None)
+
+
+def test_names_cannot_be_guessed_without_the_cluster_secret(session, cluster_secret):
+    name = segment_name(session, "obj")
+    assert name != f"actorcore-{session}-obj"  # the former, predictable name
+    assert segment_name(session, "obj") == name  # every process of the cluster computes it
+    use_cluster_secret("another cluster's token")
+    assert segment_name(session, "obj") != name
+    use_cluster_secret(None)
+    assert segment_name(session, "obj") != name
+
+
+def _squat(name: str, uid: int) -> None:
+    """Create segment `name` as another user would: mode 0600, owned by `uid`."""
+    fd = os.open(f"/dev/shm/{name}", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    try:
+        os.fchown(fd, uid, uid)
+    finally:
+        os.close(fd)
+
+
+@linux_only
+@pytest.mark.skipif(os.geteuid() != 0, reason="acting as two users of the machine needs root")
+def test_segments_squatted_by_another_user_break_neither_put_nor_cleanup(session, cluster_secret):
+    """Root squats names of a session of uid 65534 (the old name of its object, and another name
+    with its prefix); that user's put, get and cleanup, run in a child process, all work, and the
+    squatted segments, not theirs, stay."""
+    squatted = [f"actorcore-{session}-obj", f"actorcore-{session}-obj.0000000000000000"]
+    for name in squatted:
+        _squat(name, 0)
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the user 65534: report what happened, never return into pytest
+        code = 1
+        try:
+            os.close(read_fd)
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            name, _ = put_shared(session, "obj", serialize(b"payload"))
+            outcome = f"{get_shared(name)!r} {cleanup_session(session)}"
+            code = 0
+        except BaseException as error:  # noqa: BLE001 - reported to the parent
+            outcome = repr(error)
+        finally:
+            os.write(write_fd, struct.pack("!I", len(outcome.encode())) + outcome.encode())
+            os._exit(code)
+    os.close(write_fd)
+    try:
+        with os.fdopen(read_fd, "rb") as reader:
+            data = reader.read()
+        _, status = os.waitpid(pid, 0)
+        outcome = data[4:].decode()
+        assert os.waitstatus_to_exitcode(status) == 0, outcome
+        assert outcome == "b'payload' 1"  # its one segment, removed by its cleanup
+        assert list_segments(session) == sorted(squatted)
+        assert cleanup_session(session) == 2  # root's own squats
+    finally:
+        for name in squatted:
+            unlink_segment(name)
+
+
+@linux_only
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a segment to another user needs root")
+def test_cleanup_leaves_alone_a_segment_another_user_owns(session):
+    mine = segment_name(session, "mine")
+    create_segment(mine, 64).close()
+    foreign = f"actorcore-{session}-foreign"
+    _squat(foreign, 65534)
+    try:
+        assert cleanup_session(session) == 1
+        assert list_segments(session) == [foreign]
+    finally:
+        unlink_segment(foreign)
