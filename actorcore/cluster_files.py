@@ -29,6 +29,7 @@ import stat
 import warnings
 from pathlib import Path
 
+from .credentials import Credentials
 from .env import HOME_ENV, TOKEN_ENV
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "UnsafeFileError",
     "cluster_at",
     "cluster_info_path",
+    "credentials_at",
     "credentials_path",
     "etcd_data_dir",
     "home",
@@ -117,6 +119,16 @@ def credentials_path() -> Path:
 def tls_dir() -> Path:
     """``home()/tls`` (created): the PEM files of those credentials, for what takes files (etcd)."""
     return _subdir("tls")
+
+
+def credentials_at(address: str) -> Credentials | None:
+    """The credentials of this machine (`credentials_path`) if they are those of the cluster
+    whose etcd is at `address`; else None. `CredentialsError` if the file is there but unsafe."""
+    path = credentials_path()
+    if not path.exists():
+        return None
+    credentials = Credentials.load(path)
+    return credentials if credentials.address == address else None
 
 
 def cluster_info_path() -> Path:

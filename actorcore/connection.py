@@ -84,7 +84,9 @@ class ClusterConnection:
         node = min(here, key=lambda n: (not n.get("head"), n.get("start_time", 0)))
         kernel_address.set_host_id(node["host_id"])
         use_cluster_secret(token)
-        self.system = ActorSystem.start_in_thread(name="driver", token=token, tcp=f"{node['address']}:0")
+        credentials = cluster_files.credentials_at(address)  # TLS for gRPC to other hosts
+        self.system = ActorSystem.start_in_thread(name="driver", token=token, tcp=f"{node['address']}:0",
+                                                  tls=credentials.tls if credentials else None)
         self.log_sink = self.system.run(_spawn(self.system, LogSink, "log_sink")) if log_to_driver else None
         self.endpoints = NodeEndpoints.from_record(node, etcd=address)
         self.view = {n["node_id"]: n for n in nodes}

@@ -37,6 +37,7 @@ __all__ = [
     "TLS_SERVER_NAME",
     "Credentials",
     "CredentialsError",
+    "TlsIdentity",
     "make_credentials",
 ]
 
@@ -63,13 +64,15 @@ class Credentials:
     ca: str
     cert: str
     key: str
+    etcd_tls: bool = True  # the cluster's etcd takes `cert` (the one a head runs); False: an existing etcd
 
     def __repr__(self) -> str:
         return f"Credentials(cluster={self.cluster!r}, address={self.address!r}, <secrets hidden>)"
 
     def to_json(self) -> str:
         """The file's content."""
-        return json.dumps({"version": CREDENTIALS_VERSION, **{f: getattr(self, f) for f in _FIELDS}}, indent=1)
+        return json.dumps({"version": CREDENTIALS_VERSION, **{f: getattr(self, f) for f in _FIELDS},
+                           "etcd_tls": self.etcd_tls}, indent=1)
 
     @classmethod
     def from_json(cls, text: str, source: str = "the credentials") -> Credentials:
@@ -83,7 +86,10 @@ class Credentials:
         missing = [f for f in _FIELDS if not isinstance(data.get(f), str) or not data[f]]
         if missing:
             raise CredentialsError(f"{source} lacks {', '.join(missing)}: make it again with `actorcore start --head`")
-        return cls(**{f: data[f] for f in _FIELDS})
+        etcd_tls = data.get("etcd_tls", True)
+        if not isinstance(etcd_tls, bool):
+            raise CredentialsError(f"{source}: etcd_tls must be true or false, not {etcd_tls!r}")
+        return cls(**{f: data[f] for f in _FIELDS}, etcd_tls=etcd_tls)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the file at `path` with mode 0600, atomically (never readable by others)."""
@@ -135,6 +141,33 @@ class Credentials:
             paths[name] = str(target)
         return paths
 
+    @property
+    def tls(self) -> TlsIdentity:
+        """The CA, certificate and key alone: what a process needs for TLS (never the token)."""
+        return TlsIdentity(self.ca, self.cert, self.key)
+
+
+@dataclass(frozen=True, repr=False)
+class TlsIdentity:
+    """A cluster's CA, and the certificate and key its processes present (`Credentials.tls`):
+    TLS for gRPC as the kernel takes it (`kernel.remote.grpc_tls.GrpcTls`)."""
+
+    ca: str
+    cert: str
+    key: str
+
+    def __repr__(self) -> str:
+        return "TlsIdentity(<secrets hidden>)"
+
+    def to_dict(self) -> dict[str, str]:
+        """``{"ca", "cert", "key"}`` PEM texts, to hand to a child process (`process_secrets`)."""
+        return {"ca": self.ca, "cert": self.cert, "key": self.key}
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> TlsIdentity | None:
+        """The inverse of `to_dict` (None for None)."""
+        return None if not data else cls(data["ca"], data["cert"], data["key"])
+
     def grpc_server_credentials(self):
         """TLS for a gRPC server of the cluster: presents `cert`, requires a client certificate
         signed by the cluster's CA."""
@@ -157,10 +190,12 @@ class Credentials:
         return (("grpc.ssl_target_name_override", TLS_SERVER_NAME),)
 
 
-def make_credentials(cluster: str, address: str, token: str, hosts: list[str] = ()) -> Credentials:
+def make_credentials(cluster: str, address: str, token: str, hosts: list[str] = (), *,
+                     etcd_tls: bool = True) -> Credentials:
     """New credentials for the cluster `cluster` whose etcd is at `address`, with secret
     `token`: a fresh CA, and a certificate for `TLS_SERVER_NAME` and the addresses `hosts`
-    (IPs, or names) signed by it. The CA's key is not kept."""
+    (IPs, or names) signed by it. The CA's key is not kept. `etcd_tls`: the cluster's etcd
+    takes that certificate (False for an existing etcd with credentials of its own)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -208,4 +243,5 @@ def make_credentials(cluster: str, address: str, token: str, hosts: list[str] = 
         ca=ca_cert.public_bytes(pem).decode(),
         cert=cert.public_bytes(pem).decode(),
         key=key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode(),
+        etcd_tls=etcd_tls,
     )

@@ -88,18 +88,20 @@ class NodeProcess:
             self._ready_fd = None
 
 
-def launch(config: NodeConfig, *, token: str, etcd_auth: dict | None = None, output: Path | None = None,
-           own_session: bool = False, owned: bool = False) -> NodeProcess:
+def launch(config: NodeConfig, *, token: str, etcd_auth: dict | None = None, tls: dict | None = None,
+           output: Path | None = None, own_session: bool = False, owned: bool = False) -> NodeProcess:
     """Start a node process for `config` (its `ready_fd` is set here). Its output goes to the
     file `output` (appended, mode 0600) or, if None, to ours; `own_session` puts it in a
-    session (and process group) of its own; `owned` makes it stop when this process is gone."""
+    session (and process group) of its own; `owned` makes it stop when this process is gone.
+    `tls` (``TlsIdentity.to_dict()``) is the cluster's TLS identity, for gRPC between hosts."""
     read_fd, write_fd = os.pipe()
     # Our own processes cache their bytecode even where PYTHONDONTWRITEBYTECODE is set:
     # compiling actorcore on every worker start costs ~40-80 ms of each start-up. Secrets of
     # ours are not passed on in the environment (see the module's docstring).
     unwanted = ("PYTHONDONTWRITEBYTECODE", TOKEN_ENV, ETCD_PASSWORD_ENV)
     env = {k: v for k, v in os.environ.items() if k not in unwanted}
-    secrets = hand_over({"token": token, "etcd_auth": etcd_auth, "owned": owned}, env, keep_open=owned)
+    secrets = hand_over({"token": token, "etcd_auth": etcd_auth, "tls": tls, "owned": owned}, env,
+                        keep_open=owned)
     config = replace(config, ready_fd=write_fd)
     stdout = None
     if output is not None:

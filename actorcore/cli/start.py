@@ -174,7 +174,7 @@ def _start_node(args: argparse.Namespace, interrupt: Interruptible) -> int:
                 return common.fail("start", f"cannot start etcd on {etcd}: {taken}. Another cluster's etcd? "
                                             "Stop it (`actorcore stop`) or pass another --port.")
         cluster = "default"
-        credentials = make_credentials(cluster, etcd, token, hosts=[node_ip])
+        credentials = make_credentials(cluster, etcd, token, hosts=[node_ip], etcd_tls=not external)
         if not external:
             auth = credentials.tls_files(files.tls_dir())
     else:
@@ -185,14 +185,14 @@ def _start_node(args: argparse.Namespace, interrupt: Interruptible) -> int:
             "127.0.0.1" if all(map(_is_loopback, hosts)) else _ip_towards(hosts[0]))
         cluster, recorded_auth = files.cluster_at(etcd)
         given_auth, auth = auth, recorded_auth if auth is None else auth
-        credentials = None
-        if args.credentials:
-            try:
-                credentials = Credentials.load(args.credentials)
-            except CredentialsError as e:
-                return common.fail("start", str(e))
+        try:  # given, or this machine's if they are the cluster's (a second node on the head's machine)
+            credentials = (Credentials.load(args.credentials) if args.credentials
+                           else None if args.token_file else files.credentials_at(etcd))
+        except CredentialsError as e:
+            return common.fail("start", str(e))
+        if credentials is not None:
             token, cluster = credentials.token, credentials.cluster
-            if given_auth is None:  # the etcd a head runs: the credentials' certificate
+            if given_auth is None and credentials.etcd_tls:  # the etcd a head runs takes their certificate
                 auth = credentials.tls_files(files.tls_dir())
         else:
             try:
@@ -223,7 +223,8 @@ def _start_node(args: argparse.Namespace, interrupt: Interruptible) -> int:
 
     log_path = None if args.block else files.logs_dir() / f"node-{node_id}.log"
     interrupt.check()
-    node, failed = _spawn_node(config, token, auth, log_path, interrupt, owned=args.block)
+    tls = credentials.tls.to_dict() if credentials is not None else None
+    node, failed = _spawn_node(config, token, auth, tls, log_path, interrupt, owned=args.block)
     if failed:
         if start_etcd is not None:
             shutil.rmtree(start_etcd.data_dir, ignore_errors=True)
@@ -282,7 +283,7 @@ def _check_etcd(endpoints: str, auth: dict | None) -> str | None:
     return None
 
 
-def _spawn_node(config: NodeConfig, token: str, auth: dict | None, log_path: Path | None,
+def _spawn_node(config: NodeConfig, token: str, auth: dict | None, tls: dict | None, log_path: Path | None,
                 interrupt: Interruptible, owned: bool) -> tuple[NodeProcess, str | None]:
     """Start the node process (`owned`: it stops when this process is gone) and wait until it is
     ready and registered in etcd; return it and None, or, if it failed, what went wrong (having
@@ -294,7 +295,7 @@ def _spawn_node(config: NodeConfig, token: str, auth: dict | None, log_path: Pat
     # Its own session even with --block: a Ctrl-C on the terminal reaches only this process,
     # which forwards it to the node alone (in the terminal's process group the node's workers
     # would get it too, and each would die with a KeyboardInterrupt traceback mid-shutdown).
-    node = launch(config, token=token, etcd_auth=auth, output=log_path, own_session=True, owned=owned)
+    node = launch(config, token=token, etcd_auth=auth, tls=tls, output=log_path, own_session=True, owned=owned)
     exit_noted = False
     try:
         try:

@@ -23,6 +23,7 @@ import uuid
 from supervisor import Supervisor
 
 from .._logging import configure_from_env, get_logger
+from ..credentials import TlsIdentity
 from ..env import DEFAULT_LEASE_TTL, HOST_ID_ENV
 from ..gcs.schema import ClusterConfig
 from ..kernel import Actor, ActorSystem, Terminated, address, run
@@ -82,7 +83,8 @@ async def serve(config: NodeConfig) -> None:
         host = f"{address.MACHINE_ID}/{node_id}"
         address.set_host_id(host)
         os.environ[HOST_ID_ENV] = host
-    system = await ActorSystem.start(name="node", spin=False, token=token,
+    tls = secrets.get("tls")  # the cluster's TLS identity: gRPC to and from other hosts is TLS
+    system = await ActorSystem.start(name="node", spin=False, token=token, tls=TlsIdentity.from_dict(tls),
                                      tcp=f"{node_ip}:0" if cluster_mode else None)
     loop = asyncio.get_running_loop()
     stop: asyncio.Future = loop.create_future()
@@ -136,7 +138,7 @@ async def serve(config: NodeConfig) -> None:
     # The pool comes last: its workers need the addresses above.
     await root.start_child(actor_spec(
         system, "worker_pool", WorkerPool, scheduler, worker_argv,
-        worker_environment(config.sys_path), config.cwd or os.getcwd(), log_sink, token,
+        worker_environment(config.sys_path), config.cwd or os.getcwd(), log_sink, token, tls,
     ))
     pool = system.lookup("worker_pool")
     guard = system.spawn(NodeGuard, stop, config.driver, name="node")

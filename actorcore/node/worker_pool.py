@@ -33,12 +33,14 @@ class WorkerPool(Actor):
     """Starts, watches and kills the node's worker processes (see the module's docstring)."""
 
     def __init__(self, scheduler: ActorRef, worker_argv: list[str] | Callable[[StartInfo], list[str]],
-                 env: dict, cwd: str, log_sink: ActorRef | None, token: str | None = None) -> None:
+                 env: dict, cwd: str, log_sink: ActorRef | None, token: str | None = None,
+                 tls: dict | None = None) -> None:
         self.scheduler = scheduler
         self.worker_argv = worker_argv
         self.env = env
         self.cwd = cwd
         self.token = token
+        self.tls = tls  # the cluster's TLS identity (`TlsIdentity.to_dict()`), handed over with the token
         self.log_sinks: set[ActorRef] = {log_sink} if log_sink is not None else set()
         self.supervisor: Supervisor | None = None
         self.children: dict[int, object] = {}
@@ -81,7 +83,7 @@ class WorkerPool(Actor):
 
     async def _start_worker(self, info: StartInfo) -> ProcessChild:
         argv = self.worker_argv(info) if callable(self.worker_argv) else self.worker_argv
-        secrets = hand_over({"token": self.token}, self.env)
+        secrets = hand_over({"token": self.token, "tls": self.tls}, self.env)
         try:
             child = await ProcessChild.start(
                 [*argv, *info.args], env=secrets.env, cwd=self.cwd, pass_fds=(secrets.child_end,),

@@ -16,6 +16,7 @@ import sys
 from .. import runtime
 from .._logging import configure_from_env
 from ..core import CoreWorker
+from ..credentials import TlsIdentity
 from ..kernel import Actor, ActorSystem, Terminated, run
 from ..node_config import WorkerConfig
 from ..objects.shm import use_cluster_secret
@@ -41,11 +42,11 @@ class NodeWatch(Actor):
             self.stop.set_result("node gone")
 
 
-async def serve(config: WorkerConfig, token: str | None) -> None:
+async def serve(config: WorkerConfig, token: str | None, tls: TlsIdentity | None = None) -> None:
     """Run this worker until SIGTERM or until its node is gone."""
     # In a cluster a worker also listens on gRPC: other nodes' drivers and workers call it.
     tcp = f"{config.node_ip}:0" if config.node.cluster_mode else None
-    system = await ActorSystem.start(name="worker", spin=False, token=token, tcp=tcp)
+    system = await ActorSystem.start(name="worker", spin=False, token=token, tcp=tcp, tls=tls)
     loop = asyncio.get_running_loop()
     stop: asyncio.Future = loop.create_future()
     loop.add_signal_handler(signal.SIGTERM, lambda: stop.done() or stop.set_result("SIGTERM"))
@@ -65,7 +66,7 @@ def main() -> None:
     config = WorkerConfig.from_json(sys.argv[1])
     sys.path[:0] = [p for p in config.sys_path if p not in sys.path]
     use_cluster_secret(secrets.get("token") or None)
-    run(serve(config, secrets.get("token")))
+    run(serve(config, secrets.get("token"), TlsIdentity.from_dict(secrets.get("tls"))))
     os._exit(0)
 
 

@@ -11,8 +11,8 @@ from actorcore.kernel.remote.grpc_tls import wants_tls
 
 pytestmark = pytest.mark.timeout(30)
 
-CREDENTIALS = make_credentials("default", "10.0.0.1:6380", "secret")
-OTHER = make_credentials("default", "10.0.0.1:6380", "other")
+CREDENTIALS = make_credentials("default", "10.0.0.1:6380", "secret").tls
+OTHER = make_credentials("default", "10.0.0.1:6380", "other").tls
 
 
 @pytest.mark.parametrize(("address", "tls"), [
