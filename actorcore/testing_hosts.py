@@ -60,11 +60,21 @@ _COMMANDS = ("ip", "unshare", "nsenter", "mount", "hostname")
 _counter = itertools.count()
 
 # The holder of a host's mount and UTS namespaces: it mounts the host's private filesystems,
-# names the host, says "ready", then waits until the harness closes its stdin (or dies).
+# names the host, says "ready", then waits until the harness closes its stdin (or dies). What
+# the host must still run from the machine's /tmp (this Python, its venv, the working
+# directory: `_kept_in_tmp`) is bound back into the host's private /tmp.
 _HOLDER = f"""
 set -e
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
+if [ -n "$ACMH_KEEP" ]; then
+    mkdir /dev/shm/.acmh-machine-tmp
+    mount --bind /tmp /dev/shm/.acmh-machine-tmp
+fi
 mount -t tmpfs -o mode=1777 tmpfs /tmp
+for name in $ACMH_KEEP; do
+    mkdir -p "/tmp/$name"
+    mount --bind "/dev/shm/.acmh-machine-tmp/$name" "/tmp/$name"
+done
 mkdir -m 700 {HOST_HOME}
 if [ -e /etc/machine-id ]; then
     printf '%s\\n' "$ACMH_MACHINE_ID" > /tmp/.machine-id
@@ -74,6 +84,18 @@ hostname "$ACMH_HOSTNAME"
 echo ready
 read -r _ || true
 """
+
+
+def _kept_in_tmp() -> list[str]:
+    """The entries of the machine's /tmp that a host needs (this interpreter, its venv, the
+    working directory, the import path): a checkout under /tmp must stay visible on hosts."""
+    paths = [sys.prefix, os.path.dirname(os.path.realpath(sys.executable)), os.getcwd(), *sys.path]
+    kept = set()
+    for path in paths:
+        parts = os.path.realpath(path or ".").split(os.sep)
+        if len(parts) > 2 and parts[1] == "tmp" and not any(c.isspace() for c in parts[2]):
+            kept.add(parts[2])
+    return sorted(kept)
 
 
 def unavailable_reason() -> str | None:
@@ -257,7 +279,8 @@ class Network:
             ["nsenter", f"--net=/run/netns/{netns}", "unshare", "--mount", "--uts", "--propagation", "private",
              "sh", "-c", _HOLDER],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**base, "ACMH_HOSTNAME": hostname or name, "ACMH_MACHINE_ID": machine_id or uuid.uuid4().hex},
+            env={**base, "ACMH_HOSTNAME": hostname or name, "ACMH_MACHINE_ID": machine_id or uuid.uuid4().hex,
+                 "ACMH_KEEP": " ".join(_kept_in_tmp())},
         )
         ready = holder.stdout.readline().strip()
         if ready != "ready":
