@@ -100,19 +100,20 @@ class Lease:
             await asyncio.sleep(delay)
             sent = loop.time()
             try:
-                refresh = self._connection.call(f"refresh lease {self.id:x}", lambda c: c.refresh_lease(self.id))
-                if self._expire_locally:
-                    refresh = asyncio.wait_for(refresh, max(renewed + self.ttl - sent, 0.1))
-                reply = await refresh
-            except (EtcdUnavailableError, EtcdAuthError, aetcd.exceptions.ClientError, asyncio.TimeoutError) as e:
+                reply = await self._refresh(renewed)
+            except _NotRenewed:
+                if self._task is not this:
+                    return
+                self.lost_because = NOT_RENEWED
+                break
+            except (EtcdUnavailableError, EtcdAuthError, aetcd.exceptions.ClientError) as e:
                 if self._task is not this:
                     return
                 if self._expire_locally and loop.time() >= renewed + self.ttl and not await self._etcd_is_stuck():
                     self.lost_because = NOT_RENEWED
                     break
                 # Keep trying for as long as etcd may still hold the lease.
-                log.warning("lease keepalive failed, retrying", lease=f"{self.id:x}",
-                            error=describe(e) if not isinstance(e, asyncio.TimeoutError) else "timed out")
+                log.warning("lease keepalive failed, retrying", lease=f"{self.id:x}", error=describe(e))
                 delay = min(interval, 0.5)
                 continue
             if self._task is not this:  # stopped while refreshing (its cancellation may have been lost)
@@ -136,6 +137,27 @@ class Lease:
             except Exception:
                 log.exception("lease on_lost callback failed", lease=f"{self.id:x}")
 
+    async def _refresh(self, renewed: float):
+        """One refresh. With ``expire_locally``, a refresh still unanswered at the local
+        deadline (``renewed`` + TTL) is left running (it may yet arrive in time) unless etcd
+        may be up: then `_NotRenewed` is raised."""
+        call = self._connection.call(f"refresh lease {self.id:x}", lambda c: c.refresh_lease(self.id))
+        if not self._expire_locally:
+            return await call
+        loop = asyncio.get_running_loop()
+        refresh = loop.create_task(call)
+        deadline = renewed + self.ttl
+        try:
+            while True:
+                done, _ = await asyncio.wait({refresh}, timeout=max(deadline - loop.time(), 0.0))
+                if done:
+                    return refresh.result()
+                if not await self._etcd_is_stuck():
+                    raise _NotRenewed
+                deadline = loop.time() + 1.0  # etcd is down or hung: look again in a second
+        finally:
+            refresh.cancel()
+
     async def _etcd_is_stuck(self) -> bool:
         """Whether every etcd endpoint is down (refuses connections) or hung (accepts them):
         then etcd expires nothing, unlike when it is out of reach (a partition)."""
@@ -143,3 +165,7 @@ class Lease:
             if await reachability(endpoint, timeout=1.0) is Reachability.UNKNOWN:
                 return False
         return True
+
+
+class _NotRenewed(Exception):
+    """The lease was not renewed by its local deadline while etcd may be up."""
