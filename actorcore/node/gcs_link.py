@@ -289,7 +289,7 @@ class GcsLink(Actor):
         self._peer_watches[guard] = node_id
         self.context.watch(guard)
 
-    async def _confirm_peer_gone(self, node_id: str, guard: ActorRef) -> None:
+    async def _confirm_peer_gone(self, node_id: str) -> None:
         """The connection to a node closed. Refused on a new attempt: its process is gone, and
         its lease is revoked (every node then declares it dead). Otherwise the lease decides,
         and the node is watched again."""
@@ -297,7 +297,8 @@ class GcsLink(Actor):
         if record is None:
             return
         verdict = await reachability(record["kernel"], PEER_PROBE_TIMEOUT)
-        if self.nodes.get(node_id, {}).get("lease") != record["lease"]:
+        record = self.nodes.get(node_id)
+        if record is None:
             return
         if verdict is Reachability.REFUSED:
             log.warning("a node's process is gone (its connection closed, its port refuses connections): "
@@ -310,7 +311,8 @@ class GcsLink(Actor):
         log.info("the connection to a node closed, but its process may live; its lease decides",
                  node=node_id, seen=verdict.value)
         await asyncio.sleep(PEER_REWATCH_DELAY)
-        if self.nodes.get(node_id, {}).get("lease") == record["lease"]:
+        record = self.nodes.get(node_id)
+        if record is not None and node_id not in self._peer_watches.values():
             self._watch_peer(node_id, record)
 
     def _on_load_event(self, event) -> None:
@@ -410,7 +412,7 @@ class GcsLink(Actor):
             task.cancel()
         if self.etcd is not None:
             try:
-                if self.lease is not None:
+                if self.lease is not None and not self._downed:  # (a downed node was recorded dead)
                     await self.lease.revoke()
                     if self.cluster_mode:  # a node that leaves in good order is recorded as dead too
                         record = {**self._record(), "died": time.time(), "stopped": True}
@@ -498,7 +500,7 @@ class GcsLink(Actor):
         if isinstance(message, Terminated):
             node_id = self._peer_watches.pop(message.ref, None)
             if node_id is not None:
-                self._spawn(self._confirm_peer_gone(node_id, message.ref))
+                self._spawn(self._confirm_peer_gone(node_id))
             self.subscribers.discard(message.ref)
             return None
         if isinstance(message, AttachScheduler):
