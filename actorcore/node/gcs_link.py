@@ -58,13 +58,16 @@ from ..protocol import (
     SubscribeView,
 )
 
-__all__ = ["FUNCTION_WAIT", "LOAD_INTERVAL", "PEER_PROBE_TIMEOUT", "GcsLink"]
+__all__ = ["FUNCTION_WAIT", "LOAD_INTERVAL", "PEER_PROBE_DELAYS", "PEER_PROBE_TIMEOUT", "GcsLink"]
 
 log = get_logger(__name__)
 
 FUNCTION_WAIT = 30.0  # how long a request for a function not (yet) exported waits for it
 LOAD_INTERVAL = 0.1  # at most this often a node writes its available resources to etcd
 PEER_PROBE_TIMEOUT = 1.0  # how long a connection attempt confirming a node's death may take
+# when the connection attempts are made: a process that is being torn down may close the
+# connection before its listening socket
+PEER_PROBE_DELAYS = (0.0, 0.05, 0.1, 0.25, 0.5)
 PEER_REWATCH_DELAY = 1.0  # a node whose connection closed but that is not gone is watched again after this
 CAS_ATTEMPTS = 20  # compare-and-swap attempts of an actor record's change before it is dropped
 
@@ -296,10 +299,14 @@ class GcsLink(Actor):
         record = self.nodes.get(node_id)
         if record is None:
             return
-        verdict = await reachability(record["kernel"], PEER_PROBE_TIMEOUT)
-        record = self.nodes.get(node_id)
-        if record is None:
-            return
+        for delay in PEER_PROBE_DELAYS:
+            await asyncio.sleep(delay)
+            verdict = await reachability(record["kernel"], PEER_PROBE_TIMEOUT)
+            record = self.nodes.get(node_id)
+            if record is None:
+                return
+            if verdict is Reachability.REFUSED:
+                break
         if verdict is Reachability.REFUSED:
             log.warning("a node's process is gone (its connection closed, its port refuses connections): "
                         "revoking its lease", node=node_id)
@@ -308,7 +315,7 @@ class GcsLink(Actor):
             except Exception as error:  # noqa: BLE001 - then its lease expires by itself
                 log.warning("could not revoke a dead node's lease", node=node_id, error=repr(error))
             return
-        log.info("the connection to a node closed, but its process may live; its lease decides",
+        log.warning("the connection to a node closed, but its process may live; its lease decides",
                  node=node_id, seen=verdict.value)
         await asyncio.sleep(PEER_REWATCH_DELAY)
         record = self.nodes.get(node_id)
