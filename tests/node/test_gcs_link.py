@@ -11,6 +11,7 @@ from actorcore.gcs import schema
 from actorcore.gcs.etcd_client import EtcdClient
 from actorcore.gcs.etcd_server import EtcdServer
 from actorcore.gcs.schema import ONLY_IF_WORKER
+from actorcore.gcs.sealed import SealedEtcd
 from actorcore.node.gcs_link import GcsLink
 from actorcore.protocol import ActorStateChanged, GetActorRecord, ListNodes, LookupActor, RegisterActor
 from actorcore.testing import async_wait_until
@@ -18,6 +19,7 @@ from actorcore.testing import async_wait_until
 pytestmark = pytest.mark.timeout(60)
 
 CLUSTER = "fencing"
+TOKEN = "liveness-test-token"  # the cluster token: etcd records are sealed with it
 OLD, NEW = "actor://old-worker", "actor://new-worker"  # two incarnations' worker URIs
 
 
@@ -32,7 +34,7 @@ def etcd_server():
 
 @pytest.fixture
 async def etcd(etcd_server):
-    client = await EtcdClient.connect(etcd_server.endpoint)
+    client = SealedEtcd(await EtcdClient.connect(etcd_server.endpoint), TOKEN)
     try:
         yield client
     finally:
@@ -41,7 +43,8 @@ async def etcd(etcd_server):
 
 @pytest.fixture
 async def gcs(system, etcd_server):
-    ref = system.spawn(GcsLink, etcd_server.endpoint, CLUSTER, "node-1", {"resources": {"CPU": 1.0}}, name="gcs")
+    ref = system.spawn(GcsLink, etcd_server.endpoint, CLUSTER, "node-1", {"resources": {"CPU": 1.0}}, name="gcs",
+                       token=TOKEN)
     yield ref
     await system.stop(ref)
 
@@ -116,7 +119,7 @@ async def _worker_is(gcs, worker):
 
 async def test_a_node_declared_dead_cannot_register_again_under_its_id(system, etcd_server, etcd):
     await etcd.put(schema.key(CLUSTER, "dead", "node-9"), json.dumps({"node_id": "node-9", "died": 1.0}).encode())
-    gcs = system.spawn(GcsLink, etcd_server.endpoint, CLUSTER, "node-9", {}, name="gcs-9")
+    gcs = system.spawn(GcsLink, etcd_server.endpoint, CLUSTER, "node-9", {}, name="gcs-9", token=TOKEN)
     try:
         with pytest.raises(RuntimeError, match=r"node node-9 was declared dead .* start it with a new id"):
             await gcs.ask(ListNodes(), timeout=20)
