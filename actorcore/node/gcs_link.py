@@ -367,6 +367,7 @@ class GcsLink(Actor):
         (e.g. on a node that was cut off) never marks a newer one dead or frees its name."""
         fields = dict(fields)
         only_if_worker = fields.pop(ONLY_IF_WORKER, None)
+        cached = self.actor_records.get(actor_id, {})  # (taken now: a kill may forget it meanwhile)
         users = self._actor_locks.setdefault(actor_id, [asyncio.Lock(), 0])
         users[1] += 1
         try:
@@ -375,7 +376,7 @@ class GcsLink(Actor):
                 key = self._key("actors", actor_id)
                 for _ in range(CAS_ATTEMPTS):
                     blob, revision = await self.etcd.get_with_revision(key)
-                    stored = json.loads(blob) if blob else self.actor_records.get(actor_id, {})
+                    stored = json.loads(blob) if blob else cached
                     if only_if_worker is not None and stored.get("worker") != only_if_worker:
                         log.warning("a stale incarnation's change of an actor record was refused", actor=actor_id,
                                     state=fields.get("state"), writer=only_if_worker, current=stored.get("worker"))
