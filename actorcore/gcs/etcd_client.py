@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 import aetcd
+import aetcd.exceptions
 
 from .._logging import get_logger
 from .etcd_connection import AUTH_KEYS, DEFAULT_PORT, EtcdConnection, probe
@@ -208,6 +209,54 @@ class EtcdClient:
 
         return await self._connection.call(f"delete {key!r} if unchanged", txn)
 
+    # -- fencing: writes that hold only while another key says so --------------------
+
+    async def get_with_revision(self, key: str) -> tuple[bytes | None, int]:
+        """The value of ``key`` and its mod revision; ``(None, 0)`` if it does not exist."""
+        result = await self._connection.call(f"get {key!r}", lambda c: c.get(key.encode()))
+        return (None, 0) if result is None else (result.value, result.mod_revision)
+
+    async def put_if_revision(self, key: str, value: bytes, revision: int) -> bool:
+        """Set ``key`` to ``value`` only if its mod revision is still ``revision`` (0: only if
+        it does not exist); True if this call wrote it."""
+        raw_key = key.encode()
+
+        async def txn(c: aetcd.Client) -> bool:
+            compare = c.transactions.create(raw_key) == 0 if revision == 0 else c.transactions.mod(raw_key) == revision
+            written, _ = await c.transaction(compare=[compare], success=[c.transactions.put(raw_key, value)],
+                                             failure=[])
+            return written
+
+        return await self._connection.call(f"put {key!r} if unchanged", txn)
+
+    async def put_unless_exists(self, key: str, value: bytes, *, unless: str, lease: Lease | None = None) -> bool:
+        """Set ``key`` to ``value`` only while the key ``unless`` does not exist; True if
+        this call wrote it. (Registration and death are decided this way: a node registers
+        only if it was not declared dead, and is declared dead only if it is not registered.)"""
+        raw_key, raw_unless = key.encode(), unless.encode()
+        lease_id = lease.id if lease is not None else 0
+
+        async def txn(c: aetcd.Client) -> bool:
+            written, _ = await c.transaction(compare=[c.transactions.create(raw_unless) == 0],
+                                             success=[c.transactions.put(raw_key, value, lease=lease_id)],
+                                             failure=[])
+            return written
+
+        return await self._connection.call(f"put {key!r} unless {unless!r} exists", txn)
+
+    async def revoke_lease(self, lease_id: int) -> None:
+        """End the lease ``lease_id`` (another process's: its keys are deleted, and its
+        keepalive learns the lease is gone). A lease already gone is fine."""
+
+        async def revoke(c: aetcd.Client) -> None:
+            try:
+                await c.revoke_lease(lease_id)
+            except aetcd.exceptions.ClientError as e:
+                if "lease not found" not in str(e):
+                    raise
+
+        await self._connection.call(f"revoke lease {lease_id:x}", revoke)
+
     # -- leases and watches ---------------------------------------------------------
 
     async def lease(
@@ -216,12 +265,14 @@ class EtcdClient:
         *,
         keepalive: bool = True,
         on_lost: Callable[[Lease], Any] | None = None,
+        expire_locally: bool = False,
     ) -> Lease:
         """Grant a lease of ``ttl`` seconds and (unless ``keepalive=False``) keep it alive
         until `Lease.revoke`, `Lease.stop_keepalive` or `close`. ``on_lost(lease)`` (sync
-        or async) runs if etcd reports the lease expired."""
+        or async) runs if etcd reports the lease expired, or, with ``expire_locally``, once
+        it could not be renewed for ``ttl`` seconds while etcd may be up (see `Lease`)."""
         granted = await self._connection.call(f"grant a {ttl} s lease", lambda c: c.lease(ttl))
-        lease = Lease(self._connection, granted.id, granted.ttl, on_lost)
+        lease = Lease(self._connection, granted.id, granted.ttl, on_lost, expire_locally=expire_locally)
         self._leases.add(lease)
         if keepalive:
             lease.start_keepalive()

@@ -23,13 +23,19 @@ is the value inside the seal, and an exported function's bytes also hash to its 
 A node record has: ``node_id``, ``address`` (the IP it binds), ``head`` (bool), ``resources``
 (totals), ``start_time``, ``pid``, ``host_id`` (the kernel's host identity of its processes),
 ``kernel`` (``ip:port`` of the node's gRPC endpoint), ``transfer`` (``ip:port`` of its
-object-transfer endpoint), and ``uris`` (kernel URIs of ``node``, ``scheduler``, ``gcs``,
-``object_store``, ``pool``).
+object-transfer endpoint), ``uris`` (kernel URIs of ``node``, ``scheduler``, ``gcs``,
+``object_store``, ``pool``), and ``lease`` (the id of the etcd lease it is registered under:
+a node that sees its process gone revokes it). ``nodes/<id>`` is written only while
+``dead/<id>`` is absent and ``dead/<id>`` only while ``nodes/<id>`` is absent (one
+transaction each), so a node declared dead never registers again under its id.
 
 An actor record has: ``actor_id``, ``class_name``, ``state`` (one of `ACTOR_STATES`),
 ``node_id``, ``pid``, ``worker`` (the kernel URI of its worker), ``name``, ``namespace``,
 ``detached``, ``restarts``, ``death_cause``, and for a named actor ``handle`` (its pickled
-handle, base64). docs/architecture.md, section "The etcd key schema", says who reads each key.
+handle, base64). It is changed by compare-and-swap on its revision; a change an incarnation of
+the actor sends about itself carries `ONLY_IF_WORKER` (its worker's URI, not stored) and is made
+only while ``worker`` still names it. docs/architecture.md, section "The etcd key schema", says
+who reads each key.
 """
 
 from __future__ import annotations
@@ -39,12 +45,16 @@ from dataclasses import asdict, dataclass
 
 from ..env import DEFAULT_LEASE_TTL
 
-__all__ = ["ACTOR_STATES", "DEFAULT_CLUSTER", "ClusterConfig", "key", "prefix"]
+__all__ = ["ACTOR_STATES", "DEFAULT_CLUSTER", "ONLY_IF_WORKER", "ClusterConfig", "key", "prefix"]
 
 DEFAULT_CLUSTER = "default"
 
 # Nothing writes PENDING yet; `actorcore status` counts every state listed here.
 ACTOR_STATES = ("PENDING", "ALIVE", "RESTARTING", "DEAD")
+
+#: the field of an actor record change that makes it conditional: made only while the record's
+#: ``worker`` is this URI (the incarnation that sends it); never stored
+ONLY_IF_WORKER = "only_if_worker"
 
 
 def prefix(cluster: str = DEFAULT_CLUSTER) -> str:

@@ -204,6 +204,16 @@ class SealedEtcd:
     async def delete_if_value(self, key: str, value: bytes) -> bool:
         return await self.raw.delete_if_value(key, self.seal.seal(key, value))
 
+    async def get_with_revision(self, key: str) -> tuple[bytes | None, int]:
+        sealed, revision = await self.raw.get_with_revision(key)
+        return (None if sealed is None else self.seal.open(key, sealed)), revision
+
+    async def put_if_revision(self, key: str, value: bytes, revision: int) -> bool:
+        return await self.raw.put_if_revision(key, self.seal.seal(key, value), revision)
+
+    async def put_unless_exists(self, key: str, value: bytes, *, unless: str, lease: Lease | None = None) -> bool:
+        return await self.raw.put_unless_exists(key, self.seal.seal(key, value), unless=unless, lease=lease)
+
     def watch_prefix(self, prefix: str, *, start_revision: int | None = None) -> SealedWatch:
         return SealedWatch(self.raw.watch_prefix(prefix, start_revision=start_revision), self.seal)
 
@@ -216,8 +226,11 @@ class SealedEtcd:
         return await self.raw.delete_prefix(prefix)
 
     async def lease(self, ttl: int, *, keepalive: bool = True,
-                    on_lost: Callable[[Lease], Any] | None = None) -> Lease:
-        return await self.raw.lease(ttl, keepalive=keepalive, on_lost=on_lost)
+                    on_lost: Callable[[Lease], Any] | None = None, expire_locally: bool = False) -> Lease:
+        return await self.raw.lease(ttl, keepalive=keepalive, on_lost=on_lost, expire_locally=expire_locally)
+
+    async def revoke_lease(self, lease_id: int) -> None:
+        await self.raw.revoke_lease(lease_id)
 
     async def close(self) -> None:
         await self.raw.close()

@@ -10,6 +10,17 @@ their published loads (`resources/`), sends a `ClusterView` to its subscribers (
 Scheduler, the ObjectStore, CoreWorkers) whenever a node joins or dies, forwards other
 nodes' loads to the Scheduler, publishes this node's load (throttled to `LOAD_INTERVAL`),
 and records a node whose lease expired under `dead/<node_id>`.
+
+Failure detection (docs/architecture.md, "Failure semantics"): it watches the node guard of
+every other node, so a closed kernel connection is seen at once; a connection attempt to that
+node's kernel port that is refused confirms that its process is gone, and the node's lease is
+then revoked, which every node sees as it sees a lease that expired. Death and registration are
+decided by compare-and-swap in etcd: a node is declared dead (`dead/<id>` written) only while
+`nodes/<id>` is absent, and registers only while `dead/<id>` is absent, so a node declared dead
+never comes back under its id. A node that lost its lease and was declared dead, or that could
+not renew it while etcd may be up, downs itself (`on_down`): its actors may run elsewhere now.
+An actor record is changed by compare-and-swap on its revision, and a change sent by an actor's
+own incarnation (`gcs.schema.ONLY_IF_WORKER`) only while the record still names that worker.
 """
 
 from __future__ import annotations
@@ -18,10 +29,13 @@ import asyncio
 import base64
 import json
 import time
+from collections.abc import Callable
 
 from .._logging import get_logger
 from ..env import DEFAULT_LEASE_TTL
-from ..gcs.schema import ClusterConfig
+from ..gcs.etcd_lease import NOT_RENEWED
+from ..gcs.reachability import Reachability, reachability
+from ..gcs.schema import ONLY_IF_WORKER, ClusterConfig
 from ..gcs.sealed import SealedEtcd, TamperedRecordError, check_function
 from ..kernel import Actor, ActorRef, Terminated
 from ..kernel.secret import ClusterSecret
@@ -44,12 +58,18 @@ from ..protocol import (
     SubscribeView,
 )
 
-__all__ = ["FUNCTION_WAIT", "LOAD_INTERVAL", "GcsLink"]
+__all__ = ["FUNCTION_WAIT", "LOAD_INTERVAL", "PEER_PROBE_DELAYS", "PEER_PROBE_TIMEOUT", "GcsLink"]
 
 log = get_logger(__name__)
 
 FUNCTION_WAIT = 30.0  # how long a request for a function not (yet) exported waits for it
 LOAD_INTERVAL = 0.1  # at most this often a node writes its available resources to etcd
+PEER_PROBE_TIMEOUT = 1.0  # how long a connection attempt confirming a node's death may take
+# when the connection attempts are made: a process that is being torn down may close the
+# connection before its listening socket
+PEER_PROBE_DELAYS = (0.0, 0.05, 0.1, 0.25, 0.5)
+PEER_REWATCH_DELAY = 1.0  # a node whose connection closed but that is not gone is watched again after this
+CAS_ATTEMPTS = 20  # compare-and-swap attempts of an actor record's change before it is dropped
 
 
 class GcsLink(Actor):
@@ -57,7 +77,8 @@ class GcsLink(Actor):
 
     def __init__(self, etcd_endpoint: str, cluster: str, node_id: str, node_info: dict, *,
                  cluster_mode: bool = False, lease_ttl: float | None = None, etcd_auth: dict | None = None,
-                 config: ClusterConfig | None = None, token: str | None = None) -> None:
+                 config: ClusterConfig | None = None, token: str | None = None,
+                 on_down: Callable[[str], None] | None = None) -> None:
         self.secret = ClusterSecret(token or "")  # etcd records are sealed with it (gcs.sealed)
         self.endpoint = etcd_endpoint
         self.prefix = f"/actorcore/{cluster}/"
@@ -67,6 +88,7 @@ class GcsLink(Actor):
         self.lease_ttl = lease_ttl  # None: the cluster's setting (ClusterConfig.lease_ttl)
         self.etcd_auth = etcd_auth
         self.config = config  # the head's settings, written once; others read them
+        self.on_down = on_down  # ends the node: it lost its lease and may no longer serve
         self.etcd: SealedEtcd | None = None
         self.lease = None
         self.functions: dict[str, bytes] = {}
@@ -84,6 +106,9 @@ class GcsLink(Actor):
         self._tasks: set[asyncio.Task] = set()
         self._pending_deaths: dict[str, bool] = {}  # node id -> registered again meanwhile
         self._lease_lost_at = float("-inf")
+        self._peer_watches: dict[ActorRef, str] = {}  # another node's guard -> its node id
+        self._actor_locks: dict[str, list] = {}  # actor id -> [lock, users]: one change of its record at a time
+        self._downed = False
 
     async def pre_start(self) -> None:
         self.registered: asyncio.Task | None = None
@@ -108,37 +133,70 @@ class GcsLink(Actor):
             if self.config is not None:
                 await self.etcd.create_if_absent(self._key("config"), self.config.to_json())
             self.config = ClusterConfig.from_json(await self.etcd.get(self._key("config")))
-        await self._take_lease()
+        if not await self._take_lease():
+            raise RuntimeError(f"node {self.node_id} was declared dead (dead/{self.node_id} is in etcd); a node "
+                               "never comes back under the id of a dead node: start it with a new id")
         if self.cluster_mode:
-            await self.etcd.delete(self._key("dead", self.node_id))
             await self._watch_membership()
 
-    async def _take_lease(self) -> None:
+    async def _take_lease(self) -> bool:
+        """Register under a new lease, unless the node was declared dead (then False)."""
         ttl = self.lease_ttl or (self.config.lease_ttl if self.config is not None else DEFAULT_LEASE_TTL)
         ref = self.context.self_ref
-        self.lease = await self.etcd.lease(max(2, round(ttl)), on_lost=lambda _: ref.tell(EtcdLeaseLost()))
+        lease = await self.etcd.lease(max(2, round(ttl)), on_lost=lambda _: ref.tell(EtcdLeaseLost()),
+                                      expire_locally=self.cluster_mode)
         self.node_info.setdefault("start_time", time.time())
-        await self.etcd.put(self._key("nodes", self.node_id), json.dumps(self._record()).encode(), lease=self.lease)
+        record = {**self._record(), "lease": lease.id}
+        if not await self.etcd.put_unless_exists(self._key("nodes", self.node_id), json.dumps(record).encode(),
+                                                 unless=self._key("dead", self.node_id), lease=lease):
+            await lease.revoke()
+            return False
+        self.lease = lease
+        return True
 
-    async def _register_again(self) -> None:
-        """etcd forgot our lease (an outage longer than its TTL): register anew, and write back
-        what this node published (its load, the records of the actors it created)."""
+    async def _on_lease_lost(self) -> None:
+        """The split-brain rule: a node that may have been declared dead stops serving (its
+        actors may run elsewhere now). A node whose lease etcd forgot while nobody declared it
+        dead (an etcd outage) registers again under its id."""
+        ttl = self.lease.ttl
+        if self.cluster_mode and self.lease.lost_because == NOT_RENEWED:
+            self._down(f"it could not renew its etcd lease for {ttl} s while etcd may be up (this node is cut "
+                       "off from etcd): the cluster declares it dead and restarts its actors elsewhere")
+            return
+        deadline = time.monotonic() + ttl
         for attempt in range(1, 1000):
             try:
-                await self._take_lease()
-                await self.etcd.delete(self._key("dead", self.node_id))
-                for actor_id, record in list(self.actor_records.items()):
-                    await self.etcd.put(self._key("actors", actor_id), json.dumps(record).encode())
+                if not await self._take_lease():
+                    self._down("its etcd lease expired and the cluster declared it dead; its actors may run "
+                               "elsewhere now")
+                    return
+                for actor_id, record in list(self.actor_records.items()):  # only those etcd forgot
+                    await self.etcd.create_if_absent(self._key("actors", actor_id), json.dumps(record).encode())
                 break
-            except Exception as error:  # noqa: BLE001 - retried until registered
+            except Exception as error:  # noqa: BLE001 - retried for one TTL, then the node downs itself
+                if self.cluster_mode and time.monotonic() > deadline:
+                    self._down(f"its etcd lease expired and it could not register again for {ttl} s "
+                               f"({error!r}): it may have been declared dead")
+                    return
                 log.warning("registering again failed; retrying", attempt=attempt, error=repr(error))
                 await asyncio.sleep(min(0.1 * attempt, 2.0))
         self._schedule_load()
-        log.warning("node registered again after its lease was lost", node=self.node_id)
+        log.warning("node registered again after its lease was lost; nobody had declared it dead", node=self.node_id)
+
+    def _down(self, why: str) -> None:
+        if self._downed:
+            return
+        self._downed = True
+        log.error(f"node {self.node_id} downs itself: {why}. It stops its workers and exits; start a new "
+                  "node to rejoin (it gets a new node id)", node=self.node_id)
+        if self.on_down is not None:
+            self.on_down(f"node {self.node_id} lost its etcd lease: {why}")
 
     async def _watch_membership(self) -> None:
         items, revision = await self.etcd.get_prefix_with_revision(self._key("nodes", ""))
         self.nodes = {json.loads(value)["node_id"]: json.loads(value) for _, value in items}
+        for node_id, record in self.nodes.items():
+            self._watch_peer(node_id, record)
         loads, _ = await self.etcd.get_prefix_with_revision(self._key("resources", ""))
         for key, value in loads:
             self._on_load(key.rsplit("/", 1)[1], value)
@@ -166,6 +224,7 @@ class GcsLink(Actor):
             self.dead.pop(node_id, None)
             if joined:
                 log.info("node joined", node=node_id)
+                self._watch_peer(node_id, record)
                 self._publish_view(())
             return
         if node_id == self.node_id:  # our lease ran out (an etcd outage): we register again
@@ -181,34 +240,87 @@ class GcsLink(Actor):
         again before declaring it dead, instead of tearing down a healthy cluster."""
         ttl = self.lease.ttl if self.lease is not None else DEFAULT_LEASE_TTL
         try:
-            outage = (time.monotonic() - self._lease_lost_at < 2 * ttl
-                      or (self.lease is not None and await self.lease.time_to_live() <= 0))
-        except Exception:  # noqa: BLE001 - etcd does not answer: that is an outage too
-            outage = True  # etcd does not answer: that is an outage too
-        if outage:
-            log.warning("a node's lease expired while etcd was away; waiting for it to register again",
-                        node=node_id)
-            await asyncio.sleep(ttl + 1.0)
-        if self._pending_deaths.pop(node_id, False):
-            log.info("a node registered again after an etcd outage", node=node_id)
-            return
-        self._declare_dead(node_id)
+            try:
+                outage = (time.monotonic() - self._lease_lost_at < 2 * ttl
+                          or (self.lease is not None and await self.lease.time_to_live() <= 0))
+            except Exception:  # noqa: BLE001 - etcd does not answer: that is an outage too
+                outage = True
+            if outage:
+                log.warning("a node's lease expired while etcd was away; waiting for it to register again",
+                            node=node_id)
+                await asyncio.sleep(ttl + 1.0)
+            if self._pending_deaths.get(node_id):
+                log.info("a node registered again after an etcd outage", node=node_id)
+                return
+            await self._declare_dead(node_id)
+        finally:
+            self._pending_deaths.pop(node_id, None)
 
-    def _declare_dead(self, node_id: str) -> None:
-        record = self.nodes.pop(node_id, None)
-        self.loads.pop(node_id, None)
+    async def _declare_dead(self, node_id: str) -> None:
+        """Record `dead/<node_id>` unless the node registered again meanwhile (one transaction:
+        a node is either registered or dead), then tell the subscribers."""
+        record = self.nodes.get(node_id)
         if record is None:
             return
+        record = {**record, "died": time.time()}
+        declared = False
+        for attempt in range(1, 1000):
+            try:
+                declared = await self.etcd.put_unless_exists(self._key("dead", node_id), json.dumps(record).encode(),
+                                                             unless=self._key("nodes", node_id))
+                break
+            except Exception as error:  # noqa: BLE001 - a death is decided in etcd or not at all
+                log.warning("could not record a node's death; retrying", node=node_id, error=repr(error))
+                await asyncio.sleep(min(0.1 * attempt, 2.0))
+        if not declared or self.nodes.pop(node_id, None) is None:
+            return
+        self.loads.pop(node_id, None)
         log.warning("node died", node=node_id)
-        if record.get("host_id") and node_id != self.node_id:
+        if record.get("host_id"):
             # Its connections may still look open (a hung or partitioned machine): drop them,
             # so that the Scheduler's leases to its drivers and workers are released.
             self.context.system.disconnect_host(record["host_id"], f"its node {node_id} was declared dead")
-        record = {**record, "died": time.time()}
         self.dead[node_id] = record
-        if node_id != self.node_id:
-            self._spawn(self._put(self._key("dead", node_id), json.dumps(record).encode()))
         self._publish_view((node_id,))
+
+    def _watch_peer(self, node_id: str, record: dict) -> None:
+        """Watch another node's guard: its kernel connection closing is the first sign of its death."""
+        uri = record.get("uris", {}).get("node")
+        if node_id == self.node_id or not uri or record.get("lease") is None or not record.get("kernel"):
+            return
+        guard = self.context.system.ref_from_uri(uri)
+        self._peer_watches[guard] = node_id
+        self.context.watch(guard)
+
+    async def _confirm_peer_gone(self, node_id: str) -> None:
+        """The connection to a node closed. Refused on a new attempt: its process is gone, and
+        its lease is revoked (every node then declares it dead). Otherwise the lease decides,
+        and the node is watched again."""
+        record = self.nodes.get(node_id)
+        if record is None:
+            return
+        for delay in PEER_PROBE_DELAYS:
+            await asyncio.sleep(delay)
+            verdict = await reachability(record["kernel"], PEER_PROBE_TIMEOUT)
+            record = self.nodes.get(node_id)
+            if record is None:
+                return
+            if verdict is Reachability.REFUSED:
+                break
+        if verdict is Reachability.REFUSED:
+            log.warning("a node's process is gone (its connection closed, its port refuses connections): "
+                        "revoking its lease", node=node_id)
+            try:
+                await self.etcd.revoke_lease(record["lease"])
+            except Exception as error:  # noqa: BLE001 - then its lease expires by itself
+                log.warning("could not revoke a dead node's lease", node=node_id, error=repr(error))
+            return
+        log.warning("the connection to a node closed, but its process may live; its lease decides",
+                 node=node_id, seen=verdict.value)
+        await asyncio.sleep(PEER_REWATCH_DELAY)
+        record = self.nodes.get(node_id)
+        if record is not None and node_id not in self._peer_watches.values():
+            self._watch_peer(node_id, record)
 
     def _on_load_event(self, event) -> None:
         node_id = event.key.rsplit("/", 1)[1]
@@ -249,25 +361,45 @@ class GcsLink(Actor):
         self._load_task = None
 
     async def _update_actor(self, actor_id: str, fields: dict) -> None:
-        """Merge `fields` into `actors/<actor_id>`; a dead actor's name becomes free again."""
+        """Merge `fields` into `actors/<actor_id>` by compare-and-swap; a dead actor's name
+        becomes free again. A change carrying `ONLY_IF_WORKER` (sent by an incarnation of the
+        actor) is made only while the record still names that worker: a stale incarnation
+        (e.g. on a node that was cut off) never marks a newer one dead or frees its name."""
+        fields = dict(fields)
+        only_if_worker = fields.pop(ONLY_IF_WORKER, None)
+        cached = self.actor_records.get(actor_id, {})  # (taken now: a kill may forget it meanwhile)
+        users = self._actor_locks.setdefault(actor_id, [asyncio.Lock(), 0])
+        users[1] += 1
         try:
-            await self._start_registration()
-            key = self._key("actors", actor_id)
-            record = self.actor_records.get(actor_id)
-            if record is None:
-                blob = await self.etcd.get(key)
-                record = json.loads(blob) if blob else {}
-            record = {**record, **fields}
-            if record.get("state") == "DEAD":
-                self.actor_records.pop(actor_id, None)
-                if record.get("name"):
-                    named = self._key("named", record.get("namespace", ""), record["name"])
-                    await self.etcd.delete_if_value(named, actor_id.encode())
-            else:
-                self.actor_records[actor_id] = record
-            await self.etcd.put(key, json.dumps(record).encode())
+            async with users[0]:  # changes are made in the order they came
+                await self._start_registration()
+                key = self._key("actors", actor_id)
+                for _ in range(CAS_ATTEMPTS):
+                    blob, revision = await self.etcd.get_with_revision(key)
+                    stored = json.loads(blob) if blob else cached
+                    if only_if_worker is not None and stored.get("worker") != only_if_worker:
+                        log.warning("a stale incarnation's change of an actor record was refused", actor=actor_id,
+                                    state=fields.get("state"), writer=only_if_worker, current=stored.get("worker"))
+                        return
+                    record = {**stored, **fields}
+                    if await self.etcd.put_if_revision(key, json.dumps(record).encode(), revision):
+                        break
+                else:
+                    log.warning("could not update an actor record: it kept changing", actor=actor_id)
+                    return
+                if record.get("state") == "DEAD":
+                    self.actor_records.pop(actor_id, None)
+                    if record.get("name"):
+                        named = self._key("named", record.get("namespace", ""), record["name"])
+                        await self.etcd.delete_if_value(named, actor_id.encode())
+                else:
+                    self.actor_records[actor_id] = record
         except Exception as error:  # noqa: BLE001 - logged; the record is rewritten on the next change
             log.warning("could not update an actor record", actor=actor_id, error=repr(error))
+        finally:
+            users[1] -= 1
+            if not users[1]:
+                del self._actor_locks[actor_id]
 
     async def _put(self, key: str, value: bytes) -> None:
         try:
@@ -288,7 +420,7 @@ class GcsLink(Actor):
             task.cancel()
         if self.etcd is not None:
             try:
-                if self.lease is not None:
+                if self.lease is not None and not self._downed:  # (a downed node was recorded dead)
                     await self.lease.revoke()
                     if self.cluster_mode:  # a node that leaves in good order is recorded as dead too
                         record = {**self._record(), "died": time.time(), "stopped": True}
@@ -374,6 +506,9 @@ class GcsLink(Actor):
             message.subscriber.tell(ClusterView(dict(self.nodes), (), self._replicas()))
             return None
         if isinstance(message, Terminated):
+            node_id = self._peer_watches.pop(message.ref, None)
+            if node_id is not None:
+                self._spawn(self._confirm_peer_gone(node_id))
             self.subscribers.discard(message.ref)
             return None
         if isinstance(message, AttachScheduler):
@@ -390,7 +525,7 @@ class GcsLink(Actor):
             return None
         if isinstance(message, EtcdLeaseLost):
             self._lease_lost_at = time.monotonic()
-            self._spawn(self._register_again())
+            self._spawn(self._on_lease_lost())
             return None
         await self._start_registration()  # raises if etcd could not be reached
         if isinstance(message, RegisterActor):

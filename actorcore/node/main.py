@@ -104,6 +104,11 @@ async def serve(config: NodeConfig) -> None:
         return [sys.executable, "-m", "actorcore.worker",
                 WorkerConfig(endpoints, node_ip, config.sys_path).to_json()]
 
+    def on_down(why: str) -> None:
+        # The node lost its etcd lease and may have been declared dead: it stops serving.
+        if not stop.done():
+            stop.set_result(RuntimeError(why))
+
     children = []
     etcd_auth = secrets.get("etcd_auth")
     if config.start_etcd is not None:
@@ -116,7 +121,7 @@ async def serve(config: NodeConfig) -> None:
     children.append(
         actor_spec(system, "gcs", GcsLink, config.etcd, config.cluster, node_id, info,
                    cluster_mode=cluster_mode, lease_ttl=config.lease_ttl,
-                   etcd_auth=etcd_auth, config=cluster_config, token=token))
+                   etcd_auth=etcd_auth, config=cluster_config, token=token, on_down=on_down))
     def on_event(event) -> None:
         # The root gave up (a child kept failing, e.g. etcd could not start): the node ends.
         if event.kind == "supervisor_exited" and not stop.done():

@@ -27,6 +27,7 @@ import cloudpickle
 from .. import exceptions as exc
 from .. import runtime_context
 from ..core import CoreWorker, from_payload, to_payload
+from ..gcs.schema import ONLY_IF_WORKER
 from ..kernel import Actor, Terminated
 from ..objects import serialize
 from ..protocol import (
@@ -105,7 +106,8 @@ class Executor(Actor):
         if isinstance(message, Terminated) and self.actor_id is not None:
             # Its owner is gone: the actor's process ends, after recording why.
             self.core.gcs.tell(ActorStateChanged(self.actor_id, {
-                "actor_id": self.actor_id, "state": "DEAD", "death_cause": "its owner died"}))
+                "actor_id": self.actor_id, "state": "DEAD", "death_cause": "its owner died",
+                ONLY_IF_WORKER: self.context.self_ref.to_uri()}))  # never about a newer incarnation
             self.loop.call_later(0.2, os._exit, 0)
         return None
 

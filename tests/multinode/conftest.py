@@ -40,13 +40,15 @@ class Cluster:
         return result
 
     replicas: int = 1
+    lease_ttl: float | None = LEASE_TTL  # None: the default TTL
 
     def start_node(self, resource: str, *, head: bool = False, num_cpus: int = 2) -> dict:
         before = {record["node_id"] for record in self.node_records()}
         args = ["start", "--num-cpus", str(num_cpus), "--resources", json.dumps({resource: 1})]
         if head:
-            args += ["--head", "--port", self.address.rsplit(":", 1)[1], "--lease-ttl", str(LEASE_TTL),
-                     "--object-replicas", str(self.replicas)]
+            args += ["--head", "--port", self.address.rsplit(":", 1)[1], "--object-replicas", str(self.replicas)]
+            if self.lease_ttl is not None:
+                args += ["--lease-ttl", str(self.lease_ttl)]
         else:
             args += ["--address", self.address]
         self.cli(*args)
@@ -64,11 +66,11 @@ class Cluster:
                               timeout=timeout, check=False)
 
 
-def _start_cluster(resources=("A", "B", "C"), replicas: int = 1):
+def _start_cluster(resources=("A", "B", "C"), replicas: int = 1, lease_ttl: float | None = LEASE_TTL):
     home = Path(tempfile.mkdtemp(prefix="actorcore-cluster-"))
     env = {**os.environ, "ACTORCORE_HOME": str(home), "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     env.pop("ACTORCORE_TOKEN", None)
-    cluster = Cluster(home, f"127.0.0.1:{_free_port()}", env, replicas=replicas)
+    cluster = Cluster(home, f"127.0.0.1:{_free_port()}", env, replicas=replicas, lease_ttl=lease_ttl)
     try:
         for index, resource in enumerate(resources):
             cluster.start_node(resource, head=index == 0)
