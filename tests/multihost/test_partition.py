@@ -1,10 +1,8 @@
 """A host cut off the network (its link down) and plugged back in (docs/architecture.md,
 "Failure semantics"): the cluster sees the cut-off node dead and restarts its named actor on
-another host; once the link is back the cluster is usable.
-
-What issue 12 says must change is marked `xfail(strict=True)`: a healed partition must not
-break named actors (today the cut-off node registers again under its old id, the stale
-instance's owner-death watch fires and frees the name of the instance that replaced it).
+another host; the cut-off node, which lost its lease, downs itself (stops its workers and
+exits with one log line) and never comes back under its id; once the link is back the cluster
+is usable and the named actor keeps its name (a stale incarnation cannot free it).
 """
 
 from __future__ import annotations
@@ -36,13 +34,12 @@ def healed_partition():
         print(f"\nhost {victim} cut off: its node reported dead after {cut_off['seen_dead_after']:.2f} s "
               f"(lease TTL {LEASE_TTL} s)")
         host.reconnect()
-        # Healed once the cut-off node has either registered again or exited.
-        wait_until(lambda: not is_alive(record["pid"]) or owner.run(
-            f"result(any(n['NodeManagerAddress'] == {host.address!r} and n['Alive'] for n in ray.nodes()))"),
-            LEASE_TTL + 60, f"the node of host {victim} to register again or exit once its link is back",
-            interval=0.2)
+        # A node declared dead never comes back: it downs itself.
+        wait_until(lambda: not is_alive(record["pid"]), LEASE_TTL + 60,
+                   f"the cut-off node of host {victim} to down itself", interval=0.2)
+        log = host.path(record["log"]).read_text(errors="replace")
         yield {"victim": victim, "survivor": {"b": "c", "c": "b"}[victim], "cut_off": cut_off,
-               "owner": owner, "record": record}
+               "owner": owner, "record": record, "log": log}
         owner.close()
 
 
@@ -60,8 +57,14 @@ def test_once_the_link_is_back_the_cluster_runs_tasks_and_the_actor_still_answer
     assert len(after[1]) == 6
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: a healed partition breaks named actors (the stale "
-                                       "instance's owner-death watch frees the name of the new one)")
+def test_the_cut_off_node_downed_itself_and_stays_dead(healed_partition):
+    record, owner = healed_partition["record"], healed_partition["owner"]
+    log = healed_partition["log"]
+    assert f"node {record['node_id']} downs itself" in log, log[-3000:]
+    nodes = owner.run("result(ray.nodes())")
+    assert [n["Alive"] for n in nodes if n["NodeID"] == record["node_id"]] == [False]
+
+
 def test_once_the_link_is_back_the_named_actor_is_still_found_by_its_name(healed_partition):
     owner, survivor = healed_partition["owner"], healed_partition["survivor"]
     found = owner.run(f"""
