@@ -54,6 +54,7 @@ __all__ = [
     "tls_dir",
     "token_path",
     "write_cluster_info",
+    "write_credentials",
     "write_node_file",
     "write_token",
 ]
@@ -121,6 +122,11 @@ def tls_dir() -> Path:
     return _subdir("tls")
 
 
+def write_credentials(credentials: Credentials, path: str | os.PathLike | None = None) -> Path:
+    """Store `credentials` at `path` (default `credentials_path`) with mode 0600, atomically; return the path."""
+    return _write_private(Path(path) if path is not None else credentials_path(), credentials.to_json().encode())
+
+
 def credentials_at(address: str) -> Credentials | None:
     """The credentials of this machine (`credentials_path`) if they are those of the cluster
     whose etcd is at `address`; else None. `CredentialsError` if the file is there but unsafe."""
@@ -137,9 +143,9 @@ def cluster_info_path() -> Path:
 
 
 def _write_private(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` with mode 0600, atomically."""
+    """Write ``data`` to ``path`` with mode 0600, atomically (never through a symlink)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -2,7 +2,8 @@
 certificate its processes present to each other (docs/architecture.md, "Security model").
 
 ``actorcore start --head`` makes them (`make_credentials`) and writes them to one file, mode
-0600, which is all a joining node or a remote driver needs, as a Kubernetes kubeconfig is:
+0600 (`cluster_files.write_credentials`), which is all a joining node or a remote driver
+needs, as a Kubernetes kubeconfig is:
 
 ```json
 {"version": 1, "cluster": "default", "address": "10.0.0.1:6380", "token": "...",
@@ -27,7 +28,6 @@ import datetime
 import ipaddress
 import json
 import os
-import secrets
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,22 +90,6 @@ class Credentials:
         if not isinstance(etcd_tls, bool):
             raise CredentialsError(f"{source}: etcd_tls must be true or false, not {etcd_tls!r}")
         return cls(**{f: data[f] for f in _FIELDS}, etcd_tls=etcd_tls)
-
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the file at `path` with mode 0600, atomically (never readable by others)."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(self.to_json())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return path
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Credentials:

@@ -9,6 +9,7 @@ import pytest
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
+from actorcore.cluster_files import write_credentials
 from actorcore.credentials import TLS_SERVER_NAME, Credentials, CredentialsError, make_credentials
 
 pytestmark = pytest.mark.timeout(30)
@@ -34,21 +35,21 @@ def test_the_certificate_is_signed_by_the_cluster_ca_and_names_the_cluster(crede
 
 
 def test_saved_private_and_loaded_back(credentials, tmp_path):
-    path = credentials.save(tmp_path / "credentials.json")
+    path = write_credentials(credentials, tmp_path / "credentials.json")
     assert os.stat(path).st_mode & 0o777 == 0o600
     assert Credentials.load(path) == credentials
     assert "the-secret" not in repr(credentials) and "PRIVATE" not in repr(credentials)
 
 
 def test_a_file_others_can_read_is_refused(credentials, tmp_path):
-    path = credentials.save(tmp_path / "credentials.json")
+    path = write_credentials(credentials, tmp_path / "credentials.json")
     os.chmod(path, 0o644)
     with pytest.raises(CredentialsError, match=r"can be read by others.*chmod 600"):
         Credentials.load(path)
 
 
 def test_a_symlink_is_not_followed(credentials, tmp_path):
-    target = credentials.save(tmp_path / "real.json")
+    target = write_credentials(credentials, tmp_path / "real.json")
     (tmp_path / "link.json").symlink_to(target)
     with pytest.raises(CredentialsError, match="cannot open"):
         Credentials.load(tmp_path / "link.json")

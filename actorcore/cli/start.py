@@ -237,7 +237,7 @@ def _start_node(args: argparse.Namespace, interrupt: Interruptible) -> int:
     files.write_node_file(record)
     if args.head:
         files.write_token(token)
-        credentials_file = credentials.save(files.credentials_path())
+        credentials_file = files.write_credentials(credentials)
         files.write_cluster_info({"address": etcd, "cluster": cluster, "head_node_id": node_id, "etcd_auth": auth})
         print(_head_banner(node_id, node.pid, etcd, external, credentials_file, log_path, node_ip, config))
     else:
@@ -245,7 +245,7 @@ def _start_node(args: argparse.Namespace, interrupt: Interruptible) -> int:
             files.write_cluster_info({"address": etcd, "cluster": cluster, "head_node_id": None, "etcd_auth": auth})
             if credentials is not None:  # what a driver on this machine needs
                 files.write_token(token)
-                credentials.save(files.credentials_path())
+                files.write_credentials(credentials)
         print(_join_banner(node_id, node.pid, etcd, log_path, node_ip, config))
     sys.stdout.flush()
     if not args.block:
