@@ -296,8 +296,14 @@ class ObjectTable:
         if entry is None:
             return
         entry.payload = payload
-        if type(payload) is InShm and self._cluster.cluster_mode and self._cluster.object_replicas > 1:
-            self._start_replication(object_id, payload, self._cluster.object_replicas)
+        if type(payload) is InShm and self._cluster.cluster_mode:
+            dead = self._cluster.dead_nodes.intersection((payload.node, *payload.replicas))
+            if dead:
+                # Its node died while the result was on its way here (a death is seen in well
+                # under a second): handled as that death is, once this call is done.
+                self._loop.call_soon(self.drop_dead_locations, tuple(dead))
+            elif self._cluster.object_replicas > 1:
+                self._start_replication(object_id, payload, self._cluster.object_replicas)
         waiters, entry.waiters = entry.waiters, None
         if waiters:
             for waiter in waiters:

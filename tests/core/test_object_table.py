@@ -176,3 +176,15 @@ async def test_a_lost_object_is_made_again_by_its_task_or_else_is_lost(cluster_t
     cluster_table.drop_dead_locations(("n2",))
     assert remade == [task] and cluster_table[with_lineage.id].payload is None  # `get` waits for it
     assert isinstance(cluster_table[without.id].payload.error, exc.ObjectLostError)
+
+
+async def test_a_result_that_arrives_after_its_nodes_death_is_made_again(cluster_table):
+    remade = []
+    cluster_table.remake = lambda task: remade.append(task) or True
+    cluster_table._cluster.dead_nodes.add("n2")  # the death was seen before the result came
+    cluster_table.expect(["t9.0"])
+    cluster_table.keep_lineage("t9.0", task := task_taking())
+    cluster_table.resolve("t9.0", InShm("seg-n2-t9.0", 1 << 20, "n2"))
+    ref = ObjectRef("t9.0", cluster_table.owner, cluster_table)
+    await asyncio.sleep(0)  # handled as the death is, right after the result
+    assert remade == [task] and cluster_table[ref.id].payload is None
