@@ -12,25 +12,15 @@ import sys
 import pytest
 
 from actorcore import cluster_files
-from actorcore.gcs import EtcdClient, EtcdServer, SealedEtcd, schema
+from actorcore.gcs import EtcdClient, SealedEtcd, schema
 from actorcore.status import format_status, gather_status
 
-from ..gcs.conftest import stop_and_check
 from ..gcs.test_etcd_auth import ALICE, _enable_auth
 
 pytestmark = pytest.mark.timeout(60)
 
 MiB = 1024 * 1024
 TOKEN = "status-test-token"  # the records are sealed with it; the CLI is given it
-
-
-@pytest.fixture
-def etcd_server():
-    server = EtcdServer().start()
-    try:
-        yield server
-    finally:
-        stop_and_check(server)
 
 
 def _node(node_id: str, head: bool, resources: dict, start_time: float) -> dict:

@@ -9,7 +9,6 @@ import pytest
 
 from actorcore.gcs import schema
 from actorcore.gcs.etcd_client import EtcdClient
-from actorcore.gcs.etcd_server import EtcdServer
 from actorcore.gcs.schema import ONLY_IF_WORKER
 from actorcore.gcs.sealed import SealedEtcd
 from actorcore.node.gcs_link import GcsLink
@@ -21,15 +20,6 @@ pytestmark = pytest.mark.timeout(60)
 CLUSTER = "fencing"
 TOKEN = "liveness-test-token"  # the cluster token: etcd records are sealed with it
 OLD, NEW = "actor://old-worker", "actor://new-worker"  # two incarnations' worker URIs
-
-
-@pytest.fixture
-def etcd_server():
-    server = EtcdServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
