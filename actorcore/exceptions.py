@@ -18,6 +18,7 @@ __all__ = [
     "ActorAlreadyExistsError",
     "ActorDiedError",
     "ActorUnavailableError",
+    "ActorUnschedulableError",
     "ActorcoreError",
     "GetTimeoutError",
     "NodeDiedError",
@@ -29,6 +30,7 @@ __all__ = [
     "RayTaskError",
     "TaskCancelledError",
     "TaskError",
+    "TaskUnschedulableError",
     "WorkerCrashedError",
 ]
 
@@ -341,3 +343,25 @@ class ObjectStoreFullError(RayError):
             "The object store is full of objects that are still referenced; release "
             "ObjectRefs you no longer need (del them) or give the node more memory.")
         super().__init__(message)
+
+
+class TaskUnschedulableError(RayError):
+    """The task can never be scheduled (e.g. its node affinity names a dead or unknown node)."""
+
+    def __init__(self, error_message: str) -> None:
+        self.error_message = error_message
+        super().__init__(error_message)
+
+    def __str__(self) -> str:
+        return f"The task is not schedulable: {self.error_message}"
+
+
+class ActorUnschedulableError(RayError):
+    """The actor can never be scheduled (e.g. its node affinity names a dead or unknown node)."""
+
+    def __init__(self, error_message: str) -> None:
+        self.error_message = error_message
+        super().__init__(error_message)
+
+    def __str__(self) -> str:
+        return f"The actor is not schedulable: {self.error_message}"

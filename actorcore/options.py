@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from .scheduling import NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy
+
 __all__ = ["KINDS", "OPTIONS", "Option", "options_for", "resolve", "validate"]
 
 KINDS = ("task", "actor", "method")
@@ -124,10 +126,23 @@ def _retry_exceptions(value: Any) -> Any:
 
 
 def _scheduling_strategy(value: Any) -> Any:
+    if isinstance(value, (PlacementGroupSchedulingStrategy, NodeAffinitySchedulingStrategy)):
+        return value
     if not isinstance(value, str):
-        raise _Bad(TypeError, "strategy objects (placement groups, node affinity) are not "
-                              "supported by actorcore")
+        raise _Bad(TypeError)
     return _choice("DEFAULT", "SPREAD")(value)
+
+
+def _placement_group(value: Any) -> Any:
+    if value == "default":  # Ray's default: the caller's group if it captures child tasks
+        return value
+    if not (hasattr(value, "bundle_specs") and hasattr(value, "id")):
+        raise _Bad(TypeError)
+    return value
+
+
+def _bundle_index(value: Any) -> Any:
+    return _int(-1)(value)
 
 
 def _opt(name, applies_to, allowed, check, default=None, **per_kind) -> Option:
@@ -155,7 +170,11 @@ OPTIONS: tuple[Option, ...] = (
     _opt("max_task_retries", ("actor",), "an int >= -1 (-1: retry forever)", _int(-1), 0),
     _opt("max_concurrency", ("actor",),
          "an int >= 1 (default: 1 for sync actors, 1000 for async actors)", _int(1)),
-    _opt("scheduling_strategy", _TA, "None, 'DEFAULT' or 'SPREAD'", _scheduling_strategy),
+    _opt("scheduling_strategy", _TA, "None, 'DEFAULT', 'SPREAD', a PlacementGroupSchedulingStrategy or "
+         "a NodeAffinitySchedulingStrategy", _scheduling_strategy),
+    _opt("placement_group", _TA, "'default' or a PlacementGroup", _placement_group),
+    _opt("placement_group_bundle_index", _TA, "an int >= -1", _bundle_index),
+    _opt("placement_group_capture_child_tasks", _TA, "a bool", _bool),
 )
 
 _BY_NAME = {option.name: option for option in OPTIONS}
@@ -164,7 +183,6 @@ _BY_NAME = {option.name: option for option in OPTIONS}
 _RAY_ONLY = frozenset({
     "accelerator_type", "concurrency_group", "concurrency_groups", "enable_task_events",
     "label_selector", "max_calls", "max_pending_calls", "memory", "object_store_memory",
-    "placement_group", "placement_group_bundle_index", "placement_group_capture_child_tasks",
     "runtime_env", "_metadata",
 })
 
@@ -216,10 +234,31 @@ def resolve(kind: str, *layers: Mapping[str, Any], where: str | None = None) -> 
             merged[key] = _BY_NAME[key].default_for(kind) if value is None else value
     if "resources" in merged:
         merged["resources"] = dict(merged["resources"])
+    if "placement_group" in merged:
+        _legacy_placement(merged, prefix)
     if kind == "actor" and merged["get_if_exists"] and merged["name"] is None:
         raise ValueError(f"{prefix}get_if_exists=True needs a name: also pass name='...' "
                          "(it returns the existing actor of that name, or creates it).")
     return merged
+
+
+def _legacy_placement(merged: dict[str, Any], prefix: str) -> None:
+    """Ray's older options (`placement_group`, `placement_group_bundle_index`,
+    `placement_group_capture_child_tasks`) as the `scheduling_strategy` they stand for (they
+    leave the merged options: the strategy says it all)."""
+    group = merged.pop("placement_group")
+    index = merged.pop("placement_group_bundle_index")
+    capture = merged.pop("placement_group_capture_child_tasks")
+    if group in (None, "default"):
+        if index not in (None, -1):
+            raise ValueError(f"{prefix}placement_group_bundle_index={index} needs placement_group: "
+                             "pass the group as well (or use PlacementGroupSchedulingStrategy).")
+        return
+    if merged["scheduling_strategy"] is not None:
+        raise ValueError(f"{prefix}placement_group and scheduling_strategy cannot be given together: "
+                         "use scheduling_strategy=PlacementGroupSchedulingStrategy(...).")
+    merged["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
+        group, -1 if index is None else index, capture)
 
 
 def _check_kind(kind: str) -> None:

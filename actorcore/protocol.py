@@ -18,6 +18,7 @@ __all__ = [
     "BecomeActor",
     "CancelTask",
     "ClusterView",
+    "CommitBundles",
     "EtcdExited",
     "EtcdLeaseLost",
     "ExecuteTask",
@@ -46,8 +47,10 @@ __all__ = [
     "LookupActor",
     "NodeLoad",
     "Payload",
+    "PrepareBundles",
     "RegisterActor",
     "RegisterSegment",
+    "ReleaseBundles",
     "RequestLease",
     "ReturnLease",
     "Shutdown",
@@ -204,6 +207,7 @@ class TaskSpec:
     method: str | None = None  # actor method name
     attempt: int = 0
     namespace: str = ""  # the submitter's: named actors made while it runs go there (Ray's job namespace)
+    placement: Any = None  # the placement group it runs in, as `(group, capture_child_tasks)`, or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -462,3 +466,37 @@ class WorkerReady:
 @dataclass(frozen=True, slots=True)
 class Shutdown:
     """Ask a node's guard to stop the node."""
+
+
+# -- placement groups: bundle reservations on a node's Scheduler ----------------------------
+
+@dataclass(frozen=True, slots=True)
+class PrepareBundles:
+    """Phase one of a placement group's reservation on one node: set aside the resources of
+    `bundles` ((index, {resource: quantity}) pairs) for group `group_id`; answered True if
+    they fit now, else False (nothing is set aside). `commit`: the group has no other node,
+    so the reservation is committed at once (one phase)."""
+
+    group_id: str
+    bundles: tuple
+    commit: bool = False
+    owner: Any = None  # the creator's CoreWorker: the group is released when it ends (None: detached)
+
+
+@dataclass(frozen=True, slots=True)
+class CommitBundles:
+    """Phase two: the prepared bundles of `group_id` become the node's resources of the group
+    (named per group and bundle), which leases of the group's tasks and actors take."""
+
+    group_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseBundles:
+    """Give back what `group_id` holds on this node, prepared or committed; the workers of its
+    tasks and actors are killed (`removed`: the group is gone for good, and lease requests for
+    its resources fail from now on)."""
+
+    group_id: str
+    removed: bool = True
+    prepared_only: bool = False  # only what is prepared and not committed (a failed phase one)

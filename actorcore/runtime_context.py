@@ -2,7 +2,8 @@
 
 The current task and actor are context variables: each thread, and each asyncio task of an
 async actor (which runs many calls on one thread), sees its own. The worker's executor sets
-them around every call (`set_current`).
+them around every call (`set_current`), and the placement group a task runs in
+(`set_placement`; an actor's is its process's, `set_hosted_placement`).
 """
 
 from __future__ import annotations
@@ -10,10 +11,29 @@ from __future__ import annotations
 from contextvars import ContextVar
 from typing import Any
 
-__all__ = ["RuntimeContext", "set_current"]
+__all__ = ["RuntimeContext", "current_placement", "set_current", "set_hosted_placement", "set_placement"]
 
 _task_id: ContextVar[str | None] = ContextVar("actorcore_task_id", default=None)
 _actor_id: ContextVar[str | None] = ContextVar("actorcore_actor_id", default=None)
+#: (placement group, capture_child_tasks) of the running task, or None
+_placement: ContextVar[tuple | None] = ContextVar("actorcore_placement", default=None)
+_hosted_placement: tuple | None = None  # the placement group of the actor this process hosts
+
+
+def set_placement(placement: tuple | None) -> None:
+    """The task running now in this context runs in `placement` ((group, capture) or None)."""
+    _placement.set(placement)
+
+
+def set_hosted_placement(placement: tuple | None) -> None:
+    """The actor this process hosts was placed in `placement` ((group, capture) or None)."""
+    global _hosted_placement
+    _hosted_placement = placement
+
+
+def current_placement() -> tuple | None:
+    """(placement group, capture_child_tasks) of the calling task or actor, or None."""
+    return _placement.get() or _hosted_placement
 
 
 def set_current(task_id: str | None, actor_id: str | None = None) -> None:

@@ -43,7 +43,7 @@ from .messages import KillActor, ResolveActor, WatchActor
 from .object_table import ObjectTable
 from .pending import PendingTask, has_refs, shape_of
 from .task_manager import TaskManager
-from .task_submitter import TaskSubmitter
+from .task_submitter import TaskSubmitter, captured_strategy
 
 __all__ = ["EXIT_STATUS_WAIT", "ActorState", "ActorSubmitter", "Placement"]
 
@@ -63,6 +63,7 @@ class Placement:
     is_async: bool
     detached: bool
     spread: bool
+    strategy: Any = None  # a strategy object (placement group, node affinity), placed at each start
 
 
 @dataclass(slots=True)
@@ -137,12 +138,20 @@ class ActorSubmitter:
         spec = TaskSpec(self._new_id("t"), class_id, f"{name}.__init__", args, kwargs, 0, self._owner,
                         namespace=namespace)
         shape = shape_of(options, actor=True)
-        self._cluster.warn_if_infeasible(shape)
+        strategy = options.get("scheduling_strategy")
+        if strategy is None:
+            strategy = captured_strategy()
+        if strategy is not None and type(strategy) is not str:
+            spec.placement = self._tasks.placements.check(strategy, shape, name)
+        else:
+            strategy = None
+            self._cluster.warn_if_infeasible(shape)
         state.placement = Placement(
             PendingTask(spec, shape, 0, False, [], []), shape,
             options.get("max_concurrency") or (1000 if is_async else 1), is_async,
             options.get("lifetime") == "detached",
             options.get("scheduling_strategy") == "SPREAD" and self._cluster.cluster_mode,
+            strategy,
         )
 
         def start() -> None:
@@ -181,8 +190,12 @@ class ActorSubmitter:
         """Lease a worker and run the constructor there; None, or why the actor is dead."""
         placement = state.placement
         try:
-            target = self._cluster.spread_target(placement.shape) if placement.spread else None
-            grant, scheduler = await self._tasks.lease_worker(placement.shape, for_actor=True, target=target)
+            shape = placement.shape
+            if placement.strategy is not None:
+                shape, target = await self._tasks.placements.place(placement.strategy, shape, state.name, actor=True)
+            else:
+                target = self._cluster.spread_target(shape) if placement.spread else None
+            grant, scheduler = await self._tasks.lease_worker(shape, for_actor=True, target=target)
             state.node_id = grant.node_id
             result = await grant.worker.ask(
                 BecomeActor(placement.ctor.spec, state.actor_id, placement.max_concurrency, placement.is_async,

@@ -41,6 +41,9 @@ class Cluster:
         self._feasible_shapes: set = set()  # shapes some node can hold (a cache, reset on change)
         self._infeasible_warned: set = set()
         self._spread_next = 0
+        #: placement group id -> {node id: the group's resources there}: leases of the group's
+        #: shapes are counted against these (the nodes' records do not have them)
+        self._group_resources: dict[str, dict[str, dict]] = {}
 
     def apply(self, view: ClusterView) -> None:
         """Take in a new view: nodes joined or died (connections to dead hosts are cut now,
@@ -88,8 +91,30 @@ class Cluster:
             return UNBOUNDED_CAPACITY
         count = 0
         records = self.view.values() if node_id is None else [self.view.get(node_id, {})]
+        if self._group_resources and any("_group_" in name for name, _ in shape):
+            return self._group_capacity(shape, node_id)
         for record in records:
             total = record.get("resources", {})
+            count += min(int(total.get(name, 0.0) // quantity) for name, quantity in shape if quantity > 0)
+        return max(1, count)
+
+    def set_extra_resources(self, group_id: str, per_node: dict[str, dict]) -> None:
+        """Placement group `group_id` holds `per_node` (node id -> its named resources there);
+        empty: it holds nothing any more."""
+        if per_node:
+            self._group_resources[group_id] = per_node
+        else:
+            self._group_resources.pop(group_id, None)
+
+    def _group_capacity(self, shape: tuple, node_id: str | None) -> int:
+        totals: dict[str, dict] = {}
+        for per_node in self._group_resources.values():
+            for node, resources in per_node.items():
+                if node_id is None or node == node_id:
+                    merged = totals.setdefault(node, {})
+                    merged.update(resources)
+        count = 0
+        for total in totals.values():
             count += min(int(total.get(name, 0.0) // quantity) for name, quantity in shape if quantity > 0)
         return max(1, count)
 

@@ -11,7 +11,9 @@ Each role is a part with its collaborators given to its constructor:
 - `ObjectTable` (object_table.py): owned objects, reference counts, pins, lineage, put/get/wait;
 - `TaskManager` (task_manager.py): pending tasks and calls until their returns resolve;
 - `TaskSubmitter` (task_submitter.py): worker leases, the hot path of tasks, retries;
-- `ActorSubmitter` (actor_submitter.py): actor creation, calls in order, restarts, kill.
+- `ActorSubmitter` (actor_submitter.py): actor creation, calls in order, restarts, kill;
+- `PlacementGroups` (placement_groups.py): the groups it owns (two-phase reservation,
+  rescheduling) and where a task or actor of a group or node affinity goes.
 
 The `CoreActor` receives what other processes and the node send, and hands each message to
 the part whose role it is.
@@ -36,8 +38,9 @@ from ..protocol import (
 from .actor_submitter import ActorSubmitter
 from .cluster import Cluster
 from .death_watch import DeathWatch
-from .messages import KillActor, ResolveActor, WatchActor
+from .messages import GroupQuery, KillActor, ResolveActor, WatchActor
 from .object_table import ObjectTable
+from .placement_groups import PlacementGroups
 from .task_manager import TaskManager
 from .task_submitter import TaskSubmitter
 
@@ -71,6 +74,11 @@ class CoreActor(Actor):
             return None
         if isinstance(message, ActorWorkerExited):
             core.deaths.on_worker_exited(message)
+            return None
+        if isinstance(message, GroupQuery):
+            reply = self.context.defer_reply()
+            task = core.loop.create_task(core.groups.answer(message))
+            task.add_done_callback(lambda t: reply.send(t.result()))
             return None
         return None
 
@@ -112,6 +120,8 @@ class CoreWorker:
         self.tasks = TaskSubmitter(system, self.actor, self.scheduler, self.objects, self.task_manager, self.cluster,
                                    is_driver=is_driver, new_id=self.new_id)
         self.objects.remake = self.tasks.resubmit  # lineage: lost returns are made by their task again
+        self.groups = PlacementGroups(system, self.actor, self.cluster, self.objects)
+        self.tasks.placements = self.groups  # where tasks of a group or node affinity go
         self.actors = ActorSubmitter(system, self.actor, self.gcs, self.pool, self.objects, self.task_manager,
                                      self.tasks, self.cluster, self.deaths, new_id=self.new_id)
         if self.cluster_mode:
@@ -141,6 +151,7 @@ class CoreWorker:
     def on_view(self, view: ClusterView) -> None:
         """The nodes changed: copies on dead nodes are dropped, leases recounted."""
         self.cluster.apply(view)
+        self.groups.on_view(view)
         if view.dead:
             self.objects.drop_dead_locations(view.dead)
         self.tasks.refresh_capacity()

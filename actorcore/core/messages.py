@@ -2,14 +2,15 @@
 
 The owner of an actor is the process that created it; a process holding a handle it got from
 elsewhere (a borrower) asks the owner where the actor lives, to kill it, or to be told when it
-is dead for good. Objects are asked for with `actorcore.protocol.GetObject`.
+is dead for good. The owner of a placement group is asked where its bundles are
+(`GroupQuery`). Objects are asked for with `actorcore.protocol.GetObject`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["KillActor", "ResolveActor", "WatchActor"]
+__all__ = ["GroupQuery", "KillActor", "ResolveActor", "WatchActor"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,3 +34,14 @@ class WatchActor:
     """`watch()` by a borrower: answered with the reason (a str) once the actor is dead for good."""
 
     actor_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class GroupQuery:
+    """Where are the bundles of placement group `group_id`? Answered, once it is placed
+    (`wait`; else at once), with its `placement_group_table` record, or with the error saying
+    it never will be. `remove`: remove it (answered with None)."""
+
+    group_id: str
+    wait: bool = True
+    remove: bool = False

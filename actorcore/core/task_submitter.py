@@ -10,6 +10,9 @@ In a cluster a lease request may be answered with `Spillback` (another node has 
 resources): the request goes there instead, once. The capacity of a shape counts every node's
 resources, so a driver keeps all nodes busy; `scheduling_strategy="SPREAD"` sends each lease
 task to the next node in turn (a queue of its own per node, leased from that node only).
+A task with a strategy object (a placement group's, node affinity) is placed first by the
+placement groups part (`placements`): its shape and target node, then queued as any other;
+a task started by a task of a group that captures child tasks runs in that group too.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from ..protocol import (
     Spillback,
     TaskSpec,
 )
+from ..runtime_context import current_placement
+from ..scheduling import PlacementGroupSchedulingStrategy, group_of_shape
 from .cluster import Cluster
 from .object_table import ObjectTable
 from .pending import PendingTask, has_refs, shape_of
@@ -101,6 +106,7 @@ class TaskSubmitter:
         self._new_id = new_id
         self._queues: dict[tuple, ShapeQueue] = {}
         self._idle_timer: asyncio.TimerHandle | None = None
+        self.placements = None  # the PlacementGroups part (set by the CoreWorker)
 
     # -- submission (user thread) ---------------------------------------------------------
 
@@ -116,9 +122,20 @@ class TaskSubmitter:
         spec = TaskSpec(task_id, function_id, name, args, kwargs, num_returns, self._owner, namespace=namespace)
         shape = shape_of(options)
         cluster = self._cluster
+        strategy = options.get("scheduling_strategy")
+        if strategy is None:
+            strategy = captured_strategy()
+        if strategy is not None and type(strategy) is not str:
+            spec.placement = self.placements.check(strategy, shape, name)
+            pending = PendingTask(spec, (shape, None), options["max_retries"], options["retry_exceptions"],
+                                  return_ids, [])
+            self._loop.call_soon_threadsafe(self._submit_placed, pending, strategy)
+            owner = self._owner
+            refs = [ObjectRef(object_id, owner, objects) for object_id in return_ids]
+            return refs if num_returns != 0 else []
         cluster.warn_if_infeasible(shape)
         target = None
-        if options.get("scheduling_strategy") == "SPREAD" and cluster.cluster_mode:
+        if strategy == "SPREAD" and cluster.cluster_mode:
             target = cluster.spread_target(shape)
         pending = PendingTask(spec, (shape, target), options["max_retries"], options["retry_exceptions"],
                               return_ids, [])
@@ -142,6 +159,29 @@ class TaskSubmitter:
             queue = self._queue_for(pending.shape)
             queue.specs.append(pending)
             self._pump(queue)
+
+    def _submit_placed(self, pending: PendingTask, strategy) -> None:
+        self._manager.track(pending)
+        self._loop.create_task(self._place_then_submit(pending, strategy))
+
+    async def _place_then_submit(self, pending: PendingTask, strategy) -> None:
+        try:
+            pending.shape = await self.placements.place(strategy, pending.shape[0], pending.spec.name, actor=False)
+        except Exception as error:  # noqa: BLE001 - it can never run: that is its result
+            self._manager.finish(pending, [Failed(error)] * len(pending.return_ids))
+            return
+        if not pending.cancelled:
+            self._submit(pending)
+
+    async def _place_again(self, pending: PendingTask) -> None:
+        """A task of a placement group lost its node: placed again once the group is."""
+        try:
+            pending.shape = await self.placements.place_again(pending.shape[0])
+        except Exception as error:  # noqa: BLE001 - its group was removed meanwhile
+            self._manager.finish(pending, [Failed(error)] * len(pending.return_ids))
+            return
+        if not pending.cancelled:
+            self._submit(pending)
 
     async def _resolve_then_queue(self, pending: PendingTask) -> None:
         failed = await self._objects.resolve_args(pending)
@@ -270,7 +310,9 @@ class TaskSubmitter:
                                      * len(pending.return_ids))
             elif died and pending.may_retry():
                 pending.spec.attempt += 1
-                if queue.target is not None and not self._cluster.is_live(queue.target):
+                if group_of_shape(queue.resources) is not None:
+                    self._loop.create_task(self._place_again(pending))
+                elif queue.target is not None and not self._cluster.is_live(queue.target):
                     # SPREAD to a node that died: retry wherever there is room.
                     pending.shape = (queue.resources, None)
                     retry_queue = self._queue_for(pending.shape)
@@ -352,3 +394,12 @@ class TaskSubmitter:
                                  * len(pending.return_ids))
         else:
             lease.worker.tell(CancelTask(pending.spec.task_id, force))
+
+
+def captured_strategy() -> PlacementGroupSchedulingStrategy | None:
+    """The strategy of a task started with none by a task of a group that captures child
+    tasks: any bundle of that group (None outside such a task)."""
+    placement = current_placement()
+    if placement is None or not placement[1]:
+        return None
+    return PlacementGroupSchedulingStrategy(placement[0], -1, True)

@@ -14,6 +14,11 @@ In a cluster it knows the other nodes (`ClusterView` from the GcsLink) and what 
 satisfy now while another node has room, is answered with `Spillback` to that node's
 Scheduler (the submitter asks there, with `spillable=False`: one hop). It publishes its own
 free resources through the GcsLink whenever they change.
+
+It also holds placement group bundles (docs/architecture.md, "Placement groups"): a bundle
+is prepared (its resources set aside), then committed (turned into resources named after the
+group and bundle, which the group's leases take like any custom resource), and released when
+the group is removed or rescheduled, killing the workers leased against it.
 """
 
 from __future__ import annotations
@@ -28,11 +33,15 @@ from ..protocol import (
     ActorWorkerExited,
     AttachPool,
     ClusterView,
+    CommitBundles,
     GetResources,
+    KillWorker,
     LeaseBlocked,
     LeaseGranted,
     LeaseUnblocked,
     NodeLoad,
+    PrepareBundles,
+    ReleaseBundles,
     RequestLease,
     ReturnLease,
     Spillback,
@@ -40,8 +49,9 @@ from ..protocol import (
     WorkerDied,
     WorkerReady,
 )
+from ..scheduling import bundle_resources, group_of_shape
 
-__all__ = ["GrantedLease", "RemoteNode", "Scheduler"]
+__all__ = ["GrantedLease", "GroupRemovedError", "RemoteNode", "Scheduler"]
 
 log = get_logger(__name__)
 
@@ -57,6 +67,20 @@ class GrantedLease:
     owner: ActorRef
     for_actor: bool
     blocked: bool = False
+
+
+class GroupRemovedError(RuntimeError):
+    """The answer to a lease request for the resources of a removed placement group."""
+
+
+@dataclass(slots=True)
+class _Reservation:
+    """What one placement group holds on this node: its bundles, and whether committed."""
+
+    bundles: tuple  # (index, {resource: quantity}) pairs
+    owner: ActorRef | None  # the group is released when it ends (None: a detached group)
+    committed: bool = False
+    resources: dict | None = None  # the group's named resources, once committed
 
 
 @dataclass(slots=True)
@@ -100,9 +124,15 @@ class Scheduler(Actor):
         self._warned: set[tuple] = set()
         self.warm_workers = 0  # the pool is kept at least this big: a dead worker is replaced at once
         self.ready: set[int] = set()  # pids of workers that said they are ready
+        self.reservations: dict[str, _Reservation] = {}  # placement group id -> its bundles here
+        self.removed_groups: set[str] = set()
 
     async def receive(self, message):
         if isinstance(message, RequestLease):
+            if self.removed_groups and group_of_shape(message.shape) in self.removed_groups:
+                self.context.defer_reply().fail(GroupRemovedError(
+                    f"its placement group {group_of_shape(message.shape)} was removed"))
+                return None
             self._watch_owner(message.owner)
             self.pending.append(_Pending(message, self.context.defer_reply()))
             self._dispatch()
@@ -144,6 +174,8 @@ class Scheduler(Actor):
                 self._dispatch()
         elif isinstance(message, Terminated):
             self._drop_owner(message.ref)
+            if self.reservations:
+                self._release_groups_of(message.ref)
             self._dispatch()
         elif isinstance(message, AttachPool):
             self.pool, prestart = message.pool, message.prestart
@@ -151,6 +183,8 @@ class Scheduler(Actor):
             if prestart > 0:
                 self.starting += prestart
                 self.pool.tell(StartWorkers(prestart))
+        elif isinstance(message, (PrepareBundles, CommitBundles, ReleaseBundles)):
+            return self._reserve(message)
         return None
 
     # -- granting -------------------------------------------------------------------------
@@ -235,6 +269,84 @@ class Scheduler(Actor):
         if owner is not None and owner not in self.watched_owners:
             self.watched_owners.add(owner)
             self.context.watch(owner)
+
+    # -- placement group bundles ------------------------------------------------------------
+
+    def _reserve(self, message) -> bool | None:
+        group_id = message.group_id
+        if isinstance(message, PrepareBundles):
+            if group_id in self.removed_groups:
+                return False
+            needed: dict[str, float] = {}
+            for _, bundle in message.bundles:
+                for name, quantity in bundle.items():
+                    needed[name] = needed.get(name, 0.0) + quantity
+            if not self._fits(needed):
+                return False
+            self._take(needed)
+            self.reservations.setdefault(group_id, []).append(_Reservation(tuple(message.bundles), message.owner))
+            if message.owner is not None:
+                self._watch_owner(message.owner)
+            if message.commit:
+                self._commit(group_id)
+            return True
+        if isinstance(message, CommitBundles):
+            return self._commit(group_id)
+        self._release_group(group_id, message.removed, message.prepared_only)
+        return None
+
+    def _commit(self, group_id: str) -> bool:
+        reservations = self.reservations.get(group_id)
+        if not reservations:
+            return False
+        for reservation in reservations:
+            if reservation.committed:
+                continue
+            reservation.committed = True
+            resources: dict[str, float] = {}
+            for index, bundle in reservation.bundles:
+                for name, quantity in bundle_resources(group_id, index, bundle).items():
+                    resources[name] = resources.get(name, 0.0) + quantity
+            reservation.resources = resources
+            for name, quantity in resources.items():
+                self.total[name] = self.total.get(name, 0.0) + quantity
+                self.available[name] = self.available.get(name, 0.0) + quantity
+        self._publish_load()
+        self._dispatch()
+        return True
+
+    def _release_group(self, group_id: str, removed: bool, prepared_only: bool = False) -> None:
+        if removed:
+            self.removed_groups.add(group_id)
+            for pending in [p for p in self.pending if group_of_shape(p.request.shape) == group_id]:
+                self.pending.remove(pending)
+                pending.reply.fail(GroupRemovedError(f"its placement group {group_id} was removed"))
+        reservations = self.reservations.pop(group_id, [])
+        kept = [r for r in reservations if prepared_only and r.committed]
+        if kept:
+            self.reservations[group_id] = kept
+        released = [r for r in reservations if r not in kept]
+        if any(r.committed for r in released):
+            for lease in [lease for lease in self.leases.values() if group_of_shape(lease.shape) == group_id]:
+                del self.leases[lease.lease_id]
+                if self.pool is not None:
+                    self.pool.tell(KillWorker(lease.pid))
+        for reservation in released:
+            for name, quantity in (reservation.resources or {}).items():
+                self.total[name] = self.total.get(name, 0.0) - quantity
+                self.available[name] = self.available.get(name, 0.0) - quantity
+                if self.total[name] <= 1e-9:
+                    del self.total[name]
+                    self.available.pop(name, None)
+            for _, bundle in reservation.bundles:
+                for name, quantity in bundle.items():
+                    self._give(name, quantity)
+        self._publish_load()
+        self._dispatch()
+
+    def _release_groups_of(self, owner: ActorRef) -> None:
+        for group_id in [g for g, rs in self.reservations.items() if any(r.owner == owner for r in rs)]:
+            self._release_group(group_id, removed=True)
 
     # -- the other nodes (clusters) ---------------------------------------------------------
 

@@ -218,6 +218,7 @@ class Executor(Actor):
         core = self.core
         core.objects.current_lease = lease_id
         runtime_context.set_current(spec.task_id, self.actor_id)
+        runtime_context.set_placement(spec.placement)
         self.running[spec.task_id] = threading.get_ident()
         try:
             args, kwargs, failed = self._load_args(spec)
@@ -274,6 +275,7 @@ class Executor(Actor):
             await self.core.objects.localize_args(spec)
         self.actor_id = message.actor_id
         self.core.hosted_actor_id = message.actor_id
+        runtime_context.set_hosted_placement(spec.placement)
         self.core.namespace = spec.namespace  # its creator's, as in Ray
         self.is_async = message.is_async
         if not message.detached and spec.owner is not None:

@@ -89,7 +89,7 @@ def test_specific_messages_name_the_fix():
         validate("actor", {"resources": {"GPU": 1}}, where=WHERE)
     with pytest.raises(ValueError, match="generator tasks are not supported"):
         validate("method", {"num_returns": "streaming"}, where=WHERE)
-    with pytest.raises(TypeError, match="placement groups, node affinity"):
+    with pytest.raises(TypeError, match="a PlacementGroupSchedulingStrategy or a NodeAffinitySchedulingStrategy"):
         validate("task", {"scheduling_strategy": object()}, where=WHERE)
 
 
