@@ -17,6 +17,7 @@ from typing import Any
 __all__ = [
     "ActorAlreadyExistsError",
     "ActorDiedError",
+    "ActorPlacementGroupRemoved",
     "ActorUnavailableError",
     "ActorUnschedulableError",
     "ActorcoreError",
@@ -30,6 +31,7 @@ __all__ = [
     "RayTaskError",
     "TaskCancelledError",
     "TaskError",
+    "TaskPlacementGroupRemoved",
     "TaskUnschedulableError",
     "WorkerCrashedError",
 ]
@@ -365,3 +367,17 @@ class ActorUnschedulableError(RayError):
 
     def __str__(self) -> str:
         return f"The actor is not schedulable: {self.error_message}"
+
+
+class TaskPlacementGroupRemoved(RayError):
+    """The placement group the task (or `ready()`) was waiting for was removed."""
+
+    def __init__(self, message: str = "The placement group corresponding to this task has been removed.") -> None:
+        super().__init__(message)
+
+
+class ActorPlacementGroupRemoved(RayError):
+    """The placement group the actor was to be placed in was removed."""
+
+    def __init__(self, message: str = "The placement group corresponding to this Actor has been removed.") -> None:
+        super().__init__(message)

@@ -255,8 +255,8 @@ def _legacy_placement(merged: dict[str, Any], prefix: str) -> None:
                              "pass the group as well (or use PlacementGroupSchedulingStrategy).")
         return
     if merged["scheduling_strategy"] is not None:
-        raise ValueError(f"{prefix}placement_group and scheduling_strategy cannot be given together: "
-                         "use scheduling_strategy=PlacementGroupSchedulingStrategy(...).")
+        raise ValueError(f"{prefix}Placement groups should be specified via the scheduling_strategy option. "
+                         "The placement_group option is deprecated.")
     merged["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
         group, -1 if index is None else index, capture)
 

@@ -45,6 +45,8 @@ __all__ = [
     "ListWorkers",
     "LogLines",
     "LookupActor",
+    "LookupGroup",
+    "NameGroup",
     "NodeLoad",
     "Payload",
     "PrepareBundles",
@@ -500,3 +502,23 @@ class ReleaseBundles:
     group_id: str
     removed: bool = True
     prepared_only: bool = False  # only what is prepared and not committed (a failed phase one)
+
+
+@dataclass(frozen=True, slots=True)
+class NameGroup:
+    """Record placement group `name` in `namespace` (etcd ``groups/<namespace>/<name>``) as
+    `handle`, the group's pickled handle (a later group of the same name replaces it);
+    `forget`: delete it, if it is still this handle."""
+
+    namespace: str
+    name: str
+    handle: bytes
+    forget: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LookupGroup:
+    """Find placement group `name` of `namespace`: answered with its pickled handle, or None."""
+
+    namespace: str
+    name: str

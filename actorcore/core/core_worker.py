@@ -120,7 +120,7 @@ class CoreWorker:
         self.tasks = TaskSubmitter(system, self.actor, self.scheduler, self.objects, self.task_manager, self.cluster,
                                    is_driver=is_driver, new_id=self.new_id)
         self.objects.remake = self.tasks.resubmit  # lineage: lost returns are made by their task again
-        self.groups = PlacementGroups(system, self.actor, self.cluster, self.objects)
+        self.groups = PlacementGroups(system, self.actor, self.cluster, self.objects, self.gcs)
         self.tasks.placements = self.groups  # where tasks of a group or node affinity go
         self.actors = ActorSubmitter(system, self.actor, self.gcs, self.pool, self.objects, self.task_manager,
                                      self.tasks, self.cluster, self.deaths, new_id=self.new_id)

@@ -27,7 +27,17 @@ from .. import exceptions as exc
 from ..kernel import ActorRef, ActorSystem, PeerLostError
 from ..object_ref import ObjectRef
 from ..objects import serialize
-from ..protocol import ClusterView, CommitBundles, Failed, GetResources, Inline, PrepareBundles, ReleaseBundles
+from ..protocol import (
+    ClusterView,
+    CommitBundles,
+    Failed,
+    GetResources,
+    Inline,
+    LookupGroup,
+    NameGroup,
+    PrepareBundles,
+    ReleaseBundles,
+)
 from ..scheduling import (
     NodeAffinitySchedulingStrategy,
     PlacementGroupSchedulingStrategy,
@@ -66,6 +76,8 @@ class Group:
     highest_delay_ms: float = 0.0
     spread_next: int = 0
     scheduling: bool = False  # an attempt loop runs for it
+    namespace: str = ""
+    handle: bytes | None = None  # a named group's pickled handle, as recorded in etcd
 
     def record(self) -> dict:
         """The group as `placement_group_table` shows it (Ray's fields)."""
@@ -88,8 +100,10 @@ class Group:
 class PlacementGroups:
     """The placement groups of this process (owned) and those it placed tasks in (borrowed)."""
 
-    def __init__(self, system: ActorSystem, owner: ActorRef, cluster: Cluster, objects: ObjectTable) -> None:
+    def __init__(self, system: ActorSystem, owner: ActorRef, cluster: Cluster, objects: ObjectTable,
+                 gcs: ActorRef) -> None:
         self._system = system
+        self._gcs = gcs
         self._objects = objects
         self._loop = system.loop
         self._owner = owner
@@ -103,10 +117,22 @@ class PlacementGroups:
 
     # -- the owner's side (user thread) -----------------------------------------------------
 
-    def create(self, group_id: str, bundles: list, strategy: str, name: str, detached: bool) -> None:
-        """Start placing a new group (returns at once; `ready` says when it is placed)."""
-        group = Group(group_id, name, [dict(b) for b in bundles], strategy, detached)
+    def create(self, group_id: str, bundles: list, strategy: str, name: str, detached: bool, *,
+               namespace: str = "", handle: bytes | None = None) -> None:
+        """Start placing a new group (returns at once; `ready` says when it is placed). A named
+        group (`handle`: its pickled handle) is recorded in etcd first, for `lookup`."""
+        group = Group(group_id, name, [dict(b) for b in bundles], strategy, detached,
+                      namespace=namespace, handle=handle)
+        if name and handle is not None:
+            self._system.ask_sync(self._gcs, NameGroup(namespace, name, handle), timeout=30)
         self._loop.call_soon_threadsafe(self._start, group)
+
+    def lookup(self, namespace: str, name: str) -> bytes | None:
+        """The pickled handle of the group named `name` in `namespace` (any process's), or None."""
+        group_id = self._names.get(name)
+        if group_id is not None and self._groups[group_id].namespace == namespace:
+            return self._groups[group_id].handle
+        return self._system.ask_sync(self._gcs, LookupGroup(namespace, name), timeout=30)
 
     def remove(self, group_id: str) -> None:
         """Remove the group (any thread): released on every node, its tasks' workers killed."""
@@ -115,10 +141,6 @@ class PlacementGroups:
     def table(self, group_id: str | None = None) -> dict:
         """`placement_group_table`: one group's record, or every group's by id."""
         return self._system.run(self._table(group_id))
-
-    def find(self, name: str) -> str | None:
-        """The id of this process's live group named `name`, or None."""
-        return self._names.get(name)
 
     def wait_ready(self, group_id: str, owner: ActorRef, timeout: float | None) -> bool:
         """Whether the group is placed within `timeout` seconds (None: wait as long as it takes)."""
@@ -147,11 +169,11 @@ class PlacementGroups:
         group.ready.set()  # waiters see REMOVED
         if self._names.get(group.name) == group_id:
             del self._names[group.name]
-        for node_id in list(self._cluster.view):
-            scheduler = self._cluster.node_ref(node_id, "scheduler")
-            if scheduler is not None:
-                scheduler.tell(ReleaseBundles(group_id))
+        if group.handle is not None:
+            self._gcs.tell(NameGroup(group.namespace, group.name, group.handle, forget=True))
         self._cluster.set_extra_resources(group_id, {})
+        # Answered once each node has released it: its resources are free when `remove` returns.
+        await asyncio.gather(*(self._ask(node_id, ReleaseBundles(group_id)) for node_id in list(self._cluster.view)))
         self._wake()
 
     async def _table(self, group_id: str | None) -> dict:
@@ -288,7 +310,7 @@ class PlacementGroups:
         if group is not None:
             while group.state != "CREATED":
                 if group.state == "REMOVED":
-                    raise exc.RayError(f"placement group {group_id} was removed")
+                    raise exc.TaskPlacementGroupRemoved()
                 await group.ready.wait()
             return group.record()
         record = self._borrowed.get(group_id)
@@ -343,14 +365,14 @@ class PlacementGroups:
         if group_id in self._groups or owner is None or owner == self._owner:
             self.remove(group_id)
         else:
-            self._system.run(owner.ask(GroupQuery(group_id, remove=True), timeout=30))
+            self._system.ask_sync(owner, GroupQuery(group_id, remove=True), timeout=30)
 
     def table_any(self, group_id: str, owner: ActorRef | None) -> dict:
         """The record of a group, this process's or another's (asked of its owner)."""
         if group_id in self._groups or owner is None or owner == self._owner:
             return self.table(group_id)
         try:
-            return self._system.run(owner.ask(GroupQuery(group_id, wait=False), timeout=30))
+            return self._system.ask_sync(owner, GroupQuery(group_id, wait=False), timeout=30)
         except PeerLostError:
             return {}
 
@@ -394,7 +416,12 @@ class PlacementGroups:
             group = strategy.placement_group
             group_id = group.id.hex()
             self._handles.setdefault(group_id, group)
-            record = await self.record_of(group_id, getattr(group, "_owner", None))
+            try:
+                record = await self.record_of(group_id, getattr(group, "_owner", None))
+            except exc.TaskPlacementGroupRemoved:
+                if actor:
+                    raise exc.ActorPlacementGroupRemoved() from None
+                raise
             index = strategy.placement_group_bundle_index
             nodes = record["bundles_to_node_id"]
             if index >= 0:

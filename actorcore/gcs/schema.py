@@ -12,6 +12,7 @@ is the value inside the seal, and an exported function's bytes also hash to its 
 | ``dead/<node_id>`` | the node record plus ``"died": t`` | by any node that sees the lease expire (idempotent) |
 | ``actors/<actor_id>`` | actor record (below) | by the creator's node, on every state change |
 | ``named/<namespace>/<name>`` | the actor id (text) | create-if-absent in a transaction |
+| ``groups/<namespace>/<name>`` | a named placement group's pickled handle (bytes) | by its creator's node, at creation; deleted at removal |
 | ``functions/<hash>`` | the pickled function or class (bytes) | once |
 | ``services/<name>`` | a supervised service's record: spec, group, actor id, restarts, times | by the leading ``supervise`` daemon |
 | ``services/<name>/checkpoint`` | the service's last checkpoint (pickled, at most 1 MiB) | by the leading daemon |

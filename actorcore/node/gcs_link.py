@@ -51,6 +51,8 @@ from ..protocol import (
     GetFunction,
     ListNodes,
     LookupActor,
+    LookupGroup,
+    NameGroup,
     NodeLoad,
     RegisterActor,
     StartRegistration,
@@ -560,6 +562,14 @@ class GcsLink(Actor):
             await self.etcd.delete(self._key("actors", message.actor_id))
             self.actor_records.pop(message.actor_id, None)
             return True
+        if isinstance(message, NameGroup):
+            key = self._key("groups", message.namespace, message.name)
+            if message.forget:
+                return await self.etcd.delete_if_value(key, message.handle)
+            await self.etcd.put(key, message.handle)
+            return True
+        if isinstance(message, LookupGroup):
+            return await self.etcd.get(self._key("groups", message.namespace, message.name))
         if isinstance(message, ListNodes):
             if self.cluster_mode:
                 return ([{**record, "alive": True} for record in self.nodes.values()]

@@ -293,7 +293,7 @@ class Scheduler(Actor):
         if isinstance(message, CommitBundles):
             return self._commit(group_id)
         self._release_group(group_id, message.removed, message.prepared_only)
-        return None
+        return True
 
     def _commit(self, group_id: str) -> bool:
         reservations = self.reservations.get(group_id)
@@ -327,7 +327,7 @@ class Scheduler(Actor):
             self.reservations[group_id] = kept
         released = [r for r in reservations if r not in kept]
         if any(r.committed for r in released):
-            for lease in [lease for lease in self.leases.values() if group_of_shape(lease.shape) == group_id]:
+            for lease in [lease for lease in self.leases.values() if group_of_shape(lease.shape.items()) == group_id]:
                 del self.leases[lease.lease_id]
                 if self.pool is not None:
                     self.pool.tell(KillWorker(lease.pid))

@@ -14,6 +14,7 @@ The group belongs to the process that created it: it is removed when that proces
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 from .. import runtime
@@ -158,8 +159,10 @@ def placement_group(bundles: list[dict[str, float]], strategy: str = "PACK", nam
         raise ValueError("bundle_label_selector is not supported by actorcore (nodes have no labels).")
     core = runtime.require()
     group_id = core.new_id("g")
-    core.groups.create(group_id, checked, strategy, name, lifetime == "detached")
-    return PlacementGroup(PlacementGroupID(group_id), checked, core.actor)
+    group = PlacementGroup(PlacementGroupID(group_id), checked, core.actor)
+    core.groups.create(group_id, checked, strategy, name, lifetime == "detached", namespace=core.namespace,
+                       handle=pickle.dumps(group) if name else None)
+    return group
 
 
 def remove_placement_group(placement_group: PlacementGroup) -> None:
@@ -187,11 +190,10 @@ def get_current_placement_group() -> PlacementGroup | None:
 
 
 def get_placement_group(placement_group_name: str) -> PlacementGroup:
-    """The group this process created under `placement_group_name` (ValueError if none)."""
+    """The live group named `placement_group_name` in the caller's namespace, whichever process
+    created it (ValueError if there is none)."""
     core = runtime.require()
-    group_id = core.groups.find(placement_group_name)
-    if group_id is None:
+    handle = core.groups.lookup(core.namespace, placement_group_name)
+    if handle is None:
         raise ValueError(f"Failed to look up placement group with name: {placement_group_name}")
-    record = core.groups.table(group_id)
-    bundles = [record["bundles"][i] for i in sorted(record["bundles"])]
-    return PlacementGroup(PlacementGroupID(group_id), bundles, core.actor)
+    return pickle.loads(handle)

@@ -1,0 +1,242 @@
+"""Placement groups and scheduling strategies on one node, against Ray 2.60's behaviour:
+`placement_group` / `ready` / `wait` / `placement_group_table` / `remove_placement_group` /
+`get_placement_group` / `get_current_placement_group`, PlacementGroupSchedulingStrategy (bundle
+index, capture of child tasks, Ray's legacy options) and NodeAffinitySchedulingStrategy."""
+
+from __future__ import annotations
+
+import pytest
+
+import actorcore as ray
+from actorcore.exceptions import (
+    ActorUnschedulableError,
+    RayActorError,
+    TaskPlacementGroupRemoved,
+    TaskUnschedulableError,
+)
+from actorcore.testing import wait_until
+from actorcore.util import get_placement_group, placement_group_table
+from actorcore.util.placement_group import (
+    PlacementGroup,
+    get_current_placement_group,
+    placement_group,
+    remove_placement_group,
+)
+from actorcore.util.scheduling_strategies import NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray.init(num_cpus=4)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture
+def group(cluster):
+    groups = []
+
+    def make(bundles, **kwargs):
+        pg = placement_group(bundles, **kwargs)
+        groups.append(pg)
+        return pg
+
+    yield make
+    for pg in groups:
+        remove_placement_group(pg)
+    wait_until(lambda: ray.available_resources().get("CPU") == 4.0, 30, "every group's CPUs to be released")
+
+
+@ray.remote
+def group_of_caller():
+    current = get_current_placement_group()
+    return None if current is None else current.id.hex()
+
+
+@ray.remote
+def parent_of_children():
+    return ray.get(group_of_caller.remote()), ray.get(group_of_caller.options(scheduling_strategy="DEFAULT").remote())
+
+
+def test_bad_bundles_and_arguments_are_refused_with_rays_messages(cluster):
+    with pytest.raises(ValueError, match="must be a list, got <class 'str'>"):
+        placement_group("CPU")
+    with pytest.raises(ValueError, match=r"non-empty list of resource dictionaries.*Got empty list instead"):
+        placement_group([])
+    for bundles in ([{}], [{"CPU": 0}], [{"CPU": 0, "GPU": 0}]):
+        with pytest.raises(ValueError, match="cannot be an empty dictionary or resources with only 0 values"):
+            placement_group(bundles)
+    with pytest.raises(ValueError, match="non-empty list of resource dictionaries"):
+        placement_group([{"CPU": "a"}])
+    # Ray accepts a negative quantity (the group can then never be placed); refused here.
+    with pytest.raises(ValueError, match=r"negative.*'CPU': -1"):
+        placement_group([{"CPU": -1}])
+    with pytest.raises(ValueError, match="Invalid placement group strategy FOO"):
+        placement_group([{"CPU": 1}], strategy="FOO")
+    with pytest.raises(ValueError, match="lifetime"):
+        placement_group([{"CPU": 1}], lifetime="forever")
+
+
+def test_ready_resolves_to_the_group_and_the_table_has_rays_fields(group):
+    pg = group([{"CPU": 1}, {"CPU": 1}], strategy="STRICT_PACK", name="pair")
+    assert isinstance(pg, PlacementGroup) and pg.bundle_count == 2
+    assert pg.bundle_specs == [{"CPU": 1.0}, {"CPU": 1.0}]
+    ready = ray.get(pg.ready(), timeout=30)
+    assert ready == pg and ready.id.hex() == pg.id.hex()
+    assert pg.wait(10) is True
+    record = placement_group_table(pg)
+    node_id = ray.get_runtime_context().get_node_id()
+    assert record["placement_group_id"] == pg.id.hex()
+    assert record["name"] == "pair" and record["strategy"] == "STRICT_PACK" and record["state"] == "CREATED"
+    assert record["bundles"] == {0: {"CPU": 1.0}, 1: {"CPU": 1.0}}
+    assert record["bundles_to_node_id"] == {0: node_id, 1: node_id}
+    assert pg.id.hex() in placement_group_table()
+
+
+def test_reserved_resources_are_taken_and_given_back_on_removal(group):
+    pg = group([{"CPU": 3}])
+    ray.get(pg.ready(), timeout=30)
+    wait_until(lambda: ray.available_resources().get("CPU") == 1.0, 30, "the group's 3 CPUs to be taken")
+
+    @ray.remote(num_cpus=2)
+    def needs_two():
+        return "ran"
+
+    outside = needs_two.remote()
+    ready, _ = ray.wait([outside], timeout=1.0)
+    assert ready == [], "a task outside the group used the group's reserved CPUs"
+    remove_placement_group(pg)
+    assert placement_group_table(pg)["state"] == "REMOVED"
+    assert ray.get(outside, timeout=30) == "ran"
+    wait_until(lambda: ray.available_resources().get("CPU") == 4.0, 30, "the group's CPUs to come back")
+
+
+def test_a_group_that_cannot_fit_stays_pending_and_reserves_nothing(group):
+    pg = group([{"CPU": 2}, {"CPU": 100}])
+    assert pg.wait(0.5) is False
+    assert placement_group_table(pg)["state"] == "PENDING"
+    assert ray.available_resources().get("CPU") == 4.0
+
+
+def test_tasks_and_actors_run_in_the_group_within_its_bundles(group):
+    pg = group([{"CPU": 1}, {"CPU": 2}])
+    ray.get(pg.ready(), timeout=30)
+    in_group = PlacementGroupSchedulingStrategy(pg)
+    assert ray.get(group_of_caller.options(scheduling_strategy=in_group).remote(), timeout=30) == pg.id.hex()
+    assert ray.get(group_of_caller.options(
+        scheduling_strategy=PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=1), num_cpus=2,
+    ).remote(), timeout=30) == pg.id.hex()
+    assert ray.get(group_of_caller.remote(), timeout=30) is None
+    assert get_current_placement_group() is None  # a driver is in no group
+
+    @ray.remote
+    class Member:
+        def group(self):
+            current = get_current_placement_group()
+            return current.id.hex() if current else None
+
+    member = Member.options(scheduling_strategy=PlacementGroupSchedulingStrategy(pg, 0)).remote()
+    assert ray.get(member.group.remote(), timeout=30) == pg.id.hex()
+
+    with pytest.raises(ValueError, match=r"resource request \{'CPU': 3\} cannot fit into any bundles"):
+        group_of_caller.options(scheduling_strategy=in_group, num_cpus=3).remote()
+    with pytest.raises(ValueError, match="cannot fit into the bundle index 0"):
+        group_of_caller.options(scheduling_strategy=PlacementGroupSchedulingStrategy(pg, 0), num_cpus=2).remote()
+    with pytest.raises(ValueError, match="placement group bundle index 5 is invalid"):
+        group_of_caller.options(scheduling_strategy=PlacementGroupSchedulingStrategy(pg, 5)).remote()
+
+
+def test_capture_child_tasks(group):
+    pg = group([{"CPU": 2}])
+    ray.get(pg.ready(), timeout=30)
+    captured = PlacementGroupSchedulingStrategy(pg, placement_group_capture_child_tasks=True)
+    # A child with no strategy runs in the group; one with "DEFAULT" does not (as in Ray).
+    assert ray.get(parent_of_children.options(scheduling_strategy=captured, num_cpus=0).remote(),
+                   timeout=60) == (pg.id.hex(), None)
+    not_captured = PlacementGroupSchedulingStrategy(pg)
+    assert ray.get(parent_of_children.options(scheduling_strategy=not_captured, num_cpus=0).remote(),
+                   timeout=60) == (None, None)
+
+
+def test_rays_legacy_placement_group_options(group):
+    pg = group([{"CPU": 1}])
+    ray.get(pg.ready(), timeout=30)
+    assert ray.get(group_of_caller.options(placement_group=pg).remote(), timeout=30) == pg.id.hex()
+    assert ray.get(group_of_caller.options(placement_group=pg, placement_group_bundle_index=0).remote(),
+                   timeout=30) == pg.id.hex()
+    with pytest.raises(ValueError, match="should be specified via the scheduling_strategy option"):
+        group_of_caller.options(placement_group=pg, scheduling_strategy="SPREAD").remote()
+
+
+def test_removal_kills_the_groups_actors_and_fails_what_waits_for_it(group):
+    pg = group([{"CPU": 1}])
+    ray.get(pg.ready(), timeout=30)
+
+    @ray.remote
+    class Member:
+        def ping(self):
+            return "pong"
+
+    member = Member.options(scheduling_strategy=PlacementGroupSchedulingStrategy(pg)).remote()
+    assert ray.get(member.ping.remote(), timeout=30) == "pong"
+    remove_placement_group(pg)
+
+    def member_is_dead():
+        try:
+            ray.get(member.ping.remote(), timeout=30)
+        except RayActorError:
+            return True
+        return False
+
+    wait_until(member_is_dead, 30, "the group's actor to be killed with its group")
+    with pytest.raises(TaskPlacementGroupRemoved, match="has been removed"):
+        ray.get(pg.ready(), timeout=30)
+    with pytest.raises(TaskPlacementGroupRemoved):
+        ray.get(group_of_caller.options(scheduling_strategy=PlacementGroupSchedulingStrategy(pg)).remote(),
+                timeout=30)
+    remove_placement_group(pg)  # removing twice is fine, as in Ray
+
+
+def test_a_group_passed_to_a_task_is_usable_there(group):
+    pg = group([{"CPU": 1}], name="shared")
+    ray.get(pg.ready(), timeout=30)
+
+    @ray.remote(num_cpus=0)
+    def use(handle):
+        found = get_placement_group("shared")
+        record = placement_group_table(handle)
+        inner = ray.get(group_of_caller.options(scheduling_strategy=PlacementGroupSchedulingStrategy(handle)).remote())
+        return found.id.hex(), record["state"], inner
+
+    assert ray.get(use.remote(pg), timeout=60) == (pg.id.hex(), "CREATED", pg.id.hex())
+    with pytest.raises(ValueError, match="Failed to look up placement group with name: nothing"):
+        get_placement_group("nothing")
+
+
+def test_node_affinity_hard_and_soft(cluster):
+    @ray.remote
+    def node():
+        return ray.get_runtime_context().get_node_id()
+
+    here = ray.get_runtime_context().get_node_id()
+    assert ray.get(node.options(scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)).remote(),
+                   timeout=30) == here
+    unknown = "ab" * 6
+    with pytest.raises(TaskUnschedulableError, match="soft=False was specified"):
+        ray.get(node.options(scheduling_strategy=NodeAffinitySchedulingStrategy(unknown, soft=False)).remote(),
+                timeout=30)
+    assert ray.get(node.options(scheduling_strategy=NodeAffinitySchedulingStrategy(unknown, soft=True)).remote(),
+                   timeout=30) == here
+
+    @ray.remote
+    class Pinned:
+        def ping(self):
+            return "pong"
+
+    pinned = Pinned.options(scheduling_strategy=NodeAffinitySchedulingStrategy(unknown, soft=False)).remote()
+    with pytest.raises(ActorUnschedulableError, match="The actor is not schedulable"):
+        ray.get(pinned.ping.remote(), timeout=30)
+    with pytest.raises(TypeError, match="node_id must be a str"):
+        NodeAffinitySchedulingStrategy(123, soft=False)
