@@ -244,11 +244,10 @@ def resolve(kind: str, *layers: Mapping[str, Any], where: str | None = None) -> 
 
 def _legacy_placement(merged: dict[str, Any], prefix: str) -> None:
     """Ray's older options (`placement_group`, `placement_group_bundle_index`,
-    `placement_group_capture_child_tasks`) as the `scheduling_strategy` they stand for (they
-    leave the merged options: the strategy says it all)."""
-    group = merged.pop("placement_group")
-    index = merged.pop("placement_group_bundle_index")
-    capture = merged.pop("placement_group_capture_child_tasks")
+    `placement_group_capture_child_tasks`) as the `scheduling_strategy` they stand for."""
+    group = merged["placement_group"]
+    index = merged["placement_group_bundle_index"]
+    capture = merged["placement_group_capture_child_tasks"]
     if group in (None, "default"):
         if index not in (None, -1):
             raise ValueError(f"{prefix}placement_group_bundle_index={index} needs placement_group: "

@@ -44,6 +44,9 @@ CASES = [
     ("scheduling_strategy", "task", ["DEFAULT", "SPREAD"],
      [("spread", ValueError), ("PACK", ValueError), (object(), TypeError)]),
     ("scheduling_strategy", "actor", ["SPREAD"], [(1, TypeError)]),
+    ("placement_group", "task", ["default"], [("PACK", TypeError), (1, TypeError)]),
+    ("placement_group_bundle_index", "actor", [-1, 0, 3], [(-2, ValueError), (1.0, TypeError)]),
+    ("placement_group_capture_child_tasks", "task", [True, False], [(1, TypeError)]),
 ]
 
 VALID = [(name, kind, value) for name, kind, values, _ in CASES for value in values]
@@ -152,12 +155,14 @@ def test_unknown_kind():
 def test_defaults():
     assert resolve("task") == {
         "num_returns": 1, "num_cpus": 1, "num_gpus": 0, "resources": {}, "max_retries": 3,
-        "retry_exceptions": False, "name": None, "scheduling_strategy": None,
+        "retry_exceptions": False, "name": None, "scheduling_strategy": None, "placement_group": None,
+        "placement_group_bundle_index": None, "placement_group_capture_child_tasks": None,
     }
     assert resolve("actor") == {
         "num_cpus": 0, "num_gpus": 0, "resources": {}, "name": None, "namespace": None,
         "lifetime": None, "get_if_exists": False, "max_restarts": 0, "max_task_retries": 0,
-        "max_concurrency": None, "scheduling_strategy": None,
+        "max_concurrency": None, "scheduling_strategy": None, "placement_group": None,
+        "placement_group_bundle_index": None, "placement_group_capture_child_tasks": None,
     }
     assert resolve("method") == {"num_returns": 1, "name": None}
 
