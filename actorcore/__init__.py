@@ -23,7 +23,7 @@ _LAZY = {
     "shutdown": "api", "wait": "api",
     # beyond Ray: supervision for users (actorcore/supervision.py)
     "ChildSpec": "supervision", "SupervisionGroup": "supervision", "supervise": "supervision",
-    "watch": "supervision",
+    "watch": "supervision", "supervise_gang": "supervision",
 }
 
 
@@ -99,6 +99,7 @@ __all__ = [
     "remote",
     "shutdown",
     "supervise",
+    "supervise_gang",
     "wait",
     "watch",
 ]

@@ -29,6 +29,11 @@ a crash or a sibling's restart) are redelivered to the new incarnation within it
 :func:`watch` is death watch for actor handles, built on the core's (``ActorSubmitter.death_of``):
 a future completed once, with the reason, when the actor is dead for good (restarts within a
 policy are not deaths).
+
+:func:`supervise_gang` is gang supervision of a placement group: a one_for_all group whose
+members run in the bundles of one placement group, so that when one member dies all of them
+are stopped and started again together, each in its bundle (wherever the group's bundles are
+by then: a dead node's bundles are reserved elsewhere first).
 """
 
 from __future__ import annotations
@@ -50,11 +55,12 @@ from . import api
 from . import options as opts
 from ._logging import get_logger
 from .actor import ActorClass, ActorHandle
+from .scheduling import PlacementGroupSchedulingStrategy
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["GROUP_STRATEGIES", "ChildSpec", "SupervisionGroup", "supervise", "watch"]
+__all__ = ["GROUP_STRATEGIES", "ChildSpec", "SupervisionGroup", "supervise", "supervise_gang", "watch"]
 
 log = get_logger(__name__)
 
@@ -548,6 +554,54 @@ def supervise(
         max_restarts, float(period), _as_backoff(backoff, where), on_event)
     group._start()
     return group
+
+
+def supervise_gang(
+    placement_group: Any,
+    children: Sequence[ChildSpec],
+    *,
+    max_restarts: int = 3,
+    period: float = 5.0,
+    backoff: BackoffLike = None,
+    name: str | None = None,
+    on_event: Callable[[SupervisorEvent], Any] | None = None,
+) -> SupervisionGroup:
+    """Gang supervision of ``placement_group``: start ``children`` in its bundles, as one
+    ``one_for_all`` group: when one member's process dies, every member is stopped and all
+    are started again together (within ``max_restarts`` restarts per ``period`` seconds,
+    after ``backoff``, as :func:`supervise` has them).
+
+    Child ``i`` runs in bundle ``i`` (any bundle of the group if there are more children
+    than bundles), unless its options give a ``PlacementGroupSchedulingStrategy`` of this
+    group (say, another bundle index). Members wait for the group to be placed; if it is
+    removed, restarts fail and the group ends with that as its cause. Returns the
+    :class:`SupervisionGroup`.
+    """
+    where = "supervise_gang()"
+    if not (hasattr(placement_group, "bundle_specs") and hasattr(placement_group, "id")):
+        raise TypeError(f"{where}: placement_group={placement_group!r} is not a placement group; "
+                        "give the result of placement_group(...)")
+    if isinstance(children, ChildSpec) or not isinstance(children, (list, tuple)):
+        raise TypeError(f"{where}: children={children!r} is not a list; give a list of ChildSpec(...)")
+    bundles = len(placement_group.bundle_specs)
+    placed = []
+    for index, spec in enumerate(children):
+        if not isinstance(spec, ChildSpec):
+            raise TypeError(f"{where}: {spec!r} is not a ChildSpec")
+        options = dict(spec.options or {})
+        strategy = options.get("scheduling_strategy")
+        if strategy is None:
+            options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
+                placement_group, index if index < bundles else -1)
+        elif not (isinstance(strategy, PlacementGroupSchedulingStrategy)
+                  and strategy.placement_group.id == placement_group.id):
+            raise ValueError(f"{where}: child {spec.id!r} has scheduling_strategy={strategy!r}; a member of the "
+                             "gang runs in the placement group: drop it, or give a "
+                             "PlacementGroupSchedulingStrategy of this group")
+        placed.append(ChildSpec(spec.id, spec.actor_class, spec.args, spec.kwargs, options, spec.restart,
+                                spec.shutdown, spec.backoff))
+    return supervise(placed, strategy="one_for_all", max_restarts=max_restarts, period=period, backoff=backoff,
+                     name=name, on_event=on_event)
 
 
 def watch(actor: Any, callback: Callable[[str], Any] | None = None) -> concurrent.futures.Future:

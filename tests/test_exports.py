@@ -34,7 +34,7 @@ def test_top_level_is_rays_api():
         "get_runtime_context", "init", "is_initialized", "kill", "method", "nodes", "put",
         "remote", "shutdown", "wait",
         # beyond Ray: supervision for users
-        "ChildSpec", "SupervisionGroup", "supervise", "watch",
+        "ChildSpec", "SupervisionGroup", "supervise", "supervise_gang", "watch",
     ])
     for name in actorcore.__all__:
         assert hasattr(actorcore, name), name
@@ -47,7 +47,7 @@ def test_supervision_exports():
     import actorcore.supervision
 
     assert sorted(actorcore.supervision.__all__) == sorted([
-        "GROUP_STRATEGIES", "ChildSpec", "SupervisionGroup", "supervise", "watch",
+        "GROUP_STRATEGIES", "ChildSpec", "SupervisionGroup", "supervise", "supervise_gang", "watch",
     ])
     assert actorcore.supervise is actorcore.supervision.supervise
     assert actorcore.ChildSpec is actorcore.supervision.ChildSpec

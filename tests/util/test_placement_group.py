@@ -240,3 +240,41 @@ def test_node_affinity_hard_and_soft(cluster):
         ray.get(pinned.ping.remote(), timeout=30)
     with pytest.raises(TypeError, match="node_id must be a str"):
         NodeAffinitySchedulingStrategy(123, soft=False)
+
+
+@ray.remote
+class GangMember:
+    def where(self):
+        import os
+
+        current = get_current_placement_group()
+        return os.getpid(), current.id.hex() if current else None
+
+
+def test_gang_supervision_restarts_every_member_of_the_group_together(group):
+    import os
+    import signal
+
+    pg = group([{"CPU": 1}, {"CPU": 1}])
+    gang = ray.supervise_gang(pg, [ray.ChildSpec("a", GangMember), ray.ChildSpec("b", GangMember)],
+                              max_restarts=2, period=60)
+    try:
+        before = {child: ray.get(gang[child].where.remote(), timeout=60) for child in ("a", "b")}
+        assert {record[1] for record in before.values()} == {pg.id.hex()}
+        os.kill(before["a"][0], signal.SIGKILL)  # one member dies: both are restarted
+
+        def both_restarted():
+            now = {child: ray.get(gang[child].where.remote(), timeout=60) for child in ("a", "b")}
+            return all(now[c][0] != before[c][0] for c in now) and now
+
+        after = wait_until(both_restarted, 60, "both members of the gang to be restarted",
+                           retry_on=(ray.exceptions.RayActorError,))
+        assert {record[1] for record in after.values()} == {pg.id.hex()}
+        assert gang.restarts == {"a": 1, "b": 1}
+    finally:
+        gang.stop()
+
+    with pytest.raises(ValueError, match="a member of the gang runs in the placement group"):
+        ray.supervise_gang(pg, [ray.ChildSpec("c", GangMember, options={"scheduling_strategy": "SPREAD"})])
+    with pytest.raises(TypeError, match="is not a placement group"):
+        ray.supervise_gang("pg", [ray.ChildSpec("c", GangMember)])
