@@ -11,12 +11,14 @@ and prints one `MICROBENCH {json}` line per event (hello, start, result, error) 
 benchmarks/microbenchmark.py reads them. The workloads and their names are those of Ray's
 `ray microbenchmark` (ray/_private/ray_perf.py), measured the way its `timeit` does (a pause,
 a warmup, then a few timed runs; here shorter), all in one shared session as Ray does, plus
-init_seconds (a fresh process each), get_100mb_zero_copy and mapreduce_2m_words_seconds.
+init_seconds (a fresh process each), get_100mb_zero_copy, mapreduce_2m_words_seconds and
+placement_group_create_remove_per_s (a 1-bundle {"CPU": 1} group created, ready, removed).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import multiprocessing
@@ -52,6 +54,7 @@ METRICS = {
     "n_n_actor_calls_async": ("calls/s", True),
     "get_100mb_zero_copy": ("s", False),
     "mapreduce_2m_words_seconds": ("s", False),
+    "placement_group_create_remove_per_s": ("groups/s", True),
 }
 SESSION_WORKLOADS = [name for name in METRICS if name != "init_seconds"]
 
@@ -281,6 +284,17 @@ def build(ray, timing: Timing) -> dict:
         return {"value": statistics.fmean(times), "sd": statistics.pstdev(times), "samples": times,
                 "distinct_words": len(counts), "total_words": total,
                 "top_words": [[k.decode(), v] for k, v in top], "corpus_build_s": corpus_s}
+
+    @workload
+    def placement_group_create_remove_per_s():
+        module = importlib.import_module(f"{ray.__name__}.util.placement_group")  # ray's or actorcore's
+
+        def create_ready_remove():
+            group = module.placement_group([{"CPU": 1}])
+            ray.get(group.ready())
+            module.remove_placement_group(group)
+
+        return timeit(create_ready_remove, 1, timing)
 
     return {name.lstrip("_"): fn for name, fn in workloads.items()}
 

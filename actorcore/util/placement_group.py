@@ -15,6 +15,8 @@ The group belongs to the process that created it: it is removed when that proces
 from __future__ import annotations
 
 import pickle
+import sys
+import types
 from typing import Any
 
 from .. import runtime
@@ -197,3 +199,16 @@ def get_placement_group(placement_group_name: str) -> PlacementGroup:
     if handle is None:
         raise ValueError(f"Failed to look up placement group with name: {placement_group_name}")
     return pickle.loads(handle)
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable as `placement_group`: in Ray, ``ray.util.placement_group`` is the
+    function (its package imports it over the submodule's name), while here the package loads
+    names lazily and the import system binds the submodule to that name; callable, it serves
+    as both."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> PlacementGroup:
+        return placement_group(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
