@@ -126,6 +126,8 @@ def _retry_exceptions(value: Any) -> Any:
 
 
 def _scheduling_strategy(value: Any) -> Any:
+    if isinstance(value, PlacementGroupSchedulingStrategy) and value.placement_group is None:
+        return "DEFAULT"  # Ray's way to opt out of a captured group: no group, no capture
     if isinstance(value, (PlacementGroupSchedulingStrategy, NodeAffinitySchedulingStrategy)):
         return value
     if not isinstance(value, str):

@@ -60,6 +60,12 @@ def parent_of_children():
     return ray.get(group_of_caller.remote()), ray.get(group_of_caller.options(scheduling_strategy="DEFAULT").remote())
 
 
+@ray.remote
+def parent_opting_out():
+    no_group = PlacementGroupSchedulingStrategy(placement_group=None)  # Ray's way out of a captured group
+    return ray.get(group_of_caller.options(scheduling_strategy=no_group).remote())
+
+
 def test_bad_bundles_and_arguments_are_refused_with_rays_messages(cluster):
     with pytest.raises(ValueError, match="must be a list, got <class 'str'>"):
         placement_group("CPU")
@@ -155,6 +161,7 @@ def test_capture_child_tasks(group):
     # A child with no strategy runs in the group; one with "DEFAULT" does not (as in Ray).
     assert ray.get(parent_of_children.options(scheduling_strategy=captured, num_cpus=0).remote(),
                    timeout=60) == (pg.id.hex(), None)
+    assert ray.get(parent_opting_out.options(scheduling_strategy=captured, num_cpus=0).remote(), timeout=60) is None
     not_captured = PlacementGroupSchedulingStrategy(pg)
     assert ray.get(parent_of_children.options(scheduling_strategy=not_captured, num_cpus=0).remote(),
                    timeout=60) == (None, None)
