@@ -232,6 +232,9 @@ class ActorSubmitter:
                 del self._states[state.actor_id]
 
     def _death_cause(self, state: ActorState, reason: str = "peer_lost") -> str:
+        removed = self._group_removed(state)
+        if removed is not None:
+            return removed
         if state.node_id in self._cluster.dead_nodes:
             return f"its node ({state.node_id}) died"
         if reason == "peer_lost":
@@ -239,8 +242,18 @@ class ActorSubmitter:
             return f"its worker process (pid {state.pid}) died" + (f": {how}" if how else "")
         return str(reason)
 
+    def _group_removed(self, state: ActorState) -> str | None:
+        """Why the actor is dead if the placement group it runs in was removed (else None):
+        then it is not restarted, as in Ray."""
+        placement = state.placement
+        if placement is None or placement.strategy is None:
+            return None
+        return self._tasks.placements.removal_cause(placement.strategy)
+
     def _may_restart(self, state: ActorState) -> bool:
         if not state.owned or state.no_restart or state.placement is None:
+            return False
+        if state.on_death is None and self._group_removed(state) is not None:
             return False
         return state.on_death is not None or state.max_restarts < 0 or state.restarts < state.max_restarts
 

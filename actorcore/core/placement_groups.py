@@ -395,6 +395,15 @@ class PlacementGroups:
                              f"{_plain(wanted)} cannot fit into {where} for the placement group, {bundles}.")
         return group, bool(strategy.placement_group_capture_child_tasks)
 
+    def removal_cause(self, strategy: Any) -> str | None:
+        """If `strategy` is that of a group this process removed: the death cause of its actors."""
+        if not isinstance(strategy, PlacementGroupSchedulingStrategy):
+            return None
+        group = self._groups.get(strategy.placement_group.id.hex())
+        if group is None or group.state != "REMOVED":
+            return None
+        return f"its placement group {group.group_id} was removed"
+
     async def place_again(self, shape: tuple) -> tuple:
         """The queue key of a task of a group whose node died: placed anew once the group is."""
         group_id = group_of_shape(shape)

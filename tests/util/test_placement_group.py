@@ -186,18 +186,20 @@ def test_removal_kills_the_groups_actors_and_fails_what_waits_for_it(group):
         def ping(self):
             return "pong"
 
-    member = Member.options(scheduling_strategy=PlacementGroupSchedulingStrategy(pg)).remote()
+    member = Member.options(scheduling_strategy=PlacementGroupSchedulingStrategy(pg), max_restarts=3).remote()
     assert ray.get(member.ping.remote(), timeout=30) == "pong"
     remove_placement_group(pg)
 
-    def member_is_dead():
+    def death_of_member():
         try:
             ray.get(member.ping.remote(), timeout=30)
-        except RayActorError:
-            return True
-        return False
+        except RayActorError as error:
+            return str(error)
+        return None
 
-    wait_until(member_is_dead, 30, "the group's actor to be killed with its group")
+    # Killed with its group, and not restarted (its group is gone), as in Ray.
+    why = wait_until(death_of_member, 30, "the group's actor to be killed with its group")
+    assert f"its placement group {pg.id.hex()} was removed" in why
     with pytest.raises(TaskPlacementGroupRemoved, match="has been removed"):
         ray.get(pg.ready(), timeout=30)
     with pytest.raises(TaskPlacementGroupRemoved):
