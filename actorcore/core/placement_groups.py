@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import pickle
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import exceptions as exc
-from ..kernel import ActorRef, ActorSystem, PeerLostError
+from ..kernel import ActorRef, ActorStoppedError, ActorSystem, PeerLostError
 from ..object_ref import ObjectRef
 from ..objects import serialize
 from ..protocol import (
@@ -173,7 +174,7 @@ class PlacementGroups:
             self._gcs.tell(NameGroup(group.namespace, group.name, group.handle, forget=True))
         self._cluster.set_extra_resources(group_id, {})
         # Answered once each node has released it: its resources are free when `remove` returns.
-        await asyncio.gather(*(self._ask(node_id, ReleaseBundles(group_id)) for node_id in list(self._cluster.view)))
+        await self._release_everywhere(group_id)
         self._wake()
 
     async def _table(self, group_id: str | None) -> dict:
@@ -360,12 +361,24 @@ class PlacementGroups:
         self._loop.call_soon_threadsafe(self._loop.create_task, resolve())
         return ref
 
-    def remove_any(self, group_id: str, owner: ActorRef | None) -> None:
-        """Remove the group, this process's or another's (asking its owner)."""
+    def remove_any(self, group_id: str, owner: ActorRef | None, name: str = "", namespace: str = "") -> None:
+        """Remove the group, this process's or another's (asking its owner; if its creator
+        ended, a detached group's nodes are told directly, and its name, if it is `name` in
+        `namespace`, is forgotten)."""
         if group_id in self._groups or owner is None or owner == self._owner:
             self.remove(group_id)
-        else:
+            return
+        try:
             self._system.ask_sync(owner, GroupQuery(group_id, remove=True), timeout=30)
+        except ActorStoppedError:
+            self._system.run(self._release_everywhere(group_id))
+            handle = self._system.ask_sync(self._gcs, LookupGroup(namespace, name), timeout=30) if name else None
+            if handle is not None and pickle.loads(handle).id.hex() == group_id:
+                self._system.ask_sync(self._gcs, NameGroup(namespace, name, handle, forget=True), timeout=30)
+
+    async def _release_everywhere(self, group_id: str) -> None:
+        nodes = list(self._cluster.view)
+        await asyncio.gather(*(self._ask(node_id, ReleaseBundles(group_id)) for node_id in nodes))
 
     def table_any(self, group_id: str, owner: ActorRef | None) -> dict:
         """The record of a group, this process's or another's (asked of its owner)."""

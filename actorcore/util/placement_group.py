@@ -71,10 +71,12 @@ class PlacementGroup:
     """A handle to a placement group: its id and bundles, and its creator's address. It can be
     passed to tasks and actors; they reach the group through its creator."""
 
-    def __init__(self, id: PlacementGroupID, bundle_cache: list | None = None, _owner: Any = None) -> None:
+    def __init__(self, id: PlacementGroupID, bundle_cache: list | None = None, _owner: Any = None,
+                 _name: str = "") -> None:
         self.id = id
         self._bundles = [dict(b) for b in bundle_cache or []]
         self._owner = _owner
+        self._name = _name
 
     @staticmethod
     def empty() -> PlacementGroup:
@@ -161,7 +163,7 @@ def placement_group(bundles: list[dict[str, float]], strategy: str = "PACK", nam
         raise ValueError("bundle_label_selector is not supported by actorcore (nodes have no labels).")
     core = runtime.require()
     group_id = core.new_id("g")
-    group = PlacementGroup(PlacementGroupID(group_id), checked, core.actor)
+    group = PlacementGroup(PlacementGroupID(group_id), checked, core.actor, name)
     core.groups.create(group_id, checked, strategy, name, lifetime == "detached", namespace=core.namespace,
                        handle=pickle.dumps(group) if name else None)
     return group
@@ -173,7 +175,7 @@ def remove_placement_group(placement_group: PlacementGroup) -> None:
     if not isinstance(placement_group, PlacementGroup):
         raise TypeError(f"remove_placement_group expects a PlacementGroup, got {type(placement_group).__name__}")
     core = runtime.require()
-    core.groups.remove_any(placement_group.id.hex(), placement_group._owner)
+    core.groups.remove_any(placement_group.id.hex(), placement_group._owner, placement_group._name, core.namespace)
 
 
 def placement_group_table(placement_group: PlacementGroup | None = None) -> dict:

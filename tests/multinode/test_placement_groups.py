@@ -117,3 +117,30 @@ def test_node_affinity_hard_and_soft(cluster):
     with pytest.raises(TaskUnschedulableError):
         ray.get(node_of.options(scheduling_strategy=NodeAffinitySchedulingStrategy(gone, soft=False)).remote(),
                 timeout=60)
+
+
+def test_a_detached_group_outlives_its_creator_and_any_driver_can_remove_it(cluster):
+    created = cluster.driver(
+        "import actorcore as ray\n"
+        "from actorcore.util.placement_group import placement_group\n"
+        f"ray.init(address={cluster.address!r}, namespace='shared')\n"
+        "pg = placement_group([{'CPU': 2}], lifetime='detached', name='kept')\n"
+        "ray.get(pg.ready(), timeout=60)\n"
+        "print('created', pg.id.hex())\n")
+    assert created.returncode == 0, created.stderr[-3000:]
+    group_id = created.stdout.split()[-1]
+    wait_until(lambda: free_cpus() == 4.0, 30, "the detached group's CPUs to stay reserved")
+    removed = cluster.driver(
+        "import actorcore as ray\n"
+        "from actorcore.util import get_placement_group, remove_placement_group\n"
+        f"ray.init(address={cluster.address!r}, namespace='shared')\n"
+        "pg = get_placement_group('kept')\n"
+        "remove_placement_group(pg)\n"
+        "try:\n"
+        "    get_placement_group('kept')\n"
+        "except ValueError:\n"
+        "    print('forgotten')\n"
+        "print('removed', pg.id.hex())\n")
+    assert removed.returncode == 0, removed.stderr[-3000:]
+    assert removed.stdout.split()[-1] == group_id and "forgotten" in removed.stdout
+    wait_until(lambda: free_cpus() == 6.0, 30, "the detached group's CPUs to be released")
