@@ -21,6 +21,7 @@ import asyncio
 import itertools
 import pickle
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +55,9 @@ __all__ = ["GROUP_STATES", "STRATEGIES", "Group", "PlacementGroups"]
 
 STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
 GROUP_STATES = ("PENDING", "CREATED", "REMOVED", "RESCHEDULING")
+
+#: how many removed groups `placement_group_table` still shows (older ones are forgotten)
+KEEP_REMOVED = 1000
 
 #: the longest wait between two attempts to place a pending group (a node change wakes it earlier)
 MAX_RETRY_DELAY = 1.0
@@ -115,6 +119,7 @@ class PlacementGroups:
         self._handles: dict[str, Any] = {}  # group id -> the group object tasks were placed with
         self._changed = self._loop.create_future()
         self._ready_ids = itertools.count(1)
+        self._removed: deque[str] = deque()  # ids of removed groups still in the table, oldest first
 
     # -- the owner's side (user thread) -----------------------------------------------------
 
@@ -167,6 +172,11 @@ class PlacementGroups:
             return
         group.state = "REMOVED"
         group.nodes.clear()
+        self._removed.append(group_id)
+        if len(self._removed) > KEEP_REMOVED:  # the table keeps the latest removed groups only, as Ray's
+            forgotten = self._removed.popleft()
+            self._groups.pop(forgotten, None)
+            self._handles.pop(forgotten, None)
         group.ready.set()  # waiters see REMOVED
         if self._names.get(group.name) == group_id:
             del self._names[group.name]

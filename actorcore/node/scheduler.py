@@ -55,6 +55,9 @@ __all__ = ["GrantedLease", "GroupRemovedError", "RemoteNode", "Scheduler"]
 
 log = get_logger(__name__)
 
+#: how many removed placement groups a Scheduler remembers, to refuse leases of their resources
+REMEMBER_REMOVED_GROUPS = 100_000
+
 
 @dataclass(slots=True)
 class GrantedLease:
@@ -125,7 +128,7 @@ class Scheduler(Actor):
         self.warm_workers = 0  # the pool is kept at least this big: a dead worker is replaced at once
         self.ready: set[int] = set()  # pids of workers that said they are ready
         self.reservations: dict[str, _Reservation] = {}  # placement group id -> its bundles here
-        self.removed_groups: set[str] = set()
+        self.removed_groups: dict[str, None] = {}  # ids of removed groups, oldest first
 
     async def receive(self, message):
         if isinstance(message, RequestLease):
@@ -317,7 +320,9 @@ class Scheduler(Actor):
 
     def _release_group(self, group_id: str, removed: bool, prepared_only: bool = False) -> None:
         if removed:
-            self.removed_groups.add(group_id)
+            self.removed_groups[group_id] = None
+            if len(self.removed_groups) > REMEMBER_REMOVED_GROUPS:
+                del self.removed_groups[next(iter(self.removed_groups))]
             for pending in [p for p in self.pending if group_of_shape(p.request.shape) == group_id]:
                 self.pending.remove(pending)
                 pending.reply.fail(GroupRemovedError(f"its placement group {group_id} was removed"))
