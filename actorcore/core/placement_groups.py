@@ -469,12 +469,14 @@ class PlacementGroups:
             return group_shape(shape, group_id, index), target
         if isinstance(strategy, NodeAffinitySchedulingStrategy):
             node_id = strategy.node_id
-            if self._cluster.is_live(node_id):
+            total = self._cluster.view.get(node_id, {}).get("resources", {})
+            if self._cluster.is_live(node_id) and _fits(total, dict(shape)):
                 return shape, node_id
             if strategy.soft:
                 return shape, None
             error_type = exc.ActorUnschedulableError if actor else exc.TaskUnschedulableError
-            why = "dead" if node_id in self._cluster.dead_nodes else "unknown"
+            why = ("dead" if node_id in self._cluster.dead_nodes else
+                   f"too small for {_plain(dict(shape))}" if self._cluster.is_live(node_id) else "unknown")
             raise error_type(f"The node specified via NodeAffinitySchedulingStrategy doesn't exist any more "
                              f"or is infeasible, and soft=False was specified (node {node_id} is {why}).")
         raise TypeError(f"unknown scheduling strategy {strategy!r}")

@@ -34,7 +34,13 @@ def nodes_of(pg) -> dict:
     return placement_group_table(pg)["bundles_to_node_id"]
 
 
-# First: it has a cluster of its own (the module's shared one is started after it).
+@ray.remote
+class GangMember:
+    def where(self):
+        return os.getpid(), ray.get_runtime_context().get_node_id()
+
+
+# First: they have a cluster of their own (the module's shared one is started after it).
 def test_a_dead_nodes_bundles_are_rescheduled_elsewhere(fresh_cluster):
     cluster = fresh_cluster
     ray.init(address=cluster.address)
@@ -62,6 +68,31 @@ def test_a_dead_nodes_bundles_are_rescheduled_elsewhere(fresh_cluster):
     assert moved == nodes_of(pg)[lost]
     strategy = PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=lost)
     assert ray.get(node_of.options(scheduling_strategy=strategy).remote(), timeout=60) == nodes_of(pg)[lost]
+
+
+def test_a_gang_is_restarted_together_and_its_lost_member_in_its_bundles_new_home(fresh_cluster):
+    cluster = fresh_cluster
+    ray.init(address=cluster.address)
+    pg = placement_group([{"CPU": 1}] * 3, strategy="SPREAD")
+    gang = ray.supervise_gang(pg, [ray.ChildSpec(name, GangMember) for name in "xyz"], max_restarts=3, period=60)
+    try:
+        before = {name: ray.get(gang[name].where.remote(), timeout=60) for name in "xyz"}
+        assert len({node for _, node in before.values()}) == 3
+        victim = cluster.nodes["C"]
+        (lost,) = [name for name, (_, node) in before.items() if node == victim["node_id"]]
+        os.kill(victim["pid"], signal.SIGKILL)
+
+        def all_restarted():
+            now = {name: ray.get(gang[name].where.remote(), timeout=60) for name in "xyz"}
+            return all(now[name][0] != before[name][0] for name in now) and now
+
+        after = wait_until(all_restarted, LEASE_TTL + 90, "every member of the gang to be restarted",
+                           retry_on=(ray.exceptions.RayActorError,))
+        survivors = {cluster.nodes["A"]["node_id"], cluster.nodes["B"]["node_id"]}
+        assert after[lost][1] in survivors
+        assert placement_group_table(pg)["state"] == "CREATED" and gang.alive
+    finally:
+        gang.stop()
 
 
 def test_each_strategy_places_bundles_as_ray_does_and_tasks_run_on_their_bundles_node(cluster):
@@ -111,6 +142,11 @@ def test_node_affinity_hard_and_soft(cluster):
     assert set(ray.get([node_of.options(scheduling_strategy=hard).remote() for _ in range(4)], timeout=60)) == {target}
     soft = NodeAffinitySchedulingStrategy(target, soft=True)
     assert ray.get(node_of.options(scheduling_strategy=soft).remote(), timeout=60) == target
+    # B has no "A": soft affinity to B runs it where it can run, hard affinity fails.
+    assert ray.get(node_of.options(resources={"A": 1}, scheduling_strategy=soft).remote(),
+                   timeout=60) == cluster.nodes["A"]["node_id"]
+    with pytest.raises(TaskUnschedulableError):
+        ray.get(node_of.options(resources={"A": 1}, scheduling_strategy=hard).remote(), timeout=60)
     gone = "0" * 12
     assert ray.get(node_of.options(scheduling_strategy=NodeAffinitySchedulingStrategy(gone, soft=True)).remote(),
                    timeout=60) in {record["node_id"] for record in cluster.nodes.values()}

@@ -215,6 +215,7 @@ def test_a_group_passed_to_a_task_is_usable_there(group):
     @ray.remote(num_cpus=0)
     def use(handle):
         found = get_placement_group("shared")
+        assert ray.get(handle.ready()) == handle and handle.wait(10)
         record = placement_group_table(handle)
         inner = ray.get(group_of_caller.options(scheduling_strategy=PlacementGroupSchedulingStrategy(handle)).remote())
         return found.id.hex(), record["state"], inner
@@ -238,6 +239,10 @@ def test_node_affinity_hard_and_soft(cluster):
                 timeout=30)
     assert ray.get(node.options(scheduling_strategy=NodeAffinitySchedulingStrategy(unknown, soft=True)).remote(),
                    timeout=30) == here
+    # A node that can never hold the task: hard fails (soft would run it anywhere else).
+    with pytest.raises(TaskUnschedulableError, match="too small for"):
+        ray.get(node.options(scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
+                             num_cpus=64).remote(), timeout=30)
 
     @ray.remote
     class Pinned:
