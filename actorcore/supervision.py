@@ -574,8 +574,9 @@ def supervise_gang(
     Child ``i`` runs in bundle ``i`` (any bundle of the group if there are more children
     than bundles), unless its options give a ``PlacementGroupSchedulingStrategy`` of this
     group (say, another bundle index). Members wait for the group to be placed; if it is
-    removed, restarts fail and the group ends with that as its cause. Returns the
-    :class:`SupervisionGroup`.
+    removed, restarts fail and the group ends with that as its cause. ``name`` and
+    ``on_event`` are those of :func:`supervise` (the group's name in causes and logs; a
+    callback for each ``supervisor.SupervisorEvent``). Returns the :class:`SupervisionGroup`.
     """
     where = "supervise_gang()"
     if not (hasattr(placement_group, "bundle_specs") and hasattr(placement_group, "id")):

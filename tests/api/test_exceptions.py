@@ -324,6 +324,9 @@ def test_exports():
         "GetTimeoutError", "NodeDiedError", "ObjectLostError", "ObjectStoreFullError",
         "OwnerDiedError", "RayActorError", "RayError", "RayTaskError", "TaskCancelledError",
         "TaskError", "WorkerCrashedError",
+        # placement groups and scheduling strategies
+        "ActorPlacementGroupRemoved", "ActorUnschedulableError", "TaskPlacementGroupRemoved",
+        "TaskUnschedulableError",
     ])
     for name in exc.__all__:
         assert hasattr(exc, name), name
