@@ -439,7 +439,10 @@ class PlacementGroups:
                     index = int(parts[2])
             elif name.endswith(f"_group_{group_id}"):
                 base.append((name[: -len(f"_group_{group_id}")], quantity))
-        strategy = PlacementGroupSchedulingStrategy(self._handles[group_id], index)
+        handle = self._handles.get(group_id)
+        if handle is None:  # removed long ago (forgotten since)
+            raise exc.TaskPlacementGroupRemoved()
+        strategy = PlacementGroupSchedulingStrategy(handle, index)
         return await self.place(strategy, tuple(base), "", actor=False)
 
     async def place(self, strategy: Any, shape: tuple, name: str, *, actor: bool) -> tuple:

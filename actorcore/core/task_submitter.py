@@ -265,14 +265,15 @@ class TaskSubmitter:
             grant, scheduler = await self.lease_worker(queue.resources, target=queue.target)
         except Exception as error:  # noqa: BLE001 - a failed lease request fails the shape's queue
             queue.requesting -= 1
-            if self._system._closing or isinstance(error, PeerLostError):
-                log.debug("lease request ended with the node", error=repr(error))
+            removed = isinstance(error, exc.TaskPlacementGroupRemoved)  # the tasks' placement group
+            if self._system._closing or isinstance(error, PeerLostError) or removed:
+                log.debug("lease request ended with the node or the placement group", error=repr(error))
             else:
                 log.error("lease request failed", error=repr(error))
             while queue.specs:
                 pending = queue.specs.popleft()
-                self._manager.finish(pending, [Failed(exc.RayError(f"cannot schedule {pending.spec.name}: {error}"))]
-                                     * len(pending.return_ids))
+                failure = error if removed else exc.RayError(f"cannot schedule {pending.spec.name}: {error}")
+                self._manager.finish(pending, [Failed(failure)] * len(pending.return_ids))
             return
         queue.requesting -= 1
         queue.leases.append(WorkerLease(grant.lease_id, grant.worker, grant.pid, queue.shape, scheduler,
@@ -349,12 +350,16 @@ class TaskSubmitter:
             return True  # already running again
         pending.spec.attempt += 1
         resources, target = pending.shape
-        if target is not None and not self._cluster.is_live(target):
+        if target is not None and not self._cluster.is_live(target) and group_of_shape(resources) is None:
             pending.shape = (resources, None)
         if pending.arg_refs is not None:
             # Its arguments as refs again: each resolves to its current copy, or waits for it
             # to be made again itself (lineage, recursively).
             pending.spec.args, pending.spec.kwargs = list(pending.arg_refs[0]), dict(pending.arg_refs[1])
+        if group_of_shape(resources) is not None and not self._cluster.is_live(target):
+            self._manager.track(pending)  # a placement group's task: placed again with its group
+            self._loop.create_task(self._place_again(pending))
+            return True
         self._submit(pending)
         return True
 

@@ -28,6 +28,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from .._logging import get_logger
+from ..exceptions import TaskPlacementGroupRemoved
 from ..kernel import Actor, ActorRef, Reply, Terminated
 from ..protocol import (
     ActorWorkerExited,
@@ -51,7 +52,7 @@ from ..protocol import (
 )
 from ..scheduling import bundle_resources, group_of_shape
 
-__all__ = ["GrantedLease", "GroupRemovedError", "RemoteNode", "Scheduler"]
+__all__ = ["GrantedLease", "RemoteNode", "Scheduler"]
 
 log = get_logger(__name__)
 
@@ -70,10 +71,6 @@ class GrantedLease:
     owner: ActorRef
     for_actor: bool
     blocked: bool = False
-
-
-class GroupRemovedError(RuntimeError):
-    """The answer to a lease request for the resources of a removed placement group."""
 
 
 @dataclass(slots=True)
@@ -133,8 +130,7 @@ class Scheduler(Actor):
     async def receive(self, message):
         if isinstance(message, RequestLease):
             if self.removed_groups and group_of_shape(message.shape) in self.removed_groups:
-                self.context.defer_reply().fail(GroupRemovedError(
-                    f"its placement group {group_of_shape(message.shape)} was removed"))
+                self.context.defer_reply().fail(TaskPlacementGroupRemoved())
                 return None
             self._watch_owner(message.owner)
             self.pending.append(_Pending(message, self.context.defer_reply()))
@@ -325,7 +321,7 @@ class Scheduler(Actor):
                 del self.removed_groups[next(iter(self.removed_groups))]
             for pending in [p for p in self.pending if group_of_shape(p.request.shape) == group_id]:
                 self.pending.remove(pending)
-                pending.reply.fail(GroupRemovedError(f"its placement group {group_id} was removed"))
+                pending.reply.fail(TaskPlacementGroupRemoved())
         reservations = self.reservations.pop(group_id, [])
         kept = [r for r in reservations if prepared_only and r.committed]
         if kept:

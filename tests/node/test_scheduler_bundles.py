@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from actorcore.node.scheduler import GroupRemovedError
+from actorcore.exceptions import TaskPlacementGroupRemoved
 from actorcore.protocol import (
     CommitBundles,
     GetResources,
@@ -88,9 +88,9 @@ async def test_removal_kills_the_groups_workers_fails_its_requests_and_gives_its
     queued = in_group(node, CPU=1)
     await assert_waiting(node, queued)
     assert await node.scheduler.ask(ReleaseBundles(GROUP)) is True
-    with pytest.raises(GroupRemovedError, match="g1 was removed"):
+    with pytest.raises(TaskPlacementGroupRemoved, match="has been removed"):
         await queued
-    with pytest.raises(GroupRemovedError):
+    with pytest.raises(TaskPlacementGroupRemoved):
         await in_group(node, CPU=1)
     await node.settle()
     assert KillWorker(pid) in node.pool.take()
