@@ -180,3 +180,14 @@ def test_a_detached_group_outlives_its_creator_and_any_driver_can_remove_it(clus
     assert removed.returncode == 0, removed.stderr[-3000:]
     assert removed.stdout.split()[-1] == group_id and "forgotten" in removed.stdout
     wait_until(lambda: free_cpus() == 6.0, 30, "the detached group's CPUs to be released")
+
+
+# Last: it adds a node to the module's cluster.
+def test_a_pending_group_is_placed_when_a_node_that_can_hold_it_joins(cluster):
+    pg = placement_group([{"CPU": 1, "D": 1}, {"CPU": 1}], strategy="STRICT_PACK")
+    assert not pg.wait(0.5)
+    assert placement_group_table(pg)["state"] == "PENDING"
+    joined = cluster.start_node("D")
+    assert ray.get(pg.ready(), timeout=60) == pg
+    assert set(nodes_of(pg).values()) == {joined["node_id"]}
+    remove_placement_group(pg)
