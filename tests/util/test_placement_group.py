@@ -83,6 +83,11 @@ def test_bad_bundles_and_arguments_are_refused_with_rays_messages(cluster):
         placement_group([{"CPU": 1}], strategy="FOO")
     with pytest.raises(ValueError, match="lifetime"):
         placement_group([{"CPU": 1}], lifetime="forever")
+    # As in Ray, `ray.util.placement_group` is the function (here the module, callable as it).
+    import actorcore.util
+
+    with pytest.raises(ValueError, match="Got empty list instead"):
+        actorcore.util.placement_group([])
 
 
 def test_ready_resolves_to_the_group_and_the_table_has_rays_fields(group):
