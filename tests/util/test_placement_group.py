@@ -66,6 +66,18 @@ def parent_opting_out():
     return ray.get(group_of_caller.options(scheduling_strategy=no_group).remote())
 
 
+@ray.remote
+class GroupReporter:
+    def group(self):
+        current = get_current_placement_group()
+        return None if current is None else current.id.hex()
+
+
+@ray.remote
+def parent_of_an_actor():
+    return ray.get(GroupReporter.remote().group.remote())
+
+
 def test_bad_bundles_and_arguments_are_refused_with_rays_messages(cluster):
     with pytest.raises(ValueError, match="must be a list, got <class 'str'>"):
         placement_group("CPU")
@@ -167,6 +179,8 @@ def test_capture_child_tasks(group):
     assert ray.get(parent_of_children.options(scheduling_strategy=captured, num_cpus=0).remote(),
                    timeout=60) == (pg.id.hex(), None)
     assert ray.get(parent_opting_out.options(scheduling_strategy=captured, num_cpus=0).remote(), timeout=60) is None
+    assert ray.get(parent_of_an_actor.options(scheduling_strategy=captured, num_cpus=0).remote(),
+                   timeout=60) == pg.id.hex()  # an actor it creates is captured too
     not_captured = PlacementGroupSchedulingStrategy(pg)
     assert ray.get(parent_of_children.options(scheduling_strategy=not_captured, num_cpus=0).remote(),
                    timeout=60) == (None, None)
