@@ -40,6 +40,7 @@ __all__ = [
     "LeaseBlocked",
     "LeaseGranted",
     "LeaseUnblocked",
+    "ListNamedActors",
     "ListNodes",
     "ListWorkers",
     "LogLines",
@@ -462,3 +463,11 @@ class WorkerReady:
 @dataclass(frozen=True, slots=True)
 class Shutdown:
     """Ask a node's guard to stop the node."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListNamedActors:
+    """Ask the GcsLink for the named actors that are not dead: ``(namespace, name)`` pairs, sorted,
+    of ``namespace`` only, or of every namespace if it is None (`list_named_actors`)."""
+
+    namespace: str | None
