@@ -52,6 +52,8 @@ METRICS = {
     "n_n_actor_calls_async": ("calls/s", True),
     "get_100mb_zero_copy": ("s", False),
     "mapreduce_2m_words_seconds": ("s", False),
+    "actor_pool_map_items": ("items/s", True),
+    "queue_put_get_items": ("round trips/s", True),
 }
 SESSION_WORKLOADS = [name for name in METRICS if name != "init_seconds"]
 
@@ -282,7 +284,34 @@ def build(ray, timing: Timing) -> dict:
                 "distinct_words": len(counts), "total_words": total,
                 "top_words": [[k.decode(), v] for k, v in top], "corpus_build_s": corpus_s}
 
+    @workload
+    def actor_pool_map_items():
+        pool = _library(ray, "").ActorPool([Actor.remote(), Actor.remote()])
+        items = range(1000)
+        return timeit(lambda: list(pool.map(lambda actor, item: actor.small_value_arg.remote(item), items)),
+                      len(items), timing)
+
+    @workload
+    def queue_put_get_items():
+        queue = _library(ray, "queue").Queue()
+
+        def round_trip():
+            queue.put(0)
+            queue.get()
+
+        try:
+            return timeit(round_trip, 1, timing)
+        finally:
+            queue.shutdown()
+
     return {name.lstrip("_"): fn for name, fn in workloads.items()}
+
+
+def _library(ray, module: str):
+    """``ray.util`` (``module=""``) or one of its submodules, of the framework module ``ray``."""
+    import importlib
+
+    return importlib.import_module(f"{ray.__name__}.util{'.' + module if module else ''}")
 
 
 def import_framework(framework: str):
