@@ -32,12 +32,12 @@ import builtins
 import concurrent.futures
 import itertools
 import logging
-from multiprocessing import TimeoutError  # noqa: A004 - the error AsyncResult.get raises, as Ray's
 import os
 import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from multiprocessing import TimeoutError
 from typing import Any
 
 from .. import api
@@ -141,7 +141,7 @@ class _CallbackThread:
                 job = self._jobs.popleft()
             try:
                 job()
-            except Exception:  # noqa: BLE001 - a user callback's error is logged, the pool goes on
+            except Exception:
                 log.exception("a multiprocessing.Pool callback raised")
 
 

@@ -99,7 +99,7 @@ def test_get_next_timeout_keeps_the_result_unless_told_to_ignore_it():
     gated = Gated.remote()
     pool = ActorPool([gated])
     pool.submit(lambda actor, value: actor.held.remote(value), "kept")
-    with pytest.raises(TimeoutError, match="^Timed out waiting for result$"):
+    with pytest.raises(TimeoutError, match=r"^Timed out waiting for result$"):
         pool.get_next(timeout=0.2)
     assert pool.has_next()
     ray.get(gated.release.remote())
@@ -119,7 +119,7 @@ def test_get_next_unordered_timeout_and_ignore():
     gated = Gated.remote()
     pool = ActorPool([gated])
     pool.submit(lambda actor, value: actor.held.remote(value), 1)
-    with pytest.raises(TimeoutError, match="^Timed out waiting for result$"):
+    with pytest.raises(TimeoutError, match=r"^Timed out waiting for result$"):
         pool.get_next_unordered(timeout=0.2)
     with pytest.raises(TimeoutError, match="has been ignored"):
         pool.get_next_unordered(timeout=0.2, ignore_if_timedout=True)

@@ -24,7 +24,7 @@ class HoldsALock:
 def function_of_an_unimportable_module():
     """A function cloudpickle sends by value (as it does those of ``__main__``), using a global lock."""
     namespace = {"__name__": "a_module_no_worker_can_import", "GLOBAL_LOCK": GLOBAL_LOCK}
-    exec("def uses_the_global_lock():\n    return GLOBAL_LOCK\n", namespace)  # noqa: S102 - a fixed text
+    exec("def uses_the_global_lock():\n    return GLOBAL_LOCK\n", namespace)
     return namespace["uses_the_global_lock"]
 
 

@@ -11,7 +11,6 @@ import threading
 
 import pytest
 
-import actorcore as ray
 from actorcore.testing import is_alive, wait_until
 from actorcore.util.multiprocessing import Pool, PoolTaskError
 
