@@ -37,11 +37,12 @@ import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from multiprocessing import TimeoutError
+from multiprocessing import TimeoutError  # what AsyncResult.get raises, as in Ray
 from typing import Any
 
 from .. import api
 from ..actor import ActorClass, kill
+from ..env import ADDRESS_ENV
 
 __all__ = ["AsyncResult", "IMapIterator", "Pool", "PoolTaskError", "TimeoutError"]
 
@@ -314,7 +315,7 @@ class Pool:
     @staticmethod
     def _connect(processes: int | None, ray_address: str | None) -> int:
         if not api.is_initialized():
-            address = ray_address if ray_address is not None else os.environ.get(RAY_ADDRESS_ENV)
+            address = ray_address or os.environ.get(RAY_ADDRESS_ENV) or os.environ.get(ADDRESS_ENV)
             if address in (None, "local"):
                 api.init(address=address, num_cpus=processes)
             else:
