@@ -123,6 +123,8 @@ class ActorPool:
         else:
             if not ignore_if_timedout:
                 raise TimeoutError(_TIMEOUT_MESSAGE)
+            # Ray names no result to drop here (its own code fails with UnboundLocalError): the
+            # oldest one is dropped, as get_next would.
             index = min(self._in_flight)
             future, _ = self._in_flight[index]
             self._next_return_index = max(self._next_return_index, index + 1)
@@ -160,7 +162,8 @@ class ActorPool:
             yield take()
 
     def _drop_results(self, *, ordered: bool) -> None:
-        """Drop the results still in the pool whose calls have finished; wait for none."""
+        """Drop every result still in the pool, finished or not, waiting for none (as Ray's map
+        does: an unfinished call's actor is taken as free again)."""
         take = self.get_next if ordered else self.get_next_unordered
         while self.has_next():
             try:
