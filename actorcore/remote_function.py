@@ -18,6 +18,7 @@ from . import options as opts
 from .object_ref import ObjectRef
 from .objects import INLINE_THRESHOLD, serialize
 from .protocol import Inline
+from .ray_compat import shippable
 
 __all__ = ["RemoteFunction", "prepare_args"]
 
@@ -36,7 +37,7 @@ class _Exported:
     def id(self) -> str:
         if self._id is None:
             try:
-                self._blob = cloudpickle.dumps(self.obj)
+                self._blob = shippable(cloudpickle.dumps(self.obj))
             except Exception as error:
                 raise TypeError(f"{getattr(self.obj, '__qualname__', self.obj)!r} cannot be pickled to "
                                 f"ship it to workers: {error}") from error
