@@ -13,10 +13,15 @@ program's tasks and actors (see that module for how workers learn it).
 from __future__ import annotations
 
 import argparse
+import builtins
+import importlib.machinery
 import importlib.util
+import io
 import os
 import runpy
 import sys
+import types
+import zipfile
 
 from .ray_compat import install
 
@@ -50,6 +55,8 @@ def run_program(target: str, args: list[str], *, module: bool = False) -> int:
     propagates, as it ends python; an uncaught exception is printed by ``sys.excepthook``
     and returns 1."""
     if module:
+        sys.path[0] = os.getcwd()
+        install()  # before looking for it: its package may import ray
         try:
             found = importlib.util.find_spec(target)
         except (ImportError, ValueError) as error:
@@ -60,7 +67,6 @@ def run_program(target: str, args: list[str], *, module: bool = False) -> int:
             print(f"actorcore run: {reason}", file=sys.stderr)
             return 1
         sys.argv = [target, *args]  # runpy puts the module's file in argv[0], as python -m does
-        sys.path[0] = os.getcwd()
     else:
         if not os.path.exists(target):
             print(f"actorcore run: can't open file {os.path.abspath(target)!r}: "
@@ -68,12 +74,14 @@ def run_program(target: str, args: list[str], *, module: bool = False) -> int:
             return 2
         sys.argv = [target, *args]
         sys.path[0] = os.path.dirname(os.path.realpath(target))
-    install()
+        install()
     try:
         if module:
             runpy.run_module(target, run_name="__main__", alter_sys=True)
+        elif os.path.isdir(target) or zipfile.is_zipfile(target):
+            runpy.run_path(target, run_name="__main__")  # its __main__.py, as python runs it
         else:
-            runpy.run_path(target, run_name="__main__")
+            _run_file(target)
     except (SystemExit, KeyboardInterrupt):
         raise
     except BaseException as error:  # noqa: BLE001 - the program's: reported as python reports it
@@ -83,6 +91,20 @@ def run_program(target: str, args: list[str], *, module: bool = False) -> int:
         sys.excepthook(type(error), error.with_traceback(trace), trace)
         return 1
     return 0
+
+
+def _run_file(path: str) -> None:
+    """Run the script at `path` as python does: in a new ``__main__`` module (it stays
+    ``sys.modules["__main__"]`` after it returns, for atexit handlers and pickling by value),
+    compiled under its absolute path."""
+    filename = os.path.abspath(path)
+    with io.open_code(filename) as source:
+        code = compile(source.read(), filename, "exec", dont_inherit=True)
+    main_module = types.ModuleType("__main__")
+    main_module.__dict__.update(__file__=filename, __builtins__=builtins, __cached__=None,
+                                __loader__=importlib.machinery.SourceFileLoader("__main__", filename))
+    sys.modules["__main__"] = main_module
+    exec(code, main_module.__dict__)
 
 
 def _is_runner(frame) -> bool:
