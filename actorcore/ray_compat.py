@@ -39,6 +39,7 @@ import importlib.abc
 import importlib.util
 import pickle
 import sys
+import threading
 from types import ModuleType
 
 __all__ = ["RAY_API_VERSION", "RAY_LIBRARIES", "RAY_MODULES", "install", "installed", "shippable"]
@@ -158,6 +159,7 @@ def _resolve(name: str) -> ModuleType:
 
 
 _finder = _RayFinder()
+_installing = threading.Lock()  # threads of a worker may load definitions at once
 
 
 def installed() -> bool:
@@ -168,8 +170,9 @@ def installed() -> bool:
 def install() -> ModuleType:
     """Make ``import ray`` and the ``ray.*`` names of `RAY_MODULES` resolve to actorcore in
     this process (idempotent); return the ``ray`` module."""
-    if not installed():
-        sys.meta_path.insert(0, _finder)
+    with _installing:
+        if not installed():
+            sys.meta_path.insert(0, _finder)
     ray = importlib.import_module("ray")
     for name in _ATTRIBUTE_SUBMODULES:
         try:

@@ -4,7 +4,8 @@
 The program runs in this process as ``python SCRIPT ARGS...`` (or ``python -m MODULE``)
 would run it: as ``__main__``, with ``sys.argv`` = ``[SCRIPT, *ARGS]``, the script's
 directory (the current one for a module) first on ``sys.path``, its exit code (``sys.exit``,
-1 for an uncaught exception) and its traceback, without this runner's frames. Before it
+1 for an uncaught exception) and its traceback, without this runner's frames; ``RAY_ADDRESS``
+stands for ``ACTORCORE_ADDRESS`` (where ``init()`` connects) if that is not set. Before it
 starts, `actorcore.ray_compat.install` makes ``import ray`` and the ``ray.*`` modules that
 actorcore provides resolve to actorcore in this process and in the workers that run the
 program's tasks and actors (see that module for how workers learn it).
@@ -23,9 +24,12 @@ import sys
 import types
 import zipfile
 
+from .env import ADDRESS_ENV
 from .ray_compat import install
 
-__all__ = ["add_run_arguments", "main", "run_from_args", "run_program"]
+__all__ = ["RAY_ADDRESS_ENV", "add_run_arguments", "main", "run_from_args", "run_program"]
+
+RAY_ADDRESS_ENV = "RAY_ADDRESS"  # a Ray program's cluster address: ACTORCORE_ADDRESS unless that is set
 
 
 
@@ -54,6 +58,8 @@ def run_program(target: str, args: list[str], *, module: bool = False) -> int:
     ``ray`` resolving to actorcore; return its exit code. A `SystemExit` of the program
     propagates, as it ends python; an uncaught exception is printed by ``sys.excepthook``
     and returns 1."""
+    if os.environ.get(RAY_ADDRESS_ENV) and not os.environ.get(ADDRESS_ENV):
+        os.environ[ADDRESS_ENV] = os.environ[RAY_ADDRESS_ENV]  # where init() connects, as in Ray
     if module:
         sys.path[0] = os.getcwd()
         install()  # before looking for it: its package may import ray

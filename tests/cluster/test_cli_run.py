@@ -368,3 +368,18 @@ def test_a_ray_installed_beside_actorcore_still_imports_in_other_processes(tmp_p
         "driver": "actorcore's", "worker": "actorcore's", "other process": "the installed ray"}
     assert _report(_run(sys.executable, "plain.py", cwd=program, env=env)) == {
         "driver": "the installed ray", "worker": "the installed ray"}
+
+
+def test_ray_address_is_where_init_connects(tmp_path):
+    program = _write(tmp_path, connect="""
+        import ray
+
+        ray.init()
+        """)
+    env = {k: v for k, v in os.environ.items() if k != "ACTORCORE_ADDRESS"}
+    result = subprocess.run([str(ACTORCORE_SCRIPT), "run", "connect.py"], cwd=program, capture_output=True,
+                            text=True, timeout=60, check=False, env={**env, "RAY_ADDRESS": "auto"})
+    assert result.returncode == 1
+    # no cluster was started in this test's ACTORCORE_HOME: init() was told "auto", and says so
+    assert result.stderr.splitlines()[-1].startswith(
+        "ConnectionError: init(address='auto'): no actorcore cluster was started on this machine")
