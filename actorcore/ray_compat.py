@@ -89,6 +89,7 @@ class _RayModule(ModuleType):
     def __init__(self, actorcore: ModuleType) -> None:
         super().__init__("ray", "Ray's API, provided by actorcore (`actorcore run`).")
         self.__path__: list[str] = []  # a package: its submodules come from the finder only
+        self.__file__ = actorcore.__file__  # where the code that answers is
         self.__version__ = RAY_API_VERSION
         self.__all__ = list(actorcore.__all__)
         self._actorcore = actorcore
