@@ -21,7 +21,7 @@ import pytest
 from actorcore import cluster_files as files
 from actorcore.gcs.etcd_server import _free_port
 from actorcore.ray_compat import RAY_API_VERSION, RAY_MODULES
-from actorcore.testing import processes_of
+from actorcore.testing import processes_of, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -164,7 +164,7 @@ def test_a_cluster_started_with_actorcore_start_runs_it(tmp_path, actorcore_home
         if files.node_files():
             _run(sys.executable, "-m", "actorcore", "stop", "--force", cwd=tmp_path, timeout=90)
         _kill_leftovers(actorcore_home)
-    assert processes_of(actorcore_home) == []
+    wait_until(lambda: processes_of(actorcore_home) == [], 30, "the cluster's processes to end")
 
 
 def test_every_mapped_ray_module_is_its_actorcore_module_or_names_what_is_missing(tmp_path):
