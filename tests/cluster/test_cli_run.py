@@ -383,3 +383,41 @@ def test_ray_address_is_where_init_connects(tmp_path):
     # no cluster was started in this test's ACTORCORE_HOME: init() was told "auto", and says so
     assert result.stderr.splitlines()[-1].startswith(
         "ConnectionError: init(address='auto'): no actorcore cluster was started on this machine")
+
+
+def test_ray_util_names_work_in_the_driver_and_in_workers(tmp_path):
+    program = _write(tmp_path, library="""
+        import json
+
+        import ray
+        from ray.util import ActorPool
+        from ray.util.queue import Empty, Queue
+
+
+        @ray.remote
+        class Doubler:
+            def double(self, n):
+                return 2 * n
+
+
+        @ray.remote
+        def producer(queue):
+            from ray.util.queue import Queue as QueueHere
+            queue.put_nowait_batch([1, 2, 3])
+            return isinstance(queue, QueueHere)
+
+
+        ray.init(num_cpus=2)
+        queue = Queue(maxsize=10)
+        same_class = ray.get(producer.remote(queue))
+        items = [queue.get(timeout=30) for _ in range(3)]
+        try:
+            queue.get_nowait()
+        except Empty:
+            empty = True
+        pool = ActorPool([Doubler.remote(), Doubler.remote()])
+        doubled = list(pool.map(lambda actor, n: actor.double.remote(n), items))
+        print(json.dumps([same_class, items, empty, doubled]))
+        ray.shutdown()
+        """)
+    assert _report(_run(str(ACTORCORE_SCRIPT), "run", "library.py", cwd=program)) == [True, [1, 2, 3], True, [2, 4, 6]]
