@@ -59,6 +59,7 @@ __all__ = [
     "SubscribeView",
     "TaskResult",
     "TaskSpec",
+    "UseDevices",
     "WorkerDied",
     "WorkerReady",
 ]
@@ -116,6 +117,7 @@ class LeaseGranted:
     worker: Any  # the worker's Executor ref
     pid: int
     node_id: str = ""
+    gpu_ids: tuple = ()  # the GPU device ids the lease holds (strings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +241,7 @@ class BecomeActor:
     max_concurrency: int
     is_async: bool
     detached: bool = False  # False: the actor ends when its owner (spec.owner) does
+    gpu_ids: tuple = ()  # the GPU device ids of its lease: its CUDA_VISIBLE_DEVICES for its lifetime
 
 
 # -- objects ------------------------------------------------------------------------------
@@ -462,3 +465,14 @@ class WorkerReady:
 @dataclass(frozen=True, slots=True)
 class Shutdown:
     """Ask a node's guard to stop the node."""
+
+
+# -- devices ------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class UseDevices:
+    """Submitter -> a worker it leased, before the lease's first task: the GPU device ids the
+    lease holds (its tasks run with CUDA_VISIBLE_DEVICES set to them)."""
+
+    lease_id: int
+    gpu_ids: tuple

@@ -52,6 +52,8 @@ def shape_of(options: dict, actor: bool = False) -> tuple:
         shape["CPU"] = float(cpus)
     if options.get("num_gpus"):
         shape["GPU"] = float(options["num_gpus"])
+    if options.get("memory"):
+        shape["memory"] = float(options["memory"])
     for name, quantity in (options.get("resources") or {}).items():
         if quantity:
             shape[name] = float(quantity)
