@@ -10,9 +10,10 @@ import textwrap
 
 import pytest
 
+from actorcore import cluster_files as files
 from actorcore.gcs.etcd_server import _free_port
 
-from .test_cli_cluster import _cli, _logs, home  # noqa: F401 - home is the fixture of these tests
+from .test_cli_cluster import _cli, _kill_leftovers, _logs
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -26,6 +27,17 @@ DRIVER = textwrap.dedent("""
 
     print(ray.get(devices.remote(), timeout=60))
 """)
+
+
+@pytest.fixture
+def home(actorcore_home):
+    """This test's ACTORCORE_HOME; whatever of its cluster still runs afterwards is stopped."""
+    try:
+        yield actorcore_home
+    finally:
+        if files.node_files():
+            _cli("stop", "--force")
+        _kill_leftovers(actorcore_home)
 
 
 def totals() -> dict:
