@@ -25,7 +25,7 @@ from ._logging import get_logger
 from .connection import ClusterConnection, LocalCluster
 from .core import CoreWorker
 from .env import ADDRESS_ENV
-from .node_resources import resolve_gpu_ids
+from .node_resources import accelerator_type_resources, resolve_gpu_ids
 from .object_ref import ObjectRef
 from .protocol import ListNodes
 from .runtime_context import RuntimeContext, current_gpu_ids
@@ -130,7 +130,8 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
         cluster = LocalCluster()
         try:
             cluster.start(num_cpus if num_cpus is not None else (os.cpu_count() or 1),
-                          len(gpu_ids) if num_gpus is None else num_gpus, resources or {}, log_to_driver,
+                          len(gpu_ids) if num_gpus is None else num_gpus,
+                          {**accelerator_type_resources(len(gpu_ids)), **(resources or {})}, log_to_driver,
                           gpu_ids=gpu_ids, memory=memory)
             core = cluster.system.run(_make_core(cluster, namespace or uuid.uuid4().hex))
         except BaseException:

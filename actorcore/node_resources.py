@@ -7,6 +7,9 @@ Both are resolved on the node's machine by whoever starts the node (``init()`` a
   ``nvidia-smi -L`` (ids 0..n-1), else none. A count given by the user (``num_gpus``,
   ``--num-gpus``) overrides the detection: the first ones of ``CUDA_VISIBLE_DEVICES``, else
   ids 0..N-1 (declared GPUs need no hardware). A device a fraction is given of still gets an id.
+- the GPUs' model (`accelerator_type`, e.g. "V100" for "Tesla V100-SXM2-16GB"), from the first
+  GPU nvidia-smi lists: a node with GPUs offers one ``accelerator_type:<model>`` resource, which
+  the ``accelerator_type`` option of a task or actor asks 0.001 of (as Ray names and asks it).
 - memory: a logical resource in bytes, 70% of the memory available now (total, or the
   cgroup's limit, minus what is used apart from the page cache). Ray gives the other 30% to its
   object store; actorcore's objects also live in memory (/dev/shm), so it keeps the same share.
@@ -21,10 +24,12 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["CUDA_VISIBLE_DEVICES", "MEMORY_SHARE", "default_memory", "detect_gpu_ids", "resolve_gpu_ids",
-           "visible_gpu_ids"]
+__all__ = ["ACCELERATOR_TYPE_PREFIX", "CUDA_VISIBLE_DEVICES", "MEMORY_SHARE", "accelerator_type",
+           "accelerator_type_resources", "default_memory", "detect_gpu_ids", "resolve_gpu_ids", "visible_gpu_ids"]
 
 CUDA_VISIBLE_DEVICES = "CUDA_VISIBLE_DEVICES"
+#: a node's ``accelerator_type:<model>`` resource, and what the ``accelerator_type`` option asks for
+ACCELERATOR_TYPE_PREFIX = "accelerator_type:"
 #: the share of the available memory a node offers as its ``memory`` resource by default
 MEMORY_SHARE = 0.7
 _NVIDIA_SMI_TIMEOUT = 10.0
@@ -43,6 +48,35 @@ def detect_gpu_ids(environ: Mapping[str, str] = os.environ) -> list[str]:
     visible = visible_gpu_ids(environ)
     if visible is not None:
         return visible
+    return [str(index) for index in range(len(_listed_gpus(environ)))]
+
+
+def accelerator_type_resources(gpu_count: float, environ: Mapping[str, str] = os.environ) -> dict[str, float]:
+    """``{"accelerator_type:<model>": 1}`` for a node with GPUs whose model nvidia-smi names, else {}."""
+    names = _listed_gpus(environ) if gpu_count > 0 else []
+    model = accelerator_type(names[0]) if names else None
+    return {f"{ACCELERATOR_TYPE_PREFIX}{model}": 1.0} if model else {}
+
+
+def accelerator_type(gpu_name: str) -> str | None:
+    """The model in an NVIDIA GPU's name, as Ray names it: the words after the brand up to the
+    first one with a digit ("Tesla V100-SXM2-16GB" -> "V100", "NVIDIA RTX PRO 6000" ->
+    "RTX-PRO-6000"); a name without such a model, the name without "NVIDIA" ("GeForce-RTX-4090")."""
+    model = []
+    for word in gpu_name.split()[1:]:
+        head = word.split("-")[0]
+        if not (head.isalnum() and head.upper() == head):
+            break
+        model.append(head)
+        if any(c.isdigit() for c in head):
+            return "-".join(model)
+        if not head.isalpha():
+            break
+    return "-".join(gpu_name.removeprefix("NVIDIA").split()) or None
+
+
+def _listed_gpus(environ: Mapping[str, str]) -> list[str]:
+    """The names of the GPUs ``nvidia-smi -L`` lists (none without it, or when it fails)."""
     smi = shutil.which("nvidia-smi", path=environ.get("PATH"))
     if smi is None:
         return []
@@ -51,8 +85,9 @@ def detect_gpu_ids(environ: Mapping[str, str] = os.environ) -> list[str]:
                                  check=True, env=dict(environ)).stdout
     except (OSError, subprocess.SubprocessError):  # no driver, or it hangs: no usable GPU
         return []
-    count = sum(1 for line in listing.splitlines() if line.startswith("GPU "))
-    return [str(index) for index in range(count)]
+    # "GPU 0: Tesla T4 (UUID: GPU-...)"; the MIG devices of a GPU are indented under it
+    return [line.partition(": ")[2].rpartition(" (UUID")[0].strip() for line in listing.splitlines()
+            if line.startswith("GPU ")]
 
 
 def resolve_gpu_ids(num_gpus: float | None, environ: Mapping[str, str] = os.environ) -> list[str]:

@@ -149,6 +149,7 @@ OPTIONS: tuple[Option, ...] = (
     _opt("num_cpus", _TA, "a number >= 0", _number, task=1, actor=0),
     _opt("num_gpus", _TA, "a number >= 0, whole if above 1", _gpus, 0),
     _opt("memory", _TA, "a number of bytes >= 0", _number),
+    _opt("accelerator_type", _TA, "a non-empty str (a GPU model, e.g. 'V100')", _non_empty_str),
     _opt("resources", _TA, "a dict of resource name (not 'CPU'/'GPU') -> number >= 0",
          _resources, MappingProxyType({})),
     _opt("max_retries", ("task",), "an int >= -1 (-1: retry forever)", _int(-1), 3),
@@ -170,7 +171,7 @@ _BY_NAME = {option.name: option for option in OPTIONS}
 
 # Ray options actorcore does not implement: named as such rather than as typos.
 _RAY_ONLY = frozenset({
-    "accelerator_type", "concurrency_group", "concurrency_groups", "enable_task_events",
+    "concurrency_group", "concurrency_groups", "enable_task_events",
     "label_selector", "max_calls", "max_pending_calls", "object_store_memory",
     "placement_group", "placement_group_bundle_index", "placement_group_capture_child_tasks",
     "runtime_env", "_metadata",

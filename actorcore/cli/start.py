@@ -35,7 +35,7 @@ from ..credentials import Credentials, CredentialsError, make_credentials
 from ..env import DEFAULT_LEASE_TTL, MIN_LEASE_TTL
 from ..node_config import EtcdToStart, NodeConfig
 from ..node_launcher import NodeProcess, NodeStartError, launch
-from ..node_resources import resolve_gpu_ids
+from ..node_resources import accelerator_type_resources, resolve_gpu_ids
 from . import common, stop
 from .interrupt import Interrupted, Interruptible
 from .local_nodes import forget_node, forget_stopped_nodes, kill, node_running
@@ -225,7 +225,7 @@ def _start_node(args: argparse.Namespace, interrupt: Interruptible) -> int:
         node_id=node_id, etcd=etcd, cluster_mode=True, cluster=cluster, head=args.head, node_ip=node_ip,
         num_cpus=args.num_cpus if args.num_cpus is not None else float(os.cpu_count() or 1),
         num_gpus=len(gpu_ids) if args.num_gpus is None else args.num_gpus, gpu_ids=gpu_ids, memory=args.memory,
-        resources=args.resources, cwd=os.getcwd(),
+        resources={**accelerator_type_resources(len(gpu_ids)), **args.resources}, cwd=os.getcwd(),
         sys_path=[p or os.getcwd() for p in sys.path], start_etcd=start_etcd,
         lease_ttl=(args.lease_ttl or DEFAULT_LEASE_TTL) if args.head else None,
         object_replicas=(args.object_replicas or 1) if args.head else 1,

@@ -33,8 +33,15 @@ def test_nvidia_smi_gpus_are_the_default(tmp_path, monkeypatch, shutdown_after):
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     ray.init(num_cpus=1)
-    assert ray.cluster_resources()["GPU"] == 2.0
+    total = ray.cluster_resources()
+    assert (total["GPU"], total["accelerator_type:T4"]) == (2.0, 1.0)
     assert ray.get(devices.options(num_gpus=2).remote(), timeout=60) == ("0,1", [0, 1], {"GPU": ["0", "1"]})
+    # accelerator_type asks for a node with GPUs of that model, as in Ray
+    assert ray.get(devices.options(num_gpus=1, accelerator_type="T4").remote(), timeout=60)[1] in ([0], [1])
+    with pytest.warns(UserWarning, match=r"'accelerator_type:V100': 0.001\}, but no node"):
+        ref = devices.options(accelerator_type="V100").remote()
+    assert ray.wait([ref], timeout=1) == ([], [ref])
+    ray.cancel(ref)
 
 
 def test_cuda_visible_devices_names_the_gpus_and_get_gpu_ids_gives_those_names(monkeypatch, shutdown_after):

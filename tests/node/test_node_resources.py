@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from actorcore.node_resources import MEMORY_SHARE, default_memory, detect_gpu_ids, resolve_gpu_ids
+from actorcore.node_resources import (
+    MEMORY_SHARE,
+    accelerator_type,
+    accelerator_type_resources,
+    default_memory,
+    detect_gpu_ids,
+    resolve_gpu_ids,
+)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -74,6 +81,23 @@ def test_a_declared_count_takes_the_first_visible_devices_and_no_more_than_there
         resolve_gpu_ids(4, environ)
     with pytest.raises(ValueError, match="num_gpus must be >= 0"):
         resolve_gpu_ids(-1, environ)
+
+
+@pytest.mark.parametrize(("name", "model"), [
+    # as Ray 2.60 names them (checked with its NVIDIA accelerator manager)
+    ("Tesla V100-SXM2-16GB", "V100"), ("NVIDIA A100-SXM4-40GB", "A100"), ("NVIDIA H100 80GB HBM3", "H100"),
+    ("NVIDIA RTX PRO 6000 Blackwell", "RTX-PRO-6000"), ("NVIDIA GeForce RTX 4090", "GeForce-RTX-4090"),
+    ("NVIDIA L4", "L4"), ("Tesla T4", "T4"), ("NVIDIA A10G", "A10G"), ("Quadro RTX 8000", "RTX-8000"),
+])
+def test_the_accelerator_type_is_the_model_in_the_gpu_name(name, model):
+    assert accelerator_type(name) == model
+
+
+def test_a_node_with_gpus_offers_its_accelerator_type(tmp_path):
+    environ = machine(tmp_path, smi=f"cat <<EOF\n{SMI_LISTING}EOF")
+    assert accelerator_type_resources(2, environ) == {"accelerator_type:A100": 1.0}
+    assert accelerator_type_resources(0, environ) == {}  # no GPUs given to the node: no type either
+    assert accelerator_type_resources(2, {"PATH": str(tmp_path / "bin")}) == {}  # no nvidia-smi
 
 
 def write(root: Path, relative: str, text: str) -> None:
