@@ -7,6 +7,9 @@ on the actor-system loop, so it can itself call `get`, `.remote()` or `put`: the
 free to serve them. Async actors run their coroutines on a loop of their own, up to
 `max_concurrency` at once; threaded actors use that many threads; all others run one call at
 a time, in arrival order.
+
+The GPU devices of a lease (`UseDevices`, before its first task; an actor's in `BecomeActor`)
+are its CUDA_VISIBLE_DEVICES while its tasks run, and for an actor's lifetime.
 """
 
 from __future__ import annotations
