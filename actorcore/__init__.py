@@ -19,8 +19,8 @@ _LAZY = {
     "ActorClass": "actor", "ActorHandle": "actor", "get_actor": "actor", "kill": "actor", "method": "actor",
     "ObjectRef": "object_ref", "RemoteFunction": "remote_function",
     "available_resources": "api", "cancel": "api", "cluster_resources": "api", "get": "api",
-    "get_runtime_context": "api", "init": "api", "is_initialized": "api", "nodes": "api", "put": "api",
-    "shutdown": "api", "wait": "api",
+    "get_gpu_ids": "api", "get_runtime_context": "api", "init": "api", "is_initialized": "api", "nodes": "api",
+    "put": "api", "shutdown": "api", "wait": "api",
     # beyond Ray: supervision for users (actorcore/supervision.py)
     "ChildSpec": "supervision", "SupervisionGroup": "supervision", "supervise": "supervision",
     "watch": "supervision",
@@ -89,6 +89,7 @@ __all__ = [
     "exceptions",
     "get",
     "get_actor",
+    "get_gpu_ids",
     "get_runtime_context",
     "init",
     "is_initialized",

@@ -25,9 +25,10 @@ from ._logging import get_logger
 from .connection import ClusterConnection, LocalCluster
 from .core import CoreWorker
 from .env import ADDRESS_ENV
+from .node_resources import accelerator_type_resources, resolve_gpu_ids
 from .object_ref import ObjectRef
 from .protocol import ListNodes
-from .runtime_context import RuntimeContext
+from .runtime_context import RuntimeContext, current_gpu_ids
 
 __all__ = [
     "available_resources", "cancel", "cluster_resources", "get", "get_runtime_context", "init",
@@ -71,9 +72,11 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
     """Start (local mode) or join a cluster and make this process a driver.
 
     ``address``: None or "local" starts a local cluster (``num_cpus``, ``num_gpus``,
-    ``resources`` give its node's resources); "auto" joins the cluster started on this machine
-    with ``actorcore start``; "HOST:PORT" joins the cluster whose etcd listens there (the
-    environment variable ACTORCORE_ADDRESS is the default). ``namespace``: of the named actors
+    ``resources`` and ``_memory``, in bytes, give its node's resources; GPUs are detected and
+    memory is 70% of what is available unless given, see `actorcore.node_resources`); "auto"
+    joins the cluster started on this machine with ``actorcore start``; "HOST:PORT" joins the
+    cluster whose etcd listens there (the environment variable ACTORCORE_ADDRESS is the
+    default). ``namespace``: of the named actors
     this driver creates and looks up (default: one of its own). ``logging_level``: of
     actorcore's own loggers in this process. ``log_to_driver``: print the workers' output
     (stdout, stderr) on this terminal, each line prefixed with its worker's pid. Returns the
@@ -82,6 +85,7 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
     TypeError for arguments that do not fit, ConnectionError if the cluster cannot be joined.
     """
     global _local
+    memory = kwargs.pop("_memory", None)
     unknown = set(kwargs) - _IGNORED_INIT_KWARGS
     if unknown:
         raise TypeError(f"init() got unexpected keyword argument(s): {', '.join(sorted(unknown))}")
@@ -98,7 +102,8 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
         if address not in (None, "local"):
             if not isinstance(address, str) or (address != "auto" and ":" not in address):
                 raise ValueError(f"init(address=...) takes 'auto' or 'HOST:PORT' (the cluster's etcd), got {address!r}")
-            for given, what in ((num_cpus, "num_cpus"), (num_gpus, "num_gpus"), (resources, "resources")):
+            for given, what in ((num_cpus, "num_cpus"), (num_gpus, "num_gpus"), (resources, "resources"),
+                                (memory, "_memory")):
                 if given is not None:
                     raise ValueError(f"when connecting to an existing cluster, {what} must not be given: "
                                      "set the nodes' resources with `actorcore start`")
@@ -118,11 +123,16 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
         for name in (resources or {}):
             if name in ("CPU", "GPU"):
                 raise ValueError(f"use num_cpus/num_gpus instead of resources={{{name!r}: ...}}")
+        _check_quantity("num_gpus", num_gpus)
+        _check_quantity("_memory", memory)
+        gpu_ids = resolve_gpu_ids(num_gpus)  # detected unless given
         logging.getLogger("actorcore").setLevel(logging_level)
         cluster = LocalCluster()
         try:
-            cluster.start(num_cpus if num_cpus is not None else (os.cpu_count() or 1), num_gpus or 0,
-                          resources or {}, log_to_driver)
+            cluster.start(num_cpus if num_cpus is not None else (os.cpu_count() or 1),
+                          len(gpu_ids) if num_gpus is None else num_gpus,
+                          {**accelerator_type_resources(len(gpu_ids)), **(resources or {})}, log_to_driver,
+                          gpu_ids=gpu_ids, memory=memory)
             core = cluster.system.run(_make_core(cluster, namespace or uuid.uuid4().hex))
         except BaseException:
             cluster.stop()
@@ -130,6 +140,15 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
         _local = cluster
         runtime.set_current(core)
         return RuntimeContext(core)
+
+
+def _check_quantity(what: str, value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"init({what}=...) takes a number >= 0, got {value!r}")
+    if not value >= 0:
+        raise ValueError(f"init({what}=...) takes a number >= 0, got {value!r}")
 
 
 def shutdown() -> None:
@@ -246,6 +265,14 @@ def nodes() -> list[dict]:
          "IsHead": bool(info.get("head"))}
         for info in infos
     ]
+
+
+def get_gpu_ids() -> list:
+    """The ids of the GPUs the calling task or actor was given (its CUDA_VISIBLE_DEVICES while it
+    runs): ints counting from 0, or, if CUDA_VISIBLE_DEVICES named the node's GPUs, those names
+    (strings). ``[]`` in a driver and in tasks and actors without GPUs."""
+    _runtime()
+    return current_gpu_ids()
 
 
 def get_runtime_context() -> RuntimeContext:

@@ -65,6 +65,13 @@ def _number(value: Any) -> Any:
     return value
 
 
+def _gpus(value: Any) -> Any:
+    value = _number(value)
+    if value > 1 and value != int(value):  # a device is shared only by fractions of one, as in Ray
+        raise _Bad(ValueError, "a GPU quantity above 1 must be a whole number")
+    return value
+
+
 def _bool(value: Any) -> Any:
     if not isinstance(value, bool):
         raise _Bad(TypeError)
@@ -140,7 +147,9 @@ _TA, _ALL = ("task", "actor"), ("task", "actor", "method")
 OPTIONS: tuple[Option, ...] = (
     _opt("num_returns", ("task", "method"), "an int >= 0", _num_returns, 1),
     _opt("num_cpus", _TA, "a number >= 0", _number, task=1, actor=0),
-    _opt("num_gpus", _TA, "a number >= 0", _number, 0),
+    _opt("num_gpus", _TA, "a number >= 0, whole if above 1", _gpus, 0),
+    _opt("memory", _TA, "a number of bytes >= 0", _number),
+    _opt("accelerator_type", _TA, "a non-empty str (a GPU model, e.g. 'V100')", _non_empty_str),
     _opt("resources", _TA, "a dict of resource name (not 'CPU'/'GPU') -> number >= 0",
          _resources, MappingProxyType({})),
     _opt("max_retries", ("task",), "an int >= -1 (-1: retry forever)", _int(-1), 3),
@@ -162,8 +171,8 @@ _BY_NAME = {option.name: option for option in OPTIONS}
 
 # Ray options actorcore does not implement: named as such rather than as typos.
 _RAY_ONLY = frozenset({
-    "accelerator_type", "concurrency_group", "concurrency_groups", "enable_task_events",
-    "label_selector", "max_calls", "max_pending_calls", "memory", "object_store_memory",
+    "concurrency_group", "concurrency_groups", "enable_task_events",
+    "label_selector", "max_calls", "max_pending_calls", "object_store_memory",
     "placement_group", "placement_group_bundle_index", "placement_group_capture_child_tasks",
     "runtime_env", "_metadata",
 })

@@ -60,6 +60,7 @@ __all__ = [
     "SubscribeView",
     "TaskResult",
     "TaskSpec",
+    "UseDevices",
     "WorkerDied",
     "WorkerReady",
 ]
@@ -117,6 +118,7 @@ class LeaseGranted:
     worker: Any  # the worker's Executor ref
     pid: int
     node_id: str = ""
+    gpu_ids: tuple = ()  # the GPU device ids the lease holds (strings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +242,7 @@ class BecomeActor:
     max_concurrency: int
     is_async: bool
     detached: bool = False  # False: the actor ends when its owner (spec.owner) does
+    gpu_ids: tuple = ()  # the GPU device ids of its lease: its CUDA_VISIBLE_DEVICES for its lifetime
 
 
 # -- objects ------------------------------------------------------------------------------
@@ -471,3 +474,14 @@ class ListNamedActors:
     of ``namespace`` only, or of every namespace if it is None (`list_named_actors`)."""
 
     namespace: str | None
+
+
+# -- devices ------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class UseDevices:
+    """Submitter -> a worker it leased, before the lease's first task: the GPU device ids the
+    lease holds (its tasks run with CUDA_VISIBLE_DEVICES set to them)."""
+
+    lease_id: int
+    gpu_ids: tuple

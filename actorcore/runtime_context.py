@@ -2,7 +2,8 @@
 
 The current task and actor are context variables: each thread, and each asyncio task of an
 async actor (which runs many calls on one thread), sees its own. The worker's executor sets
-them around every call (`set_current`).
+them around every call (`set_current`). The GPUs of the process's current lease are one value
+for the whole process (a worker holds one lease at a time): `set_gpu_ids`.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from __future__ import annotations
 from contextvars import ContextVar
 from typing import Any
 
-__all__ = ["RuntimeContext", "set_current"]
+__all__ = ["RuntimeContext", "current_gpu_ids", "set_current", "set_gpu_ids"]
 
 _task_id: ContextVar[str | None] = ContextVar("actorcore_task_id", default=None)
 _actor_id: ContextVar[str | None] = ContextVar("actorcore_actor_id", default=None)
+_gpu_ids: tuple[str, ...] = ()
+_gpu_ids_numbered = True  # the ids count from 0 (the worker did not inherit CUDA_VISIBLE_DEVICES)
 
 
 def set_current(task_id: str | None, actor_id: str | None = None) -> None:
@@ -22,6 +25,20 @@ def set_current(task_id: str | None, actor_id: str | None = None) -> None:
     _task_id.set(task_id)
     if actor_id is not None:
         _actor_id.set(actor_id)
+
+
+def set_gpu_ids(ids: tuple[str, ...], numbered: bool) -> None:
+    """The GPU device ids this process's current lease holds (``()``: none); `numbered`: they
+    count from 0 (no CUDA_VISIBLE_DEVICES named them)."""
+    global _gpu_ids, _gpu_ids_numbered
+    _gpu_ids, _gpu_ids_numbered = tuple(ids), numbered
+
+
+def current_gpu_ids() -> list[int] | list[str]:
+    """The GPU device ids this process's current lease holds (none in a driver), as Ray's
+    `get_gpu_ids` gives them: ints, or strings if CUDA_VISIBLE_DEVICES named the node's GPUs."""
+    ids = _gpu_ids
+    return [int(i) for i in ids] if _gpu_ids_numbered and all(i.isdigit() for i in ids) else list(ids)
 
 
 class RuntimeContext:
@@ -65,6 +82,13 @@ class RuntimeContext:
     def job_id(self) -> str:
         """The id of the job this code belongs to."""
         return self._core.job_id
+
+    def get_accelerator_ids(self) -> dict[str, list[str]]:
+        """The accelerators this worker may use, by resource name: ``{"GPU": ["0", "1"]}`` (the
+        device ids its task or actor was given, as strings; ``[]`` in a driver). Only NVIDIA
+        GPUs are known to actorcore: Ray also lists its other accelerator kinds, always empty
+        on machines without them."""
+        return {"GPU": list(_gpu_ids)}
 
     def get(self) -> dict:
         """All of it as a dict: job_id, node_id, task_id, actor_id, namespace."""

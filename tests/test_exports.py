@@ -31,7 +31,7 @@ def test_top_level_is_rays_api():
     assert sorted(actorcore.__all__) == sorted([
         "ActorClass", "ActorHandle", "ObjectRef", "RemoteFunction", "__version__",
         "available_resources", "cancel", "cluster_resources", "exceptions", "get", "get_actor",
-        "get_runtime_context", "init", "is_initialized", "kill", "method", "nodes", "put",
+        "get_gpu_ids", "get_runtime_context", "init", "is_initialized", "kill", "method", "nodes", "put",
         "remote", "shutdown", "wait",
         # beyond Ray: supervision for users
         "ChildSpec", "SupervisionGroup", "supervise", "watch",

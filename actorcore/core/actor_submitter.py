@@ -186,7 +186,7 @@ class ActorSubmitter:
             state.node_id = grant.node_id
             result = await grant.worker.ask(
                 BecomeActor(placement.ctor.spec, state.actor_id, placement.max_concurrency, placement.is_async,
-                            placement.detached), timeout=None)
+                            placement.detached, grant.gpu_ids), timeout=None)
             if type(result) is Failed:
                 scheduler.tell(ReturnLease(grant.lease_id, worker_died=True))
                 grant.worker.tell(ExitWorker())

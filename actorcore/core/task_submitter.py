@@ -32,6 +32,7 @@ from ..protocol import (
     ReturnLease,
     Spillback,
     TaskSpec,
+    UseDevices,
 )
 from .cluster import Cluster
 from .object_table import ObjectTable
@@ -235,6 +236,8 @@ class TaskSubmitter:
                                      * len(pending.return_ids))
             return
         queue.requesting -= 1
+        if grant.gpu_ids:  # before its first task: the same sender's messages arrive in order
+            grant.worker.tell(UseDevices(grant.lease_id, grant.gpu_ids))
         queue.leases.append(WorkerLease(grant.lease_id, grant.worker, grant.pid, queue.shape, scheduler,
                                         time.monotonic()))
         self._pump(queue)

@@ -7,6 +7,9 @@ on the actor-system loop, so it can itself call `get`, `.remote()` or `put`: the
 free to serve them. Async actors run their coroutines on a loop of their own, up to
 `max_concurrency` at once; threaded actors use that many threads; all others run one call at
 a time, in arrival order.
+
+The GPU devices of a lease (`UseDevices`, before its first task; an actor's in `BecomeActor`)
+are its CUDA_VISIBLE_DEVICES while its tasks run, and for an actor's lifetime.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from .. import runtime_context
 from ..core import CoreWorker, from_payload, to_payload
 from ..gcs.schema import ONLY_IF_WORKER
 from ..kernel import Actor, Terminated
+from ..node_resources import CUDA_VISIBLE_DEVICES
 from ..objects import serialize
 from ..protocol import (
     ActorStateChanged,
@@ -40,6 +44,7 @@ from ..protocol import (
     GetFunction,
     Inline,
     TaskResult,
+    UseDevices,
 )
 
 __all__ = ["Executor"]
@@ -66,6 +71,9 @@ class Executor(Actor):
         self.running: dict[str, int] = {}  # task id -> thread ident, for cancel
         self.cancelled: set[str] = set()
         self.pid = os.getpid()
+        self.lease_gpus: dict[int, tuple] = {}  # the next lease's GPU ids (`UseDevices`), until its first task
+        self.devices_lease: int | None = None  # the lease whose GPUs CUDA_VISIBLE_DEVICES shows now
+        self.inherited_cuda_devices = os.environ.get(CUDA_VISIBLE_DEVICES)
 
     async def pre_start(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -100,6 +108,9 @@ class Executor(Actor):
             return await self._become_actor(message)
         if isinstance(message, CancelTask):
             self._cancel(message)
+            return None
+        if isinstance(message, UseDevices):
+            self.lease_gpus = {message.lease_id: message.gpu_ids}
             return None
         if isinstance(message, ExitWorker):  # kill(): the caller records the actor's death
             os._exit(0)
@@ -138,8 +149,25 @@ class Executor(Actor):
         else:
             if self.actor_id is None:  # a task runs in its submitter's namespace
                 self.core.namespace = spec.namespace
+                if message.lease_id != self.devices_lease:
+                    self._use_lease_devices(message.lease_id)
             result = TaskResult(self._run_sync(call, spec, message.lease_id), self.pid)
         self.loop.call_soon_threadsafe(self.core.actors.when_sent, partial(reply.send, result))
+
+    def _use_lease_devices(self, lease_id: int | None) -> None:
+        self.devices_lease = lease_id
+        self._show_devices(self.lease_gpus.pop(lease_id, ()))
+
+    def _show_devices(self, gpu_ids: tuple) -> None:
+        """Make `gpu_ids` the GPUs user code sees; none: the environment the worker started with
+        (as Ray does, a task without GPUs does not get CUDA_VISIBLE_DEVICES="")."""
+        if gpu_ids:
+            os.environ[CUDA_VISIBLE_DEVICES] = ",".join(gpu_ids)
+        elif self.inherited_cuda_devices is None:
+            os.environ.pop(CUDA_VISIBLE_DEVICES, None)
+        else:
+            os.environ[CUDA_VISIBLE_DEVICES] = self.inherited_cuda_devices
+        runtime_context.set_gpu_ids(gpu_ids, numbered=self.inherited_cuda_devices is None)
 
     def _in_exec_thread(self, function) -> asyncio.Future:
         future = self.loop.create_future()
@@ -276,6 +304,7 @@ class Executor(Actor):
         self.core.hosted_actor_id = message.actor_id
         self.core.namespace = spec.namespace  # its creator's, as in Ray
         self.is_async = message.is_async
+        self._show_devices(message.gpu_ids)  # for the actor's lifetime
         if not message.detached and spec.owner is not None:
             self.context.watch(spec.owner)  # a non-detached actor ends with its owner
         if message.is_async:

@@ -24,6 +24,10 @@ CASES = [
     ("num_cpus", "task", [0, 1, 0.5, 8], [(-1, ValueError), ("1", TypeError),
                                          (True, TypeError), (float("nan"), ValueError)]),
     ("num_gpus", "actor", [0, 0.25, 2], [(-0.5, ValueError), ([1], TypeError)]),
+    ("num_gpus", "task", [0.5, 1, 4.0], [(1.5, ValueError), ("1", TypeError)]),
+    ("memory", "task", [0, 10**9, 0.5e9], [(-1, ValueError), ("1GB", TypeError)]),
+    ("memory", "actor", [2 * 1024**3], [(float("nan"), ValueError)]),
+    ("accelerator_type", "task", ["V100", "A100"], [("", ValueError), (100, TypeError)]),
     ("resources", "task", [{}, {"disk": 1}, {"custom": 0.5, "x": 0}],
      [({"CPU": 1}, ValueError), ({"GPU": 1}, ValueError), ({"disk": -1}, ValueError),
       ({"disk": "1"}, TypeError), ({1: 1}, TypeError), ({"": 1}, TypeError),
@@ -151,11 +155,13 @@ def test_unknown_kind():
 
 def test_defaults():
     assert resolve("task") == {
-        "num_returns": 1, "num_cpus": 1, "num_gpus": 0, "resources": {}, "max_retries": 3,
+        "num_returns": 1, "num_cpus": 1, "num_gpus": 0, "memory": None, "accelerator_type": None, "resources": {},
+        "max_retries": 3,
         "retry_exceptions": False, "name": None, "scheduling_strategy": None,
     }
     assert resolve("actor") == {
-        "num_cpus": 0, "num_gpus": 0, "resources": {}, "name": None, "namespace": None,
+        "num_cpus": 0, "num_gpus": 0, "memory": None, "accelerator_type": None, "resources": {}, "name": None,
+        "namespace": None,
         "lifetime": None, "get_if_exists": False, "max_restarts": 0, "max_task_retries": 0,
         "max_concurrency": None, "scheduling_strategy": None,
     }
