@@ -29,6 +29,7 @@ from .node_resources import accelerator_type_resources, resolve_gpu_ids
 from .object_ref import ObjectRef
 from .protocol import ListNodes
 from .runtime_context import RuntimeContext, current_gpu_ids
+from .runtime_context import get_runtime_context as _get_runtime_context
 
 __all__ = [
     "available_resources", "cancel", "cluster_resources", "get", "get_runtime_context", "init",
@@ -277,7 +278,7 @@ def get_gpu_ids() -> list:
 
 def get_runtime_context() -> RuntimeContext:
     """Who and where the calling code runs: job, node, task and actor ids, namespace."""
-    return RuntimeContext(_runtime())
+    return _get_runtime_context()
 
 
 def timeline(*args, **kwargs):  # pragma: no cover - Ray compatibility

@@ -58,6 +58,7 @@ RAY_MODULES: dict[str, str] = {
     "ray.remote_function": "actorcore.remote_function",
     "ray.runtime_context": "actorcore.runtime_context",
     "ray.util": "actorcore.util",
+    "ray.util.accelerators": "actorcore.util.accelerators",
     "ray.util.actor_pool": "actorcore.util.actor_pool",
     "ray.util.check_serialize": "actorcore.util.check_serialize",
     "ray.util.multiprocessing": "actorcore.util.multiprocessing",

@@ -11,7 +11,9 @@ from __future__ import annotations
 from contextvars import ContextVar
 from typing import Any
 
-__all__ = ["RuntimeContext", "current_gpu_ids", "set_current", "set_gpu_ids"]
+from . import runtime
+
+__all__ = ["RuntimeContext", "current_gpu_ids", "get_runtime_context", "set_current", "set_gpu_ids"]
 
 _task_id: ContextVar[str | None] = ContextVar("actorcore_task_id", default=None)
 _actor_id: ContextVar[str | None] = ContextVar("actorcore_actor_id", default=None)
@@ -95,3 +97,9 @@ class RuntimeContext:
         return {"job_id": self.get_job_id(), "node_id": self.get_node_id(),
                 "task_id": self.get_task_id(), "actor_id": self.get_actor_id(),
                 "namespace": self.namespace}
+
+
+def get_runtime_context() -> RuntimeContext:
+    """Who and where the calling code runs: job, node, task and actor ids, namespace (also
+    ``actorcore.get_runtime_context``, and Ray's ``ray.runtime_context.get_runtime_context``)."""
+    return RuntimeContext(runtime.require())

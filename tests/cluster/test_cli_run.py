@@ -421,3 +421,26 @@ def test_ray_util_names_work_in_the_driver_and_in_workers(tmp_path):
         ray.shutdown()
         """)
     assert _report(_run(str(ACTORCORE_SCRIPT), "run", "library.py", cwd=program)) == [True, [1, 2, 3], True, [2, 4, 6]]
+
+
+def test_runtime_context_and_accelerator_names_resolve_as_rays_modules_give_them(tmp_path):
+    program = _write(tmp_path, context="""
+        import json
+
+        import ray
+        from ray.runtime_context import get_runtime_context
+        from ray.util.accelerators import NVIDIA_TESLA_V100
+
+
+        @ray.remote
+        def where():
+            from ray.runtime_context import get_runtime_context as inside
+            return inside().get_task_id() is not None
+
+
+        ray.init(num_cpus=1)
+        print(json.dumps([get_runtime_context().get_job_id() == ray.get_runtime_context().get_job_id(),
+                          ray.get(where.remote()), NVIDIA_TESLA_V100]))
+        ray.shutdown()
+        """)
+    assert _report(_run(str(ACTORCORE_SCRIPT), "run", "context.py", cwd=program)) == [True, True, "V100"]
