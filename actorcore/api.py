@@ -24,6 +24,7 @@ from . import runtime
 from ._logging import get_logger
 from .connection import ClusterConnection, LocalCluster
 from .core import CoreWorker
+from .core.streams import ObjectRefGenerator
 from .env import ADDRESS_ENV
 from .object_ref import ObjectRef
 from .protocol import ListNodes
@@ -179,6 +180,8 @@ def get(object_refs, *, timeout: float | None = None):
                     f"{type(ref).__qualname__}"
                 )
         return objects.get(list(object_refs), timeout)
+    if isinstance(object_refs, ObjectRefGenerator):
+        return object_refs  # as Ray does: iterate it for the refs of its items
     raise TypeError(
         f"get() takes an ObjectRef or a list of ObjectRefs, got a {type(object_refs).__qualname__}"
     )
@@ -196,8 +199,12 @@ def wait(object_refs, *, num_returns: int = 1, timeout: float | None = None, fet
     if not isinstance(object_refs, (list, tuple)):
         raise TypeError(f"wait() expects a list of ObjectRefs, got a {type(object_refs).__qualname__}")
     refs = list(object_refs)
+    generators = False
     for index, ref in enumerate(refs):
         if not isinstance(ref, ObjectRef):
+            if isinstance(ref, ObjectRefGenerator):  # ready when next() would not block
+                generators = True
+                continue
             raise TypeError(f"wait() expects a list of ObjectRefs; item {index} is a {type(ref).__qualname__}")
     if not refs:
         return [], []
@@ -209,6 +216,8 @@ def wait(object_refs, *, num_returns: int = 1, timeout: float | None = None, fet
         raise ValueError(f"num_returns ({num_returns}) cannot be greater than the number of refs ({len(refs)})")
     if timeout is not None and timeout < 0:
         raise ValueError(f"timeout must be None or >= 0, got {timeout!r}")
+    if generators:
+        return _runtime().streams.wait(refs, num_returns, timeout)
     return _runtime().objects.wait(refs, num_returns, timeout)
 
 
@@ -219,9 +228,15 @@ def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True
     worker process is ended). ``recursive`` is accepted for Ray's sake: the tasks a cancelled
     task submitted run on. Raises TypeError if ``object_ref`` is not an ObjectRef.
     """
+    if isinstance(object_ref, ObjectRefGenerator):
+        object_ref = object_ref.completed()
     if not isinstance(object_ref, ObjectRef):
         raise TypeError(f"cancel() takes an ObjectRef, got a {type(object_ref).__qualname__}")
-    _runtime().tasks.cancel(object_ref, force)
+    core = _runtime()
+    stream = core.streams.stream_of(object_ref.id)
+    if stream is not None:  # an item of a generator task: that task is cancelled
+        object_ref = ObjectRef(f"{stream.task_id}.0", object_ref.owner)
+    core.tasks.cancel(object_ref, force)
 
 
 # -- cluster information ------------------------------------------------------------------

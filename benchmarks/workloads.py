@@ -52,6 +52,7 @@ METRICS = {
     "n_n_actor_calls_async": ("calls/s", True),
     "get_100mb_zero_copy": ("s", False),
     "mapreduce_2m_words_seconds": ("s", False),
+    "generator_items_per_s": ("items/s", True),
 }
 SESSION_WORKLOADS = [name for name in METRICS if name != "init_seconds"]
 
@@ -139,6 +140,11 @@ def build(ray, timing: Timing) -> dict:
     @ray.remote
     def small_value():
         return b"ok"
+
+    @ray.remote
+    def small_values(count):
+        for _ in range(count):
+            yield b"ok"
 
     n_cpu = max(1, multiprocessing.cpu_count() // 2)
     nn_calls = 5000
@@ -281,6 +287,14 @@ def build(ray, timing: Timing) -> dict:
         return {"value": statistics.fmean(times), "sd": statistics.pstdev(times), "samples": times,
                 "distinct_words": len(counts), "total_words": total,
                 "top_words": [[k.decode(), v] for k, v in top], "corpus_build_s": corpus_s}
+
+    @workload
+    def generator_items_per_s():
+        def consume_stream():
+            for ref in small_values.remote(1000):
+                ray.get(ref)
+
+        return timeit(consume_stream, 1000, timing)
 
     return {name.lstrip("_"): fn for name, fn in workloads.items()}
 

@@ -30,6 +30,7 @@ EXPECTED = [
     "single_client_wait_1k_refs",
     "get_100mb_zero_copy",
     "mapreduce_2m_words_seconds",
+    "generator_items_per_s",
 ]
 
 

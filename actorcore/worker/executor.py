@@ -37,10 +37,12 @@ from ..protocol import (
     ExecuteTask,
     ExitWorker,
     Failed,
+    GeneratorConsumed,
     GetFunction,
     Inline,
     TaskResult,
 )
+from .generators import GENERATOR_TYPES, GeneratorRunner
 
 __all__ = ["Executor"]
 
@@ -66,10 +68,12 @@ class Executor(Actor):
         self.running: dict[str, int] = {}  # task id -> thread ident, for cancel
         self.cancelled: set[str] = set()
         self.pid = os.getpid()
+        self.generators = GeneratorRunner(core, self.pid, _task_error)  # generator tasks (generators.py)
 
     async def pre_start(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.exec_thread.start()
+        self.generators.self_ref = self.context.self_ref
         self.runner = self.loop.create_task(self._run_concurrent())
 
     async def post_stop(self) -> None:
@@ -100,6 +104,9 @@ class Executor(Actor):
             return await self._become_actor(message)
         if isinstance(message, CancelTask):
             self._cancel(message)
+            return None
+        if isinstance(message, GeneratorConsumed):
+            self.generators.on_consumed(message)
             return None
         if isinstance(message, ExitWorker):  # kill(): the caller records the actor's death
             os._exit(0)
@@ -241,6 +248,8 @@ class Executor(Actor):
             if isinstance(error, (KeyboardInterrupt, SystemExit)) and not isinstance(error, Exception):
                 error = RuntimeError(f"{type(error).__name__} raised in {spec.name}")
             return [Failed(_task_error(spec.name, error, self.pid))] * count
+        if spec.num_returns < 0 or (isinstance(value, GENERATOR_TYPES) and spec.num_returns):
+            return self.generators.returns(spec, value)
         if spec.num_returns == 0:
             return [Inline(serialize(None).to_bytes())]
         if spec.num_returns == 1:
@@ -281,6 +290,7 @@ class Executor(Actor):
         if message.is_async:
             self.user_loop = asyncio.new_event_loop()
             threading.Thread(target=self.user_loop.run_forever, name="actorcore-async-actor", daemon=True).start()
+            self.generators.user_loop = self.user_loop
         if message.is_async or message.max_concurrency > 1:
             self.slots = asyncio.Semaphore(message.max_concurrency)
             workers = 4 if message.is_async else message.max_concurrency

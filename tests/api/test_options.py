@@ -18,9 +18,11 @@ class Boom(Exception):
 
 # (option, kind it applies to, valid values, (invalid value, expected error) pairs)
 CASES = [
-    ("num_returns", "task", [0, 1, 5], [(-1, ValueError), (1.0, TypeError), (True, TypeError),
-                                        ("2", TypeError), ("dynamic", ValueError),
-                                        ("streaming", ValueError)]),
+    ("num_returns", "task", [0, 1, 5, "streaming", "dynamic"],
+     [(-1, ValueError), (1.0, TypeError), (True, TypeError), ("2", TypeError), ("stream", TypeError)]),
+    ("_generator_backpressure_num_objects", "task", [1, 10, -1], [(0, ValueError), (1.5, TypeError),
+                                                                  (True, TypeError)]),
+    ("_generator_backpressure_num_objects", "method", [2], [("2", TypeError)]),
     ("num_cpus", "task", [0, 1, 0.5, 8], [(-1, ValueError), ("1", TypeError),
                                          (True, TypeError), (float("nan"), ValueError)]),
     ("num_gpus", "actor", [0, 0.25, 2], [(-0.5, ValueError), ([1], TypeError)]),
@@ -87,8 +89,8 @@ def test_specific_messages_name_the_fix():
         validate("task", {"resources": {"CPU": 2}}, where=WHERE)
     with pytest.raises(ValueError, match="use the num_gpus option"):
         validate("actor", {"resources": {"GPU": 1}}, where=WHERE)
-    with pytest.raises(ValueError, match="generator tasks are not supported"):
-        validate("method", {"num_returns": "streaming"}, where=WHERE)
+    with pytest.raises(ValueError, match="0 would never let the generator run"):
+        validate("method", {"_generator_backpressure_num_objects": 0}, where=WHERE)
     with pytest.raises(TypeError, match="placement groups, node affinity"):
         validate("task", {"scheduling_strategy": object()}, where=WHERE)
 
@@ -211,7 +213,8 @@ def test_the_schema_is_plain_printable_data():
         text = repr(option)
         assert option.name in text and "check" not in text
     assert len({option.name for option in OPTIONS}) == len(OPTIONS)
-    assert [option.name for option in options_for("method")] == ["num_returns", "name"]
+    assert [option.name for option in options_for("method")] == [
+        "num_returns", "_generator_backpressure_num_objects", "name"]
 
 
 def test_exports():
