@@ -41,8 +41,8 @@ def item_id(task_id: str, index: int) -> str:
 class Stream:
     """What the owner knows of one generator task's items (guarded by `lock`)."""
 
-    __slots__ = ("closed", "completion", "consumed", "dynamic", "end", "failed", "holds", "lock", "producer",
-                 "received", "task_id", "waiters")
+    __slots__ = ("closed", "completion", "consumed", "done", "dynamic", "end", "failed", "holds", "lock",
+                 "producer", "received", "task_id", "waiters")
 
     def __init__(self, task_id: str) -> None:
         self.task_id = task_id
@@ -50,7 +50,8 @@ class Stream:
         self.received = 0  # items recorded, in order
         self.consumed = 0  # items the caller has taken
         self.end: int | None = None  # how many items there are, once the generator returned
-        self.failed = False  # the task's own return failed (no more items will come)
+        self.done = False  # the task's own return is there (it comes after GeneratorEnd)
+        self.failed = False  # ... and it is an error (e.g. cancelled): no more items will come
         self.closed = False  # its ObjectRefGenerator is gone: items are dropped
         self.dynamic = False
         self.completion: ObjectRef | None = None  # the task's return, <task id>.0
@@ -60,7 +61,7 @@ class Stream:
 
     def finished(self) -> bool:
         """Every item has been taken and no more will come (call with `lock` held)."""
-        return self.consumed >= self.received and (self.failed or (self.end is not None and self.consumed >= self.end))
+        return self.done and self.consumed >= self.received
 
     def ready(self) -> bool:
         """`next()` would return at once: an item is there, or the stream is finished."""
@@ -105,9 +106,9 @@ class StreamTable:
         def done(future: asyncio.Future) -> None:
             failed = future.cancelled() or type(future.result()) is Failed
             with stream.lock:
-                if failed:
-                    stream.failed = True
-                elif stream.end is None:
+                stream.done = True
+                stream.failed = failed
+                if stream.end is None:
                     stream.end = stream.received
                 stream.notify()
             self._forget_if_done(stream)
@@ -170,14 +171,14 @@ class StreamTable:
         self._forget_if_done(stream)
 
     def _forget_if_done(self, stream: Stream) -> None:
-        if stream.closed and (stream.failed or stream.end is not None):
+        if stream.closed and stream.done:
             self._streams.pop(stream.task_id, None)
 
     def _sweep_dynamic(self) -> None:
         """Drop the holds on the items of dynamic tasks whose return has been freed."""
         keep = []
         for stream in self._dynamic:
-            if f"{stream.task_id}.0" in self._objects or stream.end is None:
+            if f"{stream.task_id}.0" in self._objects:
                 keep.append(stream)
             else:
                 stream.holds = []
