@@ -110,15 +110,13 @@ def test_async_iteration_and_async_generator_functions(cluster):
 @ray.remote
 class SyncActor:
     def numbers(self, n):
-        for i in range(n):
-            yield i
+        yield from range(n)
 
 
 @ray.remote(max_concurrency=4)
 class ThreadedActor:
     def numbers(self, n):
-        for i in range(n):
-            yield i
+        yield from range(n)
 
 
 @ray.remote

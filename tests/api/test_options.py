@@ -155,13 +155,14 @@ def test_defaults():
     assert resolve("task") == {
         "num_returns": 1, "num_cpus": 1, "num_gpus": 0, "resources": {}, "max_retries": 3,
         "retry_exceptions": False, "name": None, "scheduling_strategy": None,
+        "_generator_backpressure_num_objects": -1,
     }
     assert resolve("actor") == {
         "num_cpus": 0, "num_gpus": 0, "resources": {}, "name": None, "namespace": None,
         "lifetime": None, "get_if_exists": False, "max_restarts": 0, "max_task_retries": 0,
         "max_concurrency": None, "scheduling_strategy": None,
     }
-    assert resolve("method") == {"num_returns": 1, "name": None}
+    assert resolve("method") == {"num_returns": 1, "name": None, "_generator_backpressure_num_objects": -1}
 
 
 def test_resolve_merges_later_layers_over_earlier_ones():
