@@ -512,6 +512,8 @@ class GeneratorConsumed:
 
 @dataclass(frozen=True, slots=True)
 class GeneratorResume:
-    """Executor -> owner, when a generator task runs again: how many items it already has."""
+    """Executor -> owner, when a generator task runs again: answered with how many items the
+    owner has and how many the caller took; `producer` (under backpressure) is told from now on."""
 
     task_id: str
+    producer: Any = None

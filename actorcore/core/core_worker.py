@@ -89,7 +89,7 @@ class CoreActor(Actor):
             streams.on_end(message)
             return True
         if isinstance(message, GeneratorResume):
-            return streams.delivered(message.task_id)
+            return streams.resume(message)
         return None
 
 

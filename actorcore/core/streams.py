@@ -24,7 +24,7 @@ from collections.abc import Iterator
 
 from ..kernel import ActorRef, ActorSystem
 from ..object_ref import ObjectRef
-from ..protocol import Failed, GeneratorConsumed, GeneratorEnd, GeneratorItem
+from ..protocol import Failed, GeneratorConsumed, GeneratorEnd, GeneratorItem, GeneratorResume
 from .object_table import ObjectTable
 
 __all__ = ["NIL_ID", "DynamicObjectRefGenerator", "ObjectRefGenerator", "Stream", "StreamTable", "item_id"]
@@ -154,10 +154,16 @@ class StreamTable:
             stream.notify()
         self._forget_if_done(stream)
 
-    def delivered(self, task_id: str) -> int:
-        """How many items of `task_id` are recorded (for a new attempt: it skips them)."""
-        stream = self._streams.get(task_id)
-        return 0 if stream is None else stream.received
+    def resume(self, resume: GeneratorResume) -> tuple[int, int]:
+        """A new attempt of a generator task starts: how many items are recorded (it skips
+        them) and how many the caller took (for its backpressure); it is the producer now."""
+        stream = self._streams.get(resume.task_id)
+        if stream is None:
+            return 0, 0
+        with stream.lock:
+            if resume.producer is not None:
+                stream.producer = resume.producer
+            return stream.received, stream.consumed
 
     def close(self, stream: Stream) -> None:
         """Its ObjectRefGenerator is gone: free the items not taken (on the loop)."""

@@ -31,6 +31,7 @@ from ..gcs.schema import ONLY_IF_WORKER
 from ..kernel import Actor, Terminated
 from ..objects import serialize
 from ..protocol import (
+    NUM_RETURNS_STREAMING,
     ActorStateChanged,
     BecomeActor,
     CancelTask,
@@ -193,6 +194,8 @@ class Executor(Actor):
             call = await self._callable(spec)
         except Exception as error:  # noqa: BLE001 - user code: its error is the task's result
             return self._failed(spec, _task_error(spec.name, error, self.pid))
+        if self.is_async and spec.num_returns == NUM_RETURNS_STREAMING and inspect.isasyncgenfunction(call):
+            return await self._stream_on_user_loop(call, spec)
         if self.is_async and inspect.iscoroutinefunction(call):
             args, kwargs, failed = await self.loop.run_in_executor(self.pool, self._load_args, spec)
             if failed is not None:
@@ -203,6 +206,18 @@ class Executor(Actor):
             return TaskResult(returns, self.pid)
         returns = await self.loop.run_in_executor(self.pool, self._run_sync, call, spec, message.lease_id)
         return TaskResult(returns, self.pid)
+
+    async def _stream_on_user_loop(self, call, spec) -> TaskResult:
+        """A streaming async generator method of an async actor: it runs on the actor's loop."""
+        args, kwargs, failed = await self.loop.run_in_executor(self.pool, self._load_args, spec)
+        if failed is not None:
+            return TaskResult([failed], self.pid)
+        future = asyncio.run_coroutine_threadsafe(self._async_stream(call, args, kwargs, spec), self.user_loop)
+        return TaskResult(await asyncio.wrap_future(future), self.pid)
+
+    async def _async_stream(self, call, args, kwargs, spec) -> list:
+        runtime_context.set_current(spec.task_id, self.actor_id)
+        return await self.generators.stream_async(spec, call, args, kwargs)
 
     async def _async_call(self, call, args, kwargs, spec):
         runtime_context.set_current(spec.task_id, self.actor_id)

@@ -49,11 +49,52 @@ _PAUSE_POLL_SECONDS = 0.2
 class _Flow:
     """How many items of one streaming task the caller has taken (for backpressure)."""
 
-    __slots__ = ("consumed", "lock")
+    __slots__ = ("consumed", "lock", "waiters")
 
-    def __init__(self) -> None:
+    def __init__(self, consumed: int) -> None:
         self.lock = threading.Condition(threading.Lock())
-        self.consumed = 0
+        self.consumed = consumed
+        self.waiters: list = []  # futures of an async generator paused on its actor's loop
+
+
+class _StreamRun:
+    """One run of a streaming generator: the items it sent, and its task's return."""
+
+    __slots__ = ("bound", "completion", "flow", "index", "producer", "runner", "skip", "spec")
+
+    def __init__(self, runner: GeneratorRunner, spec, resumed: tuple[int, int]) -> None:
+        self.runner = runner
+        self.spec = spec
+        self.skip = resumed[0]  # items the owner already has (a task run again)
+        self.index = 0
+        self.bound = spec.generator_backpressure
+        self.flow = runner._flows[spec.task_id] = _Flow(resumed[1]) if self.bound > 0 else None
+        self.producer = runner.self_ref if self.flow is not None else None
+        self.completion = Inline(serialize(None).to_bytes())
+
+    def send(self, item) -> bool:
+        """Send the next item; True if that ends the stream (it could not be serialized)."""
+        index = self.index
+        self.index += 1
+        if index < self.skip:
+            return False
+        spec = self.spec
+        payload = self.runner._payload(spec, index, item)
+        spec.owner.tell(GeneratorItem(spec.task_id, index, payload, self.producer))
+        return type(payload) is Failed
+
+    def fail(self, error: BaseException) -> None:
+        """The generator raised `error`: it is the item of this step, and the last one."""
+        if isinstance(error, (exc.TaskCancelledError, asyncio.CancelledError)):
+            self.completion = Failed(exc.TaskCancelledError(self.spec.task_id))
+            return
+        self.send_payload(Failed(self.runner._error(self.spec, error)))
+
+    def send_payload(self, payload) -> None:
+        index = self.index
+        self.index += 1
+        if index >= self.skip:
+            self.spec.owner.tell(GeneratorItem(self.spec.task_id, index, payload, self.producer))
 
 
 class GeneratorRunner:
@@ -75,6 +116,9 @@ class GeneratorRunner:
                 if message.count > flow.consumed:
                     flow.consumed = message.count
                     flow.lock.notify_all()
+                    waiters, flow.waiters = flow.waiters, []
+                    for future in waiters:
+                        future.get_loop().call_soon_threadsafe(_wake, future)
 
     def returns(self, spec, generator) -> list:
         """Run `generator` (what calling the task's function returned) to the end and send its
@@ -89,41 +133,51 @@ class GeneratorRunner:
     # -- the kinds of generator tasks ------------------------------------------------------
 
     def _stream(self, spec, items: Iterator) -> list:
-        owner, task_id = spec.owner, spec.task_id
-        bound = spec.generator_backpressure
-        flow = None
-        if bound > 0:
-            flow = self._flows[task_id] = _Flow()
-        producer = self.self_ref if flow is not None else None
-        skip = self._delivered(spec) if spec.attempt > 0 else 0
-        index = 0
-        completion = Inline(serialize(None).to_bytes())
+        resumed = self._resume(spec) if spec.attempt > 0 else (0, 0)
         try:
+            run = _StreamRun(self, spec, resumed)
             try:
                 for item in items:
-                    if index >= skip:
-                        payload = self._payload(spec, index, item)
-                        owner.tell(GeneratorItem(task_id, index, payload, producer))
-                        if type(payload) is Failed:  # an item that cannot be serialized ends it
-                            index += 1
-                            break
-                    index += 1
-                    if flow is not None:
-                        self._pause(flow, index - bound)
-            except exc.TaskCancelledError:
-                completion = Failed(exc.TaskCancelledError(task_id))
+                    if run.send(item):
+                        break
+                    if run.flow is not None:
+                        self._pause(run.flow, run.index - run.bound)
             except BaseException as error:  # noqa: BLE001 - the generator's error is its step's item
-                if index >= skip:
-                    owner.tell(GeneratorItem(task_id, index, Failed(self._error(spec, error)), producer))
-                index += 1
-            self._ask(owner, GeneratorEnd(task_id, index))
+                run.fail(error)
+            self._ask(spec.owner, GeneratorEnd(spec.task_id, run.index))
         finally:
-            self._flows.pop(task_id, None)
-        return [completion]
+            self._flows.pop(spec.task_id, None)
+        return [run.completion]
+
+    async def stream_async(self, spec, call, args: list, kwargs: dict) -> list:
+        """`_stream` for an async generator method of an async actor, on the actor's loop, so
+        that any number of them run at once (the return payloads)."""
+        if spec.attempt > 0:
+            resumed = await asyncio.wrap_future(self._ask_later(spec.owner, GeneratorResume(spec.task_id,
+                                                                                           self.self_ref)))
+        else:
+            resumed = (0, 0)
+        try:
+            run = _StreamRun(self, spec, resumed or (0, 0))
+            try:
+                async for item in call(*args, **kwargs):
+                    if run.send(item):
+                        break
+                    if run.flow is not None:
+                        await self._pause_async(run.flow, run.index - run.bound)
+            except BaseException as error:  # noqa: BLE001 - the generator's error is its step's item
+                run.fail(error)
+            try:
+                await asyncio.wrap_future(self._ask_later(spec.owner, GeneratorEnd(spec.task_id, run.index)))
+            except Exception:  # noqa: BLE001 - its owner died: nobody reads these items
+                pass
+        finally:
+            self._flows.pop(spec.task_id, None)
+        return [run.completion]
 
     def _dynamic_returns(self, spec, items: Iterator) -> list:
         owner, task_id = spec.owner, spec.task_id
-        skip = self._delivered(spec) if spec.attempt > 0 else 0
+        skip = self._resume(spec)[0] if spec.attempt > 0 else 0
         sent = []
         count = 0
 
@@ -220,9 +274,20 @@ class GeneratorRunner:
             while flow.consumed <= until:
                 flow.lock.wait(_PAUSE_POLL_SECONDS)  # (a cancel is raised between two waits)
 
-    def _delivered(self, spec) -> int:
-        """How many items the owner already has (the task runs again: those are skipped)."""
-        return _result_or_none(self._ask_later(spec.owner, GeneratorResume(spec.task_id))) or 0
+    async def _pause_async(self, flow: _Flow, until: int) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            with flow.lock:
+                if flow.consumed > until:
+                    return
+                future = loop.create_future()
+                flow.waiters.append(future)
+            await future
+
+    def _resume(self, spec) -> tuple[int, int]:
+        """The task runs again: how many items the owner has (skipped) and the caller took."""
+        producer = self.self_ref if spec.generator_backpressure > 0 else None
+        return _result_or_none(self._ask_later(spec.owner, GeneratorResume(spec.task_id, producer))) or (0, 0)
 
     def _ask_later(self, ref: ActorRef, message):
         system = self.core.system
@@ -246,3 +311,8 @@ def _result_or_none(future):
 
 async def _await(awaitable):
     return await awaitable
+
+
+def _wake(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)

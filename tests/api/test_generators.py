@@ -204,6 +204,20 @@ def test_backpressure_pauses_the_producer_at_the_bound(cluster):
     assert [ray.get(ref) for ref in unbounded] == [0, 1, 2, 3, 4, 5]
 
 
+def test_an_async_actor_runs_many_paused_generators_at_once(cluster):
+    @ray.remote
+    class Streams:
+        async def items(self, n):
+            for i in range(n):
+                await asyncio.sleep(0)
+                yield i
+
+    actor = Streams.remote()
+    gens = [actor.items.options(_generator_backpressure_num_objects=1).remote(3) for _ in range(8)]
+    # The last one first: the seven before it are paused meanwhile, none may hold it up.
+    assert [[ray.get(ref) for ref in gen] for gen in reversed(gens)] == [[0, 1, 2]] * 8
+
+
 def test_backpressure_of_an_actor_generator_method(cluster):
     @ray.remote
     class Producer:
@@ -286,9 +300,10 @@ def interrupted(gate):
         yield i, os.getpid()
 
 
-def test_a_retried_generator_task_delivers_each_item_once(cluster):
+@pytest.mark.parametrize("bound", [-1, 2], ids=["unbounded", "backpressure"])
+def test_a_retried_generator_task_delivers_each_item_once(cluster, bound):
     gate = Gate.remote()
-    gen = interrupted.remote(gate)
+    gen = interrupted.options(_generator_backpressure_num_objects=bound).remote(gate)
     first = [ray.get(next(gen)) for _ in range(3)]
     assert [i for i, _ in first] == [0, 1, 2]
     pid = first[0][1]
@@ -297,6 +312,28 @@ def test_a_retried_generator_task_delivers_each_item_once(cluster):
     rest = [ray.get(ref) for ref in gen]
     assert [i for i, _ in rest] == [3, 4]
     assert all(other != pid for _, other in rest)  # made by the new attempt
+
+
+@ray.remote(max_restarts=1, max_task_retries=1)
+class Restartable:
+    def items(self, gate):
+        for i in range(5):
+            if i == 3:
+                ray.get(gate.wait.remote())
+            yield i, os.getpid()
+
+
+def test_a_generator_method_is_redelivered_to_the_restarted_actor_once(cluster):
+    gate = Gate.remote()
+    actor = Restartable.remote()
+    gen = actor.items.remote(gate)
+    first = [ray.get(next(gen)) for _ in range(3)]
+    pid = first[0][1]
+    os.kill(pid, signal.SIGKILL)
+    ray.get(gate.open.remote())
+    rest = [ray.get(ref) for ref in gen]
+    assert [i for i, _ in first + rest] == [0, 1, 2, 3, 4]
+    assert all(other != pid for _, other in rest)
 
 
 @ray.remote(max_retries=0)
