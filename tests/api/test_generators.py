@@ -18,6 +18,7 @@ import pytest
 
 import actorcore as ray
 from actorcore import exceptions as exc
+from actorcore.runtime import require as ray_runtime
 from actorcore.testing import wait_until
 
 pytestmark = pytest.mark.timeout(90)
@@ -404,3 +405,29 @@ def test_streaming_and_dynamic_need_a_generator_function(cluster):
             ray.remote(plain).options(num_returns=num_returns)
     with pytest.raises(ValueError, match="0 would never let the generator run"):
         squares.options(_generator_backpressure_num_objects=0)
+
+
+def test_a_task_can_consume_a_generator_task(cluster):
+    @ray.remote
+    def total(n):
+        return sum(ray.get(ref) for ref in squares.remote(n))
+
+    assert ray.get(total.remote(5)) == 30
+
+
+def test_items_not_taken_are_freed_with_their_generator(cluster):
+    @ray.remote
+    def blocks(n):
+        for i in range(n):
+            yield np.full(50_000, i, dtype=np.int64)  # 400 KB each: in shared memory
+
+    objects = ray_runtime().objects
+    gen = blocks.remote(3)
+    taken = next(gen)
+    task_id = gen.completed().id.rpartition(".")[0]
+    untaken = [f"{task_id}.2", f"{task_id}.3"]  # items 1 and 2 (the return is <task id>.0)
+    wait_until(lambda: all(object_id in objects for object_id in untaken), 30, "every item to arrive")
+    del gen
+    wait_until(lambda: not any(object_id in objects for object_id in untaken), 30,
+               "the items not taken to be freed")
+    assert int(ray.get(taken)[0]) == 0  # the one taken lives on with its ref
