@@ -496,10 +496,13 @@ class GeneratorItem:
 
 @dataclass(frozen=True, slots=True)
 class GeneratorEnd:
-    """Executor -> owner (asked, before the task's result): the generator made `count` items."""
+    """Executor -> owner (asked, before the task's result): the generator made `count` items,
+    then raised `error` (a `Failed` payload) if not None. Answered True if the task is to run
+    again for that error (`retry_exceptions`), else the error becomes the stream's last item."""
 
     task_id: str
     count: int
+    error: Any = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,11 +86,18 @@ class CoreActor(Actor):
             streams.on_item(message)
             return True
         if isinstance(message, GeneratorEnd):
-            streams.on_end(message)
-            return True
+            retry = message.error is not None and self._retries_on(message)
+            streams.on_end(message, retry)
+            return retry
         if isinstance(message, GeneratorResume):
             return streams.resume(message)
         return None
+
+    def _retries_on(self, end: GeneratorEnd) -> bool:
+        """Whether the generator task of `end` runs again for the error its generator raised
+        (`retry_exceptions`), as its task submitter decides when that error is its result."""
+        pending = self.core.task_manager.task_of(f"{end.task_id}.0")
+        return pending is not None and self.core.tasks._should_retry_exception(pending, [end.error])
 
 
 class CoreWorker:

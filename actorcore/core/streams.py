@@ -144,13 +144,16 @@ class StreamTable:
             stream.received += 1
             stream.notify()
 
-    def on_end(self, end: GeneratorEnd) -> None:
-        """The generator of `end.task_id` made `end.count` items."""
+    def on_end(self, end: GeneratorEnd, retry: bool) -> None:
+        """The generator of `end.task_id` made `end.count` items, then raised `end.error` (if
+        not None): the last item, unless the task runs again for it (`retry`)."""
         stream = self._streams.get(end.task_id)
-        if stream is None:
+        if stream is None or retry:
             return
+        if end.error is not None and not stream.failed:
+            self.on_item(GeneratorItem(end.task_id, stream.received, end.error))
         with stream.lock:
-            stream.end = end.count
+            stream.end = stream.received
             stream.notify()
         self._forget_if_done(stream)
 

@@ -60,7 +60,7 @@ class _Flow:
 class _StreamRun:
     """One run of a streaming generator: the items it sent, and its task's return."""
 
-    __slots__ = ("bound", "completion", "flow", "index", "producer", "runner", "skip", "spec")
+    __slots__ = ("bound", "completion", "error", "flow", "index", "producer", "runner", "skip", "spec")
 
     def __init__(self, runner: GeneratorRunner, spec, resumed: tuple[int, int]) -> None:
         self.runner = runner
@@ -71,6 +71,7 @@ class _StreamRun:
         self.flow = runner._flows[spec.task_id] = _Flow(resumed[1]) if self.bound > 0 else None
         self.producer = runner.self_ref if self.flow is not None else None
         self.completion = Inline(serialize(None).to_bytes())
+        self.error = None  # the Failed payload of the generator's exception, if it raised
 
     def send(self, item) -> bool:
         """Send the next item; True if that ends the stream (it could not be serialized)."""
@@ -84,17 +85,18 @@ class _StreamRun:
         return type(payload) is Failed
 
     def fail(self, error: BaseException) -> None:
-        """The generator raised `error`: it is the item of this step, and the last one."""
+        """The generator raised `error`: it ends the stream (see `end`)."""
         if isinstance(error, (exc.TaskCancelledError, asyncio.CancelledError)):
             self.completion = Failed(exc.TaskCancelledError(self.spec.task_id))
-            return
-        self.send_payload(Failed(self.runner._error(self.spec, error)))
+        else:
+            self.error = Failed(self.runner._error(self.spec, error))
 
-    def send_payload(self, payload) -> None:
-        index = self.index
-        self.index += 1
-        if index >= self.skip:
-            self.spec.owner.tell(GeneratorItem(self.spec.task_id, index, payload, self.producer))
+    def end(self, retry: bool | None) -> list:
+        """The task's returns, once the owner answered `GeneratorEnd` (`retry`): the generator's
+        error fails the task if it runs again for it; else the owner made it the last item."""
+        if retry and self.error is not None:
+            return [self.error]
+        return [self.completion]
 
 
 class GeneratorRunner:
@@ -142,12 +144,12 @@ class GeneratorRunner:
                         break
                     if run.flow is not None:
                         self._pause(run.flow, run.index - run.bound)
-            except BaseException as error:  # noqa: BLE001 - the generator's error is its step's item
+            except BaseException as error:  # noqa: BLE001 - the generator's error ends its stream
                 run.fail(error)
-            self._ask(spec.owner, GeneratorEnd(spec.task_id, run.index))
+            retry = _result_or_none(self._ask_later(spec.owner, GeneratorEnd(spec.task_id, run.index, run.error)))
         finally:
             self._flows.pop(spec.task_id, None)
-        return [run.completion]
+        return run.end(retry)
 
     async def stream_async(self, spec, call, args: list, kwargs: dict) -> list:
         """`_stream` for an async generator method of an async actor, on the actor's loop, so
@@ -165,15 +167,16 @@ class GeneratorRunner:
                         break
                     if run.flow is not None:
                         await self._pause_async(run.flow, run.index - run.bound)
-            except BaseException as error:  # noqa: BLE001 - the generator's error is its step's item
+            except BaseException as error:  # noqa: BLE001 - the generator's error ends its stream
                 run.fail(error)
             try:
-                await asyncio.wrap_future(self._ask_later(spec.owner, GeneratorEnd(spec.task_id, run.index)))
+                retry = await asyncio.wrap_future(
+                    self._ask_later(spec.owner, GeneratorEnd(spec.task_id, run.index, run.error)))
             except Exception:  # noqa: BLE001 - its owner died: nobody reads these items
-                pass
+                retry = None
         finally:
             self._flows.pop(spec.task_id, None)
-        return [run.completion]
+        return run.end(retry)
 
     def _dynamic_returns(self, spec, items: Iterator) -> list:
         owner, task_id = spec.owner, spec.task_id
@@ -296,9 +299,6 @@ class GeneratorRunner:
             return await ref.ask(message, timeout=None)
 
         return asyncio.run_coroutine_threadsafe(ask(), system.loop)
-
-    def _ask(self, ref: ActorRef, message) -> None:
-        _result_or_none(self._ask_later(ref, message))
 
 
 def _result_or_none(future):

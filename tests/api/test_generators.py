@@ -113,11 +113,19 @@ class SyncActor:
     def numbers(self, n):
         yield from range(n)
 
+    def failing(self):
+        yield 0
+        raise KeyError("at step 1")
+
 
 @ray.remote(max_concurrency=4)
 class ThreadedActor:
     def numbers(self, n):
         yield from range(n)
+
+    def failing(self):
+        yield 0
+        raise KeyError("at step 1")
 
 
 @ray.remote
@@ -131,6 +139,10 @@ class AsyncActor:
                 await asyncio.sleep(0)
                 yield i
 
+    async def failing(self):
+        yield 0
+        raise KeyError("at step 1")
+
 
 @pytest.mark.parametrize("actor_class", [SyncActor, ThreadedActor, AsyncActor], ids=["sync", "threaded", "async"])
 def test_generator_methods_of_every_kind_of_actor_stream(cluster, actor_class):
@@ -140,6 +152,10 @@ def test_generator_methods_of_every_kind_of_actor_stream(cluster, actor_class):
     assert [ray.get(ref) for ref in gen] == [0, 1, 2, 3, 4]
     two = [actor.numbers.remote(3), actor.numbers.remote(2)]
     assert [[ray.get(ref) for ref in gen] for gen in two] == [[0, 1, 2], [0, 1]]
+    first, failed = actor.failing.remote()
+    assert ray.get(first) == 0
+    with pytest.raises(KeyError, match="at step 1"):
+        ray.get(failed)
 
 
 def test_an_exception_at_step_k_is_the_kth_item_and_ends_the_stream(cluster):
@@ -313,6 +329,28 @@ def test_a_retried_generator_task_delivers_each_item_once(cluster, bound):
     rest = [ray.get(ref) for ref in gen]
     assert [i for i, _ in rest] == [3, 4]
     assert all(other != pid for _, other in rest)  # made by the new attempt
+
+
+@ray.remote(retry_exceptions=True, max_retries=1)
+def fails_once(marker, always):
+    for i in range(5):
+        if i == 2 and (always or not os.path.exists(marker)):
+            open(marker, "w").close()
+            raise ValueError("step 2 failed")
+        yield i
+
+
+def test_retry_exceptions_runs_a_failed_generator_again_without_duplicates(cluster, tmp_path):
+    # As in Ray: with retry_exceptions the generator's exception retries the task (the items
+    # already delivered are not delivered again); out of retries, it is the last item.
+    assert [ray.get(ref) for ref in fails_once.remote(str(tmp_path / "once"), False)] == [0, 1, 2, 3, 4]
+    gen = fails_once.remote(str(tmp_path / "always"), True)
+    refs = list(gen)
+    assert ray.get(refs[:2]) == [0, 1]
+    assert len(refs) == 3
+    with pytest.raises(ValueError, match="step 2 failed"):
+        ray.get(refs[2])
+    assert ray.get(gen.completed()) is None
 
 
 @ray.remote(max_restarts=1, max_task_retries=1)
