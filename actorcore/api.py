@@ -189,7 +189,8 @@ def get(object_refs, *, timeout: float | None = None):
 
 def wait(object_refs, *, num_returns: int = 1, timeout: float | None = None, fetch_local: bool = True):
     """Wait until ``num_returns`` of ``object_refs`` (a list of unique refs) are ready, or
-    ``timeout`` seconds pass (None: no limit).
+    ``timeout`` seconds pass (None: no limit). The list may hold ObjectRefGenerators: one is
+    ready when ``next()`` on it would not block.
 
     Returns ``(ready, not_ready)``: two lists of the refs, in the order given. Raises TypeError
     or ValueError for arguments that do not fit. ``fetch_local`` is accepted for Ray's sake.
@@ -226,7 +227,8 @@ def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True
 
     A task still waiting for a worker never runs; a running one is interrupted (``force``: its
     worker process is ended). ``recursive`` is accepted for Ray's sake: the tasks a cancelled
-    task submitted run on. Raises TypeError if ``object_ref`` is not an ObjectRef.
+    task submitted run on. ``object_ref`` may also be an ObjectRefGenerator, or the ref of one
+    of its items: its generator task is cancelled. Raises TypeError if it is none of these.
     """
     if isinstance(object_ref, ObjectRefGenerator):
         object_ref = object_ref.completed()
