@@ -41,20 +41,18 @@ def item_id(task_id: str, index: int) -> str:
 class Stream:
     """What the owner knows of one generator task's items (guarded by `lock`)."""
 
-    __slots__ = ("closed", "completion", "consumed", "done", "dynamic", "end", "failed", "holds", "lock",
-                 "producer", "received", "task_id", "waiters")
+    __slots__ = ("closed", "consumed", "done", "dynamic", "failed", "holds", "lock", "producer", "received",
+                 "task_id", "waiters")
 
     def __init__(self, task_id: str) -> None:
         self.task_id = task_id
         self.lock = threading.Condition(threading.Lock())
         self.received = 0  # items recorded, in order
         self.consumed = 0  # items the caller has taken
-        self.end: int | None = None  # how many items there are, once the generator returned
         self.done = False  # the task's own return is there (it comes after GeneratorEnd)
         self.failed = False  # ... and it is an error (e.g. cancelled): no more items will come
         self.closed = False  # its ObjectRefGenerator is gone: items are dropped
         self.dynamic = False
-        self.completion: ObjectRef | None = None  # the task's return, <task id>.0
         self.producer: ActorRef | None = None  # the Executor to tell GeneratorConsumed
         self.holds: list = []  # refs of a dynamic task's items, until its return is freed
         self.waiters: list = []  # (event loop, future) of `async` readers and of `wait`
@@ -90,7 +88,6 @@ class StreamTable:
         """The generator of the streaming task whose return is `completion` (user thread)."""
         task_id = completion.id.rpartition(".")[0]
         stream = self._streams.setdefault(task_id, Stream(task_id))
-        stream.completion = completion
         self._loop.call_soon_threadsafe(self._watch_completion, stream, ObjectRef(completion.id, self._owner))
         return ObjectRefGenerator(completion, stream, self)
 
@@ -108,8 +105,6 @@ class StreamTable:
             with stream.lock:
                 stream.done = True
                 stream.failed = failed
-                if stream.end is None:
-                    stream.end = stream.received
                 stream.notify()
             self._forget_if_done(stream)
 
@@ -152,10 +147,6 @@ class StreamTable:
             return
         if end.error is not None and not stream.failed:
             self.on_item(GeneratorItem(end.task_id, stream.received, end.error))
-        with stream.lock:
-            stream.end = stream.received
-            stream.notify()
-        self._forget_if_done(stream)
 
     def resume(self, resume: GeneratorResume) -> tuple[int, int]:
         """A new attempt of a generator task starts: how many items are recorded (it skips
@@ -176,7 +167,6 @@ class StreamTable:
             stream.consumed = stream.received
         for index in untaken:
             self._objects.release(item_id(stream.task_id, index))
-        stream.completion = None
         self._forget_if_done(stream)
 
     def _forget_if_done(self, stream: Stream) -> None:
