@@ -81,6 +81,7 @@ async def async_squares(n):
 def test_a_generator_task_returns_an_object_ref_generator(cluster):
     gen = squares.remote(5)
     assert isinstance(gen, ray.ObjectRefGenerator)
+    assert ray.get(gen) is gen  # as in Ray: get() of a generator gives it back
     assert [ray.get(ref) for ref in gen] == [0, 1, 4, 9, 16]
     assert gen.is_finished()
     assert ray.get(gen.completed()) is None
