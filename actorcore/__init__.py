@@ -18,6 +18,7 @@ from ._version import __version__
 _LAZY = {
     "ActorClass": "actor", "ActorHandle": "actor", "get_actor": "actor", "kill": "actor", "method": "actor",
     "ObjectRef": "object_ref", "RemoteFunction": "remote_function",
+    "DynamicObjectRefGenerator": "core.streams", "ObjectRefGenerator": "core.streams",
     "available_resources": "api", "cancel": "api", "cluster_resources": "api", "get": "api",
     "get_gpu_ids": "api", "get_runtime_context": "api", "init": "api", "is_initialized": "api", "nodes": "api",
     "put": "api", "shutdown": "api", "wait": "api",
@@ -79,7 +80,9 @@ __all__ = [
     "ActorClass",
     "ActorHandle",
     "ChildSpec",
+    "DynamicObjectRefGenerator",
     "ObjectRef",
+    "ObjectRefGenerator",
     "RemoteFunction",
     "SupervisionGroup",
     "__version__",

@@ -24,6 +24,7 @@ from . import runtime
 from ._logging import get_logger
 from .connection import ClusterConnection, LocalCluster
 from .core import CoreWorker
+from .core.streams import ObjectRefGenerator
 from .env import ADDRESS_ENV
 from .node_resources import accelerator_type_resources, resolve_gpu_ids
 from .object_ref import ObjectRef
@@ -199,6 +200,8 @@ def get(object_refs, *, timeout: float | None = None):
                     f"{type(ref).__qualname__}"
                 )
         return objects.get(list(object_refs), timeout)
+    if isinstance(object_refs, ObjectRefGenerator):
+        return object_refs  # as Ray does: iterate it for the refs of its items
     raise TypeError(
         f"get() takes an ObjectRef or a list of ObjectRefs, got a {type(object_refs).__qualname__}"
     )
@@ -206,7 +209,8 @@ def get(object_refs, *, timeout: float | None = None):
 
 def wait(object_refs, *, num_returns: int = 1, timeout: float | None = None, fetch_local: bool = True):
     """Wait until ``num_returns`` of ``object_refs`` (a list of unique refs) are ready, or
-    ``timeout`` seconds pass (None: no limit).
+    ``timeout`` seconds pass (None: no limit). The list may hold ObjectRefGenerators: one is
+    ready when ``next()`` on it would not block.
 
     Returns ``(ready, not_ready)``: two lists of the refs, in the order given. Raises TypeError
     or ValueError for arguments that do not fit. ``fetch_local`` is accepted for Ray's sake.
@@ -216,8 +220,12 @@ def wait(object_refs, *, num_returns: int = 1, timeout: float | None = None, fet
     if not isinstance(object_refs, (list, tuple)):
         raise TypeError(f"wait() expects a list of ObjectRefs, got a {type(object_refs).__qualname__}")
     refs = list(object_refs)
+    generators = False
     for index, ref in enumerate(refs):
         if not isinstance(ref, ObjectRef):
+            if isinstance(ref, ObjectRefGenerator):  # ready when next() would not block
+                generators = True
+                continue
             raise TypeError(f"wait() expects a list of ObjectRefs; item {index} is a {type(ref).__qualname__}")
     if not refs:
         return [], []
@@ -229,6 +237,8 @@ def wait(object_refs, *, num_returns: int = 1, timeout: float | None = None, fet
         raise ValueError(f"num_returns ({num_returns}) cannot be greater than the number of refs ({len(refs)})")
     if timeout is not None and timeout < 0:
         raise ValueError(f"timeout must be None or >= 0, got {timeout!r}")
+    if generators:
+        return _runtime().streams.wait(refs, num_returns, timeout)
     return _runtime().objects.wait(refs, num_returns, timeout)
 
 
@@ -237,11 +247,18 @@ def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True
 
     A task still waiting for a worker never runs; a running one is interrupted (``force``: its
     worker process is ended). ``recursive`` is accepted for Ray's sake: the tasks a cancelled
-    task submitted run on. Raises TypeError if ``object_ref`` is not an ObjectRef.
+    task submitted run on. ``object_ref`` may also be an ObjectRefGenerator, or the ref of one
+    of its items: its generator task is cancelled. Raises TypeError if it is none of these.
     """
+    if isinstance(object_ref, ObjectRefGenerator):
+        object_ref = object_ref.completed()
     if not isinstance(object_ref, ObjectRef):
         raise TypeError(f"cancel() takes an ObjectRef, got a {type(object_ref).__qualname__}")
-    _runtime().tasks.cancel(object_ref, force)
+    core = _runtime()
+    stream = core.streams.stream_of(object_ref.id)
+    if stream is not None:  # an item of a generator task: that task is cancelled
+        object_ref = ObjectRef(f"{stream.task_id}.0", object_ref.owner)
+    core.tasks.cancel(object_ref, force)
 
 
 # -- cluster information ------------------------------------------------------------------

@@ -97,10 +97,17 @@ def _choice(*allowed: str) -> Callable[[Any], Any]:
 
 
 def _num_returns(value: Any) -> Any:
-    if value in ("dynamic", "streaming"):
-        raise _Bad(ValueError, "generator tasks are not supported by actorcore; "
-                               "return a list and give an int")
+    if value in ("streaming", "dynamic"):  # for generator functions only (checked by the caller)
+        return value
     return _int(0)(value)
+
+
+def _backpressure(value: Any) -> Any:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _Bad(TypeError)
+    if value == 0:
+        raise _Bad(ValueError, "0 would never let the generator run; 1 pauses it at each item")
+    return value
 
 
 def _resources(value: Any) -> Any:
@@ -145,7 +152,11 @@ def _opt(name, applies_to, allowed, check, default=None, **per_kind) -> Option:
 _TA, _ALL = ("task", "actor"), ("task", "actor", "method")
 
 OPTIONS: tuple[Option, ...] = (
-    _opt("num_returns", ("task", "method"), "an int >= 0", _num_returns, 1),
+    _opt("num_returns", ("task", "method"),
+         "an int >= 0, or 'streaming' or 'dynamic' for a generator function", _num_returns, 1),
+    _opt("_generator_backpressure_num_objects", ("task", "method"),
+         "an int > 0, or -1 for no bound (a streaming generator pauses at that many unconsumed items)",
+         _backpressure, -1),
     _opt("num_cpus", _TA, "a number >= 0", _number, task=1, actor=0),
     _opt("num_gpus", _TA, "a number >= 0, whole if above 1", _gpus, 0),
     _opt("memory", _TA, "a number of bytes >= 0", _number),

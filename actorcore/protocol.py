@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "NUM_RETURNS_DYNAMIC",
+    "NUM_RETURNS_STREAMING",
     "ActorStateChanged",
     "ActorWorkerExited",
     "AttachPool",
@@ -27,6 +29,10 @@ __all__ = [
     "FetchObject",
     "ForgetActor",
     "FreeObjects",
+    "GeneratorConsumed",
+    "GeneratorEnd",
+    "GeneratorItem",
+    "GeneratorResume",
     "GetActorRecord",
     "GetClusterResources",
     "GetFunction",
@@ -207,6 +213,7 @@ class TaskSpec:
     method: str | None = None  # actor method name
     attempt: int = 0
     namespace: str = ""  # the submitter's: named actors made while it runs go there (Ray's job namespace)
+    generator_backpressure: int = -1  # a streaming generator pauses at this many unconsumed items (-1: never)
 
 
 @dataclass(frozen=True, slots=True)
@@ -485,3 +492,54 @@ class UseDevices:
 
     lease_id: int
     gpu_ids: tuple
+
+
+# -- generator tasks (docs/architecture.md, "Streaming generators") ----------------------
+
+#: `TaskSpec.num_returns` of a generator task whose items stream to its caller one by one
+#: (num_returns="streaming"), and of one whose single return lists its items (num_returns="dynamic").
+NUM_RETURNS_STREAMING = -2
+NUM_RETURNS_DYNAMIC = -1
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratorItem:
+    """Executor -> the task's owner: item `index` (from 0) of generator task `task_id`.
+
+    `producer` is the Executor to tell `GeneratorConsumed` (set only under backpressure);
+    `dynamic`: an item of a num_returns="dynamic" task (asked: answered once recorded).
+    """
+
+    task_id: str
+    index: int
+    payload: Any
+    producer: Any = None
+    dynamic: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratorEnd:
+    """Executor -> owner (asked, before the task's result): the generator made `count` items,
+    then raised `error` (a `Failed` payload) if not None. Answered True if the task is to run
+    again for that error (`retry_exceptions`), else the error becomes the stream's last item."""
+
+    task_id: str
+    count: int
+    error: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratorConsumed:
+    """Owner -> the producing Executor: the caller has taken `count` items of `task_id`."""
+
+    task_id: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratorResume:
+    """Executor -> owner, when a generator task runs again: answered with how many items the
+    owner has and how many the caller took; `producer` (under backpressure) is told from now on."""
+
+    task_id: str
+    producer: Any = None

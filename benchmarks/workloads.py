@@ -54,6 +54,7 @@ METRICS = {
     "mapreduce_2m_words_seconds": ("s", False),
     "actor_pool_map_items": ("items/s", True),
     "queue_put_get_items": ("round trips/s", True),
+    "generator_items_per_s": ("items/s", True),
 }
 SESSION_WORKLOADS = [name for name in METRICS if name != "init_seconds"]
 
@@ -141,6 +142,11 @@ def build(ray, timing: Timing) -> dict:
     @ray.remote
     def small_value():
         return b"ok"
+
+    @ray.remote
+    def small_values(count):
+        for _ in range(count):
+            yield b"ok"
 
     n_cpu = max(1, multiprocessing.cpu_count() // 2)
     nn_calls = 5000
@@ -303,6 +309,14 @@ def build(ray, timing: Timing) -> dict:
             return timeit(round_trip, 1, timing)
         finally:
             queue.shutdown()
+
+    @workload
+    def generator_items_per_s():
+        def consume_stream():
+            for ref in small_values.remote(1000):
+                ray.get(ref)
+
+        return timeit(consume_stream, 1000, timing)
 
     return {name.lstrip("_"): fn for name, fn in workloads.items()}
 

@@ -32,6 +32,7 @@ EXPECTED = [
     "mapreduce_2m_words_seconds",
     "actor_pool_map_items",
     "queue_put_get_items",
+    "generator_items_per_s",
 ]
 
 

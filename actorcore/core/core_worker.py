@@ -11,7 +11,8 @@ Each role is a part with its collaborators given to its constructor:
 - `ObjectTable` (object_table.py): owned objects, reference counts, pins, lineage, put/get/wait;
 - `TaskManager` (task_manager.py): pending tasks and calls until their returns resolve;
 - `TaskSubmitter` (task_submitter.py): worker leases, the hot path of tasks, retries;
-- `ActorSubmitter` (actor_submitter.py): actor creation, calls in order, restarts, kill.
+- `ActorSubmitter` (actor_submitter.py): actor creation, calls in order, restarts, kill;
+- `StreamTable` (streams.py): the items of generator tasks, as they come.
 
 The `CoreActor` receives what other processes and the node send, and hands each message to
 the part whose role it is.
@@ -28,6 +29,9 @@ from ..protocol import (
     ActorWorkerExited,
     ClusterView,
     ExportFunction,
+    GeneratorEnd,
+    GeneratorItem,
+    GeneratorResume,
     GetClusterResources,
     GetObject,
     GetResources,
@@ -38,6 +42,7 @@ from .cluster import Cluster
 from .death_watch import DeathWatch
 from .messages import KillActor, ResolveActor, WatchActor
 from .object_table import ObjectTable
+from .streams import StreamTable
 from .task_manager import TaskManager
 from .task_submitter import TaskSubmitter
 
@@ -72,7 +77,27 @@ class CoreActor(Actor):
         if isinstance(message, ActorWorkerExited):
             core.deaths.on_worker_exited(message)
             return None
+        return self._on_generator(message)
+
+    def _on_generator(self, message):
+        """The items of this process's generator tasks (streams.py)."""
+        streams = self.core.streams
+        if isinstance(message, GeneratorItem):
+            streams.on_item(message)
+            return True
+        if isinstance(message, GeneratorEnd):
+            retry = message.error is not None and self._retries_on(message)
+            streams.on_end(message, retry)
+            return retry
+        if isinstance(message, GeneratorResume):
+            return streams.resume(message)
         return None
+
+    def _retries_on(self, end: GeneratorEnd) -> bool:
+        """Whether the generator task of `end` runs again for the error its generator raised
+        (`retry_exceptions`), as its task submitter decides when that error is its result."""
+        pending = self.core.task_manager.task_of(f"{end.task_id}.0")
+        return pending is not None and self.core.tasks._should_retry_exception(pending, [end.error])
 
 
 class CoreWorker:
@@ -111,6 +136,7 @@ class CoreWorker:
         self.task_manager = TaskManager(self.objects, self.cluster_mode)
         self.tasks = TaskSubmitter(system, self.actor, self.scheduler, self.objects, self.task_manager, self.cluster,
                                    is_driver=is_driver, new_id=self.new_id)
+        self.streams = StreamTable(system, self.actor, self.objects)
         self.objects.remake = self.tasks.resubmit  # lineage: lost returns are made by their task again
         self.actors = ActorSubmitter(system, self.actor, self.gcs, self.pool, self.objects, self.task_manager,
                                      self.tasks, self.cluster, self.deaths, new_id=self.new_id)

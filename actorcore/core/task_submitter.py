@@ -115,6 +115,8 @@ class TaskSubmitter:
         objects = self._objects
         objects.expect(return_ids)
         spec = TaskSpec(task_id, function_id, name, args, kwargs, num_returns, self._owner, namespace=namespace)
+        if num_returns < 0:  # a generator task
+            spec.generator_backpressure = options["_generator_backpressure_num_objects"]
         shape = shape_of(options)
         cluster = self._cluster
         cluster.warn_if_infeasible(shape)

@@ -35,17 +35,20 @@ from ..kernel import Actor, Terminated
 from ..node_resources import CUDA_VISIBLE_DEVICES
 from ..objects import serialize
 from ..protocol import (
+    NUM_RETURNS_STREAMING,
     ActorStateChanged,
     BecomeActor,
     CancelTask,
     ExecuteTask,
     ExitWorker,
     Failed,
+    GeneratorConsumed,
     GetFunction,
     Inline,
     TaskResult,
     UseDevices,
 )
+from .generators import GENERATOR_TYPES, GeneratorRunner
 
 __all__ = ["Executor"]
 
@@ -74,10 +77,12 @@ class Executor(Actor):
         self.lease_gpus: dict[int, tuple] = {}  # the next lease's GPU ids (`UseDevices`), until its first task
         self.devices_lease: int | None = None  # the lease whose GPUs CUDA_VISIBLE_DEVICES shows now
         self.inherited_cuda_devices = os.environ.get(CUDA_VISIBLE_DEVICES)
+        self.generators = GeneratorRunner(core, self.pid, _task_error)  # generator tasks (generators.py)
 
     async def pre_start(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.exec_thread.start()
+        self.generators.self_ref = self.context.self_ref
         self.runner = self.loop.create_task(self._run_concurrent())
 
     async def post_stop(self) -> None:
@@ -111,6 +116,9 @@ class Executor(Actor):
             return None
         if isinstance(message, UseDevices):
             self.lease_gpus = {message.lease_id: message.gpu_ids}
+            return None
+        if isinstance(message, GeneratorConsumed):
+            self.generators.on_consumed(message)
             return None
         if isinstance(message, ExitWorker):  # kill(): the caller records the actor's death
             os._exit(0)
@@ -214,6 +222,8 @@ class Executor(Actor):
             call = await self._callable(spec)
         except Exception as error:  # noqa: BLE001 - user code: its error is the task's result
             return self._failed(spec, _task_error(spec.name, error, self.pid))
+        if self.is_async and spec.num_returns == NUM_RETURNS_STREAMING and inspect.isasyncgenfunction(call):
+            return await self._stream_on_user_loop(call, spec)
         if self.is_async and inspect.iscoroutinefunction(call):
             args, kwargs, failed = await self.loop.run_in_executor(self.pool, self._load_args, spec)
             if failed is not None:
@@ -224,6 +234,18 @@ class Executor(Actor):
             return TaskResult(returns, self.pid)
         returns = await self.loop.run_in_executor(self.pool, self._run_sync, call, spec, message.lease_id)
         return TaskResult(returns, self.pid)
+
+    async def _stream_on_user_loop(self, call, spec) -> TaskResult:
+        """A streaming async generator method of an async actor: it runs on the actor's loop."""
+        args, kwargs, failed = await self.loop.run_in_executor(self.pool, self._load_args, spec)
+        if failed is not None:
+            return TaskResult([failed], self.pid)
+        future = asyncio.run_coroutine_threadsafe(self._async_stream(call, args, kwargs, spec), self.user_loop)
+        return TaskResult(await asyncio.wrap_future(future), self.pid)
+
+    async def _async_stream(self, call, args, kwargs, spec) -> list:
+        runtime_context.set_current(spec.task_id, self.actor_id)
+        return await self.generators.stream_async(spec, call, args, kwargs)
 
     async def _async_call(self, call, args, kwargs, spec):
         runtime_context.set_current(spec.task_id, self.actor_id)
@@ -269,6 +291,8 @@ class Executor(Actor):
             if isinstance(error, (KeyboardInterrupt, SystemExit)) and not isinstance(error, Exception):
                 error = RuntimeError(f"{type(error).__name__} raised in {spec.name}")
             return [Failed(_task_error(spec.name, error, self.pid))] * count
+        if spec.num_returns < 0 or (isinstance(value, GENERATOR_TYPES) and spec.num_returns):
+            return self.generators.returns(spec, value)
         if spec.num_returns == 0:
             return [Inline(serialize(None).to_bytes())]
         if spec.num_returns == 1:
@@ -310,6 +334,7 @@ class Executor(Actor):
         if message.is_async:
             self.user_loop = asyncio.new_event_loop()
             threading.Thread(target=self.user_loop.run_forever, name="actorcore-async-actor", daemon=True).start()
+            self.generators.user_loop = self.user_loop
         if message.is_async or message.max_concurrency > 1:
             self.slots = asyncio.Semaphore(message.max_concurrency)
             workers = 4 if message.is_async else message.max_concurrency

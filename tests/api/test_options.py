@@ -18,9 +18,11 @@ class Boom(Exception):
 
 # (option, kind it applies to, valid values, (invalid value, expected error) pairs)
 CASES = [
-    ("num_returns", "task", [0, 1, 5], [(-1, ValueError), (1.0, TypeError), (True, TypeError),
-                                        ("2", TypeError), ("dynamic", ValueError),
-                                        ("streaming", ValueError)]),
+    ("num_returns", "task", [0, 1, 5, "streaming", "dynamic"],
+     [(-1, ValueError), (1.0, TypeError), (True, TypeError), ("2", TypeError), ("stream", TypeError)]),
+    ("_generator_backpressure_num_objects", "task", [1, 10, -1], [(0, ValueError), (1.5, TypeError),
+                                                                  (True, TypeError)]),
+    ("_generator_backpressure_num_objects", "method", [2], [("2", TypeError)]),
     ("num_cpus", "task", [0, 1, 0.5, 8], [(-1, ValueError), ("1", TypeError),
                                          (True, TypeError), (float("nan"), ValueError)]),
     ("num_gpus", "actor", [0, 0.25, 2], [(-0.5, ValueError), ([1], TypeError)]),
@@ -91,8 +93,8 @@ def test_specific_messages_name_the_fix():
         validate("task", {"resources": {"CPU": 2}}, where=WHERE)
     with pytest.raises(ValueError, match="use the num_gpus option"):
         validate("actor", {"resources": {"GPU": 1}}, where=WHERE)
-    with pytest.raises(ValueError, match="generator tasks are not supported"):
-        validate("method", {"num_returns": "streaming"}, where=WHERE)
+    with pytest.raises(ValueError, match="0 would never let the generator run"):
+        validate("method", {"_generator_backpressure_num_objects": 0}, where=WHERE)
     with pytest.raises(TypeError, match="placement groups, node affinity"):
         validate("task", {"scheduling_strategy": object()}, where=WHERE)
 
@@ -158,6 +160,7 @@ def test_defaults():
         "num_returns": 1, "num_cpus": 1, "num_gpus": 0, "memory": None, "accelerator_type": None, "resources": {},
         "max_retries": 3,
         "retry_exceptions": False, "name": None, "scheduling_strategy": None,
+        "_generator_backpressure_num_objects": -1,
     }
     assert resolve("actor") == {
         "num_cpus": 0, "num_gpus": 0, "memory": None, "accelerator_type": None, "resources": {}, "name": None,
@@ -165,7 +168,7 @@ def test_defaults():
         "lifetime": None, "get_if_exists": False, "max_restarts": 0, "max_task_retries": 0,
         "max_concurrency": None, "scheduling_strategy": None,
     }
-    assert resolve("method") == {"num_returns": 1, "name": None}
+    assert resolve("method") == {"num_returns": 1, "name": None, "_generator_backpressure_num_objects": -1}
 
 
 def test_resolve_merges_later_layers_over_earlier_ones():
@@ -217,7 +220,8 @@ def test_the_schema_is_plain_printable_data():
         text = repr(option)
         assert option.name in text and "check" not in text
     assert len({option.name for option in OPTIONS}) == len(OPTIONS)
-    assert [option.name for option in options_for("method")] == ["num_returns", "name"]
+    assert [option.name for option in options_for("method")] == [
+        "num_returns", "_generator_backpressure_num_objects", "name"]
 
 
 def test_exports():
