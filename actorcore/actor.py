@@ -16,15 +16,18 @@ import pickle
 from . import api, runtime
 from . import exceptions as exc
 from . import options as opts
-from .remote_function import _Exported, prepare_args
+from .protocol import NUM_RETURNS_DYNAMIC, NUM_RETURNS_STREAMING
+from .remote_function import _Exported, generator_num_returns, prepare_args
 
 __all__ = ["ActorClass", "ActorHandle", "ActorMethod", "get_actor", "kill", "method"]
 
 
-def method(*, num_returns: int = 1):
-    """`@ray.method(num_returns=k)` on an actor method."""
-    if not isinstance(num_returns, int) or num_returns < 0:
-        raise ValueError(f"method(num_returns=...) takes an int >= 0, got {num_returns!r}")
+def method(*, num_returns: int | str = 1):
+    """`@ray.method(num_returns=k)` on an actor method (``"streaming"`` or ``"dynamic"`` for a
+    generator method, which streams by default)."""
+    if num_returns not in ("streaming", "dynamic") and (
+            not isinstance(num_returns, int) or isinstance(num_returns, bool) or num_returns < 0):
+        raise ValueError(f"method(num_returns=...) takes an int >= 0, 'streaming' or 'dynamic', got {num_returns!r}")
 
     def decorate(function):
         function.__actorcore_num_returns__ = num_returns
@@ -43,7 +46,7 @@ class ActorClass:
         self._options = opts.validate("actor", options, where=f"@remote on class {self._name}")
         self._exported = _Exported(cls)
         self._methods = {
-            name: getattr(member, "__actorcore_num_returns__", 1)
+            name: _method_num_returns(f"{self._name}.{name}", member)
             for name, member in inspect.getmembers(cls, callable)
             if not name.startswith("__") or name == "__call__"
         }
@@ -105,6 +108,13 @@ class _BoundActorOptions:
 
     def remote(self, *args, **kwargs) -> ActorHandle:
         return self._actor_class._remote(args, kwargs, self._options)
+
+
+def _method_num_returns(name: str, member) -> int:
+    """A method's num_returns as a TaskSpec carries it (a generator method streams by default)."""
+    is_generator = inspect.isgeneratorfunction(member) or inspect.isasyncgenfunction(member)
+    num_returns = getattr(member, "__actorcore_num_returns__", "streaming" if is_generator else 1)
+    return generator_num_returns({"num_returns": num_returns}, is_generator, f"method {name}")["num_returns"]
 
 
 class ActorHandle:
@@ -172,27 +182,34 @@ class ActorMethod:
         where = f"{self._method}.options()"
         validated = opts.validate("method", options, where=where)
         resolved = opts.resolve("method", {"num_returns": self._num_returns}, validated, where=where)
-        return _BoundMethodOptions(self, resolved["num_returns"])
+        # (a handle does not know whether a method that returns by default is a generator)
+        resolved = generator_num_returns(resolved, True, where)
+        return _BoundMethodOptions(self, resolved["num_returns"], resolved["_generator_backpressure_num_objects"])
 
-    def _remote(self, args: tuple, kwargs: dict, num_returns: int):
+    def _remote(self, args: tuple, kwargs: dict, num_returns: int, backpressure: int = -1):
         core = api._runtime()
         handle = self._handle
         prepared_args, prepared_kwargs = prepare_args(core, f"{handle._actorcore_name}.{self._method}", args, kwargs)
-        refs = core.actors.submit(handle, self._method, prepared_args, prepared_kwargs, num_returns)
+        refs = core.actors.submit(handle, self._method, prepared_args, prepared_kwargs, num_returns, backpressure)
         if num_returns == 1:
             return refs[0]
         if num_returns == 0:
             return None
+        if num_returns == NUM_RETURNS_STREAMING:
+            return core.streams.open(refs[0])
+        if num_returns == NUM_RETURNS_DYNAMIC:
+            return refs[0]
         return refs
 
 
 class _BoundMethodOptions:
-    def __init__(self, method_: ActorMethod, num_returns: int) -> None:
+    def __init__(self, method_: ActorMethod, num_returns: int, backpressure: int = -1) -> None:
         self._method = method_
         self._num_returns = num_returns
+        self._backpressure = backpressure
 
     def remote(self, *args, **kwargs):
-        return self._method._remote(args, kwargs, self._num_returns)
+        return self._method._remote(args, kwargs, self._num_returns, self._backpressure)
 
 
 def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:

@@ -24,10 +24,13 @@ from . import runtime
 from ._logging import get_logger
 from .connection import ClusterConnection, LocalCluster
 from .core import CoreWorker
+from .core.streams import ObjectRefGenerator
 from .env import ADDRESS_ENV
+from .node_resources import accelerator_type_resources, resolve_gpu_ids
 from .object_ref import ObjectRef
 from .protocol import ListNodes
-from .runtime_context import RuntimeContext
+from .runtime_context import RuntimeContext, current_gpu_ids
+from .runtime_context import get_runtime_context as _get_runtime_context
 
 __all__ = [
     "available_resources", "cancel", "cluster_resources", "get", "get_runtime_context", "init",
@@ -71,9 +74,11 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
     """Start (local mode) or join a cluster and make this process a driver.
 
     ``address``: None or "local" starts a local cluster (``num_cpus``, ``num_gpus``,
-    ``resources`` give its node's resources); "auto" joins the cluster started on this machine
-    with ``actorcore start``; "HOST:PORT" joins the cluster whose etcd listens there (the
-    environment variable ACTORCORE_ADDRESS is the default). ``namespace``: of the named actors
+    ``resources`` and ``_memory``, in bytes, give its node's resources; GPUs are detected and
+    memory is 70% of what is available unless given, see `actorcore.node_resources`); "auto"
+    joins the cluster started on this machine with ``actorcore start``; "HOST:PORT" joins the
+    cluster whose etcd listens there (the environment variable ACTORCORE_ADDRESS is the
+    default). ``namespace``: of the named actors
     this driver creates and looks up (default: one of its own). ``logging_level``: of
     actorcore's own loggers in this process. ``log_to_driver``: print the workers' output
     (stdout, stderr) on this terminal, each line prefixed with its worker's pid. Returns the
@@ -82,6 +87,7 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
     TypeError for arguments that do not fit, ConnectionError if the cluster cannot be joined.
     """
     global _local
+    memory = kwargs.pop("_memory", None)
     unknown = set(kwargs) - _IGNORED_INIT_KWARGS
     if unknown:
         raise TypeError(f"init() got unexpected keyword argument(s): {', '.join(sorted(unknown))}")
@@ -98,7 +104,8 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
         if address not in (None, "local"):
             if not isinstance(address, str) or (address != "auto" and ":" not in address):
                 raise ValueError(f"init(address=...) takes 'auto' or 'HOST:PORT' (the cluster's etcd), got {address!r}")
-            for given, what in ((num_cpus, "num_cpus"), (num_gpus, "num_gpus"), (resources, "resources")):
+            for given, what in ((num_cpus, "num_cpus"), (num_gpus, "num_gpus"), (resources, "resources"),
+                                (memory, "_memory")):
                 if given is not None:
                     raise ValueError(f"when connecting to an existing cluster, {what} must not be given: "
                                      "set the nodes' resources with `actorcore start`")
@@ -118,11 +125,16 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
         for name in (resources or {}):
             if name in ("CPU", "GPU"):
                 raise ValueError(f"use num_cpus/num_gpus instead of resources={{{name!r}: ...}}")
+        _check_quantity("num_gpus", num_gpus)
+        _check_quantity("_memory", memory)
+        gpu_ids = resolve_gpu_ids(num_gpus)  # detected unless given
         logging.getLogger("actorcore").setLevel(logging_level)
         cluster = LocalCluster()
         try:
-            cluster.start(num_cpus if num_cpus is not None else (os.cpu_count() or 1), num_gpus or 0,
-                          resources or {}, log_to_driver)
+            cluster.start(num_cpus if num_cpus is not None else (os.cpu_count() or 1),
+                          len(gpu_ids) if num_gpus is None else num_gpus,
+                          {**accelerator_type_resources(len(gpu_ids)), **(resources or {})}, log_to_driver,
+                          gpu_ids=gpu_ids, memory=memory)
             core = cluster.system.run(_make_core(cluster, namespace or uuid.uuid4().hex))
         except BaseException:
             cluster.stop()
@@ -130,6 +142,15 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
         _local = cluster
         runtime.set_current(core)
         return RuntimeContext(core)
+
+
+def _check_quantity(what: str, value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"init({what}=...) takes a number >= 0, got {value!r}")
+    if not value >= 0:
+        raise ValueError(f"init({what}=...) takes a number >= 0, got {value!r}")
 
 
 def shutdown() -> None:
@@ -179,6 +200,8 @@ def get(object_refs, *, timeout: float | None = None):
                     f"{type(ref).__qualname__}"
                 )
         return objects.get(list(object_refs), timeout)
+    if isinstance(object_refs, ObjectRefGenerator):
+        return object_refs  # as Ray does: iterate it for the refs of its items
     raise TypeError(
         f"get() takes an ObjectRef or a list of ObjectRefs, got a {type(object_refs).__qualname__}"
     )
@@ -186,7 +209,8 @@ def get(object_refs, *, timeout: float | None = None):
 
 def wait(object_refs, *, num_returns: int = 1, timeout: float | None = None, fetch_local: bool = True):
     """Wait until ``num_returns`` of ``object_refs`` (a list of unique refs) are ready, or
-    ``timeout`` seconds pass (None: no limit).
+    ``timeout`` seconds pass (None: no limit). The list may hold ObjectRefGenerators: one is
+    ready when ``next()`` on it would not block.
 
     Returns ``(ready, not_ready)``: two lists of the refs, in the order given. Raises TypeError
     or ValueError for arguments that do not fit. ``fetch_local`` is accepted for Ray's sake.
@@ -196,8 +220,12 @@ def wait(object_refs, *, num_returns: int = 1, timeout: float | None = None, fet
     if not isinstance(object_refs, (list, tuple)):
         raise TypeError(f"wait() expects a list of ObjectRefs, got a {type(object_refs).__qualname__}")
     refs = list(object_refs)
+    generators = False
     for index, ref in enumerate(refs):
         if not isinstance(ref, ObjectRef):
+            if isinstance(ref, ObjectRefGenerator):  # ready when next() would not block
+                generators = True
+                continue
             raise TypeError(f"wait() expects a list of ObjectRefs; item {index} is a {type(ref).__qualname__}")
     if not refs:
         return [], []
@@ -209,6 +237,8 @@ def wait(object_refs, *, num_returns: int = 1, timeout: float | None = None, fet
         raise ValueError(f"num_returns ({num_returns}) cannot be greater than the number of refs ({len(refs)})")
     if timeout is not None and timeout < 0:
         raise ValueError(f"timeout must be None or >= 0, got {timeout!r}")
+    if generators:
+        return _runtime().streams.wait(refs, num_returns, timeout)
     return _runtime().objects.wait(refs, num_returns, timeout)
 
 
@@ -217,11 +247,18 @@ def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True
 
     A task still waiting for a worker never runs; a running one is interrupted (``force``: its
     worker process is ended). ``recursive`` is accepted for Ray's sake: the tasks a cancelled
-    task submitted run on. Raises TypeError if ``object_ref`` is not an ObjectRef.
+    task submitted run on. ``object_ref`` may also be an ObjectRefGenerator, or the ref of one
+    of its items: its generator task is cancelled. Raises TypeError if it is none of these.
     """
+    if isinstance(object_ref, ObjectRefGenerator):
+        object_ref = object_ref.completed()
     if not isinstance(object_ref, ObjectRef):
         raise TypeError(f"cancel() takes an ObjectRef, got a {type(object_ref).__qualname__}")
-    _runtime().tasks.cancel(object_ref, force)
+    core = _runtime()
+    stream = core.streams.stream_of(object_ref.id)
+    if stream is not None:  # an item of a generator task: that task is cancelled
+        object_ref = ObjectRef(f"{stream.task_id}.0", object_ref.owner)
+    core.tasks.cancel(object_ref, force)
 
 
 # -- cluster information ------------------------------------------------------------------
@@ -248,9 +285,17 @@ def nodes() -> list[dict]:
     ]
 
 
+def get_gpu_ids() -> list:
+    """The ids of the GPUs the calling task or actor was given (its CUDA_VISIBLE_DEVICES while it
+    runs): ints counting from 0, or, if CUDA_VISIBLE_DEVICES named the node's GPUs, those names
+    (strings). ``[]`` in a driver and in tasks and actors without GPUs."""
+    _runtime()
+    return current_gpu_ids()
+
+
 def get_runtime_context() -> RuntimeContext:
     """Who and where the calling code runs: job, node, task and actor ids, namespace."""
-    return RuntimeContext(_runtime())
+    return _get_runtime_context()
 
 
 def timeline(*args, **kwargs):  # pragma: no cover - Ray compatibility

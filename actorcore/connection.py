@@ -140,7 +140,8 @@ class LocalCluster:
         self.object_replicas = 1
         self.log_sink: ActorRef | None = None  # the node prints to the driver's sink itself
 
-    def start(self, num_cpus: float, num_gpus: float, resources: dict, log_to_driver: bool) -> None:
+    def start(self, num_cpus: float, num_gpus: float, resources: dict, log_to_driver: bool, *,
+              gpu_ids: list[str] | None = None, memory: float | None = None) -> None:
         """Start etcd, the node and the driver's actor system; raise RayError if the node fails."""
         from .gcs import EtcdServer
         from .gcs.etcd_server import _free_port
@@ -157,7 +158,7 @@ class LocalCluster:
         config = NodeConfig(
             node_id=self.node_id, etcd=f"127.0.0.1:{etcd_port}", num_cpus=num_cpus, num_gpus=num_gpus,
             resources=resources, driver=sink.to_uri(), log_sink=sink.to_uri() if log_to_driver else None,
-            cwd=os.getcwd(), sys_path=[p or os.getcwd() for p in sys.path],
+            cwd=os.getcwd(), sys_path=[p or os.getcwd() for p in sys.path], gpu_ids=gpu_ids, memory=memory,
         )
         self.node = launch(config, token=token)
         self.etcd = EtcdServer(client_port=etcd_port).start()

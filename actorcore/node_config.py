@@ -57,6 +57,8 @@ class NodeConfig:
     start_etcd: EtcdToStart | None = None
     lease_ttl: float | None = None  # None: the cluster's setting
     object_replicas: int = 1
+    gpu_ids: list[str] | None = None  # the GPUs' device ids (None: 0..num_gpus-1), see node_resources
+    memory: float | None = None  # the node's memory resource in bytes (None: node_resources.default_memory)
 
     def to_json(self) -> str:
         """The config as JSON (what a node process gets as its argument)."""

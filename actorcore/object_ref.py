@@ -36,6 +36,10 @@ class ObjectRef:
         """The object's id (as Ray's `ObjectRef.hex()`)."""
         return self.id
 
+    def is_nil(self) -> bool:
+        """Whether this is the nil ref: what a generator's `_next_sync` returns when no item came in time."""
+        return self.id == "nil"
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ObjectRef) and other.id == self.id
 

@@ -67,6 +67,13 @@ def _number(value: Any) -> Any:
     return value
 
 
+def _gpus(value: Any) -> Any:
+    value = _number(value)
+    if value > 1 and value != int(value):  # a device is shared only by fractions of one, as in Ray
+        raise _Bad(ValueError, "a GPU quantity above 1 must be a whole number")
+    return value
+
+
 def _bool(value: Any) -> Any:
     if not isinstance(value, bool):
         raise _Bad(TypeError)
@@ -92,10 +99,17 @@ def _choice(*allowed: str) -> Callable[[Any], Any]:
 
 
 def _num_returns(value: Any) -> Any:
-    if value in ("dynamic", "streaming"):
-        raise _Bad(ValueError, "generator tasks are not supported by actorcore; "
-                               "return a list and give an int")
+    if value in ("streaming", "dynamic"):  # for generator functions only (checked by the caller)
+        return value
     return _int(0)(value)
+
+
+def _backpressure(value: Any) -> Any:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _Bad(TypeError)
+    if value == 0:
+        raise _Bad(ValueError, "0 would never let the generator run; 1 pauses it at each item")
+    return value
 
 
 def _resources(value: Any) -> Any:
@@ -155,9 +169,15 @@ def _opt(name, applies_to, allowed, check, default=None, **per_kind) -> Option:
 _TA, _ALL = ("task", "actor"), ("task", "actor", "method")
 
 OPTIONS: tuple[Option, ...] = (
-    _opt("num_returns", ("task", "method"), "an int >= 0", _num_returns, 1),
+    _opt("num_returns", ("task", "method"),
+         "an int >= 0, or 'streaming' or 'dynamic' for a generator function", _num_returns, 1),
+    _opt("_generator_backpressure_num_objects", ("task", "method"),
+         "an int > 0, or -1 for no bound (a streaming generator pauses at that many unconsumed items)",
+         _backpressure, -1),
     _opt("num_cpus", _TA, "a number >= 0", _number, task=1, actor=0),
-    _opt("num_gpus", _TA, "a number >= 0", _number, 0),
+    _opt("num_gpus", _TA, "a number >= 0, whole if above 1", _gpus, 0),
+    _opt("memory", _TA, "a number of bytes >= 0", _number),
+    _opt("accelerator_type", _TA, "a non-empty str (a GPU model, e.g. 'V100')", _non_empty_str),
     _opt("resources", _TA, "a dict of resource name (not 'CPU'/'GPU') -> number >= 0",
          _resources, MappingProxyType({})),
     _opt("max_retries", ("task",), "an int >= -1 (-1: retry forever)", _int(-1), 3),
@@ -183,8 +203,8 @@ _BY_NAME = {option.name: option for option in OPTIONS}
 
 # Ray options actorcore does not implement: named as such rather than as typos.
 _RAY_ONLY = frozenset({
-    "accelerator_type", "concurrency_group", "concurrency_groups", "enable_task_events",
-    "label_selector", "max_calls", "max_pending_calls", "memory", "object_store_memory",
+    "concurrency_group", "concurrency_groups", "enable_task_events",
+    "label_selector", "max_calls", "max_pending_calls", "object_store_memory",
     "runtime_env", "_metadata",
 })
 

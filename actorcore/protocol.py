@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "NUM_RETURNS_DYNAMIC",
+    "NUM_RETURNS_STREAMING",
     "ActorStateChanged",
     "ActorWorkerExited",
     "AttachPool",
@@ -28,6 +30,10 @@ __all__ = [
     "FetchObject",
     "ForgetActor",
     "FreeObjects",
+    "GeneratorConsumed",
+    "GeneratorEnd",
+    "GeneratorItem",
+    "GeneratorResume",
     "GetActorRecord",
     "GetClusterResources",
     "GetFunction",
@@ -41,6 +47,7 @@ __all__ = [
     "LeaseBlocked",
     "LeaseGranted",
     "LeaseUnblocked",
+    "ListNamedActors",
     "ListNodes",
     "ListWorkers",
     "LogLines",
@@ -64,6 +71,7 @@ __all__ = [
     "SubscribeView",
     "TaskResult",
     "TaskSpec",
+    "UseDevices",
     "WorkerDied",
     "WorkerReady",
 ]
@@ -121,6 +129,7 @@ class LeaseGranted:
     worker: Any  # the worker's Executor ref
     pid: int
     node_id: str = ""
+    gpu_ids: tuple = ()  # the GPU device ids the lease holds (strings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +219,7 @@ class TaskSpec:
     attempt: int = 0
     namespace: str = ""  # the submitter's: named actors made while it runs go there (Ray's job namespace)
     placement: Any = None  # the placement group it runs in, as `(group, capture_child_tasks)`, or None
+    generator_backpressure: int = -1  # a streaming generator pauses at this many unconsumed items (-1: never)
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +255,7 @@ class BecomeActor:
     max_concurrency: int
     is_async: bool
     detached: bool = False  # False: the actor ends when its owner (spec.owner) does
+    gpu_ids: tuple = ()  # the GPU device ids of its lease: its CUDA_VISIBLE_DEVICES for its lifetime
 
 
 # -- objects ------------------------------------------------------------------------------
@@ -522,3 +533,71 @@ class LookupGroup:
 
     namespace: str
     name: str
+@dataclass(frozen=True, slots=True)
+class ListNamedActors:
+    """Ask the GcsLink for the named actors that are not dead: ``(namespace, name)`` pairs, sorted,
+    of ``namespace`` only, or of every namespace if it is None (`list_named_actors`)."""
+
+    namespace: str | None
+
+
+# -- devices ------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class UseDevices:
+    """Submitter -> a worker it leased, before the lease's first task: the GPU device ids the
+    lease holds (its tasks run with CUDA_VISIBLE_DEVICES set to them)."""
+
+    lease_id: int
+    gpu_ids: tuple
+
+
+# -- generator tasks (docs/architecture.md, "Streaming generators") ----------------------
+
+#: `TaskSpec.num_returns` of a generator task whose items stream to its caller one by one
+#: (num_returns="streaming"), and of one whose single return lists its items (num_returns="dynamic").
+NUM_RETURNS_STREAMING = -2
+NUM_RETURNS_DYNAMIC = -1
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratorItem:
+    """Executor -> the task's owner: item `index` (from 0) of generator task `task_id`.
+
+    `producer` is the Executor to tell `GeneratorConsumed` (set only under backpressure);
+    `dynamic`: an item of a num_returns="dynamic" task (asked: answered once recorded).
+    """
+
+    task_id: str
+    index: int
+    payload: Any
+    producer: Any = None
+    dynamic: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratorEnd:
+    """Executor -> owner (asked, before the task's result): the generator made `count` items,
+    then raised `error` (a `Failed` payload) if not None. Answered True if the task is to run
+    again for that error (`retry_exceptions`), else the error becomes the stream's last item."""
+
+    task_id: str
+    count: int
+    error: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratorConsumed:
+    """Owner -> the producing Executor: the caller has taken `count` items of `task_id`."""
+
+    task_id: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratorResume:
+    """Executor -> owner, when a generator task runs again: answered with how many items the
+    owner has and how many the caller took; `producer` (under backpressure) is told from now on."""
+
+    task_id: str
+    producer: Any = None

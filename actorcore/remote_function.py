@@ -8,6 +8,7 @@ the arguments.
 from __future__ import annotations
 
 import hashlib
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -17,9 +18,27 @@ from . import api
 from . import options as opts
 from .object_ref import ObjectRef
 from .objects import INLINE_THRESHOLD, serialize
-from .protocol import Inline
+from .protocol import NUM_RETURNS_DYNAMIC, NUM_RETURNS_STREAMING, Inline
+from .ray_compat import shippable
 
-__all__ = ["RemoteFunction", "prepare_args"]
+__all__ = ["RemoteFunction", "generator_num_returns", "prepare_args"]
+
+_GENERATOR_NUM_RETURNS = {"streaming": NUM_RETURNS_STREAMING, "dynamic": NUM_RETURNS_DYNAMIC}
+
+
+def generator_num_returns(options: dict, is_generator: bool, where: str) -> dict:
+    """`options` (resolved) with num_returns "streaming"/"dynamic" as the int a TaskSpec carries.
+
+    A generator function streams by default, as in Ray; "streaming" and "dynamic" are for
+    generator functions only (ValueError otherwise).
+    """
+    num_returns = options["num_returns"]
+    if type(num_returns) is not str:
+        return options
+    if not is_generator:
+        raise ValueError(f"{where}: num_returns={num_returns!r} needs a generator function (one that "
+                         "yields), and this one is not; give an int instead")
+    return {**options, "num_returns": _GENERATOR_NUM_RETURNS[num_returns]}
 
 
 class _Exported:
@@ -36,7 +55,7 @@ class _Exported:
     def id(self) -> str:
         if self._id is None:
             try:
-                self._blob = cloudpickle.dumps(self.obj)
+                self._blob = shippable(cloudpickle.dumps(self.obj))
             except Exception as error:
                 raise TypeError(f"{getattr(self.obj, '__qualname__', self.obj)!r} cannot be pickled to "
                                 f"ship it to workers: {error}") from error
@@ -77,7 +96,11 @@ class RemoteFunction:
         self._function = function
         self._name = getattr(function, "__qualname__", repr(function))
         self._options = opts.validate("task", options, where=f"@remote on {self._name}")
-        self._resolved = opts.resolve("task", self._options, where=f"@remote on {self._name}")
+        self._is_generator = inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(function)
+        self._defaults = {"num_returns": "streaming"} if self._is_generator else {}
+        where = f"@remote on {self._name}"
+        self._resolved = generator_num_returns(opts.resolve("task", self._defaults, self._options, where=where),
+                                               self._is_generator, where)
         self._exported = _Exported(function)
         self.__doc__ = function.__doc__
         self.__name__ = getattr(function, "__name__", self._name)
@@ -101,17 +124,23 @@ class RemoteFunction:
         do not fit."""
         where = f"{self.__name__}.options()"
         validated = opts.validate("task", options, where=where)
-        return _BoundOptions(self, opts.resolve("task", self._options, validated, where=where))
+        resolved = opts.resolve("task", self._defaults, self._options, validated, where=where)
+        return _BoundOptions(self, generator_num_returns(resolved, self._is_generator, where))
 
     def _remote(self, args: tuple, kwargs: dict, options: dict):
         core = api._runtime()
         function_id = self._exported.export_to(core)
         prepared_args, prepared_kwargs = prepare_args(core, self.__name__, args, kwargs)
         refs = core.tasks.submit(function_id, self.__name__, prepared_args, prepared_kwargs, options, core.namespace)
-        if options["num_returns"] == 1:
+        num_returns = options["num_returns"]
+        if num_returns == 1:
             return refs[0]
-        if options["num_returns"] == 0:
+        if num_returns == 0:
             return None
+        if num_returns == NUM_RETURNS_STREAMING:
+            return core.streams.open(refs[0])
+        if num_returns == NUM_RETURNS_DYNAMIC:
+            return refs[0]
         return refs
 
 

@@ -3,7 +3,9 @@
 The current task and actor are context variables: each thread, and each asyncio task of an
 async actor (which runs many calls on one thread), sees its own. The worker's executor sets
 them around every call (`set_current`), and the placement group a task runs in
-(`set_placement`; an actor's is its process's, `set_hosted_placement`).
+(`set_placement`; an actor's is its process's, `set_hosted_placement`). The GPUs of the
+process's current lease are one value for the whole process (a worker holds one lease at a
+time): `set_gpu_ids`.
 """
 
 from __future__ import annotations
@@ -11,10 +13,17 @@ from __future__ import annotations
 from contextvars import ContextVar
 from typing import Any
 
-__all__ = ["RuntimeContext", "current_placement", "set_current", "set_hosted_placement", "set_placement"]
+from . import runtime
+
+__all__ = [
+    "RuntimeContext", "current_gpu_ids", "current_placement", "get_runtime_context", "set_current",
+    "set_gpu_ids", "set_hosted_placement", "set_placement",
+]
 
 _task_id: ContextVar[str | None] = ContextVar("actorcore_task_id", default=None)
 _actor_id: ContextVar[str | None] = ContextVar("actorcore_actor_id", default=None)
+_gpu_ids: tuple[str, ...] = ()
+_gpu_ids_numbered = True  # the ids count from 0 (the worker did not inherit CUDA_VISIBLE_DEVICES)
 #: (placement group, capture_child_tasks) of the running task, or None
 _placement: ContextVar[tuple | None] = ContextVar("actorcore_placement", default=None)
 _hosted_placement: tuple | None = None  # the placement group of the actor this process hosts
@@ -42,6 +51,20 @@ def set_current(task_id: str | None, actor_id: str | None = None) -> None:
     _task_id.set(task_id)
     if actor_id is not None:
         _actor_id.set(actor_id)
+
+
+def set_gpu_ids(ids: tuple[str, ...], numbered: bool) -> None:
+    """The GPU device ids this process's current lease holds (``()``: none); `numbered`: they
+    count from 0 (no CUDA_VISIBLE_DEVICES named them)."""
+    global _gpu_ids, _gpu_ids_numbered
+    _gpu_ids, _gpu_ids_numbered = tuple(ids), numbered
+
+
+def current_gpu_ids() -> list[int] | list[str]:
+    """The GPU device ids this process's current lease holds (none in a driver), as Ray's
+    `get_gpu_ids` gives them: ints, or strings if CUDA_VISIBLE_DEVICES named the node's GPUs."""
+    ids = _gpu_ids
+    return [int(i) for i in ids] if _gpu_ids_numbered and all(i.isdigit() for i in ids) else list(ids)
 
 
 class RuntimeContext:
@@ -86,8 +109,21 @@ class RuntimeContext:
         """The id of the job this code belongs to."""
         return self._core.job_id
 
+    def get_accelerator_ids(self) -> dict[str, list[str]]:
+        """The accelerators this worker may use, by resource name: ``{"GPU": ["0", "1"]}`` (the
+        device ids its task or actor was given, as strings; ``[]`` in a driver). Only NVIDIA
+        GPUs are known to actorcore: Ray also lists its other accelerator kinds, always empty
+        on machines without them."""
+        return {"GPU": list(_gpu_ids)}
+
     def get(self) -> dict:
         """All of it as a dict: job_id, node_id, task_id, actor_id, namespace."""
         return {"job_id": self.get_job_id(), "node_id": self.get_node_id(),
                 "task_id": self.get_task_id(), "actor_id": self.get_actor_id(),
                 "namespace": self.namespace}
+
+
+def get_runtime_context() -> RuntimeContext:
+    """Who and where the calling code runs: job, node, task and actor ids, namespace (also
+    ``actorcore.get_runtime_context``, and Ray's ``ray.runtime_context.get_runtime_context``)."""
+    return RuntimeContext(runtime.require())

@@ -22,6 +22,7 @@ __all__ = [
     "NodeAffinitySchedulingStrategy",
     "PlacementGroupSchedulingStrategy",
     "bundle_resources",
+    "gpus_of",
     "group_of_shape",
     "group_shape",
 ]
@@ -103,3 +104,15 @@ def group_of_shape(shape) -> str | None:
         if name.startswith("bundle" + _MARK):
             return name.rsplit("_", 1)[1]
     return None
+
+
+def gpus_of(shape: dict) -> float:
+    """How many GPUs a lease of `shape` (name -> quantity) holds: its "GPU", or in a placement
+    group the GPUs it takes of the group's (each such lease gets devices of its own)."""
+    gpus = shape.get("GPU")
+    if gpus is not None:
+        return gpus
+    for name, quantity in shape.items():
+        if name.startswith("GPU" + _MARK) and name.count("_") == 2:  # GPU_group_<group id>, any bundle
+            return quantity
+    return 0.0

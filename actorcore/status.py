@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["format_status", "gather_status"]
 
 _MIB = 1024 * 1024
+_GIB = 1024 * _MIB
 
 
 async def gather_status(client: SealedEtcd, cluster: str = schema.DEFAULT_CLUSTER) -> dict:
@@ -127,9 +128,16 @@ def _quantity(value: float) -> str:
 
 
 def _usage(total: dict[str, float], available: dict[str, float]) -> str:
-    """``"CPU 1.0/2.0, GPU 0.0/1.0, disk 0.0/4.0"`` (used/total; CPU and GPU first)."""
-    return ", ".join(f"{name} {_quantity(total[name] - available.get(name, total[name]))}/{_quantity(total[name])}"
+    """``"CPU 1.0/2.0, GPU 0.0/1.0, disk 0.0/4.0, memory 1.0/15.2 GiB"`` (used/total; CPU and GPU
+    first; the memory resource, in bytes, shown in GiB)."""
+    return ", ".join(f"{name} {_pair(name, total[name] - available.get(name, total[name]), total[name])}"
                      for name in _ordered(total)) or "-"
+
+
+def _pair(name: str, used: float, total: float) -> str:
+    if name == "memory":
+        return f"{used / _GIB:.1f}/{total / _GIB:.1f} GiB"
+    return f"{_quantity(used)}/{_quantity(total)}"
 
 
 def _ordered(resources: dict) -> list[str]:
@@ -139,7 +147,8 @@ def _ordered(resources: dict) -> list[str]:
 
 def _totals(total: dict[str, float]) -> str:
     """``"CPU 8.0"``: what a dead node had."""
-    return ", ".join(f"{name} {_quantity(total[name])}" for name in _ordered(total)) or "-"
+    return ", ".join(f"{name} {total[name] / _GIB:.1f} GiB" if name == "memory" else f"{name} {_quantity(total[name])}"
+                     for name in _ordered(total)) or "-"
 
 
 def _objects(count: int, size: int) -> str:

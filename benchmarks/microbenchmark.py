@@ -1,4 +1,4 @@
-"""`actorcore microbenchmark [--json] [--quick] [--ray-python PATH | --no-ray] [--cluster]`.
+"""`actorcore microbenchmark [--json] [--quick] [--only NAME,...] [--ray-python PATH | --no-ray] [--cluster]`.
 
 Ray's `ray microbenchmark` workloads (ray/_private/ray_perf.py), plus init_seconds,
 get_100mb_zero_copy and mapreduce_2m_words_seconds, run under actorcore and then under Ray
@@ -115,14 +115,16 @@ class _Child:
         return code
 
 
-def run_framework(framework: str, python: str, quick: bool, timeout: float) -> dict:
-    """All metrics of one framework: {framework, version, python, metrics: {name: record}}."""
+def run_framework(framework: str, python: str, quick: bool, timeout: float,
+                  only: tuple[str, ...] | None = None) -> dict:
+    """The metrics of one framework (all, or those named in `only`):
+    {framework, version, python, metrics: {name: record}}."""
     out = {"framework": framework, "python": python, "version": None, "metrics": {}}
     metrics = out["metrics"]
 
     # init_seconds: each sample in a fresh process.
     samples, extras, errors = [], [], []
-    for rep in range(1 if quick else 3):
+    for rep in range(0 if only is not None and "init_seconds" not in only else 1 if quick else 3):
         progress(f"{framework}: init_seconds (fresh process {rep + 1})")
         child = _Child(python, ["--framework", framework, "--init-only"], framework)
         event = None
@@ -147,7 +149,9 @@ def run_framework(framework: str, python: str, quick: bool, timeout: float) -> d
             errors.append(event["error"])
             progress(f"{framework}: init_seconds FAILED: {event['error']}")
     unit, higher = METRICS["init_seconds"]
-    if samples:
+    if only is not None and "init_seconds" not in only:
+        pass
+    elif samples:
         metrics["init_seconds"] = {
             "value": statistics.median(samples), "samples": samples, "unit": unit,
             "higher_is_better": higher, "details": extras, **({"errors": errors} if errors else {})}
@@ -155,7 +159,7 @@ def run_framework(framework: str, python: str, quick: bool, timeout: float) -> d
         metrics["init_seconds"] = {**_report.failed(METRICS, "init_seconds", errors[0]), "errors": errors}
 
     # The rest: one shared session; a new one after a hang or crash.
-    remaining = list(SESSION_WORKLOADS)
+    remaining = [name for name in SESSION_WORKLOADS if only is None or name in only]
     while remaining:
         progress(f"{framework}: starting a session for {len(remaining)} workload(s)")
         child = _Child(python, ["--framework", framework, "--only", ",".join(remaining),
@@ -205,7 +209,8 @@ def run_framework(framework: str, python: str, quick: bool, timeout: float) -> d
 
 
 def render_table(report: dict) -> str:
-    lines = _report.table(METRICS, report, ("actorcore/Ray (rate)", "Ray/actorcore (time)"), extras=("zero_copy",))
+    shown = {name: METRICS[name] for name in report["metrics"]}
+    lines = _report.table(shown, report, ("actorcore/Ray (rate)", "Ray/actorcore (time)"), extras=("zero_copy",))
     notes = _report.notes(report, setting=f", num_cpus={_workloads.NUM_CPUS} each")
     return "\n".join([*lines, "", *notes])
 
@@ -220,6 +225,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _report.add_arguments(parser, quick="short runs, for smoke tests",
                           timeout="seconds without a result before a workload counts as hung "
                           "(default 180, 90 with --quick)")
+    parser.add_argument("--only", metavar="NAME,...",
+                        help="run only these workloads (comma-separated metric names; default: all)")
     parser.add_argument("--cluster", action="store_true",
                         help="run the cluster benchmarks instead (benchmarks/cluster.py: 3 nodes on this machine)")
 
@@ -232,25 +239,39 @@ def run(args: argparse.Namespace) -> int:
             import cluster  # type: ignore[no-redef]
         return cluster.run(args)
     timeout = args.timeout or (90.0 if args.quick else 180.0)
+    only = _selected(getattr(args, "only", None))
     ray_python, skipped = _report.ray_python(args)
     if skipped:
         progress(f"Ray will not run ({skipped}): actorcore's figures only")
 
+    metrics = {name: METRICS[name] for name in (only or METRICS)}
     report = {"quick": bool(args.quick), "num_cpus": _workloads.NUM_CPUS,
-              "ratio_definition": _report.RATIO_DEFINITION, "metrics": _report.metric_units(METRICS)}
+              "ratio_definition": _report.RATIO_DEFINITION, "metrics": _report.metric_units(metrics)}
     started = time.monotonic()
-    report["actorcore"] = run_framework("actorcore", sys.executable, args.quick, timeout)
+    report["actorcore"] = run_framework("actorcore", sys.executable, args.quick, timeout, only)
     if ray_python:
-        report["ray"] = run_framework("ray", ray_python, args.quick, timeout)
+        report["ray"] = run_framework("ray", ray_python, args.quick, timeout, only)
         ray_metrics = report["ray"]["metrics"]
         if all(record.get("value") is None for record in ray_metrics.values()):
             progress("Ray produced no figures (see errors above)")
     else:
         report["ray"] = None
         report["ray_skipped_reason"] = skipped
-    report["ratios"] = _report.ratios(METRICS, report)
+    report["ratios"] = _report.ratios(metrics, report)
     report["wall_seconds"] = time.monotonic() - started
     return _report.output(report, args.json, render_table)
+
+
+def _selected(only: str | None) -> tuple[str, ...] | None:
+    """The metric names `--only` gives, in METRICS order; SystemExit naming any unknown one."""
+    if only is None:
+        return None
+    names = [name.strip() for name in only.split(",") if name.strip()]
+    unknown = [name for name in names if name not in METRICS]
+    if unknown or not names:
+        raise SystemExit(f"--only: unknown workload(s) {', '.join(unknown) or '(none given)'}; "
+                         f"known: {', '.join(METRICS)}")
+    return tuple(name for name in METRICS if name in names)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,6 @@ placement_group_create_remove_per_s (a 1-bundle {"CPU": 1} group created, ready,
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import multiprocessing
@@ -54,6 +53,9 @@ METRICS = {
     "n_n_actor_calls_async": ("calls/s", True),
     "get_100mb_zero_copy": ("s", False),
     "mapreduce_2m_words_seconds": ("s", False),
+    "actor_pool_map_items": ("items/s", True),
+    "queue_put_get_items": ("round trips/s", True),
+    "generator_items_per_s": ("items/s", True),
     "placement_group_create_remove_per_s": ("groups/s", True),
 }
 SESSION_WORKLOADS = [name for name in METRICS if name != "init_seconds"]
@@ -142,6 +144,11 @@ def build(ray, timing: Timing) -> dict:
     @ray.remote
     def small_value():
         return b"ok"
+
+    @ray.remote
+    def small_values(count):
+        for _ in range(count):
+            yield b"ok"
 
     n_cpu = max(1, multiprocessing.cpu_count() // 2)
     nn_calls = 5000
@@ -286,8 +293,36 @@ def build(ray, timing: Timing) -> dict:
                 "top_words": [[k.decode(), v] for k, v in top], "corpus_build_s": corpus_s}
 
     @workload
+    def actor_pool_map_items():
+        pool = _library(ray, "").ActorPool([Actor.remote(), Actor.remote()])
+        items = range(1000)
+        return timeit(lambda: list(pool.map(lambda actor, item: actor.small_value_arg.remote(item), items)),
+                      len(items), timing)
+
+    @workload
+    def queue_put_get_items():
+        queue = _library(ray, "queue").Queue()
+
+        def round_trip():
+            queue.put(0)
+            queue.get()
+
+        try:
+            return timeit(round_trip, 1, timing)
+        finally:
+            queue.shutdown()
+
+    @workload
+    def generator_items_per_s():
+        def consume_stream():
+            for ref in small_values.remote(1000):
+                ray.get(ref)
+
+        return timeit(consume_stream, 1000, timing)
+
+    @workload
     def placement_group_create_remove_per_s():
-        module = importlib.import_module(f"{ray.__name__}.util.placement_group")  # ray's or actorcore's
+        module = _library(ray, "placement_group")
 
         def create_ready_remove():
             group = module.placement_group([{"CPU": 1}])
@@ -297,6 +332,13 @@ def build(ray, timing: Timing) -> dict:
         return timeit(create_ready_remove, 1, timing)
 
     return {name.lstrip("_"): fn for name, fn in workloads.items()}
+
+
+def _library(ray, module: str):
+    """``ray.util`` (``module=""``) or one of its submodules, of the framework module ``ray``."""
+    import importlib
+
+    return importlib.import_module(f"{ray.__name__}.util{'.' + module if module else ''}")
 
 
 def import_framework(framework: str):

@@ -29,9 +29,10 @@ def test_gcs_exports():
 
 def test_top_level_is_rays_api():
     assert sorted(actorcore.__all__) == sorted([
-        "ActorClass", "ActorHandle", "ObjectRef", "RemoteFunction", "__version__",
+        "ActorClass", "ActorHandle", "DynamicObjectRefGenerator", "ObjectRef", "ObjectRefGenerator",
+        "RemoteFunction", "__version__",
         "available_resources", "cancel", "cluster_resources", "exceptions", "get", "get_actor",
-        "get_runtime_context", "init", "is_initialized", "kill", "method", "nodes", "put",
+        "get_gpu_ids", "get_runtime_context", "init", "is_initialized", "kill", "method", "nodes", "put",
         "remote", "shutdown", "wait",
         # beyond Ray: supervision for users
         "ChildSpec", "SupervisionGroup", "supervise", "supervise_gang", "watch",

@@ -30,6 +30,9 @@ EXPECTED = [
     "single_client_wait_1k_refs",
     "get_100mb_zero_copy",
     "mapreduce_2m_words_seconds",
+    "actor_pool_map_items",
+    "queue_put_get_items",
+    "generator_items_per_s",
     "placement_group_create_remove_per_s",
 ]
 

@@ -6,6 +6,7 @@
 | ``stop`` | `stop` |
 | ``status`` | `status` |
 | ``microbenchmark`` | `microbenchmark` |
+| ``run SCRIPT [ARGS...]``, ``run -m MODULE [ARGS...]`` | `run` |
 | ``supervise SPEC.toml``, ``supervise status``, ``supervise reload`` | `supervise` |
 
 Flag names follow Ray's. Bad arguments exit with code 2 and name the flag; failures at run
@@ -19,6 +20,7 @@ import sys
 
 from .._version import __version__
 from .microbenchmark import add_microbenchmark
+from .run import add_run
 from .start import add_start
 from .status import add_status
 from .stop import add_stop
@@ -40,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_status(subparsers)
     add_microbenchmark(subparsers)
     add_supervise(subparsers)
+    add_run(subparsers)
     return parser
 
 

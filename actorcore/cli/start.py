@@ -35,6 +35,7 @@ from ..credentials import Credentials, CredentialsError, make_credentials
 from ..env import DEFAULT_LEASE_TTL, MIN_LEASE_TTL
 from ..node_config import EtcdToStart, NodeConfig
 from ..node_launcher import NodeProcess, NodeStartError, launch
+from ..node_resources import accelerator_type_resources, resolve_gpu_ids
 from . import common, stop
 from .interrupt import Interrupted, Interruptible
 from .local_nodes import forget_node, forget_stopped_nodes, kill, node_running
@@ -68,8 +69,12 @@ def add_start(subparsers) -> None:
                          help="the IP this node binds and other nodes reach it at (default 127.0.0.1; when "
                               "joining a cluster on another machine, this machine's IP towards it)")
     command.add_argument("--num-cpus", type=common.count, metavar="N", help="CPUs of this node (default: all)")
-    command.add_argument("--num-gpus", type=common.count, metavar="N", default=0.0,
-                         help="GPUs of this node (default 0)")
+    command.add_argument("--num-gpus", type=common.count, metavar="N",
+                         help="GPUs of this node (default: the NVIDIA GPUs CUDA_VISIBLE_DEVICES names, else "
+                              "those nvidia-smi lists, else none)")
+    command.add_argument("--memory", type=common.count, metavar="BYTES",
+                         help="the memory resource of this node, in bytes (default: 70%% of the memory "
+                              "available now)")
     command.add_argument("--resources", type=common.resources, metavar="JSON", default={},
                          help='custom resources of this node, e.g. \'{"disk": 2}\'')
     command.add_argument("--credentials", type=common.existing_file, metavar="PATH",
@@ -150,6 +155,10 @@ def _start(args: argparse.Namespace) -> int:
 def _start_node(args: argparse.Namespace, interrupt: Interruptible) -> int:
     parser = args.parser
     _check_start_args(args, parser)
+    try:
+        gpu_ids = resolve_gpu_ids(args.num_gpus)  # detected unless given
+    except ValueError as e:
+        return common.fail("start", str(e))
     auth = common.etcd_auth(args, parser)
     forget_stopped_nodes()
 
@@ -215,7 +224,8 @@ def _start_node(args: argparse.Namespace, interrupt: Interruptible) -> int:
     config = NodeConfig(
         node_id=node_id, etcd=etcd, cluster_mode=True, cluster=cluster, head=args.head, node_ip=node_ip,
         num_cpus=args.num_cpus if args.num_cpus is not None else float(os.cpu_count() or 1),
-        num_gpus=args.num_gpus, resources=args.resources, cwd=os.getcwd(),
+        num_gpus=len(gpu_ids) if args.num_gpus is None else args.num_gpus, gpu_ids=gpu_ids, memory=args.memory,
+        resources={**accelerator_type_resources(len(gpu_ids)), **args.resources}, cwd=os.getcwd(),
         sys_path=[p or os.getcwd() for p in sys.path], start_etcd=start_etcd,
         lease_ttl=(args.lease_ttl or DEFAULT_LEASE_TTL) if args.head else None,
         object_replicas=(args.object_replicas or 1) if args.head else 1,

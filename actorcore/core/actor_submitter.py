@@ -199,7 +199,7 @@ class ActorSubmitter:
             state.node_id = grant.node_id
             result = await grant.worker.ask(
                 BecomeActor(placement.ctor.spec, state.actor_id, placement.max_concurrency, placement.is_async,
-                            placement.detached), timeout=None)
+                            placement.detached, grant.gpu_ids), timeout=None)
             if type(result) is Failed:
                 scheduler.tell(ReturnLease(grant.lease_id, worker_died=True))
                 grant.worker.tell(ExitWorker())
@@ -448,14 +448,18 @@ class ActorSubmitter:
 
     # -- calls ---------------------------------------------------------------------------------
 
-    def submit(self, handle: Any, method: str, args: list, kwargs: dict, num_returns: int) -> list[ObjectRef]:
-        """Submit a call of `method` on the actor of `handle` (user thread); its return refs."""
+    def submit(self, handle: Any, method: str, args: list, kwargs: dict, num_returns: int,
+               backpressure: int = -1) -> list[ObjectRef]:
+        """Submit a call of `method` on the actor of `handle` (user thread); its return refs
+        (`backpressure`: of a streaming generator method, see TaskSpec)."""
         task_id = self._new_id("t")
         return_ids = [f"{task_id}.{i}" for i in range(max(num_returns, 1))]
         objects = self._objects
         objects.expect(return_ids)
         spec = TaskSpec(task_id, handle._actorcore_class_id, f"{handle._actorcore_name}.{method}", args, kwargs,
                         num_returns, self._owner, method=method)
+        if num_returns < 0:  # a generator method
+            spec.generator_backpressure = backpressure
         pending = PendingTask(spec, (), 0, False, return_ids, [])
         self._loop.call_soon_threadsafe(self._submit, handle, pending)
         owner = self._owner

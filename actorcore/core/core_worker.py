@@ -13,7 +13,8 @@ Each role is a part with its collaborators given to its constructor:
 - `TaskSubmitter` (task_submitter.py): worker leases, the hot path of tasks, retries;
 - `ActorSubmitter` (actor_submitter.py): actor creation, calls in order, restarts, kill;
 - `PlacementGroups` (placement_groups.py): the groups it owns (two-phase reservation,
-  rescheduling) and where a task or actor of a group or node affinity goes.
+  rescheduling) and where a task or actor of a group or node affinity goes;
+- `StreamTable` (streams.py): the items of generator tasks, as they come.
 
 The `CoreActor` receives what other processes and the node send, and hands each message to
 the part whose role it is.
@@ -30,6 +31,9 @@ from ..protocol import (
     ActorWorkerExited,
     ClusterView,
     ExportFunction,
+    GeneratorEnd,
+    GeneratorItem,
+    GeneratorResume,
     GetClusterResources,
     GetObject,
     GetResources,
@@ -41,6 +45,7 @@ from .death_watch import DeathWatch
 from .messages import GroupQuery, KillActor, ResolveActor, WatchActor
 from .object_table import ObjectTable
 from .placement_groups import PlacementGroups
+from .streams import StreamTable
 from .task_manager import TaskManager
 from .task_submitter import TaskSubmitter
 
@@ -80,7 +85,27 @@ class CoreActor(Actor):
             task = core.loop.create_task(core.groups.answer(message))
             task.add_done_callback(lambda t: reply.send(t.result()))
             return None
+        return self._on_generator(message)
+
+    def _on_generator(self, message):
+        """The items of this process's generator tasks (streams.py)."""
+        streams = self.core.streams
+        if isinstance(message, GeneratorItem):
+            streams.on_item(message)
+            return True
+        if isinstance(message, GeneratorEnd):
+            retry = message.error is not None and self._retries_on(message)
+            streams.on_end(message, retry)
+            return retry
+        if isinstance(message, GeneratorResume):
+            return streams.resume(message)
         return None
+
+    def _retries_on(self, end: GeneratorEnd) -> bool:
+        """Whether the generator task of `end` runs again for the error its generator raised
+        (`retry_exceptions`), as its task submitter decides when that error is its result."""
+        pending = self.core.task_manager.task_of(f"{end.task_id}.0")
+        return pending is not None and self.core.tasks._should_retry_exception(pending, [end.error])
 
 
 class CoreWorker:
@@ -119,6 +144,7 @@ class CoreWorker:
         self.task_manager = TaskManager(self.objects, self.cluster_mode)
         self.tasks = TaskSubmitter(system, self.actor, self.scheduler, self.objects, self.task_manager, self.cluster,
                                    is_driver=is_driver, new_id=self.new_id)
+        self.streams = StreamTable(system, self.actor, self.objects)
         self.objects.remake = self.tasks.resubmit  # lineage: lost returns are made by their task again
         self.groups = PlacementGroups(system, self.actor, self.cluster, self.objects, self.gcs)
         self.tasks.placements = self.groups  # where tasks of a group or node affinity go

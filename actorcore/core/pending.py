@@ -52,6 +52,10 @@ def shape_of(options: dict, actor: bool = False) -> tuple:
         shape["CPU"] = float(cpus)
     if options.get("num_gpus"):
         shape["GPU"] = float(options["num_gpus"])
+    if options.get("memory"):
+        shape["memory"] = float(options["memory"])
+    if options.get("accelerator_type"):  # a node with GPUs of that model has 1 of it (as in Ray)
+        shape[f"accelerator_type:{options['accelerator_type']}"] = 0.001
     for name, quantity in (options.get("resources") or {}).items():
         if quantity:
             shape[name] = float(quantity)

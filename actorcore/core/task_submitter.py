@@ -35,6 +35,7 @@ from ..protocol import (
     ReturnLease,
     Spillback,
     TaskSpec,
+    UseDevices,
 )
 from ..runtime_context import current_placement
 from ..scheduling import PlacementGroupSchedulingStrategy, group_of_shape
@@ -120,6 +121,8 @@ class TaskSubmitter:
         objects = self._objects
         objects.expect(return_ids)
         spec = TaskSpec(task_id, function_id, name, args, kwargs, num_returns, self._owner, namespace=namespace)
+        if num_returns < 0:  # a generator task
+            spec.generator_backpressure = options["_generator_backpressure_num_objects"]
         shape = shape_of(options)
         cluster = self._cluster
         strategy = options.get("scheduling_strategy")
@@ -276,6 +279,8 @@ class TaskSubmitter:
                 self._manager.finish(pending, [Failed(failure)] * len(pending.return_ids))
             return
         queue.requesting -= 1
+        if grant.gpu_ids:  # before its first task: the same sender's messages arrive in order
+            grant.worker.tell(UseDevices(grant.lease_id, grant.gpu_ids))
         queue.leases.append(WorkerLease(grant.lease_id, grant.worker, grant.pid, queue.shape, scheduler,
                                         time.monotonic()))
         self._pump(queue)

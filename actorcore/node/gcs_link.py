@@ -49,6 +49,7 @@ from ..protocol import (
     GetActorRecord,
     GetClusterResources,
     GetFunction,
+    ListNamedActors,
     ListNodes,
     LookupActor,
     LookupGroup,
@@ -467,6 +468,22 @@ class GcsLink(Actor):
             reply.fail(LookupError(f"function {function_id} was never exported"
                                    + (f" (etcd: {failure!r})" if failure else "")))
 
+    async def _named_actors(self, namespace: str | None) -> list[tuple[str, str]]:
+        """The (namespace, name) of every named actor that is not dead, in ``namespace`` or all."""
+        named_prefix = self._key("named", "") if namespace is None else self._key("named", namespace, "")
+        names = await self.etcd.get_prefix(named_prefix)
+        if not names:
+            return []
+        states = {key.rsplit("/", 1)[-1]: json.loads(blob).get("state")
+                  for key, blob in await self.etcd.get_prefix(self._key("actors", ""))}
+        named = []
+        for key, actor_id in names:
+            if states.get(actor_id.decode(), "DEAD") == "DEAD":  # (no record: forgotten)
+                continue
+            actor_namespace, _, name = key[len(self._key("named", "")):].partition("/")
+            named.append((actor_namespace, name))
+        return sorted(named)
+
     def _key(self, *parts: str) -> str:
         return self.prefix + "/".join(parts)
 
@@ -576,6 +593,8 @@ class GcsLink(Actor):
                         + [{**record, "alive": False} for record in self.dead.values()])
             return [{**json.loads(value), "alive": True}
                     for _, value in await self.etcd.get_prefix(self._key("nodes", ""))]
+        if isinstance(message, ListNamedActors):
+            return await self._named_actors(message.namespace)
         if isinstance(message, GetActorRecord):
             blob = await self.etcd.get(self._key("actors", message.actor_id))
             return json.loads(blob) if blob else None

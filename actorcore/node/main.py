@@ -29,6 +29,7 @@ from ..gcs.schema import ClusterConfig
 from ..kernel import Actor, ActorSystem, Terminated, address, run
 from ..kernel.supervision import actor_spec
 from ..node_config import NodeConfig, NodeEndpoints, WorkerConfig
+from ..node_resources import default_memory
 from ..objects.shm import use_cluster_secret
 from ..process_secrets import receive
 from ..protocol import (
@@ -92,7 +93,8 @@ async def serve(config: NodeConfig) -> None:
         loop.add_signal_handler(signum, lambda: stop.done() or stop.set_result("signal"))
     if owner_fd is not None:
         _stop_when_owner_gone(loop, owner_fd, stop)
-    resources = {"CPU": float(config.num_cpus), "GPU": float(config.num_gpus)}
+    resources = {"CPU": float(config.num_cpus), "GPU": float(config.num_gpus),
+                 "memory": float(default_memory() if config.memory is None else config.memory)}
     resources.update({k: float(v) for k, v in config.resources.items()})
     resources = {k: v for k, v in resources.items() if v > 0 or k == "CPU"}
     log_sink = system.ref_from_uri(config.log_sink) if config.log_sink else None
@@ -137,7 +139,7 @@ async def serve(config: NodeConfig) -> None:
                                       transfer_bind=f"{node_ip}:0" if cluster_mode else None, token=token,
                                       gcs=gcs if cluster_mode else None))
     await root.start_child(actor_spec(system, "scheduler", Scheduler, resources, node_id=node_id,
-                                      gcs=gcs if cluster_mode else None))
+                                      gcs=gcs if cluster_mode else None, gpu_ids=config.gpu_ids))
     scheduler = system.lookup("scheduler")
     store = system.lookup("object_store")
     # The pool comes last: its workers need the addresses above.

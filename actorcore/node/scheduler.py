@@ -4,7 +4,8 @@ A submitter asks for a lease (`RequestLease`); the Scheduler answers when the no
 resources and an idle worker, holding the resources until the lease is returned. Requests it
 cannot grant yet wait in FIFO order per shape; a request no node could ever satisfy warns once
 and waits. A leased worker blocked in `get` lends its CPUs back (`LeaseBlocked`), so nested
-tasks cannot deadlock the pool; the pool then starts extra workers.
+tasks cannot deadlock the pool; the pool then starts extra workers. A lease of a shape with GPUs
+also holds GPU devices by id (`GpuDevices`), named in its `LeaseGranted`.
 
 The Scheduler is not on the per-task path: a submitter keeps its lease for as long as it has
 tasks of that shape.
@@ -24,6 +25,7 @@ the group is removed or rescheduled, killing the workers leased against it.
 from __future__ import annotations
 
 import itertools
+import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -50,7 +52,8 @@ from ..protocol import (
     WorkerDied,
     WorkerReady,
 )
-from ..scheduling import bundle_resources, group_of_shape
+from ..scheduling import bundle_resources, gpus_of, group_of_shape
+from .gpu_devices import GpuAssignment, GpuDevices
 
 __all__ = ["GrantedLease", "RemoteNode", "Scheduler"]
 
@@ -71,6 +74,7 @@ class GrantedLease:
     owner: ActorRef
     for_actor: bool
     blocked: bool = False
+    gpus: GpuAssignment = ()  # the GPU devices it holds
 
 
 @dataclass(slots=True)
@@ -107,7 +111,7 @@ class Scheduler(Actor):
     """
 
     def __init__(self, total: dict[str, float], pool: ActorRef | None = None, *, node_id: str = "",
-                 gcs: ActorRef | None = None) -> None:
+                 gcs: ActorRef | None = None, gpu_ids: list[str] | None = None) -> None:
         self.node_id = node_id
         self.gcs = gcs  # set in a cluster: loads are published, views received
         self.remote: dict[str, RemoteNode] = {}
@@ -126,6 +130,8 @@ class Scheduler(Actor):
         self.ready: set[int] = set()  # pids of workers that said they are ready
         self.reservations: dict[str, _Reservation] = {}  # placement group id -> its bundles here
         self.removed_groups: dict[str, None] = {}  # ids of removed groups, oldest first
+        gpus = self.total.get("GPU", 0.0)
+        self.gpus = GpuDevices([str(i) for i in range(math.ceil(gpus))] if gpu_ids is None else gpu_ids, gpus)
 
     async def receive(self, message):
         if isinstance(message, RequestLease):
@@ -213,10 +219,11 @@ class Scheduler(Actor):
                 continue
             pid, worker = self.idle.popleft()
             self._take(shape)
-            lease = GrantedLease(next(self._ids), worker, pid, shape, pending.request.owner, pending.request.for_actor)
+            lease = GrantedLease(next(self._ids), worker, pid, shape, pending.request.owner, pending.request.for_actor,
+                                 gpus=self.gpus.assign(gpus_of(shape)))
             self.leases[lease.lease_id] = lease
             self.pending.remove(pending)
-            pending.reply.send(LeaseGranted(lease.lease_id, worker, pid, self.node_id))
+            pending.reply.send(LeaseGranted(lease.lease_id, worker, pid, self.node_id, self.gpus.ids_of(lease.gpus)))
         missing = wanted_workers - self.starting
         if missing > 0 and self.pool is not None:
             self.starting += missing
@@ -231,6 +238,7 @@ class Scheduler(Actor):
             self.idle.append((lease.pid, lease.worker))
 
     def _release(self, lease: GrantedLease) -> None:
+        self.gpus.release(lease.gpus)
         shape = dict(lease.shape)
         if lease.blocked:
             shape.pop("CPU", None)
@@ -330,6 +338,7 @@ class Scheduler(Actor):
         if any(r.committed for r in released):
             for lease in [lease for lease in self.leases.values() if group_of_shape(lease.shape.items()) == group_id]:
                 del self.leases[lease.lease_id]
+                self.gpus.release(lease.gpus)
                 if self.pool is not None:
                     self.pool.tell(KillWorker(lease.pid))
         for reservation in released:
@@ -403,7 +412,8 @@ class Scheduler(Actor):
         return all(self.total.get(name, 0.0) >= quantity for name, quantity in shape.items())
 
     def _fits(self, shape: dict) -> bool:
-        return all(self.available.get(name, 0.0) >= quantity - 1e-9 for name, quantity in shape.items())
+        return (all(self.available.get(name, 0.0) >= quantity - 1e-9 for name, quantity in shape.items())
+                and (not (gpus := gpus_of(shape)) or self.gpus.fits(gpus)))
 
     def _take(self, shape: dict) -> None:
         for name, quantity in shape.items():

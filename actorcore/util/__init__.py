@@ -8,6 +8,7 @@ top-level names do, so `import actorcore.util` costs nothing a program does not 
 - `multiprocessing.Pool` (`multiprocessing.py`): the standard library's Pool over tasks;
 - placement groups (`placement_group.py`) and their scheduling strategies
   (`scheduling_strategies.py`);
+- the GPU model names of the ``accelerator_type`` option (`accelerators.py`);
 - `inspect_serializability` (`check_serialize.py`); `list_named_actors` and
   `get_node_ip_address` (`names.py`).
 """
@@ -43,7 +44,7 @@ _LAZY = {
 }
 
 _SUBMODULES = frozenset({
-    "actor_pool", "check_serialize", "multiprocessing", "names", "placement_group", "queue",
+    "accelerators", "actor_pool", "check_serialize", "multiprocessing", "names", "placement_group", "queue",
     "scheduling_strategies",
 })
 

@@ -7,6 +7,9 @@ on the actor-system loop, so it can itself call `get`, `.remote()` or `put`: the
 free to serve them. Async actors run their coroutines on a loop of their own, up to
 `max_concurrency` at once; threaded actors use that many threads; all others run one call at
 a time, in arrival order.
+
+The GPU devices of a lease (`UseDevices`, before its first task; an actor's in `BecomeActor`)
+are its CUDA_VISIBLE_DEVICES while its tasks run, and for an actor's lifetime.
 """
 
 from __future__ import annotations
@@ -29,18 +32,23 @@ from .. import runtime_context
 from ..core import CoreWorker, from_payload, to_payload
 from ..gcs.schema import ONLY_IF_WORKER
 from ..kernel import Actor, Terminated
+from ..node_resources import CUDA_VISIBLE_DEVICES
 from ..objects import serialize
 from ..protocol import (
+    NUM_RETURNS_STREAMING,
     ActorStateChanged,
     BecomeActor,
     CancelTask,
     ExecuteTask,
     ExitWorker,
     Failed,
+    GeneratorConsumed,
     GetFunction,
     Inline,
     TaskResult,
+    UseDevices,
 )
+from .generators import GENERATOR_TYPES, GeneratorRunner
 
 __all__ = ["Executor"]
 
@@ -66,10 +74,15 @@ class Executor(Actor):
         self.running: dict[str, int] = {}  # task id -> thread ident, for cancel
         self.cancelled: set[str] = set()
         self.pid = os.getpid()
+        self.lease_gpus: dict[int, tuple] = {}  # the next lease's GPU ids (`UseDevices`), until its first task
+        self.devices_lease: int | None = None  # the lease whose GPUs CUDA_VISIBLE_DEVICES shows now
+        self.inherited_cuda_devices = os.environ.get(CUDA_VISIBLE_DEVICES)
+        self.generators = GeneratorRunner(core, self.pid, _task_error)  # generator tasks (generators.py)
 
     async def pre_start(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.exec_thread.start()
+        self.generators.self_ref = self.context.self_ref
         self.runner = self.loop.create_task(self._run_concurrent())
 
     async def post_stop(self) -> None:
@@ -100,6 +113,12 @@ class Executor(Actor):
             return await self._become_actor(message)
         if isinstance(message, CancelTask):
             self._cancel(message)
+            return None
+        if isinstance(message, UseDevices):
+            self.lease_gpus = {message.lease_id: message.gpu_ids}
+            return None
+        if isinstance(message, GeneratorConsumed):
+            self.generators.on_consumed(message)
             return None
         if isinstance(message, ExitWorker):  # kill(): the caller records the actor's death
             os._exit(0)
@@ -138,8 +157,25 @@ class Executor(Actor):
         else:
             if self.actor_id is None:  # a task runs in its submitter's namespace
                 self.core.namespace = spec.namespace
+                if message.lease_id != self.devices_lease:
+                    self._use_lease_devices(message.lease_id)
             result = TaskResult(self._run_sync(call, spec, message.lease_id), self.pid)
         self.loop.call_soon_threadsafe(self.core.actors.when_sent, partial(reply.send, result))
+
+    def _use_lease_devices(self, lease_id: int | None) -> None:
+        self.devices_lease = lease_id
+        self._show_devices(self.lease_gpus.pop(lease_id, ()))
+
+    def _show_devices(self, gpu_ids: tuple) -> None:
+        """Make `gpu_ids` the GPUs user code sees; none: the environment the worker started with
+        (as Ray does, a task without GPUs does not get CUDA_VISIBLE_DEVICES="")."""
+        if gpu_ids:
+            os.environ[CUDA_VISIBLE_DEVICES] = ",".join(gpu_ids)
+        elif self.inherited_cuda_devices is None:
+            os.environ.pop(CUDA_VISIBLE_DEVICES, None)
+        else:
+            os.environ[CUDA_VISIBLE_DEVICES] = self.inherited_cuda_devices
+        runtime_context.set_gpu_ids(gpu_ids, numbered=self.inherited_cuda_devices is None)
 
     def _in_exec_thread(self, function) -> asyncio.Future:
         future = self.loop.create_future()
@@ -186,6 +222,8 @@ class Executor(Actor):
             call = await self._callable(spec)
         except Exception as error:  # noqa: BLE001 - user code: its error is the task's result
             return self._failed(spec, _task_error(spec.name, error, self.pid))
+        if self.is_async and spec.num_returns == NUM_RETURNS_STREAMING and inspect.isasyncgenfunction(call):
+            return await self._stream_on_user_loop(call, spec)
         if self.is_async and inspect.iscoroutinefunction(call):
             args, kwargs, failed = await self.loop.run_in_executor(self.pool, self._load_args, spec)
             if failed is not None:
@@ -196,6 +234,18 @@ class Executor(Actor):
             return TaskResult(returns, self.pid)
         returns = await self.loop.run_in_executor(self.pool, self._run_sync, call, spec, message.lease_id)
         return TaskResult(returns, self.pid)
+
+    async def _stream_on_user_loop(self, call, spec) -> TaskResult:
+        """A streaming async generator method of an async actor: it runs on the actor's loop."""
+        args, kwargs, failed = await self.loop.run_in_executor(self.pool, self._load_args, spec)
+        if failed is not None:
+            return TaskResult([failed], self.pid)
+        future = asyncio.run_coroutine_threadsafe(self._async_stream(call, args, kwargs, spec), self.user_loop)
+        return TaskResult(await asyncio.wrap_future(future), self.pid)
+
+    async def _async_stream(self, call, args, kwargs, spec) -> list:
+        runtime_context.set_current(spec.task_id, self.actor_id)
+        return await self.generators.stream_async(spec, call, args, kwargs)
 
     async def _async_call(self, call, args, kwargs, spec):
         runtime_context.set_current(spec.task_id, self.actor_id)
@@ -242,6 +292,8 @@ class Executor(Actor):
             if isinstance(error, (KeyboardInterrupt, SystemExit)) and not isinstance(error, Exception):
                 error = RuntimeError(f"{type(error).__name__} raised in {spec.name}")
             return [Failed(_task_error(spec.name, error, self.pid))] * count
+        if spec.num_returns < 0 or (isinstance(value, GENERATOR_TYPES) and spec.num_returns):
+            return self.generators.returns(spec, value)
         if spec.num_returns == 0:
             return [Inline(serialize(None).to_bytes())]
         if spec.num_returns == 1:
@@ -278,11 +330,13 @@ class Executor(Actor):
         runtime_context.set_hosted_placement(spec.placement)
         self.core.namespace = spec.namespace  # its creator's, as in Ray
         self.is_async = message.is_async
+        self._show_devices(message.gpu_ids)  # for the actor's lifetime
         if not message.detached and spec.owner is not None:
             self.context.watch(spec.owner)  # a non-detached actor ends with its owner
         if message.is_async:
             self.user_loop = asyncio.new_event_loop()
             threading.Thread(target=self.user_loop.run_forever, name="actorcore-async-actor", daemon=True).start()
+            self.generators.user_loop = self.user_loop
         if message.is_async or message.max_concurrency > 1:
             self.slots = asyncio.Semaphore(message.max_concurrency)
             workers = 4 if message.is_async else message.max_concurrency

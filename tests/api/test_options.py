@@ -18,12 +18,18 @@ class Boom(Exception):
 
 # (option, kind it applies to, valid values, (invalid value, expected error) pairs)
 CASES = [
-    ("num_returns", "task", [0, 1, 5], [(-1, ValueError), (1.0, TypeError), (True, TypeError),
-                                        ("2", TypeError), ("dynamic", ValueError),
-                                        ("streaming", ValueError)]),
+    ("num_returns", "task", [0, 1, 5, "streaming", "dynamic"],
+     [(-1, ValueError), (1.0, TypeError), (True, TypeError), ("2", TypeError), ("stream", TypeError)]),
+    ("_generator_backpressure_num_objects", "task", [1, 10, -1], [(0, ValueError), (1.5, TypeError),
+                                                                  (True, TypeError)]),
+    ("_generator_backpressure_num_objects", "method", [2], [("2", TypeError)]),
     ("num_cpus", "task", [0, 1, 0.5, 8], [(-1, ValueError), ("1", TypeError),
                                          (True, TypeError), (float("nan"), ValueError)]),
     ("num_gpus", "actor", [0, 0.25, 2], [(-0.5, ValueError), ([1], TypeError)]),
+    ("num_gpus", "task", [0.5, 1, 4.0], [(1.5, ValueError), ("1", TypeError)]),
+    ("memory", "task", [0, 10**9, 0.5e9], [(-1, ValueError), ("1GB", TypeError)]),
+    ("memory", "actor", [2 * 1024**3], [(float("nan"), ValueError)]),
+    ("accelerator_type", "task", ["V100", "A100"], [("", ValueError), (100, TypeError)]),
     ("resources", "task", [{}, {"disk": 1}, {"custom": 0.5, "x": 0}],
      [({"CPU": 1}, ValueError), ({"GPU": 1}, ValueError), ({"disk": -1}, ValueError),
       ({"disk": "1"}, TypeError), ({1: 1}, TypeError), ({"": 1}, TypeError),
@@ -90,8 +96,8 @@ def test_specific_messages_name_the_fix():
         validate("task", {"resources": {"CPU": 2}}, where=WHERE)
     with pytest.raises(ValueError, match="use the num_gpus option"):
         validate("actor", {"resources": {"GPU": 1}}, where=WHERE)
-    with pytest.raises(ValueError, match="generator tasks are not supported"):
-        validate("method", {"num_returns": "streaming"}, where=WHERE)
+    with pytest.raises(ValueError, match="0 would never let the generator run"):
+        validate("method", {"_generator_backpressure_num_objects": 0}, where=WHERE)
     with pytest.raises(TypeError, match="a PlacementGroupSchedulingStrategy or a NodeAffinitySchedulingStrategy"):
         validate("task", {"scheduling_strategy": object()}, where=WHERE)
 
@@ -154,17 +160,20 @@ def test_unknown_kind():
 
 def test_defaults():
     assert resolve("task") == {
-        "num_returns": 1, "num_cpus": 1, "num_gpus": 0, "resources": {}, "max_retries": 3,
-        "retry_exceptions": False, "name": None, "scheduling_strategy": None, "placement_group": None,
+        "num_returns": 1, "num_cpus": 1, "num_gpus": 0, "memory": None, "accelerator_type": None, "resources": {},
+        "max_retries": 3,
+        "retry_exceptions": False, "name": None, "scheduling_strategy": None,
+        "_generator_backpressure_num_objects": -1, "placement_group": None,
         "placement_group_bundle_index": None, "placement_group_capture_child_tasks": None,
     }
     assert resolve("actor") == {
-        "num_cpus": 0, "num_gpus": 0, "resources": {}, "name": None, "namespace": None,
+        "num_cpus": 0, "num_gpus": 0, "memory": None, "accelerator_type": None, "resources": {}, "name": None,
+        "namespace": None,
         "lifetime": None, "get_if_exists": False, "max_restarts": 0, "max_task_retries": 0,
         "max_concurrency": None, "scheduling_strategy": None, "placement_group": None,
         "placement_group_bundle_index": None, "placement_group_capture_child_tasks": None,
     }
-    assert resolve("method") == {"num_returns": 1, "name": None}
+    assert resolve("method") == {"num_returns": 1, "name": None, "_generator_backpressure_num_objects": -1}
 
 
 def test_resolve_merges_later_layers_over_earlier_ones():
@@ -216,7 +225,8 @@ def test_the_schema_is_plain_printable_data():
         text = repr(option)
         assert option.name in text and "check" not in text
     assert len({option.name for option in OPTIONS}) == len(OPTIONS)
-    assert [option.name for option in options_for("method")] == ["num_returns", "name"]
+    assert [option.name for option in options_for("method")] == [
+        "num_returns", "_generator_backpressure_num_objects", "name"]
 
 
 def test_exports():

@@ -172,3 +172,16 @@ def test_cli_status_without_any_cluster():
     result = _cli("status")
     assert result.returncode == 1
     assert "--address" in result.stderr and "actorcore start --head" in result.stderr
+
+
+def test_the_memory_resource_is_shown_in_gib():
+    gib = 1024 * MiB
+    alive = {"node_id": "n1", "address": "127.0.0.1", "head": True, "state": "ALIVE", "objects": 0, "object_bytes": 0,
+             "resources": {"total": {"CPU": 2.0, "memory": 4 * gib}, "available": {"CPU": 2.0, "memory": 2.5 * gib}}}
+    dead = {"node_id": "n2", "address": "127.0.0.1", "head": False, "state": "DEAD",
+            "resources": {"total": {"CPU": 1.0, "memory": 8 * gib}}}
+    text = format_status({"cluster": "default", "etcd": "127.0.0.1:2379", "nodes": [alive, dead], "actors": {},
+                          "resources": alive["resources"], "objects": {"count": 0, "bytes": 0}})
+    assert "CPU 0.0/2.0, memory 1.5/4.0 GiB" in next(line for line in text.splitlines() if "n1" in line)
+    assert "CPU 1.0, memory 8.0 GiB" in next(line for line in text.splitlines() if "n2" in line)
+    assert "  resources (used/total): CPU 0.0/2.0, memory 1.5/4.0 GiB" in text.splitlines()

@@ -17,6 +17,8 @@ import pytest
 import actorcore as ray
 from actorcore.testing import is_alive, wait_until
 
+from .conftest import NODE_MEMORY
+
 pytestmark = pytest.mark.timeout(180)
 
 
@@ -35,8 +37,8 @@ def test_three_nodes_are_alive_with_their_resources(cluster):
     nodes = {n["NodeID"]: n for n in ray.nodes() if n["Alive"]}
     assert set(nodes) == {record["node_id"] for record in cluster.nodes.values()}
     for resource, record in cluster.nodes.items():
-        assert nodes[record["node_id"]]["Resources"] == {"CPU": 2.0, resource: 1.0}
-    assert ray.cluster_resources() == {"CPU": 6.0, "A": 1.0, "B": 1.0, "C": 1.0}
+        assert nodes[record["node_id"]]["Resources"] == {"CPU": 2.0, resource: 1.0, "memory": NODE_MEMORY}
+    assert ray.cluster_resources() == {"CPU": 6.0, "A": 1.0, "B": 1.0, "C": 1.0, "memory": 3 * NODE_MEMORY}
 
 
 def test_tasks_and_actors_land_where_their_resources_are(cluster):

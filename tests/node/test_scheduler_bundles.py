@@ -105,3 +105,18 @@ async def test_a_groups_reservation_ends_with_its_creator_unless_detached(system
     await creator.stop()
     await node.settle()
     assert await node.available() == {"CPU": 4.0, "GPU": 1.0}
+
+
+async def test_a_groups_gpu_leases_hold_devices_of_their_own(system):
+    node = Node(system, {"CPU": 4.0, "GPU": 2.0})
+    assert await prepare(node, {"GPU": 1}, {"CPU": 1}, commit=True) is True
+    node.worker_ready()
+    node.worker_ready()
+    in_bundle = await granted(in_group(node, 0, GPU=1))
+    outside = await granted(node.request(GPU=1))
+    assert len(in_bundle.gpu_ids) == len(outside.gpu_ids) == 1
+    assert set(in_bundle.gpu_ids) | set(outside.gpu_ids) == {"0", "1"}
+    assert await node.scheduler.ask(ReleaseBundles(GROUP)) is True  # its worker killed, its device free
+    node.worker_ready()
+    again = await granted(node.request(GPU=1))
+    assert again.gpu_ids == in_bundle.gpu_ids
