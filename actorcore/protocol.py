@@ -16,6 +16,7 @@ __all__ = [
     "AttachPool",
     "AttachScheduler",
     "BecomeActor",
+    "CallsReceived",
     "CancelTask",
     "ClusterView",
     "EtcdExited",
@@ -34,6 +35,7 @@ __all__ = [
     "GetResources",
     "GetStoreUsage",
     "GetTransferAddress",
+    "GiveBackTasks",
     "InShm",
     "Inline",
     "KillWorker",
@@ -45,6 +47,7 @@ __all__ = [
     "LogLines",
     "LookupActor",
     "NodeLoad",
+    "NotStarted",
     "Payload",
     "RegisterActor",
     "RegisterSegment",
@@ -462,3 +465,25 @@ class WorkerReady:
 @dataclass(frozen=True, slots=True)
 class Shutdown:
     """Ask a node's guard to stop the node."""
+
+
+@dataclass(frozen=True, slots=True)
+class GiveBackTasks:
+    """Ask an Executor to give back up to `count` of the tasks queued on it that have not
+    started, the last queued first: each is answered with `NotStarted` instead of its result
+    (never both). Answered with how many were given back."""
+
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class NotStarted:
+    """The answer to an `ExecuteTask` given back unstarted (`GiveBackTasks`): run it elsewhere."""
+
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallsReceived:
+    """Answered by an Executor once it has accepted every message sent before this one by the
+    same sender: the actor calls a task made are in the actor's mailbox."""

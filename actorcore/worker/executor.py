@@ -7,6 +7,9 @@ on the actor-system loop, so it can itself call `get`, `.remote()` or `put`: the
 free to serve them. Async actors run their coroutines on a loop of their own, up to
 `max_concurrency` at once; threaded actors use that many threads; all others run one call at
 a time, in arrival order.
+
+A task queued here and not started yet may be given back (`GiveBackTasks`, answered
+`NotStarted`) to run on a worker that is free.
 """
 
 from __future__ import annotations
@@ -33,12 +36,15 @@ from ..objects import serialize
 from ..protocol import (
     ActorStateChanged,
     BecomeActor,
+    CallsReceived,
     CancelTask,
     ExecuteTask,
     ExitWorker,
     Failed,
     GetFunction,
+    GiveBackTasks,
     Inline,
+    NotStarted,
     TaskResult,
 )
 
@@ -65,6 +71,10 @@ class Executor(Actor):
         self.slots: asyncio.Semaphore | None = None
         self.running: dict[str, int] = {}  # task id -> thread ident, for cancel
         self.cancelled: set[str] = set()
+        #: reply -> task id, for tasks queued on the execution thread and not started yet:
+        #: whichever thread pops a task's entry first either runs it or gives it back (keyed by
+        #: reply: a task given back may be queued here again before its first job is dropped)
+        self.unstarted: dict[Any, str] = {}
         self.pid = os.getpid()
 
     async def pre_start(self) -> None:
@@ -94,8 +104,14 @@ class Executor(Actor):
             except Exception as error:  # noqa: BLE001 - user code: its error is the task's result
                 reply.send(self._failed(spec, _task_error(spec.name, error, self.pid)))
                 return None
+            if spec.method is None:
+                self.unstarted[reply] = spec.task_id
             self.inbox.put(partial(self._job, call, message, reply))
             return None
+        if isinstance(message, CallsReceived):
+            return True
+        if isinstance(message, GiveBackTasks):
+            return self._give_back(message.count)
         if isinstance(message, BecomeActor):
             return await self._become_actor(message)
         if isinstance(message, CancelTask):
@@ -132,6 +148,8 @@ class Executor(Actor):
 
     def _job(self, call, message: ExecuteTask, reply) -> None:
         spec = message.spec
+        if spec.method is None and self.unstarted.pop(reply, None) is None:
+            return  # given back (GiveBackTasks): answered with NotStarted already
         if spec.task_id in self.cancelled:
             self.cancelled.discard(spec.task_id)
             result = self._failed(spec, exc.TaskCancelledError(spec.task_id))
@@ -298,6 +316,19 @@ class Executor(Actor):
             return None
 
         return await self._in_exec_thread(construct)
+
+    def _give_back(self, count: int) -> int:
+        """Give back up to `count` queued tasks that have not started, the last queued first."""
+        given = []
+        for reply in reversed(list(self.unstarted)):
+            if len(given) == count:
+                break
+            task_id = self.unstarted.pop(reply, None)  # atomic against the execution thread's pop
+            if task_id is not None:
+                given.append((task_id, reply))
+        for task_id, reply in reversed(given):  # in the order they were queued
+            reply.send(NotStarted(task_id))
+        return len(given)
 
     def _cancel(self, message: CancelTask) -> None:
         if message.force:
