@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["KillActor", "ResolveActor", "WatchActor"]
+__all__ = ["KillActor", "ResolveActor", "ResolveRestartedActor", "WatchActor"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,3 +33,13 @@ class WatchActor:
     """`watch()` by a borrower: answered with the reason (a str) once the actor is dead for good."""
 
     actor_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResolveRestartedActor:
+    """A borrower's call was in flight when `dead_worker`, the process of actor `actor_id`,
+    died: where does it live now? Answered once the owner has restarted it or given up, with
+    ``(worker ref or None, pid or None, the error it died of or None, its max_task_retries)``."""
+
+    actor_id: str
+    dead_worker: object  # an ActorRef

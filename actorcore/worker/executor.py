@@ -9,7 +9,8 @@ free to serve them. Async actors run their coroutines on a loop of their own, up
 a time, in arrival order.
 
 A task queued here and not started yet may be given back (`GiveBackTasks`, answered
-`NotStarted`) to run on a worker that is free.
+`NotStarted`) to run on a worker that is free. A task's result leaves only once the actor calls
+it made are in their actors' mailboxes (each actor's executor answered `CallsReceived`).
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ class Executor(Actor):
 
     async def pre_start(self) -> None:
         self.loop = asyncio.get_running_loop()
+        self.core.actors.confirm_receipts()  # a task's actor calls are in their mailboxes before its result
         self.exec_thread.start()
         self.runner = self.loop.create_task(self._run_concurrent())
 
@@ -189,7 +191,7 @@ class Executor(Actor):
         elif task.exception() is not None:
             reply.fail(task.exception())
         else:
-            reply.send(task.result())
+            self.core.actors.when_sent(partial(reply.send, task.result()))
 
     async def _function(self, function_id: str) -> Any:
         function = self.functions.get(function_id)
