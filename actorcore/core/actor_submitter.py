@@ -124,7 +124,9 @@ class ActorSubmitter:
         self._after_sent: list = []
         #: workers calls were sent to since their last `CallsReceived` (None: not tracked, in a driver)
         self._unconfirmed: set | None = None
-        self._receipts: asyncio.Future | None = None  # the last CallsReceived round, while unanswered
+        #: callbacks waiting for the CallsReceived round under way, and for the next one
+        self._receipt_round: list | None = None
+        self._next_round: list = []
         self._remote_watches: set[asyncio.Task] = set()  # keeps `answer_watch` tasks referenced
 
     def state(self, actor_id: str) -> ActorState | None:
@@ -578,22 +580,31 @@ class ActorSubmitter:
             self._when_received(callback)
 
     def _when_received(self, callback: Callable[[], Any]) -> None:
-        workers, previous = self._unconfirmed, self._receipts
-        if previous is not None and previous.done():
-            previous = self._receipts = None
-        if not workers:
-            if previous is None:
-                callback()
-            else:
-                previous.add_done_callback(lambda _: callback())
+        if self._receipt_round is not None:  # one round at a time: the next covers its calls
+            self._next_round.append(callback)
             return
-        self._unconfirmed = set()
+        if not self._unconfirmed:
+            callback()
+            return
+        self._start_round([callback])
+
+    def _start_round(self, callbacks: list) -> None:
+        workers, self._unconfirmed = self._unconfirmed, set()
+        self._receipt_round = callbacks
         # One message per actor process called: it is answered after the calls sent before it.
-        receipts = [worker.ask(CallsReceived(), timeout=None) for worker in workers]
-        if previous is not None:
-            receipts.append(previous)
-        self._receipts = asyncio.gather(*receipts, return_exceptions=True)  # a lost actor: its calls say so
-        self._receipts.add_done_callback(lambda _: callback())
+        receipts = asyncio.gather(*[worker.ask(CallsReceived(), timeout=None) for worker in workers],
+                                  return_exceptions=True)  # a lost actor: its calls say so
+        receipts.add_done_callback(self._round_done)
+
+    def _round_done(self, _: asyncio.Future) -> None:
+        callbacks, self._receipt_round = self._receipt_round, None
+        waiting, self._next_round = self._next_round, []
+        if waiting and self._unconfirmed:
+            self._start_round(waiting)
+        else:
+            callbacks += waiting
+        for callback in callbacks:
+            callback()
 
     def _call_done(self, state: ActorState, pending: PendingTask, future: asyncio.Future, worker: ActorRef) -> None:
         error = future.exception()
