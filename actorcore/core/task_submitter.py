@@ -6,6 +6,11 @@ its shape keep coming and returned after `LEASE_IDLE_SECONDS` idle; once the sub
 as many leases of a shape as the cluster can grant, a driver pipelines up to
 `PIPELINE_DEPTH` tasks per worker. A task whose worker dies is retried up to `max_retries`.
 
+No task waits behind a running one while a worker of its shape is free: only tasks of
+functions measured short are pipelined, only behind such tasks, and the tasks queued on a
+worker are taken back (`GiveBackTasks`) when another worker of the shape is idle or when the
+task they wait behind runs long.
+
 In a cluster a lease request may be answered with `Spillback` (another node has the
 resources): the request goes there instead, once. The capacity of a shape counts every node's
 resources, so a driver keeps all nodes busy; `scheduling_strategy="SPREAD"` sends each lease
