@@ -81,3 +81,19 @@ def test_instant_tasks_interleaved_with_long_ones_end_before_them(four_cpus, tmp
         open(gate, "w").close()
     assert ray.get(instants) == list(range(8))
     assert ray.get(refs, timeout=GATE_WAIT)[2::3] == ["long0", "long1", "long2", "long3"]
+
+
+def test_one_function_both_instant_and_long_keeps_the_instant_calls_ahead(four_cpus, tmp_path):
+    # As with Ray's time.sleep([6, 0, 6, 0, 0]): the same function, measured short first.
+    warm, opened, gate = str(tmp_path / "warm"), str(tmp_path / "open"), str(tmp_path / "gate")
+    _hold_every_cpu_then_warm_up(warm)
+    open(opened, "w").close()
+    assert ray.get([until_open.remote(opened, i) for i in range(32)], timeout=60) == list(range(32))
+    refs = [until_open.remote(gate, 0), until_open.remote(opened, 1), until_open.remote(gate, 2),
+            until_open.remote(opened, 3), until_open.remote(opened, 4)]
+    try:
+        ready, _ = ray.wait(refs, num_returns=3, timeout=60)
+        assert sorted(ray.get(ready)) == [1, 3, 4]
+    finally:
+        open(gate, "w").close()
+    assert ray.get(refs, timeout=GATE_WAIT) == [0, 1, 2, 3, 4]
