@@ -18,6 +18,7 @@ __all__ = [
     "AttachPool",
     "AttachScheduler",
     "BecomeActor",
+    "CallsReceived",
     "CancelTask",
     "ClusterView",
     "CommitBundles",
@@ -41,6 +42,7 @@ __all__ = [
     "GetResources",
     "GetStoreUsage",
     "GetTransferAddress",
+    "GiveBackTasks",
     "InShm",
     "Inline",
     "KillWorker",
@@ -55,6 +57,7 @@ __all__ = [
     "LookupGroup",
     "NameGroup",
     "NodeLoad",
+    "NotStarted",
     "Payload",
     "PrepareBundles",
     "RegisterActor",
@@ -601,3 +604,27 @@ class GeneratorResume:
 
     task_id: str
     producer: Any = None
+
+
+# -- giving back queued tasks, and the order of a task's actor calls ---------------------
+
+@dataclass(frozen=True, slots=True)
+class GiveBackTasks:
+    """Ask an Executor to give back up to `count` of the tasks queued on it that have not
+    started, the last queued first: each is answered with `NotStarted` instead of its result
+    (never both). Answered with how many were given back."""
+
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class NotStarted:
+    """The answer to an `ExecuteTask` given back unstarted (`GiveBackTasks`): run it elsewhere."""
+
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallsReceived:
+    """Answered by an Executor once it has accepted every message sent before this one by the
+    same sender: the actor calls a task made are in the actor's mailbox."""

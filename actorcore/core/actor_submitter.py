@@ -6,7 +6,11 @@ on another node if its node is gone) and decides when it is dead for good. Calls
 when its process died are redelivered if `max_task_retries` allows, else fail with
 `ActorDiedError`; calls made meanwhile wait for the new incarnation. Calls from one caller to
 one actor leave in submission order. A process that got a handle from elsewhere (a borrower)
-learns where the actor lives from the handle itself or from its owner (`ResolveActor`).
+learns where the actor lives from the handle itself or from its owner (`ResolveActor`); when
+the actor's process dies, it asks the owner where the next incarnation lives
+(`ResolveRestartedActor`) and redelivers its calls in flight there within `max_task_retries`,
+as the owner does. A worker replies to its task only once the actor calls the task made are in
+their actors' mailboxes (`when_sent`).
 
 A handle is read through its attributes ``_actorcore_actor_id``, ``_actorcore_class_id``,
 ``_actorcore_name``, ``_actorcore_owner`` and ``_actorcore_worker`` (`actorcore.actor`).
@@ -26,6 +30,7 @@ from ..object_ref import ObjectRef
 from ..protocol import (
     ActorStateChanged,
     BecomeActor,
+    CallsReceived,
     ExecuteTask,
     ExitWorker,
     Failed,
@@ -39,7 +44,7 @@ from ..protocol import (
 )
 from .cluster import Cluster
 from .death_watch import DeathWatch
-from .messages import KillActor, ResolveActor, WatchActor
+from .messages import KillActor, ResolveActor, ResolveRestartedActor, WatchActor
 from .object_table import ObjectTable
 from .pending import PendingTask, has_refs, shape_of
 from .task_manager import TaskManager
@@ -94,6 +99,7 @@ class ActorState:
     on_death: Callable | None = None
     #: futures completed with the cause when the actor is dead for good (`death_of`)
     watchers: list = field(default_factory=list)
+    owner: ActorRef | None = None  # a borrower's: the owner's core actor
 
 
 class ActorSubmitter:
@@ -117,6 +123,11 @@ class ActorSubmitter:
         self._chains: dict[str, asyncio.Task] = {}  # the last call sent to each actor
         self._unsent = 0  # actor calls submitted but not yet sent
         self._after_sent: list = []
+        #: workers calls were sent to since their last `CallsReceived` (None: not tracked, in a driver)
+        self._unconfirmed: set | None = None
+        #: callbacks waiting for the CallsReceived round under way, and for the next one
+        self._receipt_round: list | None = None
+        self._next_round: list = []
         self._remote_watches: set[asyncio.Task] = set()  # keeps `answer_watch` tasks referenced
 
     def state(self, actor_id: str) -> ActorState | None:
@@ -228,8 +239,8 @@ class ActorSubmitter:
             cause = self._death_cause(state, terminated.reason)
             if state.owned:
                 self._worker_died(state, cause)
-            else:  # a borrowed handle: the next call asks the owner where the actor lives now
-                del self._states[state.actor_id]
+            else:  # a borrowed handle: ask the owner where the actor lives now
+                self._relocate(state, terminated.ref)
 
     def _death_cause(self, state: ActorState, reason: str = "peer_lost") -> str:
         removed = self._group_removed(state)
@@ -410,7 +421,7 @@ class ActorSubmitter:
     async def _state_of(self, actor_id: str, name: str, owner: ActorRef, hint=None) -> ActorState:
         state = self._states.get(actor_id)
         if state is None:
-            state = self._states[actor_id] = ActorState(actor_id, name)
+            state = self._states[actor_id] = ActorState(actor_id, name, owner=owner)
             state.created = self._loop.create_future()
             if hint is not None and not self._deaths.is_dead(hint[0]):  # no trip to its owner
                 state.worker, state.pid = hint
@@ -438,6 +449,74 @@ class ActorSubmitter:
         while state.restarting is not None:
             await asyncio.shield(state.restarting)
         return state.worker, state.pid, state.dead
+
+    def answer_restarted(self, actor_id: str, dead_worker: ActorRef, reply: Any) -> None:
+        """The owner's side of `ResolveRestartedActor`: answer `reply` once the actor no longer
+        lives in `dead_worker` (restarted, or dead for good)."""
+        task = self._loop.create_task(self._restarted(actor_id, dead_worker))
+        self._remote_watches.add(task)
+
+        def done(task: asyncio.Task) -> None:
+            self._remote_watches.discard(task)
+            if task.cancelled():
+                reply.fail(exc.ActorDiedError(None, "its owner stopped"))
+            elif task.exception() is not None:
+                reply.fail(task.exception())
+            else:
+                reply.send(task.result())
+        task.add_done_callback(done)
+
+    async def _restarted(self, actor_id: str, dead_worker: ActorRef):
+        state = self._states.get(actor_id)
+        if state is None or not state.owned:
+            return None, None, exc.ActorDiedError(actor_id, "unknown actor: its owner has no record of it"), 0
+        await asyncio.shield(state.created)
+        if state.worker == dead_worker and state.restarting is None and state.dead is None:
+            await self._deaths.process_death(dead_worker)  # then its death is handled here too
+        while state.restarting is not None:
+            await asyncio.shield(state.restarting)
+        return state.worker, state.pid, state.dead, state.max_task_retries
+
+    def _relocate(self, state: ActorState, dead_worker: ActorRef) -> None:
+        """A borrower saw the actor's process `dead_worker` end: calls wait while the owner says
+        where the actor lives now; those in flight then go there (`_redeliver`)."""
+        if state.restarting is not None or state.dead is not None or state.worker != dead_worker:
+            return
+        state.worker = None
+        state.restarting = self._loop.create_future()
+        self._loop.create_task(self._follow(state, dead_worker))
+
+    async def _follow(self, state: ActorState, dead_worker: ActorRef) -> None:
+        try:
+            worker, pid, dead, retries = await state.owner.ask(
+                ResolveRestartedActor(state.actor_id, dead_worker), timeout=None)
+        except PeerLostError:
+            worker, pid, dead, retries = None, None, exc.ActorDiedError(
+                state.name, "its owner (the process that created it) died"), 0
+        except Exception as error:  # noqa: BLE001 - the owner's answer failed: the actor is unreachable
+            worker, pid, dead, retries = None, None, exc.ActorDiedError(
+                state.name, f"its owner could not say where it lives: {error!r}"), 0
+        state.worker, state.pid, state.dead, state.max_task_retries = worker, pid, dead, retries
+        if worker is not None:
+            self._deaths.watch(worker)
+        retry, state.retry_queue = state.retry_queue, []
+        for pending in retry:  # redelivered first, in their order, before calls made since
+            self._redeliver(state, pending)
+        restarting, state.restarting = state.restarting, None
+        restarting.set_result(None)
+
+    def _redeliver(self, state: ActorState, pending: PendingTask) -> None:
+        """A borrower's call that was in flight when the actor's process died: sent to its new
+        process if its `max_task_retries` allows, else failed as the owner fails its own."""
+        if state.dead is not None:
+            self._manager.finish(pending, [Failed(state.dead)] * len(pending.return_ids))
+            return
+        retries = state.max_task_retries
+        if retries < 0 or pending.spec.attempt < retries:
+            pending.spec.attempt += 1
+            self._send(state, pending)
+            return
+        self._manager.finish(pending, [Failed(_not_retried(state))] * len(pending.return_ids))
 
     def worker_hint(self, actor_id: str):
         """``(worker, pid)`` of the actor's current process if known here (put in pickled handles)."""
@@ -503,27 +582,73 @@ class ActorSubmitter:
             if not self._unsent and self._after_sent:
                 callbacks, self._after_sent = self._after_sent, []
                 for callback in callbacks:
-                    callback()
+                    self._when_received(callback)
 
     def _send(self, state: ActorState, pending: PendingTask) -> None:
-        future = state.worker.ask(ExecuteTask(pending.spec, None), timeout=None)
-        future.add_done_callback(lambda f: self._call_done(state, pending, f))
+        worker = state.worker
+        future = worker.ask(ExecuteTask(pending.spec, None), timeout=None)
+        future.add_done_callback(lambda f: self._call_done(state, pending, f, worker))
+        if self._unconfirmed is not None:
+            self._unconfirmed.add(worker)
+
+    def confirm_receipts(self) -> None:
+        """Make `when_sent` wait until the calls are in their actors' mailboxes (in a worker)."""
+        if self._unconfirmed is None:
+            self._unconfirmed = set()
 
     def when_sent(self, callback: Callable[[], Any]) -> None:
-        """Run `callback` (in the loop) once every actor call submitted so far has left.
+        """Run `callback` (in the loop) once every actor call submitted so far has left, and
+        (after `confirm_receipts`) has been accepted by its actor's executor.
 
         A worker replies to its task only then, so calls a task made (e.g. `tracker.incr.remote()`)
-        are on their way before its caller can see the task's result, as with Ray.
+        are in the actor's mailbox before its caller can see the task's result, and a call the
+        caller makes next comes after them, as with Ray.
         """
         if self._unsent:
             self._after_sent.append(callback)
         else:
+            self._when_received(callback)
+
+    def _when_received(self, callback: Callable[[], Any]) -> None:
+        if self._receipt_round is not None:  # one round at a time: the next covers its calls
+            self._next_round.append(callback)
+            return
+        if not self._unconfirmed:
+            callback()
+            return
+        self._start_round([callback])
+
+    def _start_round(self, callbacks: list) -> None:
+        workers, self._unconfirmed = self._unconfirmed, set()
+        self._receipt_round = callbacks
+        # One message per actor process called: it is answered after the calls sent before it.
+        receipts = asyncio.gather(*[worker.ask(CallsReceived(), timeout=None) for worker in workers],
+                                  return_exceptions=True)  # a lost actor: its calls say so
+        receipts.add_done_callback(self._round_done)
+
+    def _round_done(self, _: asyncio.Future) -> None:
+        callbacks, self._receipt_round = self._receipt_round, None
+        waiting, self._next_round = self._next_round, []
+        if waiting and self._unconfirmed:
+            self._start_round(waiting)
+        else:
+            callbacks += waiting
+        for callback in callbacks:
             callback()
 
-    def _call_done(self, state: ActorState, pending: PendingTask, future: asyncio.Future) -> None:
+    def _call_done(self, state: ActorState, pending: PendingTask, future: asyncio.Future, worker: ActorRef) -> None:
         error = future.exception()
         if error is None:
             self._manager.finish(pending, future.result().returns)
+            return
+        if isinstance(error, PeerLostError) and not state.owned and state.owner is not None:
+            # A borrower's call: redelivered like the owner's, once the owner says where to.
+            if state.worker == worker:
+                self._relocate(state, worker)
+            if state.restarting is not None:
+                state.retry_queue.append(pending)
+            else:  # already relocated (or dead): decide now
+                self._redeliver(state, pending)
             return
         if isinstance(error, PeerLostError):
             # (its death may have been processed first: then it is restarting already)
@@ -533,8 +658,7 @@ class ActorSubmitter:
                     pending.spec.attempt += 1
                     state.retry_queue.append(pending)  # redelivered to the next incarnation
                     return
-                error = exc.ActorDiedError(state.name, "its process died while it ran this call "
-                                           "(it is being restarted; max_task_retries=0: not retried)")
+                error = _not_retried(state)
             else:
                 error = state.dead or exc.ActorDiedError(state.name, _with_restarts(state, self._death_cause(state)))
         self._manager.finish(pending, [Failed(error)] * len(pending.return_ids))
@@ -578,6 +702,11 @@ class ActorSubmitter:
 
 def _with_restarts(state: ActorState, cause: str) -> str:
     return f"{cause} (after {state.restarts} restart(s))" if state.restarts else cause
+
+
+def _not_retried(state: ActorState) -> exc.ActorDiedError:
+    return exc.ActorDiedError(state.name, "its process died while it ran this call (it is being restarted; "
+                              f"max_task_retries={state.max_task_retries}: not retried)")
 
 
 def _cause_of(error: BaseException) -> str:

@@ -42,7 +42,7 @@ from ..protocol import (
 from .actor_submitter import ActorSubmitter
 from .cluster import Cluster
 from .death_watch import DeathWatch
-from .messages import GroupQuery, KillActor, ResolveActor, WatchActor
+from .messages import GroupQuery, KillActor, ResolveActor, ResolveRestartedActor, WatchActor
 from .object_table import ObjectTable
 from .placement_groups import PlacementGroups
 from .streams import StreamTable
@@ -69,6 +69,9 @@ class CoreActor(Actor):
             return True
         if isinstance(message, WatchActor):
             core.actors.answer_watch(message.actor_id, self.context.defer_reply())
+            return None
+        if isinstance(message, ResolveRestartedActor):
+            core.actors.answer_restarted(message.actor_id, message.dead_worker, self.context.defer_reply())
             return None
         if isinstance(message, Terminated):
             core.deaths.on_terminated(message)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["GroupQuery", "KillActor", "ResolveActor", "WatchActor"]
+__all__ = ["GroupQuery", "KillActor", "ResolveActor", "ResolveRestartedActor", "WatchActor"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,3 +45,13 @@ class GroupQuery:
     group_id: str
     wait: bool = True
     remove: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ResolveRestartedActor:
+    """A borrower's call was in flight when `dead_worker`, the process of actor `actor_id`,
+    died: where does it live now? Answered once the owner has restarted it or given up, with
+    ``(worker ref or None, pid or None, the error it died of or None, its max_task_retries)``."""
+
+    actor_id: str
+    dead_worker: object  # an ActorRef

@@ -6,6 +6,11 @@ its shape keep coming and returned after `LEASE_IDLE_SECONDS` idle; once the sub
 as many leases of a shape as the cluster can grant, a driver pipelines up to
 `PIPELINE_DEPTH` tasks per worker. A task whose worker dies is retried up to `max_retries`.
 
+No task waits behind a running one while a worker of its shape is free: only tasks of
+functions measured short are pipelined, only behind such tasks, and the tasks queued on a
+worker are taken back (`GiveBackTasks`) when another worker of the shape is idle or when the
+task they wait behind runs long.
+
 In a cluster a lease request may be answered with `Spillback` (another node has the
 resources): the request goes there instead, once. The capacity of a shape counts every node's
 resources, so a driver keeps all nodes busy; `scheduling_strategy="SPREAD"` sends each lease
@@ -22,6 +27,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from .. import exceptions as exc
 from .._logging import get_logger
@@ -31,6 +37,8 @@ from ..protocol import (
     CancelTask,
     ExecuteTask,
     Failed,
+    GiveBackTasks,
+    NotStarted,
     RequestLease,
     ReturnLease,
     Spillback,
@@ -53,6 +61,12 @@ LEASE_IDLE_SECONDS = 0.5
 #: this many tasks on each leased worker, so the worker starts the next task without waiting
 #: for a round trip (measured: async task throughput x2.5 on the 2-core dev machine).
 PIPELINE_DEPTH = 8
+#: ... but only tasks of functions measured short (their last `PIPELINE_AFTER_SHORT` runs each
+#: took under `SHORT_TASK_SECONDS`), and only behind such tasks. Tasks queued behind one that
+#: runs longer than that, or on a worker while another is idle, are taken back
+#: (`GiveBackTasks`): no task waits behind a long one while a worker of its shape is free.
+SHORT_TASK_SECONDS = 0.02
+PIPELINE_AFTER_SHORT = 8
 
 
 @dataclass(slots=True)
@@ -67,6 +81,9 @@ class WorkerLease:
     idle_since: float = 0.0
     inflight: int = 0
     dead: bool = False
+    busy_since: float = 0.0  # when the task it runs now started (as this submitter sees it)
+    pipelined: bool = False  # it runs tasks of functions measured short: more may queue there
+    giving_back: list | None = None  # tasks it gave back while a GiveBackTasks is unanswered
 
 
 @dataclass(slots=True)
@@ -108,6 +125,8 @@ class TaskSubmitter:
         self._queues: dict[tuple, ShapeQueue] = {}
         self._idle_timer: asyncio.TimerHandle | None = None
         self.placements = None  # the PlacementGroups part (set by the CoreWorker)
+        self._stall_timer: asyncio.TimerHandle | None = None
+        self._short_runs: dict[str, int] = {}  # function id -> its last runs in a row that were short
 
     # -- submission (user thread) ---------------------------------------------------------
 
@@ -235,7 +254,7 @@ class TaskSubmitter:
     def _pump(self, queue: ShapeQueue) -> None:
         specs = queue.specs
         while specs:
-            lease = self._pick_lease(queue)
+            lease = self._pick_lease(queue, specs[0])
             if lease is None:
                 break
             pending = specs.popleft()
@@ -247,21 +266,61 @@ class TaskSubmitter:
             self._loop.create_task(self._request_lease(queue))
         if not specs and any(lease.inflight == 0 for lease in queue.leases):
             self._schedule_idle_check()
+            if self._is_driver:
+                for lease in queue.leases:  # a worker is idle: none waits behind another's task
+                    self._take_back(lease)
 
-    def _pick_lease(self, queue: ShapeQueue) -> WorkerLease | None:
+    def _pick_lease(self, queue: ShapeQueue, pending: PendingTask) -> WorkerLease | None:
         best = None
         for lease in queue.leases:
             if lease.inflight == 0:
                 return lease
-            if best is None or lease.inflight < best.inflight:
+            if lease.pipelined and (best is None or lease.inflight < best.inflight):
                 best = lease
         # Only a driver pipelines: a task queued behind one that blocks in `get` waits for it,
         # and if tasks queued tasks, two of them could each wait behind the other's children.
         # A driver is no task: waiting behind its tasks cannot close such a cycle.
         if (self._is_driver and best is not None and len(queue.leases) >= queue.capacity
-                and best.inflight < PIPELINE_DEPTH):
+                and best.inflight < PIPELINE_DEPTH
+                and self._short_runs.get(pending.spec.function_id, 0) >= PIPELINE_AFTER_SHORT):
+            if self._stall_timer is None:
+                self._stall_timer = self._loop.call_later(SHORT_TASK_SECONDS, self._check_stalls)
             return best
         return None
+
+    def _take_back(self, lease: WorkerLease) -> None:
+        """Ask `lease`'s worker to give back the tasks queued behind the one it runs
+        (`GiveBackTasks`); they go back to the front of their queue, in order."""
+        if lease.inflight > 1 and lease.giving_back is None:
+            lease.giving_back = []
+            future = lease.worker.ask(GiveBackTasks(lease.inflight - 1), timeout=None)
+            future.add_done_callback(partial(self._given_back, lease))
+
+    def _given_back(self, lease: WorkerLease, future: asyncio.Future) -> None:
+        # Its NotStarted answers came first (one connection): `giving_back` holds them, in order.
+        given, lease.giving_back = lease.giving_back, None
+        if not future.cancelled():
+            future.exception()  # a lost worker: its tasks' own answers say so
+        queue = self._queues.get(lease.shape)
+        if given and queue is not None:
+            queue.specs.extendleft(reversed(given))
+            self._pump(queue)
+
+    def _check_stalls(self) -> None:
+        """While tasks are pipelined: a worker whose task runs longer than SHORT_TASK_SECONDS
+        gets no more and gives back those queued behind it."""
+        self._stall_timer = None
+        now = time.monotonic()
+        pipelined = False
+        for queue in self._queues.values():
+            for lease in queue.leases:
+                if lease.inflight > 1:
+                    pipelined = True
+                    if now - lease.busy_since > SHORT_TASK_SECONDS:
+                        lease.pipelined = False
+                        self._take_back(lease)
+        if pipelined:
+            self._stall_timer = self._loop.call_later(SHORT_TASK_SECONDS, self._check_stalls)
 
     async def _request_lease(self, queue: ShapeQueue) -> None:
         try:
@@ -287,6 +346,9 @@ class TaskSubmitter:
 
     def _run(self, lease: WorkerLease, pending: PendingTask) -> None:
         pending.running_on = lease
+        if not lease.inflight:
+            lease.busy_since = time.monotonic()
+            lease.pipelined = self._short_runs.get(pending.spec.function_id, 0) >= PIPELINE_AFTER_SHORT
         lease.inflight += 1
         future = lease.worker.ask(ExecuteTask(pending.spec, lease.lease_id), timeout=None)
         future.add_done_callback(lambda f: self._ran(lease, pending, f))
@@ -297,8 +359,27 @@ class TaskSubmitter:
         queue = self._queues[lease.shape]
         error = future.exception()
         if error is None:
-            lease.idle_since = time.monotonic()
-            returns = future.result().returns
+            result = future.result()
+            if type(result) is NotStarted:  # given back unstarted (GiveBackTasks): runs elsewhere
+                if pending.cancelled:
+                    self._manager.finish(pending, [Failed(exc.TaskCancelledError(pending.spec.task_id))]
+                                         * len(pending.return_ids))
+                elif lease.giving_back is not None:
+                    lease.giving_back.append(pending)  # queued again once all are back
+                else:
+                    queue.specs.appendleft(pending)
+                    self._pump(queue)
+                return
+            now = lease.idle_since = time.monotonic()
+            function_id = pending.spec.function_id
+            if now - lease.busy_since < SHORT_TASK_SECONDS:
+                self._short_runs[function_id] = self._short_runs.get(function_id, 0) + 1
+            else:
+                self._short_runs[function_id] = 0
+                lease.pipelined = False
+                self._take_back(lease)
+            lease.busy_since = now  # the next task queued there (if any) starts now
+            returns = result.returns
             if self._should_retry_exception(pending, returns):
                 pending.spec.attempt += 1
                 queue.specs.appendleft(pending)

@@ -10,6 +10,10 @@ a time, in arrival order.
 
 The GPU devices of a lease (`UseDevices`, before its first task; an actor's in `BecomeActor`)
 are its CUDA_VISIBLE_DEVICES while its tasks run, and for an actor's lifetime.
+
+A task queued here and not started yet may be given back (`GiveBackTasks`, answered
+`NotStarted`) to run on a worker that is free. A task's result leaves only once the actor calls
+it made are in their actors' mailboxes (each actor's executor answered `CallsReceived`).
 """
 
 from __future__ import annotations
@@ -38,13 +42,16 @@ from ..protocol import (
     NUM_RETURNS_STREAMING,
     ActorStateChanged,
     BecomeActor,
+    CallsReceived,
     CancelTask,
     ExecuteTask,
     ExitWorker,
     Failed,
     GeneratorConsumed,
     GetFunction,
+    GiveBackTasks,
     Inline,
+    NotStarted,
     TaskResult,
     UseDevices,
 )
@@ -73,6 +80,10 @@ class Executor(Actor):
         self.slots: asyncio.Semaphore | None = None
         self.running: dict[str, int] = {}  # task id -> thread ident, for cancel
         self.cancelled: set[str] = set()
+        #: reply -> task id, for tasks queued on the execution thread and not started yet:
+        #: whichever thread pops a task's entry first either runs it or gives it back (keyed by
+        #: reply: a task given back may be queued here again before its first job is dropped)
+        self.unstarted: dict[Any, str] = {}
         self.pid = os.getpid()
         self.lease_gpus: dict[int, tuple] = {}  # the next lease's GPU ids (`UseDevices`), until its first task
         self.devices_lease: int | None = None  # the lease whose GPUs CUDA_VISIBLE_DEVICES shows now
@@ -81,6 +92,7 @@ class Executor(Actor):
 
     async def pre_start(self) -> None:
         self.loop = asyncio.get_running_loop()
+        self.core.actors.confirm_receipts()  # a task's actor calls are in their mailboxes before its result
         self.exec_thread.start()
         self.generators.self_ref = self.context.self_ref
         self.runner = self.loop.create_task(self._run_concurrent())
@@ -107,8 +119,14 @@ class Executor(Actor):
             except Exception as error:  # noqa: BLE001 - user code: its error is the task's result
                 reply.send(self._failed(spec, _task_error(spec.name, error, self.pid)))
                 return None
+            if spec.method is None:
+                self.unstarted[reply] = spec.task_id
             self.inbox.put(partial(self._job, call, message, reply))
             return None
+        if isinstance(message, CallsReceived):
+            return True
+        if isinstance(message, GiveBackTasks):
+            return self._give_back(message.count)
         if isinstance(message, BecomeActor):
             return await self._become_actor(message)
         if isinstance(message, CancelTask):
@@ -151,6 +169,8 @@ class Executor(Actor):
 
     def _job(self, call, message: ExecuteTask, reply) -> None:
         spec = message.spec
+        if spec.method is None and self.unstarted.pop(reply, None) is None:
+            return  # given back (GiveBackTasks): answered with NotStarted already
         if spec.task_id in self.cancelled:
             self.cancelled.discard(spec.task_id)
             result = self._failed(spec, exc.TaskCancelledError(spec.task_id))
@@ -207,7 +227,7 @@ class Executor(Actor):
         elif task.exception() is not None:
             reply.fail(task.exception())
         else:
-            reply.send(task.result())
+            self.core.actors.when_sent(partial(reply.send, task.result()))
 
     async def _function(self, function_id: str) -> Any:
         function = self.functions.get(function_id)
@@ -354,6 +374,19 @@ class Executor(Actor):
             return None
 
         return await self._in_exec_thread(construct)
+
+    def _give_back(self, count: int) -> int:
+        """Give back up to `count` queued tasks that have not started, the last queued first."""
+        given = []
+        for reply in reversed(list(self.unstarted)):
+            if len(given) == count:
+                break
+            task_id = self.unstarted.pop(reply, None)  # atomic against the execution thread's pop
+            if task_id is not None:
+                given.append((task_id, reply))
+        for task_id, reply in reversed(given):  # in the order they were queued
+            reply.send(NotStarted(task_id))
+        return len(given)
 
     def _cancel(self, message: CancelTask) -> None:
         if message.force:

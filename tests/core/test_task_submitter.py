@@ -20,8 +20,10 @@ from actorcore.objects import serialize
 from actorcore.protocol import (
     ExecuteTask,
     Failed,
+    GiveBackTasks,
     Inline,
     LeaseGranted,
+    NotStarted,
     RequestLease,
     ReturnLease,
     Spillback,
@@ -90,17 +92,64 @@ async def system():
     return FakeSystem(asyncio.get_running_loop())
 
 
-async def test_a_driver_leases_one_worker_per_cpu_then_pipelines_on_them(system):
-    driver = Submitter(system, cpus=2, is_driver=True)
-    refs = await driver.submit(5)
-    requests = driver.scheduler.asked(RequestLease)
-    assert [message.shape for message, _ in requests] == [(("CPU", 1.0),)] * 2
+async def _measured_short(driver: Submitter) -> None:
+    """Run `f` as often as it takes to be measured short on workers w1 and w2 (leased here)."""
+    await driver.submit(task_submitter.PIPELINE_AFTER_SHORT)
     await driver.grant(1, "w1")
     await driver.grant(2, "w2")
+    while driver.running("w1") or driver.running("w2"):
+        assert len(driver.running("w1")) <= 1 and len(driver.running("w2")) <= 1  # not measured yet
+        await driver.finish("w1" if driver.running("w1") else "w2")
+
+
+async def test_a_driver_leases_one_worker_per_cpu_then_pipelines_short_tasks_on_them(system, monkeypatch):
+    monkeypatch.setattr(task_submitter, "SHORT_TASK_SECONDS", 60.0)  # whatever this machine's pace
+    driver = Submitter(system, cpus=2, is_driver=True)
+    await _measured_short(driver)
+    assert [message.shape for message, _ in driver.scheduler.asks] == [(("CPU", 1.0),)] * 2
+    refs = await driver.submit(5)
     assert sorted([len(driver.running("w1")), len(driver.running("w2"))]) == [2, 3]
     while driver.running("w1") or driver.running("w2"):
         await driver.finish("w1" if driver.running("w1") else "w2")
     assert [await driver.value(ref) for ref in refs] == [ref.id.split(".")[0] for ref in refs]
+
+
+async def test_tasks_queued_on_a_worker_are_taken_back_when_another_is_idle(system, monkeypatch):
+    monkeypatch.setattr(task_submitter, "SHORT_TASK_SECONDS", 60.0)
+    driver = Submitter(system, cpus=2, is_driver=True)
+    await _measured_short(driver)
+    refs = await driver.submit(6)  # w1 runs the 1st, 3rd, 5th; w2 the others
+    assert [len(driver.running("w1")), len(driver.running("w2"))] == [3, 3]
+    for _ in range(3):
+        await driver.finish("w2")
+    # w2 is idle: w1 is asked for the two it has not started, and gives them back.
+    [(give_back, answer)] = driver.system.ref("w1").asked(GiveBackTasks)
+    assert give_back.count == 2
+    queued = driver.running("w1")[1:]
+    for message, reply in queued:
+        reply.set_result(NotStarted(message.spec.task_id))
+    answer.set_result(2)
+    await settle()
+    # The oldest goes to the idle worker; none is lost or run twice.
+    assert driver.running("w2")[0][0].spec.task_id == queued[0][0].spec.task_id
+    assert len(driver.running("w1")) + len(driver.running("w2")) == 3
+    while driver.running("w1") or driver.running("w2"):
+        await driver.finish("w1" if driver.running("w1") else "w2")
+    assert [await driver.value(ref) for ref in refs] == [ref.id.split(".")[0] for ref in refs]
+
+
+async def test_a_function_that_ran_long_is_not_pipelined(system, monkeypatch):
+    monkeypatch.setattr(task_submitter, "SHORT_TASK_SECONDS", 60.0)
+    driver = Submitter(system, cpus=2, is_driver=True)
+    await _measured_short(driver)
+    monkeypatch.setattr(task_submitter, "SHORT_TASK_SECONDS", 0.0)  # every run is long from now on
+    await driver.submit(2)
+    await driver.finish("w1")
+    await driver.finish("w2")
+    await driver.submit(4)
+    assert [len(driver.running("w1")), len(driver.running("w2"))] == [1, 1]  # the others wait for a free worker
+    while driver.running("w1") or driver.running("w2"):
+        await driver.finish("w1" if driver.running("w1") else "w2")
 
 
 async def test_a_worker_does_not_pipeline_its_tasks_children(system):
