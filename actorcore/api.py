@@ -213,15 +213,20 @@ def wait(object_refs, *, num_returns: int = 1, timeout: float | None = None, fet
 
 
 def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
-    """Cancel the task that returns ``object_ref``: `get` on it then raises TaskCancelledError.
+    """Cancel the task or actor call that returns ``object_ref``.
 
-    A task still waiting for a worker never runs; a running one is interrupted (``force``: its
-    worker process is ended). ``recursive`` is accepted for Ray's sake: the tasks a cancelled
-    task submitted run on. Raises TypeError if ``object_ref`` is not an ObjectRef.
+    A task still waiting for a worker never runs: `get` raises TaskCancelledError. A running
+    one is interrupted (``force``: its worker process is ended): `get` raises an error that is
+    both a TaskError and a TaskCancelledError, as in Ray. ``recursive``: the tasks the cancelled
+    task submitted are cancelled too. An actor call queued on its actor is dropped
+    (TaskCancelledError); a running call of an async actor has its coroutine cancelled; a
+    running call of a sync actor is not interrupted (it finishes, as in Ray).
+    Raises TypeError if ``object_ref`` is not an ObjectRef, ValueError for ``force=True`` on
+    an actor call.
     """
     if not isinstance(object_ref, ObjectRef):
         raise TypeError(f"cancel() takes an ObjectRef, got a {type(object_ref).__qualname__}")
-    _runtime().tasks.cancel(object_ref, force)
+    _runtime().tasks.cancel(object_ref, force, recursive)
 
 
 # -- cluster information ------------------------------------------------------------------

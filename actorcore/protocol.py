@@ -204,6 +204,8 @@ class TaskSpec:
     method: str | None = None  # actor method name
     attempt: int = 0
     namespace: str = ""  # the submitter's: named actors made while it runs go there (Ray's job namespace)
+    concurrency_group: str | None = None  # an actor call's, if given at the call (else its method's)
+    max_calls: int = 0  # a task's: its worker retires after running it that many times (0: never)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +222,7 @@ class TaskResult:
 
     returns: list  # one Payload per return
     pid: int
+    retire: bool = False  # the worker ran a function its max_calls times: lease it no more tasks
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +231,7 @@ class CancelTask:
 
     task_id: str
     force: bool
+    recursive: bool = False  # also cancel the tasks it submitted
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +243,7 @@ class BecomeActor:
     max_concurrency: int
     is_async: bool
     detached: bool = False  # False: the actor ends when its owner (spec.owner) does
+    concurrency_groups: dict | None = None  # group name -> its max concurrency
 
 
 # -- objects ------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from ..object_ref import ObjectRef
 from ..protocol import (
     ActorStateChanged,
     BecomeActor,
+    CancelTask,
     ExecuteTask,
     ExitWorker,
     Failed,
@@ -63,6 +64,7 @@ class Placement:
     is_async: bool
     detached: bool
     spread: bool
+    concurrency_groups: dict = field(default_factory=dict)  # group name -> max concurrency
 
 
 @dataclass(slots=True)
@@ -93,6 +95,8 @@ class ActorState:
     on_death: Callable | None = None
     #: futures completed with the cause when the actor is dead for good (`death_of`)
     watchers: list = field(default_factory=list)
+    #: why it ended itself (`exit_actor()`), told by its worker: it is not restarted
+    exited: str | None = None
 
 
 class ActorSubmitter:
@@ -143,6 +147,7 @@ class ActorSubmitter:
             options.get("max_concurrency") or (1000 if is_async else 1), is_async,
             options.get("lifetime") == "detached",
             options.get("scheduling_strategy") == "SPREAD" and self._cluster.cluster_mode,
+            dict(options.get("concurrency_groups") or {}),
         )
 
         def start() -> None:
@@ -186,7 +191,7 @@ class ActorSubmitter:
             state.node_id = grant.node_id
             result = await grant.worker.ask(
                 BecomeActor(placement.ctor.spec, state.actor_id, placement.max_concurrency, placement.is_async,
-                            placement.detached), timeout=None)
+                            placement.detached, placement.concurrency_groups), timeout=None)
             if type(result) is Failed:
                 scheduler.tell(ReturnLease(grant.lease_id, worker_died=True))
                 grant.worker.tell(ExitWorker())
@@ -219,6 +224,8 @@ class ActorSubmitter:
                 del self._states[state.actor_id]
 
     def _death_cause(self, state: ActorState, reason: str = "peer_lost") -> str:
+        if state.exited is not None:
+            return state.exited
         if state.node_id in self._cluster.dead_nodes:
             return f"its node ({state.node_id}) died"
         if reason == "peer_lost":
@@ -319,6 +326,14 @@ class ActorSubmitter:
     def mark_dead(self, state: ActorState, cause: str) -> None:
         """The actor is dead for good, with `cause` (e.g. its supervision group gave up on it)."""
         self._dead(state, exc.ActorDiedError(state.name, cause), cause)
+
+    def exited(self, actor_id: str, cause: str) -> None:
+        """The owner's side of `ActorExited`: the actor ends itself; dead for good once its
+        process is gone (calls in flight then fail with this cause)."""
+        state = self._states.get(actor_id)
+        if state is not None and state.owned:
+            state.no_restart = True
+            state.exited = cause
 
     # -- death watch of actors -----------------------------------------------------------------
 
@@ -422,14 +437,15 @@ class ActorSubmitter:
 
     # -- calls ---------------------------------------------------------------------------------
 
-    def submit(self, handle: Any, method: str, args: list, kwargs: dict, num_returns: int) -> list[ObjectRef]:
+    def submit(self, handle: Any, method: str, args: list, kwargs: dict, num_returns: int,
+               concurrency_group: str | None = None) -> list[ObjectRef]:
         """Submit a call of `method` on the actor of `handle` (user thread); its return refs."""
         task_id = self._new_id("t")
         return_ids = [f"{task_id}.{i}" for i in range(max(num_returns, 1))]
         objects = self._objects
         objects.expect(return_ids)
         spec = TaskSpec(task_id, handle._actorcore_class_id, f"{handle._actorcore_name}.{method}", args, kwargs,
-                        num_returns, self._owner, method=method)
+                        num_returns, self._owner, method=method, concurrency_group=concurrency_group)
         pending = PendingTask(spec, (), 0, False, return_ids, [])
         self._loop.call_soon_threadsafe(self._submit, handle, pending)
         owner = self._owner
@@ -466,6 +482,8 @@ class ActorSubmitter:
             if state.dead is not None:
                 self._manager.finish(pending, [Failed(state.dead)] * len(pending.return_ids))
                 return
+            if pending.cancelled:  # finished by `cancel_call` already
+                return
             self._send(state, pending)
             await self._system.connected(state.worker)
         finally:
@@ -476,6 +494,7 @@ class ActorSubmitter:
                     callback()
 
     def _send(self, state: ActorState, pending: PendingTask) -> None:
+        pending.running_on = state.worker
         future = state.worker.ask(ExecuteTask(pending.spec, None), timeout=None)
         future.add_done_callback(lambda f: self._call_done(state, pending, f))
 
@@ -508,6 +527,19 @@ class ActorSubmitter:
             else:
                 error = state.dead or exc.ActorDiedError(state.name, _with_restarts(state, self._death_cause(state)))
         self._manager.finish(pending, [Failed(error)] * len(pending.return_ids))
+
+    def cancel_call(self, pending: PendingTask, recursive: bool) -> None:
+        """`cancel()` of an actor call: one not sent yet fails with TaskCancelledError now;
+        else the actor's worker drops it if queued there, cancels its coroutine (async actors)
+        or lets it finish (a running sync call is not interrupted, as in Ray)."""
+        if pending.cancelled:
+            return
+        pending.cancelled = True
+        if pending.running_on is None:
+            self._manager.finish(pending, [Failed(exc.TaskCancelledError(pending.spec.task_id))]
+                                 * len(pending.return_ids))
+        else:
+            pending.running_on.tell(CancelTask(pending.spec.task_id, False, recursive))
 
     # -- kill ------------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["KillActor", "ResolveActor", "WatchActor"]
+__all__ = ["ActorExited", "KillActor", "ResolveActor", "WatchActor"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,3 +33,12 @@ class WatchActor:
     """`watch()` by a borrower: answered with the reason (a str) once the actor is dead for good."""
 
     actor_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ActorExited:
+    """An actor ends itself on purpose (`exit_actor()`): its worker tells the owner, before
+    its process ends, that it is dead for good with `cause` (no restart). Answered with True."""
+
+    actor_id: str
+    cause: str
