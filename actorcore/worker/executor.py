@@ -383,9 +383,13 @@ class Executor(Actor):
                 self.exiting = exc.ActorDiedError.exited(self.class_name, f"exit_actor() was called in {spec.name}")
             return [Failed(self.exiting)] * count
         if runtime_context.take_cancelled(spec.task_id) and self.actor_id is not None:
-            # A sync actor call cancelled while it ran: it ran to its end, yet its caller gets
-            # a plain TaskCancelledError (as Ray 2.60 does).
-            return [Failed(exc.TaskCancelledError(spec.task_id))] * count
+            # Cancelled while it ran, its caller gets TaskCancelledError whatever it returned (as
+            # Ray 2.60): plain for a sync call (it ran to its end), the dual TaskError for a
+            # coroutine (even one that caught its CancelledError).
+            if not self.is_async:
+                return [Failed(exc.TaskCancelledError(spec.task_id))] * count
+            if not isinstance(error, exc.TaskCancelledError):
+                error = exc.TaskCancelledError(spec.task_id)
         if error is not None:
             if isinstance(error, exc.TaskCancelledError):
                 # Interrupted while it ran: Ray's error is both a TaskError and TaskCancelledError.
@@ -473,13 +477,14 @@ class Executor(Actor):
     def _cancel(self, message: CancelTask) -> None:
         if message.force:
             os._exit(1)
-        if message.recursive:
-            self.core.tasks.cancel_submitted(message.task_id)
         coroutine = self.coroutines.get(message.task_id)
+        thread_id = self.running.get(message.task_id)
+        if message.recursive and (coroutine is not None or thread_id is not None):
+            self.core.tasks.cancel_submitted(message.task_id)  # it runs: what it submitted goes too
         if coroutine is not None:  # an async actor's call: its coroutine is cancelled
+            runtime_context.mark_cancelled(message.task_id)
             self.user_loop.call_soon_threadsafe(coroutine.cancel)
             return
-        thread_id = self.running.get(message.task_id)
         if thread_id is None:
             self.cancelled.add(message.task_id)  # still queued here: it will not run
         else:

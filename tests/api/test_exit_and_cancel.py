@@ -63,6 +63,23 @@ class AsyncQuitter:
         await asyncio.sleep(seconds)
         return seconds
 
+    async def nap_marked(self, marker_path, seconds):
+        _touch(marker_path)
+        await asyncio.sleep(seconds)
+        return seconds
+
+    async def nap_catching_cancel(self, marker_path, seconds):
+        _touch(marker_path)
+        try:
+            await asyncio.sleep(seconds)
+        except asyncio.CancelledError:
+            return "caught"
+        return seconds
+
+
+def _touch(path: str) -> None:
+    open(path, "w").close()
+
 
 def _assert_exited(ref, method):
     with pytest.raises(exc.ActorDiedError, match=f"exited intentionally: exit_actor\\(\\) was called in .*{method}"):
@@ -207,16 +224,27 @@ def test_cancel_is_recursive_by_default_and_cancels_the_tasks_it_submitted(clust
         ray.get(child, timeout=60)
 
 
-def test_cancel_of_a_running_async_actor_call_cancels_its_coroutine(cluster):
+def test_cancel_of_a_running_async_actor_call_cancels_its_coroutine(cluster, tmp_path):
     actor = AsyncQuitter.remote()
-    ray.get(actor.ping.remote(), timeout=60)
-    napping = actor.nap.remote(60)
-    ray.wait([napping], timeout=0.5)
+    marker = str(tmp_path / "started")
+    napping = actor.nap_marked.remote(marker, 60)
+    wait_until(lambda: os.path.exists(marker), 60, "the coroutine to start")
     ray.cancel(napping)
     with pytest.raises(exc.TaskCancelledError) as raised:
         ray.get(napping, timeout=60)
     assert isinstance(raised.value, exc.RayTaskError)  # as Ray: it was running
     assert ray.get(actor.ping.remote(), timeout=60) == "pong"  # the actor lives on
+
+
+def test_a_coroutine_that_catches_its_cancellation_still_reports_it(cluster, tmp_path):
+    actor = AsyncQuitter.remote()
+    marker = str(tmp_path / "started")
+    napping = actor.nap_catching_cancel.remote(marker, 60)
+    wait_until(lambda: os.path.exists(marker), 60, "the coroutine to start")
+    ray.cancel(napping)
+    with pytest.raises(exc.TaskCancelledError) as raised:  # as Ray 2.60, though it returned
+        ray.get(napping, timeout=60)
+    assert isinstance(raised.value, exc.RayTaskError)
 
 
 def test_cancel_of_a_queued_sync_actor_call_drops_it(cluster):
