@@ -31,8 +31,8 @@ _LAZY = {
 def __getattr__(name: str):
     import importlib
 
-    if name == "exceptions":  # the submodule itself (importing it sets the attribute)
-        return importlib.import_module(".exceptions", __name__)
+    if name in ("exceptions", "actor"):  # the submodule itself (importing it sets the attribute)
+        return importlib.import_module(f".{name}", __name__)
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'actorcore' has no attribute {name!r}")

@@ -10,6 +10,7 @@ actor, even one like ``_name``.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import pickle
 
@@ -19,18 +20,27 @@ from . import options as opts
 from .protocol import NUM_RETURNS_DYNAMIC, NUM_RETURNS_STREAMING
 from .remote_function import _Exported, generator_num_returns, prepare_args
 
-__all__ = ["ActorClass", "ActorHandle", "ActorMethod", "get_actor", "kill", "method"]
+__all__ = ["ActorClass", "ActorHandle", "ActorMethod", "exit_actor", "get_actor", "kill", "method"]
 
 
-def method(*, num_returns: int | str = 1):
-    """`@ray.method(num_returns=k)` on an actor method (``"streaming"`` or ``"dynamic"`` for a
-    generator method, which streams by default)."""
+def method(*, num_returns: int | str = 1, concurrency_group: str | None = None, **options):
+    """`@ray.method(num_returns=k, concurrency_group="io")` on an actor method.
+
+    ``num_returns`` is an int, or ``"streaming"`` / ``"dynamic"`` for a generator method (which
+    streams by default). ``concurrency_group`` names one of the actor's
+    ``concurrency_groups``: the method's calls run under that group's limit. Ray's other method
+    options are checked as for ``.options()`` on a method (accepted, or refused with the reason).
+    """
     if num_returns not in ("streaming", "dynamic") and (
             not isinstance(num_returns, int) or isinstance(num_returns, bool) or num_returns < 0):
         raise ValueError(f"method(num_returns=...) takes an int >= 0, 'streaming' or 'dynamic', got {num_returns!r}")
+    checked = {"concurrency_group": concurrency_group} if concurrency_group is not None else {}
+    opts.validate("method", {**checked, **options}, where="@method")
 
     def decorate(function):
         function.__actorcore_num_returns__ = num_returns
+        if concurrency_group is not None:
+            function.__actorcore_concurrency_group__ = concurrency_group
         return function
 
     return decorate
@@ -75,6 +85,9 @@ class ActorClass:
         ``lifetime``, ``get_if_exists``...) for one creation: ``.options(...).remote()``.
         Raises ValueError or TypeError for options that do not fit."""
         where = f"{self._name}.options()"
+        if "concurrency_groups" in options:  # as Ray: they are part of the class
+            raise ValueError(f"{where}: setting 'concurrency_groups' is not supported in .options(): "
+                             "give them to @remote on the class.")
         validated = opts.validate("actor", options, where=where)
         return _BoundActorOptions(self, opts.resolve("actor", self._options, validated, where=where))
 
@@ -90,7 +103,8 @@ class ActorClass:
         class_id = self._exported.export_to(core)
         prepared_args, prepared_kwargs = prepare_args(core, f"{self._name}.__init__", args, kwargs)
         actor_id = core.new_id("a")
-        handle = ActorHandle(actor_id, class_id, self._name, self._methods, core.actor, namespace, name)
+        handle = ActorHandle(actor_id, class_id, self._name, self._methods, core.actor, namespace, name,
+                             max_pending_calls=options.get("max_pending_calls") or -1)
         created = core.actors.create(actor_id, class_id, self._name, prepared_args, prepared_kwargs,
                                      {**options, "namespace": namespace}, self._is_async, core.namespace,
                                      pickle.dumps(handle) if name is not None else None)
@@ -123,7 +137,7 @@ class ActorHandle:
     found by name with `get_actor`; two handles to one actor are equal."""
 
     def __init__(self, actor_id: str, class_id: str, name: str, methods: dict, owner,
-                 namespace: str, actor_name: str | None, worker=None) -> None:
+                 namespace: str, actor_name: str | None, worker=None, max_pending_calls: int = -1) -> None:
         self._actorcore_actor_id = actor_id
         self._actorcore_class_id = class_id
         self._actorcore_name = name  # the class's name
@@ -132,6 +146,8 @@ class ActorHandle:
         self._actorcore_namespace = namespace
         self._actorcore_actor_name = actor_name  # its name option, if named
         self._actorcore_worker = worker  # (executor ref, pid) when known where it was pickled
+        self._actorcore_max_pending_calls = max_pending_calls  # per handle; -1: no limit
+        self._actorcore_pending: list = []  # first return ref of each call, while limited
 
     def __getattr__(self, name: str) -> ActorMethod:
         methods = self.__dict__.get("_actorcore_methods")
@@ -144,7 +160,8 @@ class ActorHandle:
         worker = core.actors.worker_hint(self._actorcore_actor_id) if core is not None else None
         return (ActorHandle, (self._actorcore_actor_id, self._actorcore_class_id, self._actorcore_name,
                               self._actorcore_methods, self._actorcore_owner, self._actorcore_namespace,
-                              self._actorcore_actor_name, worker or self._actorcore_worker))
+                              self._actorcore_actor_name, worker or self._actorcore_worker,
+                              self._actorcore_max_pending_calls))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ActorHandle) and other._actorcore_actor_id == self._actorcore_actor_id
@@ -159,12 +176,13 @@ class ActorHandle:
 class ActorMethod:
     """A method of an actor, from its handle: ``.remote(*args)`` calls it; ``.options(num_returns=k)``."""
 
-    __slots__ = ("_handle", "_method", "_num_returns")
+    __slots__ = ("_concurrency_group", "_handle", "_method", "_num_returns")
 
     def __init__(self, handle: ActorHandle, method_name: str, num_returns: int) -> None:
         self._handle = handle
         self._method = method_name
         self._num_returns = num_returns
+        self._concurrency_group = None
 
     def __call__(self, *args, **kwargs):
         raise TypeError(
@@ -178,19 +196,28 @@ class ActorMethod:
         return self._remote(args, kwargs, self._num_returns)
 
     def options(self, **options) -> _BoundMethodOptions:
-        """The method with options (``num_returns``) for one call: ``.options(...).remote()``."""
+        """The method with options (``num_returns``, ``concurrency_group``) for one call:
+        ``.options(...).remote()``."""
         where = f"{self._method}.options()"
         validated = opts.validate("method", options, where=where)
         resolved = opts.resolve("method", {"num_returns": self._num_returns}, validated, where=where)
         # (a handle does not know whether a method that returns by default is a generator)
         resolved = generator_num_returns(resolved, True, where)
-        return _BoundMethodOptions(self, resolved["num_returns"], resolved["_generator_backpressure_num_objects"])
+        return _BoundMethodOptions(self, resolved["num_returns"], resolved["_generator_backpressure_num_objects"],
+                                   resolved["concurrency_group"])
 
-    def _remote(self, args: tuple, kwargs: dict, num_returns: int, backpressure: int = -1):
+    def _remote(self, args: tuple, kwargs: dict, num_returns: int, backpressure: int = -1,
+                concurrency_group: str | None = None):
         core = api._runtime()
         handle = self._handle
+        limit = handle._actorcore_max_pending_calls
+        if limit >= 0:
+            _check_pending_calls(core, handle, self._method, limit)
         prepared_args, prepared_kwargs = prepare_args(core, f"{handle._actorcore_name}.{self._method}", args, kwargs)
-        refs = core.actors.submit(handle, self._method, prepared_args, prepared_kwargs, num_returns, backpressure)
+        refs = core.actors.submit(handle, self._method, prepared_args, prepared_kwargs, num_returns, backpressure,
+                                  concurrency_group)
+        if limit >= 0 and refs:
+            handle._actorcore_pending.append(refs[0])
         if num_returns == 1:
             return refs[0]
         if num_returns == 0:
@@ -203,13 +230,28 @@ class ActorMethod:
 
 
 class _BoundMethodOptions:
-    def __init__(self, method_: ActorMethod, num_returns: int, backpressure: int = -1) -> None:
+    def __init__(self, method_: ActorMethod, num_returns: int, backpressure: int = -1,
+                 concurrency_group: str | None = None) -> None:
         self._method = method_
         self._num_returns = num_returns
         self._backpressure = backpressure
+        self._concurrency_group = concurrency_group
 
     def remote(self, *args, **kwargs):
-        return self._method._remote(args, kwargs, self._num_returns, self._backpressure)
+        return self._method._remote(args, kwargs, self._num_returns, self._backpressure, self._concurrency_group)
+
+
+def _check_pending_calls(core, handle: ActorHandle, method_name: str, limit: int) -> None:
+    """Raise PendingCallsLimitExceeded if `handle` has `limit` calls whose results are not ready."""
+    objects = core.objects
+    handle._actorcore_pending = pending = [
+        ref for ref in handle._actorcore_pending if ref.id in objects and objects[ref.id].payload is None]
+    if len(pending) >= limit:
+        raise exc.PendingCallsLimitExceeded(
+            f"The call {handle._actorcore_name}.{method_name} could not be submitted to actor "
+            f"{handle._actorcore_actor_id}: {len(pending)} calls made with this handle are pending and "
+            f"the actor's max_pending_calls is {limit}. Wait for some results, or raise the limit "
+            "with the max_pending_calls actor option.")
 
 
 def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
@@ -221,6 +263,31 @@ def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
     if not isinstance(actor, ActorHandle):
         raise TypeError(f"kill() takes an actor handle, got a {type(actor).__qualname__}")
     api._runtime().actors.kill(actor, no_restart)
+
+
+def exit_actor() -> None:
+    """End the actor this code runs in, on purpose: it is not restarted whatever its
+    ``max_restarts``. Raises at once (SystemExit, or AsyncioActorExit in an async actor's
+    coroutine) so the calling method returns no value: its caller, the calls queued behind it
+    and every later call raise ActorDiedError saying the actor exited intentionally. Calls
+    already running on a threaded or async actor finish first.
+
+    Raises TypeError outside an actor (in a driver or a task); use ``kill(handle)`` to end an
+    actor from outside.
+    """
+    core = runtime.current()
+    if core is None or core.is_driver or core.hosted_actor_id is None:
+        where = "a task" if core is not None and not core.is_driver else "the driver"
+        raise TypeError(f"exit_actor() was called in {where}, not in an actor: call it inside "
+                        "an actor method to end that actor, or use kill(handle) from outside.")
+    core.actor_exit_requested = True
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        error = SystemExit(0)
+        error.actorcore_exit_actor = True
+        raise error from None
+    raise exc.AsyncioActorExit("exit_actor() was called")
 
 
 def get_actor(name: str, namespace: str | None = None) -> ActorHandle:

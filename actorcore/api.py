@@ -243,12 +243,17 @@ def wait(object_refs, *, num_returns: int = 1, timeout: float | None = None, fet
 
 
 def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
-    """Cancel the task that returns ``object_ref``: `get` on it then raises TaskCancelledError.
+    """Cancel the task or actor call that returns ``object_ref``.
 
-    A task still waiting for a worker never runs; a running one is interrupted (``force``: its
-    worker process is ended). ``recursive`` is accepted for Ray's sake: the tasks a cancelled
-    task submitted run on. ``object_ref`` may also be an ObjectRefGenerator, or the ref of one
-    of its items: its generator task is cancelled. Raises TypeError if it is none of these.
+    A task still waiting for a worker never runs: `get` raises TaskCancelledError. A running
+    one is interrupted (``force``: its worker process is ended): `get` raises an error that is
+    both a TaskError and a TaskCancelledError, as in Ray. ``recursive``: the tasks the cancelled
+    task submitted are cancelled too. An actor call queued on its actor is dropped
+    (TaskCancelledError); a running call of an async actor has its coroutine cancelled; a
+    running call of a sync actor is not interrupted (it finishes, as in Ray). ``object_ref``
+    may also be an ObjectRefGenerator, or the ref of one of its items: its generator task is
+    cancelled. Raises TypeError if ``object_ref`` is none of these, ValueError for
+    ``force=True`` on an actor call.
     """
     if isinstance(object_ref, ObjectRefGenerator):
         object_ref = object_ref.completed()
@@ -258,7 +263,7 @@ def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True
     stream = core.streams.stream_of(object_ref.id)
     if stream is not None:  # an item of a generator task: that task is cancelled
         object_ref = ObjectRef(f"{stream.task_id}.0", object_ref.owner)
-    core.tasks.cancel(object_ref, force)
+    core.tasks.cancel(object_ref, force, recursive)
 
 
 # -- cluster information ------------------------------------------------------------------

@@ -21,11 +21,13 @@ __all__ = [
     "ActorUnavailableError",
     "ActorUnschedulableError",
     "ActorcoreError",
+    "AsyncioActorExit",
     "GetTimeoutError",
     "NodeDiedError",
     "ObjectLostError",
     "ObjectStoreFullError",
     "OwnerDiedError",
+    "PendingCallsLimitExceeded",
     "RayActorError",
     "RayError",
     "RayTaskError",
@@ -253,6 +255,11 @@ class ActorDiedError(RayActorError):
         return cls(actor, f"its node {node} died.")
 
     @classmethod
+    def exited(cls, actor: str, how: str = "exit_actor() was called") -> ActorDiedError:
+        """The error of an actor that ended itself on purpose (it is not restarted)."""
+        return cls(actor, f"it exited intentionally: {how}.")
+
+    @classmethod
     def constructor_raised(cls, actor: str, error: BaseException) -> ActorDiedError:
         """The error of an actor whose constructor raised ``error`` (``actor_init_failed`` is True)."""
         return cls(actor, f"its constructor raised:\n{error}", actor_init_failed=True)
@@ -270,6 +277,16 @@ class ActorUnavailableError(RayActorError):
         if detail:
             message += f" {detail}"
         RayError.__init__(self, message)
+
+
+class AsyncioActorExit(RayError):
+    """Raised by ``exit_actor()`` in an async actor to end it (a SystemExit would stop the
+    actor's event loop instead); it reaches no caller: they see ActorDiedError."""
+
+
+class PendingCallsLimitExceeded(RayError):
+    """A call was made on an actor handle that already has ``max_pending_calls`` calls
+    whose results are not ready yet (the actor's ``max_pending_calls`` option)."""
 
 
 class WorkerCrashedError(RayError):

@@ -3,11 +3,16 @@
 `@remote`, `.options()` and an actor method's `.options()` all validate through `validate`
 and merge through `resolve`; every option is declared once in `OPTIONS`, with where it
 applies, what it allows and its default. `None` for any option means "the default".
+
+Every option name Ray 2.60 accepts is either in `OPTIONS` (some accept only the values that
+mean "nothing to do" here, e.g. an empty `label_selector`, and say why in their message) or
+in `REFUSED` with the reason actorcore refuses it (docs/architecture.md, "Options").
 """
 
 from __future__ import annotations
 
 import difflib
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -15,7 +20,7 @@ from typing import Any
 
 from .scheduling import NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy
 
-__all__ = ["KINDS", "OPTIONS", "Option", "options_for", "resolve", "validate"]
+__all__ = ["KINDS", "OPTIONS", "REFUSED", "Option", "options_for", "resolve", "validate"]
 
 KINDS = ("task", "actor", "method")
 _NOUNS = {"task": "remote functions", "actor": "actor classes", "method": "actor methods"}
@@ -139,6 +144,59 @@ def _retry_exceptions(value: Any) -> Any:
     return tuple(value)
 
 
+def _empty_only(kind: type, reason: str) -> Callable[[Any], Any]:
+    """Accepts an empty `kind` (dict or list), the value that asks for nothing; refuses
+    anything else with `reason`."""
+    def check(value):
+        if not isinstance(value, kind):
+            raise _Bad(TypeError)
+        if value:
+            raise _Bad(ValueError, reason)
+        return tuple(value) if isinstance(value, list) else value  # lists become tuples, as elsewhere
+    return check
+
+
+def _false_only(reason: str) -> Callable[[Any], Any]:
+    def check(value):
+        if not isinstance(value, bool):
+            raise _Bad(TypeError)
+        if value:
+            raise _Bad(ValueError, reason)
+        return value
+    return check
+
+
+def _concurrency_groups(value: Any) -> Any:
+    if isinstance(value, (list, tuple)) and not value:
+        return {}
+    if not isinstance(value, Mapping):
+        raise _Bad(TypeError)
+    for name, limit in value.items():
+        if not isinstance(name, str) or not name:
+            raise _Bad(TypeError, f"group name {name!r} is not a non-empty str")
+        if not isinstance(limit, int) or isinstance(limit, bool):
+            raise _Bad(TypeError, f"group {name!r} has max concurrency {limit!r}, not an int")
+        if limit < 1:
+            raise _Bad(ValueError, f"group {name!r} has max concurrency {limit}, not >= 1")
+    return dict(value)
+
+
+def _object_store_memory_of_actor(value: Any) -> Any:
+    value = _int(0)(value)
+    warnings.warn("object_store_memory on an actor is deprecated (as in Ray) and reserves no "
+                  "object store memory; it is ignored.", DeprecationWarning, stacklevel=4)
+    return value
+
+
+def _tensor_transport(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise _Bad(TypeError)
+    if value.lower() != "object_store":
+        raise _Bad(ValueError, "actorcore has no direct GPU tensor transport (NIXL, NCCL, GLOO): "
+                               "objects always go through the object store")
+    return value
+
+
 def _scheduling_strategy(value: Any) -> Any:
     if isinstance(value, PlacementGroupSchedulingStrategy) and value.placement_group is None:
         return "DEFAULT"  # Ray's way to opt out of a captured group: no group, no capture
@@ -197,15 +255,49 @@ OPTIONS: tuple[Option, ...] = (
     _opt("placement_group", _TA, "'default' or a PlacementGroup", _placement_group),
     _opt("placement_group_bundle_index", _TA, "an int >= -1", _bundle_index),
     _opt("placement_group_capture_child_tasks", _TA, "a bool", _bool),
+    _opt("concurrency_groups", ("actor",), "a dict of group name -> max concurrency (an int >= 1)",
+         _concurrency_groups, MappingProxyType({})),
+    _opt("concurrency_group", ("method",), "a non-empty str naming one of the actor's concurrency_groups",
+         _non_empty_str),
+    _opt("max_calls", ("task",), "an int >= 0 (0: no limit): a worker runs the function at most "
+         "that many times, then exits", _int(0), 0),
+    _opt("max_pending_calls", ("actor",),
+         "an int >= -1 (-1: no limit): calls whose results are not ready, per handle", _int(-1), -1),
+    _opt("enable_task_events", _ALL, "a bool (accepted; actorcore records no task events)", _bool, True),
+    _opt("object_store_memory", ("actor",), "an int >= 0 (deprecated, as in Ray: ignored)",
+         _object_store_memory_of_actor),
+    _opt("label_selector", _TA, "None or {} (nodes carry no labels in actorcore)",
+         _empty_only(Mapping, "nodes carry no labels in actorcore, so no node would match")),
+    _opt("fallback_strategy", _TA, "None or [] (nodes carry no labels in actorcore)",
+         _empty_only((list, tuple), "nodes carry no labels in actorcore, so no fallback could match")),
+    _opt("_labels", _TA, "None or {} (actorcore keeps no labels on tasks and actors)",
+         _empty_only(Mapping, "actorcore keeps no labels on tasks and actors")),
+    _opt("runtime_env", _TA, "None or {} (runtime environments are not built yet; they come "
+         "with job submission)", _empty_only(Mapping, "runtime environments are not built yet in "
+                                             "actorcore; they come with job submission")),
+    _opt("allow_out_of_order_execution", ("actor",),
+         "a bool (accepted: allowed, not required; a sync actor runs each caller's calls in order)", _bool),
+    _opt("enable_tensor_transport", ("actor",), "False or None (no GPU tensor transport in actorcore)",
+         _false_only("actorcore has no direct GPU tensor transport: objects always go through "
+                     "the object store")),
+    _opt("tensor_transport", ("method",), "None or 'object_store' (no GPU tensor transport in actorcore)",
+         _tensor_transport),
 )
 
 _BY_NAME = {option.name: option for option in OPTIONS}
 
-# Ray options actorcore does not implement: named as such rather than as typos.
-_RAY_ONLY = frozenset({
-    "concurrency_group", "concurrency_groups", "enable_task_events",
-    "label_selector", "max_calls", "max_pending_calls", "object_store_memory",
-    "runtime_env", "_metadata",
+#: Ray 2.60's options actorcore refuses, each with why (the message says it, not "unknown").
+REFUSED: Mapping[str, str] = MappingProxyType({
+    "_num_objects_per_yield": "is a private option of Ray's streaming generators that actorcore "
+                              "does not build (each yield is one item)",
+    "_actor_generator_backpressure_num_objects": "is not built in actorcore: bound each generator "
+                                                 "method with _generator_backpressure_num_objects",
+    "object_store_memory@task": "is not implemented for tasks (by Ray either; on actors it is "
+                                "accepted and ignored, deprecated as in Ray)",
+    "max_task_retries@method": "is set on the actor in actorcore (max_task_retries of "
+                               "@remote/.options() on the class), not per method",
+    "retry_exceptions@method": "is not built for actor methods in actorcore: a method that "
+                               "raises is not retried",
 })
 
 
@@ -290,11 +382,12 @@ def _check_kind(kind: str) -> None:
 def _not_applicable(kind: str, key: str, option: Option | None) -> str:
     names = [option.name for option in options_for(kind)]
     valid = f"Valid options for {_NOUNS[kind]}: {', '.join(sorted(names))}."
-    if option is not None:
+    if option is not None and f"{key}@{kind}" not in REFUSED:
         where = " and ".join(_NOUNS[k] for k in option.applies_to)
         return f"option {key!r} does not apply to {_NOUNS[kind]}; it applies to {where}. {valid}"
-    if key in _RAY_ONLY:
-        return f"option {key!r} is a Ray option that actorcore does not support. {valid}"
+    reason = REFUSED.get(f"{key}@{kind}") or REFUSED.get(key)
+    if reason is not None:
+        return f"option {key!r} {reason}. {valid}"
     close = difflib.get_close_matches(str(key).lower(), names, n=1, cutoff=0.6)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     return f"unknown option {key!r} for {_NOUNS[kind]}.{hint} {valid}"

@@ -223,6 +223,8 @@ class TaskSpec:
     namespace: str = ""  # the submitter's: named actors made while it runs go there (Ray's job namespace)
     placement: Any = None  # the placement group it runs in, as `(group, capture_child_tasks)`, or None
     generator_backpressure: int = -1  # a streaming generator pauses at this many unconsumed items (-1: never)
+    concurrency_group: str | None = None  # an actor call's, if given at the call (else its method's)
+    max_calls: int = 0  # a task's: its worker retires after running it that many times (0: never)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +241,7 @@ class TaskResult:
 
     returns: list  # one Payload per return
     pid: int
+    retire: bool = False  # the worker ran a function its max_calls times: lease it no more tasks
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +250,7 @@ class CancelTask:
 
     task_id: str
     force: bool
+    recursive: bool = False  # also cancel the tasks it submitted
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +263,7 @@ class BecomeActor:
     is_async: bool
     detached: bool = False  # False: the actor ends when its owner (spec.owner) does
     gpu_ids: tuple = ()  # the GPU device ids of its lease: its CUDA_VISIBLE_DEVICES for its lifetime
+    concurrency_groups: dict | None = None  # group name -> its max concurrency
 
 
 # -- objects ------------------------------------------------------------------------------

@@ -123,6 +123,9 @@ class RemoteFunction:
         one call: ``f.options(...).remote()``. Raises ValueError or TypeError for options that
         do not fit."""
         where = f"{self.__name__}.options()"
+        if "max_calls" in options:  # as Ray: it belongs to the function (its workers retire)
+            raise ValueError(f"{where}: setting 'max_calls' is not supported in .options(): give it "
+                             "to @remote on the function.")
         validated = opts.validate("task", options, where=where)
         resolved = opts.resolve("task", self._defaults, self._options, validated, where=where)
         return _BoundOptions(self, generator_num_returns(resolved, self._is_generator, where))

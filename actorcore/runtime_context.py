@@ -10,14 +10,15 @@ time): `set_gpu_ids`.
 
 from __future__ import annotations
 
+import asyncio
 from contextvars import ContextVar
 from typing import Any
 
 from . import runtime
 
 __all__ = [
-    "RuntimeContext", "current_gpu_ids", "current_placement", "get_runtime_context", "set_current",
-    "set_gpu_ids", "set_hosted_placement", "set_placement",
+    "RuntimeContext", "current_gpu_ids", "current_placement", "get_runtime_context", "mark_cancelled",
+    "set_current", "set_gpu_ids", "set_hosted_placement", "set_placement", "take_cancelled",
 ]
 
 _task_id: ContextVar[str | None] = ContextVar("actorcore_task_id", default=None)
@@ -27,6 +28,7 @@ _gpu_ids_numbered = True  # the ids count from 0 (the worker did not inherit CUD
 #: (placement group, capture_child_tasks) of the running task, or None
 _placement: ContextVar[tuple | None] = ContextVar("actorcore_placement", default=None)
 _hosted_placement: tuple | None = None  # the placement group of the actor this process hosts
+_cancelled: set[str] = set()  # running calls of this process that cancel() was called on
 
 
 def set_placement(placement: tuple | None) -> None:
@@ -43,6 +45,19 @@ def set_hosted_placement(placement: tuple | None) -> None:
 def current_placement() -> tuple | None:
     """(placement group, capture_child_tasks) of the calling task or actor, or None."""
     return _placement.get() or _hosted_placement
+
+
+def mark_cancelled(task_id: str) -> None:
+    """cancel() was called on task `task_id`, running here: `is_canceled()` says so."""
+    _cancelled.add(task_id)
+
+
+def take_cancelled(task_id: str) -> bool:
+    """Whether task `task_id` was cancelled while it ran (forgotten after this)."""
+    if not _cancelled or task_id not in _cancelled:
+        return False
+    _cancelled.discard(task_id)
+    return True
 
 
 def set_current(task_id: str | None, actor_id: str | None = None) -> None:
@@ -89,6 +104,23 @@ class RuntimeContext:
     def get_actor_id(self) -> str | None:
         """The id of the actor this code runs in; None outside actors."""
         return _actor_id.get() or self._core.hosted_actor_id
+
+    def is_canceled(self) -> bool:
+        """Whether cancel() was called on the task or sync actor method running now (a
+        running sync actor call is not interrupted: it can check this and stop early).
+
+        Raises RuntimeError in the driver and in an async actor's coroutines (cancel() cancels
+        those), as Ray does.
+        """
+        if self._core.is_driver:
+            raise RuntimeError("is_canceled() is only available in a task or an actor method, "
+                               "not in the driver.")
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return _task_id.get() in _cancelled
+        raise RuntimeError("is_canceled() is not supported in an async actor: cancel() cancels "
+                           "its coroutine instead (asyncio.CancelledError).")
 
     def get_worker_id(self) -> str:
         """The id of this process's runtime (the prefix of the ids it makes)."""

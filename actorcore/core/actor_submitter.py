@@ -31,6 +31,7 @@ from ..protocol import (
     ActorStateChanged,
     BecomeActor,
     CallsReceived,
+    CancelTask,
     ExecuteTask,
     ExitWorker,
     Failed,
@@ -69,6 +70,7 @@ class Placement:
     detached: bool
     spread: bool
     strategy: Any = None  # a strategy object (placement group, node affinity), placed at each start
+    concurrency_groups: dict = field(default_factory=dict)  # group name -> max concurrency
 
 
 @dataclass(slots=True)
@@ -100,6 +102,8 @@ class ActorState:
     #: futures completed with the cause when the actor is dead for good (`death_of`)
     watchers: list = field(default_factory=list)
     owner: ActorRef | None = None  # a borrower's: the owner's core actor
+    #: why it ended itself (`exit_actor()`), told by its worker: it is not restarted
+    exited: str | None = None
 
 
 class ActorSubmitter:
@@ -163,6 +167,7 @@ class ActorSubmitter:
             options.get("lifetime") == "detached",
             options.get("scheduling_strategy") == "SPREAD" and self._cluster.cluster_mode,
             strategy,
+            dict(options.get("concurrency_groups") or {}),
         )
 
         def start() -> None:
@@ -210,7 +215,7 @@ class ActorSubmitter:
             state.node_id = grant.node_id
             result = await grant.worker.ask(
                 BecomeActor(placement.ctor.spec, state.actor_id, placement.max_concurrency, placement.is_async,
-                            placement.detached, grant.gpu_ids), timeout=None)
+                            placement.detached, grant.gpu_ids, placement.concurrency_groups), timeout=None)
             if type(result) is Failed:
                 scheduler.tell(ReturnLease(grant.lease_id, worker_died=True))
                 grant.worker.tell(ExitWorker())
@@ -243,6 +248,8 @@ class ActorSubmitter:
                 self._relocate(state, terminated.ref)
 
     def _death_cause(self, state: ActorState, reason: str = "peer_lost") -> str:
+        if state.exited is not None:
+            return state.exited
         removed = self._group_removed(state)
         if removed is not None:
             return removed
@@ -356,6 +363,14 @@ class ActorSubmitter:
     def mark_dead(self, state: ActorState, cause: str) -> None:
         """The actor is dead for good, with `cause` (e.g. its supervision group gave up on it)."""
         self._dead(state, exc.ActorDiedError(state.name, cause), cause)
+
+    def exited(self, actor_id: str, cause: str) -> None:
+        """The owner's side of `ActorExited`: the actor ends itself; dead for good once its
+        process is gone (calls in flight then fail with this cause)."""
+        state = self._states.get(actor_id)
+        if state is not None and state.owned:
+            state.no_restart = True
+            state.exited = cause
 
     # -- death watch of actors -----------------------------------------------------------------
 
@@ -528,7 +543,7 @@ class ActorSubmitter:
     # -- calls ---------------------------------------------------------------------------------
 
     def submit(self, handle: Any, method: str, args: list, kwargs: dict, num_returns: int,
-               backpressure: int = -1) -> list[ObjectRef]:
+               backpressure: int = -1, concurrency_group: str | None = None) -> list[ObjectRef]:
         """Submit a call of `method` on the actor of `handle` (user thread); its return refs
         (`backpressure`: of a streaming generator method, see TaskSpec)."""
         task_id = self._new_id("t")
@@ -536,7 +551,7 @@ class ActorSubmitter:
         objects = self._objects
         objects.expect(return_ids)
         spec = TaskSpec(task_id, handle._actorcore_class_id, f"{handle._actorcore_name}.{method}", args, kwargs,
-                        num_returns, self._owner, method=method)
+                        num_returns, self._owner, method=method, concurrency_group=concurrency_group)
         if num_returns < 0:  # a generator method
             spec.generator_backpressure = backpressure
         pending = PendingTask(spec, (), 0, False, return_ids, [])
@@ -575,6 +590,8 @@ class ActorSubmitter:
             if state.dead is not None:
                 self._manager.finish(pending, [Failed(state.dead)] * len(pending.return_ids))
                 return
+            if pending.cancelled:  # finished by `cancel_call` already
+                return
             self._send(state, pending)
             await self._system.connected(state.worker)
         finally:
@@ -585,7 +602,7 @@ class ActorSubmitter:
                     self._when_received(callback)
 
     def _send(self, state: ActorState, pending: PendingTask) -> None:
-        worker = state.worker
+        worker = pending.running_on = state.worker
         future = worker.ask(ExecuteTask(pending.spec, None), timeout=None)
         future.add_done_callback(lambda f: self._call_done(state, pending, f, worker))
         if self._unconfirmed is not None:
@@ -662,6 +679,19 @@ class ActorSubmitter:
             else:
                 error = state.dead or exc.ActorDiedError(state.name, _with_restarts(state, self._death_cause(state)))
         self._manager.finish(pending, [Failed(error)] * len(pending.return_ids))
+
+    def cancel_call(self, pending: PendingTask, recursive: bool) -> None:
+        """`cancel()` of an actor call: one not sent yet fails with TaskCancelledError now;
+        else the actor's worker drops it if queued there, cancels its coroutine (async actors)
+        or lets it finish (a running sync call is not interrupted, as in Ray)."""
+        if pending.cancelled:
+            return
+        pending.cancelled = True
+        if pending.running_on is None:
+            self._manager.finish(pending, [Failed(exc.TaskCancelledError(pending.spec.task_id))]
+                                 * len(pending.return_ids))
+        else:
+            pending.running_on.tell(CancelTask(pending.spec.task_id, False, recursive))
 
     # -- kill ------------------------------------------------------------------------------------
 

@@ -42,7 +42,7 @@ from ..protocol import (
 from .actor_submitter import ActorSubmitter
 from .cluster import Cluster
 from .death_watch import DeathWatch
-from .messages import GroupQuery, KillActor, ResolveActor, ResolveRestartedActor, WatchActor
+from .messages import ActorExited, GroupQuery, KillActor, ResolveActor, ResolveRestartedActor, WatchActor
 from .object_table import ObjectTable
 from .placement_groups import PlacementGroups
 from .streams import StreamTable
@@ -66,6 +66,9 @@ class CoreActor(Actor):
             return await core.actors.resolve_for_remote(message.actor_id)
         if isinstance(message, KillActor):
             await core.actors.kill_owned(message.actor_id, message.no_restart)
+            return True
+        if isinstance(message, ActorExited):
+            core.actors.exited(message.actor_id, message.cause)
             return True
         if isinstance(message, WatchActor):
             core.actors.answer_watch(message.actor_id, self.context.defer_reply())
@@ -138,6 +141,7 @@ class CoreWorker:
         self._ids = itertools.count(1)
         self.exported: set[str] = set()
         self.hosted_actor_id: str | None = None  # set in a worker that hosts an actor
+        self.actor_exit_requested = False  # exit_actor() was called in the hosted actor
         self.actor = system.spawn(CoreActor, self, name="core")
 
         self.cluster = Cluster(system, node, view, object_replicas, self.scheduler, self.store)
@@ -153,6 +157,7 @@ class CoreWorker:
         self.tasks.placements = self.groups  # where tasks of a group or node affinity go
         self.actors = ActorSubmitter(system, self.actor, self.gcs, self.pool, self.objects, self.task_manager,
                                      self.tasks, self.cluster, self.deaths, new_id=self.new_id)
+        self.tasks.cancel_actor_call = self.actors.cancel_call
         if self.cluster_mode:
             self.gcs.tell(SubscribeView(self.actor))
 

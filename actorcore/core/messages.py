@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["GroupQuery", "KillActor", "ResolveActor", "ResolveRestartedActor", "WatchActor"]
+__all__ = ["ActorExited", "GroupQuery", "KillActor", "ResolveActor", "ResolveRestartedActor", "WatchActor"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,3 +55,12 @@ class ResolveRestartedActor:
 
     actor_id: str
     dead_worker: object  # an ActorRef
+
+
+@dataclass(frozen=True, slots=True)
+class ActorExited:
+    """An actor ends itself on purpose (`exit_actor()`): its worker tells the owner, before
+    its process ends, that it is dead for good with `cause` (no restart). Answered with True."""
+
+    actor_id: str
+    cause: str

@@ -33,6 +33,10 @@ class TaskManager:
         """The pending task that returns `object_id`, if any."""
         return self._pending.get(object_id)
 
+    def pending_tasks(self) -> list[PendingTask]:
+        """Every pending task and actor call, once each, in submission order."""
+        return list({id(task): task for task in self._pending.values()}.values())
+
     def is_pending(self, task: PendingTask) -> bool:
         """Whether `task` runs (again) now: one of its returns is still pending."""
         return any(self._pending.get(object_id) is task for object_id in task.return_ids)

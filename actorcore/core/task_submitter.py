@@ -36,6 +36,7 @@ from ..object_ref import ObjectRef
 from ..protocol import (
     CancelTask,
     ExecuteTask,
+    ExitWorker,
     Failed,
     GiveBackTasks,
     NotStarted,
@@ -84,6 +85,7 @@ class WorkerLease:
     busy_since: float = 0.0  # when the task it runs now started (as this submitter sees it)
     pipelined: bool = False  # it runs tasks of functions measured short: more may queue there
     giving_back: list | None = None  # tasks it gave back while a GiveBackTasks is unanswered
+    retiring: bool = False  # its worker reached a function's max_calls: ended once idle
 
 
 @dataclass(slots=True)
@@ -139,7 +141,8 @@ class TaskSubmitter:
         return_ids = [f"{task_id}.{i}" for i in range(max(num_returns, 1))]
         objects = self._objects
         objects.expect(return_ids)
-        spec = TaskSpec(task_id, function_id, name, args, kwargs, num_returns, self._owner, namespace=namespace)
+        spec = TaskSpec(task_id, function_id, name, args, kwargs, num_returns, self._owner, namespace=namespace,
+                        max_calls=options.get("max_calls") or 0)
         if num_returns < 0:  # a generator task
             spec.generator_backpressure = options["_generator_backpressure_num_objects"]
         shape = shape_of(options)
@@ -166,10 +169,37 @@ class TaskSubmitter:
         refs = [ObjectRef(object_id, owner, objects) for object_id in return_ids]
         return refs if num_returns != 0 else []
 
-    def cancel(self, ref: ObjectRef, force: bool) -> None:
-        """Cancel the task that returns `ref` (any thread): dropped if it waits for a worker,
-        else its worker is asked to stop it (`force`: by ending its process)."""
-        self._loop.call_soon_threadsafe(self._cancel, ref.id, force)
+    def cancel(self, ref: ObjectRef, force: bool, recursive: bool = True) -> None:
+        """Cancel the task or actor call that returns `ref` (user thread): dropped if it waits
+        for a worker, else its worker is asked to stop it (`force`: by ending its process;
+        `recursive`: the tasks it submitted are cancelled too).
+
+        Raises ValueError for `force` on an actor call, as Ray does.
+        """
+        if not force:
+            self._loop.call_soon_threadsafe(self._cancel, ref.id, False, recursive)
+            return
+        refused = self._system.run(self._cancel_forced(ref.id, recursive), timeout=30)
+        if refused is not None:
+            raise ValueError(refused)
+
+    #: set by the CoreWorker: cancels an actor call (the actor submitter's `cancel_call`)
+    cancel_actor_call: Callable | None = None
+
+    async def _cancel_forced(self, object_id: str, recursive: bool) -> str | None:
+        pending = self._manager.task_of(object_id)
+        if pending is not None and pending.spec.method is not None:
+            return ("force=True is not supported for actor tasks: it would end the actor's "
+                    "process; use kill(actor) to end the actor.")
+        self._cancel(object_id, True, recursive)
+        return None
+
+    def cancel_submitted(self, task_id: str) -> None:
+        """`cancel(recursive=True)` of task `task_id` running in this worker: cancel the tasks
+        and actor calls this worker submitted that are still pending (a worker runs one task
+        at a time: they are that task's, or those of an earlier task that left them running)."""
+        for pending in self._manager.pending_tasks():
+            self._cancel(pending.return_ids[0], False, True)
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -357,6 +387,8 @@ class TaskSubmitter:
         pending.running_on = None
         lease.inflight -= 1
         queue = self._queues[lease.shape]
+        if lease.retiring and lease.inflight == 0:
+            self._retire(lease, queue)
         error = future.exception()
         if error is None:
             result = future.result()
@@ -379,6 +411,8 @@ class TaskSubmitter:
                 lease.pipelined = False
                 self._take_back(lease)
             lease.busy_since = now  # the next task queued there (if any) starts now
+            if result.retire:
+                self._retire(lease, queue)
             returns = result.returns
             if self._should_retry_exception(pending, returns):
                 pending.spec.attempt += 1
@@ -416,9 +450,20 @@ class TaskSubmitter:
                 self._manager.finish(pending, [Failed(error)] * len(pending.return_ids))
         self._pump(queue)
 
+    def _retire(self, lease: WorkerLease, queue: ShapeQueue) -> None:
+        """`max_calls`: the worker takes no more tasks and ends once those sent to it are done."""
+        if lease in queue.leases:
+            queue.leases.remove(lease)
+        if lease.inflight == 0 and not lease.dead:
+            lease.dead = True
+            lease.scheduler.tell(ReturnLease(lease.lease_id, worker_died=True))
+            lease.worker.tell(ExitWorker())
+        else:
+            lease.retiring = True
+
     def _should_retry_exception(self, pending: PendingTask, returns: list) -> bool:
         retry = pending.retry_exceptions
-        if not retry or not returns or type(returns[0]) is not Failed:
+        if not retry or pending.cancelled or not returns or type(returns[0]) is not Failed:
             return False
         if not pending.may_retry():
             return False
@@ -471,9 +516,12 @@ class TaskSubmitter:
         if keep_checking:
             self._schedule_idle_check()
 
-    def _cancel(self, object_id: str, force: bool) -> None:
+    def _cancel(self, object_id: str, force: bool, recursive: bool = False) -> None:
         pending = self._manager.task_of(object_id)
         if pending is None or pending.cancelled:
+            return
+        if pending.spec.method is not None:
+            self.cancel_actor_call(pending, recursive)
             return
         pending.cancelled = True
         lease = pending.running_on
@@ -484,7 +532,7 @@ class TaskSubmitter:
             self._manager.finish(pending, [Failed(exc.TaskCancelledError(pending.spec.task_id))]
                                  * len(pending.return_ids))
         else:
-            lease.worker.tell(CancelTask(pending.spec.task_id, force))
+            lease.worker.tell(CancelTask(pending.spec.task_id, force, recursive))
 
 
 def captured_strategy() -> PlacementGroupSchedulingStrategy | None:

@@ -6,7 +6,15 @@ callers) and are answered with a `TaskResult`. User code runs on an execution th
 on the actor-system loop, so it can itself call `get`, `.remote()` or `put`: the loop stays
 free to serve them. Async actors run their coroutines on a loop of their own, up to
 `max_concurrency` at once; threaded actors use that many threads; all others run one call at
-a time, in arrival order.
+a time, in arrival order. An actor with `concurrency_groups` runs each group's calls under
+the group's own limit (a thread pool of its own, or for an async actor a semaphore of its
+own); calls of no group go to the default group, bounded by `max_concurrency`.
+
+Ending (docs/architecture.md, "Ending and cancelling"): `sys.exit()` in user code ends the
+worker process with its code (callers see the process die: a task is retried, an actor
+restarted as after a crash); `exit_actor()` ends the actor on purpose: the call that made it,
+the calls queued behind it and later calls fail with ActorDiedError, the owner is told before
+the process ends so it does not restart the actor, and calls already running finish first.
 
 The GPU devices of a lease (`UseDevices`, before its first task; an actor's in `BecomeActor`)
 are its CUDA_VISIBLE_DEVICES while its tasks run, and for an actor's lifetime.
@@ -24,6 +32,7 @@ import inspect
 import os
 import pickle
 import queue
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -34,6 +43,7 @@ import cloudpickle
 from .. import exceptions as exc
 from .. import runtime_context
 from ..core import CoreWorker, from_payload, to_payload
+from ..core.messages import ActorExited
 from ..gcs.schema import ONLY_IF_WORKER
 from ..kernel import Actor, Terminated
 from ..node_resources import CUDA_VISIBLE_DEVICES
@@ -57,7 +67,33 @@ from ..protocol import (
 )
 from .generators import GENERATOR_TYPES, GeneratorRunner
 
-__all__ = ["Executor"]
+__all__ = ["DEFAULT_GROUP", "Executor"]
+
+#: the concurrency group of an actor's calls that name none
+DEFAULT_GROUP = "_default"
+#: how long an ending worker lets its loop write the replies already sent
+_EXIT_FLUSH_SECONDS = 0.2
+
+
+class _EndProcess(Exception):
+    """User code raised SystemExit: the worker process ends with `code`, replying to nothing."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class _Group:
+    """One concurrency group of an actor: its queue of calls, its limit, its threads."""
+
+    __slots__ = ("name", "pool", "queue", "runner", "slots")
+
+    def __init__(self, name: str, limit: int, pool: ThreadPoolExecutor | None) -> None:
+        self.name = name
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.slots = asyncio.Semaphore(limit)
+        self.pool = pool  # threaded actors: its own threads; async actors: None
+        self.runner: asyncio.Task | None = None
 
 
 class Executor(Actor):
@@ -72,13 +108,15 @@ class Executor(Actor):
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()
         self.exec_thread = threading.Thread(target=self._exec_loop, name="actorcore-exec", daemon=True)
         self.pool: ThreadPoolExecutor | None = None  # async and threaded actors
-        self.concurrent: asyncio.Queue = asyncio.Queue()
         self.instance: Any = None
         self.actor_id: str | None = None
         self.is_async = False
         self.user_loop: asyncio.AbstractEventLoop | None = None
-        self.slots: asyncio.Semaphore | None = None
+        self.slots: asyncio.Semaphore | None = None  # set for a concurrent actor (its default group's)
+        self.groups: dict[str, _Group] = {}
+        self.method_groups: dict[str, str] = {}  # method name -> the group its decorator names
         self.running: dict[str, int] = {}  # task id -> thread ident, for cancel
+        self.coroutines: dict[str, asyncio.Task] = {}  # task id -> running async call (user loop), for cancel
         self.cancelled: set[str] = set()
         #: reply -> task id, for tasks queued on the execution thread and not started yet:
         #: whichever thread pops a task's entry first either runs it or gives it back (keyed by
@@ -89,19 +127,29 @@ class Executor(Actor):
         self.devices_lease: int | None = None  # the lease whose GPUs CUDA_VISIBLE_DEVICES shows now
         self.inherited_cuda_devices = os.environ.get(CUDA_VISIBLE_DEVICES)
         self.generators = GeneratorRunner(core, self.pid, _task_error)  # generator tasks (generators.py)
+        self.class_name = ""
+        self.owner = None  # the actor's owner (told when it ends itself)
+        self.exiting: BaseException | None = None  # exit_actor() was called: the error of later calls
+        self.exit_started = False
+        self.ending = False  # SystemExit: the process is ending, nothing more runs
+        self.active = 0  # concurrent calls running now
+        self.calls: dict[str, int] = {}  # function id -> times run here, for functions with max_calls
 
     async def pre_start(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.core.actors.confirm_receipts()  # a task's actor calls are in their mailboxes before its result
         self.exec_thread.start()
         self.generators.self_ref = self.context.self_ref
-        self.runner = self.loop.create_task(self._run_concurrent())
 
     async def post_stop(self) -> None:
-        self.runner.cancel()
+        for group in self.groups.values():
+            group.runner.cancel()
         self.inbox.put(None)
         if self.pool is not None:
             self.pool.shutdown(wait=False, cancel_futures=True)
+        for group in self.groups.values():
+            if group.pool is not None:
+                group.pool.shutdown(wait=False, cancel_futures=True)
         if self.user_loop is not None:
             self.user_loop.call_soon_threadsafe(self.user_loop.stop)
 
@@ -111,8 +159,19 @@ class Executor(Actor):
             spec = message.spec
             if self.core.cluster_mode:
                 await self.core.objects.localize_args(spec)  # arguments held on other nodes are pulled first
+            if self.exiting is not None:
+                reply.send(self._failed(spec, self.exiting))
+                return None
+            if self.ending:  # SystemExit: its caller sees the process end
+                return None
             if self.slots is not None:
-                self.concurrent.put_nowait((message, reply))
+                group = self._group_of(spec)
+                if group is None:
+                    error = ValueError(f"{spec.name}: no concurrency group {spec.concurrency_group!r}; "
+                                       f"the actor's groups are {sorted(self.groups)}")
+                    reply.send(self._failed(spec, _task_error(spec.name, error, self.pid)))
+                    return None
+                group.queue.put_nowait((message, reply))
                 return None
             try:
                 call = await self._callable(spec)
@@ -171,16 +230,33 @@ class Executor(Actor):
         spec = message.spec
         if spec.method is None and self.unstarted.pop(reply, None) is None:
             return  # given back (GiveBackTasks): answered with NotStarted already
+        if self.ending:
+            return
         if spec.task_id in self.cancelled:
             self.cancelled.discard(spec.task_id)
             result = self._failed(spec, exc.TaskCancelledError(spec.task_id))
+        elif self.exiting is not None:
+            result = self._failed(spec, self.exiting)
         else:
             if self.actor_id is None:  # a task runs in its submitter's namespace
                 self.core.namespace = spec.namespace
                 if message.lease_id != self.devices_lease:
                     self._use_lease_devices(message.lease_id)
-            result = TaskResult(self._run_sync(call, spec, message.lease_id), self.pid)
+            try:
+                result = TaskResult(self._run_sync(call, spec, message.lease_id), self.pid,
+                                    spec.max_calls > 0 and self._count_call(spec))
+            except _EndProcess as ending:
+                self.ending = True
+                self.loop.call_soon_threadsafe(self._end_process, ending.code)
+                return
         self.loop.call_soon_threadsafe(self.core.actors.when_sent, partial(reply.send, result))
+        if self.exiting is not None and not self.exit_started:
+            self.loop.call_soon_threadsafe(self._exit_when_idle)
+
+    def _count_call(self, spec) -> bool:
+        """Count a run of a function with `max_calls`; True once this worker must retire."""
+        calls = self.calls[spec.function_id] = self.calls.get(spec.function_id, 0) + 1
+        return calls >= spec.max_calls
 
     def _use_lease_devices(self, lease_id: int | None) -> None:
         self.devices_lease = lease_id
@@ -213,21 +289,76 @@ class Executor(Actor):
 
     # -- async and threaded actors ----------------------------------------------------------
 
-    async def _run_concurrent(self) -> None:
+    async def _run_group(self, group: _Group) -> None:
         while True:
-            message, reply = await self.concurrent.get()
-            await self.slots.acquire()
-            task = self.loop.create_task(self._execute_concurrent(message))
-            task.add_done_callback(partial(self._concurrent_done, reply))
+            message, reply = await group.queue.get()
+            await group.slots.acquire()
+            if self.exiting is not None:
+                group.slots.release()
+                reply.send(self._failed(message.spec, self.exiting))
+                continue
+            self.active += 1
+            task = self.loop.create_task(self._execute_concurrent(message, group.pool))
+            task.add_done_callback(partial(self._concurrent_done, reply, group.slots))
 
-    def _concurrent_done(self, reply, task: asyncio.Task) -> None:
-        self.slots.release()
+    def _group_of(self, spec) -> _Group | None:
+        name = spec.concurrency_group or self.method_groups.get(spec.method) or DEFAULT_GROUP
+        return self.groups.get(name)
+
+    def _concurrent_done(self, reply, slots, task: asyncio.Task) -> None:
+        slots.release()
+        self.active -= 1
         if task.cancelled():
             reply.fail(exc.RayActorError("the actor stopped before this call finished"))
+        elif isinstance(task.exception(), _EndProcess):
+            if not self.ending:
+                self.ending = True
+                self._end_process(task.exception().code)
         elif task.exception() is not None:
             reply.fail(task.exception())
         else:
             self.core.actors.when_sent(partial(reply.send, task.result()))
+        if self.exiting is not None:
+            self._exit_when_idle()
+
+    # -- ending ----------------------------------------------------------------------------
+
+    def _exit_when_idle(self) -> None:
+        """exit_actor() was called: once no call runs, fail the queued ones, tell the owner
+        (so it does not restart the actor) and end the process."""
+        if self.exit_started or self.active:
+            return
+        self.exit_started = True
+        for group in self.groups.values():
+            while not group.queue.empty():
+                message, reply = group.queue.get_nowait()
+                reply.send(self._failed(message.spec, self.exiting))
+        self.loop.create_task(self._end_actor())
+
+    async def _end_actor(self) -> None:
+        if self.owner is not None:
+            try:
+                await self.owner.ask(ActorExited(self.actor_id, _cause_of(self.exiting)), timeout=10)
+            except Exception:  # noqa: BLE001 - an owner that is gone needs no telling
+                pass
+        await self._end_process_async(0)
+
+    def _end_process(self, code: Any) -> None:
+        self.loop.create_task(self._end_process_async(code))
+
+    async def _end_process_async(self, code: Any) -> None:
+        if code is None:
+            code = 0
+        elif not isinstance(code, int):
+            print(code, file=sys.stderr)  # as the interpreter does with sys.exit("message")
+            code = 1
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001 - a closed stream has nothing to flush
+                pass
+        await asyncio.sleep(_EXIT_FLUSH_SECONDS)  # replies already sent leave before the process ends
+        os._exit(code)
 
     async def _function(self, function_id: str) -> Any:
         function = self.functions.get(function_id)
@@ -236,8 +367,11 @@ class Executor(Actor):
             function = self.functions[function_id] = cloudpickle.loads(blob)
         return function
 
-    async def _execute_concurrent(self, message: ExecuteTask) -> TaskResult:
+    async def _execute_concurrent(self, message: ExecuteTask, pool: ThreadPoolExecutor | None = None) -> TaskResult:
         spec = message.spec
+        if spec.task_id in self.cancelled:  # cancelled while it waited for its turn
+            self.cancelled.discard(spec.task_id)
+            return self._failed(spec, exc.TaskCancelledError(spec.task_id))
         try:
             call = await self._callable(spec)
         except Exception as error:  # noqa: BLE001 - user code: its error is the task's result
@@ -249,10 +383,13 @@ class Executor(Actor):
             if failed is not None:
                 return TaskResult([failed] * max(spec.num_returns, 1), self.pid)
             future = asyncio.run_coroutine_threadsafe(self._async_call(call, args, kwargs, spec), self.user_loop)
-            value, error = await asyncio.wrap_future(future)
+            try:
+                value, error = await asyncio.wrap_future(future)
+            finally:
+                self.coroutines.pop(spec.task_id, None)
             returns = await self.loop.run_in_executor(self.pool, self._make_returns, spec, value, error)
             return TaskResult(returns, self.pid)
-        returns = await self.loop.run_in_executor(self.pool, self._run_sync, call, spec, message.lease_id)
+        returns = await self.loop.run_in_executor(pool or self.pool, self._run_sync, call, spec, message.lease_id)
         return TaskResult(returns, self.pid)
 
     async def _stream_on_user_loop(self, call, spec) -> TaskResult:
@@ -269,8 +406,13 @@ class Executor(Actor):
 
     async def _async_call(self, call, args, kwargs, spec):
         runtime_context.set_current(spec.task_id, self.actor_id)
+        self.coroutines[spec.task_id] = asyncio.current_task()
         try:
             return await call(*args, **kwargs), None
+        except asyncio.CancelledError as cancelled:  # cancel(): Ray's error is TaskCancelledError
+            error = exc.TaskCancelledError(spec.task_id)
+            error.__traceback__ = cancelled.__traceback__
+            return None, error
         except BaseException as error:  # noqa: BLE001 - every failure goes back to the caller
             return None, error
 
@@ -306,10 +448,28 @@ class Executor(Actor):
 
     def _make_returns(self, spec, value, error) -> list:
         count = max(spec.num_returns, 1)
+        if self.core.actor_exit_requested and self.actor_id is not None and (
+                self.exiting is None or _is_exit_actor(error)):  # exit_actor() (even if caught)
+            if self.exiting is None:
+                self.exiting = exc.ActorDiedError.exited(self.class_name, f"exit_actor() was called in {spec.name}")
+            return [Failed(self.exiting)] * count
+        if runtime_context.take_cancelled(spec.task_id) and self.actor_id is not None:
+            # Cancelled while it ran, its caller gets TaskCancelledError whatever it returned (as
+            # Ray 2.60): plain for a sync call (it ran to its end), the dual TaskError for a
+            # coroutine (even one that caught its CancelledError).
+            if not self.is_async:
+                return [Failed(exc.TaskCancelledError(spec.task_id))] * count
+            if not isinstance(error, exc.TaskCancelledError):
+                error = exc.TaskCancelledError(spec.task_id)
         if error is not None:
             if isinstance(error, exc.TaskCancelledError):
-                return [Failed(exc.TaskCancelledError(spec.task_id))] * count
-            if isinstance(error, (KeyboardInterrupt, SystemExit)) and not isinstance(error, Exception):
+                # Interrupted while it ran: Ray's error is both a TaskError and TaskCancelledError.
+                cancelled = exc.TaskCancelledError(spec.task_id)
+                cancelled.__traceback__ = error.__traceback__
+                error = cancelled
+            elif isinstance(error, SystemExit):
+                raise _EndProcess(error.code)
+            elif isinstance(error, KeyboardInterrupt):
                 error = RuntimeError(f"{type(error).__name__} raised in {spec.name}")
             return [Failed(_task_error(spec.name, error, self.pid))] * count
         if spec.num_returns < 0 or (isinstance(value, GENERATOR_TYPES) and spec.num_returns):
@@ -348,6 +508,8 @@ class Executor(Actor):
         self.actor_id = message.actor_id
         self.core.hosted_actor_id = message.actor_id
         runtime_context.set_hosted_placement(spec.placement)
+        self.class_name = spec.name.removesuffix(".__init__")
+        self.owner = spec.owner
         self.core.namespace = spec.namespace  # its creator's, as in Ray
         self.is_async = message.is_async
         self._show_devices(message.gpu_ids)  # for the actor's lifetime
@@ -357,10 +519,8 @@ class Executor(Actor):
             self.user_loop = asyncio.new_event_loop()
             threading.Thread(target=self.user_loop.run_forever, name="actorcore-async-actor", daemon=True).start()
             self.generators.user_loop = self.user_loop
-        if message.is_async or message.max_concurrency > 1:
-            self.slots = asyncio.Semaphore(message.max_concurrency)
-            workers = 4 if message.is_async else message.max_concurrency
-            self.pool = ThreadPoolExecutor(workers, thread_name_prefix="actorcore-exec")
+        if message.is_async or message.max_concurrency > 1 or message.concurrency_groups:
+            self._make_groups(cls, message)
 
         def construct():
             runtime_context.set_current(None, message.actor_id)
@@ -388,15 +548,39 @@ class Executor(Actor):
             reply.send(NotStarted(task_id))
         return len(given)
 
+    def _make_groups(self, cls, message: BecomeActor) -> None:
+        """Each concurrency group (and the default one, of `max_concurrency`) gets its limit;
+        in a threaded actor also threads of its own."""
+        limits = {DEFAULT_GROUP: message.max_concurrency, **(message.concurrency_groups or {})}
+        self.pool = ThreadPoolExecutor(4, thread_name_prefix="actorcore-exec")  # argument loading
+        for name, limit in limits.items():
+            pool = None if message.is_async else ThreadPoolExecutor(limit, thread_name_prefix=f"actorcore-{name}")
+            group = self.groups[name] = _Group(name, limit, pool)
+            group.runner = self.loop.create_task(self._run_group(group))
+        self.slots = self.groups[DEFAULT_GROUP].slots
+        for name, member in inspect.getmembers(cls, callable):
+            declared = getattr(member, "__actorcore_concurrency_group__", None)
+            if declared is not None:
+                self.method_groups[name] = declared
+
     def _cancel(self, message: CancelTask) -> None:
         if message.force:
             os._exit(1)
+        coroutine = self.coroutines.get(message.task_id)
         thread_id = self.running.get(message.task_id)
+        if message.recursive and (coroutine is not None or thread_id is not None):
+            self.core.tasks.cancel_submitted(message.task_id)  # it runs: what it submitted goes too
+        if coroutine is not None:  # an async actor's call: its coroutine is cancelled
+            runtime_context.mark_cancelled(message.task_id)
+            self.user_loop.call_soon_threadsafe(coroutine.cancel)
+            return
         if thread_id is None:
             self.cancelled.add(message.task_id)  # still queued here: it will not run
         else:
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                ctypes.c_ulong(thread_id), ctypes.py_object(exc.TaskCancelledError))
+            runtime_context.mark_cancelled(message.task_id)  # is_canceled() now says so
+            if self.actor_id is None:  # a running actor call is not interrupted, as in Ray
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(thread_id), ctypes.py_object(exc.TaskCancelledError))
 
 
 def _task_error(name: str, error: BaseException, pid: int) -> exc.TaskError:
@@ -411,6 +595,14 @@ def _task_error(name: str, error: BaseException, pid: int) -> exc.TaskError:
             stand_in = RuntimeError(f"{type(error).__qualname__}: {error} (the exception could not be pickled)")
             task_error = exc.TaskError(name, task_error.traceback_str, stand_in, pid=pid)
     return task_error
+
+
+def _is_exit_actor(error: BaseException | None) -> bool:
+    return isinstance(error, exc.AsyncioActorExit) or getattr(error, "actorcore_exit_actor", False)
+
+
+def _cause_of(error: BaseException) -> str:
+    return getattr(error, "cause", None) or str(error)
 
 
 def _set_result(future: asyncio.Future, value: Any) -> None:

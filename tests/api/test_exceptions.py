@@ -316,6 +316,7 @@ def test_messages_name_what_failed():
     assert "owner" in str(OwnerDiedError("ab12")) and "ab12" in str(OwnerDiedError("ab12"))
     assert "t1" in str(TaskCancelledError("t1"))
     assert "get_if_exists=True" in str(ActorAlreadyExistsError("counter"))
+    assert str(ActorDiedError.exited("A")) == "The actor A died: it exited intentionally: exit_actor() was called."
 
 
 def test_exports():
@@ -327,6 +328,8 @@ def test_exports():
         # placement groups and scheduling strategies
         "ActorPlacementGroupRemoved", "ActorUnschedulableError", "TaskPlacementGroupRemoved",
         "TaskUnschedulableError",
+        # for ending actors and bounding their calls (Ray's names)
+        "AsyncioActorExit", "PendingCallsLimitExceeded",
     ])
     for name in exc.__all__:
         assert hasattr(exc, name), name

@@ -53,6 +53,21 @@ CASES = [
     ("placement_group", "task", ["default"], [("PACK", TypeError), (1, TypeError)]),
     ("placement_group_bundle_index", "actor", [-1, 0, 3], [(-2, ValueError), (1.0, TypeError)]),
     ("placement_group_capture_child_tasks", "task", [True, False], [(1, TypeError)]),
+    ("concurrency_groups", "actor", [{}, {"io": 2, "compute": 1}],
+     [({"io": 0}, ValueError), ({"io": 1.5}, TypeError), ({"": 1}, TypeError), ("io", TypeError)]),
+    ("concurrency_group", "method", ["io"], [("", ValueError), (1, TypeError)]),
+    ("max_calls", "task", [0, 1, 10], [(-1, ValueError), (1.5, TypeError)]),
+    ("max_pending_calls", "actor", [-1, 0, 10], [(-2, ValueError), (1.5, TypeError)]),
+    ("enable_task_events", "task", [True, False], [(1, TypeError)]),
+    ("enable_task_events", "method", [False], [("no", TypeError)]),
+    ("object_store_memory", "actor", [1024], [(-1, ValueError)]),
+    ("label_selector", "task", [{}], [({"zone": "a"}, ValueError), (["zone"], TypeError)]),
+    ("fallback_strategy", "actor", [[]], [([{"label_selector": {}}], ValueError)]),
+    ("_labels", "actor", [{}], [({"team": "x"}, ValueError)]),
+    ("runtime_env", "task", [{}], [({"pip": ["numpy"]}, ValueError), ("env", TypeError)]),
+    ("allow_out_of_order_execution", "actor", [True, False], [(1, TypeError)]),
+    ("enable_tensor_transport", "actor", [False], [(True, ValueError), (1, TypeError)]),
+    ("tensor_transport", "method", ["object_store", "OBJECT_STORE"], [("nccl", ValueError), (1, TypeError)]),
 ]
 
 VALID = [(name, kind, value) for name, kind, values, _ in CASES for value in values]
@@ -64,6 +79,7 @@ def test_every_option_has_cases():
 
 
 @pytest.mark.parametrize(("name", "kind", "value"), VALID)
+@pytest.mark.filterwarnings("ignore:object_store_memory on an actor is deprecated")
 def test_valid_values_pass(name, kind, value):
     result = validate(kind, {name: value}, where=WHERE)
     assert list(result) == [name]
@@ -78,7 +94,7 @@ def test_invalid_values_raise_naming_option_value_and_what_is_allowed(name, kind
     with pytest.raises(error) as info:
         validate(kind, {name: value}, where=WHERE)
     message = str(info.value)
-    option = next(option for option in OPTIONS if option.name == name)
+    option = next(option for option in OPTIONS if option.name == name and kind in option.applies_to)
     assert message.startswith(f"{WHERE}: ")
     assert f"{name}={value!r}" in message
     assert option.allowed in message
@@ -132,9 +148,57 @@ def test_unknown_option_without_a_close_name_gives_no_suggestion():
     assert "Valid options for remote functions:" in str(info.value)
 
 
-def test_ray_options_actorcore_lacks_are_named_as_such():
-    with pytest.raises(ValueError, match="'runtime_env' is a Ray option that actorcore does not"):
-        validate("task", {"runtime_env": {}}, where=WHERE)
+def test_ray_options_actorcore_refuses_say_why():
+    with pytest.raises(ValueError, match="runtime environments are not built yet in actorcore; "
+                                         "they come with job submission"):
+        validate("task", {"runtime_env": {"pip": ["numpy"]}}, where=WHERE)
+    assert validate("actor", {"runtime_env": {}}, where=WHERE) == {"runtime_env": {}}
+    with pytest.raises(ValueError, match="'object_store_memory' is not implemented for tasks"):
+        validate("task", {"object_store_memory": 1 << 20}, where=WHERE)
+    with pytest.raises(ValueError, match="'max_task_retries' is set on the actor in actorcore"):
+        validate("method", {"max_task_retries": 1}, where=WHERE)
+    with pytest.raises(ValueError, match="nodes carry no labels in actorcore"):
+        validate("task", {"label_selector": {"region": "us"}}, where=WHERE)
+
+
+def test_object_store_memory_on_an_actor_warns_as_ray_does():
+    with pytest.warns(DeprecationWarning, match="object_store_memory on an actor is deprecated"):
+        validate("actor", {"object_store_memory": 1 << 20}, where=WHERE)
+
+
+# Every option name Ray 2.60 accepts, per kind (from its option table and @ray.method).
+RAY_TASK_OPTIONS = [
+    "label_selector", "fallback_strategy", "accelerator_type", "memory", "name", "num_cpus",
+    "num_gpus", "object_store_memory", "placement_group", "placement_group_bundle_index",
+    "placement_group_capture_child_tasks", "resources", "runtime_env", "scheduling_strategy",
+    "enable_task_events", "_labels", "max_calls", "max_retries", "num_returns",
+    "retry_exceptions", "_generator_backpressure_num_objects", "_num_objects_per_yield"]
+RAY_ACTOR_OPTIONS = [
+    "label_selector", "fallback_strategy", "accelerator_type", "memory", "name", "num_cpus",
+    "num_gpus", "object_store_memory", "placement_group", "placement_group_bundle_index",
+    "placement_group_capture_child_tasks", "resources", "runtime_env", "scheduling_strategy",
+    "enable_task_events", "_labels", "concurrency_groups", "enable_tensor_transport", "lifetime",
+    "max_concurrency", "max_restarts", "max_task_retries", "max_pending_calls", "namespace",
+    "get_if_exists", "allow_out_of_order_execution", "_actor_generator_backpressure_num_objects"]
+RAY_METHOD_OPTIONS = [
+    "num_returns", "concurrency_group", "max_task_retries", "retry_exceptions",
+    "_generator_backpressure_num_objects", "_num_objects_per_yield", "enable_task_events",
+    "tensor_transport", "name"]
+
+
+@pytest.mark.parametrize(("kind", "name"), [("task", n) for n in RAY_TASK_OPTIONS]
+                         + [("actor", n) for n in RAY_ACTOR_OPTIONS]
+                         + [("method", n) for n in RAY_METHOD_OPTIONS])
+def test_every_ray_option_is_accepted_or_refused_with_its_reason(kind, name):
+    if any(option.name == name for option in options_for(kind)):
+        assert validate(kind, {name: None}, where=WHERE) == {name: None}
+        return
+    with pytest.raises(ValueError, match=f"option '{name}' ") as info:
+        validate(kind, {name: 1}, where=WHERE)
+    message = str(info.value)
+    assert "unknown option" not in message and "does not apply" not in message
+    reason = options.REFUSED.get(f"{name}@{kind}") or options.REFUSED[name]
+    assert f"option {name!r} {reason}." in message
 
 
 @pytest.mark.parametrize(("kind", "name", "applies"), [
@@ -158,13 +222,18 @@ def test_unknown_kind():
         resolve("class")
 
 
+_ACCEPTED_AS_NOTHING = {"enable_task_events": True, "accelerator_type": None, "label_selector": None,
+                        "fallback_strategy": None, "_labels": None, "runtime_env": None}
+
+
 def test_defaults():
     assert resolve("task") == {
-        "num_returns": 1, "num_cpus": 1, "num_gpus": 0, "memory": None, "accelerator_type": None, "resources": {},
+        "num_returns": 1, "num_cpus": 1, "num_gpus": 0, "memory": None, "resources": {},
         "max_retries": 3,
         "retry_exceptions": False, "name": None, "scheduling_strategy": None,
         "_generator_backpressure_num_objects": -1, "placement_group": None,
-        "placement_group_bundle_index": None, "placement_group_capture_child_tasks": None,
+        "placement_group_bundle_index": None, "placement_group_capture_child_tasks": None, "max_calls": 0,
+        **_ACCEPTED_AS_NOTHING,
     }
     assert resolve("actor") == {
         "num_cpus": 0, "num_gpus": 0, "memory": None, "accelerator_type": None, "resources": {}, "name": None,
@@ -172,8 +241,12 @@ def test_defaults():
         "lifetime": None, "get_if_exists": False, "max_restarts": 0, "max_task_retries": 0,
         "max_concurrency": None, "scheduling_strategy": None, "placement_group": None,
         "placement_group_bundle_index": None, "placement_group_capture_child_tasks": None,
+        "concurrency_groups": {},
+        "max_pending_calls": -1, "object_store_memory": None, "allow_out_of_order_execution": None,
+        "enable_tensor_transport": None, **_ACCEPTED_AS_NOTHING,
     }
-    assert resolve("method") == {"num_returns": 1, "name": None, "_generator_backpressure_num_objects": -1}
+    assert resolve("method") == {"num_returns": 1, "name": None, "_generator_backpressure_num_objects": -1,
+                                 "concurrency_group": None, "enable_task_events": True, "tensor_transport": None}
 
 
 def test_resolve_merges_later_layers_over_earlier_ones():
@@ -226,10 +299,11 @@ def test_the_schema_is_plain_printable_data():
         assert option.name in text and "check" not in text
     assert len({option.name for option in OPTIONS}) == len(OPTIONS)
     assert [option.name for option in options_for("method")] == [
-        "num_returns", "_generator_backpressure_num_objects", "name"]
+        "num_returns", "_generator_backpressure_num_objects", "name", "concurrency_group", "enable_task_events",
+        "tensor_transport"]
 
 
 def test_exports():
     assert sorted(options.__all__) == sorted([
-        "KINDS", "OPTIONS", "Option", "options_for", "resolve", "validate",
+        "KINDS", "OPTIONS", "Option", "REFUSED", "options_for", "resolve", "validate",
     ])
