@@ -12,7 +12,8 @@ own); calls of no group go to the default group, bounded by `max_concurrency`.
 
 Ending (docs/architecture.md, "Ending and cancelling"): `sys.exit()` in user code ends the
 worker process with its code (callers see the process die: a task is retried, an actor
-restarted as after a crash); `exit_actor()` ends the actor on purpose: the call that made it,
+restarted as after a crash), except `sys.exit(0)` in an actor, which Ray 2.60 takes as an
+intended exit, as `exit_actor()`; `exit_actor()` ends the actor on purpose: the call that made it,
 the calls queued behind it and later calls fail with ActorDiedError, the owner is told before
 the process ends so it does not restart the actor, and calls already running finish first.
 
@@ -468,6 +469,11 @@ class Executor(Actor):
                 cancelled.__traceback__ = error.__traceback__
                 error = cancelled
             elif isinstance(error, SystemExit):
+                if self.actor_id is not None and type(error.code) is int and error.code == 0:
+                    # Ray 2.60: sys.exit(0) in an actor is an intended exit (not restarted), as
+                    # exit_actor(); sys.exit() with no code, or another code, is a crash.
+                    self.exiting = exc.ActorDiedError.exited(self.class_name, f"sys.exit(0) was called in {spec.name}")
+                    return [Failed(self.exiting)] * count
                 raise _EndProcess(error.code)
             elif isinstance(error, KeyboardInterrupt):
                 error = RuntimeError(f"{type(error).__name__} raised in {spec.name}")

@@ -154,6 +154,17 @@ def test_sys_exit_in_an_actor_ends_its_process_which_restarts_as_after_a_crash(c
         ray.get(once.pid.remote(), timeout=60)
 
 
+def test_sys_exit_0_in_an_actor_is_an_intended_exit_that_is_not_restarted(cluster):
+    # Ray 2.60 records sys.exit(0) as an intended user exit (the actor is dead for good), while
+    # sys.exit() with no code, or any other code, is an unexpected exit (restarted): matched here.
+    actor = Quitter.remote()  # max_restarts=3
+    ray.get(actor.pid.remote(), timeout=60)
+    with pytest.raises(exc.ActorDiedError, match=r"exited intentionally: sys.exit\(0\) was called in Quitter.sys_exit"):
+        ray.get(actor.sys_exit.remote(0), timeout=60)
+    with pytest.raises(exc.ActorDiedError, match="exited intentionally"):
+        ray.get(actor.pid.remote(), timeout=60)
+
+
 def test_sys_exit_in_a_task_ends_its_worker_and_the_task_is_retried(cluster, tmp_path):
     @ray.remote(max_retries=1)
     def leave(marker_dir):
