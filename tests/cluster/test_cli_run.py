@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -22,6 +21,8 @@ from actorcore import cluster_files as files
 from actorcore.gcs.etcd_server import _free_port
 from actorcore.ray_compat import RAY_API_VERSION, RAY_MODULES
 from actorcore.testing import processes_of, wait_until
+
+from .test_cli_cluster import _kill_leftovers
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -125,14 +126,6 @@ def _run(*command: str, cwd: Path, env: dict | None = None, timeout: float = 120
 def _report(result: subprocess.CompletedProcess) -> dict:
     assert result.returncode == 0, result.stdout + result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def _kill_leftovers(home) -> None:
-    for pid in processes_of(home):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def test_a_ray_program_runs_unmodified_its_workers_resolving_ray_too(tmp_path):

@@ -10,10 +10,12 @@ import textwrap
 
 import pytest
 
-from actorcore import cluster_files as files
 from actorcore.gcs.etcd_server import _free_port
 
-from .test_cli_cluster import _cli, _kill_leftovers, _logs
+from . import test_cli_cluster
+from .test_cli_cluster import _cli, _logs
+
+home = test_cli_cluster.home  # the fixture: whatever of its cluster still runs afterwards is stopped
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -27,17 +29,6 @@ DRIVER = textwrap.dedent("""
 
     print(ray.get(devices.remote(), timeout=60))
 """)
-
-
-@pytest.fixture
-def home(actorcore_home):
-    """This test's ACTORCORE_HOME; whatever of its cluster still runs afterwards is stopped."""
-    try:
-        yield actorcore_home
-    finally:
-        if files.node_files():
-            _cli("stop", "--force")
-        _kill_leftovers(actorcore_home)
 
 
 def totals() -> dict:
