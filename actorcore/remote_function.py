@@ -98,6 +98,10 @@ class RemoteFunction:
         self._options = opts.validate("task", options, where=f"@remote on {self._name}")
         self._is_generator = inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(function)
         self._defaults = {"num_returns": "streaming"} if self._is_generator else {}
+        if (self._options.get("num_gpus") or 0) > 0 and self._options.get("max_calls") is None:
+            # As Ray: a GPU function's worker runs it once, then exits (so GPU memory a library
+            # holds is given back), unless the decorator gives max_calls (0: no limit).
+            self._defaults["max_calls"] = 1
         where = f"@remote on {self._name}"
         self._resolved = generator_num_returns(opts.resolve("task", self._defaults, self._options, where=where),
                                                self._is_generator, where)

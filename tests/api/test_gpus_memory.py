@@ -191,3 +191,18 @@ def test_bad_gpu_and_memory_options_are_refused(cluster):
         devices.options(num_gpus=1.5)
     with pytest.raises(ValueError, match=r"memory=-1 is invalid"):
         Holder.options(memory=-1)
+
+
+def test_a_gpu_function_runs_once_per_worker_unless_its_decorator_gives_max_calls(cluster):
+    # As Ray: @remote(num_gpus=...) without max_calls gets max_calls=1, so each call's worker
+    # exits afterwards (a library's GPU memory is given back); max_calls=0 keeps the worker.
+    @ray.remote(num_gpus=1)
+    def single_use():
+        return os.getpid()
+
+    @ray.remote(num_gpus=1, max_calls=0)
+    def reused():
+        return os.getpid()
+
+    assert len({ray.get(single_use.remote(), timeout=60) for _ in range(3)}) == 3
+    assert len({ray.get(reused.remote(), timeout=60) for _ in range(3)}) == 1
