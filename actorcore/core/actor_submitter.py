@@ -57,6 +57,9 @@ log = get_logger(__name__)
 
 #: How long an owner waits for the exit status of its dead actor's process (for the cause).
 EXIT_STATUS_WAIT = 0.5
+#: How long a borrower whose actor's owner is gone waits for a detached actor's own record to
+#: say where it lives (it is written once the actor's constructor has run).
+DETACHED_LOOKUP_SECONDS = 10.0
 
 
 @dataclass(slots=True)
@@ -129,6 +132,7 @@ class ActorSubmitter:
         self._after_sent: list = []
         #: workers calls were sent to since their last `CallsReceived` (None: not tracked, in a driver)
         self._unconfirmed: set | None = None
+        self._detached_creations: set[asyncio.Future] = set()  # detached actors being placed (in a worker)
         #: callbacks waiting for the CallsReceived round under way, and for the next one
         self._receipt_round: list | None = None
         self._next_round: list = []
@@ -192,6 +196,11 @@ class ActorSubmitter:
         return state if self._system.run(start_named()) else None
 
     async def _create(self, state: ActorState) -> None:
+        if state.placement.detached and self._unconfirmed is not None:
+            # In a worker: the task or call that creates a detached actor replies once the actor
+            # is placed (`when_sent`), so the actor outlives this process dying right after.
+            self._detached_creations.add(state.created)
+            state.created.add_done_callback(self._detached_creations.discard)
         ctor = state.placement.ctor
         failed = await self._objects.resolve_args(ctor)
         error = failed.error if failed is not None else await self._place(state)
@@ -450,7 +459,12 @@ class ActorSubmitter:
                 if worker is not None:
                     self._deaths.watch(worker)
             except PeerLostError:
-                state.dead = exc.ActorDiedError(name, "its owner (the process that created it) died")
+                located = await self._detached_location(actor_id)
+                if located is None:
+                    state.dead = exc.ActorDiedError(name, "its owner (the process that created it) died")
+                else:
+                    state.worker, state.pid = located
+                    self._deaths.watch(state.worker)
             state.created.set_result(None)
         await state.created
         return state
@@ -492,6 +506,27 @@ class ActorSubmitter:
             await asyncio.shield(state.restarting)
         return state.worker, state.pid, state.dead, state.max_task_retries
 
+    async def _detached_location(self, actor_id: str, dead_worker: ActorRef | None = None):
+        """``(worker, pid)`` of a detached actor whose owner is gone, from its etcd record (its
+        process writes it once constructed; waited for up to `DETACHED_LOOKUP_SECONDS`), or
+        None if the actor is not detached, is dead, or still lives only in `dead_worker`."""
+        deadline = self._loop.time() + DETACHED_LOOKUP_SECONDS
+        while True:
+            try:
+                record = await self._gcs.ask(GetActorRecord(actor_id), timeout=30)
+            except Exception:  # noqa: BLE001 - no record to be read: the actor is unreachable
+                return None
+            if not record or not record.get("detached") or record.get("state") == "DEAD":
+                return None
+            uri = record.get("worker")
+            if uri and (dead_worker is None or uri != dead_worker.to_uri()):
+                worker = self._system.ref_from_uri(uri)
+                if not self._deaths.is_dead(worker):
+                    return worker, record.get("pid")
+            if self._loop.time() >= deadline:
+                return None
+            await asyncio.sleep(0.05)
+
     def _relocate(self, state: ActorState, dead_worker: ActorRef) -> None:
         """A borrower saw the actor's process `dead_worker` end: calls wait while the owner says
         where the actor lives now; those in flight then go there (`_redeliver`)."""
@@ -506,8 +541,12 @@ class ActorSubmitter:
             worker, pid, dead, retries = await state.owner.ask(
                 ResolveRestartedActor(state.actor_id, dead_worker), timeout=None)
         except PeerLostError:
-            worker, pid, dead, retries = None, None, exc.ActorDiedError(
-                state.name, "its owner (the process that created it) died"), 0
+            located = await self._detached_location(state.actor_id, dead_worker)
+            if located is None:
+                worker, pid, dead, retries = None, None, exc.ActorDiedError(
+                    state.name, "its owner (the process that created it) died"), 0
+            else:
+                (worker, pid), dead, retries = located, None, state.max_task_retries
         except Exception as error:  # noqa: BLE001 - the owner's answer failed: the actor is unreachable
             worker, pid, dead, retries = None, None, exc.ActorDiedError(
                 state.name, f"its owner could not say where it lives: {error!r}"), 0
@@ -619,8 +658,13 @@ class ActorSubmitter:
 
         A worker replies to its task only then, so calls a task made (e.g. `tracker.incr.remote()`)
         are in the actor's mailbox before its caller can see the task's result, and a call the
-        caller makes next comes after them, as with Ray.
+        caller makes next comes after them, as with Ray. Detached actors this process is still
+        placing are placed first: they then outlive this process, as with Ray.
         """
+        if self._detached_creations:
+            placing = asyncio.gather(*self._detached_creations, return_exceptions=True)
+            placing.add_done_callback(lambda _: self.when_sent(callback))
+            return
         if self._unsent:
             self._after_sent.append(callback)
         else:

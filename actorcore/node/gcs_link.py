@@ -381,6 +381,8 @@ class GcsLink(Actor):
                     blob, revision = await self.etcd.get_with_revision(key)
                     stored = json.loads(blob) if blob else cached
                     if only_if_worker is not None and stored.get("worker") != only_if_worker:
+                        if stored.get("worker") is None:  # never published (its owner died first)
+                            return
                         log.warning("a stale incarnation's change of an actor record was refused", actor=actor_id,
                                     state=fields.get("state"), writer=only_if_worker, current=stored.get("worker"))
                         return

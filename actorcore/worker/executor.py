@@ -201,7 +201,9 @@ class Executor(Actor):
         if isinstance(message, ExitWorker):  # kill(): the caller records the actor's death
             os._exit(0)
         if isinstance(message, Terminated) and self.actor_id is not None:
-            # Its owner is gone: the actor's process ends, after recording why.
+            # Its owner is gone: the actor's process ends, after recording why; calls that
+            # arrive meanwhile fail as calls on a dead actor (as in Ray).
+            self.exiting = exc.ActorDiedError(self.class_name, "its owner (the process that created it) died")
             self.core.gcs.tell(ActorStateChanged(self.actor_id, {
                 "actor_id": self.actor_id, "state": "DEAD", "death_cause": "its owner died",
                 ONLY_IF_WORKER: self.context.self_ref.to_uri()}))  # never about a newer incarnation
@@ -539,7 +541,14 @@ class Executor(Actor):
                 return Failed(_task_error(spec.name, error, self.pid))
             return None
 
-        return await self._in_exec_thread(construct)
+        failed = await self._in_exec_thread(construct)
+        if failed is None and message.detached:
+            # A detached actor outlives its owner: its own record says where it lives, so that a
+            # borrower whose owner is gone (even before the owner published it) still reaches it.
+            self.core.gcs.tell(ActorStateChanged(self.actor_id, {
+                "actor_id": self.actor_id, "state": "ALIVE", "detached": True, "pid": self.pid,
+                "node_id": self.core.node_id, "worker": self.context.self_ref.to_uri()}))
+        return failed
 
     def _give_back(self, count: int) -> int:
         """Give back up to `count` queued tasks that have not started, the last queued first."""

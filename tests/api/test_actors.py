@@ -230,3 +230,41 @@ def test_tasks_and_actors_run_in_the_namespace_of_the_driver_that_made_them(clus
     for name in ("made-in-task", "made-in-actor"):
         assert ray.get(ray.get_actor(name).hello.remote()) == "hello"
     ray.kill(ray.get_actor("made-in-task"))
+
+
+@pytest.mark.timeout(120)
+def test_a_detached_actor_outlives_the_actor_that_made_it_and_its_handles_reach_it(cluster):
+    """As Ray's fault-tolerance page shows: an actor makes a child and a detached actor and is
+    killed right after returning their handles; the child dies with it, the detached actor
+    answers through the handle its maker returned."""
+    import os
+    import signal
+
+    @ray.remote(max_restarts=-1)
+    class Pinger:
+        def ping(self):
+            return "hello"
+
+    @ray.remote
+    class Parent:
+        def make(self):
+            self.child = Pinger.remote()
+            self.detached = Pinger.options(name="outlives-its-maker", lifetime="detached").remote()
+            return self.child, self.detached, os.getpid()
+
+    child, detached, pid = ray.get(Parent.remote().make.remote(), timeout=60)
+    os.kill(pid, signal.SIGKILL)
+    assert ray.get(detached.ping.remote(), timeout=60) == "hello"
+    wait_until(lambda: isinstance(_error_of(child.ping.remote()), exc.ActorDiedError), 60,
+               "the child to die with its owner")
+    with pytest.raises(exc.ActorDiedError, match="its owner"):
+        ray.get(child.ping.remote(), timeout=60)
+    ray.kill(detached)
+
+
+def _error_of(ref):
+    try:
+        ray.get(ref, timeout=60)
+    except Exception as error:  # noqa: BLE001 - whatever it raised is the answer
+        return error
+    return None
