@@ -49,6 +49,7 @@ __all__ = [
     "LeaseBlocked",
     "LeaseGranted",
     "LeaseUnblocked",
+    "ListBundleGroups",
     "ListNamedActors",
     "ListNodes",
     "ListWorkers",
@@ -521,6 +522,12 @@ class ReleaseBundles:
     group_id: str
     removed: bool = True
     prepared_only: bool = False  # only what is prepared and not committed (a failed phase one)
+
+
+@dataclass(frozen=True, slots=True)
+class ListBundleGroups:
+    """Ask a Scheduler which placement groups hold bundles on its node: answered with
+    ``[(group id, its owner's core actor or None for a detached group)]``."""
 
 
 @dataclass(frozen=True, slots=True)

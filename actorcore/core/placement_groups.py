@@ -35,6 +35,7 @@ from ..protocol import (
     Failed,
     GetResources,
     Inline,
+    ListBundleGroups,
     LookupGroup,
     NameGroup,
     PrepareBundles,
@@ -145,8 +146,8 @@ class PlacementGroups:
         self._system.run(self._remove(group_id))
 
     def table(self, group_id: str | None = None) -> dict:
-        """`placement_group_table`: one group's record, or every group's by id."""
-        return self._system.run(self._table(group_id))
+        """`placement_group_table`: one group's record, or every group's of the cluster by id."""
+        return self._system.run(self._table(group_id) if group_id is not None else self._cluster_table())
 
     def wait_ready(self, group_id: str, owner: ActorRef, timeout: float | None) -> bool:
         """Whether the group is placed within `timeout` seconds (None: wait as long as it takes)."""
@@ -192,6 +193,30 @@ class PlacementGroups:
             return {gid: group.record() for gid, group in self._groups.items()}
         group = self._groups.get(group_id)
         return group.record() if group is not None else {}
+
+    async def _cluster_table(self) -> dict:
+        """Every group of the cluster, as Ray's `placement_group_table()`: this process's, and
+        those other owners hold bundles of on any node (asked of each owner). Another process's
+        group is known only once some of it is reserved, and a detached group only to its
+        creator."""
+        table = await self._table(None)
+        node_ids = sorted(self._cluster.view)
+        listed = await asyncio.gather(*(self._ask(node_id, ListBundleGroups()) for node_id in node_ids))
+        owners: dict[str, ActorRef] = {
+            group_id: owner
+            for answer in listed if isinstance(answer, list)
+            for group_id, owner in answer
+            if group_id not in table and owner is not None and owner != self._owner}
+
+        async def record(group_id: str, owner: ActorRef) -> dict:
+            try:
+                return await owner.ask(GroupQuery(group_id, wait=False), timeout=30)
+            except (PeerLostError, asyncio.TimeoutError):
+                return {}
+
+        records = await asyncio.gather(*(record(g, o) for g, o in owners.items()))
+        table.update({g: r for g, r in zip(owners, records, strict=True) if isinstance(r, dict) and r})
+        return table
 
     def _wake(self) -> None:
         """The nodes or their free resources changed: pending groups try again now."""

@@ -42,6 +42,7 @@ from ..protocol import (
     LeaseBlocked,
     LeaseGranted,
     LeaseUnblocked,
+    ListBundleGroups,
     NodeLoad,
     PrepareBundles,
     ReleaseBundles,
@@ -169,6 +170,9 @@ class Scheduler(Actor):
                 self._take({"CPU": lease.shape.get("CPU", 0.0)})
         elif isinstance(message, GetResources):
             return dict(self.available if message.available else self.total)
+        elif isinstance(message, ListBundleGroups):
+            return [(group_id, reservations[0].owner) for group_id, reservations in self.reservations.items()
+                    if reservations and group_id not in self.removed_groups]
         elif isinstance(message, ClusterView):
             self._update_view(message.nodes)
             self._dispatch()

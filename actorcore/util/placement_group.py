@@ -180,7 +180,8 @@ def remove_placement_group(placement_group: PlacementGroup) -> None:
 
 def placement_group_table(placement_group: PlacementGroup | None = None) -> dict:
     """The record of `placement_group` (id, name, bundles, bundles_to_node_id, strategy,
-    state, stats), or of every group this process created, by id."""
+    state, stats), or of every group of the cluster by id (as Ray: this process's, and every
+    other process's group that has bundles reserved; a detached group only in its creator)."""
     core = runtime.require()
     if placement_group is None:
         return core.groups.table(None)

@@ -244,6 +244,26 @@ def test_a_group_passed_to_a_task_is_usable_there(group):
         get_placement_group("nothing")
 
 
+def test_the_table_lists_the_groups_of_every_process_as_rays_does(group):
+    mine = group([{"CPU": 1}])
+    ray.get(mine.ready(), timeout=30)
+
+    @ray.remote(num_cpus=0)
+    class Maker:
+        def make(self):
+            self.pg = placement_group([{"CPU": 1}], strategy="STRICT_PACK")
+            ray.get(self.pg.ready())
+            return self.pg.id.hex(), sorted(placement_group_table())
+
+    maker = Maker.remote()
+    theirs, seen_there = ray.get(maker.make.remote(), timeout=60)
+    table = placement_group_table()
+    assert {mine.id.hex(), theirs} <= set(table)
+    assert table[theirs]["state"] == "CREATED" and table[theirs]["strategy"] == "STRICT_PACK"
+    assert mine.id.hex() in seen_there  # the maker sees the driver's group too
+    ray.kill(maker)
+
+
 def test_node_affinity_hard_and_soft(cluster):
     @ray.remote
     def node():
