@@ -46,7 +46,7 @@ from .. import runtime_context
 from ..core import CoreWorker, from_payload, to_payload
 from ..core.messages import ActorExited
 from ..gcs.schema import ONLY_IF_WORKER
-from ..kernel import Actor, Terminated
+from ..kernel import Actor, PeerLostError, Terminated
 from ..node_resources import CUDA_VISIBLE_DEVICES
 from ..objects import serialize
 from ..protocol import (
@@ -366,7 +366,12 @@ class Executor(Actor):
     async def _function(self, function_id: str) -> Any:
         function = self.functions.get(function_id)
         if function is None:
-            blob = await self.core.gcs.ask(GetFunction(function_id), timeout=60)
+            try:
+                blob = await self.core.gcs.ask(GetFunction(function_id), timeout=60)
+            except PeerLostError:
+                # Its node is gone, and with it this worker (as its node watch would end it):
+                # the caller sees the worker die and retries elsewhere, not a task error.
+                os._exit(1)
             function = self.functions[function_id] = cloudpickle.loads(blob)
         return function
 
