@@ -214,22 +214,19 @@ class TaskSubmitter:
 
     def _submit_placed(self, pending: PendingTask, strategy) -> None:
         self._manager.track(pending)
-        self._loop.create_task(self._place_then_submit(pending, strategy))
-
-    async def _place_then_submit(self, pending: PendingTask, strategy) -> None:
-        try:
-            pending.shape = await self.placements.place(strategy, pending.shape[0], pending.spec.name, actor=False)
-        except Exception as error:  # noqa: BLE001 - it can never run: that is its result
-            self._manager.finish(pending, [Failed(error)] * len(pending.return_ids))
-            return
-        if not pending.cancelled:
-            self._submit(pending)
+        placing = self.placements.place(strategy, pending.shape[0], pending.spec.name, actor=False)
+        self._loop.create_task(self._submit_when_placed(pending, placing))
 
     async def _place_again(self, pending: PendingTask) -> None:
         """A task of a placement group lost its node: placed again once the group is."""
+        await self._submit_when_placed(pending, self.placements.place_again(pending.shape[0]))
+
+    async def _submit_when_placed(self, pending: PendingTask, placing) -> None:
+        """Submit `pending` with the shape and target `placing` resolves to; if it raises (the
+        task can never run, or its group was removed meanwhile), that is the task's result."""
         try:
-            pending.shape = await self.placements.place_again(pending.shape[0])
-        except Exception as error:  # noqa: BLE001 - its group was removed meanwhile
+            pending.shape = await placing
+        except Exception as error:  # noqa: BLE001 - the error is the task's result
             self._manager.finish(pending, [Failed(error)] * len(pending.return_ids))
             return
         if not pending.cancelled:
