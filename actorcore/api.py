@@ -26,7 +26,7 @@ from .connection import ClusterConnection, LocalCluster
 from .core import CoreWorker
 from .core.streams import ObjectRefGenerator
 from .env import ADDRESS_ENV
-from .node_resources import accelerator_type_resources, resolve_gpu_ids
+from .node_resources import MIN_OBJECT_STORE_MEMORY, accelerator_type_resources, resolve_gpu_ids
 from .object_ref import ObjectRef
 from .protocol import ListNodes
 from .runtime_context import RuntimeContext, current_gpu_ids
@@ -45,7 +45,7 @@ _init_lock = threading.RLock()
 #: Ray's init() keywords that have no meaning here and are accepted as no-ops.
 _IGNORED_INIT_KWARGS = {
     "include_dashboard", "dashboard_host", "dashboard_port", "configure_logging",
-    "_node_ip_address", "object_store_memory", "runtime_env", "_temp_dir", "local_mode",
+    "_node_ip_address", "runtime_env", "_temp_dir", "local_mode",
     "_system_config", "logging_format", "_enable_object_reconstruction",
 }
 
@@ -88,6 +88,8 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
     """
     global _local
     memory = kwargs.pop("_memory", None)
+    store_memory = kwargs.pop("object_store_memory", None)
+    spill_dir = kwargs.pop("object_spilling_directory", None)
     unknown = set(kwargs) - _IGNORED_INIT_KWARGS
     if unknown:
         raise TypeError(f"init() got unexpected keyword argument(s): {', '.join(sorted(unknown))}")
@@ -105,7 +107,8 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
             if not isinstance(address, str) or (address != "auto" and ":" not in address):
                 raise ValueError(f"init(address=...) takes 'auto' or 'HOST:PORT' (the cluster's etcd), got {address!r}")
             for given, what in ((num_cpus, "num_cpus"), (num_gpus, "num_gpus"), (resources, "resources"),
-                                (memory, "_memory")):
+                                (memory, "_memory"), (store_memory, "object_store_memory"),
+                                (spill_dir, "object_spilling_directory")):
                 if given is not None:
                     raise ValueError(f"when connecting to an existing cluster, {what} must not be given: "
                                      "set the nodes' resources with `actorcore start`")
@@ -127,6 +130,9 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
                 raise ValueError(f"use num_cpus/num_gpus instead of resources={{{name!r}: ...}}")
         _check_quantity("num_gpus", num_gpus)
         _check_quantity("_memory", memory)
+        _check_store_memory(store_memory)
+        if spill_dir is not None and not isinstance(spill_dir, (str, os.PathLike)):
+            raise TypeError(f"init(object_spilling_directory=...) takes a folder's path, got {spill_dir!r}")
         gpu_ids = resolve_gpu_ids(num_gpus)  # detected unless given
         logging.getLogger("actorcore").setLevel(logging_level)
         cluster = LocalCluster()
@@ -134,7 +140,8 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
             cluster.start(num_cpus if num_cpus is not None else (os.cpu_count() or 1),
                           len(gpu_ids) if num_gpus is None else num_gpus,
                           {**accelerator_type_resources(len(gpu_ids)), **(resources or {})}, log_to_driver,
-                          gpu_ids=gpu_ids, memory=memory)
+                          gpu_ids=gpu_ids, memory=memory, object_store_memory=store_memory,
+                          object_spilling_directory=None if spill_dir is None else os.fspath(spill_dir))
             core = cluster.system.run(_make_core(cluster, namespace or uuid.uuid4().hex))
         except BaseException:
             cluster.stop()
@@ -151,6 +158,16 @@ def _check_quantity(what: str, value: Any) -> None:
         raise TypeError(f"init({what}=...) takes a number >= 0, got {value!r}")
     if not value >= 0:
         raise ValueError(f"init({what}=...) takes a number >= 0, got {value!r}")
+
+
+def _check_store_memory(value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"init(object_store_memory=...) takes a number of bytes (an int), got {value!r}")
+    if value < MIN_OBJECT_STORE_MEMORY:
+        raise ValueError(f"init(object_store_memory=...) must be at least {MIN_OBJECT_STORE_MEMORY} bytes, "
+                         f"got {value}")
 
 
 def shutdown() -> None:

@@ -139,9 +139,11 @@ class LocalCluster:
         self.view: dict[str, dict] | None = None  # the node's own, made by the CoreWorker
         self.object_replicas = 1
         self.log_sink: ActorRef | None = None  # the node prints to the driver's sink itself
+        self.spill_base: str | None = None
 
     def start(self, num_cpus: float, num_gpus: float, resources: dict, log_to_driver: bool, *,
-              gpu_ids: list[str] | None = None, memory: float | None = None) -> None:
+              gpu_ids: list[str] | None = None, memory: float | None = None,
+              object_store_memory: int | None = None, object_spilling_directory: str | None = None) -> None:
         """Start etcd, the node and the driver's actor system; raise RayError if the node fails."""
         from .gcs import EtcdServer
         from .gcs.etcd_server import _free_port
@@ -159,7 +161,9 @@ class LocalCluster:
             node_id=self.node_id, etcd=f"127.0.0.1:{etcd_port}", num_cpus=num_cpus, num_gpus=num_gpus,
             resources=resources, driver=sink.to_uri(), log_sink=sink.to_uri() if log_to_driver else None,
             cwd=os.getcwd(), sys_path=[p or os.getcwd() for p in sys.path], gpu_ids=gpu_ids, memory=memory,
+            object_store_memory=object_store_memory, object_spilling_directory=object_spilling_directory,
         )
+        self.spill_base = object_spilling_directory
         self.node = launch(config, token=token)
         self.etcd = EtcdServer(client_port=etcd_port).start()
         try:
@@ -189,8 +193,10 @@ class LocalCluster:
         if self.etcd is not None:
             self.etcd.stop()
         from .objects import cleanup_session
+        from .objects.spill import remove_spill_directory
 
         cleanup_session(self.node_id)
+        remove_spill_directory(self.node_id, self.spill_base)
 
 
 async def _spawn(system: ActorSystem, factory, name: str, *args):

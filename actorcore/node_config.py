@@ -59,6 +59,9 @@ class NodeConfig:
     object_replicas: int = 1
     gpu_ids: list[str] | None = None  # the GPUs' device ids (None: 0..num_gpus-1), see node_resources
     memory: float | None = None  # the node's memory resource in bytes (None: node_resources.default_memory)
+    #: the object store's capacity in bytes (None: node_resources.default_object_store_memory)
+    object_store_memory: int | None = None
+    object_spilling_directory: str | None = None  # where spill files go (None: the temporary folder)
 
     def to_json(self) -> str:
         """The config as JSON (what a node process gets as its argument)."""

@@ -13,6 +13,9 @@ Both are resolved on the node's machine by whoever starts the node (``init()`` a
 - memory: a logical resource in bytes, 70% of the memory available now (total, or the
   cgroup's limit, minus what is used apart from the page cache). Ray gives the other 30% to its
   object store; actorcore's objects also live in memory (/dev/shm), so it keeps the same share.
+- the object store's capacity (`default_object_store_memory`): that other 30% of the memory
+  available, but no more than 95% of what /dev/shm has free (Docker gives it 64 MiB), as Ray
+  sizes its store. The arena is a sparse file: the node uses what its objects use, up to it.
 """
 
 from __future__ import annotations
@@ -24,14 +27,20 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["ACCELERATOR_TYPE_PREFIX", "CUDA_VISIBLE_DEVICES", "MEMORY_SHARE", "accelerator_type",
-           "accelerator_type_resources", "default_memory", "detect_gpu_ids", "resolve_gpu_ids", "visible_gpu_ids"]
+__all__ = ["ACCELERATOR_TYPE_PREFIX", "CUDA_VISIBLE_DEVICES", "MEMORY_SHARE", "MIN_OBJECT_STORE_MEMORY",
+           "OBJECT_STORE_SHARE", "accelerator_type", "accelerator_type_resources", "default_memory",
+           "default_object_store_memory", "detect_gpu_ids", "resolve_gpu_ids", "visible_gpu_ids"]
 
 CUDA_VISIBLE_DEVICES = "CUDA_VISIBLE_DEVICES"
 #: a node's ``accelerator_type:<model>`` resource, and what the ``accelerator_type`` option asks for
 ACCELERATOR_TYPE_PREFIX = "accelerator_type:"
 #: the share of the available memory a node offers as its ``memory`` resource by default
 MEMORY_SHARE = 0.7
+#: the share of the available memory a node's object store holds by default
+OBJECT_STORE_SHARE = 0.3
+#: the smallest object store a node accepts (a few large objects; the rest spills)
+MIN_OBJECT_STORE_MEMORY = 1 << 20
+_SHM_SHARE = 0.95
 _NVIDIA_SMI_TIMEOUT = 10.0
 
 
@@ -110,6 +119,21 @@ def resolve_gpu_ids(num_gpus: float | None, environ: Mapping[str, str] = os.envi
 
 def default_memory(root: Path = Path("/")) -> int:
     """The node's ``memory`` resource in bytes when none is given (see the module's docstring)."""
+    return int(_available_memory(root) * MEMORY_SHARE)
+
+
+def default_object_store_memory(root: Path = Path("/")) -> int:
+    """The node's object store capacity in bytes when none is given (see the module's docstring)."""
+    capacity = _available_memory(root) * OBJECT_STORE_SHARE
+    try:
+        shm = os.statvfs(root / "dev/shm")
+        capacity = min(capacity, shm.f_bavail * shm.f_frsize * _SHM_SHARE)
+    except OSError:
+        pass
+    return max(MIN_OBJECT_STORE_MEMORY, int(capacity) & -4096)
+
+
+def _available_memory(root: Path) -> int:
     meminfo = _read_meminfo(root / "proc/meminfo")
     total = meminfo.get("MemTotal", 0)
     used = total - meminfo.get("MemAvailable", meminfo.get("MemFree", 0))
@@ -126,7 +150,7 @@ def default_memory(root: Path = Path("/")) -> int:
         if limit is not None:
             total = min(total, limit)
         break
-    return max(0, int((total - max(used, 0)) * MEMORY_SHARE))
+    return max(0, total - max(used, 0))
 
 
 def _read_meminfo(path: Path) -> dict[str, int]:

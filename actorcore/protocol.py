@@ -1,8 +1,8 @@
 """Messages between drivers, nodes and workers, carried by the actor kernel.
 
 Plain slotted dataclasses, pickled by the kernel's codec. Payloads of objects travel as
-`Inline` (the object's serialized bytes, for objects under 100 KiB) or `InShm` (the name and
-size of the shared-memory segment holding it), or `Failed` (the error a `get` raises).
+`Inline` (the object's serialized bytes, for objects under 100 KiB) or `InShm` (where the
+node's shared-memory arena holds it), or `Failed` (the error a `get` raises).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ __all__ = [
     "NUM_RETURNS_STREAMING",
     "ActorStateChanged",
     "ActorWorkerExited",
+    "AllocateObject",
     "AttachPool",
     "AttachScheduler",
     "BecomeActor",
@@ -53,6 +54,7 @@ __all__ = [
     "ListNamedActors",
     "ListNodes",
     "ListWorkers",
+    "LocateObject",
     "LogLines",
     "LookupActor",
     "LookupGroup",
@@ -62,10 +64,10 @@ __all__ = [
     "Payload",
     "PrepareBundles",
     "RegisterActor",
-    "RegisterSegment",
     "ReleaseBundles",
     "RequestLease",
     "ReturnLease",
+    "SealObject",
     "Shutdown",
     "Spillback",
     "StartRegistration",
@@ -91,16 +93,20 @@ class Inline:
 
 @dataclass(frozen=True, slots=True)
 class InShm:
-    """A large object in shared memory: segment `name` on node `node`, copies on `replicas`.
+    """A large object in a node's shared-memory arena: `size` serialized bytes, the primary
+    copy on node `node`, copies on `replicas`.
 
-    A copy on node X is the segment ``segment_name(X, object_id)`` (segments are named after
-    their node's id); a reader on a node holding none asks its ObjectStore to pull one (`FetchObject`).
+    `offset` is where the copy on `node` was put in that node's arena: a reader there checks
+    the extent's header and reads it without asking anyone; if the store moved the object
+    (spilled it, restored it elsewhere) the reader asks it (`LocateObject`). A reader on a
+    node holding no copy asks its ObjectStore to pull one (`FetchObject`).
     """
 
-    name: str
+    object_id: str
     size: int
     node: str = ""
     replicas: tuple = ()
+    offset: int = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,13 +293,32 @@ class GetTransferAddress:
 
 
 @dataclass(frozen=True, slots=True)
-class RegisterSegment:
-    """A shared-memory segment now holds `object_id`; the ObjectStore frees it at the end."""
+class AllocateObject:
+    """Ask the node's ObjectStore for an extent of its arena to write `object_id` into (`size`
+    serialized bytes). Answered with the extent's offset (the store spills other objects to
+    make room if it must), or fails with `ObjectStoreFullError`. The writer seals it with
+    `SealObject` once written; until then the store frees it if `writer` dies, and after, when
+    `owner` dies."""
 
     object_id: str
-    name: str
     size: int
-    owner: Any = None  # the object's owner: when it dies, the segment is freed
+    owner: Any = None
+    writer: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class SealObject:
+    """`object_id` is written into the extent allocated for it: readers may use it."""
+
+    object_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class LocateObject:
+    """Ask the node's ObjectStore where `object_id` is in its arena now (restored from its
+    spill file first if it was spilled); fails with LookupError if the node holds no copy."""
+
+    object_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,7 +332,8 @@ class FreeObjects:
 class FetchObject:
     """Ask a node's ObjectStore for a local copy of a large object (pulled from `sources`).
 
-    Answered with the local segment's name; concurrent fetches of one object share one pull.
+    Answered with the copy's offset in this node's arena; concurrent fetches of one object
+    share one pull.
     """
 
     object_id: str
@@ -320,10 +346,14 @@ class FetchObject:
 
 @dataclass(frozen=True, slots=True)
 class StoreUsage:
-    """What a node's ObjectStore holds (ObjectStore -> GcsLink, published with the node's load)."""
+    """What a node's ObjectStore holds (ObjectStore -> GcsLink, published with the node's load):
+    objects and bytes in its arena, its capacity, and what is spilled to disk."""
 
     objects: int
     bytes: int
+    capacity: int = 0
+    spilled_objects: int = 0
+    spilled_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,7 +81,7 @@ def prepare_args(core, name: str, args: tuple, kwargs: dict) -> tuple[list, dict
             raise TypeError(f"{where} of {name} ({type(value).__qualname__}) cannot be serialized: {error}") from None
         if serialized.total_size < INLINE_THRESHOLD:
             return Inline(serialized.to_bytes())
-        return core.objects.put(value)  # large: into shared memory, freed when the task is done
+        return core.objects.put(value, serialized=serialized)  # large: into the arena, freed when the task is done
 
     prepared_args = [prepare(value, f"argument {index}") for index, value in enumerate(args)]
     prepared_kwargs = {key: prepare(value, f"keyword argument {key!r}") for key, value in kwargs.items()}

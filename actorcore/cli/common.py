@@ -55,6 +55,13 @@ def count(text: str) -> float:
     return _number(text, minimum=0)
 
 
+def object_store_memory(text: str) -> int:
+    """Bytes, at least `MIN_OBJECT_STORE_MEMORY` (``--object-store-memory``)."""
+    from ..node_resources import MIN_OBJECT_STORE_MEMORY
+
+    return int(_number(text, minimum=MIN_OBJECT_STORE_MEMORY, integer=True))
+
+
 def lease_ttl(text: str) -> float:
     """Seconds, at least `MIN_LEASE_TTL`."""
     return _number(text, minimum=MIN_LEASE_TTL)
@@ -123,6 +130,18 @@ def existing_file(text: str) -> str:
     path = os.path.abspath(os.path.expanduser(text))
     if not os.path.isfile(path):
         raise argparse.ArgumentTypeError(f"no such file: {text!r}")
+    return path
+
+
+def directory(text: str) -> str:
+    """The absolute path of a folder (made if missing; it must be writable)."""
+    path = os.path.abspath(os.path.expanduser(text))
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as error:
+        raise argparse.ArgumentTypeError(f"cannot make folder {text!r}: {error.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"folder {text!r} is not writable")
     return path
 
 

@@ -86,8 +86,10 @@ def forget_node(record: dict) -> int:
     """Remove what a node that no longer runs left here: its shared memory, its node file and,
     once no node is left, cluster.json. Returns the number of segments removed."""
     from ..objects import cleanup_session
+    from ..objects.spill import remove_spill_directory
 
     removed = cleanup_session(record["node_id"])
+    remove_spill_directory(record["node_id"], record.get("spill_base"))
     files.remove_node_file(record["node_id"])
     if not files.node_files():
         files.remove_cluster_info()

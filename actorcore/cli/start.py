@@ -75,6 +75,12 @@ def add_start(subparsers) -> None:
     command.add_argument("--memory", type=common.count, metavar="BYTES",
                          help="the memory resource of this node, in bytes (default: 70%% of the memory "
                               "available now)")
+    command.add_argument("--object-store-memory", type=common.object_store_memory, metavar="BYTES",
+                         help="the capacity of this node's object store, in bytes (default: 30%% of the memory "
+                              "available now, at most 95%% of /dev/shm's free space); objects beyond it spill "
+                              "to disk")
+    command.add_argument("--object-spilling-directory", type=common.directory, metavar="PATH",
+                         help="where this node's store spills objects (default: the temporary folder, $TMPDIR)")
     command.add_argument("--resources", type=common.resources, metavar="JSON", default={},
                          help='custom resources of this node, e.g. \'{"disk": 2}\'')
     command.add_argument("--credentials", type=common.existing_file, metavar="PATH",
@@ -229,6 +235,7 @@ def _start_node(args: argparse.Namespace, interrupt: Interruptible) -> int:
         sys_path=[p or os.getcwd() for p in sys.path], start_etcd=start_etcd,
         lease_ttl=(args.lease_ttl or DEFAULT_LEASE_TTL) if args.head else None,
         object_replicas=(args.object_replicas or 1) if args.head else 1,
+        object_store_memory=args.object_store_memory, object_spilling_directory=args.object_spilling_directory,
     )
 
     log_path = None if args.block else files.logs_dir() / f"node-{node_id}.log"
@@ -243,7 +250,7 @@ def _start_node(args: argparse.Namespace, interrupt: Interruptible) -> int:
         return common.fail("start", failed)
     record = {"node_id": node_id, "pid": node.pid, "head": args.head, "etcd": etcd,
               "log": str(log_path) if log_path else None, "cluster": cluster, "node_ip": node_ip,
-              "started": time.time()}
+              "started": time.time(), "spill_base": config.object_spilling_directory}
     files.write_node_file(record)
     if args.head:
         files.write_token(token)
@@ -300,6 +307,7 @@ def _spawn_node(config: NodeConfig, token: str, auth: dict | None, tls: dict | N
     stopped it and removed what it left). If a signal comes meanwhile, stop the node, remove what
     it left and raise `Interrupted`."""
     from ..objects import cleanup_session
+    from ..objects.spill import remove_spill_directory
 
     deadline = time.monotonic() + READY_TIMEOUT
     # Its own session even with --block: a Ctrl-C on the terminal reaches only this process,
@@ -317,6 +325,7 @@ def _spawn_node(config: NodeConfig, token: str, auth: dict | None, tls: dict | N
     except BaseException:  # Interrupted among them: leave no node behind unrecorded
         _terminate(node.process)
         cleanup_session(config.node_id)
+        remove_spill_directory(config.node_id, config.object_spilling_directory)
         raise
     if why is None:
         return node, None
@@ -325,6 +334,7 @@ def _spawn_node(config: NodeConfig, token: str, auth: dict | None, tls: dict | N
     elif not exit_noted:
         why = f"{why}; the node process exited with code {node.process.returncode}"
     cleanup_session(config.node_id)
+    remove_spill_directory(config.node_id, config.object_spilling_directory)
     if log_path is None:
         return node, f"{why} (its output is above)"
     return node, f"{why}; its log {log_path} ends with:\n{_tail(log_path)}"

@@ -27,18 +27,18 @@ from .. import exceptions as exc
 from .._logging import get_logger
 from ..kernel import ActorRef, ActorSystem, PeerLostError
 from ..object_ref import ObjectRef
-from ..objects.shm import object_id_of, segment_name
+from ..objects import Serialized
 from ..protocol import (
     Failed,
     FetchObject,
     FreeObjects,
     GetObject,
-    GetStoreUsage,
     InShm,
     LeaseBlocked,
     LeaseUnblocked,
 )
 from .cluster import Cluster
+from .local_objects import LocalObjects
 from .payloads import from_payload, to_payload
 from .pending import PendingTask
 
@@ -81,6 +81,8 @@ class ObjectTable:
         self._cluster = cluster
         self._new_id = new_id
         self._entries: dict[str, Entry] = {}
+        #: this process's reads and writes of the node's arena
+        self.local = LocalObjects(system, store, node_id, owner)
         self._lineage: dict[str, PendingTask] = {}  # large task returns -> the finished task
         #: runs a finished task again to make its lost returns (False if out of retries);
         #: the task submitter's, set when the core is wired
@@ -161,24 +163,21 @@ class ObjectTable:
 
     # -- put / get / wait (user thread) ------------------------------------------------------
 
-    def put(self, value: Any, replicas: int | None = None) -> ObjectRef:
-        """Store `value`, owned here; `replicas`: copies on distinct nodes (default: the cluster's)."""
+    def put(self, value: Any, replicas: int | None = None, serialized: Serialized | None = None) -> ObjectRef:
+        """Store `value` (or its `serialized` form), owned here; `replicas`: copies on distinct
+        nodes (default: the cluster's)."""
         if isinstance(value, ObjectRef):
             raise TypeError(
                 "put() of an ObjectRef is not allowed: the value is already in the object store; "
                 "pass the ref itself, or put a list containing it"
             )
         object_id = self._new_id("p")
-        payload = to_payload(value, object_id, self._node_id, self._store, "the value passed to put()", self._owner)
+        payload = to_payload(value, object_id, self.local, "the value passed to put()", self._owner, serialized)
         self._entries[object_id] = Entry(payload)
-        if type(payload) is InShm:
-            # Once put returns, the store knows the segment and its owner (it frees it if this
-            # process dies): one round trip, on puts of 100 KiB and more only.
-            self._system.ask_sync(self._store, GetStoreUsage(), timeout=30)
-            if self._cluster.cluster_mode:
-                wanted = self._cluster.object_replicas if replicas is None else replicas
-                if wanted > 1:
-                    self._loop.call_soon_threadsafe(self._start_replication, object_id, payload, wanted)
+        if type(payload) is InShm and self._cluster.cluster_mode:
+            wanted = self._cluster.object_replicas if replicas is None else replicas
+            if wanted > 1:
+                self._loop.call_soon_threadsafe(self._start_replication, object_id, payload, wanted)
         return ObjectRef(object_id, self._owner, self)
 
     def get(self, refs: list[ObjectRef], timeout: float | None) -> list:
@@ -194,7 +193,7 @@ class ObjectTable:
             finally:
                 if lease is not None:
                     self._scheduler.tell(LeaseUnblocked(lease))
-        return [from_payload(p) for p in payloads]
+        return [from_payload(p, self.local) for p in payloads]
 
     def _ready_payloads(self, refs: list[ObjectRef]) -> list | None:
         payloads = []
@@ -324,10 +323,25 @@ class ObjectTable:
                         and payload.node != self._cluster.node_id):
                     self._loop.create_task(self.localize(payload)).add_done_callback(done)
                     return
+                if type(payload) is InShm:
+                    found, value = self.local.try_read(payload)
+                    if not found:  # moved (spilled): asked of the store without blocking the loop
+                        self._loop.create_task(self.local.read_async(payload)).add_done_callback(deliver)
+                        return
+                    result.set_result(value)
+                    return
                 try:
                     result.set_result(from_payload(payload))
                 except BaseException as error:  # noqa: BLE001 - the error get() would raise
                     result.set_exception(error)
+
+            def deliver(task: asyncio.Task) -> None:
+                if task.cancelled():
+                    result.set_exception(exc.ObjectLostError(ref.id, "its read was cancelled"))
+                elif task.exception() is not None:
+                    result.set_exception(task.exception())
+                else:
+                    result.set_result(task.result())
 
             future.add_done_callback(done)
 
@@ -429,15 +443,15 @@ class ObjectTable:
         node_id = self._cluster.node_id
         if type(payload) is not InShm or payload.node == node_id or not self._cluster.cluster_mode:
             return payload
-        object_id = object_id_of(payload.name)
+        object_id = payload.object_id
         if node_id in payload.replicas:
-            return InShm(segment_name(node_id, object_id), payload.size, node_id)
+            return InShm(object_id, payload.size, node_id)  # (where in the arena: its store says)
         try:
-            name = await self._store.ask(FetchObject(object_id, payload.size, (payload.node, *payload.replicas)),
-                                         timeout=None)
+            offset = await self._store.ask(FetchObject(object_id, payload.size, (payload.node, *payload.replicas)),
+                                           timeout=None)
         except Exception as error:  # noqa: BLE001 - any failed fetch means the object is lost
             return Failed(exc.ObjectLostError(object_id, f"no copy of it could be fetched: {error}"))
-        return InShm(name, payload.size, node_id)
+        return InShm(object_id, payload.size, node_id, (), offset)
 
     async def localize_args(self, spec) -> None:
         """Pull the large arguments of a task that live on other nodes (before it runs)."""
@@ -472,7 +486,8 @@ class ObjectTable:
             return
         current = entry.payload
         if type(current) is InShm and node_id not in current.replicas and node_id != current.node:
-            entry.payload = InShm(current.name, current.size, current.node, (*current.replicas, node_id))
+            entry.payload = InShm(current.object_id, current.size, current.node, (*current.replicas, node_id),
+                                  current.offset)
 
     def drop_dead_locations(self, dead: tuple) -> None:
         """Forget copies on dead nodes; a primary copy lost is replaced by a replica, if any,
@@ -484,9 +499,9 @@ class ObjectTable:
                 continue
             replicas = tuple(n for n in payload.replicas if n not in dead_set)
             if payload.node not in dead_set:
-                entry.payload = InShm(payload.name, payload.size, payload.node, replicas)
+                entry.payload = InShm(object_id, payload.size, payload.node, replicas, payload.offset)
             elif replicas:
-                entry.payload = InShm(segment_name(replicas[0], object_id), payload.size, replicas[0], replicas[1:])
+                entry.payload = InShm(object_id, payload.size, replicas[0], replicas[1:])
             elif object_id in self._lineage and self.remake(self._lineage[object_id]):
                 entry.payload = None  # made again by its task (lineage); `get` waits for it
             else:

@@ -29,7 +29,7 @@ from ..gcs.schema import ClusterConfig
 from ..kernel import Actor, ActorSystem, Terminated, address, run
 from ..kernel.supervision import actor_spec
 from ..node_config import NodeConfig, NodeEndpoints, WorkerConfig
-from ..node_resources import default_memory
+from ..node_resources import default_memory, default_object_store_memory
 from ..objects.shm import use_cluster_secret
 from ..process_secrets import receive
 from ..protocol import (
@@ -135,7 +135,9 @@ async def serve(config: NodeConfig) -> None:
     if stop.done():
         raise SystemExit(f"actorcore node: {stop.result()}")
     gcs = system.lookup("gcs")
-    await root.start_child(actor_spec(system, "object_store", ObjectStore, node_id,
+    capacity = config.object_store_memory or default_object_store_memory()
+    await root.start_child(actor_spec(system, "object_store", ObjectStore, node_id, capacity=capacity,
+                                      spill_base=config.object_spilling_directory,
                                       transfer_bind=f"{node_ip}:0" if cluster_mode else None, token=token,
                                       gcs=gcs if cluster_mode else None))
     await root.start_child(actor_spec(system, "scheduler", Scheduler, resources, node_id=node_id,

@@ -2,7 +2,9 @@
 
 - `serialize` / `deserialize` (`serialization`): pickle protocol 5 with out-of-band buffers
   laid out in one region; below `INLINE_THRESHOLD` the bytes (`Serialized.to_bytes`) travel
-  inline, above it they go to shared memory.
+  inline, above it they go to the node's shared-memory arena.
+- `Arena` / `ArenaClient` (`arena`): the node's arena of large objects, its extents
+  (`allocator`), pins and zero-copy reads; `spill` its files on disk; `memcopy` the copy in.
 - `create_segment` / `open_segment` / `unlink_segment` / `cleanup_session` (`shm`): POSIX
   shared-memory segments ``actorcore-<session>-<object_id>`` without a resource tracker.
 - `put_shared` / `get_shared` (`shared`): write an object into its segment; read it back

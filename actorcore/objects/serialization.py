@@ -51,6 +51,7 @@ import os
 import pickle
 import struct
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import cloudpickle
@@ -126,10 +127,11 @@ class Serialized:
             )
         return head + self.inband
 
-    def write_into(self, view: memoryview) -> int:
+    def write_into(self, view: memoryview, copy: Callable[[memoryview, memoryview], None] | None = None) -> int:
         """Lay the value out at the start of ``view`` (writable, at least `total_size` bytes).
 
-        One memcpy per out-of-band buffer; padding is zeroed. Returns `total_size`.
+        One memcpy per out-of-band buffer (``copy(destination, buffer)`` if given, e.g.
+        `memcopy.copy_into`); padding is zeroed. Returns `total_size`.
         """
         if not isinstance(view, memoryview):
             view = memoryview(view)
@@ -144,7 +146,10 @@ class Serialized:
         for off, buf in zip(self._offsets, self.buffers, strict=False):
             view[pos:off] = _ZEROS[: off - pos]
             end = off + buf.nbytes
-            view[off:end] = buf
+            if copy is None:
+                view[off:end] = buf
+            else:
+                copy(view[off:end], buf)
             pos = end
         return total
 
@@ -179,8 +184,37 @@ def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
         done += os.pwrite(fd, data[done:], offset + done)
 
 
+class _RawBytes:
+    """A top-level ``bytes``, ``bytearray`` or ``memoryview`` pickled with its memory out of band
+    (pickle keeps those in band: they would be copied into the stream, then out of it)."""
+
+    __slots__ = ("kind", "value")
+
+    def __init__(self, kind: type, value: Any) -> None:
+        self.kind = kind
+        self.value = value
+
+    def __reduce_ex__(self, protocol: int):
+        return _RAW_LOADERS[self.kind], (pickle.PickleBuffer(self.value),)
+
+
+#: How each comes back: a memoryview as ``bytes``, as in Ray (a view of a value that is gone).
+_RAW_LOADERS: dict[type, Callable] = {bytes: bytes, bytearray: bytearray, memoryview: bytes}
+
+
 def _contiguous_top_level(value: Any) -> Any:
-    """A top-level non-contiguous numpy array becomes contiguous (so it goes out of band)."""
+    """A top-level non-contiguous numpy array becomes contiguous (so it goes out of band); a
+    top-level bytes-like value of `INLINE_THRESHOLD` or more goes out of band as it is."""
+    kind = type(value)
+    if kind in _RAW_LOADERS:
+        if kind is memoryview:
+            if not value.contiguous:
+                return value.tobytes()
+            if value.format != "B" or value.ndim != 1:
+                value = value.cast("B")
+        if value.nbytes >= INLINE_THRESHOLD if kind is memoryview else len(value) >= INLINE_THRESHOLD:
+            return _RawBytes(kind, value)
+        return value.tobytes() if kind is memoryview else value
     np = sys.modules.get("numpy")
     if np is not None and type(value) is np.ndarray:
         flags = value.flags

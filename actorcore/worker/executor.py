@@ -425,9 +425,10 @@ class Executor(Actor):
             return None, error
 
     def _load_args(self, spec) -> tuple[list, dict, Failed | None]:
+        local = self.core.objects.local
         try:
-            args = [from_payload(a) for a in spec.args]
-            kwargs = {k: from_payload(v) for k, v in spec.kwargs.items()}
+            args = [from_payload(a, local) for a in spec.args]
+            kwargs = {k: from_payload(v, local) for k, v in spec.kwargs.items()}
             return args, kwargs, None
         except exc.RayError as error:
             return [], {}, Failed(error)
@@ -504,7 +505,7 @@ class Executor(Actor):
         for index, item in enumerate(values):
             object_id = f"{spec.task_id}.{index}"
             try:
-                returns.append(to_payload(item, object_id, self.core.node_id, self.core.store,
+                returns.append(to_payload(item, object_id, self.core.objects.local,
                                           f"return value {index} of {spec.name} ({type(item).__qualname__})",
                                           spec.owner))
             except Exception as caught:  # noqa: BLE001 - an unpicklable result, or __reduce__ raised

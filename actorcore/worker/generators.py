@@ -203,7 +203,7 @@ class GeneratorRunner:
         for future in sent:
             _result_or_none(future)
         refs = [ObjectRef(item_id(task_id, index), owner) for index in range(count)]
-        return [to_payload(DynamicObjectRefGenerator(refs), f"{task_id}.0", self.core.node_id, self.core.store,
+        return [to_payload(DynamicObjectRefGenerator(refs), f"{task_id}.0", self.core.objects.local,
                            f"the return value of {spec.name}", owner)]
 
     def _fixed_returns(self, spec, items: Iterator) -> list:
@@ -261,7 +261,7 @@ class GeneratorRunner:
     def _payload(self, spec, index: int, item, object_id: str | None = None):
         object_id = object_id or item_id(spec.task_id, index)
         try:
-            return to_payload(item, object_id, self.core.node_id, self.core.store,
+            return to_payload(item, object_id, self.core.objects.local,
                               f"item {index} of generator {spec.name} ({type(item).__qualname__})", spec.owner)
         except Exception as error:  # noqa: BLE001 - an item that cannot be serialized fails its step
             return Failed(self._error(spec, error))
