@@ -11,7 +11,8 @@ says why, starting with "hung" when it timed out). This module computes the rati
 the table: a row per metric, and notes below it on the versions and on every failure.
 
 Ratios: actorcore/Ray for rates (higher is better), Ray/actorcore for times, so a ratio > 1
-always means actorcore did better.
+always means actorcore did better. Beside the large-object rates a report states the machine's
+memcpy speed (`memcpy_gbps`), the ceiling a one-copy store can reach.
 """
 
 from __future__ import annotations
@@ -45,6 +46,30 @@ def add_arguments(parser: argparse.ArgumentParser, quick: str, timeout: str) -> 
                         help=f"python of a virtualenv with Ray (default: {DEFAULT_RAY_PYTHON} if it exists)")
     parser.add_argument("--no-ray", action="store_true", help="run actorcore only")
     parser.add_argument("--timeout", type=float, default=None, help=timeout)
+
+
+MEMCPY_BYTES = 100 * 1024 * 1024
+
+
+def memcpy_gbps(nbytes: int = MEMCPY_BYTES, repeats: int = 10) -> float:
+    """This process's memcpy speed in GB/s (10**9 bytes/s): the best of `repeats` numpy copies of
+    `nbytes` into memory already written once (warm: no page faults), on one thread."""
+    import numpy as np
+
+    source = np.ones(nbytes, dtype=np.uint8)
+    target = np.ones(nbytes, dtype=np.uint8)
+    best = math.inf
+    for _ in range(repeats):
+        started = time.perf_counter()
+        np.copyto(target, source)
+        best = min(best, time.perf_counter() - started)
+    return nbytes / best / 1e9
+
+
+def memcpy_note(report: dict) -> str:
+    """The line a table prints under it about `report["memcpy_gbps"]`."""
+    return (f"memcpy on this machine: {fmt(report.get('memcpy_gbps'))} GB/s (numpy copy of "
+            f"{MEMCPY_BYTES // 2 ** 20} MiB into warm memory, one thread, best of 10).")
 
 
 def ray_python(args: argparse.Namespace) -> tuple[str | None, str | None]:
