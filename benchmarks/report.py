@@ -123,6 +123,36 @@ def record(metrics: Metrics, event: dict, drop: Iterable[str] = ()) -> dict:
     return out
 
 
+def collect(metrics: Metrics, out: dict, events: list[dict], failure: str | None, expected: Iterable[str],
+            progress: Callable[[str], None]) -> None:
+    """Fill `out` (a framework's result) from a driver's events: its "version" from the hello
+    event, a record in out["metrics"] per result or error; each of `expected` with no event
+    fails with `failure` (or "the driver ended without reporting it") and when it was lost."""
+    current = None
+    for event in events:
+        kind = event.get("event")
+        if kind == "hello":
+            out["version"] = event.get("version")
+        elif kind == "start":
+            current = event["metric"]
+        elif kind in ("result", "error"):
+            name = event["metric"]
+            out["metrics"][name] = record(metrics, event)
+            if kind == "error":
+                progress(f"{out['framework']}: {name} FAILED: {event['error']}")
+                for line in event.get("traceback", "").rstrip().splitlines():
+                    progress(f"    {line}")
+            else:
+                progress(f"{out['framework']}: {name} = {fmt(event['value'])} {metrics[name][0]}")
+            current = None
+    for name in expected:
+        if name not in out["metrics"]:
+            why = failure or "the driver ended without reporting it"
+            when = f" (during {name})" if name == current else " (before it started)"
+            out["metrics"][name] = failed(metrics, name, why + when)
+            progress(f"{out['framework']}: {name} FAILED: {out['metrics'][name]['error']}")
+
+
 def fmt(value) -> str:
     """A figure to about three significant digits; "-" for none."""
     if value is None:
