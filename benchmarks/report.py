@@ -49,9 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser, quick: str, timeout: str) -> 
 
 
 MEMCPY_BYTES = 100 * 1024 * 1024
+MEMCPY_REPEATS = 10
 
 
-def memcpy_gbps(nbytes: int = MEMCPY_BYTES, repeats: int = 10) -> float:
+def memcpy_gbps(nbytes: int = MEMCPY_BYTES, repeats: int = MEMCPY_REPEATS) -> float:
     """This process's memcpy speed in GB/s (10**9 bytes/s): the best of `repeats` numpy copies of
     `nbytes` into memory already written once (warm: no page faults), on one thread."""
     import numpy as np
@@ -69,7 +70,7 @@ def memcpy_gbps(nbytes: int = MEMCPY_BYTES, repeats: int = 10) -> float:
 def memcpy_note(report: dict) -> str:
     """The line a table prints under it about `report["memcpy_gbps"]`."""
     return (f"memcpy on this machine: {fmt(report.get('memcpy_gbps'))} GB/s (numpy copy of "
-            f"{MEMCPY_BYTES // 2 ** 20} MiB into warm memory, one thread, best of 10).")
+            f"{MEMCPY_BYTES // 2 ** 20} MiB into warm memory, one thread, best of {MEMCPY_REPEATS}).")
 
 
 def ray_python(args: argparse.Namespace) -> tuple[str | None, str | None]:
