@@ -1,4 +1,4 @@
-"""`actorcore microbenchmark [--json] [--quick] [--only NAME,...] [--ray-python PATH | --no-ray] [--cluster]`.
+"""`actorcore microbenchmark [--json] [--quick] [--only NAME,...] [--ray-python PATH | --no-ray] [--cluster | --spill]`.
 
 Ray's `ray microbenchmark` workloads (ray/_private/ray_perf.py), plus init_seconds,
 get_100mb_zero_copy and mapreduce_2m_words_seconds, run under actorcore and then under Ray
@@ -14,9 +14,12 @@ and the remaining workloads continue in a new session.
 
 Ratios: for rates (higher is better) actorcore/Ray; for times Ray/actorcore (the speedup),
 so a ratio > 1 always means actorcore did better. Progress goes to stderr; the table (or,
-with --json, one JSON object) to stdout.
+with --json, one JSON object) to stdout. Before either framework runs, this process measures
+the machine's memcpy speed once (`memcpy_gbps` in the report, a line under the table): the
+ceiling of the large-object rates.
 
---cluster runs benchmarks/cluster.py instead (3-node clusters on this machine, both frameworks).
+--cluster runs benchmarks/cluster.py instead (3-node clusters on this machine, both frameworks);
+--spill runs benchmarks/spill.py (put 3x a small object store's capacity, get it all back).
 """
 
 from __future__ import annotations
@@ -212,7 +215,7 @@ def render_table(report: dict) -> str:
     shown = {name: METRICS[name] for name in report["metrics"]}
     lines = _report.table(shown, report, ("actorcore/Ray (rate)", "Ray/actorcore (time)"), extras=("zero_copy",))
     notes = _report.notes(report, setting=f", num_cpus={_workloads.NUM_CPUS} each")
-    return "\n".join([*lines, "", *notes])
+    return "\n".join([*lines, "", _report.memcpy_note(report), *notes])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -229,6 +232,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run only these workloads (comma-separated metric names; default: all)")
     parser.add_argument("--cluster", action="store_true",
                         help="run the cluster benchmarks instead (benchmarks/cluster.py: 3 nodes on this machine)")
+    parser.add_argument("--spill", action="store_true",
+                        help="run the spill benchmark instead (benchmarks/spill.py: 3x a small store's capacity)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -238,6 +243,12 @@ def run(args: argparse.Namespace) -> int:
         except ImportError:  # run as a script
             import cluster  # type: ignore[no-redef]
         return cluster.run(args)
+    if getattr(args, "spill", False):
+        try:
+            from . import spill
+        except ImportError:  # run as a script
+            import spill  # type: ignore[no-redef]
+        return spill.run(args)
     timeout = args.timeout or (90.0 if args.quick else 180.0)
     only = _selected(getattr(args, "only", None))
     ray_python, skipped = _report.ray_python(args)
@@ -247,6 +258,8 @@ def run(args: argparse.Namespace) -> int:
     metrics = {name: METRICS[name] for name in (only or METRICS)}
     report = {"quick": bool(args.quick), "num_cpus": _workloads.NUM_CPUS,
               "ratio_definition": _report.RATIO_DEFINITION, "metrics": _report.metric_units(metrics)}
+    report["memcpy_gbps"] = _report.memcpy_gbps()
+    progress(f"memcpy on this machine: {report['memcpy_gbps']:.2f} GB/s")
     started = time.monotonic()
     report["actorcore"] = run_framework("actorcore", sys.executable, args.quick, timeout, only)
     if ray_python:

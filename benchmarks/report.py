@@ -11,7 +11,8 @@ says why, starting with "hung" when it timed out). This module computes the rati
 the table: a row per metric, and notes below it on the versions and on every failure.
 
 Ratios: actorcore/Ray for rates (higher is better), Ray/actorcore for times, so a ratio > 1
-always means actorcore did better.
+always means actorcore did better. Beside the large-object rates a report states the machine's
+memcpy speed (`memcpy_gbps`), the ceiling a one-copy store can reach.
 """
 
 from __future__ import annotations
@@ -45,6 +46,31 @@ def add_arguments(parser: argparse.ArgumentParser, quick: str, timeout: str) -> 
                         help=f"python of a virtualenv with Ray (default: {DEFAULT_RAY_PYTHON} if it exists)")
     parser.add_argument("--no-ray", action="store_true", help="run actorcore only")
     parser.add_argument("--timeout", type=float, default=None, help=timeout)
+
+
+MEMCPY_BYTES = 100 * 1024 * 1024
+MEMCPY_REPEATS = 10
+
+
+def memcpy_gbps(nbytes: int = MEMCPY_BYTES, repeats: int = MEMCPY_REPEATS) -> float:
+    """This process's memcpy speed in GB/s (10**9 bytes/s): the best of `repeats` numpy copies of
+    `nbytes` into memory already written once (warm: no page faults), on one thread."""
+    import numpy as np
+
+    source = np.ones(nbytes, dtype=np.uint8)
+    target = np.ones(nbytes, dtype=np.uint8)
+    best = math.inf
+    for _ in range(repeats):
+        started = time.perf_counter()
+        np.copyto(target, source)
+        best = min(best, time.perf_counter() - started)
+    return nbytes / best / 1e9
+
+
+def memcpy_note(report: dict) -> str:
+    """The line a table prints under it about `report["memcpy_gbps"]`."""
+    return (f"memcpy on this machine: {fmt(report.get('memcpy_gbps'))} GB/s (numpy copy of "
+            f"{MEMCPY_BYTES // 2 ** 20} MiB into warm memory, one thread, best of {MEMCPY_REPEATS}).")
 
 
 def ray_python(args: argparse.Namespace) -> tuple[str | None, str | None]:
@@ -96,6 +122,36 @@ def record(metrics: Metrics, event: dict, drop: Iterable[str] = ()) -> dict:
     if event["event"] == "error":
         out["value"] = None
     return out
+
+
+def collect(metrics: Metrics, out: dict, events: list[dict], failure: str | None, expected: Iterable[str],
+            progress: Callable[[str], None]) -> None:
+    """Fill `out` (a framework's result) from a driver's events: its "version" from the hello
+    event, a record in out["metrics"] per result or error; each of `expected` with no event
+    fails with `failure` (or "the driver ended without reporting it") and when it was lost."""
+    current = None
+    for event in events:
+        kind = event.get("event")
+        if kind == "hello":
+            out["version"] = event.get("version")
+        elif kind == "start":
+            current = event["metric"]
+        elif kind in ("result", "error"):
+            name = event["metric"]
+            out["metrics"][name] = record(metrics, event)
+            if kind == "error":
+                progress(f"{out['framework']}: {name} FAILED: {event['error']}")
+                for line in event.get("traceback", "").rstrip().splitlines():
+                    progress(f"    {line}")
+            else:
+                progress(f"{out['framework']}: {name} = {fmt(event['value'])} {metrics[name][0]}")
+            current = None
+    for name in expected:
+        if name not in out["metrics"]:
+            why = failure or "the driver ended without reporting it"
+            when = f" (during {name})" if name == current else " (before it started)"
+            out["metrics"][name] = failed(metrics, name, why + when)
+            progress(f"{out['framework']}: {name} FAILED: {out['metrics'][name]['error']}")
 
 
 def fmt(value) -> str:

@@ -11,8 +11,18 @@ and prints one `MICROBENCH {json}` line per event (hello, start, result, error) 
 benchmarks/microbenchmark.py reads them. The workloads and their names are those of Ray's
 `ray microbenchmark` (ray/_private/ray_perf.py), measured the way its `timeit` does (a pause,
 a warmup, then a few timed runs; here shorter), all in one shared session as Ray does, plus
-init_seconds (a fresh process each), get_100mb_zero_copy, mapreduce_2m_words_seconds and
-placement_group_create_remove_per_s (a 1-bundle {"CPU": 1} group created, ready, removed).
+init_seconds (a fresh process each), get_100mb_zero_copy, mapreduce_2m_words_seconds,
+placement_group_create_remove_per_s (a 1-bundle {"CPU": 1} group created, ready, removed), and
+four large-object rates in GB/s (10**9 bytes/s) of a 100 MiB value (10 MiB with --quick), each
+made once before it is timed:
+
+- put_100mb_numpy_gbps: `put` of a numpy uint8 array, the ref dropped each time;
+- put_100mb_bytes_gbps: the same with a `bytes` value;
+- task_100mb_arg_by_ref_gbps: `get(touch.remote(ref))`, the array put once;
+- task_100mb_arg_by_value_gbps: `get(touch.remote(array))`, the array passed by value each call;
+
+where the task `touch` returns the array's nbytes plus its first and last elements: it reads
+two of its pages, enough to prove the worker mapped the value, and copies nothing.
 """
 
 from __future__ import annotations
@@ -57,6 +67,10 @@ METRICS = {
     "queue_put_get_items": ("round trips/s", True),
     "generator_items_per_s": ("items/s", True),
     "placement_group_create_remove_per_s": ("groups/s", True),
+    "put_100mb_numpy_gbps": ("GB/s", True),
+    "put_100mb_bytes_gbps": ("GB/s", True),
+    "task_100mb_arg_by_ref_gbps": ("GB/s", True),
+    "task_100mb_arg_by_value_gbps": ("GB/s", True),
 }
 SESSION_WORKLOADS = [name for name in METRICS if name != "init_seconds"]
 
@@ -76,12 +90,15 @@ class Timing:
     mapreduce_min_runs: int
     mapreduce_seconds: float
     mapreduce_warmup: bool
+    large_object_bytes: int  # the value of the *_100mb_*_gbps workloads
 
 
 FULL = Timing(pause=0.5, warmup=1.0, runs=4, run_seconds=1.0,
-              mapreduce_min_runs=3, mapreduce_seconds=6.0, mapreduce_warmup=True)
+              mapreduce_min_runs=3, mapreduce_seconds=6.0, mapreduce_warmup=True,
+              large_object_bytes=100 * 1024 * 1024)
 QUICK = Timing(pause=0.0, warmup=0.05, runs=2, run_seconds=0.15,
-               mapreduce_min_runs=1, mapreduce_seconds=0.0, mapreduce_warmup=False)
+               mapreduce_min_runs=1, mapreduce_seconds=0.0, mapreduce_warmup=False,
+               large_object_bytes=10 * 1024 * 1024)
 
 
 def emit(event: str, **fields) -> None:
@@ -144,6 +161,10 @@ def build(ray, timing: Timing) -> dict:
     @ray.remote
     def small_value():
         return b"ok"
+
+    @ray.remote
+    def touch(array):
+        return array.nbytes + int(array[0]) + int(array[-1])
 
     @ray.remote
     def small_values(count):
@@ -330,6 +351,43 @@ def build(ray, timing: Timing) -> dict:
             module.remove_placement_group(group)
 
         return timeit(create_ready_remove, 1, timing)
+
+    # ---- large values: GB/s of a value made once ----
+    large_bytes = timing.large_object_bytes
+    gigabytes = large_bytes / 1e9
+
+    def large_array():
+        return np.ones(large_bytes, dtype=np.uint8)  # every page written: no lazily mapped zeros
+
+    def large_rate(fn) -> dict:
+        return {**timeit(fn, gigabytes, timing), "object_bytes": large_bytes}
+
+    def check_touch(ref) -> None:
+        got = ray.get(ref)
+        if got != large_bytes + 2:
+            raise AssertionError(f"the task saw nbytes + first + last = {got}, expected {large_bytes + 2}")
+
+    @workload
+    def put_100mb_numpy_gbps():
+        arr = large_array()
+        return large_rate(lambda: ray.put(arr))
+
+    @workload
+    def put_100mb_bytes_gbps():
+        data = large_array().tobytes()
+        return large_rate(lambda: ray.put(data))
+
+    @workload
+    def task_100mb_arg_by_ref_gbps():
+        ref = ray.put(large_array())
+        check_touch(touch.remote(ref))
+        return large_rate(lambda: ray.get(touch.remote(ref)))
+
+    @workload
+    def task_100mb_arg_by_value_gbps():
+        arr = large_array()
+        check_touch(touch.remote(arr))
+        return large_rate(lambda: ray.get(touch.remote(arr)))
 
     return {name.lstrip("_"): fn for name, fn in workloads.items()}
 

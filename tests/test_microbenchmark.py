@@ -1,4 +1,5 @@
-"""`actorcore microbenchmark --quick --json --no-ray` runs every workload and reports a figure.
+"""`actorcore microbenchmark --quick --json --no-ray` runs every workload and reports a figure,
+and the machine's memcpy speed beside them.
 
 Speed is not asserted (the machine is shared): only that each metric has a positive number.
 """
@@ -34,6 +35,10 @@ EXPECTED = [
     "queue_put_get_items",
     "generator_items_per_s",
     "placement_group_create_remove_per_s",
+    "put_100mb_numpy_gbps",
+    "put_100mb_bytes_gbps",
+    "task_100mb_arg_by_ref_gbps",
+    "task_100mb_arg_by_value_gbps",
 ]
 
 
@@ -63,3 +68,8 @@ def test_quick_json_no_ray():
         assert isinstance(value, (int, float)) and math.isfinite(value) and value > 0, (name, record)
     assert isinstance(metrics["get_100mb_zero_copy"]["zero_copy"], bool)
     assert metrics["mapreduce_2m_words_seconds"]["total_words"] == 2_000_000
+    for name in EXPECTED:
+        if "_100mb_" in name and name.endswith("_gbps"):
+            assert metrics[name]["object_bytes"] == 10 * 1024 * 1024, (name, metrics[name])
+    memcpy = report["memcpy_gbps"]
+    assert isinstance(memcpy, float) and math.isfinite(memcpy) and memcpy > 0, memcpy
