@@ -30,8 +30,6 @@ def test_metric_names():
     assert QUICK.objects * QUICK.object_bytes == 3 * QUICK.capacity_bytes
 
 
-@pytest.mark.xfail(strict=True, reason="needs init(object_store_memory=...) to bound the node's store "
-                   "(the object store being rebuilt for issue 14): until then actorcore ignores it")
 def test_quick_json_no_ray():
     env = {k: v for k, v in os.environ.items() if k not in (cluster_files.HOME_ENV, cluster_files.TOKEN_ENV)}
     result = subprocess.run(

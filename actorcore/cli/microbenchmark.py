@@ -24,6 +24,8 @@ def add_microbenchmark(subparsers) -> None:
     command.add_argument("--ray-python", metavar="PATH",
                          help="python of a virtualenv with Ray (default: /tmp/rayvenv/bin/python if it exists)")
     command.add_argument("--no-ray", action="store_true", help="run actorcore only")
+    command.add_argument("--spill", action="store_true",
+                         help="run the spill benchmark instead (benchmarks/spill.py)")
     command.add_argument("--cluster", action="store_true",
                          help="run the cluster benchmarks instead (benchmarks/cluster.py: cross-node "
                               "transfer and round trip, 3 nodes vs 1), against Ray's cluster_utils.Cluster")

@@ -95,6 +95,8 @@ async def serve(config: NodeConfig) -> None:
         _stop_when_owner_gone(loop, owner_fd, stop)
     resources = {"CPU": float(config.num_cpus), "GPU": float(config.num_gpus),
                  "memory": float(default_memory() if config.memory is None else config.memory)}
+    capacity = config.object_store_memory or default_object_store_memory()
+    resources["object_store_memory"] = float(capacity)  # as Ray shows it among the node's resources
     resources.update({k: float(v) for k, v in config.resources.items()})
     resources = {k: v for k, v in resources.items() if v > 0 or k == "CPU"}
     log_sink = system.ref_from_uri(config.log_sink) if config.log_sink else None
@@ -135,7 +137,6 @@ async def serve(config: NodeConfig) -> None:
     if stop.done():
         raise SystemExit(f"actorcore node: {stop.result()}")
     gcs = system.lookup("gcs")
-    capacity = config.object_store_memory or default_object_store_memory()
     await root.start_child(actor_spec(system, "object_store", ObjectStore, node_id, capacity=capacity,
                                       spill_base=config.object_spilling_directory,
                                       transfer_bind=f"{node_ip}:0" if cluster_mode else None, token=token,

@@ -68,7 +68,7 @@ _MAGIC = b"ACBK"
 _VERSION = 1
 _DEAD = bytes(_HEADER.size)
 _MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23)
-_REGION = 64 << 20  # a process populates its mapping in regions of this size
+_REGION = 2 << 20  # a process remembers which parts of its mapping it populated, by this size
 _LOCK = struct.Struct("hhqqi")  # struct flock (Linux): type, whence, start, len, pid
 _OFD_SETLK = getattr(fcntl, "F_OFD_SETLK", fcntl.F_SETLK)
 
@@ -235,15 +235,18 @@ class ArenaClient:
         self._populated = bytearray(self.size // _REGION + 1)
 
     def _populate(self, start: int, end: int) -> None:
-        first, last = start // _REGION, (end - 1) // _REGION
-        if all(self._populated[first:last + 1]):
+        """Fill this process's page tables for [start, end) in one call, the first time it
+        writes there (regions of `_REGION` bytes wholly inside count as done)."""
+        first, last = -(-start // _REGION), end // _REGION  # regions wholly inside
+        if first < last and all(self._populated[first:last]):
             return
-        begin = first * _REGION
+        begin = start & -mmap.PAGESIZE
         try:
-            self._mmap.madvise(_MADV_POPULATE_WRITE, begin, min((last + 1) * _REGION, self.size) - begin)
+            self._mmap.madvise(_MADV_POPULATE_WRITE, begin, end - begin)
         except OSError:  # an older kernel: the pages fault in as they are written
             pass
-        self._populated[first:last + 1] = b"\x01" * (last + 1 - first)
+        if first < last:
+            self._populated[first:last] = b"\x01" * (last - first)
 
     def write(self, start: int, object_id: str, serialized: Serialized) -> None:
         """Lay `serialized` out in the extent at `start` (allocated by the store for it) and
