@@ -31,10 +31,11 @@ async def gather_status(client: SealedEtcd, cluster: str = schema.DEFAULT_CLUSTE
         {"cluster", "etcd", "config": {...},
          "nodes": [{"node_id", "address", "head", "state": "ALIVE"|"DEAD", "pid", "kernel",
                     "start_time", "died", "resources": {"total", "available"},
-                    "objects", "object_bytes"}, ...],      # alive first, then by start time
+                    "objects", "object_bytes", "object_store_capacity", "spilled_objects",
+                    "spilled_bytes"}, ...],                # alive first, then by start time
          "actors": {"PENDING": n, "ALIVE": n, "RESTARTING": n, "DEAD": n, ...},
          "resources": {"total": {...}, "available": {...}},  # over the alive nodes
-         "objects": {"count": n, "bytes": b}}
+         "objects": {"count": n, "bytes": b, "capacity": c, "spilled_count": n, "spilled_bytes": b}}
     """
     prefix = schema.prefix(cluster)
     config = schema.ClusterConfig.from_json(await client.get(schema.key(cluster, "config")))
@@ -49,7 +50,7 @@ async def gather_status(client: SealedEtcd, cluster: str = schema.DEFAULT_CLUSTE
 
     total: dict[str, float] = {}
     available: dict[str, float] = {}
-    objects = object_bytes = 0
+    objects = object_bytes = capacity = spilled = spilled_bytes = 0
     for node in nodes:
         if node["state"] != "ALIVE":
             continue
@@ -59,6 +60,9 @@ async def gather_status(client: SealedEtcd, cluster: str = schema.DEFAULT_CLUSTE
             available[name] = available.get(name, 0.0) + quantity
         objects += node["objects"]
         object_bytes += node["object_bytes"]
+        capacity += node["object_store_capacity"]
+        spilled += node["spilled_objects"]
+        spilled_bytes += node["spilled_bytes"]
 
     return {
         "cluster": cluster,
@@ -67,7 +71,8 @@ async def gather_status(client: SealedEtcd, cluster: str = schema.DEFAULT_CLUSTE
         "nodes": nodes,
         "actors": _count_actors(actors),
         "resources": {"total": total, "available": available},
-        "objects": {"count": objects, "bytes": object_bytes},
+        "objects": {"count": objects, "bytes": object_bytes, "capacity": capacity, "spilled_count": spilled,
+                    "spilled_bytes": spilled_bytes},
     }
 
 
@@ -106,6 +111,9 @@ def _node(record: dict, state: str, load: dict | None) -> dict:
         "resources": {"total": total, "available": available},
         "objects": int(_number((load or {}).get("objects"))),
         "object_bytes": int(_number((load or {}).get("object_bytes"))),
+        "object_store_capacity": int(_number((load or {}).get("object_store_capacity"))),
+        "spilled_objects": int(_number((load or {}).get("spilled_objects"))),
+        "spilled_bytes": int(_number((load or {}).get("spilled_bytes"))),
     }
 
 
@@ -151,8 +159,11 @@ def _totals(total: dict[str, float]) -> str:
                      for name in _ordered(total)) or "-"
 
 
-def _objects(count: int, size: int) -> str:
-    return f"{count} ({size / _MIB:.1f} MiB)"
+def _objects(node: dict) -> str:
+    text = f"{node['objects']} ({node['object_bytes'] / _MIB:.1f}/{node['object_store_capacity'] / _MIB:.0f} MiB)"
+    if node["spilled_objects"]:
+        text += f", {node['spilled_objects']} spilled ({node['spilled_bytes'] / _MIB:.1f} MiB)"
+    return text
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -172,9 +183,10 @@ def format_status(status: dict) -> str:
                  node["state"].lower(),
                  _usage(node["resources"]["total"], node["resources"]["available"]) if node["state"] == "ALIVE"
                  else _totals(node["resources"]["total"]),
-                 _objects(node["objects"], node["object_bytes"]) if node["state"] == "ALIVE" else "-"]
+                 _objects(node) if node["state"] == "ALIVE" else "-"]
                 for node in nodes]
-        lines += _table(["NODE", "ADDRESS", "HEAD", "STATE", "RESOURCES (used/total)", "OBJECTS"], rows)
+        lines += _table(["NODE", "ADDRESS", "HEAD", "STATE", "RESOURCES (used/total)",
+                         "OBJECTS (in memory/capacity, spilled)"], rows)
     lines.append("")
     actors = status["actors"]
     lines.append(f"Actors: {sum(actors.values())}" + (
@@ -184,6 +196,8 @@ def format_status(status: dict) -> str:
     lines.append("Totals over the alive nodes:")
     resources = status["resources"]
     lines.append(f"  resources (used/total): {_usage(resources['total'], resources['available'])}")
-    lines.append(f"  object store: {status['objects']['count']} objects, "
-                 f"{status['objects']['bytes'] / _MIB:.1f} MiB")
+    objects = status["objects"]
+    lines.append(f"  object store: {objects['count']} objects, {objects['bytes'] / _MIB:.1f} MiB of "
+                 f"{objects['capacity'] / _MIB:.0f} MiB in memory; {objects['spilled_count']} spilled to disk "
+                 f"({objects['spilled_bytes'] / _MIB:.1f} MiB)")
     return "\n".join(lines)

@@ -517,7 +517,9 @@ class GcsLink(Actor):
             if isinstance(message, NodeLoad):
                 self._available = message.available
             else:
-                self._usage = {"objects": message.objects, "object_bytes": message.bytes}
+                self._usage = {"objects": message.objects, "object_bytes": message.bytes,
+                               "object_store_capacity": message.capacity,
+                               "spilled_objects": message.spilled_objects, "spilled_bytes": message.spilled_bytes}
             self._schedule_load()
             return None
         if isinstance(message, SubscribeView):

@@ -1,0 +1,110 @@
+"""The node's object store with a capacity: spilling to disk and restoring, pins that keep
+objects in memory, ObjectStoreFullError, and nothing left behind (real node, real workers)."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import numpy as np
+import pytest
+
+import actorcore as ray
+from actorcore import api
+from actorcore.objects import list_segments
+from actorcore.objects.spill import spill_directory
+from actorcore.protocol import GetStoreUsage
+
+pytestmark = pytest.mark.timeout(120)
+
+MIB = 1 << 20
+CAPACITY = 32 * MIB
+OBJECT = 4 * MIB  # 8 fit; tests put 24 (3x the capacity)
+
+
+@pytest.fixture
+def small_store(tmp_path):
+    ray.init(num_cpus=2, object_store_memory=CAPACITY, object_spilling_directory=str(tmp_path))
+    node_id = api._local.node_id
+    yield node_id, spill_directory(node_id, tmp_path)
+    ray.shutdown()
+    assert not spill_directory(node_id, tmp_path).exists()
+    assert list_segments(node_id) == []
+
+
+def usage():
+    core = api._runtime()
+    return core.system.ask_sync(core.store, GetStoreUsage())
+
+
+def distinct(i: int) -> np.ndarray:
+    return np.full(OBJECT, i % 251, dtype=np.uint8)
+
+
+def test_three_times_the_capacity_comes_back_correct(small_store):
+    _node_id, spill_dir = small_store
+    refs = [ray.put(distinct(i)) for i in range(24)]
+    spilled = usage()
+    assert spilled.capacity == CAPACITY
+    assert spilled.bytes <= CAPACITY
+    assert spilled.spilled_objects >= 16 and spilled.spilled_bytes >= 16 * OBJECT
+    assert len(os.listdir(spill_dir)) == spilled.spilled_objects
+    for i, ref in enumerate(refs):
+        value = ray.get(ref)
+        assert value.shape == (OBJECT,) and value[0] == i % 251 and value[-1] == i % 251 and value.sum() == OBJECT * (i % 251)
+        del value
+    del refs, ref
+    ray.get(ray.put(0))  # the frees reached the store before this round trip's answer
+    assert usage().spilled_objects == 0
+    assert os.listdir(spill_dir) == []
+
+
+def test_spilled_objects_are_task_arguments_and_task_results(small_store):
+    @ray.remote
+    def make(i):
+        return distinct(i)
+
+    @ray.remote
+    def check(array, i):
+        return bool((array == i % 251).all())
+
+    made = [make.remote(i) for i in range(20)]
+    ray.wait(made, num_returns=len(made), fetch_local=False)
+    assert usage().spilled_objects > 0
+    assert ray.get([check.remote(ref, i) for i, ref in enumerate(made)]) == [True] * 20
+
+
+def test_a_value_in_use_is_not_spilled_and_a_full_store_says_so(small_store):
+    held = [ray.get(ray.put(distinct(i))) for i in range(7)]  # 28 MiB pinned by live arrays
+    with pytest.raises(ray.exceptions.ObjectStoreFullError) as caught:
+        ray.put(np.zeros(8 * MIB, dtype=np.uint8))
+    message = str(caught.value)
+    assert f"capacity {CAPACITY} bytes" in message and "in use" in message
+    assert "object_store_memory" in message
+    assert [int(a[0]) for a in held] == list(range(7))  # untouched
+    del held
+    ray.get(ray.put(np.zeros(8 * MIB, dtype=np.uint8)))  # room again once they are gone
+
+
+def test_an_object_larger_than_the_store_is_refused_by_name(small_store):
+    with pytest.raises(ray.exceptions.ObjectStoreFullError, match=r"larger than the node's object store \(capacity"):
+        ray.put(np.zeros(CAPACITY + MIB, dtype=np.uint8))
+
+
+def test_spilled_results_outlive_the_worker_that_made_them(small_store):
+    @ray.remote
+    class Maker:
+        def pid(self):
+            return os.getpid()
+
+        def make(self, i):
+            return distinct(i)
+
+    maker = Maker.remote()
+    pid = ray.get(maker.pid.remote())
+    refs = [maker.make.remote(i) for i in range(16)]
+    ray.wait(refs, num_returns=len(refs), fetch_local=False)
+    assert usage().spilled_objects > 0
+    os.kill(pid, signal.SIGKILL)
+    for i, ref in enumerate(refs):
+        assert ray.get(ref)[123] == i % 251
