@@ -6,9 +6,8 @@
 - `Arena` / `ArenaClient` (`arena`): the node's arena of large objects, its extents
   (`allocator`), pins and zero-copy reads; `spill` its files on disk; `memcopy` the copy in.
 - `create_segment` / `open_segment` / `unlink_segment` / `cleanup_session` (`shm`): POSIX
-  shared-memory segments ``actorcore-<session>-<object_id>`` without a resource tracker.
-- `put_shared` / `get_shared` (`shared`): write an object into its segment; read it back
-  zero-copy from a read-only mapping.
+  shared-memory segments ``actorcore-<session>-<name>`` without a resource tracker (the
+  arena is one).
 """
 
 from .serialization import (
@@ -18,7 +17,6 @@ from .serialization import (
     deserialize,
     serialize,
 )
-from .shared import get_shared, put_shared
 from .shm import (
     SEGMENT_PREFIX,
     Segment,
@@ -41,10 +39,8 @@ __all__ = [
     "cleanup_session",
     "create_segment",
     "deserialize",
-    "get_shared",
     "list_segments",
     "open_segment",
-    "put_shared",
     "segment_name",
     "serialize",
     "unlink_segment",

@@ -25,10 +25,13 @@ Choices:
   to ``__main__`` (a class or function of the driver's script would be pickled by
   reference and could not be loaded by a worker; cloudpickle pickles those by value).
   Both failing raises `TypeError` naming the value's type and the pickling error.
-- A top-level non-contiguous numpy array is first copied to a contiguous one so its data
-  still travels out of band (numpy itself would copy it into the pickle stream, which
-  `write_into` would then copy again). Nested non-contiguous arrays are pickled in band by
-  numpy: correct, one copy more. Object-dtype arrays are always in band.
+- Large values are copied once, into their destination, never through the pickle stream:
+  a top-level ``bytes``, ``bytearray`` or ``memoryview`` of `INLINE_THRESHOLD` or more goes
+  out of band as it is (pickle keeps them in band; a memoryview comes back as ``bytes``, as
+  in Ray), and a large top-level non-contiguous numpy array is pickled as an untouched empty
+  array of its shape while its elements are gathered straight into the destination
+  (`_Strided`). A small one is made contiguous first. Nested non-contiguous arrays are
+  pickled in band by numpy: correct, one copy more. Object-dtype arrays are always in band.
 - Out-of-band buffers keep their source alive: a `Serialized` references the arrays it was
   made from until it is dropped; do not mutate them before it has been written.
 
@@ -39,10 +42,8 @@ Measured (Linux VM, 2 vCPU, Python 3.11, numpy 2.4, best of several runs):
   (1.6 vs 0.8 µs). A 100-element float array: 8.0 vs 5.2 µs and 4.5 vs 3.4 µs.
 - a 100 MB float64 array: `serialize` 0.01-0.1 ms (no copy of the data); `write_into` a
   warm bytearray 9 ms, one memcpy per buffer (~11 GB/s, as fast as a bare memoryview copy).
-  Into a fresh shared-memory mapping tmpfs page allocation dominates: `create_segment` +
-  `write_into` 63-72 ms, so `put_shared` writes with ``pwrite`` instead: 33 ms in all.
-  `deserialize` of it from a mapping ≈ 10 µs, `get_shared` ≈ 0.15 ms (no copy); summing
-  the returned array then takes 14 ms, the same as for a private in-memory array.
+  Into the node's arena (warm pages, `memcopy.copy_into` with two threads) a `put` of it
+  costs about one memcpy: see `arena`'s docstring.
 """
 
 from __future__ import annotations
@@ -146,7 +147,9 @@ class Serialized:
         for off, buf in zip(self._offsets, self.buffers, strict=False):
             view[pos:off] = _ZEROS[: off - pos]
             end = off + buf.nbytes
-            if copy is None:
+            if type(buf) is _Strided:
+                buf.copy_into(view[off:end])
+            elif copy is None:
                 view[off:end] = buf
             else:
                 copy(view[off:end], buf)
@@ -161,7 +164,7 @@ class Serialized:
         """
         _pwrite_all(fd, memoryview(self._head()), offset)
         for off, buf in zip(self._offsets, self.buffers, strict=False):
-            _pwrite_all(fd, buf, offset + off)
+            _pwrite_all(fd, buf.__buffer__(0) if type(buf) is _Strided else buf, offset + off)
         return self.total_size
 
     def to_bytes(self) -> bytes:
@@ -173,7 +176,7 @@ class Serialized:
         pos = len(head)
         for off, buf in zip(self._offsets, self.buffers, strict=False):
             parts.append(_ZEROS[: off - pos])
-            parts.append(buf)
+            parts.append(buf.__buffer__(0) if type(buf) is _Strided else buf)
             pos = off + buf.nbytes
         return b"".join(parts)
 
@@ -202,25 +205,51 @@ class _RawBytes:
 _RAW_LOADERS: dict[type, Callable] = {bytes: bytes, bytearray: bytearray, memoryview: bytes}
 
 
-def _contiguous_top_level(value: Any) -> Any:
-    """A top-level non-contiguous numpy array becomes contiguous (so it goes out of band); a
-    top-level bytes-like value of `INLINE_THRESHOLD` or more goes out of band as it is."""
+class _Strided:
+    """The out-of-band buffer of a large top-level non-contiguous numpy array: its elements are
+    gathered straight into the destination (one copy), not first into a contiguous array."""
+
+    __slots__ = ("array", "nbytes")
+
+    def __init__(self, array: Any) -> None:
+        self.array = array
+        self.nbytes = array.nbytes
+
+    def copy_into(self, destination: memoryview) -> None:
+        np = sys.modules["numpy"]
+        target = np.frombuffer(destination, dtype=self.array.dtype).reshape(self.array.shape)
+        np.copyto(target, self.array)
+
+    def __buffer__(self, flags: int) -> memoryview:  # (b"".join, os.pwrite: a contiguous copy)
+        return memoryview(sys.modules["numpy"].ascontiguousarray(self.array)).cast("B")
+
+
+def _top_level(value: Any) -> tuple[Any, Any]:
+    """``(what to pickle, a non-contiguous array whose buffer it stands in for, or None)``.
+
+    A large top-level non-contiguous numpy array is pickled as an untouched empty array of its
+    shape (its pages are never written), and its elements are copied into place when the
+    value is laid out; a small one becomes contiguous (so it still goes out of band). A
+    top-level bytes-like value of `INLINE_THRESHOLD` or more goes out of band as it is.
+    """
     kind = type(value)
     if kind in _RAW_LOADERS:
         if kind is memoryview:
             if not value.contiguous:
-                return value.tobytes()
+                return value.tobytes(), None
             if value.format != "B" or value.ndim != 1:
                 value = value.cast("B")
         if value.nbytes >= INLINE_THRESHOLD if kind is memoryview else len(value) >= INLINE_THRESHOLD:
-            return _RawBytes(kind, value)
-        return value.tobytes() if kind is memoryview else value
+            return _RawBytes(kind, value), None
+        return (value.tobytes() if kind is memoryview else value), None
     np = sys.modules.get("numpy")
-    if np is not None and type(value) is np.ndarray:
+    if np is not None and kind is np.ndarray:
         flags = value.flags
         if not (flags.c_contiguous or flags.f_contiguous) and not value.dtype.hasobject:
-            return np.ascontiguousarray(value)
-    return value
+            if value.nbytes >= INLINE_THRESHOLD:
+                return np.empty(value.shape, value.dtype), value
+            return np.ascontiguousarray(value), None
+    return value, None
 
 
 def serialize(value: Any) -> Serialized:
@@ -229,7 +258,7 @@ def serialize(value: Any) -> Serialized:
     Raises `TypeError` naming the value's type and the pickling error when neither plain
     pickle nor cloudpickle can handle it.
     """
-    value = _contiguous_top_level(value)
+    value, strided = _top_level(value)
     raws: list[memoryview] = []
 
     def keep(buf: pickle.PickleBuffer) -> None:
@@ -238,6 +267,8 @@ def serialize(value: Any) -> Serialized:
     try:
         inband = _dumps(value, PROTOCOL, buffer_callback=keep)
         if b"__main__" not in inband:
+            if strided is not None:
+                raws[0] = _Strided(strided)
             return Serialized(inband, raws)
     except Exception:  # noqa: BLE001 - whatever pickle refuses, cloudpickle tries
         pass

@@ -39,7 +39,7 @@ def test_freed_neighbours_merge_into_one_range():
     assert arena.allocate(30 * PAGE) == 0
 
 
-@pytest.mark.parametrize("start, size, message", [
+@pytest.mark.parametrize(("start", "size", "message"), [
     (0, PAGE, "already free"),
     (PAGE + 1, PAGE, "not an extent"),
     (9 * PAGE, 2 * PAGE, "not an extent"),

@@ -9,7 +9,7 @@ def test_objects_exports():
     assert sorted(actorcore.objects.__all__) == sorted([
         "ALIGNMENT", "INLINE_THRESHOLD", "SEGMENT_PREFIX", "Segment", "Serialized",
         "SharedMemoryFullError", "cleanup_session", "create_segment", "deserialize",
-        "get_shared", "list_segments", "open_segment", "put_shared", "segment_name",
+        "list_segments", "open_segment", "segment_name",
         "serialize", "unlink_segment",
     ])
     for name in actorcore.objects.__all__:
@@ -17,7 +17,7 @@ def test_objects_exports():
 
 
 def test_modules_point_to_the_architecture_doc():
-    from actorcore.objects import serialization, shared, shm
+    from actorcore.objects import allocator, arena, memcopy, serialization, shm, spill
 
-    for module in (actorcore.objects, serialization, shared, shm):
+    for module in (actorcore.objects, allocator, arena, memcopy, serialization, shm, spill):
         assert "docs/architecture.md" in module.__doc__, module.__name__

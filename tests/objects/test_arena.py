@@ -58,7 +58,7 @@ def test_a_live_value_pins_its_extent_until_it_is_gone(arena):
     _node_id, store, client = arena
     size = _put(store, client, 0, "obj1", np.ones(200_000))
     length = extent_size(size)
-    found, value = client.read(0, "obj1", size)
+    _found, value = client.read(0, "obj1", size)
     view = value[10:20]  # a slice keeps the pin too
     assert not store.try_exclusive(0, length)
     del value

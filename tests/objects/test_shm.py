@@ -16,12 +16,9 @@ from actorcore.objects import (
     SharedMemoryFullError,
     cleanup_session,
     create_segment,
-    get_shared,
     list_segments,
     open_segment,
-    put_shared,
     segment_name,
-    serialize,
     unlink_segment,
 )
 from actorcore.objects.shm import object_id_of, use_cluster_secret
@@ -213,8 +210,11 @@ def test_segments_squatted_by_another_user_break_neither_put_nor_cleanup(session
             os.setgroups([])
             os.setgid(65534)
             os.setuid(65534)
-            name, _ = put_shared(session, "obj", serialize(b"payload"))
-            outcome = f"{get_shared(name)!r} {cleanup_session(session)}"
+            name = segment_name(session, "obj")
+            with create_segment(name, 7) as segment:
+                segment.view[:7] = b"payload"
+            with open_segment(name) as segment:
+                outcome = f"{bytes(segment.view)!r} {cleanup_session(session)}"
             code = 0
         except BaseException as error:  # noqa: BLE001 - reported to the parent
             outcome = repr(error)

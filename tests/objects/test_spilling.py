@@ -51,7 +51,8 @@ def test_three_times_the_capacity_comes_back_correct(small_store):
     assert len(os.listdir(spill_dir)) == spilled.spilled_objects
     for i, ref in enumerate(refs):
         value = ray.get(ref)
-        assert value.shape == (OBJECT,) and value[0] == i % 251 and value[-1] == i % 251 and value.sum() == OBJECT * (i % 251)
+        assert value.shape == (OBJECT,) and value[0] == value[-1] == i % 251
+        assert value.sum() == OBJECT * (i % 251)
         del value
     del refs, ref
     ray.get(ray.put(0))  # the frees reached the store before this round trip's answer
