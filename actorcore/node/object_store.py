@@ -60,7 +60,7 @@ class ObjectStore(Actor):
             from ..objects.transfer import PullMerger, TransferServer
 
             self.pulls = PullMerger()
-            self.server = TransferServer(self.transfer_bind, self.token, self.segments.get,
+            self.server = TransferServer(self.transfer_bind, self.token, self._source_for,
                                          tls=self.context.system.tls)
             await self.server.start()
 
@@ -137,30 +137,49 @@ class ObjectStore(Actor):
         task.add_done_callback(answer)
         return None
 
+    def _source_for(self, object_id: str) -> _ServedSegment | None:
+        """The local copy of ``object_id`` for the transfer server: its segment mapped read-only."""
+        entry = self.segments.get(object_id)
+        if entry is None:
+            return None
+        try:
+            return _ServedSegment(shm.open_segment(*entry))
+        except FileNotFoundError:
+            return None
+
     async def _pull(self, message: FetchObject) -> str:
         from ..objects.transfer import pull
 
         name = shm.segment_name(self.node_id, message.object_id)
         failures = []
         try:
-            for source in message.sources:
-                address = self.transfer_addresses.get(source)
-                if address is None:
-                    failures.append(f"node {source} is not alive")
-                    continue
-                try:
-                    await pull(address, self.token, message.object_id, name, message.size,
-                               tls=self.context.system.tls)
-                except ConnectionError as error:
-                    failures.append(str(error))
-                    continue
-                if message.object_id in self.freed_while_pulling:
+            segment = shm.create_segment(name, message.size)  # pre-faulted: the pull writes straight into it
+            pulled = False
+            try:
+                for source in message.sources:
+                    address = self.transfer_addresses.get(source)
+                    if address is None:
+                        failures.append(f"node {source} is not alive")
+                        continue
+                    try:
+                        await pull(address, self.token, message.object_id, segment.view, tls=self.context.system.tls)
+                    except ConnectionError as error:
+                        failures.append(str(error))
+                        continue
+                    pulled = True
+                    break
+            finally:
+                segment.close()
+                if not pulled:
                     shm.unlink_segment(name)
-                    raise LookupError(f"object {message.object_id} was freed while it was pulled")
-                self._add(message.object_id, name, message.size, message.owner)
-                return name
-            raise ConnectionError(f"object {message.object_id} could not be pulled from any of its "
-                                  f"{len(message.sources)} location(s): " + "; ".join(failures))
+            if not pulled:
+                raise ConnectionError(f"object {message.object_id} could not be pulled from any of its "
+                                      f"{len(message.sources)} location(s): " + "; ".join(failures))
+            if message.object_id in self.freed_while_pulling:
+                shm.unlink_segment(name)
+                raise LookupError(f"object {message.object_id} was freed while it was pulled")
+            self._add(message.object_id, name, message.size, message.owner)
+            return name
         finally:
             self.freed_while_pulling.discard(message.object_id)  # however the pull ended
 
@@ -171,3 +190,17 @@ class ObjectStore(Actor):
             await self.server.stop()
         self.segments.clear()
         shm.cleanup_session(self.node_id)
+
+
+class _ServedSegment:
+    """A segment the transfer server reads (a `transfer.Source`): released by closing it."""
+
+    __slots__ = ("segment", "view")
+
+    def __init__(self, segment: shm.Segment) -> None:
+        self.segment = segment
+        self.view = segment.view
+
+    def release(self) -> None:
+        self.view = None
+        self.segment.close()
