@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x61\x63torcore/_proto/transfer.proto\x12\x12\x61\x63torcore.transfer\" \n\x0bPullRequest\x12\x11\n\tobject_id\x18\x01 \x01(\t\"V\n\x05\x43hunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x12\n\ntotal_size\x18\x03 \x01(\x04\x12\x0c\n\x04last\x18\x04 \x01(\x08\x12\r\n\x05\x63rc32\x18\x05 \x01(\r2V\n\x0eObjectTransfer\x12\x44\n\x04Pull\x12\x1f.actorcore.transfer.PullRequest\x1a\x19.actorcore.transfer.Chunk0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x61\x63torcore/_proto/transfer.proto\x12\x12\x61\x63torcore.transfer\"@\n\x0bPullRequest\x12\x11\n\tobject_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x0e\n\x06length\x18\x03 \x01(\x04\"]\n\x05\x43hunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x12\n\ntotal_size\x18\x03 \x01(\x04\x12\x0c\n\x04last\x18\x04 \x01(\x08\x12\x0e\n\x06\x63rc32c\x18\x06 \x01(\x07J\x04\x08\x05\x10\x06\x32V\n\x0eObjectTransfer\x12\x44\n\x04Pull\x12\x1f.actorcore.transfer.PullRequest\x1a\x19.actorcore.transfer.Chunk0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,9 +32,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'actorcore._proto.transfer_p
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_PULLREQUEST']._serialized_start=55
-  _globals['_PULLREQUEST']._serialized_end=87
-  _globals['_CHUNK']._serialized_start=89
-  _globals['_CHUNK']._serialized_end=175
-  _globals['_OBJECTTRANSFER']._serialized_start=177
-  _globals['_OBJECTTRANSFER']._serialized_end=263
+  _globals['_PULLREQUEST']._serialized_end=119
+  _globals['_CHUNK']._serialized_start=121
+  _globals['_CHUNK']._serialized_end=214
+  _globals['_OBJECTTRANSFER']._serialized_start=216
+  _globals['_OBJECTTRANSFER']._serialized_end=302
 # @@protoc_insertion_point(module_scope)

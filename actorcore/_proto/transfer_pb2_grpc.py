@@ -45,9 +45,9 @@ class ObjectTransferServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Pull(self, request, context):
-        """Streams the whole object in order, in chunks of a few MiB (an empty object is one chunk
-        without data); the last one has last = true and the checksum. NOT_FOUND if this node
-        has no copy of the object.
+        """Streams bytes [offset, offset + length) of the object in order, in chunks of about a MiB,
+        then one chunk with last = true, no data and the checksum. NOT_FOUND if this node has no
+        copy of the object, OUT_OF_RANGE if the range goes past its end.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

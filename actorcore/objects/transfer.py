@@ -1,55 +1,50 @@
-"""Object transfer between nodes: other nodes pull a large object in chunks over a gRPC
-stream, which requires a proof of the cluster secret (docs/architecture.md, "Object transfer
-between nodes" and "Security model").
+"""Object transfer between nodes: other nodes pull a large object in ranges, over several
+gRPC streams at once, each call with a proof of the cluster secret (docs/architecture.md,
+"Object transfer between nodes" and "Security model").
 
 - `TransferServer`: a node's gRPC endpoint ``ObjectTransfer.Pull`` (proto/actorcore/_proto/
-  transfer.proto). It asks ``segment_for(object_id)`` where the local copy is, maps that
-  segment read-only and streams it in `CHUNK_SIZE` chunks; the last one carries the zlib
-  crc32 of the whole object. An unknown object is NOT_FOUND; a call without a valid proof
-  of the cluster secret (`grpc_auth.call_proof`: never the token itself) is UNAUTHENTICATED
-  before anything is looked up or decoded (`grpc_auth.ProofCheck`). The server reads
-  requests of at most `MAX_REQUEST` bytes, and `MAX_CONCURRENT_STREAMS` pulls per
-  connection at once. Without a token it refuses to start, unless made ``insecure``.
-- `pull`: the other side. It writes the chunks into a new local segment (``pwrite`` into a
-  sparse segment on Linux, as `put_shared` does), checks size, order and checksum, and on
-  any failure removes that segment and raises `TransferError` naming object, node and cause.
-  Channels are cached per event loop and address (`close_channels` at shutdown).
+  transfer.proto). Each call asks for one range of an object; the server gets the object's
+  bytes from ``source_for(object_id)`` (a `Source`: a read-only view, released exactly once
+  when the stream is done, failed or cancelled) and streams the range in `CHUNK_SIZE`
+  chunks, then a closing chunk with the CRC-32C of the stream's messages. An unknown object
+  is NOT_FOUND, a range past its end OUT_OF_RANGE; a call without a valid proof of the
+  cluster secret (`grpc_auth.call_proof`: never the token itself) is UNAUTHENTICATED before
+  anything is looked up or decoded (`grpc_auth.ProofCheck`). The server reads requests of
+  at most `MAX_REQUEST` bytes, and `MAX_CONCURRENT_STREAMS` streams per connection at once.
+  Without a token it refuses to start, unless made ``insecure``. Between hosts it is TLS
+  only when given the cluster's credentials (`grpc_tls`).
+- `pull`: the other side. It splits the object into up to `STREAMS` ranges (`_ranges`),
+  pulls them at once over `CONNECTIONS` connections, and writes every chunk at its offset
+  straight into the caller's destination (a writable view of memory reserved for the
+  object). It checks each chunk's place and size and each range's checksum; on any failure
+  (or nothing received for ``timeout`` seconds) it cancels every stream and raises
+  `TransferError` naming object, node and cause.
 - `PullMerger`: concurrent pulls of one object share one transfer.
 
-Choices, measured on loopback (2-vCPU VM shared with other work, so ±20 %; pulls of a
-100 MB object, medians of 7):
+Copies: grpcio takes and gives ``bytes`` only, so each chunk is copied from the source into
+a message (the server writes the ``data`` field's tag and length in front of a slice of the
+view, one ``join``), by grpcio into and out of its buffers, and from the received message
+into the destination (its ``data`` is a view of the message, parsed around protobuf). The
+wire format is exactly ``Chunk``; any protobuf encoder's messages are understood.
 
-- Chunks are encoded and decoded around protobuf, not by the generated stubs: the server
-  writes the ``data`` field's tag and length in front of a slice of the mapping and joins
-  them with the protobuf-encoded small fields (one copy instead of three), and the client
-  parses only the small fields with protobuf and writes ``data`` as a view of the received
-  message (no copy instead of two). The wire format is exactly ``Chunk``, and any protobuf
-  encoder's messages are understood. Server in another process: 330-430 MB/s with the
-  generated stubs' (de)serializers, 510-630 MB/s this way (best runs ≈ 700); grpcio's own
-  ceiling for bare 4 MiB bytes messages is ≈ 1.1 GB/s here. Both ends in one process (as
-  in the tests): 320-450 MB/s.
-- `CHUNK_SIZE` = 1 MiB: 0.5, 1, 2, 4 and 8 MiB were all within noise of each other (8 MiB
-  a little worse); the smallest chunk that keeps up stalls the node's event loop least
-  (crc and join ≈ 0.5 ms per chunk, ≈ 2 ms at 4 MiB) and holds the least memory. gRPC
-  options (HTTP/2 max frame size, lookahead, TCP read chunk sizes, write buffer) changed
-  nothing measurable.
-- crc32 (zlib, ≈ 2.2 GB/s here) costs ≈ 45 ms per 100 MB on each side; computing it (and
-  the ``pwrite``) in a worker thread overlapping the next chunk gained nothing measurable,
-  so it runs inline.
+The checksum is over the serialized messages rather than the data alone: google-crc32c
+takes only ``bytes``, and the messages are the ``bytes`` both ends already hold, so it
+costs no copy (and it also covers offsets and sizes).
+
+MEASUREMENTS
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
+import ctypes
 import functools
-import os
 import sys
 import weakref
-import zlib
-from collections.abc import Awaitable, Callable, Hashable, Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any, Protocol
 
+import google_crc32c
 import grpc
 
 from .._logging import get_logger
@@ -57,12 +52,15 @@ from .._proto import transfer_pb2 as pb
 from ..kernel.remote.grpc_auth import add_port, call_proof, new_channel, new_server
 from ..kernel.remote.grpc_tls import GrpcTls
 from ..kernel.secret import ClusterSecret
-from .serialization import _pwrite_all
-from .shm import SharedMemoryFullError, _create_fd, create_segment, open_segment, unlink_segment
 
 __all__ = [
     "CHUNK_SIZE",
+    "CONNECTIONS",
+    "MIN_RANGE",
+    "STREAMS",
     "PullMerger",
+    "Source",
+    "SourceFor",
     "TransferError",
     "TransferServer",
     "close_channels",
@@ -71,16 +69,27 @@ __all__ = [
 
 log = get_logger(__name__)
 
-CHUNK_SIZE = 1 << 20  # measured: see the module docstring
+# Measured: see the module docstring.
+CHUNK_SIZE = 1 << 20
+#: Streams one pull runs at once, each over one range of the object ...
+STREAMS = 4
+#: ... over this many connections to the node (HTTP/2 connections, one channel each).
+CONNECTIONS = 2
+#: The smallest range worth a stream of its own: smaller objects go over fewer streams.
+MIN_RANGE = 8 << 20
+#: Seconds a pull waits for the next byte before it fails (the node stalled).
+STALL_TIMEOUT = 60.0
 MAX_MESSAGE = 64 << 20  # a chunk and its fields, with room for peers using larger chunks
-#: The largest request the server reads: a PullRequest is an object id.
+#: The largest request the server reads: a PullRequest is an object id and a range.
 MAX_REQUEST = 4096
-#: Pulls one connection (one pulling process) may run at once; more wait their turn.
+#: Streams one connection may run at once; more wait their turn.
 MAX_CONCURRENT_STREAMS = 64
 _CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", MAX_REQUEST),
     ("grpc.max_receive_message_length", MAX_MESSAGE),
     ("grpc.so_reuseport", 0),
+    # Each channel its own connection: channels with equal options would otherwise share one.
+    ("grpc.use_local_subchannel_pool", 1),
 ]
 _SERVER_OPTIONS = [
     ("grpc.max_send_message_length", MAX_MESSAGE),
@@ -95,9 +104,34 @@ _SERVER_OPTIONS = [
 _SERVICE = pb.DESCRIPTOR.services_by_name["ObjectTransfer"].full_name
 _PULL_METHOD = f"/{_SERVICE}/Pull"
 _DATA_TAG = b"\x0a"  # Chunk.data: field 1, wire type 2 (length-delimited)
-_USE_PWRITE = sys.platform.startswith("linux")
+_PAGE = 4096
+_crc32c = google_crc32c.extend  # (crc, bytes) -> crc; bytes only, and it releases the GIL from 1 MiB
+# glibc's mallopt parameters, and what the process keeps: see `_keep_chunk_memory`.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_KEEP_FREED = 64 << 20
+_HEAP_ALLOCATION_LIMIT = 32 << 20  # glibc's largest mmap threshold on 64-bit
 
-SegmentFor = Callable[[str], tuple[str, int] | None]
+
+@functools.cache
+def _keep_chunk_memory() -> None:
+    """Let this process reuse the memory of its chunk messages instead of getting fresh pages.
+
+    Every chunk is a new ``bytes`` on the Python side and new gRPC slices in gRPC's threads,
+    each of a MiB or more. glibc's malloc serves such sizes with fresh ``mmap`` or returns
+    them to the kernel at ``free``, so that every chunk faulted in and zeroed new pages (a
+    quarter of both processes' time in a pull). With these two settings they come from the
+    heap and up to `_KEEP_FREED` bytes freed at its top stay there. Once per process (a
+    node's), glibc only (elsewhere: nothing done).
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    mallopt(_M_MMAP_THRESHOLD, _HEAP_ALLOCATION_LIMIT)
+    mallopt(_M_TRIM_THRESHOLD, _KEEP_FREED)
 
 
 class TransferError(ConnectionError):
@@ -142,12 +176,15 @@ def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
-def _encode_chunk(data: memoryview, offset: int, total_size: int, last: bool, crc32: int) -> bytes:
-    """A serialized `Chunk`, copying ``data`` once (protobuf would copy it three times)."""
-    fields = pb.Chunk(offset=offset, total_size=total_size, last=last, crc32=crc32).SerializeToString()
-    if not data:
-        return fields
+def _encode_chunk(data: memoryview, offset: int, total_size: int) -> bytes:
+    """A serialized data `Chunk`, copying ``data`` once (protobuf would copy it three times)."""
+    fields = pb.Chunk(offset=offset, total_size=total_size).SerializeToString()
     return b"".join((_DATA_TAG, _varint(len(data)), data, fields))
+
+
+def _encode_closing(end: int, total_size: int, crc32c: int) -> bytes:
+    """The serialized closing `Chunk` of a range's stream."""
+    return pb.Chunk(offset=end, total_size=total_size, last=True, crc32c=crc32c).SerializeToString()
 
 
 def _decode_chunk(raw: bytes) -> tuple[memoryview | bytes, pb.Chunk]:
@@ -169,17 +206,30 @@ def _decode_chunk(raw: bytes) -> tuple[memoryview | bytes, pb.Chunk]:
 # Serving.
 
 
-class TransferServer:
-    """A node's ``ObjectTransfer`` endpoint: serves its shared-memory objects to other nodes.
+class Source(Protocol):
+    """A local copy of an object being served: ``view`` (a read-only 1-D byte memoryview of
+    its bytes) stays valid until ``release()``, which the server calls exactly once."""
 
-    ``segment_for(object_id)`` returns ``(segment name, size)`` of the local copy or None
-    (the node's ObjectStore passes its table's ``get``: it runs on the store's event loop).
-    Without a ``token`` it raises ValueError, unless ``insecure=True`` (it then serves anyone).
-    With ``tls`` (the cluster's credentials) it serves other hosts over TLS only.
+    view: memoryview
+
+    def release(self) -> None: ...
+
+
+SourceFor = Callable[[str], Source | None]
+
+
+class TransferServer:
+    """A node's ``ObjectTransfer`` endpoint: serves its objects to other nodes.
+
+    ``source_for(object_id)`` returns None (no copy here) or a `Source`; it runs on the
+    server's event loop, once per range pulled, and the server releases each source it got
+    once that range's stream is done, failed or cancelled. Without a ``token`` it raises
+    ValueError, unless ``insecure=True`` (it then serves anyone). With ``tls`` (the
+    cluster's credentials) it serves other hosts over TLS only.
     """
 
-    def __init__(self, bind: str, token: str | None, segment_for: SegmentFor, *, insecure: bool = False,
-                 tls: GrpcTls | None = None) -> None:
+    def __init__(self, bind: str, token: str | None, source_for: SourceFor, *, tls: GrpcTls | None = None,
+                 insecure: bool = False) -> None:
         if not token and not insecure:
             raise ValueError(
                 f"the object transfer endpoint {bind} would serve objects to anyone: give it the cluster token "
@@ -190,7 +240,7 @@ class TransferServer:
         self._bind = bind
         self._secret = ClusterSecret(token) if token else None
         self._tls = tls
-        self._segment_for = segment_for
+        self._source_for = source_for
         self._server: grpc.aio.Server | None = None
         self._address = ""
 
@@ -203,6 +253,7 @@ class TransferServer:
 
     async def start(self) -> None:
         """Bind the endpoint and start serving pulls; raises OSError if the address cannot be bound."""
+        _keep_chunk_memory()
         server = new_server(_SERVER_OPTIONS, self._secret)
         handler = grpc.unary_stream_rpc_method_handler(
             self._pull, request_deserializer=pb.PullRequest.FromString,  # responses: bytes as is
@@ -222,42 +273,39 @@ class TransferServer:
         if server is not None:
             await server.stop(grace)
 
-    async def _pull(self, request: pb.PullRequest, context: grpc.aio.ServicerContext):
+    async def _pull(self, request: pb.PullRequest, context: grpc.aio.ServicerContext) -> None:
+        # A coroutine writing its messages (not an async generator): a cancelled call raises
+        # here at once, so the source is released at once.
         object_id = request.object_id
-        located = self._segment_for(object_id)
-        if located is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"object {object_id} has no copy on this node")
-        name, size = located
-        segment = None
-        if size > 0:  # an empty object has no mapping (mmap cannot map 0 bytes)
-            try:
-                segment = open_segment(name, size)
-            except FileNotFoundError:
-                await context.abort(
-                    grpc.StatusCode.NOT_FOUND, f"object {object_id} was freed on this node (no segment {name})",
-                )
-            except (OSError, ValueError) as exc:
-                await context.abort(grpc.StatusCode.INTERNAL, f"object {object_id}: cannot map {name}: {exc}")
         try:
-            for message in self._chunk_messages(segment.view if segment else memoryview(b""), size):
-                yield message
+            source = self._source_for(object_id)
+        except Exception as exc:  # noqa: BLE001 - the caller is told, the node goes on
+            log.warning("cannot read an object's local copy", object_id=object_id, error=repr(exc))
+            await context.abort(grpc.StatusCode.INTERNAL, f"object {object_id}: its copy on this node cannot be "
+                                                          f"read: {type(exc).__name__}: {exc}")
+        if source is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"object {object_id} has no copy on this node")
+        try:
+            view = source.view
+            size = view.nbytes
+            start, end = request.offset, request.offset + request.length
+            if end > size:
+                await context.abort(grpc.StatusCode.OUT_OF_RANGE,
+                                    f"object {object_id} has {size} bytes: there is no range [{start}, {end})")
+            await self._send_range(context, view, size, start, end)
         finally:
-            if segment is not None:
-                segment.close()
+            source.release()
 
-    def _chunk_messages(self, view: memoryview, size: int) -> Iterator[bytes]:
-        """The serialized chunks of an object (at least one); the last carries its crc32."""
+    async def _send_range(self, context: grpc.aio.ServicerContext, view: memoryview, size: int,
+                          start: int, end: int) -> None:
+        """Bytes [start, end) of ``view`` in data chunks, then the closing chunk with their CRC-32C."""
         crc = 0
-        offset = 0
-        while True:
-            data = view[offset:offset + CHUNK_SIZE]
-            crc = zlib.crc32(data, crc)
-            end = offset + len(data)
-            last = end >= size
-            yield _encode_chunk(data, offset, size, last, crc if last else 0)
-            if last:
-                return
-            offset = end
+        chunk_size = CHUNK_SIZE
+        for offset in range(start, end, chunk_size):
+            message = _encode_chunk(view[offset:min(offset + chunk_size, end)], offset, size)
+            crc = _crc32c(crc, message)
+            await context.write(message)
+        await context.write(_encode_closing(end, size, crc))
 
 
 # ---------------------------------------------------------------------------------------
@@ -265,74 +313,42 @@ class TransferServer:
 
 # Channels of each event loop by address: a grpc.aio channel belongs to the loop it was
 # made on (tests run a loop per test; a process may run several loops over its life).
-_channels: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, grpc.aio.Channel]] = (
+_channels: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, list[grpc.aio.Channel]]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _channel(address: str, tls: GrpcTls | None) -> grpc.aio.Channel:
-    channels = _channels.setdefault(asyncio.get_running_loop(), {})
-    channel = channels.get(address)
-    if channel is None:
-        channel = channels[address] = new_channel(address, _CHANNEL_OPTIONS, tls)
-    return channel
+def _channels_to(address: str, tls: GrpcTls | None) -> list[grpc.aio.Channel]:
+    """`CONNECTIONS` channels to ``address``, each its own connection (its own subchannel pool)."""
+    by_address = _channels.setdefault(asyncio.get_running_loop(), {})
+    channels = by_address.get(address)
+    if channels is None:
+        channels = by_address[address] = [new_channel(address, _CHANNEL_OPTIONS, tls) for _ in range(CONNECTIONS)]
+    return channels
 
 
-def _forget_channel(address: str, channel: grpc.aio.Channel) -> None:
-    """Drop a channel that failed to connect: the next pull connects afresh instead of
+def _forget_channels(address: str, channels: list[grpc.aio.Channel]) -> None:
+    """Drop channels that failed to connect: the next pull connects afresh instead of
     waiting out gRPC's reconnect backoff (the node may be back at the same address). Not
-    closed here: pulls still using it hold it, and grpc closes it when it is collected."""
-    channels = _channels.get(asyncio.get_running_loop(), {})
-    if channels.get(address) is channel:
-        del channels[address]
+    closed here: pulls still using them hold them, and grpc closes them when collected."""
+    by_address = _channels.get(asyncio.get_running_loop(), {})
+    if by_address.get(address) is channels:
+        del by_address[address]
 
 
 async def close_channels() -> None:
     """Close the cached channels of the running event loop (at node or driver shutdown)."""
-    channels = _channels.pop(asyncio.get_running_loop(), {})
-    for channel in channels.values():
-        await channel.close()
-
-
-class _Destination:
-    """The new local segment of a pulled object, written piece by piece: ``pwrite`` into a
-    sparse segment on Linux (as `put_shared`), through a writable mapping elsewhere."""
-
-    def __init__(self, name: str, size: int) -> None:
-        self.name = name
-        self.size = size
-        self._fd = -1
-        self._segment = None
-        if _USE_PWRITE or size == 0:
-            self._fd = _create_fd(name, size, reserve=False)
-        else:
-            self._segment = create_segment(name, size)
-
-    def write(self, data: memoryview | bytes, offset: int) -> None:
-        if self._segment is not None:
-            self._segment.view[offset:offset + len(data)] = data
-            return
-        try:
-            _pwrite_all(self._fd, memoryview(data), offset)
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.ENOMEM):
-                raise SharedMemoryFullError(self.name, self.size) from exc
-            raise
-
-    def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-        if self._segment is not None:
-            self._segment.close()
-            self._segment = None
+    by_address = _channels.pop(asyncio.get_running_loop(), {})
+    for channels in by_address.values():
+        for channel in channels:
+            await channel.close()
 
 
 class _Failed(Exception):
     """A transfer check failed (internal: becomes a `TransferError`)."""
 
 
-def _reason(exc: grpc.aio.AioRpcError, timeout: float) -> str:
+def _reason(exc: grpc.aio.AioRpcError) -> str:
     code, details = exc.code(), exc.details()
     if code == grpc.StatusCode.UNAUTHENTICATED:
         return (f"the node rejected this process's proof of the cluster token (UNAUTHENTICATED: {details}); "
@@ -342,8 +358,6 @@ def _reason(exc: grpc.aio.AioRpcError, timeout: float) -> str:
         return f"the node has no copy of it (NOT_FOUND: {details}); ask its owner where else it is"
     if code == grpc.StatusCode.UNAVAILABLE:
         return f"the node is unreachable (UNAVAILABLE: {details}); it may have stopped or died"
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return f"the transfer did not finish within {timeout:g} s (DEADLINE_EXCEEDED)"
     return f"{code.name}: {details}"
 
 
@@ -352,67 +366,113 @@ def _secret(token: str | None) -> ClusterSecret | None:
     return ClusterSecret(token) if token else None
 
 
-async def pull(address: str, token: str | None, object_id: str, dest_name: str, size: int, *,
-               timeout: float = 60.0, tls: GrpcTls | None = None) -> int:
-    """Pull ``object_id`` (``size`` bytes) from the node at ``address`` into a new local
-    segment ``dest_name``; returns the number of bytes written (``size``). With ``tls`` (the
-    cluster's credentials) a pull from another host is over TLS.
+def _ranges(size: int) -> list[tuple[int, int]]:
+    """``[start, end)`` of each stream: up to `STREAMS` ranges of at least `MIN_RANGE` bytes
+    (one for a smaller object, one empty range for an empty one), starting on page bounds."""
+    count = max(1, min(STREAMS, size // max(MIN_RANGE, 1)))
+    bounds = [0, *((size * i // count) & ~(_PAGE - 1) for i in range(1, count)), size]
+    return [(bounds[i], bounds[i + 1]) for i in range(count) if bounds[i] < bounds[i + 1] or size == 0]
 
-    Raises `TransferError` on any failure (the node refuses the token, has no copy, is
-    unreachable or dies mid-stream; size or checksum mismatch; no room in /dev/shm, the
-    original error chained) and then leaves no ``dest_name`` behind. If ``dest_name``
-    already exists it is left alone and the error says so.
-    """
-    channel = _channel(address, tls)
-    call = channel.unary_stream(
-        _PULL_METHOD, request_serializer=pb.PullRequest.SerializeToString, response_deserializer=_decode_chunk,
-    )(pb.PullRequest(object_id=object_id), metadata=call_proof(_secret(token), _PULL_METHOD), timeout=timeout)
-    dest: _Destination | None = None
-    written = 0
+
+class _Progress:
+    __slots__ = ("received",)
+
+    def __init__(self) -> None:
+        self.received = 0
+
+
+async def _pull_range(channel: grpc.aio.Channel, secret: ClusterSecret | None, object_id: str,
+                      destination: memoryview, start: int, end: int, progress: _Progress) -> None:
+    """Pull bytes [start, end) of the object into ``destination`` at their offsets, checking
+    every chunk's place and the range's checksum; raises `_Failed` or `grpc.aio.AioRpcError`."""
+    size = destination.nbytes
+    request = pb.PullRequest(object_id=object_id, offset=start, length=end - start)
+    call = channel.unary_stream(_PULL_METHOD, request_serializer=pb.PullRequest.SerializeToString)(
+        request, metadata=call_proof(secret, _PULL_METHOD))
+    position = start
     crc = 0
-    complete = False
+    closed = False
     try:
-        try:
-            async for data, chunk in call:
-                if complete:
-                    raise _Failed("the node sent data after the last chunk")
-                if chunk.total_size != size:
-                    raise _Failed(f"the node has {chunk.total_size} bytes of it, {size} were expected")
-                if chunk.offset != written or written + len(data) > size:
-                    raise _Failed(f"chunk of {len(data)} bytes at offset {chunk.offset} after {written} bytes")
-                if dest is None:  # created on the first chunk: a refused call creates nothing
-                    dest = _Destination(dest_name, size)
-                dest.write(data, written)
-                crc = zlib.crc32(data, crc)
-                written += len(data)
-                if chunk.last:
-                    if written != size:
-                        raise _Failed(f"the stream ended after {written} of {size} bytes")
-                    if chunk.crc32 != crc:
-                        raise _Failed(f"checksum mismatch: the node sent crc32 {chunk.crc32:#010x}, the "
-                                      f"received bytes have {crc:#010x} (corrupted in transit)")
-                    complete = True
-            if not complete:
-                raise _Failed(f"the stream ended after {written} of {size} bytes")
-        finally:
-            if dest is not None:
-                dest.close()
+        async for raw in call:
+            data, chunk = _decode_chunk(raw)
+            if closed:
+                raise _Failed("the node sent data after the closing chunk")
+            if chunk.total_size != size:
+                raise _Failed(f"the node has {chunk.total_size} bytes of it, {size} were expected")
+            if chunk.last:
+                if data or chunk.offset != position or position != end:
+                    raise _Failed(f"the stream of bytes [{start}, {end}) closed at offset {chunk.offset} "
+                                  f"after {position - start} bytes")
+                if chunk.crc32c != crc:
+                    raise _Failed(f"checksum mismatch in bytes [{start}, {end}): the node sent CRC-32C "
+                                  f"{chunk.crc32c:#010x}, the received messages have {crc:#010x} "
+                                  "(corrupted in transit)")
+                closed = True
+                continue
+            length = len(data)
+            if chunk.offset != position or length == 0 or position + length > end:
+                raise _Failed(f"chunk of {length} bytes at offset {chunk.offset}, expected one at offset "
+                              f"{position} within [{start}, {end})")
+            destination[position:position + length] = data
+            crc = _crc32c(crc, raw)
+            position += length
+            progress.received += length
+        if not closed:
+            raise _Failed(f"the stream of bytes [{start}, {end}) ended after {position - start} bytes")
+    finally:
+        call.cancel()  # a no-op once the call has ended
+
+
+async def pull(address: str, token: str | None, object_id: str, destination: memoryview, *,
+               tls: GrpcTls | None = None, timeout: float = STALL_TIMEOUT) -> None:
+    """Pull ``object_id`` from the node at ``address`` into ``destination``, a writable 1-D
+    byte memoryview of exactly the object's size, over up to `STREAMS` streams in parallel.
+    With ``tls`` (the cluster's credentials) a pull from another host is over TLS.
+
+    Returns once every byte is in place and checked. Raises `TransferError` on any failure:
+    the node refuses the proof, has no copy or another size, is unreachable, dies or sends
+    nothing for ``timeout`` seconds mid-way; a chunk out of place, a checksum mismatch.
+    Every stream is then cancelled before it returns, and nothing writes into
+    ``destination`` any more: its contents are undefined, the caller discards it.
+    """
+    if destination.readonly or destination.ndim != 1 or destination.itemsize != 1:
+        raise ValueError(f"the destination of object {object_id} must be a writable 1-D byte memoryview, "
+                         f"got {'read-only ' if destination.readonly else ''}format {destination.format!r} "
+                         f"with {destination.ndim} dimension(s)")
+    _keep_chunk_memory()
+    channels = _channels_to(address, tls)
+    secret = _secret(token)
+    progress = _Progress()
+    tasks = [
+        asyncio.ensure_future(_pull_range(channels[i % len(channels)], secret, object_id, destination, start, end,
+                                          progress))
+        for i, (start, end) in enumerate(_ranges(destination.nbytes))
+    ]
+    try:
+        pending = set(tasks)
+        seen = 0
+        while pending:
+            done, pending = await asyncio.wait(pending, timeout=timeout, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                if task.exception() is not None:
+                    raise task.exception()
+            if not done and progress.received == seen:
+                raise _Failed(f"the node sent nothing for {timeout:g} s after {seen} of "
+                              f"{destination.nbytes} bytes (stalled)")
+            seen = progress.received
     except BaseException as exc:
-        call.cancel()
-        if dest is not None:
-            unlink_segment(dest_name)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         if isinstance(exc, grpc.aio.AioRpcError):
             if exc.code() == grpc.StatusCode.UNAVAILABLE:
-                _forget_channel(address, channel)
-            raise TransferError(object_id, address, _reason(exc, timeout), exc.code()) from exc
+                _forget_channels(address, channels)
+            raise TransferError(object_id, address, _reason(exc), exc.code()) from exc
         if isinstance(exc, _Failed):
             raise TransferError(object_id, address, str(exc)) from None
-        if isinstance(exc, FileExistsError):
-            raise TransferError(object_id, address, f"the local segment {dest_name} already exists") from exc
         if isinstance(exc, Exception):
             raise TransferError(object_id, address, f"{type(exc).__name__}: {exc}") from exc
         raise  # cancelled: not a transfer failure
-    return written
 
 
 # ---------------------------------------------------------------------------------------
