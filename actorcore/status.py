@@ -149,8 +149,10 @@ def _pair(name: str, used: float, total: float) -> str:
 
 
 def _ordered(resources: dict) -> list[str]:
-    """CPU, GPU, then the custom resources by name."""
-    return sorted(resources, key=lambda n: (n not in ("CPU", "GPU"), n != "CPU", n))
+    """CPU, GPU, then the custom resources by name (the object store's capacity is shown with
+    the objects)."""
+    return sorted((n for n in resources if n != "object_store_memory"),
+                  key=lambda n: (n not in ("CPU", "GPU"), n != "CPU", n))
 
 
 def _totals(total: dict[str, float]) -> str:
@@ -160,8 +162,9 @@ def _totals(total: dict[str, float]) -> str:
 
 
 def _objects(node: dict) -> str:
-    text = f"{node['objects']} ({node['object_bytes'] / _MIB:.1f}/{node['object_store_capacity'] / _MIB:.0f} MiB)"
-    if node["spilled_objects"]:
+    capacity = node.get("object_store_capacity", 0)
+    text = f"{node['objects']} ({node['object_bytes'] / _MIB:.1f}/{capacity / _MIB:.0f} MiB)"
+    if node.get("spilled_objects"):
         text += f", {node['spilled_objects']} spilled ({node['spilled_bytes'] / _MIB:.1f} MiB)"
     return text
 
@@ -198,6 +201,6 @@ def format_status(status: dict) -> str:
     lines.append(f"  resources (used/total): {_usage(resources['total'], resources['available'])}")
     objects = status["objects"]
     lines.append(f"  object store: {objects['count']} objects, {objects['bytes'] / _MIB:.1f} MiB of "
-                 f"{objects['capacity'] / _MIB:.0f} MiB in memory; {objects['spilled_count']} spilled to disk "
-                 f"({objects['spilled_bytes'] / _MIB:.1f} MiB)")
+                 f"{objects.get('capacity', 0) / _MIB:.0f} MiB in memory; {objects.get('spilled_count', 0)} spilled "
+                 f"to disk ({objects.get('spilled_bytes', 0) / _MIB:.1f} MiB)")
     return "\n".join(lines)

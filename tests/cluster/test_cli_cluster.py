@@ -75,7 +75,7 @@ def _alive_nodes(address: str) -> list[dict]:
 def test_head_two_joined_nodes_status_and_stop(home):
     port = _free_port()
     result = _cli("start", "--head", "--port", str(port), "--num-cpus", "1", "--resources", '{"A": 1}',
-                  "--memory", "1000")
+                  "--memory", "1000", "--object-store-memory", "1048576")
     assert result.returncode == 0, result.stdout + result.stderr
     address = f"127.0.0.1:{port}"
     credentials_file = files.credentials_path()
@@ -95,7 +95,7 @@ def test_head_two_joined_nodes_status_and_stop(home):
 
     for resource in ("B", "C"):
         result = _cli("start", "--address", address, "--credentials", str(credentials_file), "--num-cpus", "2",
-                      "--resources", json.dumps({resource: 2}), "--memory", "1000")
+                      "--resources", json.dumps({resource: 2}), "--memory", "1000", "--object-store-memory", "1048576")
         assert result.returncode == 0, result.stdout + result.stderr
         assert f"joined to the cluster at {address}" in result.stdout
     records = files.node_files()
@@ -107,10 +107,12 @@ def test_head_two_joined_nodes_status_and_stop(home):
     assert set(by_id) == {r["node_id"] for r in records}
     assert by_id[head["node_id"]]["head"] is True
     totals = sorted(tuple(sorted(n["resources"]["total"].items())) for n in nodes)
-    assert totals == [(("A", 1.0), ("CPU", 1.0), ("memory", 1000.0)), (("B", 2.0), ("CPU", 2.0), ("memory", 1000.0)),
-                      (("C", 2.0), ("CPU", 2.0), ("memory", 1000.0))]
+    assert totals == [(("A", 1.0), ("CPU", 1.0), ("memory", 1000.0), ("object_store_memory", 1048576.0)),
+                      (("B", 2.0), ("CPU", 2.0), ("memory", 1000.0), ("object_store_memory", 1048576.0)),
+                      (("C", 2.0), ("CPU", 2.0), ("memory", 1000.0), ("object_store_memory", 1048576.0))]
     status = json.loads(_cli("status", "--json").stdout)  # the address from cluster.json
-    assert status["resources"]["total"] == {"CPU": 5.0, "A": 1.0, "B": 2.0, "C": 2.0, "memory": 3000.0}
+    assert status["resources"]["total"] == {"CPU": 5.0, "A": 1.0, "B": 2.0, "C": 2.0, "memory": 3000.0,
+                                                 "object_store_memory": 3 * 1048576.0}
     table = _cli("status").stdout
     assert "Nodes: 3 alive, 0 dead" in table and "CPU 0.0/2.0, B 0.0/2.0" in table
 
@@ -233,16 +235,17 @@ def test_nodes_use_an_existing_etcd_with_authentication(home, monkeypatch):
         # alice may only use /actorcore/; her password comes from the environment, not argv.
         monkeypatch.setenv(ETCD_PASSWORD_ENV, ALICE["password"])
         result = _cli("start", "--head", "--etcd", server.endpoint, "--etcd-user", "alice", "--num-cpus", "1",
-                      "--memory", "1000")
+                      "--memory", "1000", "--object-store-memory", "1048576")
         assert result.returncode == 0, result.stdout + result.stderr
         assert files.read_cluster_info()["etcd_auth"] == ALICE
         # A node joined on this machine takes the credentials from cluster.json.
         result = _cli("start", "--address", server.endpoint, "--num-cpus", "1", "--resources", '{"x": 1}',
-                      "--memory", "1000")
+                      "--memory", "1000", "--object-store-memory", "1048576")
         assert result.returncode == 0, result.stdout + result.stderr
         status = json.loads(_cli("status", "--json").stdout)
         assert [n["state"] for n in status["nodes"]] == ["ALIVE", "ALIVE"]
-        assert status["resources"]["total"] == {"CPU": 2.0, "x": 1.0, "memory": 2000.0}
+        assert status["resources"]["total"] == {"CPU": 2.0, "x": 1.0, "memory": 2000.0,
+                                                     "object_store_memory": 2 * 1048576.0}
         monkeypatch.setenv(ETCD_PASSWORD_ENV, "wrong")
         result = _cli("start", "--address", server.endpoint, "--etcd-user", "alice")
         assert result.returncode == 1 and "rejected the credentials of user 'alice'" in result.stderr

@@ -103,12 +103,14 @@ def test_launch_starts_a_node_that_reports_its_endpoints():
     node_id = uuid.uuid4().hex[:12]
     # A local node reports ready before it reaches etcd: none is needed to see its endpoints.
     config = NodeConfig(node_id=node_id, etcd="127.0.0.1:1", num_cpus=0, cwd=os.getcwd(),
-                        sys_path=[p or os.getcwd() for p in sys.path], memory=5e8)
+                        sys_path=[p or os.getcwd() for p in sys.path], memory=5e8,
+                        object_store_memory=1 << 20)
     node = launch(config, token=uuid.uuid4().hex)
     try:
         endpoints = node.wait_ready(timeout=30)
         assert endpoints.node_id == node_id and endpoints.pid == node.pid
-        assert endpoints.resources == {"CPU": 0.0, "memory": 5e8} and not endpoints.cluster_mode
+        assert endpoints.resources == {"CPU": 0.0, "memory": 5e8,
+                                       "object_store_memory": 1 << 20} and not endpoints.cluster_mode
         assert set(endpoints.uris()) == {"node", "scheduler", "gcs", "object_store", "pool"}
         assert all(uri for uri in endpoints.uris().values())
         with open(f"/proc/{node.pid}/cmdline") as cmdline:

@@ -40,10 +40,10 @@ def totals() -> dict:
 def test_declared_gpus_and_memory(home, monkeypatch):
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     result = _cli("start", "--head", "--port", str(_free_port()), "--num-cpus", "1", "--num-gpus", "4",
-                  "--memory", "2000000000")
+                  "--memory", "2000000000", "--object-store-memory", "1048576")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "GPU 4" in result.stdout
-    assert totals() == {"CPU": 1.0, "GPU": 4.0, "memory": 2e9}
+    assert totals() == {"CPU": 1.0, "GPU": 4.0, "memory": 2e9, "object_store_memory": 1048576.0}
     driver = subprocess.run([sys.executable, "-c", DRIVER], capture_output=True, text=True, timeout=120,
                             check=False)
     assert driver.returncode == 0, driver.stderr + _logs()
@@ -57,9 +57,10 @@ def test_a_node_takes_the_gpus_cuda_visible_devices_names(home, monkeypatch):
     result = _cli("start", "--head", "--port", port, "--num-cpus", "1", "--num-gpus", "4")
     assert result.returncode == 1
     assert "cannot give the node 4 GPU(s): CUDA_VISIBLE_DEVICES contains ['1', '3']" in result.stderr
-    result = _cli("start", "--head", "--port", port, "--num-cpus", "1", "--memory", "1000")
+    result = _cli("start", "--head", "--port", port, "--num-cpus", "1", "--memory", "1000",
+                  "--object-store-memory", "1048576")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert totals() == {"CPU": 1.0, "GPU": 2.0, "memory": 1000.0}
+    assert totals() == {"CPU": 1.0, "GPU": 2.0, "memory": 1000.0, "object_store_memory": 1048576.0}
     driver = subprocess.run([sys.executable, "-c", DRIVER], capture_output=True, text=True, timeout=120,
                             check=False)
     assert driver.returncode == 0, driver.stderr + _logs()

@@ -41,7 +41,8 @@ async def _write_cluster(raw: EtcdClient, cluster: str = "default") -> None:
     await put("nodes", "work1111", value=_node("work1111", False, {"CPU": 4.0, "disk": 2.0}, 2))
     await put("dead", "gone2222", value={**_node("gone2222", False, {"CPU": 8.0}, 0), "died": 3.0})
     await put("resources", "head0000", value={"available": {"CPU": 1.0, "GPU": 1.0}, "objects": 3,
-                                               "object_bytes": 3 * MiB, "time": 4.0})
+                                               "object_bytes": 3 * MiB, "object_store_capacity": 64 * MiB,
+                                               "spilled_objects": 2, "spilled_bytes": 5 * MiB, "time": 4.0})
     # work1111 has not published its load yet: it counts as idle.
     for i, state in enumerate(["ALIVE", "ALIVE", "PENDING", "DEAD", "RESTARTING", "ALIVE"]):
         await put("actors", f"actor{i}", value={"actor_id": f"actor{i}", "class_name": "C", "state": state})
@@ -66,7 +67,8 @@ async def test_gather_status(etcd_server):
     assert status["actors"] == {"PENDING": 1, "ALIVE": 3, "RESTARTING": 1, "DEAD": 1, "UNKNOWN": 1}
     assert status["resources"] == {"total": {"CPU": 6.0, "GPU": 1.0, "disk": 2.0},
                                    "available": {"CPU": 5.0, "GPU": 1.0, "disk": 2.0}}
-    assert status["objects"] == {"count": 3, "bytes": 3 * MiB}
+    assert status["objects"] == {"count": 3, "bytes": 3 * MiB, "capacity": 64 * MiB, "spilled_count": 2,
+                                 "spilled_bytes": 5 * MiB}
     json.dumps(status)  # all of it is JSON
 
 
@@ -78,14 +80,15 @@ async def test_format_status(etcd_server):
     assert f"etcd {etcd_server.endpoint}" in lines[0]
     assert "Nodes: 2 alive, 1 dead" in lines
     head = next(line for line in lines if "head0000" in line)
-    assert "yes" in head and "alive" in head and "CPU 1.0/2.0, GPU 0.0/1.0" in head and "3 (3.0 MiB)" in head
+    assert "yes" in head and "alive" in head and "CPU 1.0/2.0, GPU 0.0/1.0" in head
+    assert "3 (3.0/64 MiB), 2 spilled (5.0 MiB)" in head
     worker = next(line for line in lines if "work1111" in line)
-    assert "CPU 0.0/4.0, disk 0.0/2.0" in worker and "0 (0.0 MiB)" in worker
+    assert "CPU 0.0/4.0, disk 0.0/2.0" in worker and "0 (0.0/0 MiB)" in worker and "spilled" not in worker
     dead = next(line for line in lines if "gone2222" in line)
     assert "dead" in dead and "CPU 8.0" in dead and "/" not in dead
     assert "Actors: 7 (1 PENDING, 3 ALIVE, 1 RESTARTING, 1 DEAD, 1 UNKNOWN)" in lines
     assert "  resources (used/total): CPU 1.0/6.0, GPU 0.0/1.0, disk 0.0/2.0" in lines
-    assert "  object store: 3 objects, 3.0 MiB" in lines
+    assert "  object store: 3 objects, 3.0 MiB of 64 MiB in memory; 2 spilled to disk (5.0 MiB)" in lines
 
 
 async def test_an_empty_cluster(etcd_server):
@@ -177,7 +180,8 @@ def test_cli_status_without_any_cluster():
 def test_the_memory_resource_is_shown_in_gib():
     gib = 1024 * MiB
     alive = {"node_id": "n1", "address": "127.0.0.1", "head": True, "state": "ALIVE", "objects": 0, "object_bytes": 0,
-             "resources": {"total": {"CPU": 2.0, "memory": 4 * gib}, "available": {"CPU": 2.0, "memory": 2.5 * gib}}}
+             "resources": {"total": {"CPU": 2.0, "memory": 4 * gib, "object_store_memory": gib},
+                           "available": {"CPU": 2.0, "memory": 2.5 * gib, "object_store_memory": gib}}}
     dead = {"node_id": "n2", "address": "127.0.0.1", "head": False, "state": "DEAD",
             "resources": {"total": {"CPU": 1.0, "memory": 8 * gib}}}
     text = format_status({"cluster": "default", "etcd": "127.0.0.1:2379", "nodes": [alive, dead], "actors": {},

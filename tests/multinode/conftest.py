@@ -23,6 +23,7 @@ from actorcore.gcs.etcd_server import _free_port
 
 LEASE_TTL = 2
 NODE_MEMORY = 10**9  # each node's memory resource, in bytes
+NODE_STORE = 1 << 30  # each node's object store capacity, in bytes
 
 
 @dataclass
@@ -46,7 +47,7 @@ class Cluster:
     def start_node(self, resource: str, *, head: bool = False, num_cpus: int = 2) -> dict:
         before = {record["node_id"] for record in self.node_records()}
         args = ["start", "--num-cpus", str(num_cpus), "--resources", json.dumps({resource: 1}),
-                "--memory", str(NODE_MEMORY)]
+                "--memory", str(NODE_MEMORY), "--object-store-memory", str(NODE_STORE)]
         if head:
             args += ["--head", "--port", self.address.rsplit(":", 1)[1], "--object-replicas", str(self.replicas)]
             if self.lease_ttl is not None:

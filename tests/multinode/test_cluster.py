@@ -4,7 +4,6 @@ named actors across drivers, status, and the token on every gRPC endpoint."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -17,7 +16,7 @@ import pytest
 import actorcore as ray
 from actorcore.testing import is_alive, wait_until
 
-from .conftest import NODE_MEMORY
+from .conftest import NODE_MEMORY, NODE_STORE
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -37,8 +36,10 @@ def test_three_nodes_are_alive_with_their_resources(cluster):
     nodes = {n["NodeID"]: n for n in ray.nodes() if n["Alive"]}
     assert set(nodes) == {record["node_id"] for record in cluster.nodes.values()}
     for resource, record in cluster.nodes.items():
-        assert nodes[record["node_id"]]["Resources"] == {"CPU": 2.0, resource: 1.0, "memory": NODE_MEMORY}
-    assert ray.cluster_resources() == {"CPU": 6.0, "A": 1.0, "B": 1.0, "C": 1.0, "memory": 3 * NODE_MEMORY}
+        assert nodes[record["node_id"]]["Resources"] == {"CPU": 2.0, resource: 1.0, "memory": NODE_MEMORY,
+                                                           "object_store_memory": NODE_STORE}
+    assert ray.cluster_resources() == {"CPU": 6.0, "A": 1.0, "B": 1.0, "C": 1.0, "memory": 3 * NODE_MEMORY,
+                                      "object_store_memory": 3 * NODE_STORE}
 
 
 def test_tasks_and_actors_land_where_their_resources_are(cluster):
@@ -283,18 +284,24 @@ def _node_records(cluster) -> list[dict]:
 def test_the_objects_of_a_driver_that_exits_are_freed(cluster):
     code = (
         "import numpy as np, actorcore as ray\n"
+        "from actorcore import api\n"
+        "from actorcore.protocol import GetStoreUsage\n"
         f"ray.init(address={cluster.address!r})\n"
         "ref = ray.put(np.ones(1 << 20))\n"
-        "import os\n"
-        "print('OBJECT', ref.hex(), any(ref.hex() in name for name in os.listdir('/dev/shm')))\n"
-        "os._exit(0)\n"  # no shutdown: as if it crashed
+        "core = api._runtime()\n"
+        "print('OBJECTS', core.system.ask_sync(core.store, GetStoreUsage()).objects)\n"
+        "os = __import__('os'); os._exit(0)\n"  # no shutdown: as if it crashed
     )
     result = cluster.driver(code)
     assert result.returncode == 0, result.stderr
-    object_id, was_in_shm = result.stdout.split("OBJECT", 1)[1].split()[:2]
-    assert was_in_shm == "True"
-    wait_until(lambda: not any(object_id in name for name in os.listdir("/dev/shm")), 30,
-               f"object {object_id} of an exited driver to leave shared memory")
+    assert int(result.stdout.split("OBJECTS", 1)[1].split()[0]) >= 1
+
+    def head_objects() -> int:
+        status = json.loads(cluster.cli("status", "--json").stdout)
+        return next(n["objects"] for n in status["nodes"] if n["head"])
+
+    wait_until(lambda: head_objects() == 0, 30, "the objects of an exited driver to leave the head's store",
+               details=lambda: f"{head_objects()} object(s) still held")
 
 
 def test_a_ref_whose_owner_died_raises_owner_died(cluster):
