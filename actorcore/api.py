@@ -175,9 +175,12 @@ def shutdown() -> None:
     global _local
     with _init_lock:
         cluster, _local = _local, None
+        core = runtime.current()
         runtime.set_current(None)
         if cluster is not None:
             cluster.stop()
+        if core is not None:
+            core.objects.local.close()  # (values still alive keep their part of the arena mapped)
 
 
 atexit.register(shutdown)
