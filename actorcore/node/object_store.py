@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import errno
-import mmap
 from dataclasses import dataclass, field
 
 from .. import exceptions as exc
@@ -449,8 +448,7 @@ class ObjectStore(Actor):
 
             return _Served(view, release)
         if record.spilled:  # served from its file, zero-copy through the page cache
-            with open(self.spill.path / object_id, "rb") as file:
-                mapped = mmap.mmap(file.fileno(), record.size, access=mmap.ACCESS_READ)
+            mapped = self.spill.map(object_id, record.size)
             view = memoryview(mapped)
 
             def close() -> None:

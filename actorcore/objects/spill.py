@@ -12,6 +12,7 @@ cleans up after it calls `remove_spill_directory` with the same base.
 
 from __future__ import annotations
 
+import mmap
 import os
 import re
 import shutil
@@ -76,6 +77,12 @@ class SpillDirectory:
                 if not got:
                     raise OSError(f"spill file of object {object_id} is shorter than {size} bytes")
                 done += got
+
+    def map(self, object_id: str, size: int) -> mmap.mmap:
+        """`object_id`'s file mapped read-only (its bytes through the page cache, no copy);
+        OSError if it is missing."""
+        with open(self._file(object_id), "rb") as file:
+            return mmap.mmap(file.fileno(), size, access=mmap.ACCESS_READ)
 
     def delete(self, object_id: str) -> None:
         """Remove `object_id`'s file, if any."""
