@@ -123,6 +123,7 @@ class ObjectStore(Actor):
         self.server = None
         self.transfer_addresses: dict[str, str] = {}  # node id -> its transfer endpoint
         self.pulls = None  # a PullMerger in a cluster: concurrent fetches of one object share one pull
+        self.pulling: dict[str, int] = {}  # object id -> fetches of it waiting for a pull
         self.freed_while_pulling: set[str] = set()
         self.watched: set = set()
 
@@ -392,7 +393,7 @@ class ObjectStore(Actor):
     def _free(self, object_id: str) -> None:
         record = self.objects.get(object_id)
         if record is None:
-            if self.pulls is not None and object_id in self.pulls:
+            if self.pulling.get(object_id):
                 self.freed_while_pulling.add(object_id)
             return
         if record.moved is not None:  # dropped once the spill or restore ends
@@ -461,7 +462,20 @@ class ObjectStore(Actor):
     def _fetch(self, message: FetchObject) -> None:
         if message.object_id in self.objects:
             return self._answer_later(self._locate(message.object_id))
-        return self._answer_later(self.pulls.fetch(message.object_id, lambda: self._pull(message)))
+        object_id = message.object_id
+        self.pulling[object_id] = self.pulling.get(object_id, 0) + 1  # (a free from now on cancels it)
+
+        async def fetch() -> int:
+            try:
+                return await self.pulls.fetch(object_id, lambda: self._pull(message))
+            finally:
+                left = self.pulling.pop(object_id) - 1
+                if left:
+                    self.pulling[object_id] = left
+                else:
+                    self.freed_while_pulling.discard(object_id)
+
+        return self._answer_later(fetch())
 
     async def _pull(self, message: FetchObject) -> int:
         from ..objects.transfer import pull
@@ -492,7 +506,6 @@ class ObjectStore(Actor):
             raise ConnectionError(f"object {object_id} could not be pulled from any of its "
                                   f"{len(message.sources)} location(s): " + "; ".join(failures))
         finally:
-            self.freed_while_pulling.discard(object_id)  # however the pull ended
             if start is not None:
                 self._release_extent(start, size)
 

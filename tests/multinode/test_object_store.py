@@ -1,5 +1,6 @@
-"""Spilling in a cluster: objects spilled on one node are pulled by others from their files, and
-made again by their tasks (lineage) when that node is killed; its spill folder goes with it."""
+"""Node object stores in a cluster: objects spilled on one node are pulled by others from their
+files and made again by their tasks (lineage) when that node is killed, its spill folder going
+with it; an object freed while another node pulls it leaves nothing there."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import numpy as np
 import pytest
 
 import actorcore as ray
+from actorcore import api
 from actorcore.objects.spill import spill_directory
+from actorcore.protocol import FetchObject, FreeObjects, GetStoreUsage
 from actorcore.testing import wait_until
 from actorcore.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -55,3 +58,26 @@ def test_spilled_objects_are_pulled_by_other_nodes_and_made_again_when_their_nod
     ray.shutdown()
     cluster.cli("stop")
     assert not folder.exists()
+
+
+def test_an_object_freed_while_another_node_pulls_it_leaves_nothing_there(fresh_cluster):
+    cluster = fresh_cluster
+    ray.init(address=cluster.address)
+    core = api._runtime()
+    ref = ray.put(np.ones(256 * MIB, dtype=np.uint8))  # on this driver's node, A
+    payload = core.objects[ref.id].payload
+    other = core.cluster.store_of(cluster.nodes["B"]["node_id"])
+    pulled = core.system.run(_fetch_then_free(other, payload))
+    assert isinstance(pulled, LookupError) and "freed while it was pulled" in str(pulled), pulled
+    usage = core.system.ask_sync(other, GetStoreUsage())
+    assert (usage.objects, usage.bytes) == (0, 0)
+    assert int(ray.get(ref)[-1]) == 1  # the owner's copy is untouched
+
+
+async def _fetch_then_free(store, payload):
+    fetch = store.ask(FetchObject(payload.object_id, payload.size, (payload.node,)), timeout=120)
+    store.tell(FreeObjects([payload.object_id]))  # (after the fetch: one sender, one order)
+    try:
+        return await fetch
+    except LookupError as error:
+        return error
