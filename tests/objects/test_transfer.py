@@ -231,8 +231,9 @@ async def test_a_destination_larger_than_the_object(node):
     assert node.releases() == [1]
 
 
-@pytest.mark.parametrize("destination", [memoryview(b"ro"), memoryview(bytearray(8)).cast("d")],
-                         ids=["read-only", "not-bytes"])
+@pytest.mark.parametrize("destination", [memoryview(b"ro"), memoryview(bytearray(8)).cast("d"),
+                                         memoryview(bytearray(8))[::2]],
+                         ids=["read-only", "not-bytes", "not-contiguous"])
 async def test_a_bad_destination_is_refused(node, destination):
     with pytest.raises(ValueError, match="destination of object x must be a writable 1-D byte memoryview"):
         await pull(node.server.address, TOKEN, "x", destination)
