@@ -37,7 +37,7 @@ from .._logging import get_logger
 from ..kernel import Actor, Terminated
 from ..objects import shm
 from ..objects.allocator import ExtentAllocator
-from ..objects.arena import Arena, extent_size
+from ..objects.arena import HEADER_SIZE, Arena, extent_size
 from ..objects.spill import SpillDirectory
 from ..protocol import (
     AllocateObject,
@@ -80,6 +80,13 @@ class _RoomRequest:
     size: int
     done: asyncio.Future
     since: float
+
+
+def _release_view(view: memoryview) -> None:
+    try:
+        view.release()
+    except BufferError:  # a slice of it is still alive: released with it
+        pass
 
 
 class _Served:
@@ -441,11 +448,12 @@ class ObjectStore(Actor):
             return None
         if record.start is not None and record.moved is None:
             record.serving += 1
+            self.arena.populate(record.start + HEADER_SIZE, record.size, write=False)
             view = self.arena.data(record.start, record.size).toreadonly()
 
             def release() -> None:
                 record.serving -= 1
-                view.release()
+                _release_view(view)
 
             return _Served(view, release)
         if record.spilled:  # served from its file, zero-copy through the page cache
@@ -453,8 +461,11 @@ class ObjectStore(Actor):
             view = memoryview(mapped)
 
             def close() -> None:
-                view.release()
-                mapped.close()
+                _release_view(view)
+                try:
+                    mapped.close()
+                except BufferError:  # a slice still alive: unmapped when it goes
+                    pass
 
             return _Served(view, close)
         return None
@@ -483,6 +494,7 @@ class ObjectStore(Actor):
         object_id, size = message.object_id, message.size
         failures = []
         start = await self._room_for(object_id, size)
+        self.arena.populate(start, extent_size(size), write=True)
         try:
             for source in message.sources:
                 address = self.transfer_addresses.get(source)

@@ -67,6 +67,7 @@ _HEADER = struct.Struct("<4sHHQ16s")  # magic, version, flags, size, object id d
 _MAGIC = b"ACBK"
 _VERSION = 1
 _DEAD = bytes(_HEADER.size)
+_MADV_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22)
 _MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23)
 _REGION = 2 << 20  # a process remembers which parts of its mapping it populated, by this size
 _LOCK = struct.Struct("hhqqi")  # struct flock (Linux): type, whence, start, len, pid
@@ -128,6 +129,15 @@ class Arena:
         if end > self.allocated_upto:
             os.posix_fallocate(self._fd, self.allocated_upto, end - self.allocated_upto)
             self.allocated_upto = end
+
+    def populate(self, start: int, length: int, *, write: bool) -> None:
+        """Fill the store's page tables for an extent it is about to write (a pull) or read (a
+        transfer) in one call, instead of a fault per page."""
+        begin = start & -mmap.PAGESIZE
+        try:
+            self._mmap.madvise(_MADV_POPULATE_WRITE if write else _MADV_POPULATE_READ, begin, start + length - begin)
+        except OSError:  # an older kernel: the pages fault in as they are used
+            pass
 
     def try_exclusive(self, start: int, length: int) -> bool:
         """Lock an extent for the store alone: False while any reader pins part of it."""
