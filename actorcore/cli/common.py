@@ -40,13 +40,14 @@ DEFAULT_PORT = 6380  # the etcd port of a head that runs its own etcd
 
 
 def _number(text: str, *, minimum: float, integer: bool = False) -> float:
+    least = f"{minimum:d}" if integer else f"{minimum:g}"
     try:
         value = int(text) if integer else float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected {'an integer' if integer else 'a number'} >= {minimum:g}, got {text!r}") from None
+            f"expected {'an integer' if integer else 'a number'} >= {least}, got {text!r}") from None
     if not value >= minimum:  # NaN too
-        raise argparse.ArgumentTypeError(f"must be >= {minimum:g}, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be >= {least}, got {text!r}")
     return value
 
 

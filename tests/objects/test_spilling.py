@@ -109,3 +109,24 @@ def test_spilled_results_outlive_the_worker_that_made_them(small_store):
     os.kill(pid, signal.SIGKILL)
     for i, ref in enumerate(refs):
         assert ray.get(ref)[123] == i % 251
+
+
+@pytest.mark.parametrize(("value", "error", "message"), [
+    ("1GB", TypeError, "takes a number of bytes"),
+    (1.5e9, TypeError, "takes a number of bytes"),
+    (1000, ValueError, "must be at least 1048576 bytes, got 1000"),
+])
+def test_a_bad_object_store_memory_is_refused_by_name(value, error, message):
+    with pytest.raises(error, match=message):
+        ray.init(object_store_memory=value)
+    assert not ray.is_initialized()
+
+
+def test_the_cli_refuses_a_store_too_small(tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "actorcore", "start", "--head", "--object-store-memory", "10"],
+                            capture_output=True, text=True, timeout=60, check=False,
+                            env={**os.environ, "ACTORCORE_HOME": str(tmp_path)})
+    assert result.returncode == 2 and "--object-store-memory" in result.stderr and "1048576" in result.stderr
