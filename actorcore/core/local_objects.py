@@ -70,8 +70,7 @@ class LocalObjects:
             if found:
                 return value
         for _ in range(_LOCATE_ATTEMPTS):
-            start = self._locate_sync(payload.object_id)
-            found, value = self.arena.read(start, payload.object_id, payload.size)
+            found, value = self._read_at(self._locate_sync(payload.object_id), payload)
             if found:
                 return value
         raise exc.ObjectLostError(payload.object_id, "its node's object store kept moving it")
@@ -93,12 +92,22 @@ class LocalObjects:
                 start = await self._store.ask(LocateObject(payload.object_id), timeout=ALLOCATE_TIMEOUT)
             except LookupError as error:
                 raise exc.ObjectLostError(payload.object_id, str(error)) from None
-            found, value = self.arena.read(start, payload.object_id, payload.size)
+            found, value = self._read_at(start, payload)
             if found:
                 return value
         raise exc.ObjectLostError(payload.object_id, "its node's object store kept moving it")
 
-    def _locate_sync(self, object_id: str) -> int:
+    def _read_at(self, where: int | str, payload: InShm) -> tuple[bool, Any]:
+        """Read the object where the store said it is: an offset in the arena, or the path of
+        its spill file (no room could be made to restore it)."""
+        if isinstance(where, str):
+            try:
+                return True, ArenaClient.read_spilled(where, payload.size)
+            except FileNotFoundError:  # freed or restored meanwhile: ask again
+                return False, None
+        return self.arena.read(where, payload.object_id, payload.size)
+
+    def _locate_sync(self, object_id: str) -> int | str:
         try:
             return self._system.ask_sync(self._store, LocateObject(object_id), timeout=ALLOCATE_TIMEOUT)
         except LookupError as error:

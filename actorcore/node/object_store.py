@@ -298,13 +298,15 @@ class ObjectStore(Actor):
                 "(init(object_store_memory=...))")
 
     def _spill_candidate(self) -> str | None:
-        """The least recently used sealed object no reader or transfer pins, locked for the store."""
-        for object_id in self.lru:
-            record = self.objects[object_id]
-            if record.serving or record.moved is not None:
-                continue
-            if self.arena.try_exclusive(record.start, extent_size(record.size)):
-                return object_id
+        """The least recently used sealed object no reader or transfer pins, locked for the store;
+        one that already has its file first (dropping it from memory costs no write)."""
+        for with_file in (True, False):
+            for object_id in self.lru:
+                record = self.objects[object_id]
+                if record.serving or record.moved is not None or record.spilled is not with_file:
+                    continue
+                if self.arena.try_exclusive(record.start, extent_size(record.size)):
+                    return object_id
         return None
 
     async def _spill(self, object_id: str) -> None:
@@ -378,8 +380,10 @@ class ObjectStore(Actor):
             if not waiter.done():
                 waiter.set_result(None)
 
-    async def _locate(self, object_id: str) -> int:
-        """Where `object_id` is in the arena now, restored first if it was spilled."""
+    async def _locate(self, object_id: str) -> int | str:
+        """Where `object_id` is in the arena now, restored first if it was spilled; if no room
+        can be made for it, the path of its spill file (readers map it: a full store and a full
+        disk still give every object back)."""
         while True:
             record = self.objects.get(object_id)
             if record is None or record.freed:
@@ -395,7 +399,12 @@ class ObjectStore(Actor):
             if record.start is not None:
                 self.lru.move_to_end(object_id)
                 return record.start
-            await self._restore(object_id, record)
+            try:
+                await self._restore(object_id, record)
+            except exc.ObjectStoreFullError:
+                if not record.spilled or record.freed:
+                    raise
+                return str(self.spill.file(object_id))
 
     def _free(self, object_id: str) -> None:
         record = self.objects.get(object_id)

@@ -290,6 +290,15 @@ class ArenaClient:
         del pin
         return True, deserialize(view)
 
+    @staticmethod
+    def read_spilled(path: str, size: int):
+        """The value in spill file `path` (`size` bytes), mapped read-only: zero-copy through
+        the page cache, alive as long as its values (the store may remove the file meanwhile:
+        the mapping stays valid). FileNotFoundError if it is gone."""
+        with open(path, "rb") as file:
+            mapped = mmap.mmap(file.fileno(), size, access=mmap.ACCESS_READ)
+        return deserialize(memoryview(mapped))
+
     def close(self) -> None:
         """Stop using the arena; values still alive keep their part of the mapping."""
         self._view.release()

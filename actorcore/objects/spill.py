@@ -45,6 +45,10 @@ class SpillDirectory:
         self.path = spill_directory(node_id, base)
         self._made = False
 
+    def file(self, object_id: str) -> Path:
+        """The path of `object_id`'s file."""
+        return self._file(object_id)
+
     def _file(self, object_id: str) -> Path:
         if not _OBJECT_ID.fullmatch(object_id) or object_id in (".", ".."):
             raise ValueError(f"not an object id: {object_id!r}")

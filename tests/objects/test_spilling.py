@@ -130,3 +130,34 @@ def test_the_cli_refuses_a_store_too_small(tmp_path):
                             capture_output=True, text=True, timeout=60, check=False,
                             env={**os.environ, "ACTORCORE_HOME": str(tmp_path)})
     assert result.returncode == 2 and "--object-store-memory" in result.stderr and "1048576" in result.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small disk for the spill folder needs root")
+def test_a_full_disk_makes_put_fail_by_name_and_loses_nothing(tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    program = textwrap.dedent(f"""
+        import subprocess, numpy as np, actorcore as ray
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", {str(disk)!r}], check=True)
+        ray.init(num_cpus=1, object_store_memory={8 * MIB}, object_spilling_directory={str(disk)!r})
+        refs = []
+        try:
+            for i in range(10):
+                refs.append(ray.put(np.full({2 * MIB}, i, dtype=np.uint8)))
+        except ray.exceptions.ObjectStoreFullError as error:
+            print("FULL", len(refs), str(error).replace(chr(10), " "))
+        print("BACK", [int(ray.get(r)[-1]) for r in refs])
+        ray.shutdown()
+    """)
+    result = subprocess.run(["unshare", "--mount", "--propagation", "private", sys.executable, "-c", program],
+                            capture_output=True, text=True, timeout=100, check=False)
+    assert result.returncode == 0, result.stderr
+    full = next(line for line in result.stdout.splitlines() if line.startswith("FULL"))
+    stored = int(full.split()[1])
+    assert 4 <= stored < 10, full  # the arena's objects, then as many as the disk held
+    assert "spilling to" in full and "No space left on device" in full and "--object-spilling-directory" in full
+    assert f"BACK {list(range(stored))}" in result.stdout
