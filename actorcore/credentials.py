@@ -28,6 +28,7 @@ import datetime
 import ipaddress
 import json
 import os
+import ssl
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,6 +173,33 @@ class TlsIdentity:
     def grpc_channel_options() -> tuple[tuple[str, str], ...]:
         """The channel options that make a client check `TLS_SERVER_NAME`, not the address it dials."""
         return (("grpc.ssl_target_name_override", TLS_SERVER_NAME),)
+
+    #: the name a client checks in the certificate of the server it dials
+    server_name = TLS_SERVER_NAME
+
+    def ssl_server_context(self) -> ssl.SSLContext:
+        """TLS for a plain TCP server of the cluster (the kernel's streams): presents `cert`,
+        requires a client certificate signed by the cluster's CA."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.verify_mode = ssl.CERT_REQUIRED
+        return self._ssl_identity(context)
+
+    def ssl_client_context(self) -> ssl.SSLContext:
+        """TLS for a plain TCP client of the cluster: checks the server's certificate against
+        the cluster's CA and `server_name` (pass it as ``server_hostname``), presents `cert`."""
+        return self._ssl_identity(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
+
+    def _ssl_identity(self, context: ssl.SSLContext) -> ssl.SSLContext:
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_verify_locations(cadata=self.ca)
+        # `ssl` loads a key from a file only: an anonymous memory file keeps it off every disk.
+        fd = os.memfd_create("actorcore-tls", os.MFD_CLOEXEC)
+        try:
+            os.write(fd, (self.cert + "\n" + self.key).encode())
+            context.load_cert_chain(f"/proc/self/fd/{fd}")
+        finally:
+            os.close(fd)
+        return context
 
 
 def make_credentials(cluster: str, address: str, token: str, hosts: list[str] = (), *,

@@ -29,6 +29,7 @@ from ..errors import AskTimeoutError, PeerLostError
 from ..messages import PEER_LOST, Terminated
 from ..ref import ActorRef
 from .connections import MAX_FRAME_BYTES, MessageTooLargeError, UdsConnection
+from .tcp_stream import TcpConnection
 from .handshake import ACCEPTING, CONNECTING, hello_problem, make_proof, new_nonce, proof_valid
 
 if TYPE_CHECKING:
@@ -450,9 +451,7 @@ class RemoteLayer:
             if address.uds and address.same_host:
                 connection = await UdsConnection.open(address.uds)
             elif address.tcp:
-                from .grpc_stream import GrpcClientConnection
-
-                connection = await GrpcClientConnection.open(address.tcp, self.system.secret, self.system.tls)
+                connection = await TcpConnection.open(address.tcp, self.system.tls)
             else:
                 raise ConnectionError("it has no endpoint reachable from this host")
             link = Link(self, connection, expected=peer)
