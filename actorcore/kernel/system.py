@@ -32,8 +32,8 @@ from .loop import new_event_loop
 from .messages import NORMAL, Terminated
 from .ref import ActorRef, parse_uri
 from .remote.connections import UdsServer
-from .remote.tcp_stream import TcpServer
 from .remote.peers import RemoteLayer
+from .remote.tcp_stream import TcpServer
 from .secret import ClusterSecret
 
 if TYPE_CHECKING:

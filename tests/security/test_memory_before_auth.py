@@ -103,7 +103,7 @@ def _hello() -> bytes:
 
 def _connect(where: str) -> socket.socket:
     """A blocking socket connected to a Unix-socket path or a TCP "host:port"."""
-    if where.startswith("\0") or where.startswith("/"):
+    if where.startswith(("\0", "/")):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(30)
         sock.connect(where)

@@ -1,7 +1,7 @@
 """TLS on the cluster's gRPC endpoints (the object transfers; docs/architecture.md, "Security
 model"): between hosts only, by the rule of `tls.wants_tls` on both ends.
 
-`GrpcTls` is what the kernel needs of the cluster's credentials
+`GrpcTls` is what the object transfers need of the cluster's credentials
 (`actorcore.credentials.Credentials` is one): server and channel credentials, and the channel
 options that make a client check the cluster's certificate name instead of the address it
 dials (every process presents the same certificate).

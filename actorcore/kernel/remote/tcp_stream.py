@@ -10,15 +10,21 @@ that has not finished within `HANDSHAKE_TIMEOUT` seconds closes the connection, 
 accepted connection counts among the pending handshakes (`peers.MAX_PENDING_HANDSHAKES`) from
 the moment it is accepted, TLS included.
 
-Chosen by measurement over the gRPC bidirectional stream it replaced (`Transport.Stream` of
-grpc.aio), on the 2-core dev machine, both ends on uvloop, loopback, no TLS:
+Chosen by measurement over the gRPC bidirectional stream (`Transport.Stream` of grpc.aio) it
+replaced, on the 2-core dev machine (shared, so figures vary by ~±50%), both ends on uvloop,
+medians of a sequential ask of a trivial actor from another process:
 
-| benchmarks/kernel.py, sequential ask         | gRPC stream | TCP stream |
-|----------------------------------------------|-------------|------------|
-| median round trip                            | 947 µs      | see below  |
+| where                                             | gRPC stream | TCP stream |
+|---------------------------------------------------|-------------|------------|
+| loopback, both ends polling (benchmarks/kernel.py) | 947 µs      | 62 µs      |
+| loopback, no polling (as drivers and workers)      | 334-345 µs  | 108-165 µs |
+| across a non-loopback address, TLS, no polling     | 360-391 µs  | 245-264 µs |
+| `get(ping.remote())` to another node (benchmarks/cluster.py) | 0.93 ms | 0.47-0.54 ms |
 
-grpc.aio hands every message between its own threads and the event loop; a stream socket read
-by an asyncio Protocol dispatches frames straight from `data_received`, as on Unix sockets.
+grpc.aio hands every message between its own poller thread and the event loop; a stream read
+by an asyncio Protocol dispatches frames straight from `data_received`, as on Unix sockets
+(echoing an 8 MiB message costs the same either way). Python's `ssl` adds ~100 µs per round
+trip; the object transfers stay on gRPC.
 """
 
 from __future__ import annotations
@@ -27,13 +33,10 @@ import asyncio
 import socket
 from collections.abc import Callable
 
-from ..._logging import get_logger
 from .connections import FramedConnection
 from .tls import StreamTls, wants_tls
 
 __all__ = ["HANDSHAKE_TIMEOUT", "TcpConnection", "TcpServer"]
-
-log = get_logger(__name__)
 
 #: Seconds a TLS handshake may take (the kernel's own handshake has the same bound).
 HANDSHAKE_TIMEOUT = 10.0
