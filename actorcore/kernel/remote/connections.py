@@ -9,9 +9,9 @@ straight from `data_received` (no reader task to wake): `FramedConnection`.
 - Between host identities: TCP, TLS off loopback (`tcp_stream.TcpConnection`).
 
 Measured on the 2-core dev machine with benchmarks/kernel.py (both ends on uvloop): a
-sequential ask costs 60-190 µs median over a Unix socket and 60-170 µs over TCP on loopback,
-against 400-950 µs over the grpcio aio stream the TCP transport replaced; batched tells run
-at 130-230k/s either way.
+sequential ask costs 60-190 µs median over a Unix socket and 60-230 µs over TCP on loopback,
+against 330-950 µs over the grpcio aio stream the TCP transport replaced (figures in
+`tcp_stream.py`); batched tells run at 130-230k/s either way.
 
 A connection is used through four calls: `start(on_frame, on_closed)` begins delivering
 received frames, `send(frame)` queues a frame without waiting, `close()` ends it, and
