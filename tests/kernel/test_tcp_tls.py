@@ -18,6 +18,7 @@ from actorcore.credentials import make_credentials
 from actorcore.kernel import ActorSystem, PeerLostError
 from actorcore.kernel.address import HOST_ID
 from actorcore.kernel.remote.handshake import new_nonce
+from actorcore.kernel.remote.peers import MAX_PENDING_HANDSHAKES
 from tests.kernel.peer import TEST_TOKEN
 
 pytestmark = pytest.mark.timeout(60)
@@ -126,3 +127,17 @@ async def test_a_member_gets_the_handshake_over_tls(tls_peer):
             received += chunk
     size = struct.unpack(">I", received[:4])[0]
     assert pb.Frame.FromString(received[4:4 + size]).hello.host_id == HOST_ID
+
+
+async def test_clients_stuck_before_tls_take_no_handshake_slot(tls_peer, member):
+    """Connections that never start TLS do not count among the kernel's pending handshakes:
+    more of them than its limit leave room for a member (the kernel sees a connection once
+    its TLS handshake succeeded)."""
+    stuck = [socket.create_connection(_endpoint(tls_peer.uris[0]), timeout=10)
+             for _ in range(MAX_PENDING_HANDSHAKES + 44)]
+    try:
+        ref = member.ref_from_uri(tls_peer.uris[0])
+        assert await ref.ask(("echo", "through"), timeout=10) == "through"
+    finally:
+        for sock in stuck:
+            sock.close()
