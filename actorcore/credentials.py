@@ -30,6 +30,7 @@ import json
 import os
 import ssl
 import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -192,13 +193,23 @@ class TlsIdentity:
     def _ssl_identity(self, context: ssl.SSLContext) -> ssl.SSLContext:
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_verify_locations(cadata=self.ca)
-        # `ssl` loads a key from a file only: an anonymous memory file keeps it off every disk.
-        fd = os.memfd_create("actorcore-tls", os.MFD_CLOEXEC)
-        try:
-            os.write(fd, (self.cert + "\n" + self.key).encode())
-            context.load_cert_chain(f"/proc/self/fd/{fd}")
-        finally:
-            os.close(fd)
+        # `ssl` loads a key from a file only: an anonymous memory file keeps it off every disk
+        # (Linux), else a file only we can read, removed at once.
+        pem = (self.cert + "\n" + self.key).encode()
+        if hasattr(os, "memfd_create"):
+            fd = os.memfd_create("actorcore-tls", os.MFD_CLOEXEC)
+            try:
+                os.write(fd, pem)
+                context.load_cert_chain(f"/proc/self/fd/{fd}")
+            finally:
+                os.close(fd)
+            return context
+        with tempfile.TemporaryDirectory(prefix="actorcore-tls-") as directory:  # mode 0700
+            path = Path(directory, "identity.pem")
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(pem)
+            context.load_cert_chain(path)
         return context
 
 
