@@ -9,7 +9,10 @@ client checks the server's against that CA and the cluster's certificate name. A
 that has not finished within `HANDSHAKE_TIMEOUT` seconds closes the connection; only once it
 succeeded does the kernel see the connection, which then counts among the pending handshakes
 of the kernel's own handshake (`peers.MAX_PENDING_HANDSHAKES`), as a gRPC stream did once
-its call proof had been checked.
+its call proof had been checked. On loopback (no TLS) an accepted connection from a process of
+another user is refused before anything is read, as on Unix sockets: its uid is read from the
+kernel's socket table (`loopback_peer_uid`), so that no other user of the machine can take
+the kernel's handshake slots.
 
 Chosen by measurement over the gRPC bidirectional stream (`Transport.Stream` of grpc.aio) it
 replaced, on the 2-core dev machine (shared, so figures vary by ~±50%), both ends on uvloop,
@@ -35,13 +38,19 @@ the request on the wire and ~110 µs from the reply to `get` returning. Raw loop
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import os
 import socket
+import struct
 from collections.abc import Callable
 
+from ..._logging import get_logger
 from .connections import FramedConnection
 from .tls import StreamTls, wants_tls
 
-__all__ = ["HANDSHAKE_TIMEOUT", "TcpConnection", "TcpServer"]
+__all__ = ["HANDSHAKE_TIMEOUT", "TcpConnection", "TcpServer", "loopback_peer_uid"]
+
+log = get_logger(__name__)
 
 #: Seconds a TLS handshake may take (the kernel's own handshake has the same bound).
 HANDSHAKE_TIMEOUT = 10.0
@@ -54,9 +63,37 @@ def _split(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def _proc_net_address(host: str, port: int) -> str:
+    """`host`:`port` as /proc/net/tcp{,6} writes it (address words in host byte order)."""
+    packed = socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
+    words = struct.unpack(f"<{len(packed) // 4}I", packed)
+    return "".join(f"{word:08X}" for word in words) + f":{port:04X}"
+
+
+def loopback_peer_uid(sock: socket.socket) -> int | None:
+    """The uid of the process at the other end of a loopback TCP connection, read from the
+    kernel's socket table (Linux); None where it cannot be told (not loopback, no table)."""
+    local, remote = sock.getsockname()[:2], sock.getpeername()[:2]
+    if not ipaddress.ip_address(remote[0]).is_loopback:
+        return None
+    # The peer's socket is the entry whose local end is our remote end and the other way round.
+    theirs, ours = _proc_net_address(*remote), _proc_net_address(*local)
+    table = "/proc/net/tcp6" if sock.family == socket.AF_INET6 else "/proc/net/tcp"
+    try:
+        with open(table) as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) > 7 and fields[1] == theirs and fields[2] == ours:
+                    return int(fields[7])
+    except OSError:
+        return None
+    return None
+
+
 class TcpConnection(FramedConnection):
     """A framed stream over TCP (TLS between hosts); `on_made` (accepted connections) is told
-    once the connection is up, its TLS handshake done."""
+    once the connection is up, its TLS handshake done. An accepted loopback connection from a
+    process of another user is refused at once, before anything is read (as on Unix sockets)."""
 
     def __init__(self, on_made: Callable[[TcpConnection], None] | None = None) -> None:
         super().__init__()
@@ -65,8 +102,18 @@ class TcpConnection(FramedConnection):
     def connection_made(self, transport) -> None:
         """As `FramedConnection`'s, then hand the connection to `on_made`."""
         super().connection_made(transport)
-        if self._on_made is not None and not self._closed:
-            self._on_made(self)
+        if self._on_made is None or self._closed:
+            return
+        try:
+            uid = loopback_peer_uid(transport.get_extra_info("socket"))
+        except OSError:  # gone already
+            uid = -1
+        if uid is not None and uid != os.getuid():
+            log.warning("refused a loopback TCP connection from another user", uid=uid)
+            self._closed = True
+            transport.abort()
+            return
+        self._on_made(self)
 
     @classmethod
     async def open(cls, target: str, tls: StreamTls | None, timeout: float = HANDSHAKE_TIMEOUT) -> TcpConnection:
