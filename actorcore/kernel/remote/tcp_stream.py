@@ -18,21 +18,22 @@ Chosen by measurement over the gRPC bidirectional stream (`Transport.Stream` of 
 replaced, on the 2-core dev machine (shared, so figures vary by ~±50%), both ends on uvloop,
 medians of a sequential ask of a trivial actor from another process:
 
-| where                                             | gRPC stream | TCP stream |
-|---------------------------------------------------|-------------|------------|
-| loopback, both ends polling (benchmarks/kernel.py) | 947 µs      | 62 µs      |
+| where                                              | gRPC stream | TCP stream |
+|----------------------------------------------------|-------------|------------|
+| loopback, both ends polling (benchmarks/kernel.py) | 947 µs      | 35-62 µs   |
 | loopback, no polling (as drivers and workers)      | 334-345 µs  | 108-165 µs |
 | across a non-loopback address, TLS, no polling     | 360-391 µs  | 245-264 µs |
-| `get(ping.remote())` to another node (benchmarks/cluster.py) | 0.83-0.93 ms | 0.41-0.60 ms |
+| `get(ping.remote())` to another node (benchmarks/cluster.py) | 0.83-0.93 ms | 0.39-0.66 ms |
 
-grpc.aio hands every message between its own poller thread and the event loop; a stream read
-by an asyncio Protocol dispatches frames straight from `data_received`, as on Unix sockets
-(echoing an 8 MiB message costs the same either way). Python's `ssl` adds ~100 µs per round
-trip; the object transfers stay on gRPC. What remains of a cross-node task round trip is the
-task path itself (a same-node task costs about as much, over a Unix socket): measured on the
-worker, ~145 µs from the task's arrival to its reply; on the driver, ~80 µs from `remote()` to
-the request on the wire and ~110 µs from the reply to `get` returning. Raw loopback TCP costs
-~25 µs more per round trip than a Unix socket on this machine.
+The cluster row spans 9 runs at load averages of 3-7, median 0.52 ms (Ray 2.60 in the same
+runs: 2.3-5.3 ms). grpc.aio hands every message between its own poller thread and the event
+loop; a stream read by an asyncio Protocol dispatches frames straight from `data_received`, as
+on Unix sockets (echoing an 8 MiB message costs the same either way). Python's `ssl` adds
+~100 µs per round trip; the object transfers stay on gRPC. What remains of a cross-node task
+round trip is the task path itself (a same-node task, over a Unix socket, costs about as
+much): ~145 µs on the worker from the task's arrival to its reply; on the driver ~80 µs from
+`remote()` to the request on the wire and ~110 µs from the reply to `get` returning. Raw
+loopback TCP costs ~25 µs more per round trip than a Unix socket on this machine.
 """
 
 from __future__ import annotations
