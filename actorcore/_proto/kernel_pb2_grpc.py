@@ -3,7 +3,6 @@
 import grpc
 import warnings
 
-from actorcore._proto import kernel_pb2 as actorcore_dot___proto_dot_kernel__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -23,76 +22,3 @@ if _version_not_supported:
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
-
-
-class TransportStub:
-    """Missing associated documentation comment in .proto file."""
-
-    def __init__(self, channel):
-        """Constructor.
-
-        Args:
-            channel: A grpc.Channel.
-        """
-        self.Stream = channel.stream_stream(
-                '/actorcore.kernel.Transport/Stream',
-                request_serializer=actorcore_dot___proto_dot_kernel__pb2.Frame.SerializeToString,
-                response_deserializer=actorcore_dot___proto_dot_kernel__pb2.Frame.FromString,
-                _registered_method=True)
-
-
-class TransportServicer:
-    """Missing associated documentation comment in .proto file."""
-
-    def Stream(self, request_iterator, context):
-        """One stream per pair of actor systems; both directions carry frames, Hello and Proof first.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-
-def add_TransportServicer_to_server(servicer, server):
-    rpc_method_handlers = {
-            'Stream': grpc.stream_stream_rpc_method_handler(
-                    servicer.Stream,
-                    request_deserializer=actorcore_dot___proto_dot_kernel__pb2.Frame.FromString,
-                    response_serializer=actorcore_dot___proto_dot_kernel__pb2.Frame.SerializeToString,
-            ),
-    }
-    generic_handler = grpc.method_handlers_generic_handler(
-            'actorcore.kernel.Transport', rpc_method_handlers)
-    server.add_generic_rpc_handlers((generic_handler,))
-    server.add_registered_method_handlers('actorcore.kernel.Transport', rpc_method_handlers)
-
-
- # This class is part of an EXPERIMENTAL API.
-class Transport:
-    """Missing associated documentation comment in .proto file."""
-
-    @staticmethod
-    def Stream(request_iterator,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.stream_stream(
-            request_iterator,
-            target,
-            '/actorcore.kernel.Transport/Stream',
-            actorcore_dot___proto_dot_kernel__pb2.Frame.SerializeToString,
-            actorcore_dot___proto_dot_kernel__pb2.Frame.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)

@@ -1,12 +1,12 @@
 """Where an actor system can be reached (location transparency).
 
 An `Address` names one actor system incarnation and the endpoints it listens on: a Unix
-socket path (reachable from the same host only) and/or a gRPC "host:port" endpoint.
+socket path (reachable from the same host only) and/or a TCP "host:port" endpoint.
 
 The host identity decides between the two: peers with the same one talk over Unix sockets,
-others over gRPC. It is the machine's, unless `ACTORCORE_HOST_ID` (or `set_host_id`) names
+others over TCP (`remote/tcp_stream.py`). It is the machine's, unless `ACTORCORE_HOST_ID` (or `set_host_id`) names
 another: a cluster node gives its processes one of their own, so that several nodes on one
-machine talk to each other over gRPC exactly as nodes on separate machines do.
+machine talk to each other over TCP exactly as nodes on separate machines do.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ class Address(NamedTuple):
 
     system_id: str
     host_id: str
-    tcp: str = ""  # "host:port" of the gRPC endpoint
+    tcp: str = ""  # "host:port" of the TCP endpoint
     uds: str = ""  # path of the Unix-socket endpoint
 
     @property

@@ -4,7 +4,7 @@
 The system runs on one asyncio event loop: `await ActorSystem.start()` inside a running loop,
 or `ActorSystem.start_in_thread()` to get one on a background thread (how drivers and
 workers will host theirs). It listens on a Unix socket (same-host peers) and, when asked, on
-a gRPC endpoint (other hosts); see `remote/connections.py` for the choice of transport. A
+a TCP endpoint (other hosts); see `remote/tcp_stream.py` for the choice of transport. A
 system that listens needs the cluster token, whose secret every connection proves without
 sending it (`remote/handshake.py`), or an explicit ``insecure=True``.
 """
@@ -33,6 +33,7 @@ from .messages import NORMAL, Terminated
 from .ref import ActorRef, parse_uri
 from .remote.connections import UdsServer
 from .remote.peers import RemoteLayer
+from .remote.tcp_stream import TcpServer
 from .secret import ClusterSecret
 
 if TYPE_CHECKING:
@@ -55,7 +56,8 @@ class ActorSystem:
         self.secret = ClusterSecret(token) if token else None
         #: started without a token on purpose (`insecure=True`): listens open to anyone
         self.insecure = insecure
-        #: the cluster's TLS credentials: gRPC between hosts is encrypted with them (`grpc_tls`)
+        #: the cluster's TLS credentials: streams and transfers between hosts are encrypted
+        #: with them (`remote/tls.py`)
         self.tls = tls
         #: poll briefly instead of sleeping around asks and replies (see RemoteLayer.spin);
         #: off where user threads share the GIL with the loop (drivers, workers)
@@ -87,11 +89,11 @@ class ActorSystem:
                     tls: GrpcTls | None = None) -> ActorSystem:
         """Start the process's actor system on the running loop.
 
-        `tcp="127.0.0.1:0"` also opens a gRPC endpoint (port 0: any free port); `uds=False`
+        `tcp="127.0.0.1:0"` also opens a TCP endpoint (port 0: any free port); `uds=False`
         opens no Unix socket. A system that listens (on either) needs the cluster `token`:
         without one it raises ValueError, unless `insecure=True` (anyone who can reach its
         endpoints may then send it messages; a warning says so). With `tls` (the cluster's
-        credentials) its gRPC to and from other hosts is TLS (see `remote/grpc_tls.py`).
+        credentials) its streams to and from other hosts are TLS (see `remote/tls.py`).
         """
         _check_credentials(name, token, insecure, listens=bool(tcp or uds))
         system = cls(name=name, spin=spin, token=token, insecure=insecure, tls=tls)
@@ -150,12 +152,10 @@ class ActorSystem:
                 await server.start()
                 self._servers.append(server)
             if tcp:
-                from .remote.grpc_stream import GrpcServer
-
-                grpc_server = GrpcServer(tcp, self._remote.accept, self.secret, self.tls)
-                await grpc_server.start()
-                self._servers.append(grpc_server)
-                tcp_address = grpc_server.address
+                tcp_server = TcpServer(tcp, self._remote.accept, self.tls)
+                await tcp_server.start()
+                self._servers.append(tcp_server)
+                tcp_address = tcp_server.address
             self.address = Address(self.id, _address.HOST_ID, tcp_address, uds_path)
         except BaseException:
             await self._close_servers()

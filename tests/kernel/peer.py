@@ -7,9 +7,11 @@ actor on stdout and runs until its stdin closes (so it dies with the test).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 
+from actorcore.credentials import TlsIdentity
 from actorcore.kernel import Actor, ActorSystem, run
 
 #: The cluster token of the kernel tests' actor systems (a peer takes ACTORCORE_TEST_TOKEN instead when set).
@@ -44,8 +46,11 @@ class Collector(Actor):
 
 
 async def main(role: str) -> None:
-    tcp = "127.0.0.1:0" if "grpc" in role else None
-    system = await ActorSystem.start(name=role, tcp=tcp, uds="grpc" not in role,
+    tcp = "127.0.0.1:0" if "tcp" in role else None
+    tls = None
+    if role == "tls":  # TCP on every address (not loopback, so TLS) with the identity in ACTORCORE_TEST_TLS
+        tcp, tls = "0.0.0.0:0", TlsIdentity.from_dict(json.loads(os.environ["ACTORCORE_TEST_TLS"]))
+    system = await ActorSystem.start(name=role, tcp=tcp, uds=tcp is None, tls=tls,
                                      token=os.environ.get("ACTORCORE_TEST_TOKEN", TEST_TOKEN))
     refs = [system.spawn(Collector, name="collector")]
     if role.startswith("two"):

@@ -9,11 +9,9 @@ import pickle
 import socket
 import struct
 
-import grpc
 import pytest
 
 from actorcore._proto import kernel_pb2 as pb
-from actorcore._proto import kernel_pb2_grpc as pb_grpc
 from actorcore.kernel import ActorRef, ActorSystem, PeerLostError
 from actorcore.kernel.address import HOST_ID, Address
 from actorcore.kernel.secret import ClusterSecret
@@ -58,7 +56,7 @@ def _intruder_hello() -> pb.Hello:
     return pb.Hello(system_id=INTRUDER_ID, host_id=HOST_ID, nonce=os.urandom(16))
 
 
-@pytest.mark.parametrize("role", ["uds", "grpc"])
+@pytest.mark.parametrize("role", ["uds", "tcp"])
 async def test_only_the_right_token_gets_through(peers, role):
     peer = await peers(role, env={"ACTORCORE_TEST_TOKEN": TOKEN})
     uri = peer.uris[0]
@@ -66,26 +64,6 @@ async def test_only_the_right_token_gets_through(peers, role):
         with pytest.raises(PeerLostError, match="token"):
             await _ask_with(token, uri)
     assert await _ask_with(TOKEN, uri) == "hi"
-
-
-async def test_a_refused_grpc_proof_is_named(peers):
-    peer = await peers("grpc", env={"ACTORCORE_TEST_TOKEN": TOKEN})
-    with pytest.raises(PeerLostError, match=r"refused this process's proof .*UNAUTHENTICATED.*clocks"):
-        await _ask_with("wrong-token", peer.uris[0])
-
-
-async def test_grpc_call_without_proof_is_unauthenticated(peers):
-    peer = await peers("grpc", env={"ACTORCORE_TEST_TOKEN": TOKEN})
-    target = peer.uris[0].split("tcp=")[1].split("&")[0].replace("%3A", ":")
-    # An old-style call that presents the token itself is refused as well.
-    for metadata in (None, (("x-actorcore-token", TOKEN),), (("x-actorcore-proof", "1.2.3"),)):
-        async with grpc.aio.insecure_channel(target) as channel:
-            call = pb_grpc.TransportStub(channel).Stream(metadata=metadata)
-            # Refused before any message is read: nothing needs to be written to learn it (a
-            # write racing the refusal would end the call INTERNAL on the client side).
-            with pytest.raises(grpc.aio.AioRpcError) as refused:
-                await asyncio.wait_for(call.read(), 10)
-            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
 class _Marker:
@@ -104,15 +82,25 @@ def _marker_batch(path) -> pb.Frame:
     ]))
 
 
+def _connect(role: str, uri: str) -> socket.socket:
+    """A raw socket to the peer's endpoint of `role` ("uds" or "tcp")."""
+    if role == "uds":
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(10)
+        sock.connect(_uds_path(uri))
+        return sock
+    host, _, port = uri.split("tcp=")[1].split("&")[0].replace("%3A", ":").rpartition(":")
+    return socket.create_connection((host, int(port)), timeout=10)
+
+
+@pytest.mark.parametrize("role", ["uds", "tcp"])
 @pytest.mark.parametrize("proof", ["none", "garbage", "reflected"])
-async def test_nothing_from_a_peer_without_a_valid_proof_is_unpickled(peers, tmp_path, proof):
+async def test_nothing_from_a_peer_without_a_valid_proof_is_unpickled(peers, tmp_path, proof, role):
     """The accepting side reads no envelope before the connecting side's proof verified: not
     without one, not with a wrong one, not with its own proof sent back to it."""
-    peer = await peers("uds", env={"ACTORCORE_TEST_TOKEN": TOKEN})
+    peer = await peers(role, env={"ACTORCORE_TEST_TOKEN": TOKEN})
     marker = tmp_path / "unpickled"
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(10)
-        sock.connect(_uds_path(peer.uris[0]))
+    with _connect(role, peer.uris[0]) as sock:
         sock.sendall(_framed(pb.Frame(hello=_intruder_hello())))
         answer = _read_frames(sock, 2)
         assert [f.WhichOneof("body") for f in answer] == ["hello", "proof"]

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.timeout(60)
 MB = 1 << 20
 
 
-@pytest.mark.parametrize("role", ["uds", "grpc"])
+@pytest.mark.parametrize("role", ["uds", "tcp"])
 async def test_a_message_over_the_limit_is_refused_by_its_sender(system, peers, monkeypatch, role):
     peer = await peers(role)
     ref = system.ref_from_uri(peer.uris[0])
@@ -33,8 +33,9 @@ async def test_a_message_over_the_limit_is_refused_by_its_sender(system, peers, 
     assert await ref.ask(("echo", "small"), timeout=10) == "small"
 
 
-async def test_a_frame_over_the_receivers_limit_cuts_the_sender_off(system, peers):
-    peer = await peers("uds", env={MAX_FRAME_ENV: str(2 * MB)})
+@pytest.mark.parametrize("role", ["uds", "tcp"])
+async def test_a_frame_over_the_receivers_limit_cuts_the_sender_off(system, peers, role):
+    peer = await peers(role, env={MAX_FRAME_ENV: str(2 * MB)})
     ref = system.ref_from_uri(peer.uris[0])
     with pytest.raises(PeerLostError):
         await ref.ask(("echo", bytes(3 * MB)), timeout=10)

@@ -20,7 +20,7 @@ from actorcore.kernel import (
 
 pytestmark = pytest.mark.timeout(60)
 
-TRANSPORTS = ["uds", "grpc"]
+TRANSPORTS = ["uds", "tcp"]
 
 
 class Inbox(Actor):

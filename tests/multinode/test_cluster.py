@@ -230,15 +230,15 @@ def test_status_shows_three_nodes_and_their_resources(cluster):
 
 
 @pytest.mark.parametrize("token", [None, "wrong-token"])
-def test_every_grpc_endpoint_rejects_a_client_without_the_token(cluster, token):
-    from actorcore._proto import kernel_pb2, kernel_pb2_grpc, transfer_pb2, transfer_pb2_grpc
+def test_every_endpoint_rejects_a_client_without_the_token(cluster, token):
+    from actorcore._proto import transfer_pb2, transfer_pb2_grpc
 
     endpoints = []
     records = _node_records(cluster)
     for record in records:
         endpoints.append(("kernel", record["kernel"]))
         endpoints.append(("transfer", record["transfer"]))
-    # A worker's endpoint too: the actor's worker listens on gRPC.
+    # A worker's endpoint too: the actor's worker listens on TCP.
     actor = Where.options(resources={"B": 1}).remote()
     ray.get(actor.node.remote())
     from actorcore import api
@@ -249,18 +249,58 @@ def test_every_grpc_endpoint_rejects_a_client_without_the_token(cluster, token):
     assert len(endpoints) == 7
     metadata = (("x-actorcore-token", token),) if token else None
     for kind, target in endpoints:
+        if kind == "kernel":
+            assert _kernel_handshake_refused(target, token), (kind, target)
+            continue
         with grpc.insecure_channel(target) as channel:
-            if kind == "kernel":
-                stub = kernel_pb2_grpc.TransportStub(channel)
-                call = stub.Stream(iter([kernel_pb2.Frame()]), metadata=metadata, timeout=10)
-                with pytest.raises(grpc.RpcError) as info:
-                    list(call)
-            else:
-                stub = transfer_pb2_grpc.ObjectTransferStub(channel)
-                with pytest.raises(grpc.RpcError) as info:
-                    list(stub.Pull(transfer_pb2.PullRequest(object_id="x"), metadata=metadata, timeout=10))
+            stub = transfer_pb2_grpc.ObjectTransferStub(channel)
+            with pytest.raises(grpc.RpcError) as info:
+                list(stub.Pull(transfer_pb2.PullRequest(object_id="x"), metadata=metadata, timeout=10))
             assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED, (kind, target, info.value)
     ray.kill(actor)
+
+
+def _kernel_handshake_refused(target: str, token: str | None) -> bool:
+    """Whether the kernel endpoint at `target` closes a connection whose proof is made with
+    `token` (an empty one for None) instead of the cluster's, having answered only its own
+    Hello and Proof."""
+    import os
+    import socket
+    import struct
+
+    from actorcore._proto import kernel_pb2 as pb
+    from actorcore.kernel.address import HOST_ID
+    from actorcore.kernel.remote.handshake import CONNECTING, make_proof
+    from actorcore.kernel.secret import ClusterSecret
+
+    def framed(*frames) -> bytes:
+        return b"".join(struct.pack(">I", f.ByteSize()) + f.SerializeToString() for f in frames)
+
+    ours = pb.Hello(system_id="4242-0123456789ab", host_id=HOST_ID, nonce=os.urandom(16))
+    host, _, port = target.rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(framed(pb.Frame(hello=ours)))
+        received = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return False  # closed before it proved itself: not the kernel's handshake
+            received += chunk
+            frames, rest = [], received
+            while len(rest) >= 4 and len(rest) >= 4 + struct.unpack(">I", rest[:4])[0]:
+                size = struct.unpack(">I", rest[:4])[0]
+                frames.append(pb.Frame.FromString(rest[4:4 + size]))
+                rest = rest[4 + size:]
+            if len(frames) >= 2:
+                break
+        theirs = frames[0].hello
+        proof = make_proof(ClusterSecret(token) if token else None, CONNECTING, ours, theirs)
+        batch = pb.Frame(batch=pb.EnvelopeBatch(envelopes=[pb.Envelope(kind=pb.TELL, target="x", payload=b"x")]))
+        try:
+            sock.sendall(framed(proof, batch))
+            return sock.recv(1) == b""
+        except ConnectionResetError:
+            return True
 
 
 def _node_records(cluster) -> list[dict]:

@@ -1,6 +1,6 @@
 """The process the attacker tests attack: `python -m tests.security.target HANDSHAKE_TIMEOUT MARKER_DIR`.
 
-An actor system with the cluster token (ACTORCORE_TEST_TOKEN) on a Unix socket and a gRPC
+An actor system with the cluster token (ACTORCORE_TEST_TOKEN) on a Unix socket and a TCP
 endpoint, with an actor that creates a file in MARKER_DIR for any message it gets, and an
 object-transfer endpoint that does the same for any lookup. It prints
 `READY <actor uri> <transfer address>` and runs until its stdin closes.

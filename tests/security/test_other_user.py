@@ -1,6 +1,7 @@
-"""Unix sockets between actor systems are for one user: a process of another user is refused
-before anything it sends is read, and a process that took the abstract socket name of a dead
-actor system (as another user) is never sent anything (docs/architecture.md, "Security model").
+"""Unix sockets and loopback TCP between actor systems are for one user: a process of another
+user is refused before anything it sends is read, and a process that took the abstract socket
+name of a dead actor system (as another user) is never sent anything (docs/architecture.md,
+"Security model").
 
 The other user is uid 65534 ("nobody"): a forked child of this test drops to it, so these
 tests need root (as CI runs them).
@@ -64,15 +65,22 @@ def _framed(frame: pb.Frame) -> bytes:
     return struct.pack(">I", frame.ByteSize()) + frame.SerializeToString()
 
 
-async def test_a_connection_from_another_user_is_refused_before_anything_is_read(peers):
-    peer = await peers("uds", env={"ACTORCORE_TEST_TOKEN": TOKEN})
-    path = peer.uris[0].split("uds=")[1].split("&")[0].replace("%00", "\0")
+@pytest.mark.parametrize("role", ["uds", "tcp"])
+async def test_a_connection_from_another_user_is_refused_before_anything_is_read(peers, role):
+    """On a Unix socket, and on loopback TCP (no TLS there: the uid is what keeps another user
+    of the machine from taking the kernel's handshake slots)."""
+    peer = await peers(role, env={"ACTORCORE_TEST_TOKEN": TOKEN})
+    if role == "uds":
+        family, where = socket.AF_UNIX, peer.uris[0].split("uds=")[1].split("&")[0].replace("%00", "\0")
+    else:
+        host, _, port = peer.uris[0].split("tcp=")[1].split("&")[0].replace("%3A", ":").rpartition(":")
+        family, where = socket.AF_INET, (host, int(port))
     hello = _framed(pb.Frame(hello=pb.Hello(system_id=FAKE_ID, host_id=HOST_ID, nonce=new_nonce())))
 
     def connect_and_listen(write_fd: int) -> None:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
             sock.settimeout(20)
-            sock.connect(path)
+            sock.connect(where)
             received = b""
             try:
                 sock.sendall(hello)  # a well-formed Hello: another uid would be answered

@@ -1,17 +1,17 @@
-"""The two wire transports: gRPC bidirectional streams and framed Unix-socket streams.
+"""The framed stream transports: Unix sockets here, TCP in `tcp_stream.py`.
 
 Both carry the same protobuf `Frame`s (proto/actorcore/_proto/kernel.proto): a `Hello` each
-way, then `EnvelopeBatch`es, on one long-lived stream per pair of actor systems.
+way, then `EnvelopeBatch`es, on one long-lived stream per pair of actor systems, each frame
+length-prefixed (4 bytes, big-endian) and read by an asyncio Protocol that dispatches frames
+straight from `data_received` (no reader task to wake): `FramedConnection`.
 
-- Between machines (between host identities): gRPC (`Transport.Stream`).
-- On one machine: the same frames, length-prefixed (4 bytes, big-endian), over a Unix domain
-  socket, read by an asyncio Protocol that dispatches frames straight from `data_received`
-  (no reader task to wake). Measured on the 2-core dev machine with benchmarks/kernel.py
-  (both ends on uvloop): a sequential ask costs 65-190 µs median this way against 400-470 µs
-  over a grpcio aio stream; batched tells run at 150-230k/s either way.
+- On one machine (one host identity): a Unix domain socket (`UdsConnection`).
+- Between host identities: TCP, TLS off loopback (`tcp_stream.TcpConnection`).
 
-The gRPC side lives in `grpc_stream.py`, imported only by processes that open a gRPC
-endpoint or reach another host (importing grpc costs ~25-80 ms of start-up).
+Measured on the 2-core dev machine with benchmarks/kernel.py (both ends on uvloop): a
+sequential ask costs 60-190 µs median over a Unix socket and 60-230 µs over TCP on loopback,
+against 330-950 µs over the grpcio aio stream the TCP transport replaced (figures in
+`tcp_stream.py`); batched tells run at 130-230k/s either way.
 
 A connection is used through four calls: `start(on_frame, on_closed)` begins delivering
 received frames, `send(frame)` queues a frame without waiting, `close()` ends it, and
@@ -41,6 +41,7 @@ from ..errors import SerializationError
 __all__ = [
     "HANDSHAKE_FRAME_LIMIT",
     "MAX_FRAME_BYTES",
+    "FramedConnection",
     "MessageTooLargeError",
     "UdsConnection",
     "UdsServer",
@@ -91,8 +92,9 @@ OnFrame = Callable[[pb.Frame], None]
 OnClosed = Callable[[], None]
 
 
-class UdsConnection(asyncio.Protocol):
-    """A framed stream over a Unix socket: 4-byte big-endian length, then a serialized `Frame`."""
+class FramedConnection(asyncio.Protocol):
+    """A framed byte stream: 4-byte big-endian length, then a serialized `Frame` (the Unix-socket
+    and the TCP transports both)."""
 
     def __init__(self) -> None:
         self._buffer = bytearray()
@@ -104,27 +106,6 @@ class UdsConnection(asyncio.Protocol):
         self._lost = False  # the socket is gone
         self._close_on_made = False
         self._max_frame = HANDSHAKE_FRAME_LIMIT
-
-    @classmethod
-    async def open(cls, path: str) -> UdsConnection:
-        # A socket of our own: uvloop rejects abstract-namespace paths given as strings.
-        """Connect to the Unix socket at `path` (a leading NUL: the abstract namespace)."""
-        loop = asyncio.get_running_loop()
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.setblocking(False)
-            await loop.sock_connect(sock, path)
-            uid = peer_uid(sock)
-            if uid is not None and uid != os.getuid():
-                raise ConnectionRefusedError(
-                    f"the process listening there runs as uid {uid}, not as this process's uid {os.getuid()} "
-                    "(the actor system that listened there is gone, and another user took its socket name)"
-                )
-            _, protocol = await loop.create_unix_connection(cls, sock=sock)
-        except BaseException:
-            sock.close()
-            raise
-        return protocol
 
     def start(self, on_frame: OnFrame, on_closed: OnClosed) -> None:
         """Deliver frames to `on_frame` from now on (those received before first), and the end to `on_closed`."""
@@ -155,19 +136,9 @@ class UdsConnection(asyncio.Protocol):
 
     # asyncio.Protocol
     def connection_made(self, transport) -> None:
-        """Keep the transport to write frames to; close at once if refused already, or if the
-        peer runs as another user."""
+        """Keep the transport to write frames to; close at once if refused already."""
         self._transport = transport
         if self._close_on_made:
-            self._closed = True
-            transport.abort()
-            return
-        try:
-            uid = peer_uid(transport.get_extra_info("socket"))
-        except OSError:  # gone already
-            uid = -1
-        if uid is not None and uid != os.getuid():
-            log.warning("refused a Unix-socket connection from another user", uid=uid)
             self._closed = True
             transport.abort()
 
@@ -216,6 +187,45 @@ class UdsConnection(asyncio.Protocol):
         self._closed = self._lost = True
         if self._on_closed is not None:
             self._on_closed()
+
+
+class UdsConnection(FramedConnection):
+    """A framed stream over a Unix socket, refused at once if the peer runs as another user."""
+
+    @classmethod
+    async def open(cls, path: str) -> UdsConnection:
+        # A socket of our own: uvloop rejects abstract-namespace paths given as strings.
+        """Connect to the Unix socket at `path` (a leading NUL: the abstract namespace)."""
+        loop = asyncio.get_running_loop()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            await loop.sock_connect(sock, path)
+            uid = peer_uid(sock)
+            if uid is not None and uid != os.getuid():
+                raise ConnectionRefusedError(
+                    f"the process listening there runs as uid {uid}, not as this process's uid {os.getuid()} "
+                    "(the actor system that listened there is gone, and another user took its socket name)"
+                )
+            _, protocol = await loop.create_unix_connection(cls, sock=sock)
+        except BaseException:
+            sock.close()
+            raise
+        return protocol
+
+    def connection_made(self, transport) -> None:
+        """As `FramedConnection`'s, and close at once if the peer runs as another user."""
+        super().connection_made(transport)
+        if self._closed:
+            return
+        try:
+            uid = peer_uid(transport.get_extra_info("socket"))
+        except OSError:  # gone already
+            uid = -1
+        if uid is not None and uid != os.getuid():
+            log.warning("refused a Unix-socket connection from another user", uid=uid)
+            self._closed = True
+            transport.abort()
 
 
 class UdsServer:

@@ -30,6 +30,7 @@ from ..messages import PEER_LOST, Terminated
 from ..ref import ActorRef
 from .connections import MAX_FRAME_BYTES, MessageTooLargeError, UdsConnection
 from .handshake import ACCEPTING, CONNECTING, hello_problem, make_proof, new_nonce, proof_valid
+from .tcp_stream import TcpConnection
 
 if TYPE_CHECKING:
     from ..system import ActorSystem
@@ -274,9 +275,8 @@ class Link:
             self.layer.handshake_done(self)
         self._state = _FAILED
         if not self.hello_seen.done():
-            why = getattr(self.connection, "failure", None) or \
-                "it closed the connection during the handshake (a wrong or missing cluster token?)"
-            self.hello_seen.set_exception(ConnectionError(why))
+            self.hello_seen.set_exception(ConnectionError(
+                "it closed the connection during the handshake (a wrong or missing cluster token?)"))
         if self.peer is not None:
             self.layer.peer_lost(self.peer, "connection closed")
 
@@ -450,9 +450,7 @@ class RemoteLayer:
             if address.uds and address.same_host:
                 connection = await UdsConnection.open(address.uds)
             elif address.tcp:
-                from .grpc_stream import GrpcClientConnection
-
-                connection = await GrpcClientConnection.open(address.tcp, self.system.secret, self.system.tls)
+                connection = await TcpConnection.open(address.tcp, self.system.tls)
             else:
                 raise ConnectionError("it has no endpoint reachable from this host")
             link = Link(self, connection, expected=peer)
