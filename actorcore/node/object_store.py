@@ -14,8 +14,9 @@ objects that no reader pins to files (`objects.spill`) until it does (those that
 have a file first), then answers. A spilled object is restored into the arena when a reader
 or a task needs it (`LocateObject`), and keeps its file, so spilling it again costs nothing;
 the file goes when the object is freed. If no room can be made to restore it, the reader is
-given the file's path and maps it read-only; other nodes pull it from its file. Requests that need room are served one at a time, in order, while
-the store goes on with other messages. An object larger than the capacity, or room that
+given the file's path and maps it read-only; other nodes pull it from its file. Requests
+that need room are served one at a time, in order, while the store goes on with other
+messages. An object larger than the capacity, or room that
 neither spilling (every object pinned, or the disk full) nor waiting `FULL_WAIT_SECONDS`
 for pins to go can make, fails with `ObjectStoreFullError` naming capacity and use.
 
