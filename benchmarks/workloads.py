@@ -42,6 +42,7 @@ MARKER = "MICROBENCH"
 
 NUM_CPUS = 2
 INIT_KWARGS = dict(
+    address="local",  # a cluster of its own, even if another runs on this machine (Ray would join it)
     num_cpus=NUM_CPUS,
     include_dashboard=False,
     _node_ip_address="127.0.0.1",
