@@ -197,8 +197,16 @@ class ObjectStore(Actor):
         object_id, size = message.object_id, message.size
         if size <= 0:
             raise ValueError(f"object {object_id}: cannot allocate {size} bytes")
-        if object_id in self.objects:
-            # A copy of this very object is here (its task ran again to make it anew): replace it.
+        existing = self.objects.get(object_id)
+        if existing is not None:
+            # A copy of this very object is here (its task ran again to make it anew): replace it,
+            # once the store is done moving it if it is.
+            if existing.moved is not None:
+                async def after_move() -> int:
+                    await asyncio.shield(existing.moved)
+                    return await self._answer_after(message)
+
+                return self._answer_later(after_move())
             self._free(object_id)
         need = extent_size(size)
         if need > self.allocator.capacity:
@@ -209,11 +217,11 @@ class ObjectStore(Actor):
         start = self._take_extent(size) if not self.room_requests else None
         if start is not None:
             return self._record(message, start)
+        return self._answer_later(self._answer_after(message))
 
-        async def later() -> int:
-            return self._record(message, await self._room_for(object_id, size))
-
-        return self._answer_later(later())
+    async def _answer_after(self, message: AllocateObject) -> int:
+        self._free(message.object_id)  # (a copy left meanwhile, if any)
+        return self._record(message, await self._room_for(message.object_id, message.size))
 
     def _record(self, message: AllocateObject, start: int) -> int:
         self.objects[message.object_id] = _Object(message.size, start, owner=message.owner, writer=message.writer)

@@ -70,7 +70,7 @@ _DEAD = bytes(_HEADER.size)
 _MADV_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22)
 _MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23)
 _REGION = 2 << 20  # a process remembers which parts of its mapping it populated, by this size
-_LOCK = struct.Struct("hhqqi")  # struct flock (Linux): type, whence, start, len, pid
+_LOCK = struct.Struct("hhqqi")  # struct flock (Linux's layout): type, whence, start, len, pid
 _OFD_SETLK = getattr(fcntl, "F_OFD_SETLK", fcntl.F_SETLK)
 
 
@@ -181,7 +181,9 @@ class _PinCounts:
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self.counts: dict[int, int] = {}
-        self.lock = threading.Lock()
+        # Re-entrant: a pin collected by the garbage collector while this thread holds the
+        # lock drops its count from inside it.
+        self.lock = threading.RLock()
 
     def acquire(self, start: int) -> bool:
         with self.lock:

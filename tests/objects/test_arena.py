@@ -12,12 +12,14 @@ import pytest
 
 from actorcore.objects.arena import HEADER_SIZE, Arena, ArenaClient, extent_size
 from actorcore.objects.serialization import serialize
+from actorcore.objects.shm import use_cluster_secret
 
 pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture
 def arena():
+    use_cluster_secret(None)  # unkeyed names, as in the reader processes these tests start
     node_id = uuid.uuid4().hex[:12]
     store = Arena(node_id, 16 << 20)
     client = ArenaClient(node_id)
