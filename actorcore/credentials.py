@@ -28,7 +28,9 @@ import datetime
 import ipaddress
 import json
 import os
+import ssl
 import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,6 +174,43 @@ class TlsIdentity:
     def grpc_channel_options() -> tuple[tuple[str, str], ...]:
         """The channel options that make a client check `TLS_SERVER_NAME`, not the address it dials."""
         return (("grpc.ssl_target_name_override", TLS_SERVER_NAME),)
+
+    #: the name a client checks in the certificate of the server it dials
+    server_name = TLS_SERVER_NAME
+
+    def ssl_server_context(self) -> ssl.SSLContext:
+        """TLS for a plain TCP server of the cluster (the kernel's streams): presents `cert`,
+        requires a client certificate signed by the cluster's CA."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.verify_mode = ssl.CERT_REQUIRED
+        return self._ssl_identity(context)
+
+    def ssl_client_context(self) -> ssl.SSLContext:
+        """TLS for a plain TCP client of the cluster: checks the server's certificate against
+        the cluster's CA and `server_name` (pass it as ``server_hostname``), presents `cert`."""
+        return self._ssl_identity(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
+
+    def _ssl_identity(self, context: ssl.SSLContext) -> ssl.SSLContext:
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_verify_locations(cadata=self.ca)
+        # `ssl` loads a key from a file only: an anonymous memory file keeps it off every disk
+        # (Linux), else a file only we can read, removed at once.
+        pem = (self.cert + "\n" + self.key).encode()
+        if hasattr(os, "memfd_create"):
+            fd = os.memfd_create("actorcore-tls", os.MFD_CLOEXEC)
+            try:
+                os.write(fd, pem)
+                context.load_cert_chain(f"/proc/self/fd/{fd}")
+            finally:
+                os.close(fd)
+            return context
+        with tempfile.TemporaryDirectory(prefix="actorcore-tls-") as directory:  # mode 0700
+            path = Path(directory, "identity.pem")
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(pem)
+            context.load_cert_chain(path)
+        return context
 
 
 def make_credentials(cluster: str, address: str, token: str, hosts: list[str] = (), *,
