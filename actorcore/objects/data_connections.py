@@ -54,11 +54,14 @@ __all__ = [
     "DATA_CHUNK",
     "HANDSHAKE_TIMEOUT",
     "MAX_DATA_CONNECTIONS",
+    "SEND_TIMEOUT",
     "TICKET_BYTES",
     "TICKET_SECONDS",
     "CHECKSUM_ON_LOOPBACK",
     "DataEndpoint",
+    "RangeFailed",
     "RangeReceiver",
+    "active_receivers",
     "crc32c_of",
     "ssl_context",
 ]
@@ -70,6 +73,8 @@ TICKET_BYTES = 32
 TICKET_SECONDS = 10.0
 #: Seconds a new data connection has for its TLS handshake and its ticket.
 HANDSHAKE_TIMEOUT = 10.0
+#: Seconds the node waits for a puller to take the next `DATA_CHUNK` before it gives up.
+SEND_TIMEOUT = 60.0
 #: Data connections a node serves at once (each a thread); more are closed at once.
 MAX_DATA_CONNECTIONS = 32
 #: Bytes sent or received, and checksummed, per call.
@@ -239,7 +244,7 @@ class DataEndpoint:
             if loan is None:
                 return  # closed unread: not a ticket of this node, used, or expired
             self._loop.call_soon_threadsafe(loan.expiry.cancel)
-            connection.settimeout(None if self._tls is None else HANDSHAKE_TIMEOUT)
+            connection.settimeout(SEND_TIMEOUT)
             self._send(connection, loan)
         except (OSError, ValueError) as error:  # the peer went away, or this endpoint stopped
             log.debug("an object data connection failed", error=repr(error))
@@ -318,6 +323,13 @@ class RangeFailed(Exception):
 
 
 _receive_executor: ThreadPoolExecutor | None = None
+_active = 0  # receiving threads running in this process
+_active_lock = threading.Lock()
+
+
+def active_receivers() -> int:
+    """How many ranges this process is receiving right now (threads that may write into a destination)."""
+    return _active
 
 
 def _receivers() -> ThreadPoolExecutor:
@@ -367,6 +379,16 @@ class RangeReceiver:
                 pass
 
     def _run(self) -> None:
+        global _active
+        with _active_lock:
+            _active += 1
+        try:
+            self._connect_and_receive()
+        finally:
+            with _active_lock:
+                _active -= 1
+
+    def _connect_and_receive(self) -> None:
         start, end = self._start, self._end
         try:
             connection = socket.create_connection((self._host, self._port), timeout=self._timeout)
