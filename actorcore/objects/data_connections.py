@@ -6,7 +6,8 @@ gRPC stays the control plane: a puller asks for a range with ``ObjectTransfer.Le
 that carries its proof of the cluster secret like every other. The serving node pins the
 object's bytes and answers with a `Loan`: a one-time random ticket (`TICKET_BYTES`) and the
 port of its `DataEndpoint`. The puller connects there (TLS with the cluster's certificate
-between hosts, by the rule of `grpc_tls.wants_tls` that the gRPC endpoint follows) and sends
+between hosts, by the rule of `grpc_tls.wants_tls` that the gRPC endpoint follows, where
+`transfer.DATA_OVER_TLS` chooses data connections over TLS at all) and sends
 the ticket; nothing else is read, and nothing sent, before the ticket is checked. A ticket
 is valid for one connection, for `TICKET_SECONDS`; an unknown, used or expired one closes
 the connection. The node then sends the range as is, followed by its CRC-32C (4 bytes,

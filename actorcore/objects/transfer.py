@@ -36,18 +36,29 @@ Data connections, measured as below (``data streams=N``: ``python -m benchmarks.
 | data connections, 4                    | 3.50 GB/s |           |
 | data connections, 2, with CRC-32C      | 2.09 GB/s | 2.59 GB/s |
 
+Smaller objects (same benchmark, ``--size``; gRPC 4 streams over 2 connections against 2 data
+connections, medians of 15): 1 MiB 0.39 against 0.45 GB/s, 4 MiB 0.62 against 0.85, 16 MiB
+1.02 against 1.54: data connections from `DATA_MIN_SIZE` = 1 MiB (smaller objects, down to
+the arena's threshold, were not measured: they keep the gRPC stream, one round trip).
+
 The bytes are copied twice, both times by the kernel (into the socket from the source's
 view, out of it into the destination); the gRPC path copies each chunk four times more in
 user space (see Copies). Two connections use both cores of this machine (a sending and a
 receiving thread each); four add nothing. The CRC-32C costs ~12 ms per 100 MiB per side
 (≈ 8.5 GB/s from memory), 20-30 % of a loopback pull at these speeds: hence none on
 loopback, where no wire can corrupt the bytes, nor over TLS; between hosts without TLS it
-is on. The cluster benchmark (``python -m benchmarks.cluster``, cross_node_100mb_gbps: a
+is on.
+
+Over TLS (between hosts with the cluster's credentials) the data connections measured no
+faster than gRPC's TLS: 100 MiB, server in another process, TLS forced on loopback, medians
+of 6 alternating pulls: 0.48 GB/s against 0.49 (both bound by encryption on these 2 cores);
+across the namespaced hosts of ``benchmarks.cluster --hosts`` the pull measured 0.34-0.39
+GB/s against gRPC's 0.56. So `DATA_OVER_TLS` is off: where TLS is wanted the bytes stay in
+gRPC streams and no data endpoint listens. The cluster benchmark (``python -m benchmarks.cluster``, cross_node_100mb_gbps: a
 task on node C gets a 100 MB array made on node A, so a pull into the arena plus a task):
 see the table in docs/architecture.md, "Object transfer between nodes".
 
-The gRPC path, for objects under `DATA_MIN_SIZE` (one round trip less than a loan and a
-connection). Copies: grpcio takes and gives ``bytes`` only, so each chunk is copied from the
+The gRPC path, for objects under `DATA_MIN_SIZE` and over TLS. Copies: grpcio takes and gives ``bytes`` only, so each chunk is copied from the
 source into a message (the server writes the ``data`` field's tag and length in front of a slice of the
 view, one ``join``), by grpcio into and out of its buffers, and from the received message
 into the destination (its ``data`` is a view of the message, parsed around protobuf). The
@@ -114,6 +125,7 @@ __all__ = [
     "CONNECTIONS",
     "DATA_CONNECTIONS",
     "DATA_MIN_SIZE",
+    "DATA_OVER_TLS",
     "DATA_STREAMS",
     "MIN_RANGE",
     "STREAMS",
@@ -139,8 +151,11 @@ MIN_RANGE = 8 << 20
 #: Objects of at least `DATA_MIN_SIZE` bytes come over data connections
 #: (`data_connections`), over `DATA_STREAMS` of them at once; smaller ones in gRPC streams.
 DATA_CONNECTIONS = True
-DATA_MIN_SIZE = 4 << 20
+DATA_MIN_SIZE = 1 << 20
 DATA_STREAMS = 2
+#: Whether data connections are used where the bytes must be encrypted (between hosts with the
+#: cluster's TLS material). Off: measured no faster than gRPC's TLS (see the module docstring).
+DATA_OVER_TLS = False
 #: Seconds a pull waits for the next byte before it fails (the node stalled).
 STALL_TIMEOUT = 60.0
 MAX_MESSAGE = 64 << 20  # a chunk and its fields, with room for peers using larger chunks
@@ -354,10 +369,10 @@ class TransferServer:
 
     def _data_endpoint(self) -> DataEndpoint | None:
         """The data endpoint to lend ranges on: on the gRPC endpoint's host, TLS where it is;
-        None where the cluster's TLS material cannot make plain TLS sockets (pulls then stream
-        the bytes over gRPC)."""
+        None where that is TLS and `DATA_OVER_TLS` is off, or the cluster's TLS material cannot
+        make plain TLS sockets (pulls then stream the bytes over gRPC)."""
         tls = self._tls if wants_tls(self._bind, self._tls) else None
-        if tls is not None and not hasattr(tls, "ssl_server_context"):
+        if tls is not None and (not DATA_OVER_TLS or not hasattr(tls, "ssl_server_context")):
             return None
         return DataEndpoint(self._bind.rpartition(":")[0], tls)
 
@@ -569,7 +584,7 @@ async def pull(address: str, token: str | None, object_id: str, destination: mem
     channels = _channels_to(address, tls)
     secret = _secret(token)
     size = destination.nbytes
-    if DATA_CONNECTIONS and size >= DATA_MIN_SIZE:
+    if DATA_CONNECTIONS and size >= DATA_MIN_SIZE and (DATA_OVER_TLS or not wants_tls(address, tls)):
         tasks = [
             asyncio.ensure_future(_lend_range(channels[i % len(channels)], secret, object_id, destination, start,
                                               end, address, tls, timeout))

@@ -382,7 +382,8 @@ def tls_on_loopback(monkeypatch):
         monkeypatch.setattr(module, "wants_tls", everywhere)
 
 
-async def test_over_tls_only_the_clusters_members_get_the_bytes(tls_on_loopback):
+async def test_over_tls_only_the_clusters_members_get_the_bytes(tls_on_loopback, monkeypatch):
+    monkeypatch.setattr(transfer, "DATA_OVER_TLS", True)
     node = await started(Node(server_class=DataOnlyServer, tls=CREDENTIALS))
     try:
         data = pattern(3 * MIB + 5)
@@ -409,6 +410,20 @@ async def test_over_tls_only_the_clusters_members_get_the_bytes(tls_on_loopback)
                     raise ConnectionError("closed")
         assert await in_thread(exchange, port, os.urandom(32)) == b"", "plain text gets nothing"
         assert len(node.sources) == 1, "nothing looked up for the refused connections"
+    finally:
+        await node.server.stop(0)
+        await close_channels()
+
+
+async def test_over_tls_the_bytes_stream_over_grpc_unless_data_connections_are_chosen(tls_on_loopback):
+    node = await started(Node(tls=CREDENTIALS))
+    try:
+        data = pattern(5 * MIB + 1)
+        node.objects["private"] = data
+        destination = bytearray(len(data))
+        await pull(node.server.address, TOKEN, "private", memoryview(destination), tls=CREDENTIALS)
+        assert destination == data
+        assert node.server._data is None, "no data endpoint: nothing listens that is not used"
     finally:
         await node.server.stop(0)
         await close_channels()
