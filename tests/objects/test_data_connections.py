@@ -111,6 +111,17 @@ def test_crc32c_of_views_is_google_crc32c(size):
     assert crc32c_of(crc32c_of(0, writable[:half]), writable[half:].toreadonly()) == google_crc32c.value(data)
 
 
+def test_crc32c_of_and_memcopy_both_work_in_one_process():
+    # Both call PyObject_GetBuffer through ctypes, each with a structure of its own.
+    from actorcore.objects import memcopy
+
+    data = os.urandom(memcopy.PARALLEL_FROM + 1)
+    copied = bytearray(len(data))
+    memcopy.copy_into(memoryview(copied), data)
+    assert copied == data
+    assert crc32c_of(0, memoryview(data)) == google_crc32c.value(data)
+
+
 class CorruptingEndpoint(DataEndpoint):
     """Flips a byte of what it sends after computing the checksum of the true bytes."""
 
