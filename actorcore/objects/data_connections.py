@@ -52,13 +52,13 @@ from .._logging import get_logger
 from ..kernel.remote.grpc_tls import wants_tls
 
 __all__ = [
+    "CHECKSUM_ON_LOOPBACK",
     "DATA_CHUNK",
     "HANDSHAKE_TIMEOUT",
     "MAX_DATA_CONNECTIONS",
     "SEND_TIMEOUT",
     "TICKET_BYTES",
     "TICKET_SECONDS",
-    "CHECKSUM_ON_LOOPBACK",
     "DataEndpoint",
     "RangeFailed",
     "RangeReceiver",

@@ -25,44 +25,52 @@ nodes" and "Security model").
   cause.
 - `PullMerger`: concurrent pulls of one object share one transfer.
 
-Data connections, measured as below (``data streams=N``: ``python -m benchmarks.transfer``,
-100 MiB, medians of 9 alternating pulls, server in another process; two runs):
+Data connections, measured as below (``python -m benchmarks.transfer``, 100 MiB, medians of
+9-15 alternating pulls, the server in another process; three runs, load average 1-4.5 from
+other work on the 2 cores). "With CRC-32C" is what a pull between hosts without TLS costs; on
+loopback and over TLS there is none (see below):
 
-| path                                   | run 1     | run 2     |
-|----------------------------------------|-----------|-----------|
-| gRPC, 4 streams over 2 connections     | 1.24 GB/s | 1.56 GB/s |
-| data connections, 1                    | 2.79 GB/s |           |
-| data connections, 2 (`DATA_STREAMS`)   | 3.64 GB/s |           |
-| data connections, 4                    | 3.50 GB/s |           |
-| data connections, 2, with CRC-32C      | 2.09 GB/s | 2.59 GB/s |
+| path                                      | run 1     | run 2     | run 3     |
+|-------------------------------------------|-----------|-----------|-----------|
+| gRPC, 4 streams over 2 connections (main) | 1.57 GB/s | 1.05 GB/s | 0.86 GB/s |
+| data connections, 1                       | 2.79 GB/s | 1.84 GB/s | 1.92 GB/s |
+| data connections, 2 (`DATA_STREAMS`)      | 3.64 GB/s | 2.25 GB/s | 2.10 GB/s |
+| data connections, 4                       | 3.50 GB/s | 3.17 GB/s | 2.16 GB/s |
+| data connections, 2, with CRC-32C         | 2.59 GB/s | 1.98 GB/s | 1.51 GB/s |
+
+The bytes are copied twice, both times by the kernel (into the socket from the source's
+view, out of it into the destination); the gRPC path copies each chunk four times more in
+user space (see Copies). Two connections keep both cores busy (a sending and a receiving
+thread each); four were not clearly faster than two (within the runs' noise). The CRC-32C costs
+~12 ms per 100 MiB per side (≈ 8.5 GB/s from memory), 20-30 % of a loopback pull at these
+speeds: hence none on loopback, where no wire can corrupt the bytes, nor over TLS; between
+hosts without TLS it is on.
 
 Smaller objects (same benchmark, ``--size``; gRPC 4 streams over 2 connections against 2 data
 connections, medians of 15): 1 MiB 0.39 against 0.45 GB/s, 4 MiB 0.62 against 0.85, 16 MiB
 1.02 against 1.54: data connections from `DATA_MIN_SIZE` = 1 MiB (smaller objects, down to
 the arena's threshold, were not measured: they keep the gRPC stream, one round trip).
 
-The bytes are copied twice, both times by the kernel (into the socket from the source's
-view, out of it into the destination); the gRPC path copies each chunk four times more in
-user space (see Copies). Two connections use both cores of this machine (a sending and a
-receiving thread each); four add nothing. The CRC-32C costs ~12 ms per 100 MiB per side
-(≈ 8.5 GB/s from memory), 20-30 % of a loopback pull at these speeds: hence none on
-loopback, where no wire can corrupt the bytes, nor over TLS; between hosts without TLS it
-is on.
-
 Over TLS (between hosts with the cluster's credentials) the data connections measured no
 faster than gRPC's TLS: 100 MiB, server in another process, TLS forced on loopback, medians
 of 6 alternating pulls: 0.48 GB/s against 0.49 (both bound by encryption on these 2 cores);
 across the namespaced hosts of ``benchmarks.cluster --hosts`` the pull measured 0.34-0.39
 GB/s against gRPC's 0.56. So `DATA_OVER_TLS` is off: where TLS is wanted the bytes stay in
-gRPC streams and no data endpoint listens. The cluster benchmark (``python -m benchmarks.cluster``, cross_node_100mb_gbps: a
-task on node C gets a 100 MB array made on node A, so a pull into the arena plus a task):
-see the table in docs/architecture.md, "Object transfer between nodes".
+gRPC streams and no data endpoint listens.
 
-The gRPC path, for objects under `DATA_MIN_SIZE` and over TLS. Copies: grpcio takes and gives ``bytes`` only, so each chunk is copied from the
-source into a message (the server writes the ``data`` field's tag and length in front of a slice of the
-view, one ``join``), by grpcio into and out of its buffers, and from the received message
-into the destination (its ``data`` is a view of the message, parsed around protobuf). The
-wire format is exactly ``Chunk``; any protobuf encoder's messages are understood.
+In a cluster (``python -m benchmarks.cluster``, cross_node_100mb_gbps: a task on node C gets
+a 100 MB array made by a task on node A, timed from submission to result, so a pull into
+the arena plus a task round trip): main 0.54 and 0.72 GB/s in two runs; with data
+connections 1.64, 1.17, 1.11, 1.77, 1.48, 1.12 and 1.52 GB/s in seven runs, the last one
+beside Ray 2.60's 0.43 GB/s (3.5x). Inside the node, the pull itself took 45-53 ms per 100
+MiB and populating the extent's page tables 5-6 ms; the rest is the task's.
+
+The gRPC path, for objects under `DATA_MIN_SIZE` and over TLS. Copies: grpcio takes and
+gives ``bytes`` only, so each chunk is copied from the source into a message (the server
+writes the ``data`` field's tag and length in front of a slice of the view, one ``join``),
+by grpcio into and out of its buffers, and from the received message into the destination
+(its ``data`` is a view of the message, parsed around protobuf). The wire format is exactly
+``Chunk``; any protobuf encoder's messages are understood.
 
 The checksum is over the serialized messages rather than the data alone: google-crc32c
 takes only ``bytes``, and the messages are the ``bytes`` both ends already hold, so it
@@ -591,7 +599,8 @@ async def pull(address: str, token: str | None, object_id: str, destination: mem
             for i, (start, end) in enumerate(_ranges(size, DATA_STREAMS))
         ]
         try:
-            return await _settle(tasks, address, object_id, channels, None, size, timeout)
+            await _settle(tasks, address, object_id, channels, None, size, timeout)
+            return
         except TransferError as error:
             if error.code != grpc.StatusCode.UNIMPLEMENTED:  # else: a node without a data endpoint
                 raise
