@@ -362,13 +362,39 @@ class RangeReceiver:
     async def receive(self) -> None:
         """Receive the range; raises `RangeFailed`. If cancelled, the connection is shut down and
         its thread has ended before the cancellation propagates."""
-        future = asyncio.get_running_loop().run_in_executor(_receivers(), self._run)
+        connection = await self._connect()
+        future = asyncio.get_running_loop().run_in_executor(_receivers(), self._run, connection)
         try:
             await asyncio.shield(future)
         except asyncio.CancelledError:
             self.abort()
             await asyncio.gather(future, return_exceptions=True)
             raise
+
+    async def _connect(self) -> socket.socket:
+        """A TCP connection to the data endpoint, made on the event loop (so that a cancelled
+        pull never waits for a connection attempt)."""
+        loop = asyncio.get_running_loop()
+        connection = None
+        try:
+            family, kind, proto, _, where = (await loop.getaddrinfo(self._host, self._port,
+                                                                    type=socket.SOCK_STREAM))[0]
+            connection = socket.socket(family, kind, proto)
+            connection.setblocking(False)
+            await asyncio.wait_for(loop.sock_connect(connection, where), self._timeout)
+        except (OSError, asyncio.TimeoutError) as error:
+            if connection is not None:
+                connection.close()
+            if isinstance(error, asyncio.TimeoutError):
+                reason = f"no answer for {self._timeout:g} s"
+            else:
+                reason = os.strerror(error.errno) if error.errno else str(error)
+            raise RangeFailed(f"cannot open a data connection to port {self._port}: {reason}") from None
+        except BaseException:
+            if connection is not None:
+                connection.close()
+            raise
+        return connection
 
     def abort(self) -> None:
         with self._lock:
@@ -380,27 +406,25 @@ class RangeReceiver:
             except OSError:
                 pass
 
-    def _run(self) -> None:
+    def _run(self, connection: socket.socket) -> None:
         global _active
         with _active_lock:
             _active += 1
         try:
-            self._connect_and_receive()
+            self._receive(connection)
         finally:
             with _active_lock:
                 _active -= 1
 
-    def _connect_and_receive(self) -> None:
+    def _receive(self, connection: socket.socket) -> None:
         start, end = self._start, self._end
-        try:
-            connection = socket.create_connection((self._host, self._port), timeout=self._timeout)
-        except OSError as error:
-            raise RangeFailed(f"cannot open a data connection to port {self._port}: {error}") from None
         try:
             with self._lock:
                 if self._aborted:
                     return
                 self._socket = connection
+            connection.setblocking(True)
+            connection.settimeout(self._timeout)
             connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self._tls is not None:
                 connection.settimeout(HANDSHAKE_TIMEOUT)

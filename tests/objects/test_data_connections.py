@@ -441,3 +441,28 @@ async def test_over_tls_the_bytes_stream_over_grpc_unless_data_connections_are_c
     finally:
         await node.server.stop(0)
         await close_channels()
+
+
+class WrongPortServer(DataOnlyServer):
+    """Lends as usual but names a port where nothing listens (its data endpoint went away)."""
+
+    async def _lend(self, request, context):
+        loan = await super()._lend(request, context)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            loan.port = probe.getsockname()[1]
+        return loan
+
+
+async def test_a_data_endpoint_that_is_gone_fails_the_pull_at_once():
+    node = await started(Node(server_class=WrongPortServer))
+    try:
+        node.objects["moved"] = pattern(2 * MIB)
+        with pytest.raises(TransferError, match=r"cannot pull object moved from 127\.0\.0\.1:\d+: cannot open a data "
+                                                r"connection to port \d+: .*[Rr]efused"):
+            await pull(node.server.address, TOKEN, "moved", memoryview(bytearray(2 * MIB)), timeout=300)
+        assert active_receivers() == 0
+    finally:
+        await node.server.stop(0)
+        await close_channels()
+    assert node.releases() == [1], "the stop released the unused loan"
