@@ -22,11 +22,12 @@ import time
 
 from actorcore.cluster_files import new_token
 from actorcore.kernel import run
-from actorcore.objects import transfer
+from actorcore.objects import data_connections, transfer
 
 MB = 1 << 20
 CHUNK_SIZES = (MB, 4 * MB)
 SHAPES = ((1, 1), (2, 1), (4, 1), (2, 2), (4, 2))  # (streams, connections)
+DATA_STREAMS = (1, 2, 4)  # data connections at once
 
 
 class _Held:
@@ -41,6 +42,7 @@ class _Held:
 
 async def _serve(size: int, chunk_size: int, checksum: bool, token: str) -> None:
     transfer.CHUNK_SIZE = chunk_size
+    data_connections.CHECKSUM_ON_LOOPBACK = checksum  # as between hosts without TLS
     if not checksum:
         transfer._crc32c = lambda crc, data: 0
     memory = mmap.mmap(-1, size)
@@ -73,7 +75,10 @@ async def _measure(configs: list[dict], token: str, destination: memoryview, rep
         for config in configs:
             address, checksum = config["address"], config["checksum"]
             transfer.STREAMS, transfer.CONNECTIONS, transfer.MIN_RANGE = config["streams"], config["connections"], MB
+            transfer.DATA_CONNECTIONS, transfer.DATA_STREAMS = config.get("data", False), config["streams"]
+            transfer.DATA_MIN_SIZE = 1
             transfer._crc32c = transfer.google_crc32c.extend if checksum else (lambda crc, data: 0)
+            data_connections.CHECKSUM_ON_LOOPBACK = checksum
             by_address.pop(address, None)
             if (address, config["connections"]) in channels:
                 by_address[address] = channels[address, config["connections"]]
@@ -84,6 +89,7 @@ async def _measure(configs: list[dict], token: str, destination: memoryview, rep
             if round_:
                 rates[config["key"]].append(destination.nbytes / elapsed / 1e9)
     transfer._crc32c = transfer.google_crc32c.extend
+    data_connections.CHECKSUM_ON_LOOPBACK = False
     by_address.clear()
     for pool in channels.values():
         for channel in pool:
@@ -108,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="the server's chunk sizes to try, in MiB, comma-separated")
     parser.add_argument("--shapes", default=",".join(f"{s}x{c}" for s, c in SHAPES),
                         help="streams x connections to try, comma-separated")
+    parser.add_argument("--data", default=",".join(str(s) for s in DATA_STREAMS),
+                        help="data connections at once to try (bytes over TCP, not gRPC), comma-separated; "
+                             "'' for none")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--serve", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -120,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     destination = _prefaulted(size)
     chunk_sizes = [int(float(c) * MB) for c in args.chunks.split(",")]
     shapes = [tuple(int(n) for n in shape.split("x")) for shape in args.shapes.split(",")]
+    data_streams = [int(n) for n in args.data.split(",") if n]
     children = []
     configs = []
     try:
@@ -132,6 +142,11 @@ def main(argv: list[str] | None = None) -> int:
                         "" if checksum else " no-checksum")
                     configs.append(dict(key=key, address=address, streams=streams, connections=connections,
                                         checksum=checksum))
+                if chunk_size == chunk_sizes[0]:
+                    for streams in data_streams:
+                        key = f"data streams={streams}" + ("" if checksum else " no-checksum")
+                        configs.append(dict(key=key, address=address, streams=streams, connections=1,
+                                            checksum=checksum, data=True))
         results = {key: round(rate, 3) for key, rate in run(_measure(configs, token, destination, args.repeat)).items()}
     finally:
         for child in children:

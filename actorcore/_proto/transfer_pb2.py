@@ -24,17 +24,19 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x61\x63torcore/_proto/transfer.proto\x12\x12\x61\x63torcore.transfer\"@\n\x0bPullRequest\x12\x11\n\tobject_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x0e\n\x06length\x18\x03 \x01(\x04\"]\n\x05\x43hunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x12\n\ntotal_size\x18\x03 \x01(\x04\x12\x0c\n\x04last\x18\x04 \x01(\x08\x12\x0e\n\x06\x63rc32c\x18\x06 \x01(\x07J\x04\x08\x05\x10\x06\x32V\n\x0eObjectTransfer\x12\x44\n\x04Pull\x12\x1f.actorcore.transfer.PullRequest\x1a\x19.actorcore.transfer.Chunk0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x61\x63torcore/_proto/transfer.proto\x12\x12\x61\x63torcore.transfer\"8\n\x04Loan\x12\x0e\n\x06ticket\x18\x01 \x01(\x0c\x12\x0c\n\x04port\x18\x02 \x01(\r\x12\x12\n\ntotal_size\x18\x03 \x01(\x04\"@\n\x0bPullRequest\x12\x11\n\tobject_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x0e\n\x06length\x18\x03 \x01(\x04\"]\n\x05\x43hunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x12\n\ntotal_size\x18\x03 \x01(\x04\x12\x0c\n\x04last\x18\x04 \x01(\x08\x12\x0e\n\x06\x63rc32c\x18\x06 \x01(\x07J\x04\x08\x05\x10\x06\x32\x99\x01\n\x0eObjectTransfer\x12\x44\n\x04Pull\x12\x1f.actorcore.transfer.PullRequest\x1a\x19.actorcore.transfer.Chunk0\x01\x12\x41\n\x04Lend\x12\x1f.actorcore.transfer.PullRequest\x1a\x18.actorcore.transfer.Loanb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'actorcore._proto.transfer_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PULLREQUEST']._serialized_start=55
-  _globals['_PULLREQUEST']._serialized_end=119
-  _globals['_CHUNK']._serialized_start=121
-  _globals['_CHUNK']._serialized_end=214
-  _globals['_OBJECTTRANSFER']._serialized_start=216
-  _globals['_OBJECTTRANSFER']._serialized_end=302
+  _globals['_LOAN']._serialized_start=55
+  _globals['_LOAN']._serialized_end=111
+  _globals['_PULLREQUEST']._serialized_start=113
+  _globals['_PULLREQUEST']._serialized_end=177
+  _globals['_CHUNK']._serialized_start=179
+  _globals['_CHUNK']._serialized_end=272
+  _globals['_OBJECTTRANSFER']._serialized_start=275
+  _globals['_OBJECTTRANSFER']._serialized_end=428
 # @@protoc_insertion_point(module_scope)

@@ -39,6 +39,11 @@ class ObjectTransferStub:
                 request_serializer=actorcore_dot___proto_dot_transfer__pb2.PullRequest.SerializeToString,
                 response_deserializer=actorcore_dot___proto_dot_transfer__pb2.Chunk.FromString,
                 _registered_method=True)
+        self.Lend = channel.unary_unary(
+                '/actorcore.transfer.ObjectTransfer/Lend',
+                request_serializer=actorcore_dot___proto_dot_transfer__pb2.PullRequest.SerializeToString,
+                response_deserializer=actorcore_dot___proto_dot_transfer__pb2.Loan.FromString,
+                _registered_method=True)
 
 
 class ObjectTransferServicer:
@@ -53,6 +58,16 @@ class ObjectTransferServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Lend(self, request, context):
+        """Lends bytes [offset, offset + length) of the object to one data connection: a TCP
+        connection to the reply's port (TLS where the gRPC endpoint is) that shows the reply's
+        ticket first, within a few seconds, receives them raw, then their CRC-32C (4 bytes,
+        big-endian; 0 over TLS). Same errors as Pull.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ObjectTransferServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -60,6 +75,11 @@ def add_ObjectTransferServicer_to_server(servicer, server):
                     servicer.Pull,
                     request_deserializer=actorcore_dot___proto_dot_transfer__pb2.PullRequest.FromString,
                     response_serializer=actorcore_dot___proto_dot_transfer__pb2.Chunk.SerializeToString,
+            ),
+            'Lend': grpc.unary_unary_rpc_method_handler(
+                    servicer.Lend,
+                    request_deserializer=actorcore_dot___proto_dot_transfer__pb2.PullRequest.FromString,
+                    response_serializer=actorcore_dot___proto_dot_transfer__pb2.Loan.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -89,6 +109,33 @@ class ObjectTransfer:
             '/actorcore.transfer.ObjectTransfer/Pull',
             actorcore_dot___proto_dot_transfer__pb2.PullRequest.SerializeToString,
             actorcore_dot___proto_dot_transfer__pb2.Chunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Lend(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/actorcore.transfer.ObjectTransfer/Lend',
+            actorcore_dot___proto_dot_transfer__pb2.PullRequest.SerializeToString,
+            actorcore_dot___proto_dot_transfer__pb2.Loan.FromString,
             options,
             channel_credentials,
             insecure,

@@ -37,6 +37,13 @@ KIB = 1 << 10
 MIB = 1 << 20
 
 
+@pytest.fixture(autouse=True)
+def over_grpc_streams(monkeypatch):
+    """These tests are about the bytes in gRPC streams (small objects, and nodes without a data
+    endpoint); the data connections have tests of their own (test_data_connections.py)."""
+    monkeypatch.setattr(transfer, "DATA_CONNECTIONS", False)
+
+
 class Held:
     """A `transfer.Source` over bytes in memory, counting its releases."""
 
