@@ -1,5 +1,5 @@
-"""Spill files: where a node's store keeps objects that no longer fit its arena (docs/
-architecture.md, "The node's object store").
+"""Spill files: where a node's store keeps objects that no longer fit its arena
+(docs/architecture.md, "The node's object store").
 
 `SpillDirectory` is the folder of one node's store, ``actorcore-spill-<node id>`` under the
 spill base (``--object-spilling-directory``, else the system's temporary folder). Each spilled
