@@ -362,7 +362,7 @@ def run_across_hosts(python: str, quick: bool, timeout: float) -> dict:
     finally:
         cluster.stop()
     record["seconds"] = time.monotonic() - started
-    _collect(out, events, failure, SHAPES[3])
+    _report.collect(METRICS, out, events, failure, SHAPES[3], progress)
     out["metrics"] = {name: out["metrics"][name] for name in METRICS if name in SHAPES[3]}
     return out
 
@@ -424,34 +424,6 @@ def run_hosts(args: argparse.Namespace) -> int:
     return 1 if any(record.get("value") is None for record in figures) else 0
 
 
-def _collect(out: dict, events: list[dict], failure: str | None, expected: list[str]) -> None:
-    metrics = out["metrics"]
-    current = None
-    for event in events:
-        kind = event.get("event")
-        if kind == "hello":
-            out["version"] = event.get("version")
-        elif kind == "start":
-            current = event["metric"]
-        elif kind in ("result", "error"):
-            name = event["metric"]
-            record = _report.record(METRICS, event)
-            if kind == "error":
-                progress(f"{out['framework']}: {name} FAILED: {event['error']}")
-                for line in event.get("traceback", "").rstrip().splitlines():
-                    progress(f"    {line}")
-            else:
-                progress(f"{out['framework']}: {name} = {_report.fmt(record['value'])} {record['unit']}")
-            metrics[name] = record
-            current = None
-    for name in expected:
-        if name not in metrics:
-            why = failure or "the driver ended without reporting it"
-            when = f" (during {name})" if name == current else " (before it started)"
-            metrics[name] = _report.failed(METRICS, name, why + when)
-            progress(f"{out['framework']}: {name} FAILED: {metrics[name]['error']}")
-
-
 def run_framework(framework: str, python: str, quick: bool, timeout: float, shapes: tuple[int, ...] = (3, 1)) -> dict:
     """The metrics of one framework on clusters of `shapes` nodes: {framework, version, python,
     metrics: {name: record}, clusters}."""
@@ -487,7 +459,7 @@ def run_framework(framework: str, python: str, quick: bool, timeout: float, shap
                     progress(f"actorcore: {error}")
                     record["stop_error"] = str(error)
             record["seconds"] = time.monotonic() - started
-        _collect(out, events, failure, expected)
+        _report.collect(METRICS, out, events, failure, expected, progress)
     if set(shapes) != set(SHAPES):
         out["metrics"] = {name: out["metrics"][name] for name in METRICS if name in out["metrics"]}
         return out
