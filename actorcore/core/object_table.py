@@ -188,37 +188,12 @@ class ObjectTable:
             if lease is not None:
                 self._scheduler.tell(LeaseBlocked(lease))
             try:
-                if len(refs) == 1 and timeout is None:
-                    payloads = [self._one_payload(refs[0]).result()]
-                else:
-                    payloads = asyncio.run_coroutine_threadsafe(self._gather(refs, timeout), self._loop).result()
+                future = asyncio.run_coroutine_threadsafe(self._gather(refs, timeout), self._loop)
+                payloads = future.result()
             finally:
                 if lease is not None:
                     self._scheduler.tell(LeaseUnblocked(lease))
         return [from_payload(p, self.local) for p in payloads]
-
-    def _one_payload(self, ref: ObjectRef) -> concurrent.futures.Future:
-        """`_gather` of one ref without a timeout, with callbacks instead of tasks (the common
-        ``get(f.remote())``: two tasks and an `asyncio.wait` fewer on the loop per call)."""
-        result: concurrent.futures.Future = concurrent.futures.Future()
-
-        def settle(payload) -> None:
-            if (type(payload) is InShm and self._cluster.cluster_mode
-                    and payload.node != self._cluster.node_id):
-                task = self._loop.create_task(self._local_payload(ref, payload))  # held elsewhere: pulled here first
-                task.add_done_callback(lambda done: _copy_outcome(done, result))
-            else:
-                result.set_result(payload)
-
-        def on_loop() -> None:
-            future = self.payload_future(ref)
-            if future.done():
-                _copy_outcome(future, result, settle)
-            else:
-                future.add_done_callback(lambda done: _copy_outcome(done, result, settle))
-
-        self._loop.call_soon_threadsafe(on_loop)
-        return result
 
     def _ready_payloads(self, refs: list[ObjectRef]) -> list | None:
         payloads = []
@@ -250,13 +225,11 @@ class ObjectTable:
             await asyncio.wait(futures)
         return [future.result() for future in futures]
 
-    async def _local_payload(self, ref: ObjectRef, payload=None):
-        """The payload of `ref` (`payload` if already known), readable here (clusters). If no copy
-        it knows of can be reached, it waits (up to `LOST_GRACE_SECONDS`) for the owner to learn
-        of the node's death: the owner then names a replica, or makes the object again, or
-        declares it lost."""
-        if payload is None:
-            payload = await self.payload_future(ref)
+    async def _local_payload(self, ref: ObjectRef):
+        """The payload of `ref`, readable here (clusters). If no copy it knows of can be reached,
+        it waits (up to `LOST_GRACE_SECONDS`) for the owner to learn of the node's death: the
+        owner then names a replica, or makes the object again, or declares it lost."""
+        payload = await self.payload_future(ref)
         deadline = self._loop.time() + LOST_GRACE_SECONDS
         while True:
             if type(payload) is not InShm:
@@ -536,18 +509,6 @@ class ObjectTable:
                 if object_id in self._lineage:
                     why += "; running its task again exceeded its max_retries"
                 entry.payload = Failed(exc.ObjectLostError(object_id, why))
-
-
-def _copy_outcome(done: asyncio.Future, result: concurrent.futures.Future, settle=None) -> None:
-    """Pass `done`'s outcome on to `result` (through `settle` for a value, if given)."""
-    if done.cancelled():
-        result.cancel()
-    elif done.exception() is not None:
-        result.set_exception(done.exception())
-    elif settle is not None:
-        settle(done.result())
-    else:
-        result.set_result(done.result())
 
 
 def _remote_shm(payload, node_id: str) -> bool:

@@ -70,7 +70,6 @@ class _Object:
     spilled: bool = False  # a spill file holds it
     owner: object = None
     writer: object = None
-    serving: int = 0  # transfers streaming it (not spilled meanwhile)
     freed: bool = False  # freed while the store was moving it: dropped when the move ends
     moved: asyncio.Future | None = None  # set while it is being spilled or restored
     sealed_waiters: list = field(default_factory=list)
@@ -202,11 +201,7 @@ class ObjectStore(Actor):
             # A copy of this very object is here (its task ran again to make it anew): replace it,
             # once the store is done moving it if it is.
             if existing.moved is not None:
-                async def after_move() -> int:
-                    await asyncio.shield(existing.moved)
-                    return await self._answer_after(message)
-
-                return self._answer_later(after_move())
+                return self._answer_later(self._allocate_later(message, after=existing.moved))
             self._free(object_id)
         need = extent_size(size)
         if need > self.allocator.capacity:
@@ -214,14 +209,18 @@ class ObjectStore(Actor):
                 f"object {object_id} of {size} bytes is larger than the node's object store "
                 f"(capacity {self.allocator.capacity} bytes): start the node with a larger "
                 "--object-store-memory (init(object_store_memory=...))")
-        start = self._take_extent(size) if not self.room_requests else None
+        start = self._extent_now(size)
         if start is not None:
             return self._record(message, start)
-        return self._answer_later(self._answer_after(message))
+        return self._answer_later(self._allocate_later(message))
 
-    async def _answer_after(self, message: AllocateObject) -> int:
-        self._free(message.object_id)  # (a copy left meanwhile, if any)
-        return self._record(message, await self._room_for(message.object_id, message.size))
+    async def _allocate_later(self, message: AllocateObject, after: asyncio.Future | None = None) -> int:
+        """`AllocateObject` once room is made (and, with `after`, once a former copy is moved)."""
+        if after is not None:
+            await asyncio.shield(after)
+        start = await self._room_for(message.object_id, message.size)
+        self._free(message.object_id)  # a copy left, or pulled, meanwhile: replaced
+        return self._record(message, start)
 
     def _record(self, message: AllocateObject, start: int) -> int:
         self.objects[message.object_id] = _Object(message.size, start, owner=message.owner, writer=message.writer)
@@ -232,16 +231,19 @@ class ObjectStore(Actor):
     async def _room_for(self, object_id: str, size: int) -> int:
         """An extent for `size` bytes: at once if one is free and nobody waits before, else in
         turn, once spilling made room."""
-        if not self.room_requests:
-            start = self._take_extent(size)
-            if start is not None:
-                return start
+        start = self._extent_now(size)
+        if start is not None:
+            return start
         request = _RoomRequest(object_id, size, asyncio.get_running_loop().create_future(),
                                asyncio.get_running_loop().time())
         self.room_requests.append(request)
         if self._room_task is None:
             self._room_task = asyncio.get_running_loop().create_task(self._make_room())
         return await request.done
+
+    def _extent_now(self, size: int) -> int | None:
+        """An extent at once, if one is free and no request for room waits before."""
+        return None if self.room_requests else self._take_extent(size)
 
     def _take_extent(self, size: int) -> int | None:
         start = self.allocator.allocate(extent_size(size))
@@ -308,12 +310,13 @@ class ObjectStore(Actor):
                 "(init(object_store_memory=...))")
 
     def _spill_candidate(self) -> str | None:
-        """The least recently used sealed object no reader or transfer pins, locked for the store;
+        """The least recently used sealed object no reader or transfer pins (the exclusive lock
+        tells), locked for the store;
         one that already has its file first (dropping it from memory costs no write)."""
         for with_file in (True, False):
             for object_id in self.lru:
                 record = self.objects[object_id]
-                if record.serving or record.moved is not None or record.spilled is not with_file:
+                if record.moved is not None or record.spilled is not with_file:
                     continue
                 if self.arena.try_exclusive(record.start, extent_size(record.size)):
                     return object_id
@@ -367,13 +370,20 @@ class ObjectStore(Actor):
         self.bytes_used -= extent_size(size)
         self._usage_changed()
 
+    def _drop_extent(self, start: int, size: int) -> bool:
+        """Free the extent of a freed object unless a reader or transfer still pins it (False)."""
+        length = extent_size(size)
+        if not self.arena.try_exclusive(start, length):
+            return False
+        self.arena.invalidate(start)
+        self._release_extent(start, size)
+        self.arena.release(start, length)
+        return True
+
     def _reclaim_zombies(self) -> None:
         for start, size in list(self.zombies.items()):
-            if self.arena.try_exclusive(start, extent_size(size)):
-                self.arena.invalidate(start)
+            if self._drop_extent(start, size):
                 del self.zombies[start]
-                self._release_extent(start, size)
-                self.arena.release(start, extent_size(size))
 
     # -- sealing, locating, freeing ------------------------------------------------------------
 
@@ -438,13 +448,8 @@ class ObjectStore(Actor):
         if start is None:
             return
         self.lru.pop(object_id, None)
-        length = extent_size(record.size)
-        if record.serving or not self.arena.try_exclusive(start, length):
+        if not self._drop_extent(start, record.size):
             self.zombies[start] = record.size  # a reader still uses it: reclaimed when room is needed
-            return
-        self.arena.invalidate(start)
-        self._release_extent(start, record.size)
-        self.arena.release(start, length)
 
     def _watch(self, ref) -> None:
         if ref is not None and ref not in self.watched:
@@ -465,14 +470,15 @@ class ObjectStore(Actor):
         record = self.objects.get(object_id)
         if record is None or record.freed or not record.sealed:
             return None
-        if record.start is not None and record.moved is None:
-            record.serving += 1
-            self.arena.populate(record.start + HEADER_SIZE, record.size, write=False)
-            view = self.arena.data(record.start, record.size).toreadonly()
+        start = record.start
+        if start is not None and record.moved is None and self.arena.pins.acquire(start):
+            # Pinned as a reader pins it: neither spilled nor reused (even once freed) while lent.
+            self.arena.populate(start + HEADER_SIZE, record.size, write=False)
+            view = self.arena.data(start, record.size).toreadonly()
 
             def release() -> None:
-                record.serving -= 1
                 _release_view(view)
+                self.arena.pins.drop(start)
 
             return _Served(view, release)
         if record.spilled:  # served from its file, zero-copy through the page cache
@@ -532,8 +538,8 @@ class ObjectStore(Actor):
                 self.objects[object_id] = _Object(size, start, sealed=True, owner=message.owner)
                 self.lru[object_id] = None
                 self._watch(message.owner)
-                start = None
-                return self.objects[object_id].start
+                pulled, start = start, None  # (kept: no longer given back below)
+                return pulled
             raise ConnectionError(f"object {object_id} could not be pulled from any of its "
                                   f"{len(message.sources)} location(s): " + "; ".join(failures))
         finally:

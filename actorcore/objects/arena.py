@@ -51,7 +51,7 @@ import threading
 
 from .memcopy import copy_into
 from .serialization import Serialized, deserialize
-from .shm import _path, segment_name
+from .shm import create_segment, open_fd, open_segment, segment_name, unlink_segment
 
 __all__ = [
     "HEADER_SIZE",
@@ -67,8 +67,6 @@ _HEADER = struct.Struct("<4sHHQ16s")  # magic, version, flags, size, object id d
 _MAGIC = b"ACBK"
 _VERSION = 1
 _DEAD = bytes(_HEADER.size)
-_MADV_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22)
-_MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23)
 _REGION = 2 << 20  # a process remembers which parts of its mapping it populated, by this size
 _LOCK = struct.Struct("hhqqi")  # struct flock (Linux's layout): type, whence, start, len, pid
 _OFD_SETLK = getattr(fcntl, "F_OFD_SETLK", fcntl.F_SETLK)
@@ -101,24 +99,28 @@ def _lock(fd: int, kind: int, start: int, length: int) -> bool:
     return True
 
 
+def _header(object_id: str, size: int) -> bytes:
+    return _HEADER.pack(_MAGIC, _VERSION, 0, size, object_digest(object_id))
+
+
 class Arena:
-    """The store's side: create the file, check and invalidate extents (see the module's docstring)."""
+    """The store's side: create the file, check and invalidate extents, pin the ones it serves
+    (see the module's docstring)."""
 
     def __init__(self, node_id: str, capacity: int) -> None:
         self.name = arena_name(node_id)
         self.capacity = capacity
-        import _posixshmem
-
-        fd = _posixshmem.shm_open(_path(self.name), os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+        self._segment = create_segment(self.name, capacity, reserve=False)
         try:
-            os.ftruncate(fd, capacity)
-            self._mmap = mmap.mmap(fd, capacity, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+            self._fd = open_fd(self.name)  # the store's own open file description: its locks are exclusive
+            #: the store's pins of extents it lends to transfers: locks of another description,
+            #: so that its own exclusive locks see them as readers' pins
+            self.pins = _PinCounts(open_fd(self.name))
         except BaseException:
-            os.close(fd)
-            _posixshmem.shm_unlink(_path(self.name))
+            self._segment.close()
+            unlink_segment(self.name)
             raise
-        self._fd = fd  # the store's own open file description: its locks are exclusive
-        self.view = memoryview(self._mmap)
+        self.view = self._segment.view
         self.allocated_upto = 0  # pages below are allocated in the file
 
     def reserve(self, start: int, length: int) -> None:
@@ -133,14 +135,10 @@ class Arena:
     def populate(self, start: int, length: int, *, write: bool) -> None:
         """Fill the store's page tables for an extent it is about to write (a pull) or read (a
         transfer) in one call, instead of a fault per page."""
-        begin = start & -mmap.PAGESIZE
-        try:
-            self._mmap.madvise(_MADV_POPULATE_WRITE if write else _MADV_POPULATE_READ, begin, start + length - begin)
-        except OSError:  # an older kernel: the pages fault in as they are used
-            pass
+        self._segment.populate(start, length, write=write)
 
     def try_exclusive(self, start: int, length: int) -> bool:
-        """Lock an extent for the store alone: False while any reader pins part of it."""
+        """Lock an extent for the store alone: False while any reader (or transfer) pins part of it."""
         return _lock(self._fd, fcntl.F_WRLCK, start, length)
 
     def release(self, start: int, length: int) -> None:
@@ -149,7 +147,7 @@ class Arena:
 
     def write_header(self, start: int, object_id: str, size: int) -> None:
         """Seal an extent: its header now names `object_id` (readers may use it)."""
-        self.view[start:start + _HEADER.size] = _HEADER.pack(_MAGIC, _VERSION, 0, size, object_digest(object_id))
+        self.view[start:start + _HEADER.size] = _header(object_id, size)
 
     def invalidate(self, start: int) -> None:
         """The extent no longer holds its object (called with it locked exclusively)."""
@@ -161,18 +159,10 @@ class Arena:
 
     def close(self) -> None:
         """Unmap and remove the file (existing mappings of other processes stay valid)."""
-        import _posixshmem
-
-        self.view.release()
-        try:
-            self._mmap.close()
-        except BufferError:  # a view of it is still alive: unmapped when it goes
-            pass
+        self._segment.close()
+        self.pins.close()
         os.close(self._fd)
-        try:
-            _posixshmem.shm_unlink(_path(self.name))
-        except FileNotFoundError:
-            pass
+        unlink_segment(self.name)
 
 
 class _PinCounts:
@@ -192,6 +182,13 @@ class _PinCounts:
                 return False
             self.counts[start] = count + 1
             return True
+
+    def close(self) -> None:
+        """Drop every pin (the descriptor, and the kernel drops its locks with it)."""
+        with self.lock:
+            fd, self.fd = self.fd, -1
+            if fd >= 0:
+                os.close(fd)
 
     def drop(self, start: int) -> None:
         with self.lock:
@@ -231,19 +228,13 @@ class ArenaClient:
     module's docstring)."""
 
     def __init__(self, node_id: str) -> None:
-        import _posixshmem
-
         self.name = arena_name(node_id)
-        fd = _posixshmem.shm_open(_path(self.name), os.O_RDWR, 0)
-        try:
-            self.size = os.fstat(fd).st_size
-            self._mmap = mmap.mmap(fd, self.size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-        finally:
-            os.close(fd)
+        self._segment = open_segment(self.name, writable=True)
+        self.size = self._segment.size
         # A second open file description for the pins: the store's exclusive locks conflict
         # with them even where the store shares this process.
-        self._pins = _PinCounts(_posixshmem.shm_open(_path(self.name), os.O_RDWR, 0))
-        self._view = memoryview(self._mmap)
+        self._pins = _PinCounts(open_fd(self.name))
+        self._view = self._segment.view
         self._populated = bytearray(self.size // _REGION + 1)
 
     def _populate(self, start: int, end: int) -> None:
@@ -252,11 +243,7 @@ class ArenaClient:
         first, last = -(-start // _REGION), end // _REGION  # regions wholly inside
         if first < last and all(self._populated[first:last]):
             return
-        begin = start & -mmap.PAGESIZE
-        try:
-            self._mmap.madvise(_MADV_POPULATE_WRITE, begin, end - begin)
-        except OSError:  # an older kernel: the pages fault in as they are written
-            pass
+        self._segment.populate(start, end - start, write=True)
         if first < last:
             self._populated[first:last] = b"\x01" * (last - first)
 
@@ -268,7 +255,7 @@ class ArenaClient:
         self._populate(start, data_start + size)
         view = self._view
         serialized.write_into(view[data_start:data_start + size], copy=copy_into)
-        view[start:start + _HEADER.size] = _HEADER.pack(_MAGIC, _VERSION, 0, size, object_digest(object_id))
+        view[start:start + _HEADER.size] = _header(object_id, size)
 
     def read(self, start: int, object_id: str, size: int):
         """The value of `object_id` if the extent at `start` holds it: ``(True, value)``; else
@@ -283,7 +270,7 @@ class ArenaClient:
             if magic != _MAGIC or held != size or digest != object_digest(object_id):
                 pins.drop(start)
                 return False, None
-            pin = _pin_type(size).from_buffer(self._mmap, start + HEADER_SIZE)
+            pin = _pin_type(size).from_buffer(self._view, start + HEADER_SIZE)
         except BaseException:
             pins.drop(start)
             raise
@@ -303,10 +290,5 @@ class ArenaClient:
 
     def close(self) -> None:
         """Stop using the arena; values still alive keep their part of the mapping."""
-        self._view.release()
-        try:
-            self._mmap.close()
-        except BufferError:
-            pass
-        fd, self._pins.fd = self._pins.fd, -1
-        os.close(fd)
+        self._segment.close()
+        self._pins.close()

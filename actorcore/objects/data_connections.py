@@ -50,6 +50,7 @@ import google_crc32c
 
 from .._logging import get_logger
 from ..kernel.remote.grpc_tls import wants_tls
+from .memcopy import buffer_address
 
 __all__ = [
     "CHECKSUM_ON_LOOPBACK",
@@ -89,31 +90,6 @@ _TRAILER = struct.Struct(">I")
 # CRC-32C over memory views.
 
 
-class _PyBuffer(ctypes.Structure):
-    _fields_ = [("buf", ctypes.c_void_p), ("obj", ctypes.c_void_p), ("len", ctypes.c_ssize_t),
-                ("itemsize", ctypes.c_ssize_t), ("readonly", ctypes.c_int), ("ndim", ctypes.c_int),
-                ("format", ctypes.c_char_p), ("shape", ctypes.c_void_p), ("strides", ctypes.c_void_p),
-                ("suboffsets", ctypes.c_void_p), ("internal", ctypes.c_void_p)]
-
-
-# Function objects of our own: ``ctypes.pythonapi.X`` is one object shared by every module,
-# whose argument types another module may set to its own structure.
-_get_buffer = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.py_object, ctypes.POINTER(_PyBuffer), ctypes.c_int)(
-    ("PyObject_GetBuffer", ctypes.pythonapi))
-_release_buffer = ctypes.PYFUNCTYPE(None, ctypes.POINTER(_PyBuffer))(("PyBuffer_Release", ctypes.pythonapi))
-
-
-def _address(view: memoryview) -> int:
-    """The address of a contiguous view's first byte (valid while the view lives)."""
-    buffer = _PyBuffer()
-    if _get_buffer(view, ctypes.byref(buffer), 0) != 0:  # PyBUF_SIMPLE
-        raise BufferError("not a contiguous buffer")
-    try:
-        return buffer.buf
-    finally:
-        _release_buffer(ctypes.byref(buffer))
-
-
 @functools.cache
 def _crc32c_library():
     """google-crc32c's C library (``crc32c_extend(crc, data, length)``), or None."""
@@ -137,7 +113,7 @@ def crc32c_of(crc: int, view: memoryview) -> int:
     extend = _crc32c_library()
     if extend is None or not view.nbytes:
         return google_crc32c.extend(crc, bytes(view)) if view.nbytes else crc
-    return extend(crc, _address(view), view.nbytes)  # ctypes releases the GIL meanwhile
+    return extend(crc, buffer_address(view), view.nbytes)  # ctypes releases the GIL meanwhile
 
 
 # ---------------------------------------------------------------------------------------

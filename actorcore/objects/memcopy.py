@@ -18,14 +18,10 @@ import ctypes
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["PARALLEL_FROM", "copy_into"]
+__all__ = ["PARALLEL_FROM", "buffer_address", "copy_into"]
 
 #: Copies of at least this many bytes are split between two threads.
 PARALLEL_FROM = 8 << 20
-
-_PyBUF_SIMPLE = 0
-_PyBUF_WRITABLE = 1
-
 
 class _Py_buffer(ctypes.Structure):
     _fields_ = [
@@ -43,12 +39,26 @@ class _Py_buffer(ctypes.Structure):
     ]
 
 
-_get_buffer = ctypes.pythonapi.PyObject_GetBuffer
-_get_buffer.argtypes = (ctypes.py_object, ctypes.POINTER(_Py_buffer), ctypes.c_int)
-_get_buffer.restype = ctypes.c_int
-_release_buffer = ctypes.pythonapi.PyBuffer_Release
-_release_buffer.argtypes = (ctypes.POINTER(_Py_buffer),)
-_release_buffer.restype = None
+# Function objects of our own: ``ctypes.pythonapi.X`` is one object shared by every module,
+# whose argument types another module may set to its own.
+_get_buffer = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.py_object, ctypes.POINTER(_Py_buffer), ctypes.c_int)(
+    ("PyObject_GetBuffer", ctypes.pythonapi))
+_release_buffer = ctypes.PYFUNCTYPE(None, ctypes.POINTER(_Py_buffer))(("PyBuffer_Release", ctypes.pythonapi))
+_PyBUF_SIMPLE = 0
+_PyBUF_WRITABLE = 1
+
+
+def buffer_address(view, *, writable: bool = False) -> int:
+    """The address of the first byte of contiguous buffer `view` (writable if asked), valid as
+    long as `view` lives; BufferError if it is not such a buffer."""
+    buffer = _Py_buffer()
+    if _get_buffer(view, ctypes.byref(buffer), _PyBUF_WRITABLE if writable else _PyBUF_SIMPLE):
+        raise BufferError("not a contiguous" + (" writable" if writable else "") + " buffer")
+    try:
+        return buffer.buf
+    finally:
+        _release_buffer(ctypes.byref(buffer))
+
 
 _helper: ThreadPoolExecutor | None = None
 _helper_lock = threading.Lock()
@@ -74,18 +84,10 @@ def copy_into(destination: memoryview, source) -> None:
     if size < PARALLEL_FROM:
         destination[:size] = source.cast("B") if source.format != "B" or source.ndim != 1 else source
         return
-    src, dst = _Py_buffer(), _Py_buffer()
-    if _get_buffer(source, ctypes.byref(src), _PyBUF_SIMPLE):
-        raise BufferError("source is not a contiguous buffer")
-    try:
-        if _get_buffer(destination, ctypes.byref(dst), _PyBUF_WRITABLE):
-            raise BufferError("destination is not a writable contiguous buffer")
-        try:
-            half = (size // 2) & -4096
-            other = _helper_thread().submit(ctypes.memmove, dst.buf + half, src.buf + half, size - half)
-            ctypes.memmove(dst.buf, src.buf, half)
-            other.result()
-        finally:
-            _release_buffer(ctypes.byref(dst))
-    finally:
-        _release_buffer(ctypes.byref(src))
+    # (memoryviews hold their exports: the addresses stay valid while `source` and
+    # `destination` live)
+    src, dst = buffer_address(source), buffer_address(destination, writable=True)
+    half = (size // 2) & -4096
+    other = _helper_thread().submit(ctypes.memmove, dst + half, src + half, size - half)
+    ctypes.memmove(dst, src, half)
+    other.result()

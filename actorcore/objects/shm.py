@@ -63,6 +63,7 @@ __all__ = [
     "create_segment",
     "list_segments",
     "object_id_of",
+    "open_fd",
     "open_segment",
     "segment_name",
     "unlink_segment",
@@ -79,6 +80,8 @@ _name_key = _UNKEYED
 _MMAP_EXTRA = {"trackfd": False} if sys.version_info >= (3, 13) else {}
 _HAS_FALLOCATE = hasattr(os, "posix_fallocate")
 _WRITER_FLAGS = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22)  # Linux >= 5.14
+_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23)
 
 # Where /dev/shm cannot be listed (macOS), the names of segments this process created and
 # has not unlinked are all `cleanup_session` can find. On Linux no registry is kept (it
@@ -182,6 +185,19 @@ class Segment:
             except BufferError:  # slices alive: unmapped when the last one is collected
                 pass
 
+    def populate(self, start: int, length: int, *, write: bool) -> None:
+        """Fill this process's page tables for [start, start+length) of the mapping in one
+        call (``MADV_POPULATE_WRITE``/``_READ``) instead of a fault per page; a no-op where
+        the kernel lacks it. Pages of a sparse segment that ``write`` touches are allocated."""
+        mm = self._mmap
+        if mm is None:
+            raise ValueError(f"segment {self.name!r} is closed")
+        begin = start & -mmap.PAGESIZE
+        try:
+            mm.madvise(_POPULATE_WRITE if write else _POPULATE_READ, begin, start + length - begin)
+        except OSError:  # an older kernel: the pages fault in as they are used
+            pass
+
     def __enter__(self) -> Segment:
         return self
 
@@ -193,18 +209,22 @@ class Segment:
         return f"<Segment {self.name} size={self.size} {state}>"
 
 
-def create_segment(name: str, size: int) -> Segment:
+def create_segment(name: str, size: int, *, reserve: bool = True) -> Segment:
     """Create segment ``name`` of ``size`` bytes (mode 0600, must not exist) and map it writable.
 
+    ``reserve``: allocate and pre-fault all of it now (a writer about to fill it); without, the
+    segment is sparse and its pages are allocated as they are first written (the node's arena,
+    which allocates its pages itself as its used part grows).
     Raises `FileExistsError` if it exists and `SharedMemoryFullError` if /dev/shm has no room.
     """
     if size <= 0:
         raise ValueError(f"segment size must be positive, got {size}")
-    fd = _create_fd(name, size, reserve=True)
+    fd = _create_fd(name, size, reserve=reserve)
     try:
-        # Pre-fault the whole mapping (Linux): the writer fills all of it anyway.
-        mm = mmap.mmap(fd, size, flags=_WRITER_FLAGS, prot=mmap.PROT_READ | mmap.PROT_WRITE,
-                       **_MMAP_EXTRA)
+        # Pre-fault the whole mapping (Linux) when it is all to be written; never a sparse one
+        # (that would allocate all of it).
+        mm = mmap.mmap(fd, size, flags=_WRITER_FLAGS if reserve else mmap.MAP_SHARED,
+                       prot=mmap.PROT_READ | mmap.PROT_WRITE, **_MMAP_EXTRA)
     except BaseException:
         os.close(fd)
         unlink_segment(name)
@@ -243,22 +263,29 @@ def _create_fd(name: str, size: int, *, reserve: bool) -> int:
     return fd
 
 
-def open_segment(name: str, size: int | None = None) -> Segment:
-    """Map existing segment ``name`` read-only; ``size`` defaults to the segment's size.
+def open_segment(name: str, size: int | None = None, *, writable: bool = False) -> Segment:
+    """Map existing segment ``name``, read-only unless ``writable``; ``size`` defaults to the
+    segment's size.
 
     Raises `FileNotFoundError` if there is no such segment, `ValueError` if ``size``
     exceeds it.
     """
-    fd = _posixshmem.shm_open(_path(name), os.O_RDONLY, 0)
+    fd = open_fd(name, writable=writable)
     try:
         if size is None:
             size = os.fstat(fd).st_size
         if size <= 0:
             raise ValueError(f"segment {name!r}: cannot map {size} bytes")
-        mm = mmap.mmap(fd, size, access=mmap.ACCESS_READ, **_MMAP_EXTRA)
+        mm = mmap.mmap(fd, size, access=mmap.ACCESS_WRITE if writable else mmap.ACCESS_READ, **_MMAP_EXTRA)
     finally:
         os.close(fd)
-    return Segment(name, mm, size, readonly=True)
+    return Segment(name, mm, size, readonly=not writable)
+
+
+def open_fd(name: str, *, writable: bool = True) -> int:
+    """A new descriptor of existing segment ``name``: an open file description of its own
+    (what file locks belong to). `FileNotFoundError` if there is no such segment."""
+    return _posixshmem.shm_open(_path(name), os.O_RDWR if writable else os.O_RDONLY, 0)
 
 
 def unlink_segment(name: str) -> bool:

@@ -10,7 +10,7 @@ import uuid
 import numpy as np
 import pytest
 
-from actorcore.objects.arena import HEADER_SIZE, Arena, ArenaClient, extent_size
+from actorcore.objects.arena import Arena, ArenaClient, extent_size
 from actorcore.objects.serialization import serialize
 from actorcore.objects.shm import use_cluster_secret
 
@@ -91,7 +91,7 @@ def test_a_store_holding_the_extent_turns_readers_away(arena):
 
 def test_a_pin_of_a_reader_in_another_process_holds_until_that_process_dies(arena):
     node_id, store, client = arena
-    size = _put(store, client, HEADER_SIZE * 0, "obj1", np.ones(100_000))
+    size = _put(store, client, 0, "obj1", np.ones(100_000))
     reader = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys
         from actorcore.objects.arena import ArenaClient
@@ -106,3 +106,13 @@ def test_a_pin_of_a_reader_in_another_process_holds_until_that_process_dies(aren
         reader.kill()
         reader.wait(30)
     assert store.try_exclusive(0, extent_size(size))
+
+
+def test_an_extent_the_store_lends_to_a_transfer_is_pinned_against_the_store_itself(arena):
+    _node_id, store, client = arena
+    size = _put(store, client, 0, "obj1", np.ones(100_000))
+    assert store.pins.acquire(0)
+    assert not store.try_exclusive(0, extent_size(size))  # neither spilled nor reused while lent
+    store.pins.drop(0)
+    assert store.try_exclusive(0, extent_size(size))
+    store.release(0, extent_size(size))
