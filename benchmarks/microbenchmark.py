@@ -180,17 +180,10 @@ def run_framework(framework: str, python: str, quick: bool, timeout: float,
                     current, started = event["metric"], time.monotonic()
                     progress(f"{framework}: {current} ...")
                 elif kind in ("result", "error"):
-                    name = event["metric"]
-                    metrics[name] = _report.record(METRICS, event)
+                    name = _report.take_result(METRICS, out, event, progress)
                     if name in remaining:
                         remaining.remove(name)
                     current = None
-                    if kind == "error":
-                        progress(f"{framework}: {name} FAILED: {event['error']}")
-                        for line in event.get("traceback", "").rstrip().splitlines():
-                            progress(f"    {line}")
-                    else:
-                        progress(f"{framework}: {name} = {_report.fmt(event['value'])} {METRICS[name][0]}")
         except TimeoutError:
             victim = current or remaining[0]
             waited = time.monotonic() - started if current else timeout

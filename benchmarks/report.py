@@ -124,6 +124,20 @@ def record(metrics: Metrics, event: dict, drop: Iterable[str] = ()) -> dict:
     return out
 
 
+def take_result(metrics: Metrics, out: dict, event: dict, progress: Callable[[str], None]) -> str:
+    """Record a driver's "result" or "error" event in `out` (a framework's result), say it
+    through `progress`, and return the metric's name."""
+    name = event["metric"]
+    out["metrics"][name] = record(metrics, event)
+    if event["event"] == "error":
+        progress(f"{out['framework']}: {name} FAILED: {event['error']}")
+        for line in event.get("traceback", "").rstrip().splitlines():
+            progress(f"    {line}")
+    else:
+        progress(f"{out['framework']}: {name} = {fmt(event['value'])} {metrics[name][0]}")
+    return name
+
+
 def collect(metrics: Metrics, out: dict, events: list[dict], failure: str | None, expected: Iterable[str],
             progress: Callable[[str], None]) -> None:
     """Fill `out` (a framework's result) from a driver's events: its "version" from the hello
@@ -137,14 +151,7 @@ def collect(metrics: Metrics, out: dict, events: list[dict], failure: str | None
         elif kind == "start":
             current = event["metric"]
         elif kind in ("result", "error"):
-            name = event["metric"]
-            out["metrics"][name] = record(metrics, event)
-            if kind == "error":
-                progress(f"{out['framework']}: {name} FAILED: {event['error']}")
-                for line in event.get("traceback", "").rstrip().splitlines():
-                    progress(f"    {line}")
-            else:
-                progress(f"{out['framework']}: {name} = {fmt(event['value'])} {metrics[name][0]}")
+            take_result(metrics, out, event, progress)
             current = None
     for name in expected:
         if name not in out["metrics"]:

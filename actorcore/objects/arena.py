@@ -21,7 +21,8 @@ frees, spills or reuses it, and fails while any reader holds one. Locks cost a s
 and no message, and the kernel drops them when the process dies, so a crashed reader pins
 nothing. The store invalidates the header while it holds the exclusive lock, so a reader
 that locks the extent afterwards sees that its object is gone and asks the store where it
-went (`LocateObject`).
+went (`LocateObject`). The store pins the extents it lends to transfers the same way
+(`Arena.pins`, a descriptor of its own), so that a lent extent is neither spilled nor reused.
 
 A reader's views are built on a small `ctypes` object over the mapping (a `_Pin`): every
 memoryview, numpy array or slice made from them keeps it alive, and when the last one goes
