@@ -66,7 +66,7 @@ from ..protocol import (
     TaskResult,
     UseDevices,
 )
-from .generators import GENERATOR_TYPES, GeneratorRunner
+from .generators import GENERATOR_TYPES, GeneratorRunner, end_with_node
 
 __all__ = ["DEFAULT_GROUP", "Executor"]
 
@@ -369,9 +369,7 @@ class Executor(Actor):
             try:
                 blob = await self.core.gcs.ask(GetFunction(function_id), timeout=60)
             except PeerLostError:
-                # Its node is gone, and with it this worker (as its node watch would end it):
-                # the caller sees the worker die and retries elsewhere, not a task error.
-                os._exit(1)
+                end_with_node()
             function = self.functions[function_id] = cloudpickle.loads(blob)
         return function
 
@@ -508,6 +506,8 @@ class Executor(Actor):
                 returns.append(to_payload(item, object_id, self.core.objects.local,
                                           f"return value {index} of {spec.name} ({type(item).__qualname__})",
                                           spec.owner))
+            except PeerLostError:
+                end_with_node()
             except Exception as caught:  # noqa: BLE001 - an unpicklable result, or __reduce__ raised
                 returns.append(Failed(_task_error(spec.name, caught, self.pid)))
         return returns

@@ -17,14 +17,17 @@ docs/architecture.md, "Streaming generators".
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import threading
 import types
 from collections.abc import Callable, Iterator
+from typing import NoReturn
 
 from .. import exceptions as exc
 from ..core import CoreWorker, to_payload
 from ..core.streams import DynamicObjectRefGenerator, item_id
-from ..kernel import ActorRef
+from ..kernel import ActorRef, PeerLostError
 from ..object_ref import ObjectRef
 from ..objects import serialize
 from ..protocol import (
@@ -37,7 +40,7 @@ from ..protocol import (
     Inline,
 )
 
-__all__ = ["GENERATOR_TYPES", "GeneratorRunner"]
+__all__ = ["GENERATOR_TYPES", "GeneratorRunner", "end_with_node"]
 
 #: What a call returns when its function is a generator function or an async one.
 GENERATOR_TYPES = (types.GeneratorType, types.AsyncGeneratorType)
@@ -45,6 +48,17 @@ GENERATOR_TYPES = (types.GeneratorType, types.AsyncGeneratorType)
 #: How often a generator paused by backpressure checks whether it was cancelled meanwhile.
 _PAUSE_POLL_SECONDS = 0.2
 
+
+def end_with_node() -> NoReturn:
+    """End this worker at once: its node's store or control store is unreachable, so its node
+    is gone (as the node watch would find). The caller sees the worker die and retries the task
+    elsewhere; a reply with an error would make a node's death the task's failure."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a closed stream has nothing to flush
+            pass
+    os._exit(1)
 
 class _Flow:
     """How many items of one streaming task the caller has taken (for backpressure)."""
@@ -263,6 +277,8 @@ class GeneratorRunner:
         try:
             return to_payload(item, object_id, self.core.objects.local,
                               f"item {index} of generator {spec.name} ({type(item).__qualname__})", spec.owner)
+        except PeerLostError:
+            end_with_node()
         except Exception as error:  # noqa: BLE001 - an item that cannot be serialized fails its step
             return Failed(self._error(spec, error))
 

@@ -23,9 +23,10 @@ import pytest
 from actorcore._proto import kernel_pb2 as pb
 from actorcore.kernel import ActorSystem
 from actorcore.kernel.address import HOST_ID
+from actorcore.kernel.errors import PeerLostError
 from actorcore.kernel.remote.handshake import new_nonce
 from actorcore.kernel.remote.peers import MAX_PENDING_HANDSHAKES
-from actorcore.testing import wait_until
+from actorcore.testing import async_wait_until, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -62,9 +63,14 @@ class Target:
         return sorted(p.name for p in self.marker_dir.iterdir())
 
     async def answers(self) -> bool:
+        """Whether the target answers an ask. It sees an attack's connections closed when its
+        loop gets to them: until then it may still be at its limit and refuse the handshake,
+        so a refused handshake is tried again for up to 30 s."""
         system = await ActorSystem.start(token=TOKEN, uds=False)
         try:
-            return await system.ref_from_uri(self.uri).ask(("echo", "alive"), timeout=30) == "alive"
+            return await async_wait_until(
+                lambda: system.ref_from_uri(self.uri).ask(("echo", "alive"), timeout=30), 30,
+                "the target to answer an ask", interval=0.2, retry_on=(PeerLostError,)) == "alive"
         finally:
             await system.shutdown(timeout=1)
 
