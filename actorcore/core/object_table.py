@@ -188,8 +188,7 @@ class ObjectTable:
             if lease is not None:
                 self._scheduler.tell(LeaseBlocked(lease))
             try:
-                future = asyncio.run_coroutine_threadsafe(self._gather(refs, timeout), self._loop)
-                payloads = future.result()
+                payloads = self._wait_payloads(refs, timeout)
             finally:
                 if lease is not None:
                     self._scheduler.tell(LeaseUnblocked(lease))
@@ -208,22 +207,49 @@ class ObjectTable:
             payloads.append(payload)
         return payloads
 
-    async def _gather(self, refs: list[ObjectRef], timeout: float | None) -> list:
-        if self._cluster.cluster_mode:
-            futures = [self._loop.create_task(self._local_payload(ref)) for ref in refs]
-        else:
-            futures = [self.payload_future(ref) for ref in refs]
-        if timeout is not None:
-            _, pending = await asyncio.wait(futures, timeout=timeout)
-            if pending:
-                for future in pending:
-                    future.cancel()
-                raise exc.GetTimeoutError(
-                    f"get timed out after {timeout:g} s: {len(pending)} of {len(refs)} object(s) not ready"
-                )
-        else:
-            await asyncio.wait(futures)
-        return [future.result() for future in futures]
+    def _wait_payloads(self, refs: list[ObjectRef], timeout: float | None) -> list:
+        """The payloads of `refs`, readable here, waited for on the loop (user thread).
+
+        Payloads that need no pull reach this thread from the callbacks of their futures,
+        without a coroutine on the way: one wake of the loop and one of this thread per get.
+        """
+        result: concurrent.futures.Future = concurrent.futures.Future()
+        futures: list[asyncio.Future] = []
+
+        def on_loop() -> None:
+            futures.extend(self.payload_future(ref) for ref in refs)
+            remaining = len(futures)
+
+            def one_done(future: asyncio.Future) -> None:
+                nonlocal remaining
+                remaining -= 1
+                if remaining or result.done() or any(f.cancelled() for f in futures):  # (get timed out)
+                    return
+                payloads = [f.result() for f in futures]
+                node_id = self._cluster.node_id
+                if self._cluster.cluster_mode and any(type(p) is InShm and p.node != node_id for p in payloads):
+                    gathering = self._loop.create_task(self._gather(refs))
+                    futures.append(gathering)
+                    gathering.add_done_callback(lambda task: _copy_outcome(task, result))
+                else:
+                    result.set_result(payloads)
+
+            for future in futures:
+                future.add_done_callback(one_done)
+
+        self._loop.call_soon_threadsafe(on_loop)
+        try:
+            return result.result(timeout)
+        except concurrent.futures.TimeoutError:
+            self._loop.call_soon_threadsafe(lambda: [f.cancel() for f in futures])
+            missing = sum(1 for f in futures[:len(refs)] if not f.done())
+            raise exc.GetTimeoutError(
+                f"get timed out after {timeout:g} s: {max(missing, 1)} of {len(refs)} object(s) not ready"
+            ) from None
+
+    async def _gather(self, refs: list[ObjectRef]) -> list:
+        """The payloads of `refs`, those held on other nodes pulled here first (clusters)."""
+        return list(await asyncio.gather(*(self._local_payload(ref) for ref in refs)))
 
     async def _local_payload(self, ref: ObjectRef):
         """The payload of `ref`, readable here (clusters). If no copy it knows of can be reached,
@@ -513,3 +539,13 @@ class ObjectTable:
 
 def _remote_shm(payload, node_id: str) -> bool:
     return type(payload) is InShm and payload.node != node_id and node_id not in payload.replicas
+
+
+def _copy_outcome(task: asyncio.Task, result: concurrent.futures.Future) -> None:
+    """Give `result` (a thread's future) the outcome of `task`, unless it was given up on."""
+    if result.done() or task.cancelled():  # (cancelled: get timed out)
+        return
+    if task.exception() is not None:
+        result.set_exception(task.exception())
+    else:
+        result.set_result(task.result())
