@@ -60,7 +60,8 @@ class ActorSystem:
         #: with them (`remote/tls.py`)
         self.tls = tls
         #: poll briefly instead of sleeping around asks and replies (see RemoteLayer.spin);
-        #: off where user threads share the GIL with the loop (drivers, workers)
+        #: off where user threads share the GIL with the loop at any time (drivers); a worker
+        #: spins while its user threads are idle (`stop_spinning` when they start)
         self.spin = spin
         self.id = new_system_id()
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -185,6 +186,22 @@ class ActorSystem:
         current.release(self)
         if self._stopped is not None and not self._stopped.done():
             self._stopped.set_result(None)
+
+    def spin_for(self, seconds: float) -> None:
+        """Poll without yielding the CPU for up to `seconds` (or until `stop_spinning`), even in
+        a system made with ``spin=False``: a user thread waits for a reply, needing neither the
+        GIL nor the CPU meanwhile (loop thread; see RemoteLayer.spin)."""
+        self._remote.spin(seconds, yielding=False)
+
+    @property
+    def open_asks(self) -> int:
+        """How many asks to other processes await their reply."""
+        return self._remote.open_asks
+
+    def stop_spinning(self) -> None:
+        """Sleep when idle from now on, until the next ask or reply: a user thread is about to
+        run and needs the GIL, which a polling loop would keep taking (loop thread)."""
+        self._remote.stop_spin()
 
     def shutdown_sync(self, timeout: float = 10.0) -> None:
         """Shut down a system started with `start_in_thread`, from any other thread."""

@@ -181,7 +181,7 @@ class Executor(Actor):
                 return None
             if spec.method is None:
                 self.unstarted[reply] = spec.task_id
-            self.inbox.put(partial(self._job, call, message, reply))
+            self._hand_off(partial(self._job, call, message, reply))
             return None
         if isinstance(message, CallsReceived):
             return True
@@ -221,6 +221,11 @@ class Executor(Actor):
         return getattr(self.instance, spec.method)
 
     # -- the execution thread -------------------------------------------------------------
+
+    def _hand_off(self, job) -> None:
+        """Queue `job` for the execution thread, which needs the GIL: the loop stops spinning."""
+        self.context.system.stop_spinning()
+        self.inbox.put(job)
 
     def _exec_loop(self) -> None:
         while True:
@@ -287,7 +292,7 @@ class Executor(Actor):
             else:
                 self.loop.call_soon_threadsafe(_set_result, future, value)
 
-        self.inbox.put(job)
+        self._hand_off(job)
         return future
 
     # -- async and threaded actors ----------------------------------------------------------
@@ -301,6 +306,7 @@ class Executor(Actor):
                 reply.send(self._failed(message.spec, self.exiting))
                 continue
             self.active += 1
+            self.context.system.stop_spinning()  # its call runs on a thread or the user loop
             task = self.loop.create_task(self._execute_concurrent(message, group.pool))
             task.add_done_callback(partial(self._concurrent_done, reply, group.slots))
 

@@ -46,7 +46,9 @@ async def serve(config: WorkerConfig, token: str | None, tls: TlsIdentity | None
     """Run this worker until SIGTERM or until its node is gone."""
     # In a cluster a worker also listens on gRPC: other nodes' drivers and workers call it.
     tcp = f"{config.node_ip}:0" if config.node.cluster_mode else None
-    system = await ActorSystem.start(name="worker", spin=False, token=token, tcp=tcp, tls=tls)
+    # It spins after a reply, while its threads are idle: the next task is read at once (the
+    # Executor stops the spin when it hands a task to a thread).
+    system = await ActorSystem.start(name="worker", spin=True, token=token, tcp=tcp, tls=tls)
     loop = asyncio.get_running_loop()
     stop: asyncio.Future = loop.create_future()
     loop.add_signal_handler(signal.SIGTERM, lambda: stop.done() or stop.set_result("SIGTERM"))

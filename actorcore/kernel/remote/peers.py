@@ -18,6 +18,7 @@ next send to that address connects afresh.
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import TYPE_CHECKING, Any
 
 from ..._logging import get_logger
@@ -312,6 +313,9 @@ class RemoteLayer:
         self._next_ask_id = 0
         self._spinning = False
         self._spin_deadline = 0.0
+        self._pure_spin_deadline = 0.0  # until then spin steps do not yield the CPU
+        #: asks sent to other processes that await their reply
+        self.open_asks = 0
         self._handshaking: set[Link] = set()  # accepted links whose handshake is pending
         self._flood_logged = False
 
@@ -360,38 +364,56 @@ class RemoteLayer:
         if timeout is not None:
             timer = loop.call_later(timeout, self._ask_expired, peer, ask_id, timeout)
         peer.pending[ask_id] = (future, timer, ref, type(message).__qualname__)
+        self.open_asks += 1
         if self.system.spin:
             self.spin()
         peer.send(Envelope(kind=TELL, target=ref.actor_id, sender=_local_id(self.system, sender),
                            ask_id=ask_id, payload=payload))
         return future
 
-    def spin(self) -> None:
-        """Keep the loop polling (not sleeping) for SPIN_SECONDS after an ask or a reply.
+    def spin(self, seconds: float = SPIN_SECONDS, *, yielding: bool = True) -> None:
+        """Keep the loop polling (not sleeping) for `seconds` (SPIN_SECONDS after an ask or a reply).
 
         On virtual machines a vCPU that goes idle costs ~50-80 µs to wake; a reply (or a
         caller's next ask) that comes within SPIN_SECONDS is then read at once. The loop still
         serves everything else: each spin step is one loop iteration with a zero-timeout poll.
         Measured on the 2-core dev VM (benchmarks/kernel.py): sequential ask median 205 µs ->
         37-45 µs with both sides spinning. It costs CPU and, in a process whose user threads
-        share the GIL with the loop, their time: such systems turn it off (`spin=False`).
+        share the GIL with the loop, their time: such systems turn it off (`spin=False`), or
+        spin only while those threads wait (`ActorSystem.spin_for`, `stop_spinning`).
+
+        Each step yields the CPU (`sched_yield`) to the machine's other runnable threads, which
+        a spinning loop would otherwise slow (measured: actor pools at half speed on 2 cores);
+        `yielding=False` when this process's user thread waits for the reply and nothing else
+        of the process needs the CPU (`ActorSystem.spin_for`).
         """
         loop = self.system.loop
-        self._spin_deadline = loop.time() + SPIN_SECONDS
+        now = loop.time()
+        if not yielding:
+            self._pure_spin_deadline = max(self._pure_spin_deadline, now + seconds)
+        self._spin_deadline = max(self._spin_deadline, now + seconds)
         if self._spinning:
             return
         self._spinning = True
 
         def step() -> None:
-            if loop.time() < self._spin_deadline:
+            now = loop.time()
+            if now < self._spin_deadline:
+                if now >= self._pure_spin_deadline:
+                    os.sched_yield()
                 loop.call_soon(step)
             else:
                 self._spinning = False
 
         loop.call_soon(step)
 
+    def stop_spin(self) -> None:
+        """End the current spin (see `spin`): the loop sleeps once its next poll finds nothing."""
+        self._spin_deadline = self._pure_spin_deadline = 0.0
+
     def _ask_expired(self, peer: Peer, ask_id: int, timeout: float) -> None:
         entry = peer.pending.pop(ask_id, None)
+        self.open_asks -= entry is not None
         if entry is not None and not entry[0].done():
             _, _, ref, type_name = entry
             entry[0].set_exception(AskTimeoutError(
@@ -500,6 +522,7 @@ class RemoteLayer:
         if dropped:
             log.info("messages to a lost peer were dropped", peer=str(peer.address), count=dropped, why=why)
         pending, peer.pending = peer.pending, {}
+        self.open_asks -= len(pending)
         for future, timer, ref, type_name in pending.values():
             if timer is not None:
                 timer.cancel()
@@ -547,6 +570,7 @@ class RemoteLayer:
                     system._dead_letter(ActorRef(system, system.address, envelope.target), message, reply)
             elif kind in (REPLY, REPLY_ERROR):
                 entry = peer.pending.pop(envelope.ask_id, None)
+                self.open_asks -= entry is not None
                 if entry is None:
                     continue
                 future, timer, ref, type_name = entry
