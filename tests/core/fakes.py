@@ -81,6 +81,15 @@ class FakeSystem:
         self.disconnected.append(host_id)
         return 0
 
+    #: asks awaiting a reply (none: the fake's asks are answered by the test)
+    open_asks = 0
+
+    def spin_for(self, seconds: float) -> None:
+        """A real system polls meanwhile; the fake's loop is the test's."""
+
+    def stop_spinning(self) -> None:
+        """A real system sleeps when idle again."""
+
 
 def cluster_of(system: FakeSystem, resources: dict, *, nodes: dict | None = None) -> Cluster:
     """A real `Cluster` of one node "n1" with `resources` (or of `nodes`, in cluster mode)."""
