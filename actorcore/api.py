@@ -90,6 +90,7 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
     memory = kwargs.pop("_memory", None)
     store_memory = kwargs.pop("object_store_memory", None)
     spill_dir = kwargs.pop("object_spilling_directory", None)
+    metrics_port = kwargs.pop("_metrics_export_port", None)
     unknown = set(kwargs) - _IGNORED_INIT_KWARGS
     if unknown:
         raise TypeError(f"init() got unexpected keyword argument(s): {', '.join(sorted(unknown))}")
@@ -108,7 +109,7 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
                 raise ValueError(f"init(address=...) takes 'auto' or 'HOST:PORT' (the cluster's etcd), got {address!r}")
             for given, what in ((num_cpus, "num_cpus"), (num_gpus, "num_gpus"), (resources, "resources"),
                                 (memory, "_memory"), (store_memory, "object_store_memory"),
-                                (spill_dir, "object_spilling_directory")):
+                                (spill_dir, "object_spilling_directory"), (metrics_port, "_metrics_export_port")):
                 if given is not None:
                     raise ValueError(f"when connecting to an existing cluster, {what} must not be given: "
                                      "set the nodes' resources with `actorcore start`")
@@ -133,6 +134,7 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
         _check_store_memory(store_memory)
         if spill_dir is not None and not isinstance(spill_dir, (str, os.PathLike)):
             raise TypeError(f"init(object_spilling_directory=...) takes a folder's path, got {spill_dir!r}")
+        _check_port("_metrics_export_port", metrics_port)
         gpu_ids = resolve_gpu_ids(num_gpus)  # detected unless given
         logging.getLogger("actorcore").setLevel(logging_level)
         cluster = LocalCluster()
@@ -141,7 +143,8 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
                           len(gpu_ids) if num_gpus is None else num_gpus,
                           {**accelerator_type_resources(len(gpu_ids)), **(resources or {})}, log_to_driver,
                           gpu_ids=gpu_ids, memory=memory, object_store_memory=store_memory,
-                          object_spilling_directory=None if spill_dir is None else os.fspath(spill_dir))
+                          object_spilling_directory=None if spill_dir is None else os.fspath(spill_dir),
+                          metrics_export_port=metrics_port)
             core = cluster.system.run(_make_core(cluster, namespace or uuid.uuid4().hex))
         except BaseException:
             cluster.stop()
@@ -158,6 +161,13 @@ def _check_quantity(what: str, value: Any) -> None:
         raise TypeError(f"init({what}=...) takes a number >= 0, got {value!r}")
     if not value >= 0:
         raise ValueError(f"init({what}=...) takes a number >= 0, got {value!r}")
+
+
+def _check_port(what: str, value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 65535:
+        raise ValueError(f"init({what}=...) takes a port number 0-65535 (0: a free port), got {value!r}")
 
 
 def _check_store_memory(value: Any) -> None:

@@ -9,6 +9,7 @@
 | ``nodes/<node_id>.json`` | ``{"node_id", "pid", "head", "etcd", "log", "cluster", "node_ip", "started"}`` | ``start``, for ``stop`` |
 | ``logs/`` | the nodes' output (``node-<node_id>.log``) | the nodes |
 | ``etcd/`` | the data dir of the etcd a head node runs | that etcd |
+| ``prom_metrics_service_discovery.json`` | Prometheus file-SD targets: every alive node's ``/metrics`` endpoint | a head started with ``--metrics-export-port`` |
 
 `home()` is ``$ACTORCORE_HOME`` if set, else ``~/.actorcore``. It and its subdirectories are
 kept private (mode 0700, re-applied to a folder that exists already); one owned by another
@@ -44,17 +45,20 @@ __all__ = [
     "etcd_data_dir",
     "home",
     "logs_dir",
+    "metrics_discovery_path",
     "new_token",
     "node_files",
     "nodes_dir",
     "read_cluster_info",
     "read_token",
     "remove_cluster_info",
+    "remove_metrics_discovery",
     "remove_node_file",
     "tls_dir",
     "token_path",
     "write_cluster_info",
     "write_credentials",
+    "write_metrics_discovery",
     "write_node_file",
     "write_token",
 ]
@@ -247,6 +251,22 @@ def _node_path(node_id: str) -> Path:
     if not node_id or "/" in node_id or node_id.startswith("."):
         raise ValueError(f"bad node id {node_id!r}")
     return nodes_dir() / f"{node_id}.json"
+
+
+def metrics_discovery_path() -> Path:
+    """Where a head writes the Prometheus file-service-discovery JSON (named as Ray names it)."""
+    return home() / "prom_metrics_service_discovery.json"
+
+
+def write_metrics_discovery(targets: list[str]) -> Path:
+    """Write the file-SD JSON listing `targets` (HOST:PORT of every alive node's ``/metrics``)."""
+    content = [{"labels": {"job": "actorcore"}, "targets": sorted(targets)}]
+    return _write_private(metrics_discovery_path(), json.dumps(content, indent=2).encode() + b"\n")
+
+
+def remove_metrics_discovery() -> None:
+    """Remove the file-SD JSON (the head stops)."""
+    metrics_discovery_path().unlink(missing_ok=True)
 
 
 def write_node_file(record: dict) -> Path:

@@ -143,7 +143,8 @@ class LocalCluster:
 
     def start(self, num_cpus: float, num_gpus: float, resources: dict, log_to_driver: bool, *,
               gpu_ids: list[str] | None = None, memory: float | None = None,
-              object_store_memory: int | None = None, object_spilling_directory: str | None = None) -> None:
+              object_store_memory: int | None = None, object_spilling_directory: str | None = None,
+              metrics_export_port: int | None = None) -> None:
         """Start etcd, the node and the driver's actor system; raise RayError if the node fails."""
         from .gcs import EtcdServer
         from .gcs.etcd_server import _free_port
@@ -162,6 +163,7 @@ class LocalCluster:
             resources=resources, driver=sink.to_uri(), log_sink=sink.to_uri() if log_to_driver else None,
             cwd=os.getcwd(), sys_path=[p or os.getcwd() for p in sys.path], gpu_ids=gpu_ids, memory=memory,
             object_store_memory=object_store_memory, object_spilling_directory=object_spilling_directory,
+            metrics_export_port=metrics_export_port,
         )
         self.spill_base = object_spilling_directory
         self.node = launch(config, token=token)

@@ -62,6 +62,7 @@ class NodeConfig:
     #: the object store's capacity in bytes (None: node_resources.default_object_store_memory)
     object_store_memory: int | None = None
     object_spilling_directory: str | None = None  # where spill files go (None: the temporary folder)
+    metrics_export_port: int | None = None  # serve /metrics there (0: a free port; None: no metrics)
 
     def to_json(self) -> str:
         """The config as JSON (what a node process gets as its argument)."""
@@ -93,11 +94,16 @@ class NodeEndpoints:
     kernel: str | None = None  # the node's gRPC endpoint for other hosts (clusters)
     transfer: str | None = None  # its object-transfer endpoint (clusters)
     etcd: str = ""
+    metrics: str | None = None  # its MetricsExporter (processes send it their user metrics)
+    metrics_export_port: int | None = None  # where it serves /metrics
 
     def uris(self) -> dict[str, str]:
         """The actors' URIs by role, as a node's record in etcd keeps them (``uris``)."""
-        return {"node": self.node, "scheduler": self.scheduler, "gcs": self.gcs,
+        uris = {"node": self.node, "scheduler": self.scheduler, "gcs": self.gcs,
                 "object_store": self.object_store, "pool": self.pool}
+        if self.metrics:
+            uris["metrics"] = self.metrics
+        return uris
 
     def to_json(self) -> str:
         """The endpoints as JSON (the node's ready line)."""
@@ -120,7 +126,7 @@ class NodeEndpoints:
                    gcs=uris["gcs"], object_store=uris["object_store"], pool=uris["pool"],
                    resources=dict(record["resources"]), pid=record["pid"], host_id=record["host_id"],
                    cluster_mode=True, kernel=record.get("kernel"), transfer=record.get("transfer"),
-                   etcd=etcd)
+                   etcd=etcd, metrics=uris.get("metrics"), metrics_export_port=record.get("metrics_export_port"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,9 +38,11 @@ __all__ = [
     "GeneratorResume",
     "GetActorRecord",
     "GetClusterResources",
+    "GetEtcdLatency",
     "GetFunction",
     "GetObject",
     "GetResources",
+    "GetSchedulerStats",
     "GetStoreUsage",
     "GetTransferAddress",
     "GiveBackTasks",
@@ -58,6 +60,7 @@ __all__ = [
     "LogLines",
     "LookupActor",
     "LookupGroup",
+    "MetricsSnapshot",
     "NameGroup",
     "NodeLoad",
     "NotStarted",
@@ -670,3 +673,23 @@ class NotStarted:
 class CallsReceived:
     """Answered by an Executor once it has accepted every message sent before this one by the
     same sender: the actor calls a task made are in the actor's mailbox."""
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSnapshot:
+    """A process -> its node's MetricsExporter, every few seconds: the process's user metrics,
+    (kind, name) -> {"description", "tag_keys", "boundaries", "series"} (see util/metrics.py)."""
+
+    process_id: str
+    metrics: dict
+
+
+@dataclass(frozen=True, slots=True)
+class GetSchedulerStats:
+    """Ask a Scheduler for its worker and lease counts: {"idle_workers", "busy_workers",
+    "active_leases", "leases_granted", "pending_leases"}."""
+
+
+@dataclass(frozen=True, slots=True)
+class GetEtcdLatency:
+    """Ask a GcsLink for its last timed etcd round trip in seconds (None: not measured yet)."""

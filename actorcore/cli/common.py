@@ -29,6 +29,7 @@ __all__ = [
     "last_error",
     "lease_ttl",
     "port",
+    "port_or_free",
     "replicas",
     "resources",
 ]
@@ -79,6 +80,11 @@ def port(text: str) -> int:
     if value > 65535:
         raise argparse.ArgumentTypeError(f"must be a TCP port (1-65535), got {text!r}")
     return value
+
+
+def port_or_free(text: str) -> int:
+    """A TCP port, or 0 for a free one."""
+    return 0 if text.strip() == "0" else port(text)
 
 
 def resources(text: str) -> dict:

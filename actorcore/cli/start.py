@@ -81,6 +81,9 @@ def add_start(subparsers) -> None:
                               "to disk")
     command.add_argument("--object-spilling-directory", type=common.directory, metavar="PATH",
                          help="where this node's store spills objects (default: the temporary folder, $TMPDIR)")
+    command.add_argument("--metrics-export-port", type=common.port_or_free, metavar="PORT",
+                         help="serve this node's Prometheus metrics on http://NODE_IP:PORT/metrics (0: a free "
+                              "port, shown in the node's record; default: no metrics)")
     command.add_argument("--resources", type=common.resources, metavar="JSON", default={},
                          help='custom resources of this node, e.g. \'{"disk": 2}\'')
     command.add_argument("--credentials", type=common.existing_file, metavar="PATH",
@@ -236,6 +239,7 @@ def _start_node(args: argparse.Namespace, interrupt: Interruptible) -> int:
         lease_ttl=(args.lease_ttl or DEFAULT_LEASE_TTL) if args.head else None,
         object_replicas=(args.object_replicas or 1) if args.head else 1,
         object_store_memory=args.object_store_memory, object_spilling_directory=args.object_spilling_directory,
+        metrics_export_port=args.metrics_export_port,
     )
 
     log_path = None if args.block else files.logs_dir() / f"node-{node_id}.log"

@@ -48,6 +48,7 @@ from ..protocol import (
     ForgetActor,
     GetActorRecord,
     GetClusterResources,
+    GetEtcdLatency,
     GetFunction,
     ListNamedActors,
     ListNodes,
@@ -67,6 +68,7 @@ log = get_logger(__name__)
 
 FUNCTION_WAIT = 30.0  # how long a request for a function not (yet) exported waits for it
 LOAD_INTERVAL = 0.1  # at most this often a node writes its available resources to etcd
+ETCD_LATENCY_INTERVAL = 5.0  # how often a node that exports metrics times an etcd round trip
 PEER_PROBE_TIMEOUT = 1.0  # how long a connection attempt confirming a node's death may take
 # when the connection attempts are made: a process that is being torn down may close the
 # connection before its listening socket
@@ -112,6 +114,8 @@ class GcsLink(Actor):
         self._peer_watches: dict[ActorRef, str] = {}  # another node's guard -> its node id
         self._actor_locks: dict[str, list] = {}  # actor id -> [lock, users]: one change of its record at a time
         self._downed = False
+        self.etcd_latency: float | None = None  # the last timed etcd round trip (s), once asked for
+        self._timing_etcd = False
 
     async def pre_start(self) -> None:
         self.registered: asyncio.Task | None = None
@@ -418,6 +422,19 @@ class GcsLink(Actor):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def _time_etcd_forever(self) -> None:
+        # Started by the first `GetEtcdLatency` (a node that exports metrics): one cheap read
+        # of the cluster's config key every ETCD_LATENCY_INTERVAL seconds.
+        await self._start_registration()
+        while True:
+            started = time.perf_counter()
+            try:
+                await self.etcd.get(self._key("config"))
+                self.etcd_latency = time.perf_counter() - started
+            except Exception as error:  # noqa: BLE001 - etcd unreachable now: timed again next interval
+                log.debug("could not time an etcd round trip", error=repr(error))
+            await asyncio.sleep(ETCD_LATENCY_INTERVAL)
+
     async def post_stop(self) -> None:
         if self.registered is not None and not self.registered.done():
             self.registered.cancel()
@@ -602,6 +619,11 @@ class GcsLink(Actor):
         if isinstance(message, GetActorRecord):
             blob = await self.etcd.get(self._key("actors", message.actor_id))
             return json.loads(blob) if blob else None
+        if isinstance(message, GetEtcdLatency):
+            if not self._timing_etcd:
+                self._timing_etcd = True
+                self._spawn(self._time_etcd_forever())
+            return self.etcd_latency
         if isinstance(message, GetClusterResources):
             totals: dict[str, float] = {}
             for node_id, record in self.nodes.items():

@@ -42,6 +42,7 @@ from ..protocol import (
 )
 from .etcd_host import EtcdHost
 from .gcs_link import GcsLink
+from .metrics_export import GetMetricsPort, MetricsExporter, SupervisionCounts
 from .object_store import ObjectStore
 from .scheduler import Scheduler
 from .worker_pool import WorkerPool, worker_environment
@@ -126,7 +127,10 @@ async def serve(config: NodeConfig) -> None:
         actor_spec(system, "gcs", GcsLink, config.etcd, config.cluster, node_id, info,
                    cluster_mode=cluster_mode, lease_ttl=config.lease_ttl,
                    etcd_auth=etcd_auth, config=cluster_config, token=token, on_down=on_down))
+    supervision = SupervisionCounts()
+
     def on_event(event) -> None:
+        supervision.record(event)
         # The root gave up (a child kept failing, e.g. etcd could not start): the node ends.
         if event.kind == "supervisor_exited" and not stop.done():
             stop.set_result(RuntimeError(f"the node's supervisor gave up: {event.exit}"))
@@ -151,13 +155,21 @@ async def serve(config: NodeConfig) -> None:
         worker_environment(config.sys_path), config.cwd or os.getcwd(), log_sink, token, tls,
     ))
     pool = system.lookup("worker_pool")
+    metrics = metrics_port = None
+    if config.metrics_export_port is not None:
+        await root.start_child(actor_spec(
+            system, "metrics", MetricsExporter, node_id, config.cluster, node_ip, node_ip, config.metrics_export_port,
+            store=store, scheduler=scheduler, gcs=gcs, events=supervision,
+            write_discovery=cluster_mode and config.head))
+        metrics = system.lookup("metrics")
+        metrics_port = info["metrics_export_port"] = await metrics.ask(GetMetricsPort(), timeout=10)
     guard = system.spawn(NodeGuard, stop, config.driver, name="node")
     transfer = await store.ask(GetTransferAddress(), timeout=10) if cluster_mode else None
     endpoints = NodeEndpoints(
         node_id=node_id, node=guard.to_uri(), scheduler=scheduler.to_uri(), gcs=gcs.to_uri(),
         object_store=store.to_uri(), pool=pool.to_uri(), resources=resources, pid=os.getpid(),
         host_id=address.HOST_ID, cluster_mode=cluster_mode, kernel=system.address.tcp, transfer=transfer,
-        etcd=config.etcd)
+        etcd=config.etcd, metrics=metrics and metrics.to_uri(), metrics_export_port=metrics_port)
     scheduler.tell(AttachPool(pool, int(config.num_cpus)))
     if cluster_mode:
         info["transfer"] = transfer

@@ -38,6 +38,7 @@ from ..protocol import (
     ClusterView,
     CommitBundles,
     GetResources,
+    GetSchedulerStats,
     KillWorker,
     LeaseBlocked,
     LeaseGranted,
@@ -124,6 +125,7 @@ class Scheduler(Actor):
         self.leases: dict[int, GrantedLease] = {}
         self.pending: deque[_Pending] = deque()
         self.starting = 0
+        self.leases_granted = 0
         self.watched_owners: set[ActorRef] = set()
         self._ids = itertools.count(1)
         self._warned: set[tuple] = set()
@@ -170,6 +172,10 @@ class Scheduler(Actor):
                 self._take({"CPU": lease.shape.get("CPU", 0.0)})
         elif isinstance(message, GetResources):
             return dict(self.available if message.available else self.total)
+        elif isinstance(message, GetSchedulerStats):
+            return {"idle_workers": len(self.idle), "busy_workers": len({lease.pid for lease in self.leases.values()}),
+                    "active_leases": len(self.leases), "leases_granted": self.leases_granted,
+                    "pending_leases": len(self.pending)}
         elif isinstance(message, ListBundleGroups):
             return [(group_id, reservations[0].owner) for group_id, reservations in self.reservations.items()
                     if reservations and group_id not in self.removed_groups]
@@ -226,6 +232,7 @@ class Scheduler(Actor):
             lease = GrantedLease(next(self._ids), worker, pid, shape, pending.request.owner, pending.request.for_actor,
                                  gpus=self.gpus.assign(gpus_of(shape)))
             self.leases[lease.lease_id] = lease
+            self.leases_granted += 1
             self.pending.remove(pending)
             pending.reply.send(LeaseGranted(lease.lease_id, worker, pid, self.node_id, self.gpus.ids_of(lease.gpus)))
         missing = wanted_workers - self.starting
