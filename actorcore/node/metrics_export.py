@@ -80,7 +80,7 @@ class MetricsExporter(Actor):
 
     def __init__(self, node_id: str, session_name: str, node_ip: str, host: str, port: int, *,
                  store: ActorRef, scheduler: ActorRef, gcs: ActorRef, events: SupervisionCounts | None = None,
-                 write_discovery: bool = False) -> None:
+                 write_discovery: bool = False, process_expiry: float = PROCESS_EXPIRY) -> None:
         self.labels = {"NodeId": node_id, "SessionName": session_name, "NodeAddress": node_ip}
         self.host = host
         self.port = port
@@ -89,6 +89,7 @@ class MetricsExporter(Actor):
         self.gcs = gcs
         self.events = events or SupervisionCounts()
         self.write_discovery = write_discovery
+        self.process_expiry = process_expiry
         self.snapshots: dict[str, tuple[float, dict]] = {}  # process id -> (monotonic time, its metrics)
         self.state: dict = {}  # the node's state as of the scrape being rendered
         self.registry = CollectorRegistry(auto_describe=False)
@@ -149,7 +150,7 @@ class MetricsExporter(Actor):
             else:
                 state[key] = answer
         now = time.monotonic()
-        for process_id in [p for p, (seen, _) in self.snapshots.items() if now - seen > PROCESS_EXPIRY]:
+        for process_id in [p for p, (seen, _) in self.snapshots.items() if now - seen > self.process_expiry]:
             del self.snapshots[process_id]
         return state
 
