@@ -309,13 +309,14 @@ def cluster_resources() -> dict:
 
 
 def nodes() -> list[dict]:
-    """The cluster's nodes, as Ray lists them: NodeID, Alive, NodeManagerAddress, Resources, IsHead."""
+    """The cluster's nodes, as Ray lists them: NodeID, Alive, NodeManagerAddress, Resources, IsHead,
+    MetricsExportPort (-1: the node serves no metrics)."""
     core = _runtime()
     infos = core.system.ask_sync(core.gcs, ListNodes(), timeout=30)
     return [
         {"NodeID": info["node_id"], "Alive": info.get("alive", True),
          "NodeManagerAddress": info.get("address", "127.0.0.1"), "Resources": info.get("resources", {}),
-         "IsHead": bool(info.get("head"))}
+         "IsHead": bool(info.get("head")), "MetricsExportPort": info.get("metrics_export_port") or -1}
         for info in infos
     ]
 

@@ -177,6 +177,8 @@ def test_the_head_writes_a_file_sd_of_every_node(metrics_cluster):
         served |= {dict(labels)["NodeId"] for name, labels in samples
                    if name == "actorcore_object_store_capacity_bytes"}
     assert served == metrics_cluster.node_ids()
+    listed = {f"{node['NodeManagerAddress']}:{node['MetricsExportPort']}" for node in actorcore.nodes()}
+    assert listed == set(content[0]["targets"])
 
 
 def test_the_file_sd_goes_when_the_cluster_stops(metrics_cluster):

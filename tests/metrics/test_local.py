@@ -33,7 +33,8 @@ DRIVER = textwrap.dedent("""
         return None
 
     labels, value = wait_until(temperature, 30, "the driver's gauge on the node")
-    print(value, labels["room"], labels["SessionName"], labels["NodeId"] == runtime.current().node_id)
+    print(value, labels["room"], labels["SessionName"], labels["NodeId"] == runtime.current().node_id,
+          actorcore.nodes()[0]["MetricsExportPort"] == port)
 """)
 
 
@@ -41,4 +42,4 @@ def test_a_local_node_serves_the_drivers_metrics(tmp_path):
     result = subprocess.run([sys.executable, "-c", DRIVER], capture_output=True, text=True, timeout=100,
                             check=False, env={**os.environ, "ACTORCORE_HOME": str(tmp_path)})
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["21.5", "lab", "local", "True"]
+    assert result.stdout.split() == ["21.5", "lab", "local", "True", "True"]
