@@ -38,8 +38,8 @@ __all__ = [
     "GeneratorResume",
     "GetActorRecord",
     "GetClusterResources",
-    "GetEtcdLatency",
     "GetFunction",
+    "GetGcsStats",
     "GetObject",
     "GetResources",
     "GetSchedulerStats",
@@ -691,5 +691,6 @@ class GetSchedulerStats:
 
 
 @dataclass(frozen=True, slots=True)
-class GetEtcdLatency:
-    """Ask a GcsLink for its last timed etcd round trip in seconds (None: not measured yet)."""
+class GetGcsStats:
+    """Ask a GcsLink for {"etcd_roundtrip_seconds": its last timed etcd round trip (None: not
+    timed yet; the first ask starts the timing), "actor_restarts": restarts recorded through it}."""

@@ -48,8 +48,8 @@ from ..protocol import (
     ForgetActor,
     GetActorRecord,
     GetClusterResources,
-    GetEtcdLatency,
     GetFunction,
+    GetGcsStats,
     ListNamedActors,
     ListNodes,
     LookupActor,
@@ -116,6 +116,7 @@ class GcsLink(Actor):
         self._downed = False
         self.etcd_latency: float | None = None  # the last timed etcd round trip (s), once asked for
         self._timing_etcd = False
+        self.actor_restarts = 0  # restarts of actors owned by processes of this node (their records pass here)
 
     async def pre_start(self) -> None:
         self.registered: asyncio.Task | None = None
@@ -423,7 +424,7 @@ class GcsLink(Actor):
         task.add_done_callback(self._tasks.discard)
 
     async def _time_etcd_forever(self) -> None:
-        # Started by the first `GetEtcdLatency` (a node that exports metrics): one cheap read
+        # Started by the first `GetGcsStats` (a node that exports metrics): one cheap read
         # of the cluster's config key every ETCD_LATENCY_INTERVAL seconds.
         await self._start_registration()
         while True:
@@ -558,6 +559,8 @@ class GcsLink(Actor):
                     self.scheduler.tell(NodeLoad(node_id, available))
             return None
         if isinstance(message, ActorStateChanged):
+            if message.record.get("state") == "RESTARTING":
+                self.actor_restarts += 1
             self._spawn(self._update_actor(message.actor_id, message.record))
             return None
         if isinstance(message, StartRegistration):
@@ -619,11 +622,11 @@ class GcsLink(Actor):
         if isinstance(message, GetActorRecord):
             blob = await self.etcd.get(self._key("actors", message.actor_id))
             return json.loads(blob) if blob else None
-        if isinstance(message, GetEtcdLatency):
+        if isinstance(message, GetGcsStats):
             if not self._timing_etcd:
                 self._timing_etcd = True
                 self._spawn(self._time_etcd_forever())
-            return self.etcd_latency
+            return {"etcd_roundtrip_seconds": self.etcd_latency, "actor_restarts": self.actor_restarts}
         if isinstance(message, GetClusterResources):
             totals: dict[str, float] = {}
             for node_id, record in self.nodes.items():

@@ -4,7 +4,7 @@
 It keeps the latest user-metrics snapshot of each process of the node (`MetricsSnapshot`,
 sent every few seconds by `actorcore.util.metrics`) and forgets a process that has not
 reported for `PROCESS_EXPIRY` seconds (it ended). On each scrape it asks the node's actors for
-their state (object store usage, workers and leases, resources, the last etcd round trip) and
+their state (object store usage, workers and leases, resources, the last etcd round trip, actor restarts) and
 renders it, with the user metrics summed over processes, through a `prometheus_client`
 collector. The HTTP server is aiohttp on the node's own loop: the state comes from actors on
 that loop, so a scrape needs no thread and no cross-thread ask.
@@ -29,7 +29,7 @@ from ..cluster_files import remove_metrics_discovery, write_metrics_discovery
 from ..kernel import Actor, ActorRef
 from ..protocol import (
     ClusterView,
-    GetEtcdLatency,
+    GetGcsStats,
     GetResources,
     GetSchedulerStats,
     GetStoreUsage,
@@ -141,7 +141,7 @@ class MetricsExporter(Actor):
                 "total": self.scheduler.ask(GetResources(False), timeout=ASK_TIMEOUT),
                 "available": self.scheduler.ask(GetResources(True), timeout=ASK_TIMEOUT),
                 "scheduler": self.scheduler.ask(GetSchedulerStats(), timeout=ASK_TIMEOUT),
-                "etcd_latency": self.gcs.ask(GetEtcdLatency(), timeout=ASK_TIMEOUT)}
+                "gcs": self.gcs.ask(GetGcsStats(), timeout=ASK_TIMEOUT)}
         answers = await asyncio.gather(*asks.values(), return_exceptions=True)
         state = {}
         for key, answer in zip(asks, answers, strict=True):
@@ -203,8 +203,15 @@ class _NodeCollector:
                 resources.add_metric([*base, name, "TOTAL"], total)
                 resources.add_metric([*base, name, "AVAILABLE"], state["available"].get(name, 0.0))
             yield resources
-        if state.get("etcd_latency") is not None:
-            yield gauge("etcd_roundtrip_seconds", "The last timed etcd round trip of the node.", state["etcd_latency"])
+        gcs = state.get("gcs")
+        if gcs is not None:
+            if gcs["etcd_roundtrip_seconds"] is not None:
+                yield gauge("etcd_roundtrip_seconds", "The last timed etcd round trip of the node.",
+                            gcs["etcd_roundtrip_seconds"])
+            restarts = CounterMetricFamily(PREFIX + "actor_restarts", "Restarts of actors owned on this node.",
+                                           labels=keys)
+            restarts.add_metric(base, gcs["actor_restarts"])
+            yield restarts
         events = CounterMetricFamily(PREFIX + "supervision_events", "The node's supervision events by kind.",
                                      labels=[*keys, "Kind"])
         for kind, count in sorted(exporter.events.by_kind.items()):

@@ -5,6 +5,8 @@ head's Prometheus file-service-discovery file."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 
@@ -143,6 +145,31 @@ def test_an_inc_from_two_processes_is_summed(metrics_cluster):
     wait_until(lambda: sample(scrape(node.metrics_export_port), "actorcore_shared_events_total",
                               NodeId=node.node_id) == 3.0,
                60, "the driver's 2 and the task's 1 summed on the node")
+
+
+@actorcore.remote(max_restarts=1)
+class Restartable:
+    def pid(self):
+        return os.getpid()
+
+
+def test_an_actor_restart_is_counted_on_its_owners_node(metrics_cluster):
+    node = driver_node()
+    labels = {"NodeId": node.node_id}
+    before = sample(scrape(node.metrics_export_port), "actorcore_actor_restarts_total", **labels) or 0
+    actor = Restartable.options(scheduling_strategy=on_driver_node()).remote()
+    first = actorcore.get(actor.pid.remote())
+    os.kill(first, signal.SIGKILL)
+    wait_until(lambda: _new_pid(actor, first), 60, "the actor restarted in a new process")
+    assert sample(scrape(node.metrics_export_port), "actorcore_actor_restarts_total", **labels) == before + 1
+    actorcore.kill(actor)
+
+
+def _new_pid(actor, old: int) -> bool:
+    try:
+        return actorcore.get(actor.pid.remote(), timeout=10) != old
+    except (actorcore.exceptions.RayActorError, actorcore.exceptions.GetTimeoutError):
+        return False
 
 
 def _discovery(metrics_cluster) -> list:

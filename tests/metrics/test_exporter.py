@@ -11,7 +11,7 @@ import pytest
 from actorcore.kernel import Actor, ActorSystem
 from actorcore.node.metrics_export import GetMetricsPort, MetricsExporter
 from actorcore.protocol import (
-    GetEtcdLatency,
+    GetGcsStats,
     GetResources,
     GetSchedulerStats,
     GetStoreUsage,
@@ -36,8 +36,8 @@ class FakeNodeActor(Actor):
         if isinstance(message, GetSchedulerStats):
             return {"idle_workers": 2, "busy_workers": 3, "active_leases": 3, "leases_granted": 9,
                     "pending_leases": 1}
-        if isinstance(message, GetEtcdLatency):
-            return 0.004
+        if isinstance(message, GetGcsStats):
+            return {"etcd_roundtrip_seconds": 0.004, "actor_restarts": 2}
         return None
 
 
@@ -74,6 +74,7 @@ async def test_node_state_as_read_at_the_scrape(exporter):
     assert sample(samples, "actorcore_leases_pending", **labels) == 1
     assert sample(samples, "actorcore_resources", Name="CPU", State="AVAILABLE", **labels) == 1.0
     assert sample(samples, "actorcore_etcd_roundtrip_seconds", **labels) == 0.004
+    assert sample(samples, "actorcore_actor_restarts_total", **labels) == 2
 
 
 async def test_processes_summed_and_a_silent_one_forgotten(exporter):
