@@ -84,7 +84,12 @@ def port(text: str) -> int:
 
 def port_or_free(text: str) -> int:
     """A TCP port, or 0 for a free one."""
-    return 0 if text.strip() == "0" else port(text)
+    if text.strip() == "0":
+        return 0
+    try:
+        return port(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"must be a TCP port (1-65535) or 0 (a free port), got {text!r}") from None
 
 
 def resources(text: str) -> dict:

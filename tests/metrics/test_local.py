@@ -43,3 +43,13 @@ def test_a_local_node_serves_the_drivers_metrics(tmp_path):
                             check=False, env={**os.environ, "ACTORCORE_HOME": str(tmp_path)})
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["21.5", "lab", "local", "True", "True"]
+
+
+@pytest.mark.parametrize("port", ["-1", "70000", "http"])
+def test_start_refuses_a_bad_metrics_port(tmp_path, port):
+    result = subprocess.run([sys.executable, "-m", "actorcore", "start", "--head", "--metrics-export-port", port],
+                            capture_output=True, text=True, timeout=60, check=False,
+                            env={**os.environ, "ACTORCORE_HOME": str(tmp_path)})
+    assert result.returncode == 2
+    assert f"argument --metrics-export-port: must be a TCP port (1-65535) or 0 (a free port), got '{port}'" \
+        in result.stderr
