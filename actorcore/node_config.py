@@ -62,6 +62,8 @@ class NodeConfig:
     #: the object store's capacity in bytes (None: node_resources.default_object_store_memory)
     object_store_memory: int | None = None
     object_spilling_directory: str | None = None  # where spill files go (None: the temporary folder)
+    #: the web dashboard's "HOST:PORT" (port 0: any free one), served by this node; None: no dashboard
+    dashboard: str | None = None
 
     def to_json(self) -> str:
         """The config as JSON (what a node process gets as its argument)."""

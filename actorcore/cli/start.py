@@ -32,6 +32,7 @@ from pathlib import Path
 
 from .. import cluster_files as files
 from ..credentials import Credentials, CredentialsError, make_credentials
+from ..dashboard import DEFAULT_DASHBOARD_HOST, DEFAULT_DASHBOARD_PORT
 from ..env import DEFAULT_LEASE_TTL, MIN_LEASE_TTL
 from ..node_config import EtcdToStart, NodeConfig
 from ..node_launcher import NodeProcess, NodeStartError, launch
@@ -95,6 +96,13 @@ def add_start(subparsers) -> None:
     command.add_argument("--lease-ttl", type=common.lease_ttl, metavar="SECONDS",
                          help=f"head: seconds without a keepalive before a node counts as dead "
                               f"(default {DEFAULT_LEASE_TTL:g}, at least {MIN_LEASE_TTL:g})")
+    command.add_argument("--include-dashboard", action=argparse.BooleanOptionalAction, default=None,
+                         help="head: serve the web dashboard (default: on for the head node)")
+    command.add_argument("--dashboard-host", type=common.ip, metavar="IP", default=None,
+                         help=f"head: the IP the dashboard listens on (default {DEFAULT_DASHBOARD_HOST}; 0.0.0.0 "
+                              "for every interface)")
+    command.add_argument("--dashboard-port", type=common.port, metavar="PORT", default=None,
+                         help=f"head: the dashboard's port (default {DEFAULT_DASHBOARD_PORT})")
     command.add_argument("--block", action="store_true",
                          help="stay in the foreground until SIGTERM or Ctrl-C, then stop the node")
     common.add_etcd_auth_flags(command)
@@ -103,7 +111,8 @@ def add_start(subparsers) -> None:
 
 def _check_start_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     if not args.head:
-        for flag in ("port", "etcd", "object_replicas", "lease_ttl"):
+        for flag in ("port", "etcd", "object_replicas", "lease_ttl", "include_dashboard", "dashboard_host",
+                     "dashboard_port"):
             if getattr(args, flag) is not None:
                 parser.error(f"argument --{flag.replace('_', '-')}: only for the head node (start --head)")
     else:
@@ -111,6 +120,8 @@ def _check_start_args(args: argparse.Namespace, parser: argparse.ArgumentParser)
             if getattr(args, flag):
                 parser.error(f"argument --{flag.replace('_', '-')}: only when joining (start --address); "
                              "start --head makes new credentials")
+        if args.include_dashboard is False and (args.dashboard_host or args.dashboard_port is not None):
+            parser.error("argument --dashboard-host/--dashboard-port: not with --no-include-dashboard")
         if args.etcd and args.port is not None:
             parser.error("argument --port: the port of the etcd the head starts; with --etcd there is none")
         if not args.etcd and (args.etcd_user or args.etcd_password_file or args.etcd_ca or args.etcd_cert):
@@ -188,6 +199,13 @@ def _start_node(args: argparse.Namespace, interrupt: Interruptible) -> int:
             if taken:
                 return common.fail("start", f"cannot start etcd on {etcd}: {taken}. Another cluster's etcd? "
                                             "Stop it (`actorcore stop`) or pass another --port.")
+        dashboard = _dashboard_address(args)
+        if dashboard is not None:
+            host, _, dashboard_port = dashboard.rpartition(":")
+            taken = _port_taken(host.strip("[]"), int(dashboard_port)) if int(dashboard_port) else None
+            if taken:
+                return common.fail("start", f"cannot serve the dashboard on {dashboard}: {taken}. Pass another "
+                                            "--dashboard-port, or --no-include-dashboard.")
         cluster = "default"
         credentials = make_credentials(cluster, etcd, token, hosts=[node_ip], etcd_tls=not external)
         if not external:
@@ -222,6 +240,7 @@ def _start_node(args: argparse.Namespace, interrupt: Interruptible) -> int:
             return common.fail("start", problem)
 
     node_id = uuid.uuid4().hex[:16]
+    dashboard = _dashboard_address(args) if args.head else None
     start_etcd = None
     if args.head and not external:
         # A new head is a new cluster (a new token): nothing of a former one's etcd data is kept.
@@ -236,6 +255,7 @@ def _start_node(args: argparse.Namespace, interrupt: Interruptible) -> int:
         lease_ttl=(args.lease_ttl or DEFAULT_LEASE_TTL) if args.head else None,
         object_replicas=(args.object_replicas or 1) if args.head else 1,
         object_store_memory=args.object_store_memory, object_spilling_directory=args.object_spilling_directory,
+        dashboard=dashboard,
     )
 
     log_path = None if args.block else files.logs_dir() / f"node-{node_id}.log"
@@ -268,6 +288,14 @@ def _start_node(args: argparse.Namespace, interrupt: Interruptible) -> int:
     if not args.block:
         return 0
     return _block(node.process, record, interrupt.signum)
+
+
+def _dashboard_address(args: argparse.Namespace) -> str | None:
+    """The head's dashboard as "HOST:PORT", or None without one (--no-include-dashboard)."""
+    if args.include_dashboard is False:
+        return None
+    port = DEFAULT_DASHBOARD_PORT if args.dashboard_port is None else args.dashboard_port
+    return _hostport(args.dashboard_host or DEFAULT_DASHBOARD_HOST, port)
 
 
 def _port_taken(host: str, port: int) -> str | None:
@@ -423,6 +451,8 @@ def _head_banner(node_id, pid, address, external, credentials_file, log_path, no
     ]
     if log_path is not None:
         lines.append(f"  node log:         {log_path}")
+    if config.dashboard is not None:
+        lines.append(f"  dashboard:        http://{config.dashboard} (log in with the cluster token)")
     lines += [
         "",
         "To add a node, run on its machine (another machine needs a copy of the credentials file):",
