@@ -45,6 +45,7 @@ __all__ = ["READY_TIMEOUT", "add_start"]
 
 READY_TIMEOUT = 60.0  # seconds a starting node may take until it reports ready
 START_STOP_TIMEOUT = 2.0  # seconds a node that failed or was interrupted while starting gets after SIGTERM
+DASHBOARD_PORT_RETRIES = 50  # ports after the default one tried when --dashboard-port is not given
 ETCD_TIMEOUT = 10.0  # seconds a started node's etcd may take to answer
 _LOG_TAIL_LINES = 40
 
@@ -102,7 +103,8 @@ def add_start(subparsers) -> None:
                          help=f"head: the IP the dashboard listens on (default {DEFAULT_DASHBOARD_HOST}; 0.0.0.0 "
                               "for every interface)")
     command.add_argument("--dashboard-port", type=common.port, metavar="PORT", default=None,
-                         help=f"head: the dashboard's port (default {DEFAULT_DASHBOARD_PORT})")
+                         help=f"head: the dashboard's port (default {DEFAULT_DASHBOARD_PORT}, or the first free one "
+                              f"of the {DASHBOARD_PORT_RETRIES} after it)")
     command.add_argument("--block", action="store_true",
                          help="stay in the foreground until SIGTERM or Ctrl-C, then stop the node")
     common.add_etcd_auth_flags(command)
@@ -199,13 +201,10 @@ def _start_node(args: argparse.Namespace, interrupt: Interruptible) -> int:
             if taken:
                 return common.fail("start", f"cannot start etcd on {etcd}: {taken}. Another cluster's etcd? "
                                             "Stop it (`actorcore stop`) or pass another --port.")
-        dashboard = _dashboard_address(args)
-        if dashboard is not None:
-            host, _, dashboard_port = dashboard.rpartition(":")
-            taken = _port_taken(host.strip("[]"), int(dashboard_port)) if int(dashboard_port) else None
-            if taken:
-                return common.fail("start", f"cannot serve the dashboard on {dashboard}: {taken}. Pass another "
-                                            "--dashboard-port, or --no-include-dashboard.")
+        dashboard, taken = _dashboard_address(args)
+        if taken:
+            return common.fail("start", f"cannot serve the dashboard on {dashboard}: {taken}. Pass another "
+                                        "--dashboard-port, or --no-include-dashboard.")
         cluster = "default"
         credentials = make_credentials(cluster, etcd, token, hosts=[node_ip], etcd_tls=not external)
         if not external:
@@ -240,7 +239,8 @@ def _start_node(args: argparse.Namespace, interrupt: Interruptible) -> int:
             return common.fail("start", problem)
 
     node_id = uuid.uuid4().hex[:16]
-    dashboard = _dashboard_address(args) if args.head else None
+    if not args.head:
+        dashboard = None
     start_etcd = None
     if args.head and not external:
         # A new head is a new cluster (a new token): nothing of a former one's etcd data is kept.
@@ -290,12 +290,21 @@ def _start_node(args: argparse.Namespace, interrupt: Interruptible) -> int:
     return _block(node.process, record, interrupt.signum)
 
 
-def _dashboard_address(args: argparse.Namespace) -> str | None:
-    """The head's dashboard as "HOST:PORT", or None without one (--no-include-dashboard)."""
+def _dashboard_address(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """The head's dashboard as "HOST:PORT" (None: --no-include-dashboard), and why that port is
+    taken (None if it is free). Without --dashboard-port, the first free port of the
+    `DASHBOARD_PORT_RETRIES` after the default, as Ray does; a given port must be free."""
     if args.include_dashboard is False:
-        return None
-    port = DEFAULT_DASHBOARD_PORT if args.dashboard_port is None else args.dashboard_port
-    return _hostport(args.dashboard_host or DEFAULT_DASHBOARD_HOST, port)
+        return None, None
+    host = args.dashboard_host or DEFAULT_DASHBOARD_HOST
+    if args.dashboard_port is not None:
+        return _hostport(host, args.dashboard_port), _port_taken(host, args.dashboard_port)
+    taken = None
+    for port in range(DEFAULT_DASHBOARD_PORT, DEFAULT_DASHBOARD_PORT + DASHBOARD_PORT_RETRIES + 1):
+        taken = _port_taken(host, port)
+        if not taken:
+            return _hostport(host, port), None
+    return _hostport(host, DEFAULT_DASHBOARD_PORT), f"{taken}, as are the {DASHBOARD_PORT_RETRIES} ports after it"
 
 
 def _port_taken(host: str, port: int) -> str | None:

@@ -35,6 +35,7 @@ class Dashboard:
     port: int
     token: str
     head_node_id: str
+    init_dashboard_url: str | None  # what init()'s context said
 
     def request(self, method: str, path: str, *, token: str | None = None, cookie: str | None = None,
                 form: dict | None = None) -> Response:
@@ -76,6 +77,6 @@ def dashboard():
                     "--resources", '{"A": 1}', "--memory", str(10**9), "--object-store-memory", str(1 << 30),
                     "--dashboard-port", str(port))
         (record,) = cluster.node_records()
-        ray.init(address=cluster.address)
+        context = ray.init(address=cluster.address)
         yield Dashboard(cluster, f"http://127.0.0.1:{port}", port, (home / "token").read_text().strip(),
-                        record["node_id"])
+                        record["node_id"], context.dashboard_url)

@@ -10,10 +10,13 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 
 import pytest
 
 import actorcore as ray
+from actorcore.dashboard import DEFAULT_DASHBOARD_PORT
 from actorcore.gcs.etcd_server import _free_port
 from actorcore.testing import wait_until
 
@@ -75,13 +78,13 @@ def test_the_dashboard_is_read_only(dashboard):
             assert dashboard.request(method, f"/api/{name}", token=dashboard.token).status == 405, (method, name)
 
 
-def test_cluster_shows_the_head_node_with_its_resources_and_the_dashboard_url(dashboard):
+def test_cluster_shows_the_head_node_with_its_resources_and_the_dashboard_url_init_returns(dashboard):
     status = dashboard.api("cluster")
     (node,) = status["nodes"]
     assert node["node_id"] == dashboard.head_node_id
     assert node["state"] == "ALIVE" and node["head"] is True and node["address"] == "127.0.0.1"
     assert node["resources"]["total"] == {"CPU": 2.0, "A": 1.0, "memory": 1e9, "object_store_memory": float(1 << 30)}
-    assert node["dashboard_url"] == dashboard.url == status["dashboard_url"]
+    assert node["dashboard_url"] == dashboard.url == status["dashboard_url"] == dashboard.init_dashboard_url
     assert status["cluster"] == "default" and status["etcd"] == dashboard.cluster.address
     text = dashboard.cluster.cli("status", "--address", dashboard.cluster.address).stdout
     assert f"Dashboard: {dashboard.url}" in text
@@ -140,6 +143,33 @@ def test_a_dashboard_port_in_use_is_a_clear_error_naming_it(tmp_path):
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"cannot serve the dashboard on 127.0.0.1:{port}" in result.stderr
     assert "--dashboard-port" in result.stderr
+
+
+@pytest.mark.timeout(90)
+def test_without_a_dashboard_port_a_taken_default_port_moves_to_a_free_one(tmp_path):
+    env = {**_environ(), "ACTORCORE_HOME": str(tmp_path / "home")}
+    with socket.socket() as default:
+        default.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            default.bind(("127.0.0.1", DEFAULT_DASHBOARD_PORT))
+            default.listen()
+        except OSError:
+            pass  # taken already: the same case
+        try:
+            started = subprocess.run(
+                [sys.executable, "-m", "actorcore", "start", "--head", "--port", str(_free_port()), "--num-cpus", "1"],
+                env=env, capture_output=True, text=True, timeout=80, check=False)
+            assert started.returncode == 0, started.stdout + started.stderr
+            (line,) = [line for line in started.stdout.splitlines() if "dashboard:" in line]
+            url = line.split()[1]
+            port = int(url.rsplit(":", 1)[1])
+            assert DEFAULT_DASHBOARD_PORT < port <= DEFAULT_DASHBOARD_PORT + 50, line
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(url + "/api/cluster", timeout=10)
+            assert refused.value.code == 401
+        finally:
+            subprocess.run([sys.executable, "-m", "actorcore", "stop"], env=env, capture_output=True, timeout=60,
+                           check=False)
 
 
 def test_join_flags_are_for_the_head_only():
