@@ -1,8 +1,8 @@
 """`DashboardHost`: the actor of a head node that serves the web dashboard (docs/architecture.md,
 "The web dashboard").
 
-It runs the aiohttp application (`make_app`) on the node process's loop: `pre_start` connects
-to the cluster's etcd and binds the site, `post_stop` closes both. Asked `GetDashboardUrl` it
+It runs the aiohttp application (`make_app`) on the node process's loop: `pre_start` binds the
+site (etcd is connected on the first API call), `post_stop` closes both. Asked `GetDashboardUrl` it
 answers the URL it serves (with the port the system chose for port 0). `start_dashboard` adds
 it to the node's root supervisor and returns that URL, or raises `DashboardStartError` naming
 the address and the option to change when it cannot bind.
@@ -10,6 +10,7 @@ the address and the option to change when it cannot bind.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,8 @@ from .sources import StateSource
 __all__ = ["DashboardHost", "DashboardStartError", "GetDashboardUrl", "start_dashboard"]
 
 log = get_logger(__name__)
+
+ETCD_CONNECT_TIMEOUT = 5.0  # seconds an API call waits for etcd before it answers 503
 
 
 class DashboardStartError(RuntimeError):
@@ -48,12 +51,14 @@ class DashboardHost(Actor):
         self.host, self.port = host, port
         self.etcd_endpoints, self.etcd_auth = etcd, etcd_auth
         self.token, self.cluster, self.source = token, cluster, source
-        self.etcd: SealedEtcd | None = None
+        self.etcd: _LazyEtcd | None = None
         self.runner: web.AppRunner | None = None
         self.url: str | None = None
 
     async def pre_start(self) -> None:
-        self.etcd = await SealedEtcd.connect(self.etcd_endpoints, secret=self.token, auth=self.etcd_auth, timeout=15)
+        # etcd is reached on the first API call: a dashboard that cannot reach it answers 503
+        # and never fails (a failing child would count against the node's restart intensity).
+        self.etcd = _LazyEtcd(self.etcd_endpoints, self.token, self.etcd_auth)
         self.runner = web.AppRunner(make_app(self.etcd, self.token, cluster=self.cluster, source=self.source,
                                              url=lambda: self.url), access_log=None)
         await self.runner.setup()
@@ -74,13 +79,41 @@ class DashboardHost(Actor):
             await self.runner.cleanup()
             self.runner = None
         if self.etcd is not None:
-            await self.etcd.raw.close()
+            await self.etcd.close()
             self.etcd = None
 
     async def receive(self, message: Any) -> Any:
         if isinstance(message, GetDashboardUrl):
             return self.url
         return None
+
+
+class _LazyEtcd:
+    """The cluster's etcd, connected on first use (what `make_app` reads through)."""
+
+    def __init__(self, endpoints: str, token: str, auth: dict | None) -> None:
+        self.endpoints = endpoints.split(",")
+        self._token, self._auth = token, auth
+        self._client: SealedEtcd | None = None
+        self._lock = asyncio.Lock()
+
+    async def _connected(self) -> SealedEtcd:
+        async with self._lock:
+            if self._client is None:
+                self._client = await SealedEtcd.connect(self.endpoints, secret=self._token, auth=self._auth,
+                                                        timeout=ETCD_CONNECT_TIMEOUT)
+            return self._client
+
+    async def get(self, key: str) -> bytes | None:
+        return await (await self._connected()).get(key)
+
+    async def get_prefix(self, prefix: str) -> list[tuple[str, bytes]]:
+        return await (await self._connected()).get_prefix(prefix)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.raw.close()
+            self._client = None
 
 
 async def start_dashboard(root: Any, system: Any, host: str, port: int, etcd: str, token: str, *,
@@ -96,4 +129,7 @@ async def start_dashboard(root: Any, system: Any, host: str, port: int, etcd: st
         while cause is not None and not isinstance(cause, DashboardStartError):
             cause = cause.__cause__ or cause.__context__
         raise DashboardStartError(str(cause or error)) from None
-    return await system.lookup("dashboard").ask(GetDashboardUrl(), timeout=10)
+    try:
+        return await system.lookup("dashboard").ask(GetDashboardUrl(), timeout=10)
+    except Exception as error:  # noqa: BLE001 - stopped meanwhile (the node is giving up) or did not answer
+        raise DashboardStartError(f"the dashboard did not start: {error}") from None
