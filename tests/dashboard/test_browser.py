@@ -1,6 +1,7 @@
 """The dashboard in a real browser: headless Chromium (Debian's ``chromium`` and
 ``chromium-driver``, driven by Selenium) on a real head node. It logs in with the cluster token
-and checks what the page shows: the head's node row, a named actor's class, name and state, and
+and checks what the page shows: the head's node row, a named actor's class, name and state (markup
+in a name shown as text), and
 the ``supervise`` daemon's tree with a service's restart after its worker is killed.
 
 Screenshots (PNG) go to the test's tmp_path: ``login.png`` (the login form), ``overview.png``
@@ -120,6 +121,11 @@ def test_the_page_shows_nodes_actors_and_the_supervision_tree(browser, dashboard
     browser.get(dashboard.url + "/#actors")
     _shown(browser, "#actor-rows tr", "shown-on-the-page", "Shown", "ALIVE", str(pid))
     browser.save_screenshot(str(tmp_path / "actors.png"))
+    # values are shown as text: markup in a name is not interpreted
+    marked = Shown.options(name='<i id="injected">markup</i>').remote()
+    ray.get(marked.pid.remote(), timeout=60)
+    _shown(browser, "#actor-rows tr", '<i id="injected">markup</i>')
+    assert browser.find_elements("css selector", "#injected") == []
     os.kill(pid, signal.SIGKILL)  # its worker dies: the record stays, DEAD with the cause
     _shown(browser, "#actor-rows tr", "shown-on-the-page", "DEAD", f"its worker process (pid {pid}) died")
     browser.save_screenshot(str(tmp_path / "actor-dead.png"))
