@@ -101,7 +101,8 @@ def test_actors_show_an_actor_alive_then_dead_with_its_cause(dashboard):
 
     def row(state):
         rows = [r for r in dashboard.api("actors")["actors"] if r["name"] == "greeter"]
-        return rows[0] if rows and rows[0]["state"] == state else None
+        # the record is written in steps (registered, then ALIVE with its worker): wait for the whole
+        return rows[0] if rows and rows[0]["state"] == state and rows[0]["pid"] == pid else None
 
     alive = wait_until(lambda: row("ALIVE"), 30, "the actor ALIVE in /api/actors")
     assert alive["class_name"] == "Greeter" and alive["namespace"] == "dash"
