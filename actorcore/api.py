@@ -123,7 +123,7 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
                 raise
             _local = connection
             runtime.set_current(core)
-            return RuntimeContext(core)
+            return RuntimeContext(core, dashboard_url=connection.dashboard_url)
         if resources is not None and not isinstance(resources, dict):
             raise TypeError(f"resources must be a dict of name -> quantity, got {resources!r}")
         for name in (resources or {}):

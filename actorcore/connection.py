@@ -50,6 +50,7 @@ class ClusterConnection:
         self.view: dict[str, dict] | None = None  # node id -> its record in etcd
         self.object_replicas = 1
         self.log_sink: ActorRef | None = None
+        self.dashboard_url: str | None = None  # the head's web dashboard, if it serves one
 
     def start(self, address: str, log_to_driver: bool) -> None:
         """Attach to a node on this machine of the cluster whose etcd is at `address` ("auto":
@@ -74,6 +75,7 @@ class ClusterConnection:
         if not nodes:
             raise ConnectionError(f"the actorcore cluster at {address} has no live node; start one with "
                                   "`actorcore start --head` (or `--address` to join)")
+        self.dashboard_url = next((n["dashboard_url"] for n in nodes if n.get("dashboard_url")), None)
         here = [n for n in nodes if _runs_here(n)]
         if not here:
             raise ConnectionError(

@@ -63,6 +63,8 @@ class NodeConfig:
     object_store_memory: int | None = None
     object_spilling_directory: str | None = None  # where spill files go (None: the temporary folder)
     metrics_export_port: int | None = None  # serve /metrics there (0: a free port; None: no metrics)
+    #: the web dashboard's "HOST:PORT" (port 0: any free one), served by this node; None: no dashboard
+    dashboard: str | None = None
 
     def to_json(self) -> str:
         """The config as JSON (what a node process gets as its argument)."""

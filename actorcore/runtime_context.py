@@ -84,10 +84,12 @@ def current_gpu_ids() -> list[int] | list[str]:
 
 class RuntimeContext:
     """What `get_runtime_context()` returns: the ids of the job, node, task and actor of the
-    calling code, and its namespace."""
+    calling code, and its namespace. The one `init()` returns also has the cluster's
+    `dashboard_url` (None without a dashboard), as Ray's context does."""
 
-    def __init__(self, core: Any) -> None:
+    def __init__(self, core: Any, dashboard_url: str | None = None) -> None:
         self._core = core
+        self.dashboard_url = dashboard_url
 
     def get_job_id(self) -> str:
         """The id of the job (the driver) this code belongs to."""

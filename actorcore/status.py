@@ -32,7 +32,7 @@ async def gather_status(client: SealedEtcd, cluster: str = schema.DEFAULT_CLUSTE
          "nodes": [{"node_id", "address", "head", "state": "ALIVE"|"DEAD", "pid", "kernel",
                     "start_time", "died", "resources": {"total", "available"},
                     "objects", "object_bytes", "object_store_capacity", "spilled_objects",
-                    "spilled_bytes"}, ...],                # alive first, then by start time
+                    "spilled_bytes", "dashboard_url"}, ...],  # alive first, then by start time
          "actors": {"PENDING": n, "ALIVE": n, "RESTARTING": n, "DEAD": n, ...},
          "resources": {"total": {...}, "available": {...}},  # over the alive nodes
          "objects": {"count": n, "bytes": b, "capacity": c, "spilled_count": n, "spilled_bytes": b}}
@@ -114,6 +114,7 @@ def _node(record: dict, state: str, load: dict | None) -> dict:
         "object_store_capacity": int(_number((load or {}).get("object_store_capacity"))),
         "spilled_objects": int(_number((load or {}).get("spilled_objects"))),
         "spilled_bytes": int(_number((load or {}).get("spilled_bytes"))),
+        "dashboard_url": record.get("dashboard_url"),
     }
 
 
@@ -180,6 +181,10 @@ def format_status(status: dict) -> str:
     nodes = status["nodes"]
     alive = sum(node["state"] == "ALIVE" for node in nodes)
     lines = [f"Cluster {status['cluster']!r} (etcd {status['etcd']})", ""]
+    dashboards = [node["dashboard_url"] for node in status["nodes"]
+                  if node["state"] == "ALIVE" and node.get("dashboard_url")]
+    if dashboards:
+        lines[1:1] = [f"Dashboard: {', '.join(dashboards)}"]
     lines.append(f"Nodes: {alive} alive, {len(nodes) - alive} dead")
     if nodes:
         rows = [[node["node_id"], node.get("address") or "?", "yes" if node["head"] else "",

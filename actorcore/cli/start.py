@@ -32,6 +32,7 @@ from pathlib import Path
 
 from .. import cluster_files as files
 from ..credentials import Credentials, CredentialsError, make_credentials
+from ..dashboard import DEFAULT_DASHBOARD_HOST, DEFAULT_DASHBOARD_PORT
 from ..env import DEFAULT_LEASE_TTL, MIN_LEASE_TTL
 from ..node_config import EtcdToStart, NodeConfig
 from ..node_launcher import NodeProcess, NodeStartError, launch
@@ -44,6 +45,7 @@ __all__ = ["READY_TIMEOUT", "add_start"]
 
 READY_TIMEOUT = 60.0  # seconds a starting node may take until it reports ready
 START_STOP_TIMEOUT = 2.0  # seconds a node that failed or was interrupted while starting gets after SIGTERM
+DASHBOARD_PORT_RETRIES = 50  # ports after the default one tried when --dashboard-port is not given
 ETCD_TIMEOUT = 10.0  # seconds a started node's etcd may take to answer
 _LOG_TAIL_LINES = 40
 
@@ -98,6 +100,14 @@ def add_start(subparsers) -> None:
     command.add_argument("--lease-ttl", type=common.lease_ttl, metavar="SECONDS",
                          help=f"head: seconds without a keepalive before a node counts as dead "
                               f"(default {DEFAULT_LEASE_TTL:g}, at least {MIN_LEASE_TTL:g})")
+    command.add_argument("--include-dashboard", action=argparse.BooleanOptionalAction, default=None,
+                         help="head: serve the web dashboard (default: on for the head node)")
+    command.add_argument("--dashboard-host", type=common.ip, metavar="IP", default=None,
+                         help=f"head: the IP the dashboard listens on (default {DEFAULT_DASHBOARD_HOST}; 0.0.0.0 "
+                              "for every interface)")
+    command.add_argument("--dashboard-port", type=common.port, metavar="PORT", default=None,
+                         help=f"head: the dashboard's port (default {DEFAULT_DASHBOARD_PORT}, or the first free one "
+                              f"of the {DASHBOARD_PORT_RETRIES} after it)")
     command.add_argument("--block", action="store_true",
                          help="stay in the foreground until SIGTERM or Ctrl-C, then stop the node")
     common.add_etcd_auth_flags(command)
@@ -106,7 +116,8 @@ def add_start(subparsers) -> None:
 
 def _check_start_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     if not args.head:
-        for flag in ("port", "etcd", "object_replicas", "lease_ttl"):
+        for flag in ("port", "etcd", "object_replicas", "lease_ttl", "include_dashboard", "dashboard_host",
+                     "dashboard_port"):
             if getattr(args, flag) is not None:
                 parser.error(f"argument --{flag.replace('_', '-')}: only for the head node (start --head)")
     else:
@@ -114,6 +125,8 @@ def _check_start_args(args: argparse.Namespace, parser: argparse.ArgumentParser)
             if getattr(args, flag):
                 parser.error(f"argument --{flag.replace('_', '-')}: only when joining (start --address); "
                              "start --head makes new credentials")
+        if args.include_dashboard is False and (args.dashboard_host or args.dashboard_port is not None):
+            parser.error("argument --dashboard-host/--dashboard-port: not with --no-include-dashboard")
         if args.etcd and args.port is not None:
             parser.error("argument --port: the port of the etcd the head starts; with --etcd there is none")
         if not args.etcd and (args.etcd_user or args.etcd_password_file or args.etcd_ca or args.etcd_cert):
@@ -191,6 +204,10 @@ def _start_node(args: argparse.Namespace, interrupt: Interruptible) -> int:
             if taken:
                 return common.fail("start", f"cannot start etcd on {etcd}: {taken}. Another cluster's etcd? "
                                             "Stop it (`actorcore stop`) or pass another --port.")
+        dashboard, taken = _dashboard_address(args)
+        if taken:
+            return common.fail("start", f"cannot serve the dashboard on {dashboard}: {taken}. Pass another "
+                                        "--dashboard-port, or --no-include-dashboard.")
         cluster = "default"
         credentials = make_credentials(cluster, etcd, token, hosts=[node_ip], etcd_tls=not external)
         if not external:
@@ -225,6 +242,8 @@ def _start_node(args: argparse.Namespace, interrupt: Interruptible) -> int:
             return common.fail("start", problem)
 
     node_id = uuid.uuid4().hex[:16]
+    if not args.head:
+        dashboard = None
     start_etcd = None
     if args.head and not external:
         # A new head is a new cluster (a new token): nothing of a former one's etcd data is kept.
@@ -240,6 +259,7 @@ def _start_node(args: argparse.Namespace, interrupt: Interruptible) -> int:
         object_replicas=(args.object_replicas or 1) if args.head else 1,
         object_store_memory=args.object_store_memory, object_spilling_directory=args.object_spilling_directory,
         metrics_export_port=args.metrics_export_port,
+        dashboard=dashboard,
     )
 
     log_path = None if args.block else files.logs_dir() / f"node-{node_id}.log"
@@ -272,6 +292,23 @@ def _start_node(args: argparse.Namespace, interrupt: Interruptible) -> int:
     if not args.block:
         return 0
     return _block(node.process, record, interrupt.signum)
+
+
+def _dashboard_address(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """The head's dashboard as "HOST:PORT" (None: --no-include-dashboard), and why that port is
+    taken (None if it is free). Without --dashboard-port, the first free port of the
+    `DASHBOARD_PORT_RETRIES` after the default, as Ray does; a given port must be free."""
+    if args.include_dashboard is False:
+        return None, None
+    host = args.dashboard_host or DEFAULT_DASHBOARD_HOST
+    if args.dashboard_port is not None:
+        return _hostport(host, args.dashboard_port), _port_taken(host, args.dashboard_port)
+    taken = None
+    for port in range(DEFAULT_DASHBOARD_PORT, DEFAULT_DASHBOARD_PORT + DASHBOARD_PORT_RETRIES + 1):
+        taken = _port_taken(host, port)
+        if not taken:
+            return _hostport(host, port), None
+    return _hostport(host, DEFAULT_DASHBOARD_PORT), f"{taken}, as are the {DASHBOARD_PORT_RETRIES} ports after it"
 
 
 def _port_taken(host: str, port: int) -> str | None:
@@ -427,6 +464,8 @@ def _head_banner(node_id, pid, address, external, credentials_file, log_path, no
     ]
     if log_path is not None:
         lines.append(f"  node log:         {log_path}")
+    if config.dashboard is not None:
+        lines.append(f"  dashboard:        http://{config.dashboard} (log in with the cluster token)")
     lines += [
         "",
         "To add a node, run on its machine (another machine needs a copy of the credentials file):",

@@ -177,6 +177,8 @@ async def serve(config: NodeConfig) -> None:
         gcs.tell(SubscribeView(scheduler))
         gcs.tell(SubscribeView(store))
     info["uris"] = endpoints.uris()
+    if config.dashboard is not None:
+        info["dashboard_url"] = await _start_dashboard(root, system, config, token, etcd_auth, stop)
     gcs.tell(StartRegistration())
     if stop.done():
         await system.shutdown(timeout=2)
@@ -190,6 +192,20 @@ async def serve(config: NodeConfig) -> None:
     await system.shutdown(timeout=2)
     if isinstance(why, BaseException):
         raise SystemExit(f"actorcore node: {why}")
+
+
+async def _start_dashboard(root, system, config: NodeConfig, token, etcd_auth, stop) -> str | None:
+    """Serve the web dashboard under the root supervisor; its URL, or None if it cannot (the node stops)."""
+    from ..dashboard.host import DashboardStartError, start_dashboard
+
+    host, _, port = config.dashboard.rpartition(":")
+    try:
+        return await start_dashboard(root, system, host.strip("[]"), int(port), config.etcd, token or "",
+                                     cluster=config.cluster, etcd_auth=etcd_auth)
+    except DashboardStartError as error:
+        if not stop.done():
+            stop.set_result(error)
+        return None
 
 
 def _stop_when_owner_gone(loop: asyncio.AbstractEventLoop, owner_fd: int, stop: asyncio.Future) -> None:

@@ -1,0 +1,135 @@
+"""`DashboardHost`: the actor of a head node that serves the web dashboard (docs/architecture.md,
+"The web dashboard").
+
+It runs the aiohttp application (`make_app`) on the node process's loop: `pre_start` binds the
+site (etcd is connected on the first API call), `post_stop` closes both. Asked `GetDashboardUrl` it
+answers the URL it serves (with the port the system chose for port 0). `start_dashboard` adds
+it to the node's root supervisor and returns that URL, or raises `DashboardStartError` naming
+the address and the option to change when it cannot bind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from .._logging import get_logger
+from ..gcs.sealed import SealedEtcd
+from ..kernel import Actor
+from ..kernel.supervision import actor_spec
+from .app import make_app
+from .sources import StateSource
+
+__all__ = ["DashboardHost", "DashboardStartError", "GetDashboardUrl", "start_dashboard"]
+
+log = get_logger(__name__)
+
+ETCD_CONNECT_TIMEOUT = 5.0  # seconds an API call waits for etcd before it answers 503
+
+
+class DashboardStartError(RuntimeError):
+    """The dashboard could not be served (its message names the address and the option)."""
+
+
+@dataclass(frozen=True, slots=True)
+class GetDashboardUrl:
+    """Ask a `DashboardHost` for the URL it serves."""
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+class DashboardHost(Actor):
+    """Serves the dashboard of `cluster` on `host`:`port` while it lives."""
+
+    def __init__(self, host: str, port: int, etcd: str, token: str, *, cluster: str,
+                 etcd_auth: dict | None = None, source: StateSource | None = None) -> None:
+        self.host, self.port = host, port
+        self.etcd_endpoints, self.etcd_auth = etcd, etcd_auth
+        self.token, self.cluster, self.source = token, cluster, source
+        self.etcd: _LazyEtcd | None = None
+        self.runner: web.AppRunner | None = None
+        self.url: str | None = None
+
+    async def pre_start(self) -> None:
+        # etcd is reached on the first API call: a dashboard that cannot reach it answers 503
+        # and never fails (a failing child would count against the node's restart intensity).
+        self.etcd = _LazyEtcd(self.etcd_endpoints, self.token, self.etcd_auth)
+        self.runner = web.AppRunner(make_app(self.etcd, self.token, cluster=self.cluster, source=self.source,
+                                             url=lambda: self.url), access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, self.host, self.port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as error:
+            await self.post_stop()
+            raise DashboardStartError(
+                f"cannot serve the dashboard on {self.host}:{self.port}: {error.strerror or error}; "
+                "pass another --dashboard-port (init(dashboard_port=...)), or --no-include-dashboard") from None
+        port = site._server.sockets[0].getsockname()[1] if self.port == 0 else self.port
+        self.url = _url(self.host, port)
+        log.debug("dashboard serving", url=self.url)
+
+    async def post_stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+        if self.etcd is not None:
+            await self.etcd.close()
+            self.etcd = None
+
+    async def receive(self, message: Any) -> Any:
+        if isinstance(message, GetDashboardUrl):
+            return self.url
+        return None
+
+
+class _LazyEtcd:
+    """The cluster's etcd, connected on first use (what `make_app` reads through)."""
+
+    def __init__(self, endpoints: str, token: str, auth: dict | None) -> None:
+        self.endpoints = endpoints.split(",")
+        self._token, self._auth = token, auth
+        self._client: SealedEtcd | None = None
+        self._lock = asyncio.Lock()
+
+    async def _connected(self) -> SealedEtcd:
+        async with self._lock:
+            if self._client is None:
+                self._client = await SealedEtcd.connect(self.endpoints, secret=self._token, auth=self._auth,
+                                                        timeout=ETCD_CONNECT_TIMEOUT)
+            return self._client
+
+    async def get(self, key: str) -> bytes | None:
+        return await (await self._connected()).get(key)
+
+    async def get_prefix(self, prefix: str) -> list[tuple[str, bytes]]:
+        return await (await self._connected()).get_prefix(prefix)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.raw.close()
+            self._client = None
+
+
+async def start_dashboard(root: Any, system: Any, host: str, port: int, etcd: str, token: str, *,
+                          cluster: str, etcd_auth: dict | None = None) -> str:
+    """Start a `DashboardHost` under the node's `root` supervisor; return its URL."""
+    from supervisor import ChildStartError
+
+    try:
+        await root.start_child(actor_spec(system, "dashboard", DashboardHost, host, port, etcd, token,
+                                          cluster=cluster, etcd_auth=etcd_auth))
+    except ChildStartError as error:
+        cause: BaseException | None = error
+        while cause is not None and not isinstance(cause, DashboardStartError):
+            cause = cause.__cause__ or cause.__context__
+        raise DashboardStartError(str(cause or error)) from None
+    try:
+        return await system.lookup("dashboard").ask(GetDashboardUrl(), timeout=10)
+    except Exception as error:  # noqa: BLE001 - stopped meanwhile (the node is giving up) or did not answer
+        raise DashboardStartError(f"the dashboard did not start: {error}") from None
