@@ -93,11 +93,12 @@ class NodeEndpoints:
     kernel: str | None = None  # the node's gRPC endpoint for other hosts (clusters)
     transfer: str | None = None  # its object-transfer endpoint (clusters)
     etcd: str = ""
+    task_history: str = ""  # its TaskHistory, which keeps its processes' task events
 
     def uris(self) -> dict[str, str]:
         """The actors' URIs by role, as a node's record in etcd keeps them (``uris``)."""
         return {"node": self.node, "scheduler": self.scheduler, "gcs": self.gcs,
-                "object_store": self.object_store, "pool": self.pool}
+                "object_store": self.object_store, "pool": self.pool, "task_history": self.task_history}
 
     def to_json(self) -> str:
         """The endpoints as JSON (the node's ready line)."""
@@ -120,7 +121,7 @@ class NodeEndpoints:
                    gcs=uris["gcs"], object_store=uris["object_store"], pool=uris["pool"],
                    resources=dict(record["resources"]), pid=record["pid"], host_id=record["host_id"],
                    cluster_mode=True, kernel=record.get("kernel"), transfer=record.get("transfer"),
-                   etcd=etcd)
+                   etcd=etcd, task_history=uris.get("task_history", ""))
 
 
 @dataclass(frozen=True, slots=True)
