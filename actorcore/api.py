@@ -187,6 +187,11 @@ def shutdown() -> None:
         cluster, _local = _local, None
         core = runtime.current()
         runtime.set_current(None)
+        if core is not None:
+            try:
+                core.stop_events()
+            except Exception:  # noqa: BLE001 - a node already gone keeps no events
+                pass
         if cluster is not None:
             cluster.stop()
         if core is not None:

@@ -98,11 +98,12 @@ class NodeEndpoints:
     etcd: str = ""
     metrics: str | None = None  # its MetricsExporter (processes send it their user metrics)
     metrics_export_port: int | None = None  # where it serves /metrics
+    task_history: str = ""  # its TaskHistory, which keeps its processes' task events
 
     def uris(self) -> dict[str, str]:
         """The actors' URIs by role, as a node's record in etcd keeps them (``uris``)."""
         uris = {"node": self.node, "scheduler": self.scheduler, "gcs": self.gcs,
-                "object_store": self.object_store, "pool": self.pool}
+                "object_store": self.object_store, "pool": self.pool, "task_history": self.task_history}
         if self.metrics:
             uris["metrics"] = self.metrics
         return uris
@@ -128,7 +129,8 @@ class NodeEndpoints:
                    gcs=uris["gcs"], object_store=uris["object_store"], pool=uris["pool"],
                    resources=dict(record["resources"]), pid=record["pid"], host_id=record["host_id"],
                    cluster_mode=True, kernel=record.get("kernel"), transfer=record.get("transfer"),
-                   etcd=etcd, metrics=uris.get("metrics"), metrics_export_port=record.get("metrics_export_port"))
+                   etcd=etcd, metrics=uris.get("metrics"), metrics_export_port=record.get("metrics_export_port"),
+                   task_history=uris.get("task_history", ""))
 
 
 @dataclass(frozen=True, slots=True)

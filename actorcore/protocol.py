@@ -55,6 +55,7 @@ __all__ = [
     "ListBundleGroups",
     "ListNamedActors",
     "ListNodes",
+    "ListTaskRecords",
     "ListWorkers",
     "LocateObject",
     "LogLines",
@@ -78,6 +79,7 @@ __all__ = [
     "StoreUsage",
     "SubscribeLogs",
     "SubscribeView",
+    "TaskEventBatch",
     "TaskResult",
     "TaskSpec",
     "UseDevices",
@@ -694,3 +696,26 @@ class GetSchedulerStats:
 class GetGcsStats:
     """Ask a GcsLink for {"etcd_roundtrip_seconds": its last timed etcd round trip (None: not
     timed yet; the first ask starts the timing), "actor_restarts": restarts recorded through it}."""
+
+
+# -- task events (docs/architecture.md, "Task events and the state API") ------------------
+
+@dataclass(frozen=True, slots=True)
+class TaskEventBatch:
+    """A process's task events since its last batch, to its node's TaskHistory (told).
+    `events` are `task_records.TaskEvent` tuples; `dropped` counts the events its full buffer
+    lost meanwhile; `source` names the process (node_id, worker_id, worker_pid, job_id)."""
+
+    events: list
+    dropped: int
+    source: dict
+
+
+@dataclass(frozen=True, slots=True)
+class ListTaskRecords:
+    """Ask a TaskHistory for up to `limit` of its task records matching `filters` (each
+    ``(field, "=" | "!=", value)``, string values compared without case), the newest first;
+    answered with ``(records, total matching, events dropped so far)``."""
+
+    filters: tuple = ()
+    limit: int = 100

@@ -46,6 +46,7 @@ from .messages import ActorExited, GroupQuery, KillActor, ResolveActor, ResolveR
 from .object_table import ObjectTable
 from .placement_groups import PlacementGroups
 from .streams import StreamTable
+from .task_events import TaskEvents
 from .task_manager import TaskManager
 from .task_submitter import TaskSubmitter
 
@@ -143,6 +144,9 @@ class CoreWorker:
         self.hosted_actor_id: str | None = None  # set in a worker that hosts an actor
         self.actor_exit_requested = False  # exit_actor() was called in the hosted actor
         self.actor = system.spawn(CoreActor, self, name="core")
+        history = system.ref_from_uri(node.task_history) if node.task_history else None
+        self.task_events = TaskEvents(self.loop, history, {"node_id": node.node_id, "job_id": job_id})
+        self.task_events.start()
 
         self.cluster = Cluster(system, node, view, object_replicas, self.scheduler, self.store)
         self.deaths = DeathWatch(system, self.actor)
@@ -155,11 +159,20 @@ class CoreWorker:
         self.objects.remake = self.tasks.resubmit  # lineage: lost returns are made by their task again
         self.groups = PlacementGroups(system, self.actor, self.cluster, self.objects, self.gcs)
         self.tasks.placements = self.groups  # where tasks of a group or node affinity go
+        self.tasks.events = self.task_events
         self.actors = ActorSubmitter(system, self.actor, self.gcs, self.pool, self.objects, self.task_manager,
                                      self.tasks, self.cluster, self.deaths, new_id=self.new_id)
         self.tasks.cancel_actor_call = self.actors.cancel_call
         if self.cluster_mode:
             self.gcs.tell(SubscribeView(self.actor))
+
+    def stop_events(self) -> None:
+        """Send the task events not sent yet, and stop sending (user thread, at shutdown)."""
+
+        async def stop() -> None:
+            self.task_events.stop()
+
+        self.system.run(stop(), timeout=5)
 
     def new_id(self, kind: str) -> str:
         """A new id, unique in the cluster: this process's prefix, `kind` ("t", "p", "a") and a count."""

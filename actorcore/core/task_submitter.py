@@ -48,6 +48,7 @@ from ..protocol import (
 )
 from ..runtime_context import current_placement
 from ..scheduling import PlacementGroupSchedulingStrategy, group_of_shape
+from ..task_records import PENDING_NODE_ASSIGNMENT
 from .cluster import Cluster
 from .object_table import ObjectTable
 from .pending import PendingTask, has_refs, shape_of
@@ -127,6 +128,7 @@ class TaskSubmitter:
         self._queues: dict[tuple, ShapeQueue] = {}
         self._idle_timer: asyncio.TimerHandle | None = None
         self.placements = None  # the PlacementGroups part (set by the CoreWorker)
+        self.events = None  # the process's TaskEvents (set by the CoreWorker)
         self._stall_timer: asyncio.TimerHandle | None = None
         self._short_runs: dict[str, int] = {}  # function id -> its last runs in a row that were short
 
@@ -143,6 +145,9 @@ class TaskSubmitter:
         objects.expect(return_ids)
         spec = TaskSpec(task_id, function_id, name, args, kwargs, num_returns, self._owner, namespace=namespace,
                         max_calls=options.get("max_calls") or 0)
+        if self.events is not None:
+            self.events.record(task_id, 0, PENDING_NODE_ASSIGNMENT,
+                               {"name": name, "func_or_class_name": name, "type": "NORMAL_TASK"})
         if num_returns < 0:  # a generator task
             spec.generator_backpressure = options["_generator_backpressure_num_objects"]
         shape = shape_of(options)

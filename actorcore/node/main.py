@@ -45,6 +45,7 @@ from .gcs_link import GcsLink
 from .metrics_export import GetMetricsPort, MetricsExporter, SupervisionCounts
 from .object_store import ObjectStore
 from .scheduler import Scheduler
+from .task_history import TaskHistory
 from .worker_pool import WorkerPool, worker_environment
 
 __all__ = ["NodeGuard", "main", "serve"]
@@ -147,6 +148,7 @@ async def serve(config: NodeConfig) -> None:
                                       gcs=gcs if cluster_mode else None))
     await root.start_child(actor_spec(system, "scheduler", Scheduler, resources, node_id=node_id,
                                       gcs=gcs if cluster_mode else None, gpu_ids=config.gpu_ids))
+    await root.start_child(actor_spec(system, "task_history", TaskHistory))
     scheduler = system.lookup("scheduler")
     store = system.lookup("object_store")
     # The pool comes last: its workers need the addresses above.
@@ -169,7 +171,8 @@ async def serve(config: NodeConfig) -> None:
         node_id=node_id, node=guard.to_uri(), scheduler=scheduler.to_uri(), gcs=gcs.to_uri(),
         object_store=store.to_uri(), pool=pool.to_uri(), resources=resources, pid=os.getpid(),
         host_id=address.HOST_ID, cluster_mode=cluster_mode, kernel=system.address.tcp, transfer=transfer,
-        etcd=config.etcd, metrics=metrics and metrics.to_uri(), metrics_export_port=metrics_port)
+        etcd=config.etcd, metrics=metrics and metrics.to_uri(), metrics_export_port=metrics_port,
+        task_history=system.lookup("task_history").to_uri())
     scheduler.tell(AttachPool(pool, int(config.num_cpus)))
     if cluster_mode:
         info["transfer"] = transfer

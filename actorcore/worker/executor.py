@@ -66,6 +66,7 @@ from ..protocol import (
     TaskResult,
     UseDevices,
 )
+from ..task_records import FAILED, FINISHED, RUNNING
 from .generators import GENERATOR_TYPES, GeneratorRunner, end_with_node
 
 __all__ = ["DEFAULT_GROUP", "Executor"]
@@ -250,9 +251,13 @@ class Executor(Actor):
                 self.core.namespace = spec.namespace
                 if message.lease_id != self.devices_lease:
                     self._use_lease_devices(message.lease_id)
+            events = self.core.task_events
+            events.record(spec.task_id, spec.attempt, RUNNING,
+                          {"node_id": self.core.node_id, "worker_pid": self.pid, "actor_id": self.actor_id})
             try:
                 result = TaskResult(self._run_sync(call, spec, message.lease_id), self.pid,
                                     spec.max_calls > 0 and self._count_call(spec))
+                events.record(spec.task_id, spec.attempt, *_outcome(result.returns))
             except _EndProcess as ending:
                 self.ending = True
                 self.loop.call_soon_threadsafe(self._end_process, ending.code)
@@ -640,3 +645,13 @@ def _set_result(future: asyncio.Future, value: Any) -> None:
 def _set_exception(future: asyncio.Future, error: BaseException) -> None:
     if not future.done():
         future.set_exception(error)
+
+
+def _outcome(returns: list) -> tuple[str, dict | None]:
+    """A run's final state and error fields for its task event: FAILED with the first error."""
+    for payload in returns:
+        if type(payload) is Failed:
+            error = payload.error
+            kind = "TASK_EXECUTION_EXCEPTION" if isinstance(error, exc.TaskError) else type(error).__name__
+            return FAILED, {"error_type": kind, "error_message": str(error)}
+    return FINISHED, None

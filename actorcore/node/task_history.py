@@ -1,0 +1,88 @@
+"""The node's task history: the records of the tasks its processes submitted and ran, built from
+their event batches and kept within a bound (docs/architecture.md, "Task events and the state
+API").
+
+Processes tell it `TaskEventBatch`es (`core/task_events.py`); it merges each event into the
+record of its task's attempt (`task_records.apply_event`). Past `max_tasks` records it forgets
+the oldest finished ones first (then the oldest), a tenth at a time, and counts them with the
+events the processes dropped. `ListTaskRecords` answers the state API's fan-out: the newest
+matching records first. A record here may be partial (the owner's side or the worker's); the
+state API merges the nodes' answers.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+from ..kernel import Actor
+from ..protocol import ListTaskRecords, TaskEventBatch
+from ..task_records import FAILED, FINISHED, apply_event, new_record
+
+__all__ = ["MAX_TASKS", "TaskHistory", "matches"]
+
+#: The most task attempts a node remembers (Ray's GCS keeps 100k by default).
+MAX_TASKS = 100_000
+
+_FINAL = (FINISHED, FAILED)
+
+
+class TaskHistory(Actor):
+    """Task records of one node, from its processes' event batches."""
+
+    def __init__(self, max_tasks: int = MAX_TASKS) -> None:
+        self.max_tasks = max_tasks
+        self.records: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
+        #: events the processes dropped plus records forgotten here
+        self.dropped = 0
+
+    async def receive(self, message):
+        if isinstance(message, TaskEventBatch):
+            self._add(message)
+            return None
+        if isinstance(message, ListTaskRecords):
+            return self._list(message.filters, message.limit)
+        return None
+
+    def _add(self, batch: TaskEventBatch) -> None:
+        records = self.records
+        job_id = batch.source.get("job_id")
+        for event in batch.events:
+            key = (event[1], event[2])
+            record = records.get(key)
+            if record is None:
+                record = records[key] = new_record(*key)
+                record["job_id"] = job_id
+            apply_event(record, event)
+        self.dropped += batch.dropped
+        if len(records) > self.max_tasks:
+            self._forget(len(records) - self.max_tasks + self.max_tasks // 10)
+
+    def _forget(self, count: int) -> None:
+        records = self.records
+        finished = [key for key, record in records.items() if record["state"] in _FINAL][:count]
+        for key in finished:
+            del records[key]
+        for _ in range(count - len(finished)):
+            records.popitem(last=False)
+        self.dropped += count
+
+    def _list(self, filters: tuple, limit: int) -> tuple[list[dict[str, Any]], int, int]:
+        found = []
+        total = 0
+        for record in reversed(self.records.values()):
+            if matches(record, filters):
+                total += 1
+                if len(found) < limit:
+                    found.append({**record, "events": list(record["events"])})
+        return found, total, self.dropped
+
+
+def matches(record: dict[str, Any], filters: tuple) -> bool:
+    """Whether `record` passes every ``(field, "=" | "!=", value)`` filter; values compare as
+    strings, without case (as Ray's state API compares them)."""
+    for field, predicate, value in filters:
+        equal = str(record.get(field)).lower() == str(value).lower()
+        if equal != (predicate == "="):
+            return False
+    return True

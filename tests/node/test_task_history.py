@@ -1,0 +1,129 @@
+"""Task events from a process's buffer to its node's TaskHistory, in one process: records merged
+from out-of-order events, bounded history, filters, the newest first, and drops counted.
+
+The TaskHistory is the real actor in a real (socket-less) actor system, and the buffer is the
+real `TaskEvents` telling it; asks to the history come after the batches (one mailbox), so
+nothing waits on time.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from actorcore.core.task_events import TaskEvents
+from actorcore.node.task_history import TaskHistory
+from actorcore.protocol import ListTaskRecords
+from actorcore.task_records import (
+    FAILED,
+    FINISHED,
+    PENDING_NODE_ASSIGNMENT,
+    RUNNING,
+    apply_event,
+    merge_records,
+    new_record,
+)
+from actorcore.testing import async_wait_until
+
+pytestmark = pytest.mark.timeout(30)
+
+OWNER = {"node_id": "n1", "worker_pid": 10, "job_id": "01"}
+WORKER = {"node_id": "n2", "worker_pid": 20, "job_id": "01"}
+
+
+def test_a_record_keeps_the_furthest_state_whatever_the_order_of_its_events():
+    record = new_record("t1", 0)
+    apply_event(record, (3.0, "t1", 0, FINISHED, None))
+    apply_event(record, (1.0, "t1", 0, PENDING_NODE_ASSIGNMENT, {"name": "f", "node_id": None}))
+    apply_event(record, (2.0, "t1", 0, RUNNING, {"node_id": "n2", "worker_pid": 20}))
+    assert record["state"] == FINISHED
+    assert (record["name"], record["node_id"], record["worker_pid"]) == ("f", "n2", 20)
+    assert (record["creation_time_ms"], record["start_time_ms"], record["end_time_ms"]) == (1000, 2000, 3000)
+
+
+def test_partial_records_of_two_nodes_merge_into_one():
+    owner_side = new_record("t1", 0)
+    apply_event(owner_side, (1.0, "t1", 0, PENDING_NODE_ASSIGNMENT, {"name": "f", "type": "NORMAL_TASK"}))
+    worker_side = new_record("t1", 0)
+    apply_event(worker_side, (2.0, "t1", 0, RUNNING, {"node_id": "n2"}))
+    apply_event(worker_side, (3.0, "t1", 0, FAILED, {"error_type": "TASK_EXECUTION_EXCEPTION"}))
+    merged = merge_records([worker_side, owner_side])
+    assert merged["state"] == FAILED
+    assert (merged["name"], merged["type"], merged["node_id"]) == ("f", "NORMAL_TASK", "n2")
+    assert [e["state"] for e in merged["events"]] == [PENDING_NODE_ASSIGNMENT, RUNNING, FAILED]
+    with pytest.raises(ValueError, match="at least one record"):
+        merge_records([])
+
+
+async def test_events_reach_the_history_in_batches_and_list_newest_first(system):
+    history = system.spawn(TaskHistory, name="task_history")
+    owner = TaskEvents(system.loop, history, OWNER)
+    worker = TaskEvents(system.loop, history, WORKER)
+    for index in range(3):
+        owner.record(f"t{index}", 0, PENDING_NODE_ASSIGNMENT, {"name": f"f{index}"})
+    worker.record("t0", 0, RUNNING, {"node_id": "n2", "worker_pid": 20})
+    worker.record("t0", 0, FINISHED)
+    worker.flush()  # the worker's batch comes first: its records are merged all the same
+    owner.flush()
+    records, total, dropped = await history.ask(ListTaskRecords(), timeout=5)
+    assert total == 3 and dropped == 0
+    assert [r["task_id"] for r in records] == ["t2", "t1", "t0"]
+    done = records[2]
+    assert (done["state"], done["name"], done["node_id"], done["job_id"]) == (FINISHED, "f0", "n2", "01")
+    assert [r["state"] for r in records[:2]] == [PENDING_NODE_ASSIGNMENT] * 2
+
+
+async def test_filters_compare_without_case_and_limit_keeps_the_total(system):
+    history = system.spawn(TaskHistory)
+    events = TaskEvents(system.loop, history, OWNER)
+    for index in range(5):
+        events.record(f"t{index}", 0, PENDING_NODE_ASSIGNMENT, {"name": "even" if index % 2 == 0 else "odd"})
+    events.record("t4", 0, FAILED)
+    events.flush()
+    records, total, _ = await history.ask(ListTaskRecords((("name", "=", "EVEN"),), limit=2), timeout=5)
+    assert total == 3 and [r["task_id"] for r in records] == ["t4", "t2"]
+    records, total, _ = await history.ask(
+        ListTaskRecords((("name", "=", "even"), ("state", "!=", "failed"))), timeout=5)
+    assert total == 2 and [r["task_id"] for r in records] == ["t2", "t0"]
+
+
+async def test_a_full_history_forgets_finished_tasks_first_and_counts_them(system):
+    history = system.spawn(TaskHistory, 10)
+    events = TaskEvents(system.loop, history, OWNER)
+    for index in range(10):
+        events.record(f"t{index}", 0, PENDING_NODE_ASSIGNMENT)
+    for index in range(0, 10, 2):
+        events.record(f"t{index}", 0, FINISHED)
+    events.record("t10", 0, PENDING_NODE_ASSIGNMENT)
+    events.flush()
+    records, total, dropped = await history.ask(ListTaskRecords(limit=100), timeout=5)
+    # 11 > 10: 2 go (one over, plus a tenth), the oldest finished ones
+    assert dropped == 2 and total == 9
+    assert sorted(r["task_id"] for r in records) == sorted(f"t{i}" for i in (1, 3, 4, 5, 6, 7, 8, 9, 10))
+
+
+async def test_a_full_buffer_drops_its_oldest_events_and_says_how_many(system):
+    history = system.spawn(TaskHistory)
+    events = TaskEvents(system.loop, history, OWNER, max_buffered=4)
+    for index in range(7):
+        events.record(f"t{index}", 0, PENDING_NODE_ASSIGNMENT)
+    events.flush()
+    records, total, dropped = await history.ask(ListTaskRecords(), timeout=5)
+    assert (total, dropped) == (4, 3)
+    assert [r["task_id"] for r in records] == ["t6", "t5", "t4", "t3"]
+
+
+async def test_the_buffer_sends_on_its_own_every_interval_and_at_stop(system):
+    history = system.spawn(TaskHistory)
+    events = TaskEvents(system.loop, history, OWNER, flush_seconds=0.05)
+    events.start()
+    events.record("t1", 0, PENDING_NODE_ASSIGNMENT)
+
+    async def listed() -> int:
+        return (await history.ask(ListTaskRecords(), timeout=5))[1]
+
+    await async_wait_until(listed, 10, "the buffer to send its event on its own")
+    events.record("t2", 0, PENDING_NODE_ASSIGNMENT)
+    events.stop()
+    assert await listed() == 2
+    events.record("t3", 0, PENDING_NODE_ASSIGNMENT)  # stopped: nothing is sent until a flush
+    assert await listed() == 2
