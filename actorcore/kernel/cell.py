@@ -185,7 +185,8 @@ class ActorCell:
                 await actor.post_restart(cause)
             self._started = True
             self._overflowed = False
-            self.state = RUNNING
+            if self.state is not SUSPENDED:  # a suspend() during the start holds until the loop pauses
+                self.state = RUNNING
         except Exception as exc:  # noqa: BLE001 - a failed start goes to the supervisor
             self._on_failure(exc)
 
@@ -221,6 +222,7 @@ class ActorCell:
                 (cause,) = self._restart_cause
                 self._restart_cause = None
                 self.suspended = loop.create_future()
+                self.state = RUNNING
                 await self._start_instance(cause, first=False)
                 continue
             if not mailbox:

@@ -8,6 +8,7 @@ from typing import ClassVar
 import pytest
 
 from actorcore.kernel import Actor, ActorStoppedError
+from actorcore.kernel.cell import ActorCell
 from actorcore.kernel.supervision import actor_spec
 from supervisor import Supervisor
 from supervisor.testing import EventRecorder
@@ -135,4 +136,44 @@ async def test_stash_while_waiting_for_restart_is_bounded(system, monkeypatch):
         with pytest.raises(ActorStoppedError):
             await asyncio.wait_for(overflow, 10)  # dead letters fail at once
     assert [await asyncio.wait_for(a, 10) for a in asks[:5]] == [1, 2, 3, 4, 5]
+    await sup.shutdown()
+
+
+class SlowStart(Actor):
+    """An actor whose pre_start waits for the test's gate."""
+
+    gate: ClassVar[asyncio.Event]
+    log: ClassVar[list] = []
+
+    async def pre_start(self) -> None:
+        SlowStart.log.append("starting")
+        await SlowStart.gate.wait()
+        SlowStart.log.append("started")
+
+    async def post_stop(self) -> None:
+        SlowStart.log.append("stopped")
+
+    async def receive(self, message):
+        return "up"
+
+
+async def test_an_actor_suspended_while_it_starts_is_stopped_cleanly_then_restarted(system, monkeypatch):
+    SlowStart.gate, SlowStart.log = asyncio.Event(), []
+    recorder = EventRecorder()
+    sup = Supervisor([actor_spec(system, "first", Worker, "first")], strategy="rest_for_one", on_event=recorder)
+    await sup.start()
+    await sup.start_child(actor_spec(system, "slow", SlowStart, shutdown=60))
+    suspending, suspend = asyncio.Event(), ActorCell.suspend
+
+    def suspend_and_tell(cell):
+        suspending.set()
+        return suspend(cell)
+
+    monkeypatch.setattr(ActorCell, "suspend", suspend_and_tell)
+    system.lookup("first").tell("crash")
+    await asyncio.wait_for(suspending.wait(), 10)  # the rest_for_one restart reaches "slow" in its pre_start
+    SlowStart.gate.set()
+    await _restarted(recorder, "slow")  # at once, not after the 60 s shutdown timeout
+    assert await system.lookup("slow").ask("ping") == "up"
+    assert SlowStart.log == ["starting", "started", "stopped", "starting", "started"]
     await sup.shutdown()

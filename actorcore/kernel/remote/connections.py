@@ -171,6 +171,20 @@ class FramedConnection(asyncio.Protocol):
         if position:
             del buffer[:position]
 
+    def _refuse_other_user(self, transport, peer_uid: Callable[[socket.socket], int | None], what: str) -> bool:
+        """Abort the connection if its peer runs as another user (`peer_uid` of the socket; None:
+        not known, let through); True if it was refused."""
+        try:
+            uid = peer_uid(transport.get_extra_info("socket"))
+        except OSError:  # gone already
+            uid = -1
+        if uid is None or uid == os.getuid():
+            return False
+        log.warning("refused a connection from another user", transport=what, uid=uid)
+        self._closed = True
+        transport.abort()
+        return True
+
     def _too_large(self, size: int) -> None:
         if self._max_frame == HANDSHAKE_FRAME_LIMIT:
             log.warning("closed a connection whose handshake frame is too large", size=size,
@@ -216,16 +230,8 @@ class UdsConnection(FramedConnection):
     def connection_made(self, transport) -> None:
         """As `FramedConnection`'s, and close at once if the peer runs as another user."""
         super().connection_made(transport)
-        if self._closed:
-            return
-        try:
-            uid = peer_uid(transport.get_extra_info("socket"))
-        except OSError:  # gone already
-            uid = -1
-        if uid is not None and uid != os.getuid():
-            log.warning("refused a Unix-socket connection from another user", uid=uid)
-            self._closed = True
-            transport.abort()
+        if not self._closed:
+            self._refuse_other_user(transport, peer_uid, "Unix-socket")
 
 
 class UdsServer:

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import os
 import socket
 import struct
 from collections.abc import Callable
@@ -105,16 +104,8 @@ class TcpConnection(FramedConnection):
         super().connection_made(transport)
         if self._on_made is None or self._closed:
             return
-        try:
-            uid = loopback_peer_uid(transport.get_extra_info("socket"))
-        except OSError:  # gone already
-            uid = -1
-        if uid is not None and uid != os.getuid():
-            log.warning("refused a loopback TCP connection from another user", uid=uid)
-            self._closed = True
-            transport.abort()
-            return
-        self._on_made(self)
+        if not self._refuse_other_user(transport, loopback_peer_uid, "loopback TCP"):
+            self._on_made(self)
 
     @classmethod
     async def open(cls, target: str, tls: StreamTls | None, timeout: float = HANDSHAKE_TIMEOUT) -> TcpConnection:
