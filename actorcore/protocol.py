@@ -715,7 +715,8 @@ class TaskEventBatch:
 class ListTaskRecords:
     """Ask a TaskHistory for up to `limit` of its task records matching `filters` (each
     ``(field, "=" | "!=", value)``, string values compared without case), the newest first;
-    answered with ``(records, total matching, events dropped so far)``."""
+    answered with ``(records, total matching, events dropped so far)``. A record is partial (its
+    owner's side or its worker's) and has no ``events``: `task_records.merge_records` makes them."""
 
     filters: tuple = ()
     limit: int = 100

@@ -13,11 +13,12 @@ state API merges the nodes' answers.
 from __future__ import annotations
 
 from collections import OrderedDict
+from itertools import islice
 from typing import Any
 
 from ..kernel import Actor
 from ..protocol import ListTaskRecords, TaskEventBatch
-from ..task_records import FAILED, FINISHED, apply_event, new_record
+from ..task_records import FAILED, FINISHED, WORKER_FIELDS, apply_event
 
 __all__ = ["MAX_TASKS", "TaskHistory", "matches"]
 
@@ -46,14 +47,16 @@ class TaskHistory(Actor):
 
     def _add(self, batch: TaskEventBatch) -> None:
         records = self.records
-        job_id = batch.source.get("job_id")
+        source = batch.source
+        job_id = source.get("job_id")
+        worker = tuple((name, source[name]) for name in WORKER_FIELDS if source.get(name) is not None)
         for event in batch.events:
             key = (event[1], event[2])
             record = records.get(key)
             if record is None:
-                record = records[key] = new_record(*key)
-                record["job_id"] = job_id
-            apply_event(record, event)
+                record = records[key] = {"task_id": key[0], "attempt_number": key[1], "state": None,
+                                         "job_id": job_id}
+            apply_event(record, event, worker)
         self.dropped += batch.dropped
         if len(records) > self.max_tasks:
             self._forget(len(records) - self.max_tasks + self.max_tasks // 10)
@@ -70,11 +73,14 @@ class TaskHistory(Actor):
     def _list(self, filters: tuple, limit: int) -> tuple[list[dict[str, Any]], int, int]:
         found = []
         total = 0
+        if not filters:
+            found = list(islice(reversed(self.records.values()), limit))
+            return found, len(self.records), self.dropped
         for record in reversed(self.records.values()):
             if matches(record, filters):
                 total += 1
                 if len(found) < limit:
-                    found.append({**record, "events": list(record["events"])})
+                    found.append(record)
         return found, total, self.dropped
 
 
