@@ -23,6 +23,7 @@ __all__ = [
     "CancelTask",
     "ClusterView",
     "CommitBundles",
+    "CountTaskStates",
     "EtcdExited",
     "EtcdLeaseLost",
     "ExecuteTask",
@@ -709,6 +710,13 @@ class TaskEventBatch:
     events: list
     dropped: int
     source: dict
+
+
+@dataclass(frozen=True, slots=True)
+class CountTaskStates:
+    """Ask a TaskHistory for its node's tasks by state (``{"RUNNING": 2, ...}``): the attempts that
+    ran on the node by their state, and those its processes submitted that no worker has
+    started yet (or that failed before one did)."""
 
 
 @dataclass(frozen=True, slots=True)

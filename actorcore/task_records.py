@@ -16,6 +16,7 @@ from typing import Any
 __all__ = [
     "FAILED",
     "FINISHED",
+    "OWNER_SAW_END",
     "PENDING_ARGS_AVAIL",
     "PENDING_NODE_ASSIGNMENT",
     "RUNNING",
@@ -53,6 +54,10 @@ TIME_OF_STATE = {PENDING_ARGS_AVAIL: "creation_time_ms", PENDING_NODE_ASSIGNMENT
 #: The fields of a submission are the tuple ``(name, type, actor id or None)`` (`submitted`),
 #: others a dict.
 TaskEvent = tuple[float, str, int, str, "dict[str, Any] | None", "float | None"]
+
+#: The field by which an owner closes its side of a task that ran on another node (not a field
+#: of Ray's TaskState: the state API drops it).
+OWNER_SAW_END = "owner_saw_end"
 
 #: What the source of a batch says about the worker that ran the tasks of its started events.
 WORKER_FIELDS = ("node_id", "worker_id", "worker_pid")

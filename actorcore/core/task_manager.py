@@ -12,12 +12,14 @@ ran), and the next attempt of a retried task.
 from __future__ import annotations
 
 from ..protocol import Failed, InShm, TaskSpec
-from ..task_records import FAILED, PENDING_NODE_ASSIGNMENT, failure_fields
+from ..task_records import FAILED, OWNER_SAW_END, PENDING_NODE_ASSIGNMENT, failure_fields
 from .object_table import ObjectTable
 from .pending import PendingTask
 from .task_events import TaskEvents
 
 __all__ = ["TaskManager"]
+
+_SAW_END = {OWNER_SAW_END: True}
 
 
 class TaskManager:
@@ -63,6 +65,13 @@ class TaskManager:
         if events is not None:
             kind = "NORMAL_TASK" if spec.method is None else "ACTOR_TASK"
             events.record(spec.task_id, spec.attempt, PENDING_NODE_ASSIGNMENT, (spec.name, kind, None))
+
+    def ran_elsewhere(self, task: PendingTask) -> None:
+        """`task` ended on another node: close this side of its record (its node counts it)."""
+        events = self.events
+        if events is not None:
+            spec = task.spec
+            events.record(spec.task_id, spec.attempt, PENDING_NODE_ASSIGNMENT, _SAW_END)
 
     def finish(self, task: PendingTask, returns: list) -> None:
         """`task` ended with the payloads `returns` (one per return id): resolve them."""
