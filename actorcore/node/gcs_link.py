@@ -56,11 +56,13 @@ from ..protocol import (
     LookupGroup,
     NameGroup,
     NodeLoad,
+    PublishSupervisionGroup,
     RegisterActor,
     StartRegistration,
     StoreUsage,
     SubscribeView,
 )
+from .group_records import GroupRecords
 
 __all__ = ["FUNCTION_WAIT", "LOAD_INTERVAL", "PEER_PROBE_DELAYS", "PEER_PROBE_TIMEOUT", "GcsLink"]
 
@@ -117,6 +119,7 @@ class GcsLink(Actor):
         self.etcd_latency: float | None = None  # the last timed etcd round trip (s), once asked for
         self._timing_etcd = False
         self.actor_restarts = 0  # restarts of actors owned by processes of this node (their records pass here)
+        self.supervision_groups = GroupRecords(self)  # users' supervision groups owned by this node's processes
 
     async def pre_start(self) -> None:
         self.registered: asyncio.Task | None = None
@@ -551,6 +554,7 @@ class GcsLink(Actor):
             if node_id is not None:
                 self._spawn(self._confirm_peer_gone(node_id))
             self.subscribers.discard(message.ref)
+            self.supervision_groups.owner_gone(message.ref)
             return None
         if isinstance(message, AttachScheduler):
             self.scheduler = message.scheduler
@@ -565,6 +569,9 @@ class GcsLink(Actor):
             return None
         if isinstance(message, StartRegistration):
             self._start_registration()
+            return None
+        if isinstance(message, PublishSupervisionGroup):
+            self.supervision_groups.publish(message, self.context.watch)
             return None
         if isinstance(message, EtcdLeaseLost):
             self._lease_lost_at = time.monotonic()
