@@ -1,7 +1,8 @@
 """Users' supervision groups published on a real head: a group's record in etcd and in
 ``/api/supervision`` (policy, owner, members with their actor, node and pid), updated after a
-member's worker is killed (its restart and last failure), removed by ``group.stop()``, and
-removed when the owner process ends without stopping it."""
+member's worker is killed (its restart and last failure), removed by ``group.stop()``; removed
+when the owner process ends without stopping it; kept, DEAD with its cause, by a group that gave
+up, until ``stop()``."""
 
 from __future__ import annotations
 
@@ -125,3 +126,20 @@ def test_a_group_whose_owner_ends_is_removed(dashboard, tmp_path):
         if owner.poll() is None:
             owner.kill()
             owner.wait()
+
+
+def test_a_group_that_gave_up_keeps_its_record_until_stopped(dashboard):
+    group = ray.supervise([ray.ChildSpec("only", Store)], max_restarts=0, period=30, name="fragile")
+    pid = ray.get(group["only"].pid.remote(), timeout=60)
+    wait_until(lambda: _record(dashboard, group.group_id), 30, "the group's record in etcd")
+    os.kill(pid, signal.SIGKILL)
+    cause = group.dead.result(timeout=60)
+    def dead():
+        record = _record(dashboard, group.group_id)
+        return record if record and record["state"] == "DEAD" else None
+
+    record = wait_until(dead, 30, "the group's record DEAD")
+    assert record["cause"] == cause and "gave up" in cause
+    assert record["members"][0]["state"] == "DEAD" and f"pid {pid}" in record["last_failure"]["exit"]
+    group.stop()
+    wait_until(lambda: _record(dashboard, group.group_id) is None, 30, "the record removed by stop()")
