@@ -11,7 +11,8 @@
 | ``timeline [--output FILE]`` | `timeline` |
 
 Flag names follow Ray's. Bad arguments exit with code 2 and name the flag; failures at run
-time exit with code 1 (`common.fail`). `main` is the console script's entry point.
+time exit with code 1 (`common.fail`). Long waits show their progress on a terminal only
+(`progress`). `main` is the console script's entry point.
 """
 
 from __future__ import annotations
