@@ -5,8 +5,12 @@ then the driver's board alone."""
 from __future__ import annotations
 
 import io
+import os
 import re
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -67,3 +71,31 @@ def test_the_board_keeps_one_bar_per_uuid_and_passes_other_lines():
         progress.tqdm(total=3, flush_interval_s=-1)
     with pytest.raises(ValueError, match="iterating needs an iterable"):
         iter(progress.tqdm(total=3)).__next__()
+
+
+def test_a_ray_program_uses_tqdm_ray_unmodified(tmp_path):
+    """``actorcore run`` a program written for Ray: ``from ray.experimental import tqdm_ray``."""
+    program = tmp_path / "bars.py"
+    program.write_text(
+        "import ray\n"
+        "from ray.experimental import tqdm_ray\n\n"
+        "@ray.remote\n"
+        "def work(n):\n"
+        "    bar = tqdm_ray.tqdm(total=n, desc='ray program')\n"
+        "    for _ in range(n):\n"
+        "        bar.update(1)\n"
+        "    bar.close()\n"
+        "    return n\n\n"
+        "ray.init(num_cpus=1)\n"
+        "print(ray.get(work.remote(3)))\n"
+        "from actorcore.progress_bars import board  # (the test's: wait for the bar's last line)\n"
+        "from actorcore.testing import wait_until\n"
+        "wait_until(lambda: board().finished, 30, 'the bar to close')\n"
+        "ray.shutdown()\n")
+    env = {**os.environ, "ACTORCORE_HOME": str(tmp_path / "home")}
+    env.pop("ACTORCORE_TOKEN", None)
+    result = subprocess.run([str(Path(sys.executable).parent / "actorcore"), "run", str(program)], env=env,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().endswith("3")
+    assert re.search(r"ray program \(pid=\d+\): 100%\|[^\n\r]*\| 3/3", result.stderr), result.stderr
