@@ -22,6 +22,7 @@ _LAZY = {
     "available_resources": "api", "cancel": "api", "cluster_resources": "api", "get": "api",
     "get_gpu_ids": "api", "get_runtime_context": "api", "init": "api", "is_initialized": "api", "nodes": "api",
     "put": "api", "shutdown": "api", "wait": "api",
+    "timeline": "task_timeline",
     # beyond Ray: supervision for users (actorcore/supervision.py)
     "ChildSpec": "supervision", "SupervisionGroup": "supervision", "supervise": "supervision",
     "watch": "supervision", "supervise_gang": "supervision",
@@ -104,6 +105,7 @@ __all__ = [
     "shutdown",
     "supervise",
     "supervise_gang",
+    "timeline",
     "wait",
     "watch",
 ]

@@ -34,7 +34,7 @@ from .runtime_context import get_runtime_context as _get_runtime_context
 
 __all__ = [
     "available_resources", "cancel", "cluster_resources", "get", "get_runtime_context", "init",
-    "is_initialized", "nodes", "put", "shutdown", "timeline", "wait",
+    "is_initialized", "nodes", "put", "shutdown", "wait",
 ]
 
 log = get_logger(__name__)
@@ -337,9 +337,4 @@ def get_gpu_ids() -> list:
 def get_runtime_context() -> RuntimeContext:
     """Who and where the calling code runs: job, node, task and actor ids, namespace."""
     return _get_runtime_context()
-
-
-def timeline(*args, **kwargs):  # pragma: no cover - Ray compatibility
-    """Not supported (kept for Ray compatibility): raises NotImplementedError whatever ``args`` and ``kwargs``."""
-    raise NotImplementedError("timeline() is not supported")
 

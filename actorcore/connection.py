@@ -26,19 +26,25 @@ from .kernel import Actor, ActorRef, ActorSystem
 from .node_config import NodeConfig, NodeEndpoints
 from .node_launcher import NodeProcess, NodeStartError, launch
 from .objects.shm import use_cluster_secret
+from .progress_bars import board as progress_board
 from .protocol import LogLines, Shutdown
 
 __all__ = ["ClusterConnection", "LocalCluster", "LogSink"]
 
 
 class LogSink(Actor):
-    """Prints worker output on the driver's terminal, prefixed with the worker's pid as Ray does."""
+    """Prints worker output on the driver's terminal, prefixed with the worker's pid as Ray does;
+    progress bars' lines go to their bars (`actorcore.progress_bars`)."""
 
     async def receive(self, message):
         if isinstance(message, LogLines):
             target = sys.stdout if message.stream == "stdout" else sys.stderr
-            target.write("".join(f"(pid={message.pid}) {text}\n" for text in message.lines))
-            target.flush()
+            lines = progress_board().take(message.lines)
+            if not lines:
+                return
+            with progress_board().printing(target):
+                target.write("".join(f"(pid={message.pid}) {text}\n" for text in lines))
+                target.flush()
 
 
 class ClusterConnection:

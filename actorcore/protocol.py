@@ -68,6 +68,7 @@ __all__ = [
     "NotStarted",
     "Payload",
     "PrepareBundles",
+    "PublishSupervisionGroup",
     "RegisterActor",
     "ReleaseBundles",
     "RequestLease",
@@ -728,3 +729,16 @@ class ListTaskRecords:
 
     filters: tuple = ()
     limit: int = 100
+
+
+# -- user supervision groups (docs/supervision.md, "Supervision groups: supervise()") -------
+
+@dataclass(frozen=True, slots=True)
+class PublishSupervisionGroup:
+    """A group's owner -> its node's GcsLink (told): write `record` (a dict, `actorcore.supervision_records`)
+    under ``supervision/<group_id>``, or delete it (`record` None). The node removes the
+    records of an `owner` (its core actor) when that process ends."""
+
+    group_id: str
+    owner: Any
+    record: dict | None

@@ -55,6 +55,8 @@ RAY_MODULES: dict[str, str] = {
     "ray.actor": "actorcore.actor",
     "ray.cloudpickle": "cloudpickle",
     "ray.exceptions": "actorcore.exceptions",
+    "ray.experimental": "actorcore.experimental",
+    "ray.experimental.tqdm_ray": "actorcore.experimental.tqdm_ray",
     "ray.remote_function": "actorcore.remote_function",
     "ray.runtime_context": "actorcore.runtime_context",
     "ray.util": "actorcore.util",
@@ -70,7 +72,7 @@ RAY_MODULES: dict[str, str] = {
 # Ray's libraries and internals reached as ``ray.X`` / ``from ray import X``: not provided.
 RAY_LIBRARIES = frozenset({
     "_private", "air", "autoscaler", "client", "cluster_utils", "dag", "dashboard", "data",
-    "experimental", "job_config", "job_submission", "llm", "rllib", "serve", "train", "tune",
+    "job_config", "job_submission", "llm", "rllib", "serve", "train", "tune",
     "widgets", "workflow",
 })
 

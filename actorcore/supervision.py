@@ -42,6 +42,8 @@ import asyncio
 import concurrent.futures
 import itertools
 import math
+import os
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -55,6 +57,7 @@ from . import api
 from . import options as opts
 from ._logging import get_logger
 from .actor import ActorClass, ActorHandle
+from .protocol import PublishSupervisionGroup
 from .scheduling import PlacementGroupSchedulingStrategy
 
 if TYPE_CHECKING:
@@ -71,6 +74,7 @@ GROUP_STRATEGIES = ("one_for_one", "one_for_all", "rest_for_one")
 BackoffLike = Backoff | Sequence[float] | None
 
 _group_numbers = itertools.count(1)
+_group_ids = itertools.count(1)
 _private = object()  # SupervisionGroup is made by supervise() only
 
 
@@ -171,7 +175,7 @@ class ChildSpec:
 class _Member:
     """One child of a group across its incarnations (owner-side bookkeeping, on the core's loop)."""
 
-    __slots__ = ("current", "early_death", "gone", "handle", "restarts", "spec", "state")
+    __slots__ = ("current", "early_death", "gone", "handle", "last_failure", "restarts", "spec", "state")
 
     def __init__(self, spec: ChildSpec, handle: Any) -> None:
         self.spec = spec
@@ -181,6 +185,7 @@ class _Member:
         self.early_death: str | None = None  # it died before the supervisor took it over
         self.restarts = 0
         self.gone = False  # dead for good by a failed restart (the group gives up)
+        self.last_failure: dict | None = None  # {"exit", "time"} of its last abnormal exit
 
 
 class _Incarnation:
@@ -260,6 +265,10 @@ class SupervisionGroup:
         self._failure: str | None = None  # a member could not be restarted
         self._last_failure: tuple[str, Exit] | None = None
         self._dead: concurrent.futures.Future = concurrent.futures.Future()
+        #: the id of the group's record in etcd (`actorcore.supervision_records`)
+        self.group_id = f"{core.prefix}-{next(_group_ids)}"
+        self._started_at = time.time()
+        self._published = False
 
     # -- the user's side (any thread but the core's loop) --------------------------------------
 
@@ -308,6 +317,8 @@ class SupervisionGroup:
                 self._settle(f"its supervision group {self.name!r} ended with the runtime (actorcore.shutdown())")
             else:
                 asyncio.run_coroutine_threadsafe(self._stop(), self._core.loop)
+        elif self._published and api._runtime_or_none() is self._core:  # it gave up: its record goes now
+            self._core.loop.call_soon_threadsafe(self._publish, False)
         return self._dead.result(timeout)
 
     def _settle(self, cause: str) -> None:
@@ -387,6 +398,7 @@ class SupervisionGroup:
                                 period=self.period, name=self.name, on_event=self._event)
         self._supervisor = supervisor
         await supervisor.start()
+        self._publish()
         self._core.loop.create_task(self._finish(supervisor), name=f"supervision-group:{self.name}")
 
     def _starter(self, member: _Member) -> Callable[[StartInfo], Any]:
@@ -447,6 +459,13 @@ class SupervisionGroup:
             pass
 
     def _event(self, event: SupervisorEvent) -> None:
+        if event.kind == "child_exited" and event.exit is not None and event.exit.abnormal:
+            member = self._members.get(event.child_id or "")
+            if member is not None:
+                member.last_failure = {"exit": str(event.exit), "time": time.time()}
+                self._publish()
+        elif event.kind == "child_started" and self._published:  # a restart
+            self._publish()
         if event.kind == "intensity_exceeded":
             self._ending = True
             self._last_failure = (event.child_id or "?", event.exit or Exit("crashed"))
@@ -475,6 +494,44 @@ class SupervisionGroup:
             if exit.abnormal:
                 log.warning("supervision group gave up", group=self.name, cause=cause)
             self._settle(cause)
+            self._publish(keep=self._failure is not None or exit.kind != "shutdown")
+
+    # -- the group's record in etcd (actorcore/supervision_records.py) ---------------------------
+
+    def _publish(self, keep: bool = True) -> None:
+        """Send the group's record to the owner's node (on the loop), or have it deleted."""
+        if not keep and not self._published:
+            return
+        self._published = keep
+        self._core.gcs.tell(PublishSupervisionGroup(self.group_id, self._core.actor,
+                                                    self._record() if keep else None))
+
+    def _record(self) -> dict:
+        members = []
+        for member in self._members.values():
+            state = member.state
+            if state is None or state.dead is not None or member.gone:
+                status = "DEAD"
+            elif member.current is not None and member.current._exit.done():
+                status = "RESTARTING"
+            else:
+                status = "ALIVE"
+            members.append({"id": member.spec.id, "actor_id": getattr(state, "actor_id", None),
+                            "class_name": member.spec.actor_class._name, "restart": member.spec.restart,
+                            "state": status, "restarts": member.restarts, "last_failure": member.last_failure})
+        failures = [(m["last_failure"]["time"], m["id"], m["last_failure"]) for m in members if m["last_failure"]]
+        last = max(failures, key=lambda failure: failure[0], default=None)
+        core = self._core
+        return {
+            "group_id": self.group_id, "name": self.name, "state": "DEAD" if self._dead.done() else "RUNNING",
+            "cause": self._dead.result() if self._dead.done() else None, "strategy": self.strategy,
+            "max_restarts": self.max_restarts, "period": None if math.isinf(self.period) else self.period,
+            "owner": {"job_id": core.job_id, "node_id": core.node_id, "pid": os.getpid(), "driver": core.is_driver},
+            "started": self._started_at, "updated": time.time(),
+            "restarts": sum(m["restarts"] for m in members),
+            "last_failure": {"child": last[1], **last[2]} if last else None,
+            "members": members,
+        }
 
     def _cause(self, exit: Exit) -> str:
         group = f"its supervision group {self.name!r}"

@@ -33,7 +33,7 @@ def test_top_level_is_rays_api():
         "RemoteFunction", "__version__",
         "available_resources", "cancel", "cluster_resources", "exceptions", "get", "get_actor",
         "get_gpu_ids", "get_runtime_context", "init", "is_initialized", "kill", "method", "nodes", "put",
-        "remote", "shutdown", "wait",
+        "remote", "shutdown", "timeline", "wait",
         # beyond Ray: supervision for users
         "ChildSpec", "SupervisionGroup", "supervise", "supervise_gang", "watch",
     ])

@@ -8,9 +8,11 @@
 | ``microbenchmark`` | `microbenchmark` |
 | ``run SCRIPT [ARGS...]``, ``run -m MODULE [ARGS...]`` | `run` |
 | ``supervise SPEC.toml``, ``supervise status``, ``supervise reload`` | `supervise` |
+| ``timeline [--output FILE]`` | `timeline` |
 
 Flag names follow Ray's. Bad arguments exit with code 2 and name the flag; failures at run
-time exit with code 1 (`common.fail`). `main` is the console script's entry point.
+time exit with code 1 (`common.fail`). Long waits show their progress on a terminal only
+(`progress`). `main` is the console script's entry point.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from .start import add_start
 from .status import add_status
 from .stop import add_stop
 from .supervise import add_supervise
+from .timeline import add_timeline
 
 __all__ = ["build_parser", "main"]
 
@@ -43,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_microbenchmark(subparsers)
     add_supervise(subparsers)
     add_run(subparsers)
+    add_timeline(subparsers)
     return parser
 
 

@@ -37,7 +37,7 @@ from ..env import DEFAULT_LEASE_TTL, MIN_LEASE_TTL
 from ..node_config import EtcdToStart, NodeConfig
 from ..node_launcher import NodeProcess, NodeStartError, launch
 from ..node_resources import accelerator_type_resources, resolve_gpu_ids
-from . import common, stop
+from . import common, progress, stop
 from .interrupt import Interrupted, Interruptible
 from .local_nodes import forget_node, forget_stopped_nodes, kill, node_running
 
@@ -265,7 +265,9 @@ def _start_node(args: argparse.Namespace, interrupt: Interruptible) -> int:
     log_path = None if args.block else files.logs_dir() / f"node-{node_id}.log"
     interrupt.check()
     tls = credentials.tls.to_dict() if credentials is not None else None
-    node, failed = _spawn_node(config, token, auth, tls, log_path, interrupt, owned=args.block)
+    # (not with --block: the node's own output goes to this terminal)
+    with progress.waiting("actorcore start: waiting for the node to start and register", enabled=not args.block):
+        node, failed = _spawn_node(config, token, auth, tls, log_path, interrupt, owned=args.block)
     if failed:
         if start_etcd is not None:
             shutil.rmtree(start_etcd.data_dir, ignore_errors=True)

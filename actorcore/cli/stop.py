@@ -10,6 +10,7 @@ import signal
 import sys
 
 from .. import cluster_files as files
+from . import progress
 from .local_nodes import forget_node, kill, node_running, wait_gone
 
 __all__ = ["STOP_TIMEOUT", "add_stop"]
@@ -50,7 +51,10 @@ def _stop(args: argparse.Namespace) -> int:
                       "user; stop it as that user", file=sys.stderr)
                 running.remove(record)
                 group.remove(record)
-        stubborn = wait_gone(running, 5.0 if args.force else STOP_TIMEOUT)
+        with progress.waiting(f"actorcore stop: stopping the {'head ' if heads else ''}nodes",
+                              count=lambda nodes=running: (sum(not node_running(r) for r in nodes), len(nodes)),
+                              enabled=bool(running)):
+            stubborn = wait_gone(running, 5.0 if args.force else STOP_TIMEOUT)
         for record in stubborn:
             kill(record["pid"])
         still = {r["node_id"] for r in wait_gone(stubborn, 5.0)}

@@ -20,7 +20,7 @@ import sys
 import time
 
 from ..env import SUPERVISE_READY_FD_ENV
-from . import common
+from . import common, progress
 
 __all__ = ["add_supervise"]
 
@@ -119,7 +119,8 @@ def _supervise(args: argparse.Namespace) -> int:
             daemon = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                       start_new_session=True, pass_fds=(write_fd,), env=env)
         os.close(write_fd)
-        line = read_line(read_fd, READY_TIMEOUT)
+        with progress.waiting("actorcore supervise: waiting for the daemon to start its services"):
+            line = read_line(read_fd, READY_TIMEOUT)
         os.close(read_fd)
         if not line:
             tail = log_path.read_text(errors="replace")[-2000:] if log_path.exists() else ""

@@ -8,7 +8,8 @@ elsewhere); the pages read the JSON API under ``/api/``:
 |---|---|
 | ``/api/cluster`` | `actorcore.status.gather_status`: nodes, resources, object store, actors by state |
 | ``/api/actors`` | ``{"actors": [...]}``: the etcd actor records (`ACTOR_FIELDS`) |
-| ``/api/supervision`` | `actorcore.services.status.gather`: the ``supervise`` daemon, its tree, its services |
+| ``/api/supervision`` | the ``supervise`` daemon, its tree, its services (`services.status.gather`); ``groups``: |
+| | users' supervision groups (`actorcore.supervision_records.gather_groups`) |
 | ``/api/tasks`` | ``{"tasks": [...], "available", "note"}`` from the `StateSource` (``?limit=N``) |
 | ``/api/objects`` | ``{"objects": [...], "available", "note"}`` likewise |
 
@@ -28,6 +29,7 @@ from .._logging import get_logger
 from ..gcs import schema
 from ..services.status import gather as gather_supervision
 from ..status import gather_status
+from ..supervision_records import gather_groups
 from .auth import COOKIE_NAME, SessionKeeper, auth_middleware
 from .sources import StateSource, UnavailableStateSource
 
@@ -113,7 +115,9 @@ def make_app(etcd: Any, token: str, *, cluster: str = schema.DEFAULT_CLUSTER,
         return web.json_response({"actors": rows})
 
     async def api_supervision(request: web.Request) -> web.Response:
-        return web.json_response(await gather_supervision(etcd, cluster))
+        status = await gather_supervision(etcd, cluster)
+        status["groups"] = await gather_groups(etcd, cluster)
+        return web.json_response(status)
 
     def listing(kind: str):
         async def handler(request: web.Request) -> web.Response:

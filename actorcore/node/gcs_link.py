@@ -57,11 +57,13 @@ from ..protocol import (
     LookupGroup,
     NameGroup,
     NodeLoad,
+    PublishSupervisionGroup,
     RegisterActor,
     StartRegistration,
     StoreUsage,
     SubscribeView,
 )
+from .group_records import GroupRecords
 
 __all__ = ["FUNCTION_WAIT", "LOAD_INTERVAL", "PEER_PROBE_DELAYS", "PEER_PROBE_TIMEOUT", "GcsLink"]
 
@@ -121,6 +123,7 @@ class GcsLink(Actor):
         self.actor_restarts = 0  # restarts of actors owned by processes of this node (their records pass here)
         #: the last state of each actor whose record passed here (the node's ``actorcore_actors``)
         self.actor_states: OrderedDict[str, str] = OrderedDict()
+        self.supervision_groups = GroupRecords(self)  # users' supervision groups owned by this node's processes
 
     async def pre_start(self) -> None:
         self.registered: asyncio.Task | None = None
@@ -562,6 +565,7 @@ class GcsLink(Actor):
             if node_id is not None:
                 self._spawn(self._confirm_peer_gone(node_id))
             self.subscribers.discard(message.ref)
+            self.supervision_groups.owner_gone(message.ref)
             return None
         if isinstance(message, AttachScheduler):
             self.scheduler = message.scheduler
@@ -579,6 +583,9 @@ class GcsLink(Actor):
             return None
         if isinstance(message, StartRegistration):
             self._start_registration()
+            return None
+        if isinstance(message, PublishSupervisionGroup):
+            self.supervision_groups.publish(message, self.context.watch)
             return None
         if isinstance(message, EtcdLeaseLost):
             self._lease_lost_at = time.monotonic()

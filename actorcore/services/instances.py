@@ -164,7 +164,8 @@ class ServiceState:
         self.record = {"service": self.service.name, "name": self.name, "group": self.group,
                        "spec": spec_json(self.service), "restarts": old.get("restarts", 0),
                        "started": old.get("started"), "checkpoint_time": old.get("checkpoint_time"),
-                       "actor_id": old.get("actor_id"), "daemon_pid": os.getpid(), "namespace": NAMESPACE}
+                       "actor_id": old.get("actor_id"), "daemon_pid": os.getpid(), "namespace": NAMESPACE,
+                       "last_failure": old.get("last_failure")}
         first = self.name not in self.owner.started
         self.owner.started.add(self.name)
         replacing, self.replacing = self.replacing, False
@@ -177,6 +178,8 @@ class ServiceState:
             self.record["restarts"] = 0  # made anew by this daemon: its restarts count from here
         elif not replacing:
             self.record["restarts"] += 1
+            if info.cause is not None and info.cause.abnormal:  # a failure: shown by status and the dashboard
+                self.record["last_failure"] = {"exit": str(info.cause), "time": time.time()}
         blob = await self.owner.etcd.get(checkpoint_key(self.owner.cluster, self.name))
         handle = await asyncio.to_thread(self._create, blob)
         try:

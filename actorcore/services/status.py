@@ -53,6 +53,7 @@ async def gather(etcd: Any, cluster: str = schema.DEFAULT_CLUSTER) -> dict:
             "node": actor.get("node_id"), "pid": actor.get("pid"), "restarts": record.get("restarts", 0),
             "uptime": round(now - started, 1) if started and state == "ALIVE" else None,
             "checkpoint_age": round(now - saved, 1) if saved else None,
+            "last_failure": record.get("last_failure"),
         })
     return {"daemon": daemon, "services": rows}
 

@@ -2,12 +2,15 @@
 ``chromium-driver``, driven by Selenium) on a real head node. It logs in with the cluster token
 and checks what the page shows: the head's node row, a named actor's class, name and state (markup
 in a name shown as text), and
-the ``supervise`` daemon's tree with a service's restart after its worker is killed.
+the ``supervise`` daemon's tree with a service's restart after its worker is killed, and a user's
+supervision group (``actorcore.supervise``) with a member's restart after its worker is killed.
 
 Screenshots (PNG) go to the test's tmp_path: ``login.png`` (the login form), ``overview.png``
 (the node table and totals), ``actors.png`` and ``actor-dead.png`` (the actor table, the actor ALIVE, then DEAD
 with its cause), ``supervision.png`` (the
-daemon's group and the restarted service), ``refused.png`` (a wrong token's message).
+daemon's group and the restarted service, with its last failure), ``supervision-groups.png``
+(a user's supervision group and its members, one restarted after a kill, with the last failure),
+``refused.png`` (a wrong token's message).
 """
 
 from __future__ import annotations
@@ -147,12 +150,52 @@ def test_the_page_shows_nodes_actors_and_the_supervision_tree(browser, dashboard
         os.kill(first["pid"], signal.SIGKILL)
         again = wait_until(lambda: service(1), 90, "the service restarted in /api/supervision", details=log.read_text)
         assert again["pid"] != first["pid"]
+        assert f"pid {first['pid']}" in again["last_failure"]["exit"] and first["last_failure"] is None
         row = _shown(browser, 'tr[data-service="pagecounter"]', "ALIVE", str(again["pid"]))
         cells = row.split()
         assert cells[0] == "pagecounter" and cells[1] == "ALIVE" and cells[3:5] == [str(again["pid"]), "1"], row
         group = _text(browser, "tr.group")
         assert "one_for_one" in group and "max 10 restarts in 30 s" in group, group
         assert "Daemon: running" in _text(browser, "#daemon")
+        _shown(browser, 'tr[data-service="pagecounter"]', "crashed", f"pid {first['pid']}")
         browser.save_screenshot(str(tmp_path / "supervision.png"))
     finally:
         assert stop_daemon(daemon, log) == 0, log.read_text()
+
+
+@ray.remote
+class Ledger:
+    def pid(self):
+        return os.getpid()
+
+
+def test_the_page_shows_a_user_supervision_group_with_its_restart(browser, dashboard, tmp_path):
+    """Screenshot: ``supervision-groups.png`` (a user's group and its members, one restarted)."""
+    browser.delete_all_cookies()
+    browser.get(dashboard.url + "/")
+    _log_in(browser, dashboard, dashboard.token)
+    wait_until(lambda: browser.current_url.rstrip("/") == dashboard.url, 30, "the overview after the login",
+               details=lambda: browser.current_url)
+    group = ray.supervise([ray.ChildSpec("ledger", Ledger), ray.ChildSpec("audit", Ledger)],
+                          strategy="one_for_one", max_restarts=5, period=60, name="accounts")
+    try:
+        pid = ray.get(group["ledger"].pid.remote(), timeout=60)
+        browser.get(dashboard.url + "/#supervision")
+        head = _shown(browser, f'tr[data-group-id="{group.group_id}"]', "accounts", "RUNNING",
+                      "one_for_one, max 5 restarts in 60 s")
+        assert f"{os.getpid()}" in head
+        _shown(browser, 'tr[data-member="accounts/ledger"]', "ledger", "ALIVE", "Ledger", str(pid))
+        os.kill(pid, signal.SIGKILL)
+        again = wait_until(lambda: (lambda p: p if p != pid else None)(ray.get(group["ledger"].pid.remote())),
+                           60, "the ledger restarted", retry_on=(ray.exceptions.ActorDiedError,))
+        row = _shown(browser, 'tr[data-member="accounts/ledger"]', "ALIVE", str(again), "crashed", f"pid {pid}")
+        cells = row.split()
+        assert cells[:5] == ["├─", "ledger", "ALIVE", "Ledger", dashboard.head_node_id] and cells[6] == "1", row
+        assert cells[5] == str(again), row
+        audit = _shown(browser, 'tr[data-member="accounts/audit"]', "audit", "ALIVE").split()
+        assert audit[6] == "0", audit
+        _shown(browser, f'tr[data-group-id="{group.group_id}"]', "child ledger: crashed")
+        browser.save_screenshot(str(tmp_path / "supervision-groups.png"))
+    finally:
+        group.stop()
+    _shown(browser, "#groups", "no supervision groups")

@@ -138,15 +138,16 @@ function drawSupervision(status) {
     const label = el("span", "\u00a0\u00a0".repeat(depth) + name);
     const tr = service
       ? row([label, state(service.state), { text: service.node, className: "mono" }, service.pid, service.restarts,
-             service.uptime === null || service.uptime === undefined ? "-" : service.uptime.toFixed(1) + " s"])
-      : row([label, state("NOT STARTED"), "", "", "", ""]);
+             service.uptime === null || service.uptime === undefined ? "-" : service.uptime.toFixed(1) + " s",
+             failure(service.last_failure)])
+      : row([label, state("NOT STARTED"), "", "", "", "", ""]);
     tr.dataset.service = name;
     tr.className = "service";
     rows.push(tr);
   };
   const drawGroup = (group, depth) => {
     const window_ = group.max_restarts < 0 ? "unlimited restarts" : "max " + group.max_restarts + " restarts in " + group.period + " s";
-    const tr = row([el("span", "\u00a0\u00a0".repeat(depth) + group.group), group.strategy + ", " + window_, "", "", "", ""]);
+    const tr = row([el("span", "\u00a0\u00a0".repeat(depth) + group.group), group.strategy + ", " + window_, "", "", "", "", ""]);
     tr.className = "group";
     tr.dataset.group = group.group;
     rows.push(tr);
@@ -157,7 +158,45 @@ function drawSupervision(status) {
   };
   if (daemon.tree) drawGroup(daemon.tree, 0);
   for (const name of [...byName.keys()].sort()) serviceRow(name, 0);
-  fill("services", rows, 6, "no services");
+  fill("services", rows, 7, "no services");
+  drawGroups(status.groups || []);
+}
+
+function restartWindow(maxRestarts, period) {
+  if (maxRestarts < 0) return "unlimited restarts";
+  return "max " + maxRestarts + " restarts" + (period === null || period === undefined ? "" : " in " + period + " s");
+}
+
+function failure(last, prefix) {
+  if (!last) return "";
+  const ago = Math.max(0, Date.now() / 1000 - last.time);
+  return { text: (prefix || "") + last.exit + " (" + ago.toFixed(0) + " s ago)", className: "cause" };
+}
+
+// Users' supervision groups: a row per group (its policy, owner and total restarts), then its members.
+function drawGroups(groups) {
+  const rows = [];
+  for (const group of groups) {
+    const last = group.state === "DEAD" && group.cause ? { text: group.cause, className: "cause" }
+      : failure(group.last_failure, group.last_failure ? "child " + group.last_failure.child + ": " : "");
+    const owner = group.owner || {};
+    const tr = row([el("span", group.name), state(group.state),
+                    group.strategy + ", " + restartWindow(group.max_restarts, group.period),
+                    { text: owner.node_id, className: "mono" }, owner.pid, group.restarts, last]);
+    tr.className = "user-group";
+    tr.dataset.groupId = group.group_id;
+    rows.push(tr);
+    (group.members || []).forEach((member, index) => {
+      const branch = index === group.members.length - 1 ? "\u2514\u2500 " : "\u251c\u2500 ";
+      const child = row([el("span", "\u00a0\u00a0" + branch + member.id), state(member.state), member.class_name,
+                         { text: member.node_id, className: "mono" }, member.pid, member.restarts,
+                         failure(member.last_failure)]);
+      child.className = "member";
+      child.dataset.member = group.name + "/" + member.id;
+      rows.push(child);
+    });
+  }
+  fill("groups", rows, 7, "no supervision groups");
 }
 
 function drawTasks(body) {
