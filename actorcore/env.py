@@ -18,6 +18,10 @@ inherited pipe (`actorcore.process_secrets`).
 | ``ACTORCORE_SUPERVISE_READY_FD`` | where a detached ``supervise`` daemon says it is up | the CLI, `services.leadership` |
 | ``ACTORCORE_HOST_ID`` | the host identity of a cluster node's processes | the node, `kernel.address` |
 | ``ACTORCORE_MAX_FRAME_BYTES`` | the largest frame an actor system reads from an authenticated peer | `kernel.remote.connections` |
+| ``ACTORCORE_ROTATION_MAX_BYTES`` | the size a worker log file is rotated at (Ray's ``RAY_ROTATION_MAX_BYTES``) | `node.log_files` |
+| ``ACTORCORE_ROTATION_BACKUP_COUNT`` | the rotated backups a worker log file keeps (``RAY_ROTATION_BACKUP_COUNT``) | `node.log_files` |
+| ``ACTORCORE_MAX_DEAD_WORKER_LOGS`` | how many ended workers of a node keep their log files | `node.log_files` |
+| ``ACTORCORE_WORKER_ID`` | a worker process's id, given by its node's WorkerPool (read once, then removed) | `worker.main` |
 """
 
 from __future__ import annotations
@@ -31,11 +35,15 @@ __all__ = [
     "HOME_ENV",
     "HOST_ID_ENV",
     "LOG_LEVEL_ENV",
+    "MAX_DEAD_WORKER_LOGS_ENV",
     "MAX_FRAME_ENV",
     "MIN_LEASE_TTL",
+    "ROTATION_BACKUP_COUNT_ENV",
+    "ROTATION_MAX_BYTES_ENV",
     "SECRETS_FD_ENV",
     "SUPERVISE_READY_FD_ENV",
     "TOKEN_ENV",
+    "WORKER_ID_ENV",
 ]
 
 HOME_ENV = "ACTORCORE_HOME"
@@ -48,6 +56,10 @@ LOG_LEVEL_ENV = "ACTORCORE_LOG_LEVEL"
 ETCD_BIN_ENV = "ACTORCORE_ETCD_BIN"
 SUPERVISE_READY_FD_ENV = "ACTORCORE_SUPERVISE_READY_FD"
 MAX_FRAME_ENV = "ACTORCORE_MAX_FRAME_BYTES"
+ROTATION_MAX_BYTES_ENV = "ACTORCORE_ROTATION_MAX_BYTES"
+ROTATION_BACKUP_COUNT_ENV = "ACTORCORE_ROTATION_BACKUP_COUNT"
+MAX_DEAD_WORKER_LOGS_ENV = "ACTORCORE_MAX_DEAD_WORKER_LOGS"
+WORKER_ID_ENV = "ACTORCORE_WORKER_ID"
 
 #: Seconds without a keepalive before etcd drops a node's registration and the node counts as
 #: dead (a head's ``--lease-ttl`` sets the cluster's; a local cluster uses this).

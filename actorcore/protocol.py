@@ -53,6 +53,7 @@ __all__ = [
     "LeaseGranted",
     "LeaseUnblocked",
     "ListBundleGroups",
+    "ListLogFiles",
     "ListNamedActors",
     "ListNodes",
     "ListTaskRecords",
@@ -67,6 +68,7 @@ __all__ = [
     "NotStarted",
     "Payload",
     "PrepareBundles",
+    "ReadLog",
     "RegisterActor",
     "ReleaseBundles",
     "RequestLease",
@@ -719,3 +721,30 @@ class ListTaskRecords:
 
     filters: tuple = ()
     limit: int = 100
+
+
+# -- logs (docs/architecture.md, "Logs") --------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class ListLogFiles:
+    """Ask a node's LogService for its log files whose names match the shell pattern `glob`:
+    ``{"node_id", "files": [{"name", "size", "mtime"}]}``, names relative to its log folder."""
+
+    glob: str = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class ReadLog:
+    """Ask a node's LogService for part of one log file, named by `name` (as `ListLogFiles`
+    lists it), or the `stream` ("stdout" or "stderr") of the worker with `pid` or `worker_id`.
+    `tail` >= 0: its last `tail` lines; else from byte `offset` on; at most `max_bytes` bytes.
+    Answered ``{"name", "data": bytes, "offset": where the next read starts, "size"}``, or
+    ``{"error": message}``."""
+
+    name: str | None = None
+    pid: int | None = None
+    worker_id: str | None = None
+    stream: str = "stdout"
+    tail: int = -1
+    offset: int = 0
+    max_bytes: int = 1 << 20

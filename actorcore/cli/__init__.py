@@ -8,6 +8,7 @@
 | ``microbenchmark`` | `microbenchmark` |
 | ``run SCRIPT [ARGS...]``, ``run -m MODULE [ARGS...]`` | `run` |
 | ``supervise SPEC.toml``, ``supervise status``, ``supervise reload`` | `supervise` |
+| ``logs``, ``logs cluster|actor|worker|node`` | `logs` |
 
 Flag names follow Ray's. Bad arguments exit with code 2 and name the flag; failures at run
 time exit with code 1 (`common.fail`). `main` is the console script's entry point.
@@ -19,6 +20,7 @@ import argparse
 import sys
 
 from .._version import __version__
+from .logs import add_logs
 from .microbenchmark import add_microbenchmark
 from .run import add_run
 from .start import add_start
@@ -43,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_microbenchmark(subparsers)
     add_supervise(subparsers)
     add_run(subparsers)
+    add_logs(subparsers)
     return parser
 
 
