@@ -69,7 +69,7 @@ class RotatingFile:
         self.path = path
         self.max_bytes = max_bytes
         self.backup_count = backup_count
-        self._file = open(path, "ab")  # noqa: SIM115 - kept open for the worker's life
+        self._file = _open_private(path)
         self._size = self._file.tell()
 
     def write(self, data: bytes) -> None:
@@ -89,7 +89,7 @@ class RotatingFile:
                 if older.exists():
                     os.replace(older, self.path.with_name(f"{self.path.name}.{index + 1}"))
             os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
-        self._file = open(self.path, "ab")  # noqa: SIM115
+        self._file = _open_private(self.path)
         self._size = 0
 
     def close(self) -> None:
@@ -100,6 +100,11 @@ class RotatingFile:
         candidates = [self.path, *(self.path.with_name(f"{self.path.name}.{i}")
                                    for i in range(1, self.backup_count + 1))]
         return [path for path in candidates if path.exists()]
+
+
+def _open_private(path: Path):
+    """`path` opened to append, made readable by its owner only (a worker's output may hold secrets)."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
 
 
 class WorkerLogFiles:
