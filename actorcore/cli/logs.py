@@ -125,6 +125,7 @@ def _tail(text: str) -> int:
 def _connected(args: argparse.Namespace, action) -> int:
     """Run `action(connection)` on a `LogConnection`; report what fails as ``actorcore logs: ...``."""
     from .. import cluster_files as files
+    from ..kernel.errors import KernelError
     from ..util.logs import LogConnection, LogError
 
     previous = signal.getsignal(signal.SIGTERM)
@@ -136,7 +137,7 @@ def _connected(args: argparse.Namespace, action) -> int:
         return 0
     except (LogError, ConnectionError, files.TokenNotFoundError, files.UnsafeFileError, ValueError) as error:
         return common.fail("logs", str(error))
-    except (OSError, TimeoutError) as error:
+    except (OSError, TimeoutError, KernelError) as error:
         return common.fail("logs", f"the cluster did not answer: {error}")
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -156,11 +157,18 @@ def _list_all(args: argparse.Namespace) -> int:
 
 
 def _listings(connection, node_id, node_ip, glob, timeout) -> dict[str, dict]:
+    from ..kernel.errors import KernelError
+    from ..util.logs import LogError
+
     nodes = [connection.node(node_id, node_ip)] if node_id or node_ip else connection.nodes
     listing = {}
     for node in sorted(nodes, key=lambda n: (not n.get("head"), n["node_id"])):
-        files = connection.list_files(node, glob, timeout)
-        listing[node["node_id"]] = {"address": node.get("address"), "head": bool(node.get("head")), "files": files}
+        entry = listing[node["node_id"]] = {"address": node.get("address"), "head": bool(node.get("head")),
+                                            "files": []}
+        try:
+            entry["files"] = connection.list_files(node, glob, timeout)
+        except (OSError, TimeoutError, LogError, KernelError) as error:  # one node's silence is not all
+            entry["error"] = f"the node did not answer: {error}"
     return listing
 
 
@@ -171,7 +179,9 @@ def _print_listing(listing: dict[str, dict], as_json: bool) -> None:
     for node_id, entry in listing.items():
         role = "head" if entry["head"] else "worker node"
         print(f"Node {node_id} ({role}, {entry['address']}):")
-        if not entry["files"]:
+        if entry.get("error"):
+            print(f"  ({entry['error']})")
+        elif not entry["files"]:
             print("  (no log files)")
         width = max((len(f["name"]) for f in entry["files"]), default=0)
         for file in entry["files"]:

@@ -176,7 +176,8 @@ class LogConnection:
                 raise LogError(f"no actor named {name!r}" + (f" in namespace {namespace!r}" if namespace else ""))
         record = self.run(self._actor_record(actor_id), timeout)
         if not record:
-            raise LogError(f"no actor with id {actor_id!r} in the cluster")
+            raise LogError(f"no actor with id {actor_id!r} in the cluster (kill() removes an actor's record; "
+                           "its worker's files stay: `actorcore logs worker --pid PID`)")
         if not record.get("pid") or not record.get("node_id"):
             raise LogError(f"actor {actor_id} has not started on a worker yet (state {record.get('state')})")
         return record
