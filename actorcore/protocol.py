@@ -737,9 +737,10 @@ class ListLogFiles:
 class ReadLog:
     """Ask a node's LogService for part of one log file, named by `name` (as `ListLogFiles`
     lists it), or the `stream` ("stdout" or "stderr") of the worker with `pid` or `worker_id`.
-    `tail` >= 0: its last `tail` lines; else from byte `offset` on; at most `max_bytes` bytes.
-    Answered ``{"name", "data": bytes, "offset": where the next read starts, "size"}``, or
-    ``{"error": message}``."""
+    `tail` >= 0: its last `tail` lines; else from byte `offset` on (of the file an earlier answer's
+    `file_id` named: a file rotated since is read from its start); at most `max_bytes` bytes.
+    Answered ``{"name", "data": bytes, "offset": where the next read starts, "size", "file_id"}``,
+    or ``{"error": message}``."""
 
     name: str | None = None
     pid: int | None = None
@@ -748,3 +749,4 @@ class ReadLog:
     tail: int = -1
     offset: int = 0
     max_bytes: int = 1 << 20
+    file_id: int | None = None

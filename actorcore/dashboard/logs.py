@@ -5,11 +5,12 @@ dashboard"), behind the dashboard's authentication like every other route.
 |---|---|
 | ``/logs?actor_id=ID`` (or ``?node_id=N&pid=P``; ``&stream=stderr``) | the log page (``static/logs.html``) |
 | ``/logs/view.js`` | its script: the last lines, then what is written while "follow" is on |
-| ``/api/logs`` | ``{"node_id", "name", "text", "offset"}`` from the node's LogService |
+| ``/api/logs`` | ``{"node_id", "name", "text", "offset", "file_id"}`` from the node's LogService |
 
 ``/api/logs`` takes ``actor_id`` (its etcd record names its node and pid), or ``node_id`` with
 ``pid``, ``worker_id`` or ``name`` (a file as ``actorcore logs`` lists it); then ``tail`` (the
-last N lines, default 1000) or ``offset`` (read on from there), and ``stream`` (``stdout`` or
+last N lines, default 1000) or ``offset`` (read on from there, in the file ``file_id`` if given:
+one rotated since is read from its start), and ``stream`` (``stdout`` or
 ``stderr``). An unknown actor, node or file answers 404 with a JSON error; a bad parameter 400.
 """
 
@@ -89,11 +90,12 @@ def add_log_routes(app: web.Application, etcd: Any, cluster: str, system: Any) -
             raise _bad(web.HTTPNotFound, f"node {node_id} has no log service")
         answer = await system.ref_from_uri(uri).ask(
             ReadLog(name=query.get("name"), pid=pid, worker_id=query.get("worker_id"), stream=stream,
-                    tail=tail, offset=offset or 0, max_bytes=ANSWER_BYTES), timeout=ASK_TIMEOUT)
+                    tail=tail, offset=offset or 0, max_bytes=ANSWER_BYTES,
+                    file_id=_whole(query, "file_id", None, 1 << 64)), timeout=ASK_TIMEOUT)
         if "error" in answer:
             raise _bad(web.HTTPNotFound, answer["error"])
         return web.json_response({"node_id": node_id, "name": answer["name"], "offset": answer["offset"],
-                                  "text": answer["data"].decode(errors="replace")})
+                                  "file_id": str(answer["file_id"]), "text": answer["data"].decode(errors="replace")})
 
     app.router.add_get("/logs", logs_page)
     app.router.add_get("/logs/view.js", logs_script)

@@ -72,10 +72,10 @@ class LogService(Actor):
         path = self._resolve(message)
         limit = max(1, min(int(message.max_bytes), MAX_READ_BYTES))
         if message.tail is not None and message.tail >= 0:
-            data, offset = read_tail(path, message.tail, limit)
+            data, offset, file_id = read_tail(path, message.tail, limit)
         else:
-            data, offset = read_from(path, max(0, int(message.offset or 0)), limit)
-        return {"name": path.name, "data": data, "offset": offset, "size": path.stat().st_size}
+            data, offset, file_id = read_from(path, max(0, int(message.offset or 0)), limit, message.file_id)
+        return {"name": path.name, "data": data, "offset": offset, "size": path.stat().st_size, "file_id": file_id}
 
     def _resolve(self, message: ReadLog) -> Path:
         """The file `message` names; ValueError saying why when there is none (or it is not ours)."""
@@ -103,12 +103,13 @@ class LogService(Actor):
         return max(matches, key=lambda path: path.stat().st_mtime)
 
 
-def read_tail(path: Path, lines: int, max_bytes: int) -> tuple[bytes, int]:
-    """The last `lines` lines of `path` (at most `max_bytes`, the newest) and its size."""
+def read_tail(path: Path, lines: int, max_bytes: int) -> tuple[bytes, int, int]:
+    """The last `lines` lines of `path` (at most `max_bytes`, the newest), its size and its file id."""
     with open(path, "rb") as file:
+        file_id = os.fstat(file.fileno()).st_ino
         end = file.seek(0, os.SEEK_END)
         if lines == 0:
-            return b"", end
+            return b"", end, file_id
         data, position = b"", end
         while position > 0 and data.count(b"\n") <= lines and len(data) < max_bytes:
             step = min(_BLOCK, position)
@@ -116,16 +117,18 @@ def read_tail(path: Path, lines: int, max_bytes: int) -> tuple[bytes, int]:
             file.seek(position)
             data = file.read(step) + data
     kept = b"".join(data.splitlines(keepends=True)[-lines:])
-    return kept[-max_bytes:], end
+    return kept[-max_bytes:], end, file_id
 
 
-def read_from(path: Path, offset: int, max_bytes: int) -> tuple[bytes, int]:
-    """What `path` holds from byte `offset` on (at most `max_bytes`) and where the next read
-    starts. A file now shorter than `offset` was rotated: it is read from its start."""
+def read_from(path: Path, offset: int, max_bytes: int, file_id: int | None = None) -> tuple[bytes, int, int]:
+    """What `path` holds from byte `offset` on (at most `max_bytes`), where the next read starts,
+    and the file's id. A file that is not the one `file_id` names, or is shorter than `offset`,
+    was rotated since: it is read from its start."""
     with open(path, "rb") as file:
+        current = os.fstat(file.fileno()).st_ino
         end = file.seek(0, os.SEEK_END)
-        if offset > end:
+        if offset > end or (file_id is not None and file_id != current):
             offset = 0
         file.seek(offset)
         data = file.read(min(max_bytes, end - offset))
-    return data, offset + len(data)
+    return data, offset + len(data), current

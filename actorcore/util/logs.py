@@ -262,15 +262,15 @@ def _chunks(connection, node_id, node_ip, filename, actor_id, actor_name, namesp
         if answer["data"]:
             yield decoder.decode(answer["data"])
         offset = answer["offset"]
+        # read on in the same file (a rotation since is seen by the node: it reads the new file from its start)
+        following = _with(request, name=name, pid=None, worker_id=None, tail=-1, file_id=answer["file_id"])
         if offset < answer["size"]:  # more than one answer holds
-            answer = connection.read(node, _with(request, name=name, pid=None, worker_id=None, tail=-1,
-                                                 offset=offset), timeout)
+            answer = connection.read(node, _with(following, offset=offset), timeout)
             continue
         if not follow:
             break
         time.sleep(interval)
-        answer = connection.read(node, _with(request, name=name, pid=None, worker_id=None, tail=-1,
-                                             offset=offset), timeout)
+        answer = connection.read(node, _with(following, offset=offset), timeout)
     rest = decoder.decode(b"", final=True)
     if rest:
         yield rest

@@ -65,14 +65,20 @@ def test_limits_from_the_environment():
 def test_tail_and_offset_reads(tmp_path):
     path = tmp_path / "f"
     path.write_bytes(b"".join(f"line {i}\n".encode() for i in range(5000)))
-    data, end = read_tail(path, 3, 1 << 20)
-    assert data == b"line 4997\nline 4998\nline 4999\n" and end == path.stat().st_size
-    assert read_tail(path, 0, 100) == (b"", end)
-    data, _ = read_tail(path, 5000, 20)
+    inode = path.stat().st_ino
+    data, end, file_id = read_tail(path, 3, 1 << 20)
+    assert data == b"line 4997\nline 4998\nline 4999\n" and end == path.stat().st_size and file_id == inode
+    assert read_tail(path, 0, 100) == (b"", end, inode)
+    data, _, _ = read_tail(path, 5000, 20)
     assert data == b"line 4998\nline 4999\n"  # at most 20 bytes: the newest
-    assert read_from(path, end - 10, 100) == (b"line 4999\n"[-10:], end)
-    assert read_from(path, 0, 7) == (b"line 0\n", 7)
-    assert read_from(path, end + 50, 7) == (b"line 0\n", 7)  # shorter than the offset: rotated, read from its start
+    assert read_from(path, end - 10, 100, inode) == (b"line 4999\n"[-10:], end, inode)
+    assert read_from(path, 0, 7) == (b"line 0\n", 7, inode)
+    assert read_from(path, end + 50, 7) == (b"line 0\n", 7, inode)  # shorter than the offset: rotated
+    # rotated, and the new file already longer than the offset: another file id, read from its start
+    path.rename(tmp_path / "f.1")
+    path.write_bytes(b"".join(f"new {i}\n".encode() for i in range(5000)))
+    data, offset, new_id = read_from(path, 100, 6, inode)
+    assert (data, offset) == (b"new 0\n", 6) and new_id != inode
 
 
 def test_the_service_lists_reads_and_refuses_names_outside_its_folder(tmp_path):
@@ -93,7 +99,8 @@ def test_the_service_lists_reads_and_refuses_names_outside_its_folder(tmp_path):
             assert [f["name"] for f in listing["files"]] == ["node-node1.log", "worker-abc-42.err",
                                                              "worker-abc-42.out"]
             by_pid = await service.ask(ReadLog(pid=42, tail=1), timeout=10)
-            assert by_pid == {"name": "worker-abc-42.out", "data": b"two\n", "offset": 8, "size": 8}
+            inode = (folder / "worker-abc-42.out").stat().st_ino
+            assert by_pid == {"name": "worker-abc-42.out", "data": b"two\n", "offset": 8, "size": 8, "file_id": inode}
             by_id = await service.ask(ReadLog(worker_id="abc", stream="stderr"), timeout=10)
             assert by_id["data"] == b"oops\n"
             node_log = await service.ask(ReadLog(name="node-node1.log"), timeout=10)

@@ -8,6 +8,7 @@ const params = new URLSearchParams(window.location.search);
 const stream = params.get("stream") === "stderr" ? "stderr" : "stdout";
 let offset = null;
 let fileName = null;
+let fileId = null;
 let nodeId = params.get("node_id");
 let timer = null;
 
@@ -34,6 +35,7 @@ async function read() {
     query.set("node_id", nodeId);
     query.set("name", fileName);
     query.set("offset", String(offset));
+    query.set("file_id", String(fileId));
   }
   query.set("stream", stream);
   const response = await fetch("/api/logs?" + query.toString(),
@@ -49,6 +51,7 @@ async function read() {
   else if (body.text) text.textContent += body.text;
   offset = body.offset;
   fileName = body.name;
+  fileId = body.file_id;
   nodeId = body.node_id;
   document.getElementById("log-file").textContent = body.node_id + " / " + body.name;
   document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString();
