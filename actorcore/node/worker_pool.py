@@ -149,7 +149,6 @@ class WorkerPool(Actor):
             else:
                 print(f"(pid={pid}) {text}", file=target, flush=True)
 
-
     def _stream_ended(self, pid: int) -> None:
         """One of a worker's streams ended; once both have, its files are closed (they stay)."""
         self.open_streams[pid] -= 1
