@@ -73,11 +73,13 @@ def add_logs(subparsers) -> None:
     node.set_defaults(handler=_node, parser=node)
 
 
-def _add_connection_flags(command: argparse.ArgumentParser) -> None:
+def _add_connection_flags(command: argparse.ArgumentParser, inherited: bool = False) -> None:
+    # A subcommand's flags default to what `actorcore logs --address ...` before it set.
     command.add_argument("--address", type=common.endpoints, metavar="HOST:PORT",
+                         default=argparse.SUPPRESS if inherited else None,
                          help="the cluster's etcd (default: the cluster started or joined on this machine)")
-    command.add_argument("--timeout", type=_positive_int, default=30, metavar="SECONDS",
-                         help="how long a node may take to answer (default: 30)")
+    command.add_argument("--timeout", type=_positive_int, default=argparse.SUPPRESS if inherited else 30,
+                         metavar="SECONDS", help="how long a node may take to answer (default: 30)")
 
 
 def _add_node_flags(command: argparse.ArgumentParser) -> None:
@@ -86,7 +88,7 @@ def _add_node_flags(command: argparse.ArgumentParser) -> None:
 
 
 def _add_read_flags(command: argparse.ArgumentParser, err: bool = False) -> None:
-    _add_connection_flags(command)
+    _add_connection_flags(command, inherited=True)
     command.add_argument("--tail", type=_tail, default=DEFAULT_TAIL, metavar="N",
                          help=f"print the last N lines (-1: the whole file; default: {DEFAULT_TAIL})")
     command.add_argument("--follow", "-f", action="store_true",

@@ -46,3 +46,13 @@ def test_start_refuses_a_bad_rotation_setting(tmp_path):
     assert result.returncode == 1
     assert "actorcore start: $ACTORCORE_ROTATION_BACKUP_COUNT must be a whole number >= 0, got '-1'" in result.stderr
     assert not (tmp_path / "home" / "nodes").exists() or not list((tmp_path / "home" / "nodes").iterdir())
+
+
+def test_the_address_may_come_before_or_after_the_subcommand():
+    from actorcore.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["logs", "--address", "10.0.0.1:6380", "actor", "--id", "a"]).address == "10.0.0.1:6380"
+    assert parser.parse_args(["logs", "actor", "--id", "a", "--address", "10.0.0.2:6380"]).address == "10.0.0.2:6380"
+    args = parser.parse_args(["logs", "worker", "--pid", "12"])
+    assert (args.address, args.timeout, args.tail, args.follow, args.err) == (None, 30, 1000, False, False)
