@@ -7,7 +7,7 @@
 | ``tls/`` | the credentials' CA, certificate and key as PEM files, for etcd and its clients | the same |
 | ``cluster.json`` | ``{"address", "cluster", "head_node_id", "etcd_auth"}`` (mode 0600: it may hold the etcd password) | ``start --head``; ``start --address`` if there is none |
 | ``nodes/<node_id>.json`` | ``{"node_id", "pid", "head", "etcd", "log", "cluster", "node_ip", "started"}`` | ``start``, for ``stop`` |
-| ``logs/`` | the nodes' output (``node-<node_id>.log``) | the nodes |
+| ``logs/`` | the nodes' output (``node-<node_id>.log``); ``logs/<node_id>/``: its workers' (``worker-<worker_id>-<pid>.out``, ``.err``, rotated) | the nodes |
 | ``etcd/`` | the data dir of the etcd a head node runs | that etcd |
 | ``prom_metrics_service_discovery.json`` | Prometheus file-SD targets: every alive node's ``/metrics`` endpoint | a head started with ``--metrics-export-port`` |
 

@@ -19,6 +19,10 @@ inherited pipe (`actorcore.process_secrets`).
 | ``ACTORCORE_HOST_ID`` | the host identity of a cluster node's processes | the node, `kernel.address` |
 | ``ACTORCORE_MAX_FRAME_BYTES`` | the largest frame an actor system reads from an authenticated peer | `kernel.remote.connections` |
 | ``ACTORCORE_TASK_EVENTS`` | ``0`` turns off the task events of the processes that inherit it (the state API then knows no tasks) | `core.core_worker` |
+| ``ACTORCORE_ROTATION_MAX_BYTES`` | the size a worker log file is rotated at (Ray's ``RAY_ROTATION_MAX_BYTES``) | `node.log_files` |
+| ``ACTORCORE_ROTATION_BACKUP_COUNT`` | the rotated backups a worker log file keeps (``RAY_ROTATION_BACKUP_COUNT``) | `node.log_files` |
+| ``ACTORCORE_MAX_DEAD_WORKER_LOGS`` | how many ended workers of a node keep their log files | `node.log_files` |
+| ``ACTORCORE_WORKER_ID`` | a worker process's id, given by its node's WorkerPool (read once, then removed) | `worker.main` |
 """
 
 from __future__ import annotations
@@ -32,12 +36,16 @@ __all__ = [
     "HOME_ENV",
     "HOST_ID_ENV",
     "LOG_LEVEL_ENV",
+    "MAX_DEAD_WORKER_LOGS_ENV",
     "MAX_FRAME_ENV",
     "MIN_LEASE_TTL",
+    "ROTATION_BACKUP_COUNT_ENV",
+    "ROTATION_MAX_BYTES_ENV",
     "SECRETS_FD_ENV",
     "SUPERVISE_READY_FD_ENV",
     "TASK_EVENTS_ENV",
     "TOKEN_ENV",
+    "WORKER_ID_ENV",
 ]
 
 HOME_ENV = "ACTORCORE_HOME"
@@ -51,6 +59,10 @@ ETCD_BIN_ENV = "ACTORCORE_ETCD_BIN"
 SUPERVISE_READY_FD_ENV = "ACTORCORE_SUPERVISE_READY_FD"
 MAX_FRAME_ENV = "ACTORCORE_MAX_FRAME_BYTES"
 TASK_EVENTS_ENV = "ACTORCORE_TASK_EVENTS"
+ROTATION_MAX_BYTES_ENV = "ACTORCORE_ROTATION_MAX_BYTES"
+ROTATION_BACKUP_COUNT_ENV = "ACTORCORE_ROTATION_BACKUP_COUNT"
+MAX_DEAD_WORKER_LOGS_ENV = "ACTORCORE_MAX_DEAD_WORKER_LOGS"
+WORKER_ID_ENV = "ACTORCORE_WORKER_ID"
 
 #: Seconds without a keepalive before etcd drops a node's registration and the node counts as
 #: dead (a head's ``--lease-ttl`` sets the cluster's; a local cluster uses this).

@@ -99,6 +99,7 @@ class NodeEndpoints:
     metrics: str | None = None  # its MetricsExporter (processes send it their user metrics)
     metrics_export_port: int | None = None  # where it serves /metrics
     task_history: str = ""  # its TaskHistory, which keeps its processes' task events
+    logs: str = ""  # its LogService, which lists and reads its log files
 
     def uris(self) -> dict[str, str]:
         """The actors' URIs by role, as a node's record in etcd keeps them (``uris``)."""
@@ -106,6 +107,8 @@ class NodeEndpoints:
                 "object_store": self.object_store, "pool": self.pool, "task_history": self.task_history}
         if self.metrics:
             uris["metrics"] = self.metrics
+        if self.logs:
+            uris["logs"] = self.logs
         return uris
 
     def to_json(self) -> str:
@@ -130,7 +133,7 @@ class NodeEndpoints:
                    resources=dict(record["resources"]), pid=record["pid"], host_id=record["host_id"],
                    cluster_mode=True, kernel=record.get("kernel"), transfer=record.get("transfer"),
                    etcd=etcd, metrics=uris.get("metrics"), metrics_export_port=record.get("metrics_export_port"),
-                   task_history=uris.get("task_history", ""))
+                   task_history=uris.get("task_history", ""), logs=uris.get("logs", ""))
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,6 +54,7 @@ __all__ = [
     "LeaseGranted",
     "LeaseUnblocked",
     "ListBundleGroups",
+    "ListLogFiles",
     "ListNamedActors",
     "ListNodes",
     "ListTaskRecords",
@@ -69,6 +70,7 @@ __all__ = [
     "Payload",
     "PrepareBundles",
     "PublishSupervisionGroup",
+    "ReadLog",
     "RegisterActor",
     "ReleaseBundles",
     "RequestLease",
@@ -742,3 +744,32 @@ class PublishSupervisionGroup:
     group_id: str
     owner: Any
     record: dict | None
+
+
+# -- logs (docs/architecture.md, "Logs") --------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class ListLogFiles:
+    """Ask a node's LogService for its log files whose names match the shell pattern `glob`:
+    ``{"node_id", "files": [{"name", "size", "mtime"}]}``, names relative to its log folder."""
+
+    glob: str = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class ReadLog:
+    """Ask a node's LogService for part of one log file, named by `name` (as `ListLogFiles`
+    lists it), or the `stream` ("stdout" or "stderr") of the worker with `pid` or `worker_id`.
+    `tail` >= 0: its last `tail` lines; else from byte `offset` on (of the file an earlier answer's
+    `file_id` named: a file rotated since is read from its start); at most `max_bytes` bytes.
+    Answered ``{"name", "data": bytes, "offset": where the next read starts, "size", "file_id"}``,
+    or ``{"error": message}``."""
+
+    name: str | None = None
+    pid: int | None = None
+    worker_id: str | None = None
+    stream: str = "stdout"
+    tail: int = -1
+    offset: int = 0
+    max_bytes: int = 1 << 20
+    file_id: int | None = None

@@ -9,6 +9,7 @@
 | ``run SCRIPT [ARGS...]``, ``run -m MODULE [ARGS...]`` | `run` |
 | ``supervise SPEC.toml``, ``supervise status``, ``supervise reload`` | `supervise` |
 | ``timeline [--output FILE]`` | `timeline` |
+| ``logs``, ``logs cluster|actor|worker|node`` | `logs` |
 
 Flag names follow Ray's. Bad arguments exit with code 2 and name the flag; failures at run
 time exit with code 1 (`common.fail`). Long waits show their progress on a terminal only
@@ -21,6 +22,7 @@ import argparse
 import sys
 
 from .._version import __version__
+from .logs import add_logs
 from .microbenchmark import add_microbenchmark
 from .run import add_run
 from .start import add_start
@@ -47,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_supervise(subparsers)
     add_run(subparsers)
     add_timeline(subparsers)
+    add_logs(subparsers)
     return parser
 
 

@@ -182,6 +182,12 @@ def _start_node(args: argparse.Namespace, interrupt: Interruptible) -> int:
     except ValueError as e:
         return common.fail("start", str(e))
     auth = common.etcd_auth(args, parser)
+    try:  # the node reads its worker log limits from the environment: a bad one is refused here
+        from ..node.log_files import LogLimits
+
+        LogLimits.from_env()
+    except ValueError as e:
+        return common.fail("start", str(e))
     forget_stopped_nodes()
 
     if args.head:

@@ -126,7 +126,8 @@ class CoreWorker:
     """
 
     def __init__(self, system: ActorSystem, node: NodeEndpoints, *, job_id: str, namespace: str,
-                 is_driver: bool, view: dict[str, dict] | None = None, object_replicas: int = 1) -> None:
+                 is_driver: bool, view: dict[str, dict] | None = None, object_replicas: int = 1,
+                 worker_id: str | None = None) -> None:
         self.system = system
         self.loop = system.loop
         self.node = node
@@ -140,7 +141,7 @@ class CoreWorker:
         self.gcs = system.ref_from_uri(node.gcs)
         self.store = system.ref_from_uri(node.object_store)
         self.pool = system.ref_from_uri(node.pool) if node.pool else None
-        self.prefix = uuid.uuid4().hex[:10]
+        self.prefix = worker_id or uuid.uuid4().hex[:10]  # a worker's: its id, named by its pool
         self._ids = itertools.count(1)
         self.exported: set[str] = set()
         self.hosted_actor_id: str | None = None  # set in a worker that hosts an actor

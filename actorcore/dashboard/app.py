@@ -12,6 +12,7 @@ elsewhere); the pages read the JSON API under ``/api/``:
 | | users' supervision groups (`actorcore.supervision_records.gather_groups`) |
 | ``/api/tasks`` | ``{"tasks": [...], "available", "note"}`` from the `StateSource` (``?limit=N``) |
 | ``/api/objects`` | ``{"objects": [...], "available", "note"}`` likewise |
+| ``/logs``, ``/api/logs`` | an actor's or a worker's log (`dashboard.logs`), given the node's actor system |
 
 An etcd that does not answer makes an API call fail with 503 and a JSON error.
 """
@@ -31,6 +32,7 @@ from ..services.status import gather as gather_supervision
 from ..status import gather_status
 from ..supervision_records import gather_groups
 from .auth import COOKIE_NAME, SessionKeeper, auth_middleware
+from .logs import add_log_routes
 from .sources import StateSource, UnavailableStateSource
 
 __all__ = ["ACTOR_FIELDS", "DEFAULT_LIMIT", "make_app"]
@@ -58,10 +60,11 @@ def _asset(name: str) -> str:
 
 def make_app(etcd: Any, token: str, *, cluster: str = schema.DEFAULT_CLUSTER,
              source: StateSource | None = None,
-             url: Callable[[], str | None] = lambda: None) -> web.Application:
+             url: Callable[[], str | None] = lambda: None, system: Any = None) -> web.Application:
     """The dashboard of the cluster whose etcd is `etcd` (a `SealedEtcd`), guarded by the
     cluster `token`; `source` lists tasks and objects (default: `UnavailableStateSource`);
-    `url()` is the URL it is served at, once known."""
+    `url()` is the URL it is served at, once known; with the node's actor `system` it also
+    serves the log view (`dashboard.logs`)."""
     keeper = SessionKeeper(token)
     source = source or UnavailableStateSource()
     assets = {name: _asset(name) for name in (*_PAGES.values(), *_STATIC)}
@@ -154,6 +157,8 @@ def make_app(etcd: Any, token: str, *, cluster: str = schema.DEFAULT_CLUSTER,
     app.router.add_get("/api/supervision", api_supervision)
     app.router.add_get("/api/tasks", listing("tasks"))
     app.router.add_get("/api/objects", listing("objects"))
+    if system is not None:
+        add_log_routes(app, etcd, cluster, system)
     return app
 
 

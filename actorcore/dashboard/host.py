@@ -60,7 +60,8 @@ class DashboardHost(Actor):
         # and never fails (a failing child would count against the node's restart intensity).
         self.etcd = _LazyEtcd(self.etcd_endpoints, self.token, self.etcd_auth)
         self.runner = web.AppRunner(make_app(self.etcd, self.token, cluster=self.cluster, source=self.source,
-                                             url=lambda: self.url), access_log=None)
+                                             url=lambda: self.url, system=self.context.system),
+                                    access_log=None)
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.host, self.port, reuse_address=True)
         try:

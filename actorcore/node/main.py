@@ -42,6 +42,8 @@ from ..protocol import (
 )
 from .etcd_host import EtcdHost
 from .gcs_link import GcsLink
+from .log_files import LogLimits, WorkerLogFiles
+from .log_service import LogService
 from .metrics_export import GetMetricsPort, MetricsExporter, SupervisionCounts
 from .object_store import ObjectStore
 from .scheduler import Scheduler
@@ -149,12 +151,15 @@ async def serve(config: NodeConfig) -> None:
     await root.start_child(actor_spec(system, "scheduler", Scheduler, resources, node_id=node_id,
                                       gcs=gcs if cluster_mode else None, gpu_ids=config.gpu_ids))
     await root.start_child(actor_spec(system, "task_history", TaskHistory))
+    log_folder, node_log = _log_paths(node_id) if cluster_mode else (None, None)
+    await root.start_child(actor_spec(system, "logs", LogService, node_id, log_folder, node_log))
     scheduler = system.lookup("scheduler")
     store = system.lookup("object_store")
     # The pool comes last: its workers need the addresses above.
     await root.start_child(actor_spec(
         system, "worker_pool", WorkerPool, scheduler, worker_argv,
         worker_environment(config.sys_path), config.cwd or os.getcwd(), log_sink, token, tls,
+        WorkerLogFiles(log_folder, LogLimits.from_env()) if log_folder else None,
     ))
     pool = system.lookup("worker_pool")
     metrics = metrics_port = None
@@ -172,7 +177,7 @@ async def serve(config: NodeConfig) -> None:
         object_store=store.to_uri(), pool=pool.to_uri(), resources=resources, pid=os.getpid(),
         host_id=address.HOST_ID, cluster_mode=cluster_mode, kernel=system.address.tcp, transfer=transfer,
         etcd=config.etcd, metrics=metrics and metrics.to_uri(), metrics_export_port=metrics_port,
-        task_history=system.lookup("task_history").to_uri())
+        task_history=system.lookup("task_history").to_uri(), logs=system.lookup("logs").to_uri())
     scheduler.tell(AttachPool(pool, int(config.num_cpus)))
     if cluster_mode:
         info["transfer"] = transfer
@@ -209,6 +214,14 @@ async def _start_dashboard(root, system, config: NodeConfig, token, etcd_auth, s
         if not stop.done():
             stop.set_result(error)
         return None
+
+
+def _log_paths(node_id: str) -> tuple[str, str]:
+    """A cluster node's log folder (its workers' files) and its own log, as `actorcore start` names it."""
+    from ..cluster_files import logs_dir
+
+    logs = logs_dir()
+    return str(logs / node_id), str(logs / f"node-{node_id}.log")
 
 
 def _stop_when_owner_gone(loop: asyncio.AbstractEventLoop, owner_fd: int, stop: asyncio.Future) -> None:

@@ -6,7 +6,9 @@ prints `(pid=...)` lines; in a cluster every driver subscribes with `SubscribeLo
 without any the lines go to the node's own stderr), and tells the Scheduler when a worker process ends. Workers are
 `temporary` children for now: the Scheduler asks for new ones as it needs them. Each worker
 gets the cluster token on a pipe of its own (`actorcore.process_secrets`), never in its
-environment, which every process a task starts would inherit.
+environment, which every process a task starts would inherit. Each worker also gets an id
+(``ACTORCORE_WORKER_ID``, its `get_worker_id()`), and, given a `WorkerLogFiles`, its output
+is also written to its files in the node's log folder (`node.log_files`).
 """
 
 from __future__ import annotations
@@ -14,15 +16,17 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import uuid
 from collections.abc import Callable
 
 from supervisor import ChildSpec, ProcessChild, StartInfo, Supervisor
 
 from .._logging import get_logger
-from ..env import ETCD_PASSWORD_ENV, TOKEN_ENV
+from ..env import ETCD_PASSWORD_ENV, TOKEN_ENV, WORKER_ID_ENV
 from ..kernel import Actor, ActorRef, Terminated
 from ..process_secrets import hand_over
 from ..protocol import KillWorker, ListWorkers, LogLines, StartWorkers, SubscribeLogs, WorkerDied
+from .log_files import WorkerLogFiles
 
 __all__ = ["WorkerPool", "worker_environment"]
 
@@ -34,7 +38,7 @@ class WorkerPool(Actor):
 
     def __init__(self, scheduler: ActorRef, worker_argv: list[str] | Callable[[StartInfo], list[str]],
                  env: dict, cwd: str, log_sink: ActorRef | None, token: str | None = None,
-                 tls: dict | None = None) -> None:
+                 tls: dict | None = None, log_files: WorkerLogFiles | None = None) -> None:
         self.scheduler = scheduler
         self.worker_argv = worker_argv
         self.env = env
@@ -46,6 +50,9 @@ class WorkerPool(Actor):
         self.children: dict[int, object] = {}
         self.pid_of: dict[str, int] = {}  # the supervisor's child id -> pid
         self.readers: set[asyncio.Task] = set()
+        self.log_files = log_files
+        self.worker_ids: dict[int, str] = {}  # pid -> the worker's id
+        self.open_streams: dict[int, int] = {}  # pid -> its streams not yet at their end (with log files)
 
     async def pre_start(self) -> None:
         spec = ChildSpec(id="worker", start=self._start_worker, restart="temporary", shutdown=2.0,
@@ -62,6 +69,8 @@ class WorkerPool(Actor):
                 await asyncio.wait_for(reader, 1.0)
             except (asyncio.TimeoutError, asyncio.CancelledError):
                 pass
+        if self.log_files is not None:
+            self.log_files.close_all()
 
     async def receive(self, message):
         if isinstance(message, StartWorkers):
@@ -83,7 +92,8 @@ class WorkerPool(Actor):
 
     async def _start_worker(self, info: StartInfo) -> ProcessChild:
         argv = self.worker_argv(info) if callable(self.worker_argv) else self.worker_argv
-        secrets = hand_over({"token": self.token, "tls": self.tls}, self.env)
+        worker_id = uuid.uuid4().hex[:10]
+        secrets = hand_over({"token": self.token, "tls": self.tls}, {**self.env, WORKER_ID_ENV: worker_id})
         try:
             child = await ProcessChild.start(
                 [*argv, *info.args], env=secrets.env, cwd=self.cwd, pass_fds=(secrets.child_end,),
@@ -92,6 +102,7 @@ class WorkerPool(Actor):
             secrets.abandon()
             raise
         secrets.started()
+        self.worker_ids[child.pid] = worker_id
         return child
 
     def _on_event(self, event) -> None:
@@ -99,22 +110,37 @@ class WorkerPool(Actor):
             child = event.child
             self.children[child.pid] = child
             self.pid_of[event.child_id] = child.pid
+            files = {}
+            if self.log_files is not None:
+                files = self.log_files.open(self.worker_ids.get(child.pid, "unknown"), child.pid)
+                self.open_streams[child.pid] = len(files)
             for stream_name in ("stdout", "stderr"):
                 stream = getattr(child.process, stream_name)
-                task = asyncio.get_running_loop().create_task(self._forward(child.pid, stream_name, stream))
+                task = asyncio.get_running_loop().create_task(
+                    self._forward(child.pid, stream_name, stream, files.get(stream_name)))
                 self.readers.add(task)
                 task.add_done_callback(self.readers.discard)
         elif event.kind == "child_exited":
             pid = self.pid_of.pop(event.child_id, None)  # exit events carry the child's id only
             if pid is not None and self.children.pop(pid, None) is not None:
                 self.scheduler.tell(WorkerDied(pid, _how(event.exit)))
+            if pid is not None:
+                self.worker_ids.pop(pid, None)
 
-    async def _forward(self, pid: int, stream_name: str, stream: asyncio.StreamReader) -> None:
+    async def _forward(self, pid: int, stream_name: str, stream: asyncio.StreamReader, file=None) -> None:
         target = sys.stdout if stream_name == "stdout" else sys.stderr
         while True:
             line = await stream.readline()
             if not line:
+                if file is not None and self.log_files is not None:
+                    self._stream_ended(pid)
                 return
+            if file is not None:
+                try:
+                    file.write(line)
+                except OSError as error:  # a full disk: the output still reaches the drivers
+                    log.warning("cannot write a worker's log file", path=str(file.path), error=str(error))
+                    file = None
             text = line.decode(errors="replace").rstrip("\n")
             if self.log_sinks:
                 lines = LogLines(pid, stream_name, [text])
@@ -122,6 +148,13 @@ class WorkerPool(Actor):
                     sink.tell(lines)
             else:
                 print(f"(pid={pid}) {text}", file=target, flush=True)
+
+    def _stream_ended(self, pid: int) -> None:
+        """One of a worker's streams ended; once both have, its files are closed (they stay)."""
+        self.open_streams[pid] -= 1
+        if not self.open_streams[pid]:
+            del self.open_streams[pid]
+            self.log_files.close(pid)
 
 
 def _how(exit) -> str:

@@ -17,6 +17,7 @@ from .. import runtime
 from .._logging import configure_from_env
 from ..core import CoreWorker
 from ..credentials import TlsIdentity
+from ..env import WORKER_ID_ENV
 from ..kernel import Actor, ActorSystem, Terminated, run
 from ..node_config import WorkerConfig
 from ..objects.shm import use_cluster_secret
@@ -52,7 +53,9 @@ async def serve(config: WorkerConfig, token: str | None, tls: TlsIdentity | None
     loop = asyncio.get_running_loop()
     stop: asyncio.Future = loop.create_future()
     loop.add_signal_handler(signal.SIGTERM, lambda: stop.done() or stop.set_result("SIGTERM"))
-    core = CoreWorker(system, config.node, job_id="01", namespace="", is_driver=False)
+    # The id its pool gave it (its log files are named after it); not passed on to what tasks start.
+    worker_id = os.environ.pop(WORKER_ID_ENV, None)
+    core = CoreWorker(system, config.node, job_id="01", namespace="", is_driver=False, worker_id=worker_id)
     runtime.set_current(core)
     executor = system.spawn(Executor, core, name="executor")
     system.spawn(NodeWatch, stop, core.scheduler)

@@ -109,8 +109,11 @@ function drawActors(body) {
   document.getElementById("actor-counts").textContent =
     body.actors.length + " actors" + (body.actors.length ? " (" + Object.entries(counts).map(([s, n]) => n + " " + s).join(", ") + ")" : "");
   fill("actor-rows", body.actors.map((actor) => {
+    const logs = el("a", actor.actor_id, "mono");
+    logs.href = "/logs?actor_id=" + encodeURIComponent(actor.actor_id);
+    logs.title = "the actor's log";
     const tr = row([
-      { text: actor.actor_id, className: "mono" }, actor.class_name, actor.name, actor.namespace, state(actor.state),
+      logs, actor.class_name, actor.name, actor.namespace, state(actor.state),
       { text: actor.node_id, className: "mono" }, actor.pid, actor.restarts ?? 0,
       { text: actor.death_cause ?? "", className: "cause" },
     ]);
