@@ -16,6 +16,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import sys
 import threading
 import uuid
 from typing import Any
@@ -25,6 +26,7 @@ from ._logging import get_logger
 from .connection import ClusterConnection, LocalCluster
 from .core import CoreWorker
 from .core.streams import ObjectRefGenerator
+from .dashboard import dashboard_address
 from .env import ADDRESS_ENV
 from .node_resources import MIN_OBJECT_STORE_MEMORY, accelerator_type_resources, resolve_gpu_ids
 from .object_ref import ObjectRef
@@ -44,7 +46,7 @@ _init_lock = threading.RLock()
 
 #: Ray's init() keywords that have no meaning here and are accepted as no-ops.
 _IGNORED_INIT_KWARGS = {
-    "include_dashboard", "dashboard_host", "dashboard_port", "configure_logging",
+    "configure_logging",
     "_node_ip_address", "runtime_env", "_temp_dir", "local_mode",
     "_system_config", "logging_format", "_enable_object_reconstruction",
 }
@@ -91,6 +93,9 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
     store_memory = kwargs.pop("object_store_memory", None)
     spill_dir = kwargs.pop("object_spilling_directory", None)
     metrics_port = kwargs.pop("_metrics_export_port", None)
+    include_dashboard = kwargs.pop("include_dashboard", None)
+    dashboard_host = kwargs.pop("dashboard_host", None)
+    dashboard_port = kwargs.pop("dashboard_port", None)
     unknown = set(kwargs) - _IGNORED_INIT_KWARGS
     if unknown:
         raise TypeError(f"init() got unexpected keyword argument(s): {', '.join(sorted(unknown))}")
@@ -135,6 +140,7 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
         if spill_dir is not None and not isinstance(spill_dir, (str, os.PathLike)):
             raise TypeError(f"init(object_spilling_directory=...) takes a folder's path, got {spill_dir!r}")
         _check_port("_metrics_export_port", metrics_port)
+        dashboard = _local_dashboard(include_dashboard, dashboard_host, dashboard_port)
         gpu_ids = resolve_gpu_ids(num_gpus)  # detected unless given
         logging.getLogger("actorcore").setLevel(logging_level)
         cluster = LocalCluster()
@@ -144,14 +150,18 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
                           {**accelerator_type_resources(len(gpu_ids)), **(resources or {})}, log_to_driver,
                           gpu_ids=gpu_ids, memory=memory, object_store_memory=store_memory,
                           object_spilling_directory=None if spill_dir is None else os.fspath(spill_dir),
-                          metrics_export_port=metrics_port)
+                          metrics_export_port=metrics_port, dashboard=dashboard)
             core = cluster.system.run(_make_core(cluster, namespace or uuid.uuid4().hex))
         except BaseException:
             cluster.stop()
             raise
         _local = cluster
         runtime.set_current(core)
-        return RuntimeContext(core)
+        url = cluster.endpoints.dashboard_url
+        if url is not None:  # asked for: the one place a local session's token is shown
+            print(f"actorcore: the dashboard is at {url} (log in: {url}/login?token={cluster.token})",
+                  file=sys.stderr, flush=True)
+        return RuntimeContext(core, dashboard_url=url)
 
 
 def _check_quantity(what: str, value: Any) -> None:
@@ -161,6 +171,22 @@ def _check_quantity(what: str, value: Any) -> None:
         raise TypeError(f"init({what}=...) takes a number >= 0, got {value!r}")
     if not value >= 0:
         raise ValueError(f"init({what}=...) takes a number >= 0, got {value!r}")
+
+
+def _local_dashboard(include: Any, host: Any, port: Any) -> str | None:
+    """Where a local session's node serves the dashboard ("HOST:PORT"), or None: only when
+    `include_dashboard=True` (Ray starts one by default; here it would slow every init())."""
+    if include not in (None, True, False):
+        raise TypeError(f"init(include_dashboard=...) takes True, False or None, got {include!r}")
+    if host is not None and not isinstance(host, str):
+        raise TypeError(f"init(dashboard_host=...) takes an IP address, got {host!r}")
+    _check_port("dashboard_port", port)
+    if not include:
+        return None
+    address, taken = dashboard_address(host, port)
+    if taken:
+        raise ValueError(f"init(): cannot serve the dashboard on {address}: {taken}; pass another dashboard_port")
+    return address
 
 
 def _check_port(what: str, value: Any) -> None:

@@ -148,12 +148,14 @@ class LocalCluster:
         self.object_replicas = 1
         self.log_sink: ActorRef | None = None  # the node prints to the driver's sink itself
         self.spill_base: str | None = None
+        self.token: str | None = None  # this session's cluster token (the local dashboard's login)
 
     def start(self, num_cpus: float, num_gpus: float, resources: dict, log_to_driver: bool, *,
               gpu_ids: list[str] | None = None, memory: float | None = None,
               object_store_memory: int | None = None, object_spilling_directory: str | None = None,
-              metrics_export_port: int | None = None) -> None:
-        """Start etcd, the node and the driver's actor system; raise RayError if the node fails."""
+              metrics_export_port: int | None = None, dashboard: str | None = None) -> None:
+        """Start etcd, the node and the driver's actor system; raise RayError if the node fails.
+        `dashboard`: "HOST:PORT" where the node serves the web dashboard (None: none)."""
         from .gcs import EtcdServer
         from .gcs.etcd_server import _free_port
 
@@ -171,9 +173,10 @@ class LocalCluster:
             resources=resources, driver=sink.to_uri(), log_sink=sink.to_uri() if log_to_driver else None,
             cwd=os.getcwd(), sys_path=[p or os.getcwd() for p in sys.path], gpu_ids=gpu_ids, memory=memory,
             object_store_memory=object_store_memory, object_spilling_directory=object_spilling_directory,
-            metrics_export_port=metrics_export_port,
+            metrics_export_port=metrics_export_port, dashboard=dashboard,
         )
         self.spill_base = object_spilling_directory
+        self.token = token
         self.node = launch(config, token=token)
         self.etcd = EtcdServer(client_port=etcd_port).start()
         try:

@@ -100,6 +100,7 @@ class NodeEndpoints:
     metrics_export_port: int | None = None  # where it serves /metrics
     task_history: str = ""  # its TaskHistory, which keeps its processes' task events
     logs: str = ""  # its LogService, which lists and reads its log files
+    dashboard_url: str | None = None  # the web dashboard it serves, if any
 
     def uris(self) -> dict[str, str]:
         """The actors' URIs by role, as a node's record in etcd keeps them (``uris``)."""

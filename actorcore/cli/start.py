@@ -32,7 +32,7 @@ from pathlib import Path
 
 from .. import cluster_files as files
 from ..credentials import Credentials, CredentialsError, make_credentials
-from ..dashboard import DEFAULT_DASHBOARD_HOST, DEFAULT_DASHBOARD_PORT
+from ..dashboard import DASHBOARD_PORT_RETRIES, DEFAULT_DASHBOARD_HOST, DEFAULT_DASHBOARD_PORT, dashboard_address
 from ..env import DEFAULT_LEASE_TTL, MIN_LEASE_TTL
 from ..node_config import EtcdToStart, NodeConfig
 from ..node_launcher import NodeProcess, NodeStartError, launch
@@ -45,7 +45,6 @@ __all__ = ["READY_TIMEOUT", "add_start"]
 
 READY_TIMEOUT = 60.0  # seconds a starting node may take until it reports ready
 START_STOP_TIMEOUT = 2.0  # seconds a node that failed or was interrupted while starting gets after SIGTERM
-DASHBOARD_PORT_RETRIES = 50  # ports after the default one tried when --dashboard-port is not given
 ETCD_TIMEOUT = 10.0  # seconds a started node's etcd may take to answer
 _LOG_TAIL_LINES = 40
 
@@ -304,19 +303,10 @@ def _start_node(args: argparse.Namespace, interrupt: Interruptible) -> int:
 
 def _dashboard_address(args: argparse.Namespace) -> tuple[str | None, str | None]:
     """The head's dashboard as "HOST:PORT" (None: --no-include-dashboard), and why that port is
-    taken (None if it is free). Without --dashboard-port, the first free port of the
-    `DASHBOARD_PORT_RETRIES` after the default, as Ray does; a given port must be free."""
+    taken (None if it is free): `dashboard.dashboard_address`."""
     if args.include_dashboard is False:
         return None, None
-    host = args.dashboard_host or DEFAULT_DASHBOARD_HOST
-    if args.dashboard_port is not None:
-        return _hostport(host, args.dashboard_port), _port_taken(host, args.dashboard_port)
-    taken = None
-    for port in range(DEFAULT_DASHBOARD_PORT, DEFAULT_DASHBOARD_PORT + DASHBOARD_PORT_RETRIES + 1):
-        taken = _port_taken(host, port)
-        if not taken:
-            return _hostport(host, port), None
-    return _hostport(host, DEFAULT_DASHBOARD_PORT), f"{taken}, as are the {DASHBOARD_PORT_RETRIES} ports after it"
+    return dashboard_address(args.dashboard_host, args.dashboard_port)
 
 
 def _port_taken(host: str, port: int) -> str | None:

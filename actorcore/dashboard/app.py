@@ -1,6 +1,7 @@
 """The dashboard's aiohttp application (docs/architecture.md, "The web dashboard").
 
-Read-only: every route is a GET but the login and logout POSTs. Pages are the static files of
+Read-only: every route is a GET but the login and logout POSTs (``GET /login?token=...`` also
+logs in: the link a local session prints). Pages are the static files of
 this package (``static/``: plain HTML, CSS and JavaScript, no build step, nothing fetched from
 elsewhere); the pages read the JSON API under ``/api/``:
 
@@ -74,6 +75,14 @@ def make_app(etcd: Any, token: str, *, cluster: str = schema.DEFAULT_CLUSTER,
                             content_type=_CONTENT_TYPES[name.rsplit(".", 1)[-1]])
 
     async def page(request: web.Request) -> web.Response:
+        given = request.query.get("token") if request.path == "/login" else None
+        if given is not None:  # the link a local session prints: log in at once, drop the token from the URL
+            if not keeper.token_matches(given):
+                failed = assets["login.html"].replace('id="login-error" hidden', 'id="login-error"')
+                return asset("login.html", status=401, text=failed)
+            response = web.HTTPSeeOther("/")
+            keeper.set_cookie(request, response)
+            raise response
         return asset(_PAGES[request.path])
 
     async def static(request: web.Request) -> web.Response:

@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 import uuid
+from dataclasses import replace
 
 from supervisor import Supervisor
 
@@ -187,6 +188,7 @@ async def serve(config: NodeConfig) -> None:
     info["uris"] = endpoints.uris()
     if config.dashboard is not None:
         info["dashboard_url"] = await _start_dashboard(root, system, config, token, etcd_auth, stop)
+        endpoints = replace(endpoints, dashboard_url=info["dashboard_url"])
     gcs.tell(StartRegistration())
     if stop.done():
         await system.shutdown(timeout=2)
