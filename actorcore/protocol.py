@@ -23,6 +23,7 @@ __all__ = [
     "CancelTask",
     "ClusterView",
     "CommitBundles",
+    "DescribeProcess",
     "EtcdExited",
     "EtcdLeaseLost",
     "ExecuteTask",
@@ -53,9 +54,11 @@ __all__ = [
     "LeaseGranted",
     "LeaseUnblocked",
     "ListBundleGroups",
+    "ListCoreActors",
     "ListNamedActors",
     "ListNodes",
     "ListTaskRecords",
+    "ListWorkerProcesses",
     "ListWorkers",
     "LocateObject",
     "LogLines",
@@ -67,6 +70,7 @@ __all__ = [
     "NotStarted",
     "Payload",
     "PrepareBundles",
+    "ReadRecords",
     "RegisterActor",
     "ReleaseBundles",
     "RequestLease",
@@ -719,3 +723,35 @@ class ListTaskRecords:
 
     filters: tuple = ()
     limit: int = 100
+
+
+# -- the state API (docs/architecture.md, "Task events and the state API") -----------------
+
+@dataclass(frozen=True, slots=True)
+class ListCoreActors:
+    """Ask a GcsLink for the core actors of the processes of its node that follow the cluster's
+    view (its drivers and workers, in a cluster): answered with their kernel URIs."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListWorkerProcesses:
+    """Ask a Scheduler for its node's ready worker processes: answered with
+    ``[(pid, executor URI, leased, leased for an actor)]``."""
+
+
+@dataclass(frozen=True, slots=True)
+class DescribeProcess:
+    """Ask a process's core actor what it is (``worker_id``, ``pid``, ``node_id``, ``job_id``,
+    ``is_driver``, ``actor_id``) and, with `objects`, the objects it owns (``objects``: one
+    dict per object, Ray's ObjectState fields) and its placement groups (``placement_groups``:
+    group id -> `placement_group_table` record)."""
+
+    objects: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ReadRecords:
+    """Ask a GcsLink for the records under ``<kind>/`` in etcd (``nodes``, ``dead``,
+    ``resources``, ``actors``, ``groups``): answered with ``[(key, value bytes)]``."""
+
+    kind: str

@@ -50,12 +50,14 @@ from ..protocol import (
     GetClusterResources,
     GetFunction,
     GetGcsStats,
+    ListCoreActors,
     ListNamedActors,
     ListNodes,
     LookupActor,
     LookupGroup,
     NameGroup,
     NodeLoad,
+    ReadRecords,
     RegisterActor,
     StartRegistration,
     StoreUsage,
@@ -69,6 +71,8 @@ log = get_logger(__name__)
 FUNCTION_WAIT = 30.0  # how long a request for a function not (yet) exported waits for it
 LOAD_INTERVAL = 0.1  # at most this often a node writes its available resources to etcd
 ETCD_LATENCY_INTERVAL = 5.0  # how often a node that exports metrics times an etcd round trip
+#: the etcd records the state API may read through a node (`ReadRecords`)
+_READABLE_KINDS = ("nodes", "dead", "resources", "actors", "groups")
 PEER_PROBE_TIMEOUT = 1.0  # how long a connection attempt confirming a node's death may take
 # when the connection attempts are made: a process that is being torn down may close the
 # connection before its listening socket
@@ -566,6 +570,8 @@ class GcsLink(Actor):
         if isinstance(message, StartRegistration):
             self._start_registration()
             return None
+        if isinstance(message, ListCoreActors):
+            return [ref.to_uri() for ref in self.subscribers if ref.actor_id == "core"]
         if isinstance(message, EtcdLeaseLost):
             self._lease_lost_at = time.monotonic()
             self._spawn(self._on_lease_lost())
@@ -627,6 +633,10 @@ class GcsLink(Actor):
                 self._timing_etcd = True
                 self._spawn(self._time_etcd_forever())
             return {"etcd_roundtrip_seconds": self.etcd_latency, "actor_restarts": self.actor_restarts}
+        if isinstance(message, ReadRecords):
+            if message.kind not in _READABLE_KINDS:
+                return None
+            return await self.etcd.get_prefix(self._key(message.kind, ""))
         if isinstance(message, GetClusterResources):
             totals: dict[str, float] = {}
             for node_id, record in self.nodes.items():
