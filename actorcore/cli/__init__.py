@@ -8,6 +8,7 @@
 | ``microbenchmark`` | `microbenchmark` |
 | ``run SCRIPT [ARGS...]``, ``run -m MODULE [ARGS...]`` | `run` |
 | ``supervise SPEC.toml``, ``supervise status``, ``supervise reload`` | `supervise` |
+| ``list``, ``get``, ``summary``, ``memory`` | `state` |
 
 Flag names follow Ray's. Bad arguments exit with code 2 and name the flag; failures at run
 time exit with code 1 (`common.fail`). `main` is the console script's entry point.
@@ -22,6 +23,7 @@ from .._version import __version__
 from .microbenchmark import add_microbenchmark
 from .run import add_run
 from .start import add_start
+from .state import add_state_commands
 from .status import add_status
 from .stop import add_stop
 from .supervise import add_supervise
@@ -43,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_microbenchmark(subparsers)
     add_supervise(subparsers)
     add_run(subparsers)
+    add_state_commands(subparsers)
     return parser
 
 

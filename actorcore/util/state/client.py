@@ -100,6 +100,15 @@ class StateClient:
         """Every actor etcd records, as ActorState dicts."""
         return [_actor_row(record) for record in _decoded(await self.records.read("actors", timeout))]
 
+    async def store_usage(self, timeout: float) -> dict[str, dict]:
+        """Node id -> what its object store holds, as the node last published it (etcd
+        ``resources/``: objects, object_bytes, object_store_capacity, spilled_objects, spilled_bytes)."""
+        usage = {}
+        for key, value in await self.records.read("resources", timeout):
+            (record,) = _decoded([(key, value)]) or ({},)
+            usage[key.rsplit("/", 1)[-1]] = record
+        return usage
+
     # -- fan-out to the nodes ---------------------------------------------------------------------
 
     async def tasks(self, timeout: float) -> tuple[list[dict], list[str]]:
@@ -173,7 +182,8 @@ class StateClient:
         """Every object the processes own, as ObjectState dicts, by owner."""
         processes, missing = await self.processes(timeout, objects=True)
         rows = [{**obj, "type": process["worker_type"], "pid": process["pid"], "ip": process["ip"],
-                 "owner_worker_id": process["worker_id"], "call_site": "disabled", "attempt_number": 0}
+                 "owner_worker_id": process["worker_id"], "owner_node_id": process["node_id"],
+                 "call_site": "disabled", "attempt_number": 0}
                 for process in processes for obj in process.get("objects", ())]
         return rows, missing
 

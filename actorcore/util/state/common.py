@@ -157,6 +157,7 @@ class ObjectState(StateRecord):
     ip: str | None = None
     node_id: str | None = field(default=None, metadata=_DETAIL)
     owner_worker_id: str | None = field(default=None, metadata=_DETAIL)
+    owner_node_id: str | None = field(default=None, metadata=_DETAIL)
     in_shared_memory: bool | None = field(default=None, metadata=_DETAIL)
     local_refs: int | None = field(default=None, metadata=_DETAIL)
     pinned_by_tasks: int | None = field(default=None, metadata=_DETAIL)
