@@ -248,8 +248,10 @@ def _memory_report(objects: list[dict], usage: dict, nodes: list[dict], group_by
         group["summary"][kind] = group["summary"].get(kind, 0) + 1
     alive = [node for node in nodes if node["state"] == "ALIVE"]
     stores = {node["node_id"]: {name: (usage.get(node["node_id"]) or {}).get(name, 0)
-                                for name in ("objects", "object_bytes", "object_store_capacity", "spilled_objects",
-                                             "spilled_bytes")} for node in alive}
+                                for name in ("objects", "object_bytes", "spilled_objects", "spilled_bytes")}
+              for node in alive}
+    for node in alive:  # a node publishes its store's use once it holds something; its capacity is in its record
+        stores[node["node_id"]]["object_store_capacity"] = int(node["resources_total"].get("object_store_memory", 0))
     totals = {name: sum(store[name] for store in stores.values())
               for name in ("objects", "object_bytes", "object_store_capacity", "spilled_objects", "spilled_bytes")}
     return {"groups": list(groups.values()), "stores": stores, "totals": totals,

@@ -1,15 +1,16 @@
 """The state API's functions, with Ray's names and signatures (`ray.util.state`).
 
-Each runs one `StateClient` query: in a driver (after `init()`, `address` left None) on the
-driver's own actor system, reading etcd records through its node; otherwise (the CLI, a
-script that did not call `init()`, or `address="HOST:PORT"` of another cluster) in a
-`ClusterSession` of its own. ``list_*`` filter the records (``filters=[(field, "=" | "!=",
-value)]``, strings compared without case), sort them and return at most `limit`; ``get_*``
-return the one record of an id (None if there is none); ``summarize_*`` count them as Ray's
-``{"cluster": {...}}``. A node or process that does not answer within `timeout` seconds makes
-the call raise `RayStateApiException`, unless ``raise_on_missing_output=False`` (then the
-answer holds what did answer). `detail` is accepted as Ray's; records always carry every
-field known (the CLI shows the detail columns only with ``--detail``).
+Each runs one `StateClient` query: in a driver (after `init()`) on the driver's own actor
+system, reading etcd records through its node (`address` may only name its own cluster: one
+actor system per process); otherwise (the CLI, a script that did not call `init()`) in a
+`ClusterSession` of its own, with the cluster at `address` (default: this machine's).
+``list_*`` filter the records (``filters=[(field, "=" | "!=", value)]``, strings compared
+without case), sort them and return at most `limit`; ``get_*`` return the one record of an id
+(None if there is none); ``summarize_*`` count them as Ray's ``{"cluster": {...}}``. A node or
+process that does not answer within `timeout` seconds makes the call raise
+`RayStateApiException`, unless ``raise_on_missing_output=False`` (then the answer holds what
+did answer). `detail` is accepted as Ray's; records always carry every field known (the CLI
+shows the detail columns only with ``--detail``).
 """
 
 from __future__ import annotations
@@ -71,7 +72,10 @@ def query(work: Callable[[StateClient], Awaitable[Any]], address: str | None, ti
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
         raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
     core = runtime.current()
-    if address is None and core is not None:
+    if core is not None:
+        if address not in (None, "auto", core.node.etcd):
+            raise ValueError(f"this driver is connected to the cluster at {core.node.etcd}: it cannot ask the "
+                             f"one at {address} (one actor system per process); call shutdown() first")
         client = StateClient(core.system, NodeRecords(core.gcs), me=core.actor)
         return core.system.run(work(client), timeout=timeout * 2 + 5)
 
