@@ -53,13 +53,14 @@ class ClusterStateSource:
     note = None
 
     def __init__(self, system: Any, gcs: Any) -> None:
-        from ..util.state.client import NodeRecords, StateClient
+        from ..util.state.client import TASK_FIELDS, NodeRecords, StateClient
 
         self.client = StateClient(system, NodeRecords(gcs))
+        self.task_fields = TASK_FIELDS
 
     async def tasks(self, limit: int) -> list[dict]:
-        rows, _missing = await self.client.tasks(QUERY_TIMEOUT)
-        return rows[:limit]
+        rows, _missing = await self.client.tasks(QUERY_TIMEOUT, limit=limit)
+        return [{name: row.get(name) for name in self.task_fields} for row in rows[:limit]]
 
     async def objects(self, limit: int) -> list[dict]:
         rows, _missing = await self.client.objects(QUERY_TIMEOUT)

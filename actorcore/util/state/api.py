@@ -89,28 +89,29 @@ def query(work: Callable[[StateClient], Awaitable[Any]], address: str | None, ti
 # -- what each kind is read from --------------------------------------------------------------
 
 
-async def _nodes(client: StateClient, timeout: float) -> Rows:
+async def _nodes(client: StateClient, timeout: float, _filters: tuple, _limit: int) -> Rows:
     return await client.nodes(timeout), []
 
 
-async def _actors(client: StateClient, timeout: float) -> Rows:
+async def _actors(client: StateClient, timeout: float, _filters: tuple, _limit: int) -> Rows:
     rows = await client.actors(timeout)
     rows.sort(key=lambda r: (r["state"] == "DEAD", str(r["class_name"]), str(r["actor_id"])))
     return rows, []
 
 
-async def _workers(client: StateClient, timeout: float) -> Rows:
+async def _workers(client: StateClient, timeout: float, _filters: tuple, _limit: int) -> Rows:
     rows, missing = await client.processes(timeout, objects=False)
     return [{**row, "is_alive": True, "exit_type": None} for row in rows], missing
 
 
-_SOURCES: dict[type, Callable[[StateClient, float], Awaitable[Rows]]] = {
+#: what each kind is read from: (client, timeout, filters, limit) -> rows, what did not answer
+_SOURCES: dict[type, Callable[[StateClient, float, tuple, int], Awaitable[Rows]]] = {
     NodeState: _nodes,
     ActorState: _actors,
-    TaskState: lambda client, timeout: client.tasks(timeout),
+    TaskState: lambda client, timeout, filters, limit: client.tasks(timeout, filters, limit),
     WorkerState: _workers,
-    ObjectState: lambda client, timeout: client.objects(timeout),
-    PlacementGroupState: lambda client, timeout: client.placement_groups(timeout),
+    ObjectState: lambda client, timeout, _filters, _limit: client.objects(timeout),
+    PlacementGroupState: lambda client, timeout, _filters, _limit: client.placement_groups(timeout),
 }
 
 
@@ -119,8 +120,10 @@ def _list(record_type: type, address: str | None, filters: list | None, limit: i
     checked = check_filters(record_type, filters)
     check_limit(limit)
 
+    pushed = tuple((name, "=" if equal else "!=", value) for name, equal, value in checked)
+
     async def work(client: StateClient) -> Rows:
-        return await _SOURCES[record_type](client, timeout)
+        return await _SOURCES[record_type](client, timeout, pushed, limit)
 
     rows, missing = query(work, address, timeout)
     raise_if_missing(missing, raise_on_missing_output)

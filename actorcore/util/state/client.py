@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import defaultdict
+from dataclasses import fields
 from typing import Any, Protocol
 
 from ...gcs import schema
@@ -27,9 +28,12 @@ from ...kernel import ActorRef, ActorSystem, PeerLostError
 from ...kernel.ref import parse_uri
 from ...protocol import DescribeProcess, ListCoreActors, ListTaskRecords, ListWorkerProcesses, ReadRecords
 from ...task_records import merge_records
-from .common import RayStateApiException
+from .common import RayStateApiException, TaskState
 
-__all__ = ["EtcdRecords", "NodeRecords", "RecordReader", "StateClient"]
+__all__ = ["TASK_FIELDS", "EtcdRecords", "NodeRecords", "RecordReader", "StateClient"]
+
+#: the fields of a task record (Ray's TaskState), as the dashboard shows them
+TASK_FIELDS = tuple(f.name for f in fields(TaskState))
 
 #: What one node sends at most for one task query (its newest records).
 NODE_TASK_LIMIT = 100_000
@@ -111,13 +115,23 @@ class StateClient:
 
     # -- fan-out to the nodes ---------------------------------------------------------------------
 
-    async def tasks(self, timeout: float) -> tuple[list[dict], list[str]]:
-        """Every task attempt the live nodes remember, merged, newest first; and the nodes that
-        did not answer."""
+    async def tasks(self, timeout: float, filters: tuple = (),
+                    limit: int | None = None) -> tuple[list[dict], list[str]]:
+        """The task attempts the live nodes remember, merged, newest first; and the nodes that
+        did not answer. With a `limit`, each node sends its newest `limit` records only, and
+        with `filters` (``(field, "=" | "!=", value)``) only those matching, when that is exact
+        (see below); the caller filters and cuts the merged records again.
+
+        An attempt's records are merged from its owner's node and its worker's node. Filters
+        are applied by the nodes only when one node is alive (each attempt's record there is
+        whole); else each node sends all it holds, as a field may be on the part of another node.
+        Without filters, a node's newest `limit` records are taken as the newest attempts (the
+        two parts of an attempt reach their nodes at about the same time)."""
         nodes = [n for n in await self.nodes(timeout) if n["state"] == "ALIVE" and n["uris"].get("task_history")]
+        exact = not filters or len(nodes) == 1
+        query = ListTaskRecords(tuple(filters) if exact else (), limit if exact and limit else NODE_TASK_LIMIT)
         refs = [self.system.ref_from_uri(n["uris"]["task_history"]) for n in nodes]
-        answers = await asyncio.gather(*(ref.ask(ListTaskRecords((), NODE_TASK_LIMIT), timeout=timeout)
-                                         for ref in refs), return_exceptions=True)
+        answers = await asyncio.gather(*(ref.ask(query, timeout=timeout) for ref in refs), return_exceptions=True)
         parts: dict[tuple[str, int], list[dict]] = defaultdict(list)
         missing = []
         for node, answer in zip(nodes, answers, strict=True):
