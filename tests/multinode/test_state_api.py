@@ -130,6 +130,7 @@ def test_tasks_finished_and_failed(world):
     assert all(t.type == "NORMAL_TASK" and t.worker_pid for t in done)
     assert failed.error_type == "TASK_EXECUTION_EXCEPTION" and "bad input for the state test" in failed.error_message
     assert state.get_task(failed.task_id).state == "FAILED"
+    assert state.get_task(world.returned).func_or_class_name == "square"  # the task of an ObjectRef
     assert state.get_task("nope") is None
     assert len(state.list_tasks(filters=[("func_or_class_name", "=", "square")], limit=2)) == 2
     summary = state.summarize_tasks()["cluster"]
@@ -296,3 +297,17 @@ def test_dashboard_lists_tasks_and_objects(world):
     assert [t["name"] for t in failed] == ["fails"] and "bad input" in failed[0]["error_message"]
     objects = api("/api/objects?limit=1")["objects"]
     assert [o["object_id"] for o in objects] == [world.big.hex()]  # the largest first
+
+
+def test_a_process_that_does_not_answer_makes_the_answer_incomplete(world):
+    os.kill(world.keeper_pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(state.RayStateApiException, match=f"process {world.keeper_pid} .* did not answer"):
+            state.list_workers(timeout=2)
+        assert world.keeper_pid not in {w.pid for w in state.list_workers(timeout=2, raise_on_missing_output=False)}
+        result = world.cluster.cli("list", "objects", "--timeout", "2", check=False)
+        assert result.returncode == 1 and "the answer is incomplete" in result.stderr
+    finally:
+        os.kill(world.keeper_pid, signal.SIGCONT)
+    assert world.keeper_pid in {w.pid for w in state.list_workers()}
+

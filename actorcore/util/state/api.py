@@ -218,8 +218,8 @@ def get_actor(id: str, address: str | None = None, timeout: int = DEFAULT_RPC_TI
 
 def get_task(id: Any, address: str | None = None, timeout: int = DEFAULT_RPC_TIMEOUT) -> TaskState | None:
     """The latest attempt of task `id` (or of the task that returns the ObjectRef `id`), or None."""
-    if not isinstance(id, str) and hasattr(id, "task_id"):
-        id = id.task_id().hex()
+    if not isinstance(id, str) and hasattr(id, "hex"):
+        id = id.hex().rpartition(".")[0]  # a task's return is "<task id>.<index>"
     attempts = _get(TaskState, "task_id", id, address, timeout)
     return max(attempts, key=lambda t: t.attempt_number, default=None)
 
