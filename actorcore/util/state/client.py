@@ -140,7 +140,7 @@ class StateClient:
                 continue
             for record in answer[0]:
                 parts[(record["task_id"], record["attempt_number"])].append(record)
-        merged = [merge_records(records) if len(records) > 1 else records[0] for records in parts.values()]
+        merged = [merge_records(records) for records in parts.values()]
         merged.sort(key=lambda r: r.get("creation_time_ms") or r.get("start_time_ms") or 0, reverse=True)
         return merged, missing
 
