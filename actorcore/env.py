@@ -18,6 +18,7 @@ inherited pipe (`actorcore.process_secrets`).
 | ``ACTORCORE_SUPERVISE_READY_FD`` | where a detached ``supervise`` daemon says it is up | the CLI, `services.leadership` |
 | ``ACTORCORE_HOST_ID`` | the host identity of a cluster node's processes | the node, `kernel.address` |
 | ``ACTORCORE_MAX_FRAME_BYTES`` | the largest frame an actor system reads from an authenticated peer | `kernel.remote.connections` |
+| ``ACTORCORE_TASK_EVENTS`` | ``0`` turns off the task events of the processes that inherit it (the state API then knows no tasks) | `core.core_worker` |
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ __all__ = [
     "MIN_LEASE_TTL",
     "SECRETS_FD_ENV",
     "SUPERVISE_READY_FD_ENV",
+    "TASK_EVENTS_ENV",
     "TOKEN_ENV",
 ]
 
@@ -48,6 +50,7 @@ LOG_LEVEL_ENV = "ACTORCORE_LOG_LEVEL"
 ETCD_BIN_ENV = "ACTORCORE_ETCD_BIN"
 SUPERVISE_READY_FD_ENV = "ACTORCORE_SUPERVISE_READY_FD"
 MAX_FRAME_ENV = "ACTORCORE_MAX_FRAME_BYTES"
+TASK_EVENTS_ENV = "ACTORCORE_TASK_EVENTS"
 
 #: Seconds without a keepalive before etcd drops a node's registration and the node counts as
 #: dead (a head's ``--lease-ttl`` sets the cluster's; a local cluster uses this).

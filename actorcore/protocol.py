@@ -23,6 +23,7 @@ __all__ = [
     "CancelTask",
     "ClusterView",
     "CommitBundles",
+    "CountTaskStates",
     "DescribeProcess",
     "EtcdExited",
     "EtcdLeaseLost",
@@ -716,10 +717,18 @@ class TaskEventBatch:
 
 
 @dataclass(frozen=True, slots=True)
+class CountTaskStates:
+    """Ask a TaskHistory for its node's tasks by state (``{"RUNNING": 2, ...}``): the attempts that
+    ran on the node by their state, and those its processes submitted that no worker has
+    started yet (or that failed before one did)."""
+
+
+@dataclass(frozen=True, slots=True)
 class ListTaskRecords:
     """Ask a TaskHistory for up to `limit` of its task records matching `filters` (each
     ``(field, "=" | "!=", value)``, string values compared without case), the newest first;
-    answered with ``(records, total matching, events dropped so far)``."""
+    answered with ``(records, total matching, events dropped so far)``. A record is partial (its
+    owner's side or its worker's) and has no ``events``: `task_records.merge_records` makes them."""
 
     filters: tuple = ()
     limit: int = 100

@@ -11,19 +11,24 @@ events arrive in. Field names and states are Ray's (`ray.util.state.common.TaskS
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 __all__ = [
     "FAILED",
     "FINISHED",
+    "OWNER_SAW_END",
     "PENDING_ARGS_AVAIL",
     "PENDING_NODE_ASSIGNMENT",
     "RUNNING",
     "STATE_RANK",
     "SUBMITTED_TO_WORKER",
+    "TIME_OF_STATE",
+    "WORKER_FIELDS",
     "TaskEvent",
     "apply_event",
+    "error_type_of",
+    "events_of",
+    "failure_fields",
     "merge_records",
     "new_record",
 ]
@@ -40,53 +45,110 @@ STATE_RANK = {PENDING_ARGS_AVAIL: 0, PENDING_NODE_ASSIGNMENT: 1, SUBMITTED_TO_WO
               FINISHED: 4, FAILED: 4}
 
 #: Which time field a state sets (milliseconds since the epoch, as Ray's).
-_TIME_OF_STATE = {PENDING_ARGS_AVAIL: "creation_time_ms", PENDING_NODE_ASSIGNMENT: "creation_time_ms",
+TIME_OF_STATE = {PENDING_ARGS_AVAIL: "creation_time_ms", PENDING_NODE_ASSIGNMENT: "creation_time_ms",
                   RUNNING: "start_time_ms", FINISHED: "end_time_ms", FAILED: "end_time_ms"}
 
-#: One event: (time in seconds since the epoch, task id, attempt, state, other fields or None).
-TaskEvent = tuple[float, str, int, str, "dict[str, Any] | None"]
+#: One event: (time in seconds since the epoch, task id, attempt, state, other fields or None,
+#: start time or None). An event with a start time comes from the worker that ran the task: its
+#: batch's source names that worker (`WORKER_FIELDS`), so the event itself stays a few atoms.
+#: The fields of a submission are the tuple ``(name, type, actor id or None)`` (`submitted`),
+#: others a dict.
+TaskEvent = tuple[float, str, int, str, "dict[str, Any] | None", "float | None"]
+
+#: The field by which an owner closes its side of a task that ran on another node (not a field
+#: of Ray's TaskState: the state API drops it).
+OWNER_SAW_END = "owner_saw_end"
+
+#: What the source of a batch says about the worker that ran the tasks of its started events.
+WORKER_FIELDS = ("node_id", "worker_id", "worker_pid")
+
+
+def error_type_of(error: BaseException) -> str:
+    """Ray's ``error_type`` of a task that failed with `error`."""
+    from . import exceptions as exc
+
+    if isinstance(error, exc.TaskError):
+        return "TASK_EXECUTION_EXCEPTION"
+    for kind, name in ((exc.TaskCancelledError, "TASK_CANCELLED"), (exc.WorkerCrashedError, "WORKER_DIED"),
+                       (exc.RayActorError, "ACTOR_DIED"), (exc.NodeDiedError, "NODE_DIED"),
+                       (exc.OwnerDiedError, "OWNER_DIED"), (exc.ObjectLostError, "OBJECT_LOST")):
+        if isinstance(error, kind):
+            return name
+    return type(error).__name__
+
+
+def failure_fields(error: BaseException) -> dict[str, Any]:
+    """The fields of a FAILED event: Ray's error type and the error's message."""
+    return {"error_type": error_type_of(error), "error_message": str(error)}
 
 
 def new_record(task_id: str, attempt: int) -> dict[str, Any]:
-    """An empty record of attempt `attempt` of task `task_id`."""
-    return {"task_id": task_id, "attempt_number": attempt, "state": None, "events": []}
+    """An empty record of attempt `attempt` of task `task_id`.
+
+    A record holds only strings, numbers and None (its events are its times: `events_of`), so
+    the garbage collector does not track it: a node's 100k records cost its collections nothing.
+    """
+    return {"task_id": task_id, "attempt_number": attempt, "state": None}
 
 
-def apply_event(record: dict[str, Any], event: TaskEvent) -> None:
-    """Merge one event into `record` (its task's and attempt's)."""
-    when, _, _, state, fields = event
-    millis = int(when * 1000)
-    if fields:
-        for key, value in fields.items():
-            if value is not None and record.get(key) is None:
-                record[key] = value
+def apply_event(record: dict[str, Any], event: TaskEvent, worker: tuple = ()) -> None:
+    """Merge one event into `record` (its task's and attempt's); `worker`: the ``(field, value)``
+    pairs of its batch's `WORKER_FIELDS`, given to an event with a start time."""
+    when, _, _, state, fields, started = event
     current = record["state"]
     if current is None or STATE_RANK[state] > STATE_RANK[current]:
         record["state"] = state
-    time_field = _TIME_OF_STATE.get(state)
-    if time_field is not None and record.get(time_field) is None:
-        record[time_field] = millis
-    record["events"].append({"state": state, "created_ms": millis})
+    if fields:
+        if type(fields) is tuple:
+            if record.get("name") is None:
+                record["name"] = record["func_or_class_name"] = fields[0]
+                record["type"] = fields[1]
+                if fields[2] is not None:
+                    record["actor_id"] = fields[2]
+        else:
+            for name, value in fields.items():
+                if value is not None and record.get(name) is None:
+                    record[name] = value
+    if started is not None:
+        if "start_time_ms" not in record:
+            record["start_time_ms"] = int(started * 1000)
+        for name, value in worker:
+            if record.get(name) is None:
+                record[name] = value
+    time_field = TIME_OF_STATE.get(state)
+    if time_field is not None and time_field not in record:
+        record[time_field] = int(when * 1000)
 
 
-def merge_records(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
+def events_of(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The state changes of `record` in time order, as Ray lists them (``{"state", "created_ms"}``):
+    created, running, then finished or failed, each as far as its time is known."""
+    events = []
+    created = record.get("creation_time_ms")
+    if created is not None:
+        events.append({"state": PENDING_NODE_ASSIGNMENT, "created_ms": created})
+    started = record.get("start_time_ms")
+    if started is not None:
+        events.append({"state": RUNNING, "created_ms": started})
+    ended = record.get("end_time_ms")
+    if ended is not None:
+        events.append({"state": record["state"], "created_ms": ended})
+    return events
+
+
+def merge_records(records: list[dict[str, Any]]) -> dict[str, Any]:
     """One record from partial records of the same attempt (each node's): known fields win over
-    missing ones, the furthest state wins, and the events are put in time order."""
-    merged: dict[str, Any] | None = None
-    for record in records:
-        if merged is None:
-            merged = {**record, "events": list(record["events"])}
-            continue
+    missing ones, and the furthest state wins; its ``events`` are made from the merged times."""
+    if not records:
+        raise ValueError("merge_records() needs at least one record")
+    merged = dict(records[0])
+    for record in records[1:]:
         for key, value in record.items():
-            if key == "events":
-                merged["events"].extend(value)
-            elif key == "state":
+            if key == "state":
                 if value is not None and (merged["state"] is None
                                           or STATE_RANK[value] > STATE_RANK[merged["state"]]):
                     merged["state"] = value
             elif value is not None and merged.get(key) is None:
                 merged[key] = value
-    if merged is None:
-        raise ValueError("merge_records() needs at least one record")
-    merged["events"].sort(key=lambda event: event["created_ms"])
+    merged["events"] = events_of(merged)
     return merged

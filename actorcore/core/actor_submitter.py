@@ -156,6 +156,7 @@ class ActorSubmitter:
                            max_task_retries=options.get("max_task_retries") or 0)
         spec = TaskSpec(self._new_id("t"), class_id, f"{name}.__init__", args, kwargs, 0, self._owner,
                         namespace=namespace)
+        self._manager.submitted(spec, "ACTOR_CREATION_TASK", actor_id)
         shape = shape_of(options, actor=True)
         strategy = options.get("scheduling_strategy")
         if strategy is None:
@@ -225,6 +226,8 @@ class ActorSubmitter:
             result = await grant.worker.ask(
                 BecomeActor(placement.ctor.spec, state.actor_id, placement.max_concurrency, placement.is_async,
                             placement.detached, grant.gpu_ids, placement.concurrency_groups), timeout=None)
+            if grant.node_id != self._cluster.node_id:
+                self._manager.ran_elsewhere(placement.ctor)
             if type(result) is Failed:
                 scheduler.tell(ReturnLease(grant.lease_id, worker_died=True))
                 grant.worker.tell(ExitWorker())
@@ -567,7 +570,7 @@ class ActorSubmitter:
             return
         retries = state.max_task_retries
         if retries < 0 or pending.spec.attempt < retries:
-            pending.spec.attempt += 1
+            self._manager.next_attempt(pending, "ACTOR_DIED", f"the process of actor {state.name} died")
             self._send(state, pending)
             return
         self._manager.finish(pending, [Failed(_not_retried(state))] * len(pending.return_ids))
@@ -593,6 +596,7 @@ class ActorSubmitter:
                         num_returns, self._owner, method=method, concurrency_group=concurrency_group)
         if num_returns < 0:  # a generator method
             spec.generator_backpressure = backpressure
+        self._manager.submitted(spec, "ACTOR_TASK", handle._actorcore_actor_id)
         pending = PendingTask(spec, (), 0, False, return_ids, [])
         self._loop.call_soon_threadsafe(self._submit, handle, pending)
         owner = self._owner
@@ -700,6 +704,8 @@ class ActorSubmitter:
     def _call_done(self, state: ActorState, pending: PendingTask, future: asyncio.Future, worker: ActorRef) -> None:
         error = future.exception()
         if error is None:
+            if state.node_id != self._cluster.node_id:
+                self._manager.ran_elsewhere(pending)
             self._manager.finish(pending, future.result().returns)
             return
         if isinstance(error, PeerLostError) and not state.owned and state.owner is not None:
@@ -716,7 +722,7 @@ class ActorSubmitter:
             if (state.restarting is not None and not state.dying) or self._may_restart(state):
                 retries = state.max_task_retries
                 if retries < 0 or pending.spec.attempt < retries:
-                    pending.spec.attempt += 1
+                    self._manager.next_attempt(pending, "ACTOR_DIED", f"the process of actor {state.name} died")
                     state.retry_queue.append(pending)  # redelivered to the next incarnation
                     return
                 error = _not_retried(state)

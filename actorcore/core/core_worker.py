@@ -26,6 +26,7 @@ import itertools
 import os
 import uuid
 
+from ..env import TASK_EVENTS_ENV
 from ..kernel import Actor, ActorRef, ActorSystem, Terminated
 from ..node_config import NodeEndpoints
 from ..protocol import (
@@ -148,9 +149,11 @@ class CoreWorker:
         self.hosted_actor_id: str | None = None  # set in a worker that hosts an actor
         self.actor_exit_requested = False  # exit_actor() was called in the hosted actor
         self.actor = system.spawn(CoreActor, self, name="core")
-        history = system.ref_from_uri(node.task_history) if node.task_history else None
-        self.task_events = TaskEvents(self.loop, history, {"node_id": node.node_id, "job_id": job_id})
-        self.task_events.start()
+        self.task_events: TaskEvents | None = None
+        if node.task_history and os.environ.get(TASK_EVENTS_ENV, "1") != "0":
+            self.task_events = TaskEvents(self.loop, system.ref_from_uri(node.task_history), {
+                "job_id": job_id, "node_id": node.node_id, "worker_id": self.prefix, "worker_pid": os.getpid()})
+            self.task_events.start()
 
         self.cluster = Cluster(system, node, view, object_replicas, self.scheduler, self.store)
         self.deaths = DeathWatch(system, self.actor)
@@ -163,7 +166,7 @@ class CoreWorker:
         self.objects.remake = self.tasks.resubmit  # lineage: lost returns are made by their task again
         self.groups = PlacementGroups(system, self.actor, self.cluster, self.objects, self.gcs)
         self.tasks.placements = self.groups  # where tasks of a group or node affinity go
-        self.tasks.events = self.task_events
+        self.task_manager.events = self.task_events
         self.actors = ActorSubmitter(system, self.actor, self.gcs, self.pool, self.objects, self.task_manager,
                                      self.tasks, self.cluster, self.deaths, new_id=self.new_id)
         self.tasks.cancel_actor_call = self.actors.cancel_call
@@ -173,8 +176,12 @@ class CoreWorker:
     def stop_events(self) -> None:
         """Send the task events not sent yet, and stop sending (user thread, at shutdown)."""
 
+        events = self.task_events
+        if events is None:
+            return
+
         async def stop() -> None:
-            self.task_events.stop()
+            events.stop()
 
         self.system.run(stop(), timeout=5)
 

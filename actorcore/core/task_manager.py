@@ -3,16 +3,23 @@
 Both submitters hand it their tasks (`track`) and their outcome (`finish`): it resolves the
 returns in the object table, keeps a finished task as the lineage of its large returns in a
 cluster (so they can be made again), and unpins the task's arguments otherwise. `cancel()`
-finds a task here by any of its return ids.
+finds a task here by any of its return ids. It also records the owner's side of the task
+events (docs/architecture.md, "Task events and the state API"): a task submitted, an attempt
+that failed without its worker saying so (the worker died, the call was cancelled before it
+ran), and the next attempt of a retried task.
 """
 
 from __future__ import annotations
 
-from ..protocol import InShm
+from ..protocol import Failed, InShm, TaskSpec
+from ..task_records import FAILED, OWNER_SAW_END, PENDING_NODE_ASSIGNMENT, failure_fields
 from .object_table import ObjectTable
 from .pending import PendingTask
+from .task_events import TaskEvents
 
 __all__ = ["TaskManager"]
+
+_SAW_END = {OWNER_SAW_END: True}
 
 
 class TaskManager:
@@ -22,6 +29,7 @@ class TaskManager:
         self._objects = objects
         self._cluster_mode = cluster_mode
         self._pending: dict[str, PendingTask] = {}  # by return object id
+        self.events: TaskEvents | None = None  # the process's task events, if they are on
 
     def track(self, task: PendingTask) -> None:
         """`task` was submitted (or is run again): its returns are pending."""
@@ -41,8 +49,35 @@ class TaskManager:
         """Whether `task` runs (again) now: one of its returns is still pending."""
         return any(self._pending.get(object_id) is task for object_id in task.return_ids)
 
+    def submitted(self, spec: TaskSpec, kind: str, actor_id: str | None = None) -> None:
+        """Record that `spec` (of Ray's task type `kind`) was submitted."""
+        events = self.events
+        if events is not None:
+            events.record(spec.task_id, spec.attempt, PENDING_NODE_ASSIGNMENT, (spec.name, kind, actor_id))
+
+    def next_attempt(self, task: PendingTask, error_type: str | None = None, message: str = "") -> None:
+        """`task` runs again; its attempt failed with Ray's `error_type` (None: its worker recorded how)."""
+        spec = task.spec
+        events = self.events
+        if events is not None and error_type is not None:
+            events.record(spec.task_id, spec.attempt, FAILED, {"error_type": error_type, "error_message": message})
+        spec.attempt += 1
+        if events is not None:
+            kind = "NORMAL_TASK" if spec.method is None else "ACTOR_TASK"
+            events.record(spec.task_id, spec.attempt, PENDING_NODE_ASSIGNMENT, (spec.name, kind, None))
+
+    def ran_elsewhere(self, task: PendingTask) -> None:
+        """`task` ended on another node: close this side of its record (its node counts it)."""
+        events = self.events
+        if events is not None:
+            spec = task.spec
+            events.record(spec.task_id, spec.attempt, PENDING_NODE_ASSIGNMENT, _SAW_END)
+
     def finish(self, task: PendingTask, returns: list) -> None:
         """`task` ended with the payloads `returns` (one per return id): resolve them."""
+        events = self.events
+        if events is not None and returns and type(returns[0]) is Failed:
+            events.record(task.spec.task_id, task.spec.attempt, FAILED, failure_fields(returns[0].error))
         keep_args = False
         objects = self._objects
         for object_id, payload in zip(task.return_ids, returns, strict=False):

@@ -48,7 +48,6 @@ from ..protocol import (
 )
 from ..runtime_context import current_placement
 from ..scheduling import PlacementGroupSchedulingStrategy, group_of_shape
-from ..task_records import PENDING_NODE_ASSIGNMENT
 from .cluster import Cluster
 from .object_table import ObjectTable
 from .pending import PendingTask, has_refs, shape_of
@@ -128,7 +127,6 @@ class TaskSubmitter:
         self._queues: dict[tuple, ShapeQueue] = {}
         self._idle_timer: asyncio.TimerHandle | None = None
         self.placements = None  # the PlacementGroups part (set by the CoreWorker)
-        self.events = None  # the process's TaskEvents (set by the CoreWorker)
         self._stall_timer: asyncio.TimerHandle | None = None
         self._short_runs: dict[str, int] = {}  # function id -> its last runs in a row that were short
 
@@ -145,9 +143,7 @@ class TaskSubmitter:
         objects.expect(return_ids)
         spec = TaskSpec(task_id, function_id, name, args, kwargs, num_returns, self._owner, namespace=namespace,
                         max_calls=options.get("max_calls") or 0)
-        if self.events is not None:
-            self.events.record(task_id, 0, PENDING_NODE_ASSIGNMENT,
-                               {"name": name, "func_or_class_name": name, "type": "NORMAL_TASK"})
+        self._manager.submitted(spec, "NORMAL_TASK")
         if num_returns < 0:  # a generator task
             spec.generator_backpressure = options["_generator_backpressure_num_objects"]
         shape = shape_of(options)
@@ -416,8 +412,10 @@ class TaskSubmitter:
             if result.retire:
                 self._retire(lease, queue)
             returns = result.returns
+            if lease.scheduler is not self._scheduler and lease.scheduler != self._scheduler:
+                self._manager.ran_elsewhere(pending)
             if self._should_retry_exception(pending, returns):
-                pending.spec.attempt += 1
+                self._manager.next_attempt(pending)
                 queue.specs.appendleft(pending)
             else:
                 self._manager.finish(pending, returns)
@@ -432,7 +430,7 @@ class TaskSubmitter:
                 self._manager.finish(pending, [Failed(exc.TaskCancelledError(pending.spec.task_id))]
                                      * len(pending.return_ids))
             elif died and pending.may_retry():
-                pending.spec.attempt += 1
+                self._manager.next_attempt(pending, "WORKER_DIED", f"the worker running it died: {error}")
                 if group_of_shape(queue.resources) is not None:
                     self._loop.create_task(self._place_again(pending))
                 elif queue.target is not None and not self._cluster.is_live(queue.target):
@@ -481,7 +479,7 @@ class TaskSubmitter:
             return False
         if self._manager.is_pending(pending):
             return True  # already running again
-        pending.spec.attempt += 1
+        self._manager.next_attempt(pending)
         resources, target = pending.shape
         if target is not None and not self._cluster.is_live(target) and group_of_shape(resources) is None:
             pending.shape = (resources, None)

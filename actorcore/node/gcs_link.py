@@ -29,6 +29,7 @@ import asyncio
 import base64
 import json
 import time
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 
 from .._logging import get_logger
@@ -79,6 +80,7 @@ PEER_PROBE_TIMEOUT = 1.0  # how long a connection attempt confirming a node's de
 PEER_PROBE_DELAYS = (0.0, 0.05, 0.1, 0.25, 0.5)
 PEER_REWATCH_DELAY = 1.0  # a node whose connection closed but that is not gone is watched again after this
 CAS_ATTEMPTS = 20  # compare-and-swap attempts of an actor record's change before it is dropped
+MAX_ACTOR_STATES = 100_000  # actors whose last state a node remembers for its metrics
 
 
 class GcsLink(Actor):
@@ -121,6 +123,8 @@ class GcsLink(Actor):
         self.etcd_latency: float | None = None  # the last timed etcd round trip (s), once asked for
         self._timing_etcd = False
         self.actor_restarts = 0  # restarts of actors owned by processes of this node (their records pass here)
+        #: the last state of each actor whose record passed here (the node's ``actorcore_actors``)
+        self.actor_states: OrderedDict[str, str] = OrderedDict()
 
     async def pre_start(self) -> None:
         self.registered: asyncio.Task | None = None
@@ -492,6 +496,13 @@ class GcsLink(Actor):
             reply.fail(LookupError(f"function {function_id} was never exported"
                                    + (f" (etcd: {failure!r})" if failure else "")))
 
+    def _note_actor_state(self, actor_id: str, state: str) -> None:
+        states = self.actor_states
+        states[actor_id] = state
+        states.move_to_end(actor_id)
+        if len(states) > MAX_ACTOR_STATES:  # the oldest news goes first: long-dead actors
+            states.popitem(last=False)
+
     async def _named_actors(self, namespace: str | None) -> list[tuple[str, str]]:
         """The (namespace, name) of every named actor that is not dead, in ``namespace`` or all."""
         named_prefix = self._key("named", "") if namespace is None else self._key("named", namespace, "")
@@ -563,8 +574,11 @@ class GcsLink(Actor):
                     self.scheduler.tell(NodeLoad(node_id, available))
             return None
         if isinstance(message, ActorStateChanged):
-            if message.record.get("state") == "RESTARTING":
+            state = message.record.get("state")
+            if state == "RESTARTING":
                 self.actor_restarts += 1
+            if state is not None:
+                self._note_actor_state(message.actor_id, state)
             self._spawn(self._update_actor(message.actor_id, message.record))
             return None
         if isinstance(message, StartRegistration):
@@ -632,7 +646,8 @@ class GcsLink(Actor):
             if not self._timing_etcd:
                 self._timing_etcd = True
                 self._spawn(self._time_etcd_forever())
-            return {"etcd_roundtrip_seconds": self.etcd_latency, "actor_restarts": self.actor_restarts}
+            return {"etcd_roundtrip_seconds": self.etcd_latency, "actor_restarts": self.actor_restarts,
+                    "actors_by_state": dict(Counter(self.actor_states.values()))}
         if isinstance(message, ReadRecords):
             if message.kind not in _READABLE_KINDS:
                 return None

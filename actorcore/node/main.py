@@ -161,7 +161,7 @@ async def serve(config: NodeConfig) -> None:
     if config.metrics_export_port is not None:
         await root.start_child(actor_spec(
             system, "metrics", MetricsExporter, node_id, config.cluster, node_ip, node_ip, config.metrics_export_port,
-            store=store, scheduler=scheduler, gcs=gcs, events=supervision,
+            store=store, scheduler=scheduler, gcs=gcs, task_history=system.lookup("task_history"), events=supervision,
             write_discovery=cluster_mode and config.head))
         metrics = system.lookup("metrics")
         metrics_port = info["metrics_export_port"] = await metrics.ask(GetMetricsPort(), timeout=10)

@@ -29,6 +29,7 @@ from ..cluster_files import remove_metrics_discovery, write_metrics_discovery
 from ..kernel import Actor, ActorRef
 from ..protocol import (
     ClusterView,
+    CountTaskStates,
     GetGcsStats,
     GetResources,
     GetSchedulerStats,
@@ -37,27 +38,13 @@ from ..protocol import (
     SubscribeView,
 )
 
-__all__ = ["PREFIX", "PROCESS_EXPIRY", "GetMetricsPort", "MetricsExporter", "SupervisionCounts",
-           "actors_by_state", "tasks_by_state"]
+__all__ = ["PREFIX", "PROCESS_EXPIRY", "GetMetricsPort", "MetricsExporter", "SupervisionCounts"]
 
 log = get_logger(__name__)
 
 PREFIX = "actorcore_"
 PROCESS_EXPIRY = 30.0  # seconds without a snapshot after which a process is taken as ended
 ASK_TIMEOUT = 5.0
-
-
-def tasks_by_state() -> dict[str, int]:
-    """The node's tasks by state ({"RUNNING": 3, ...}), for ``actorcore_tasks``.
-
-    The hook for the node's task history (issue 15's task events): empty until it exists."""
-    return {}
-
-
-def actors_by_state() -> dict[str, int]:
-    """The node's actors by state ({"ALIVE": 2, ...}), for ``actorcore_actors``; empty until
-    the node's task history exists (see `tasks_by_state`)."""
-    return {}
 
 
 class GetMetricsPort:
@@ -79,7 +66,8 @@ class MetricsExporter(Actor):
     """Serves the node's ``/metrics`` on `host`:`port` (0: a free one; see the module's docstring)."""
 
     def __init__(self, node_id: str, session_name: str, node_ip: str, host: str, port: int, *,
-                 store: ActorRef, scheduler: ActorRef, gcs: ActorRef, events: SupervisionCounts | None = None,
+                 store: ActorRef, scheduler: ActorRef, gcs: ActorRef, task_history: ActorRef | None = None,
+                 events: SupervisionCounts | None = None,
                  write_discovery: bool = False, process_expiry: float = PROCESS_EXPIRY) -> None:
         self.labels = {"NodeId": node_id, "SessionName": session_name, "NodeAddress": node_ip}
         self.host = host
@@ -87,6 +75,7 @@ class MetricsExporter(Actor):
         self.store = store
         self.scheduler = scheduler
         self.gcs = gcs
+        self.task_history = task_history
         self.events = events or SupervisionCounts()
         self.write_discovery = write_discovery
         self.process_expiry = process_expiry
@@ -142,6 +131,8 @@ class MetricsExporter(Actor):
                 "available": self.scheduler.ask(GetResources(True), timeout=ASK_TIMEOUT),
                 "scheduler": self.scheduler.ask(GetSchedulerStats(), timeout=ASK_TIMEOUT),
                 "gcs": self.gcs.ask(GetGcsStats(), timeout=ASK_TIMEOUT)}
+        if self.task_history is not None:
+            asks["tasks"] = self.task_history.ask(CountTaskStates(), timeout=ASK_TIMEOUT)
         answers = await asyncio.gather(*asks.values(), return_exceptions=True)
         state = {}
         for key, answer in zip(asks, answers, strict=True):
@@ -217,8 +208,11 @@ class _NodeCollector:
         for kind, count in sorted(exporter.events.by_kind.items()):
             events.add_metric([*base, kind], count)
         yield events
-        for name, counts, doc in (("tasks", tasks_by_state(), "The node's tasks by state."),
-                                  ("actors", actors_by_state(), "The node's actors by state.")):
+        for name, counts, doc in (
+                ("tasks", state.get("tasks", {}),
+                 "The tasks that ran on the node, and those its processes submitted that no worker started yet."),
+                ("actors", (gcs or {}).get("actors_by_state", {}),
+                 "The actors created by the node's processes, by their last known state.")):
             family = GaugeMetricFamily(PREFIX + name, doc, labels=[*keys, "State"])
             for state_name, count in sorted(counts.items()):
                 family.add_metric([*base, state_name], count)

@@ -7,17 +7,21 @@ record of its task's attempt (`task_records.apply_event`). Past `max_tasks` reco
 the oldest finished ones first (then the oldest), a tenth at a time, and counts them with the
 events the processes dropped. `ListTaskRecords` answers the state API's fan-out: the newest
 matching records first. A record here may be partial (the owner's side or the worker's); the
-state API merges the nodes' answers.
+state API merges the nodes' answers. `CountTaskStates` answers the node's ``actorcore_tasks``
+metric without merging: a task counts on the node that ran it, and on its owner's node until
+a worker starts it (the owner's side of a task that ran on another node is marked
+`OWNER_SAW_END` when it ends, and no longer counts).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import Counter, OrderedDict
+from itertools import islice
 from typing import Any
 
 from ..kernel import Actor
-from ..protocol import ListTaskRecords, TaskEventBatch
-from ..task_records import FAILED, FINISHED, apply_event, new_record
+from ..protocol import CountTaskStates, ListTaskRecords, TaskEventBatch
+from ..task_records import FAILED, FINISHED, OWNER_SAW_END, WORKER_FIELDS, apply_event
 
 __all__ = ["MAX_TASKS", "TaskHistory", "matches"]
 
@@ -42,18 +46,22 @@ class TaskHistory(Actor):
             return None
         if isinstance(message, ListTaskRecords):
             return self._list(message.filters, message.limit)
+        if isinstance(message, CountTaskStates):
+            return self._count()
         return None
 
     def _add(self, batch: TaskEventBatch) -> None:
         records = self.records
-        job_id = batch.source.get("job_id")
+        source = batch.source
+        job_id = source.get("job_id")
+        worker = tuple((name, source[name]) for name in WORKER_FIELDS if source.get(name) is not None)
         for event in batch.events:
             key = (event[1], event[2])
             record = records.get(key)
             if record is None:
-                record = records[key] = new_record(*key)
-                record["job_id"] = job_id
-            apply_event(record, event)
+                record = records[key] = {"task_id": key[0], "attempt_number": key[1], "state": None,
+                                         "job_id": job_id}
+            apply_event(record, event, worker)
         self.dropped += batch.dropped
         if len(records) > self.max_tasks:
             self._forget(len(records) - self.max_tasks + self.max_tasks // 10)
@@ -67,14 +75,24 @@ class TaskHistory(Actor):
             records.popitem(last=False)
         self.dropped += count
 
+    def _count(self) -> dict[str, int]:
+        counts: Counter[str] = Counter()
+        for record in self.records.values():
+            if "start_time_ms" in record or OWNER_SAW_END not in record:
+                counts[record["state"]] += 1
+        return dict(counts)
+
     def _list(self, filters: tuple, limit: int) -> tuple[list[dict[str, Any]], int, int]:
         found = []
         total = 0
+        if not filters:
+            found = list(islice(reversed(self.records.values()), limit))
+            return found, len(self.records), self.dropped
         for record in reversed(self.records.values()):
             if matches(record, filters):
                 total += 1
                 if len(found) < limit:
-                    found.append({**record, "events": list(record["events"])})
+                    found.append(record)
         return found, total, self.dropped
 
 

@@ -66,7 +66,7 @@ from ..protocol import (
     TaskResult,
     UseDevices,
 )
-from ..task_records import FAILED, FINISHED, RUNNING
+from ..task_records import FAILED, FINISHED, failure_fields
 from .generators import GENERATOR_TYPES, GeneratorRunner, end_with_node
 
 __all__ = ["DEFAULT_GROUP", "Executor"]
@@ -252,12 +252,13 @@ class Executor(Actor):
                 if message.lease_id != self.devices_lease:
                     self._use_lease_devices(message.lease_id)
             events = self.core.task_events
-            events.record(spec.task_id, spec.attempt, RUNNING,
-                          {"node_id": self.core.node_id, "worker_pid": self.pid, "actor_id": self.actor_id})
+            if events is not None:
+                events.running(spec.task_id, spec.attempt)
             try:
                 result = TaskResult(self._run_sync(call, spec, message.lease_id), self.pid,
                                     spec.max_calls > 0 and self._count_call(spec))
-                events.record(spec.task_id, spec.attempt, *_outcome(result.returns))
+                if events is not None:
+                    events.ended(spec.task_id, *_outcome(result.returns))
             except _EndProcess as ending:
                 self.ending = True
                 self.loop.call_soon_threadsafe(self._end_process, ending.code)
@@ -385,6 +386,20 @@ class Executor(Actor):
         return function
 
     async def _execute_concurrent(self, message: ExecuteTask, pool: ThreadPoolExecutor | None = None) -> TaskResult:
+        events = self.core.task_events
+        if events is None:
+            return await self._run_concurrent(message, pool)
+        spec = message.spec
+        events.running(spec.task_id, spec.attempt)
+        try:
+            result = await self._run_concurrent(message, pool)
+        except BaseException as error:
+            events.ended(spec.task_id, FAILED, failure_fields(error))
+            raise
+        events.ended(spec.task_id, *_outcome(result.returns))
+        return result
+
+    async def _run_concurrent(self, message: ExecuteTask, pool: ThreadPoolExecutor | None) -> TaskResult:
         spec = message.spec
         if spec.task_id in self.cancelled:  # cancelled while it waited for its turn
             self.cancelled.discard(spec.task_id)
@@ -558,7 +573,12 @@ class Executor(Actor):
                 return Failed(_task_error(spec.name, error, self.pid))
             return None
 
+        events = self.core.task_events
+        if events is not None:
+            events.running(spec.task_id, spec.attempt)
         failed = await self._in_exec_thread(construct)
+        if events is not None:
+            events.ended(spec.task_id, *_outcome([failed] if failed is not None else []))
         if failed is None and message.detached:
             # A detached actor outlives its owner: its own record says where it lives, so that a
             # borrower whose owner is gone (even before the owner published it) still reaches it.
@@ -651,7 +671,5 @@ def _outcome(returns: list) -> tuple[str, dict | None]:
     """A run's final state and error fields for its task event: FAILED with the first error."""
     for payload in returns:
         if type(payload) is Failed:
-            error = payload.error
-            kind = "TASK_EXECUTION_EXCEPTION" if isinstance(error, exc.TaskError) else type(error).__name__
-            return FAILED, {"error_type": kind, "error_message": str(error)}
+            return FAILED, failure_fields(payload.error)
     return FINISHED, None

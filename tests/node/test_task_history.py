@@ -32,9 +32,9 @@ WORKER = {"node_id": "n2", "worker_pid": 20, "job_id": "01"}
 
 def test_a_record_keeps_the_furthest_state_whatever_the_order_of_its_events():
     record = new_record("t1", 0)
-    apply_event(record, (3.0, "t1", 0, FINISHED, None))
-    apply_event(record, (1.0, "t1", 0, PENDING_NODE_ASSIGNMENT, {"name": "f", "node_id": None}))
-    apply_event(record, (2.0, "t1", 0, RUNNING, {"node_id": "n2", "worker_pid": 20}))
+    apply_event(record, (3.0, "t1", 0, FINISHED, None, 2.0), (("node_id", "n2"), ("worker_pid", 20)))
+    apply_event(record, (1.0, "t1", 0, PENDING_NODE_ASSIGNMENT, {"name": "f", "node_id": None}, None))
+    apply_event(record, (2.0, "t1", 0, RUNNING, None, 2.0), (("node_id", "n9"), ("worker_pid", 90)))  # kept: known
     assert record["state"] == FINISHED
     assert (record["name"], record["node_id"], record["worker_pid"]) == ("f", "n2", 20)
     assert (record["creation_time_ms"], record["start_time_ms"], record["end_time_ms"]) == (1000, 2000, 3000)
@@ -42,10 +42,10 @@ def test_a_record_keeps_the_furthest_state_whatever_the_order_of_its_events():
 
 def test_partial_records_of_two_nodes_merge_into_one():
     owner_side = new_record("t1", 0)
-    apply_event(owner_side, (1.0, "t1", 0, PENDING_NODE_ASSIGNMENT, {"name": "f", "type": "NORMAL_TASK"}))
+    apply_event(owner_side, (1.0, "t1", 0, PENDING_NODE_ASSIGNMENT, {"name": "f", "type": "NORMAL_TASK"}, None))
     worker_side = new_record("t1", 0)
-    apply_event(worker_side, (2.0, "t1", 0, RUNNING, {"node_id": "n2"}))
-    apply_event(worker_side, (3.0, "t1", 0, FAILED, {"error_type": "TASK_EXECUTION_EXCEPTION"}))
+    apply_event(worker_side, (2.0, "t1", 0, RUNNING, None, 2.0), (("node_id", "n2"),))
+    apply_event(worker_side, (3.0, "t1", 0, FAILED, {"error_type": "TASK_EXECUTION_EXCEPTION"}, 2.0))
     merged = merge_records([worker_side, owner_side])
     assert merged["state"] == FAILED
     assert (merged["name"], merged["type"], merged["node_id"]) == ("f", "NORMAL_TASK", "n2")
@@ -60,16 +60,40 @@ async def test_events_reach_the_history_in_batches_and_list_newest_first(system)
     worker = TaskEvents(system.loop, history, WORKER)
     for index in range(3):
         owner.record(f"t{index}", 0, PENDING_NODE_ASSIGNMENT, {"name": f"f{index}"})
-    worker.record("t0", 0, RUNNING, {"node_id": "n2", "worker_pid": 20})
-    worker.record("t0", 0, FINISHED)
+    worker.running("t0", 0)
+    worker.ended("t0", FINISHED)
     worker.flush()  # the worker's batch comes first: its records are merged all the same
     owner.flush()
     records, total, dropped = await history.ask(ListTaskRecords(), timeout=5)
     assert total == 3 and dropped == 0
     assert [r["task_id"] for r in records] == ["t2", "t1", "t0"]
     done = records[2]
-    assert (done["state"], done["name"], done["node_id"], done["job_id"]) == (FINISHED, "f0", "n2", "01")
+    assert (done["state"], done["name"], done["node_id"], done["worker_pid"], done["job_id"]) == (
+        FINISHED, "f0", "n2", 20, "01")
+    assert [e["state"] for e in merge_records([done])["events"]] == [PENDING_NODE_ASSIGNMENT, RUNNING, FINISHED]
     assert [r["state"] for r in records[:2]] == [PENDING_NODE_ASSIGNMENT] * 2
+
+
+async def test_a_task_running_across_a_send_is_sent_running_then_finished_once(system):
+    history = system.spawn(TaskHistory)
+    worker = TaskEvents(system.loop, history, WORKER)
+    worker.running("long", 0)
+    worker.running("short", 0)
+    worker.ended("short", FAILED, {"error_type": "TASK_EXECUTION_EXCEPTION", "error_message": "boom"})
+    worker.flush()
+    records, _, _ = await history.ask(ListTaskRecords(), timeout=5)
+    states = {r["task_id"]: r for r in records}
+    assert states["long"]["state"] == RUNNING and states["long"]["node_id"] == "n2"
+    assert "end_time_ms" not in states["long"]
+    assert (states["short"]["state"], states["short"]["error_message"]) == (FAILED, "boom")
+    worker.flush()  # nothing new: "long" is not sent RUNNING again
+    worker.ended("long", FINISHED)
+    worker.ended("never-started", FINISHED)  # not running here: ignored
+    worker.flush()
+    records, total, _ = await history.ask(ListTaskRecords(), timeout=5)
+    long = next(r for r in records if r["task_id"] == "long")
+    assert total == 2 and long["state"] == FINISHED
+    assert long["start_time_ms"] <= long["end_time_ms"]
 
 
 async def test_filters_compare_without_case_and_limit_keeps_the_total(system):

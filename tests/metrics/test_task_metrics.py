@@ -1,0 +1,65 @@
+"""The tasks and actors by state in the /metrics of a fresh two-node cluster: each task counts
+on the node that ran it, never as pending on its owner's node once it ran elsewhere; an actor
+counts on its owner's node, ALIVE then DEAD."""
+
+from __future__ import annotations
+
+import pytest
+
+import actorcore
+from actorcore.testing import wait_until
+from actorcore.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from .conftest import sample, scrape
+from .test_export import driver_node, on_driver_node
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@actorcore.remote
+class Pinger:
+    def ping(self):
+        return "pong"
+
+
+def test_tasks_and_actors_by_state_count_where_they_ran(metrics_cluster):
+    node = driver_node()
+    other = next(n for n in actorcore.nodes() if n["NodeID"] != node.node_id)
+    elsewhere = NodeAffinitySchedulingStrategy(other["NodeID"], soft=False)
+    here_labels, there_labels = {"NodeId": node.node_id}, {"NodeId": other["NodeID"]}
+
+    def count(samples, state, name="actorcore_tasks", **labels):
+        return sample(samples, name, State=state, **labels) or 0
+
+
+    @actorcore.remote
+    def value(x):
+        return x
+
+    @actorcore.remote
+    def broken():
+        raise ValueError("broken on purpose")
+
+    assert actorcore.get([value.options(scheduling_strategy=elsewhere).remote(i) for i in range(3)]) == [0, 1, 2]
+    assert actorcore.get(value.options(scheduling_strategy=on_driver_node()).remote(9)) == 9
+    with pytest.raises(ValueError, match="broken on purpose"):
+        actorcore.get(broken.options(scheduling_strategy=on_driver_node()).remote())
+    pinger = Pinger.options(scheduling_strategy=elsewhere).remote()
+    assert actorcore.get(pinger.ping.remote()) == "pong"
+
+    def counted():
+        here, there = scrape(node.metrics_export_port), scrape(other["MetricsExportPort"])
+        ready = (count(there, "FINISHED", **there_labels) == 5  # 3 tasks, the actor's creation, its call
+                 and count(here, "FAILED", **here_labels) == 1
+                 and count(here, "ALIVE", "actorcore_actors", **here_labels) == 1
+                 and count(here, "FINISHED", **here_labels) == 1
+                 and count(here, "PENDING_NODE_ASSIGNMENT", **here_labels) == 0)
+        return here if ready else None
+
+    # the driver's node counts what ran there; the tasks it sent to the other node are not pending here
+    here = wait_until(counted, 60, "the tasks and the actor to be counted on their nodes",
+                      details=lambda: (scrape(node.metrics_export_port), scrape(other["MetricsExportPort"])))
+    assert count(here, "RUNNING", **here_labels) == 0
+    actorcore.kill(pinger)
+    wait_until(lambda: count(scrape(node.metrics_export_port), "DEAD", "actorcore_actors", **here_labels) == 1,
+               60, "the killed actor to be counted DEAD on its owner's node")

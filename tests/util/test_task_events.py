@@ -1,0 +1,121 @@
+"""Task events on a real local node, for every kind of task: actor creation and calls (sync and
+async), a task seen RUNNING while it runs, and a retried task whose first worker died, as the
+state API lists them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+
+import pytest
+
+import actorcore as ray
+from actorcore.testing import wait_until
+from actorcore.util.state import list_tasks
+
+pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("cluster")]
+
+
+def _one(name: str, state: str, attempt: int | None = None):
+    tasks = [t for t in list_tasks(filters=[("name", "=", name), ("state", "=", state)], limit=1000)
+             if attempt is None or t.attempt_number == attempt]
+    return tasks[0] if len(tasks) == 1 else None
+
+
+@ray.remote
+class Counter:
+    def __init__(self):
+        self.count = 0
+
+    def add(self):
+        self.count += 1
+        return self.count
+
+
+@ray.remote
+class Sleeper:
+    async def nap(self):
+        await asyncio.sleep(0.01)
+        return "rested"
+
+
+def test_actor_creation_and_calls_are_listed_with_their_actor():
+    counter = Counter.remote()
+    assert ray.get([counter.add.remote() for _ in range(2)]) == [1, 2]
+    actor_id = counter._actorcore_actor_id
+    created = wait_until(lambda: _one("Counter.__init__", "FINISHED"), 30, "the actor's creation to be listed",
+                         details=lambda: list_tasks(limit=1000))
+    assert (created.type, created.actor_id) == ("ACTOR_CREATION_TASK", actor_id)
+    calls = wait_until(
+        lambda: (lambda ts: ts if len(ts) == 2 else None)(
+            list_tasks(filters=[("name", "=", "Counter.add"), ("state", "=", "FINISHED")], limit=1000)),
+        30, "the two calls to be listed")
+    for call in calls:
+        assert (call.type, call.actor_id, call.node_id) == ("ACTOR_TASK", actor_id, created.node_id)
+        assert call.worker_pid == created.worker_pid and call.worker_id
+
+
+def test_an_async_actor_call_is_listed():
+    sleeper = Sleeper.remote()
+    assert ray.get(sleeper.nap.remote()) == "rested"
+    nap = wait_until(lambda: _one("Sleeper.nap", "FINISHED"), 30, "the async call to be listed")
+    assert nap.type == "ACTOR_TASK" and nap.start_time_ms <= nap.end_time_ms
+
+
+def test_a_long_task_is_listed_running_then_finished(tmp_path):
+    release = tmp_path / "release"
+
+    @ray.remote
+    def waits(path):
+        import time
+
+        while not os.path.exists(path):
+            time.sleep(0.02)
+        return "done"
+
+    ref = waits.remote(str(release))
+    running = wait_until(lambda: _one("waits", "RUNNING"), 30, "the running task to be listed")
+    assert running.start_time_ms is not None and running.end_time_ms is None
+    release.write_text("go")
+    assert ray.get(ref) == "done"
+    finished = wait_until(lambda: _one("waits", "FINISHED"), 30, "the task to be listed finished")
+    assert finished.task_id == running.task_id and finished.end_time_ms >= finished.start_time_ms
+
+
+def test_a_task_whose_worker_died_is_listed_failed_then_its_retry_finished(tmp_path):
+    marker = tmp_path / "died-once"
+
+    @ray.remote(max_retries=1)
+    def dies_once(path):
+        if not os.path.exists(path):
+            open(path, "w").close()
+            os._exit(1)
+        return "second time"
+
+    assert ray.get(dies_once.remote(str(marker))) == "second time"
+    first = wait_until(lambda: _one("dies_once", "FAILED", 0), 30, "the first attempt to be listed failed",
+                       details=lambda: list_tasks(limit=1000))
+    assert first.error_type == "WORKER_DIED"
+    retry = wait_until(lambda: _one("dies_once", "FINISHED", 1), 30, "the retry to be listed finished")
+    assert retry.task_id == first.task_id and retry.type == "NORMAL_TASK"
+
+
+def test_events_from_many_threads_are_all_listed():
+    @ray.remote
+    def noop(i):
+        return i
+
+    results: list = []
+
+    def submit() -> None:
+        results.extend(ray.get([noop.remote(i) for i in range(50)]))
+
+    threads = [threading.Thread(target=submit) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(results) == 200
+    wait_until(lambda: len(list_tasks(filters=[("name", "=", "noop"), ("state", "=", "FINISHED")], limit=1000))
+               == 200, 30, "the 200 tasks to be listed finished")
