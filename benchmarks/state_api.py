@@ -4,7 +4,7 @@
 What it measures: a driver starts a local node (`init(num_cpus=1)`), fills the node's
 TaskHistory with N finished task attempts (default 100,000, the history's bound; one in a
 hundred failed), told as the event batches processes send (each attempt: submitted with its
-name, running on a worker with its node and pid, then finished or failed), and times, each
+name, then finished or failed on a worker with its start time), and times, each
 alone, the calls a user makes on such a cluster:
 
 - list_default_seconds: `list_tasks()` (the newest 100);
@@ -33,25 +33,22 @@ BATCH = 5_000
 def _fill(core, count: int) -> None:
     """Tell the node's TaskHistory `count` finished attempts (1% failed), in batches."""
     from actorcore.protocol import ListTaskRecords, TaskEventBatch
-    from actorcore.task_records import FAILED, FINISHED, PENDING_NODE_ASSIGNMENT, RUNNING
+    from actorcore.task_records import FAILED, FINISHED, PENDING_NODE_ASSIGNMENT
 
     history = core.system.ref_from_uri(core.node.task_history)
-    source = {"node_id": core.node_id, "job_id": core.job_id}
+    source = {"node_id": core.node_id, "job_id": core.job_id, "worker_id": "benchworker", "worker_pid": 4242}
     now = time.time()
     for start in range(0, count, BATCH):
         events = []
         for i in range(start, min(start + BATCH, count)):
             task_id = f"bench{i:08x}"
-            name = f"work_{i % 7}"
-            events.append((now + i * 1e-6, task_id, 0, PENDING_NODE_ASSIGNMENT,
-                           {"name": name, "func_or_class_name": name, "type": "NORMAL_TASK"}))
-            events.append((now + i * 1e-6, task_id, 0, RUNNING,
-                           {"node_id": core.node_id, "worker_pid": 4242, "actor_id": None}))
+            when = now + i * 1e-6
+            events.append((when, task_id, 0, PENDING_NODE_ASSIGNMENT, (f"work_{i % 7}", "NORMAL_TASK", None), None))
             if i % 100 == 99:
-                events.append((now + i * 1e-6, task_id, 0, FAILED,
-                               {"error_type": "TASK_EXECUTION_EXCEPTION", "error_message": "ValueError: no"}))
+                events.append((when, task_id, 0, FAILED,
+                               {"error_type": "TASK_EXECUTION_EXCEPTION", "error_message": "ValueError: no"}, when))
             else:
-                events.append((now + i * 1e-6, task_id, 0, FINISHED, None))
+                events.append((when, task_id, 0, FINISHED, None, when))
         history.tell(TaskEventBatch(events, 0, source))
     _records, total, _dropped = core.system.ask_sync(history, ListTaskRecords((), 1), timeout=120)
     if total < count:

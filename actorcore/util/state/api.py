@@ -117,6 +117,14 @@ _SOURCES: dict[type, Callable[[StateClient, float, tuple, int], Awaitable[Rows]]
 
 def _list(record_type: type, address: str | None, filters: list | None, limit: int, timeout: float,
           raise_on_missing_output: bool) -> list:
+    rows = _rows(record_type, address, filters, limit, timeout, raise_on_missing_output)
+    return [to_record(record_type, row) for row in rows]
+
+
+def _rows(record_type: type, address: str | None, filters: list | None, limit: int, timeout: float,
+          raise_on_missing_output: bool) -> list[dict]:
+    """At most `limit` rows of `record_type` passing `filters`, as dicts (the fields of
+    `record_type`, perhaps others)."""
     checked = check_filters(record_type, filters)
     check_limit(limit)
 
@@ -127,13 +135,9 @@ def _list(record_type: type, address: str | None, filters: list | None, limit: i
 
     rows, missing = query(work, address, timeout)
     raise_if_missing(missing, raise_on_missing_output)
-    found = []
-    for row in rows:
-        if matches(row, checked):
-            found.append(to_record(record_type, row))
-            if len(found) == limit:
-                break
-    return found
+    if checked:
+        rows = [row for row in rows if matches(row, checked)]
+    return rows[:limit]
 
 
 def _get(record_type: type, key: str, id: str, address: str | None, timeout: float) -> list:
@@ -247,17 +251,21 @@ def summarize_tasks(address: str | None = None, timeout: int = DEFAULT_RPC_TIMEO
                     raise_on_missing_output: bool = True) -> dict:
     """Task attempts counted by function (``Class.method`` for actor tasks) and state, as
     ``{"cluster": TaskSummaries fields}``."""
-    tasks = list_tasks(address, limit=10**9, timeout=timeout, raise_on_missing_output=raise_on_missing_output)
+    tasks = _rows(TaskState, address, None, 10**9, timeout, raise_on_missing_output)
     summary: dict[str, dict] = {}
+    kinds: dict[str, int] = {}
     for task in tasks:
-        key = task.func_or_class_name or task.name or "?"
-        entry = summary.setdefault(key, {"func_or_class_name": key, "type": task.type, "state_counts": {}})
+        key = task.get("func_or_class_name") or task.get("name") or "?"
+        entry = summary.get(key)
+        if entry is None:
+            entry = summary[key] = {"func_or_class_name": key, "type": task.get("type"), "state_counts": {}}
         counts = entry["state_counts"]
-        counts[task.state] = counts.get(task.state, 0) + 1
-    actor_tasks = sum(t.type == "ACTOR_TASK" for t in tasks)
+        counts[task["state"]] = counts.get(task["state"], 0) + 1
+        kinds[task.get("type")] = kinds.get(task.get("type"), 0) + 1
+    actor_tasks = kinds.get("ACTOR_TASK", 0)
     return {"cluster": asdict(TaskSummaries(
         summary=summary, total_tasks=len(tasks) - actor_tasks, total_actor_tasks=actor_tasks,
-        total_actor_scheduled=sum(t.type == "ACTOR_CREATION_TASK" for t in tasks)))}
+        total_actor_scheduled=kinds.get("ACTOR_CREATION_TASK", 0)))}
 
 
 def summarize_actors(address: str | None = None, timeout: int = DEFAULT_RPC_TIMEOUT,

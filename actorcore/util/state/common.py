@@ -268,6 +268,8 @@ def to_record(record_type: type, row: dict) -> Any:
     names = _FIELDS.get(record_type)
     if names is None:
         names = _FIELDS[record_type] = frozenset(f.name for f in fields(record_type))
+    if row.keys() <= names:
+        return record_type(**row)
     return record_type(**{k: v for k, v in row.items() if k in names})
 
 
