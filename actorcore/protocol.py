@@ -58,6 +58,7 @@ __all__ = [
     "ListCoreActors",
     "ListNamedActors",
     "ListNodes",
+    "ListStoredObjects",
     "ListTaskRecords",
     "ListWorkerProcesses",
     "ListWorkers",
@@ -764,3 +765,9 @@ class ReadRecords:
     ``resources``, ``actors``, ``groups``): answered with ``[(key, value bytes)]``."""
 
     kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListStoredObjects:
+    """Ask an ObjectStore what it holds: ``{object id: (size, in its arena, a spill file holds it)}``
+    for its sealed objects."""

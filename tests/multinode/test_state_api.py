@@ -147,7 +147,7 @@ def test_objects_owned_by_the_driver(world):
         assert (obj.type, obj.pid, obj.owner_worker_id, obj.reference_type, obj.task_status) == (
             "DRIVER", os.getpid(), me, "LOCAL_REFERENCE", "FINISHED")
         assert obj.owner_node_id == world.head and obj.call_site == "disabled"
-    assert big.object_size > 300_000 and big.in_shared_memory and big.node_id == world.head
+    assert big.object_size > 300_000 and big.in_shared_memory and big.node_id == world.head and not big.spilled
     assert small.object_size < 1000 and not small.in_shared_memory
     assert state.get_objects(world.big.hex()) == [big]
     assert state.get_objects("no-such-object") == []
@@ -310,4 +310,15 @@ def test_a_process_that_does_not_answer_makes_the_answer_incomplete(world):
     finally:
         os.kill(world.keeper_pid, signal.SIGCONT)
     assert world.keeper_pid in {w.pid for w in state.list_workers()}
+
+
+def test_a_spilled_object_is_listed_as_spilled(world):
+    value = b"s" * (100 << 20)  # three of them do not fit in the head's 256 MiB store: the first is spilled
+    refs = [ray.put(value) for _ in range(3)]
+    try:
+        objects = {o.object_id: o for o in state.list_objects(filters=[("pid", "=", os.getpid())], limit=1000)}
+        assert objects[refs[0].hex()].spilled is True
+        assert objects[refs[2].hex()].spilled is False and objects[refs[2].hex()].in_shared_memory
+    finally:
+        del refs
 

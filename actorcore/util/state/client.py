@@ -8,8 +8,9 @@ It runs on an actor system's loop and reads the cluster two ways:
   GcsLink (`NodeRecords`: a driver, which holds no etcd session of its own);
 - what only the nodes and processes know, by fan-out with the kernel: each live node's
   TaskHistory (`ListTaskRecords`), its GcsLink's and Scheduler's lists of the node's processes
-  (`ListCoreActors`, `ListWorkerProcesses`), and each process's core actor (`DescribeProcess`:
-  the objects it owns, its placement groups).
+  (`ListCoreActors`, `ListWorkerProcesses`), each process's core actor (`DescribeProcess`:
+  the objects it owns, its placement groups) and each node's ObjectStore (`ListStoredObjects`:
+  which objects are spilled).
 
 Answers are plain dicts with Ray's field names (`common`); `api` wraps them in records, filters
 and cuts them, and runs the client from a driver or from a process of its own.
@@ -26,7 +27,14 @@ from typing import Any, Protocol
 from ...gcs import schema
 from ...kernel import ActorRef, ActorSystem, PeerLostError
 from ...kernel.ref import parse_uri
-from ...protocol import DescribeProcess, ListCoreActors, ListTaskRecords, ListWorkerProcesses, ReadRecords
+from ...protocol import (
+    DescribeProcess,
+    ListCoreActors,
+    ListStoredObjects,
+    ListTaskRecords,
+    ListWorkerProcesses,
+    ReadRecords,
+)
 from ...task_records import merge_records
 from .common import RayStateApiException, TaskState
 
@@ -194,12 +202,27 @@ class StateClient:
 
     async def objects(self, timeout: float) -> tuple[list[dict], list[str]]:
         """Every object the processes own, as ObjectState dicts, by owner."""
-        processes, missing = await self.processes(timeout, objects=True)
+        (processes, missing), stored = await asyncio.gather(self.processes(timeout, objects=True),
+                                                             self._stored(timeout))
         rows = [{**obj, "type": process["worker_type"], "pid": process["pid"], "ip": process["ip"],
                  "owner_worker_id": process["worker_id"], "owner_node_id": process["node_id"],
                  "call_site": "disabled", "attempt_number": 0}
                 for process in processes for obj in process.get("objects", ())]
+        for row in rows:
+            if row.get("in_shared_memory"):
+                held = stored.get((row["node_id"], row["object_id"]))
+                row["spilled"] = bool(held and held[2])
         return rows, missing
+
+    async def _stored(self, timeout: float) -> dict[tuple[str, str], tuple]:
+        """(node id, object id) -> (size, in the arena, spilled) of what the live nodes' stores hold
+        (a store that does not answer is left out: its objects' ``spilled`` stays unknown)."""
+        nodes = [n for n in await self.nodes(timeout) if n["state"] == "ALIVE" and n["uris"].get("object_store")]
+        answers = await asyncio.gather(*(self.system.ref_from_uri(n["uris"]["object_store"])
+                                         .ask(ListStoredObjects(), timeout=timeout) for n in nodes),
+                                       return_exceptions=True)
+        return {(node["node_id"], object_id): held for node, answer in zip(nodes, answers, strict=True)
+                if isinstance(answer, dict) for object_id, held in answer.items()}
 
     async def placement_groups(self, timeout: float) -> tuple[list[dict], list[str]]:
         """Every placement group a live process created, as PlacementGroupState dicts."""

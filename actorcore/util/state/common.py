@@ -159,6 +159,7 @@ class ObjectState(StateRecord):
     owner_worker_id: str | None = field(default=None, metadata=_DETAIL)
     owner_node_id: str | None = field(default=None, metadata=_DETAIL)
     in_shared_memory: bool | None = field(default=None, metadata=_DETAIL)
+    spilled: bool | None = field(default=None, metadata=_DETAIL)  # a spill file of its node holds it
     local_refs: int | None = field(default=None, metadata=_DETAIL)
     pinned_by_tasks: int | None = field(default=None, metadata=_DETAIL)
 
