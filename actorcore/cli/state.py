@@ -242,7 +242,8 @@ def _memory_report(objects: list[dict], usage: dict, nodes: list[dict], group_by
                                                     "USED_BY_PENDING_TASK": 0, "CAPTURED_IN_OBJECT": 0}})
         group["references"].append({k: obj.get(k) for k in ("ip", "pid", "type", "call_site", "task_status",
                                                              "attempt_number", "object_size", "reference_type",
-                                                             "object_id", "node_id", "in_shared_memory")})
+                                                             "object_id", "node_id", "in_shared_memory",
+                                                             "spilled")})
         group["summary"]["bytes"] += obj.get("object_size") or 0
         kind = obj.get("reference_type")
         group["summary"][kind] = group["summary"].get(kind, 0) + 1
@@ -274,10 +275,10 @@ def _format_memory(report: dict, group_by: str, sort_by: str, stats_only: bool) 
                                f"{summary['CAPTURED_IN_OBJECT']}"]]),
                       f"--- Object references for {title} ---",
                       _table(["IP ADDRESS", "PID", "TYPE", "CALL SITE", "STATUS", "SIZE", "REFERENCE TYPE",
-                              "OBJECT REF"],
+                              "SPILLED", "OBJECT REF"],
                              [[_cell(r["ip"]), _cell(r["pid"]), _cell(r["type"]), _cell(r["call_site"]),
                                _cell(r["task_status"]), _size(r["object_size"]), _cell(r["reference_type"]),
-                               _cell(r["object_id"])] for r in group["references"]])]
+                               "yes" if r["spilled"] else "", _cell(r["object_id"])] for r in group["references"]])]
         if not report["groups"]:
             lines += ["", "No object references are held."]
         lines.append("\nCall sites are not recorded: every reference's call site is 'disabled'.")
