@@ -24,6 +24,7 @@ __all__ = [
     "ClusterView",
     "CommitBundles",
     "CountTaskStates",
+    "DescribeProcess",
     "EtcdExited",
     "EtcdLeaseLost",
     "ExecuteTask",
@@ -54,10 +55,13 @@ __all__ = [
     "LeaseGranted",
     "LeaseUnblocked",
     "ListBundleGroups",
+    "ListCoreActors",
     "ListLogFiles",
     "ListNamedActors",
     "ListNodes",
+    "ListStoredObjects",
     "ListTaskRecords",
+    "ListWorkerProcesses",
     "ListWorkers",
     "LocateObject",
     "LogLines",
@@ -71,6 +75,7 @@ __all__ = [
     "PrepareBundles",
     "PublishSupervisionGroup",
     "ReadLog",
+    "ReadRecords",
     "RegisterActor",
     "ReleaseBundles",
     "RequestLease",
@@ -773,3 +778,41 @@ class ReadLog:
     offset: int = 0
     max_bytes: int = 1 << 20
     file_id: int | None = None
+
+
+# -- the state API (docs/architecture.md, "Task events and the state API") -----------------
+
+@dataclass(frozen=True, slots=True)
+class ListCoreActors:
+    """Ask a GcsLink for the core actors of the processes of its node that follow the cluster's
+    view (its drivers and workers, in a cluster): answered with their kernel URIs."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListWorkerProcesses:
+    """Ask a Scheduler for its node's ready worker processes: answered with
+    ``[(pid, executor URI, leased, leased for an actor)]``."""
+
+
+@dataclass(frozen=True, slots=True)
+class DescribeProcess:
+    """Ask a process's core actor what it is (``worker_id``, ``pid``, ``node_id``, ``job_id``,
+    ``is_driver``, ``actor_id``) and, with `objects`, the objects it owns (``objects``: one
+    dict per object, Ray's ObjectState fields) and its placement groups (``placement_groups``:
+    group id -> `placement_group_table` record)."""
+
+    objects: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ReadRecords:
+    """Ask a GcsLink for the records under ``<kind>/`` in etcd (``nodes``, ``dead``,
+    ``resources``, ``actors``, ``groups``): answered with ``[(key, value bytes)]``."""
+
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListStoredObjects:
+    """Ask an ObjectStore what it holds: ``{object id: (size, in its arena, a spill file holds it)}``
+    for its sealed objects."""

@@ -10,6 +10,7 @@
 | ``supervise SPEC.toml``, ``supervise status``, ``supervise reload`` | `supervise` |
 | ``timeline [--output FILE]`` | `timeline` |
 | ``logs``, ``logs cluster|actor|worker|node`` | `logs` |
+| ``list``, ``get``, ``summary``, ``memory`` | `state` |
 
 Flag names follow Ray's. Bad arguments exit with code 2 and name the flag; failures at run
 time exit with code 1 (`common.fail`). Long waits show their progress on a terminal only
@@ -26,6 +27,7 @@ from .logs import add_logs
 from .microbenchmark import add_microbenchmark
 from .run import add_run
 from .start import add_start
+from .state import add_state_commands
 from .status import add_status
 from .stop import add_stop
 from .supervise import add_supervise
@@ -50,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_run(subparsers)
     add_timeline(subparsers)
     add_logs(subparsers)
+    add_state_commands(subparsers)
     return parser
 
 

@@ -32,6 +32,7 @@ from ..node_config import NodeEndpoints
 from ..protocol import (
     ActorWorkerExited,
     ClusterView,
+    DescribeProcess,
     ExportFunction,
     GeneratorEnd,
     GeneratorItem,
@@ -94,6 +95,8 @@ class CoreActor(Actor):
             task = core.loop.create_task(core.groups.answer(message))
             task.add_done_callback(lambda t: reply.send(t.result()))
             return None
+        if isinstance(message, DescribeProcess):
+            return await core.describe(message.objects)
         return self._on_generator(message)
 
     def _on_generator(self, message):
@@ -182,6 +185,15 @@ class CoreWorker:
             events.stop()
 
         self.system.run(stop(), timeout=5)
+
+    async def describe(self, objects: bool) -> dict:
+        """What this process is, and with `objects` what it owns (the state API's `DescribeProcess`)."""
+        answer = {"worker_id": self.prefix, "pid": os.getpid(), "node_id": self.node_id, "job_id": self.job_id,
+                  "is_driver": self.is_driver, "actor_id": self.hosted_actor_id}
+        if objects:
+            answer["objects"] = self.objects.describe()
+            answer["placement_groups"] = await self.groups.answer(GroupQuery(None, wait=False))
+        return answer
 
     def new_id(self, kind: str) -> str:
         """A new id, unique in the cluster: this process's prefix, `kind` ("t", "p", "a") and a count."""

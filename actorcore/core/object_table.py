@@ -33,6 +33,7 @@ from ..protocol import (
     FetchObject,
     FreeObjects,
     GetObject,
+    Inline,
     InShm,
     LeaseBlocked,
     LeaseUnblocked,
@@ -109,6 +110,35 @@ class ObjectTable:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def describe(self) -> list[dict[str, Any]]:
+        """The owned objects as the state API lists them (loop thread): Ray's ObjectState fields
+        ``object_id``, ``object_size`` (serialized bytes; None while pending), ``task_status``,
+        ``reference_type`` (why it is kept), plus ``node_id`` (where its primary copy is) and
+        ``local_refs``/``pinned_by_tasks`` (the counts)."""
+        rows = []
+        for object_id, entry in self._entries.items():
+            payload = entry.payload
+            if entry.pins > 0:
+                why = "USED_BY_PENDING_TASK"
+            elif entry.refs > 0:
+                why = "LOCAL_REFERENCE"
+            elif entry.escaped:
+                why = "CAPTURED_IN_OBJECT"
+            else:
+                why = "PINNED_IN_MEMORY"
+            kind = type(payload)
+            rows.append({
+                "object_id": object_id,
+                "object_size": payload.size if kind is InShm else len(payload.data) if kind is Inline else None,
+                "task_status": "FAILED" if kind is Failed else "PENDING" if payload is None else "FINISHED",
+                "reference_type": why,
+                "node_id": payload.node if kind is InShm else self._node_id,
+                "in_shared_memory": kind is InShm,
+                "local_refs": entry.refs,
+                "pinned_by_tasks": entry.pins,
+            })
+        return rows
 
     # -- references (any thread; counted on the loop) --------------------------------------
 

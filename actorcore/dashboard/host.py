@@ -118,13 +118,14 @@ class _LazyEtcd:
 
 
 async def start_dashboard(root: Any, system: Any, host: str, port: int, etcd: str, token: str, *,
-                          cluster: str, etcd_auth: dict | None = None) -> str:
-    """Start a `DashboardHost` under the node's `root` supervisor; return its URL."""
+                          cluster: str, etcd_auth: dict | None = None, source: StateSource | None = None) -> str:
+    """Start a `DashboardHost` under the node's `root` supervisor (tasks and objects from
+    `source`); return its URL."""
     from supervisor import ChildStartError
 
     try:
         await root.start_child(actor_spec(system, "dashboard", DashboardHost, host, port, etcd, token,
-                                          cluster=cluster, etcd_auth=etcd_auth))
+                                          cluster=cluster, etcd_auth=etcd_auth, source=source))
     except ChildStartError as error:
         cause: BaseException | None = error
         while cause is not None and not isinstance(cause, DashboardStartError):

@@ -51,6 +51,7 @@ from ..protocol import (
     GetClusterResources,
     GetFunction,
     GetGcsStats,
+    ListCoreActors,
     ListNamedActors,
     ListNodes,
     LookupActor,
@@ -58,6 +59,7 @@ from ..protocol import (
     NameGroup,
     NodeLoad,
     PublishSupervisionGroup,
+    ReadRecords,
     RegisterActor,
     StartRegistration,
     StoreUsage,
@@ -72,6 +74,8 @@ log = get_logger(__name__)
 FUNCTION_WAIT = 30.0  # how long a request for a function not (yet) exported waits for it
 LOAD_INTERVAL = 0.1  # at most this often a node writes its available resources to etcd
 ETCD_LATENCY_INTERVAL = 5.0  # how often a node that exports metrics times an etcd round trip
+#: the etcd records the state API may read through a node (`ReadRecords`)
+_READABLE_KINDS = ("nodes", "dead", "resources", "actors", "groups")
 PEER_PROBE_TIMEOUT = 1.0  # how long a connection attempt confirming a node's death may take
 # when the connection attempts are made: a process that is being torn down may close the
 # connection before its listening socket
@@ -587,6 +591,8 @@ class GcsLink(Actor):
         if isinstance(message, PublishSupervisionGroup):
             self.supervision_groups.publish(message, self.context.watch)
             return None
+        if isinstance(message, ListCoreActors):
+            return [ref.to_uri() for ref in self.subscribers if ref.actor_id == "core"]
         if isinstance(message, EtcdLeaseLost):
             self._lease_lost_at = time.monotonic()
             self._spawn(self._on_lease_lost())
@@ -649,6 +655,10 @@ class GcsLink(Actor):
                 self._spawn(self._time_etcd_forever())
             return {"etcd_roundtrip_seconds": self.etcd_latency, "actor_restarts": self.actor_restarts,
                     "actors_by_state": dict(Counter(self.actor_states.values()))}
+        if isinstance(message, ReadRecords):
+            if message.kind not in _READABLE_KINDS:
+                return None
+            return await self.etcd.get_prefix(self._key(message.kind, ""))
         if isinstance(message, GetClusterResources):
             totals: dict[str, float] = {}
             for node_id, record in self.nodes.items():

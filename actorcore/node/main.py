@@ -207,11 +207,13 @@ async def serve(config: NodeConfig) -> None:
 async def _start_dashboard(root, system, config: NodeConfig, token, etcd_auth, stop) -> str | None:
     """Serve the web dashboard under the root supervisor; its URL, or None if it cannot (the node stops)."""
     from ..dashboard.host import DashboardStartError, start_dashboard
+    from ..dashboard.sources import ClusterStateSource
 
     host, _, port = config.dashboard.rpartition(":")
     try:
         return await start_dashboard(root, system, host.strip("[]"), int(port), config.etcd, token or "",
-                                     cluster=config.cluster, etcd_auth=etcd_auth)
+                                     cluster=config.cluster, etcd_auth=etcd_auth,
+                                     source=ClusterStateSource(system, system.lookup("gcs")))
     except DashboardStartError as error:
         if not stop.done():
             stop.set_result(error)

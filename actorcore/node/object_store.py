@@ -48,6 +48,7 @@ from ..protocol import (
     FreeObjects,
     GetStoreUsage,
     GetTransferAddress,
+    ListStoredObjects,
     LocateObject,
     SealObject,
     StoreUsage,
@@ -173,6 +174,9 @@ class ObjectStore(Actor):
             return self.server.address if self.server is not None else None
         elif isinstance(message, GetStoreUsage):
             return self._usage()
+        elif isinstance(message, ListStoredObjects):
+            return {object_id: (record.size, record.start is not None, record.spilled)
+                    for object_id, record in self.objects.items() if record.sealed and not record.freed}
         return None
 
     # -- allocation and room -------------------------------------------------------------------

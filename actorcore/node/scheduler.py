@@ -44,6 +44,7 @@ from ..protocol import (
     LeaseGranted,
     LeaseUnblocked,
     ListBundleGroups,
+    ListWorkerProcesses,
     NodeLoad,
     PrepareBundles,
     ReleaseBundles,
@@ -200,6 +201,9 @@ class Scheduler(Actor):
                 self.pool.tell(StartWorkers(prestart))
         elif isinstance(message, (PrepareBundles, CommitBundles, ReleaseBundles)):
             return self._reserve(message)
+        elif isinstance(message, ListWorkerProcesses):
+            return ([(pid, worker.to_uri(), False, False) for pid, worker in self.idle]
+                    + [(lease.pid, lease.worker.to_uri(), True, lease.for_actor) for lease in self.leases.values()])
         return None
 
     # -- granting -------------------------------------------------------------------------

@@ -188,3 +188,18 @@ async def test_a_result_that_arrives_after_its_nodes_death_is_made_again(cluster
     ref = ObjectRef("t9.0", cluster_table.owner, cluster_table)
     await asyncio.sleep(0)  # handled as the death is, right after the result
     assert remade == [task] and cluster_table[ref.id].payload is None
+
+
+async def test_describe_lists_each_owned_object_with_its_size_status_and_why_it_is_kept(table):
+    kept = table.put("kept")
+    table.expect(["t5.0"])  # a task's return, not made yet
+    escaped = table.put("sent away")
+    table.mark_escaped(escaped.id)
+    table.release(escaped.id)
+    await settle()
+    rows = {row["object_id"]: row for row in table.describe()}
+    assert rows[kept.id]["reference_type"] == "LOCAL_REFERENCE" and rows[kept.id]["task_status"] == "FINISHED"
+    assert rows[kept.id]["object_size"] == len(table[kept.id].payload.data) and rows[kept.id]["node_id"] == "n1"
+    assert not rows[kept.id]["in_shared_memory"] and rows[kept.id]["local_refs"] == 1
+    assert (rows["t5.0"]["task_status"], rows["t5.0"]["object_size"]) == ("PENDING", None)
+    assert rows[escaped.id]["reference_type"] == "CAPTURED_IN_OBJECT"

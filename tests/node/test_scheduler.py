@@ -24,6 +24,7 @@ from actorcore.protocol import (
     LeaseBlocked,
     LeaseGranted,
     LeaseUnblocked,
+    ListWorkerProcesses,
     NodeLoad,
     RequestLease,
     ReturnLease,
@@ -434,3 +435,12 @@ async def test_the_node_publishes_its_free_resources_when_they_change(system):
     await node.settle()
     assert node.gcs.take() == [NodeLoad(NODE, {"CPU": 1.0})]
 
+
+async def test_the_ready_workers_are_listed_with_whether_they_are_leased(node):
+    leased, idle = node.worker_ready(), node.worker_ready()  # the first ready is leased first
+    await granted(node.request(CPU=1.0))
+    listed = await node.scheduler.ask(ListWorkerProcesses())
+    assert sorted((pid, is_leased, for_actor) for pid, _uri, is_leased, for_actor in listed) == [
+        (leased, True, False), (idle, False, False)]
+    assert {uri for _pid, uri, _leased, _for_actor in listed} == {node.workers[leased].ref.to_uri(),
+                                                                  node.workers[idle].ref.to_uri()}

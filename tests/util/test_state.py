@@ -60,3 +60,17 @@ def test_limit_and_filters_are_checked():
         list_tasks(filters=[("name", ">", "a")])
     with pytest.raises(ValueError, match="limit must be an int >= 1"):
         list_tasks(limit=0)
+
+
+def test_a_local_node_lists_its_driver_workers_and_objects():
+    from actorcore.util.state import list_nodes, list_objects, list_workers
+
+    ref = ray.put("local object")
+    ray.get(square.remote(2))
+    (node,) = list_nodes()
+    assert node.node_id == ray.get_runtime_context().get_node_id() and node.state == "ALIVE"
+    workers = list_workers()
+    assert [w.pid for w in workers if w.worker_type == "DRIVER"] == [os.getpid()]
+    assert any(w.worker_type == "WORKER" and w.node_id == node.node_id for w in workers)
+    (obj,) = list_objects(filters=[("object_id", "=", ref.hex())])
+    assert (obj.pid, obj.type, obj.reference_type) == (os.getpid(), "DRIVER", "LOCAL_REFERENCE")
