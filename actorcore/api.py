@@ -26,7 +26,7 @@ from ._logging import get_logger
 from .connection import ClusterConnection, LocalCluster
 from .core import CoreWorker
 from .core.streams import ObjectRefGenerator
-from .dashboard import dashboard_address
+from .dashboard_address import dashboard_address
 from .env import ADDRESS_ENV
 from .node_resources import MIN_OBJECT_STORE_MEMORY, accelerator_type_resources, resolve_gpu_ids
 from .object_ref import ObjectRef

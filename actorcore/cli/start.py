@@ -32,7 +32,12 @@ from pathlib import Path
 
 from .. import cluster_files as files
 from ..credentials import Credentials, CredentialsError, make_credentials
-from ..dashboard import DASHBOARD_PORT_RETRIES, DEFAULT_DASHBOARD_HOST, DEFAULT_DASHBOARD_PORT, dashboard_address
+from ..dashboard_address import (
+    DASHBOARD_PORT_RETRIES,
+    DEFAULT_DASHBOARD_HOST,
+    DEFAULT_DASHBOARD_PORT,
+    dashboard_address,
+)
 from ..env import DEFAULT_LEASE_TTL, MIN_LEASE_TTL
 from ..node_config import EtcdToStart, NodeConfig
 from ..node_launcher import NodeProcess, NodeStartError, launch

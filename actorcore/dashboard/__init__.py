@@ -2,44 +2,16 @@
 
 `app.make_app` builds the aiohttp application (pages and the read-only JSON API, behind the
 cluster token: `auth`); `host.DashboardHost` is the node's actor that serves it;
-`sources.StateSource` is where its task and object listings come from. This package's root
-holds only the defaults, so that the CLI reads them without importing aiohttp.
+`sources.StateSource` is where its task and object listings come from. Its defaults and
+port choice are in `actorcore.dashboard_address`, which the CLI and `init()` read without
+importing aiohttp.
 """
 
-import socket
+from ..dashboard_address import (
+    DASHBOARD_PORT_RETRIES,
+    DEFAULT_DASHBOARD_HOST,
+    DEFAULT_DASHBOARD_PORT,
+    dashboard_address,
+)
 
 __all__ = ["DASHBOARD_PORT_RETRIES", "DEFAULT_DASHBOARD_HOST", "DEFAULT_DASHBOARD_PORT", "dashboard_address"]
-
-DEFAULT_DASHBOARD_HOST = "127.0.0.1"
-DEFAULT_DASHBOARD_PORT = 8265  # Ray's
-DASHBOARD_PORT_RETRIES = 50  # ports after the default one tried when no port is given
-
-
-def dashboard_address(host: str | None, port: int | None) -> tuple[str, str | None]:
-    """Where to serve the dashboard, as "HOST:PORT", and why that port is taken (None if it is
-    free). Without `port`, the first free port of the `DASHBOARD_PORT_RETRIES` after the
-    default, as Ray does; a given port must be free."""
-    host = host or DEFAULT_DASHBOARD_HOST
-    if port is not None:
-        return _hostport(host, port), _port_taken(host, port)
-    taken = None
-    for candidate in range(DEFAULT_DASHBOARD_PORT, DEFAULT_DASHBOARD_PORT + DASHBOARD_PORT_RETRIES + 1):
-        taken = _port_taken(host, candidate)
-        if not taken:
-            return _hostport(host, candidate), None
-    return _hostport(host, DEFAULT_DASHBOARD_PORT), f"{taken}, as are the {DASHBOARD_PORT_RETRIES} ports after it"
-
-
-def _hostport(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _port_taken(host: str, port: int) -> str | None:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the dashboard's server does
-        try:
-            s.bind((host, port))
-        except OSError as e:
-            return e.strerror or str(e)
-    return None

@@ -7,6 +7,7 @@
 | `client` | `StateClient`: one async client reading etcd and fanning out to nodes and processes |
 | `session` | `ClusterSession`: a process's own etcd and actor system, when it is no driver |
 | `api` | the functions: ``list_*``, ``get_*``, ``summarize_*`` |
+| `actorcore.util.logs` | ``list_logs``, ``get_log`` (re-exported here, as Ray has them) |
 
 Names load on first use (PEP 562): the head node's dashboard imports `client` alone, and so
 never loads the driver's runtime.
@@ -28,6 +29,7 @@ __all__ = [
     "TaskState",
     "WorkerState",
     "get_actor",
+    "get_log",
     "get_node",
     "get_objects",
     "get_placement_group",
@@ -35,6 +37,7 @@ __all__ = [
     "get_worker",
     "list_actors",
     "list_jobs",
+    "list_logs",
     "list_nodes",
     "list_objects",
     "list_placement_groups",
@@ -49,9 +52,15 @@ _COMMON = frozenset({"DEFAULT_LIMIT", "DEFAULT_RPC_TIMEOUT", "ActorState", "JobS
                      "PlacementGroupState", "RayStateApiException", "TaskState", "WorkerState"})
 
 
+_LOGS = frozenset({"get_log", "list_logs"})
+
+
 def __getattr__(name: str):
     if name in __all__:
-        module = importlib.import_module(".common" if name in _COMMON else ".api", __name__)
+        if name in _LOGS:
+            module = importlib.import_module("..logs", __name__)
+        else:
+            module = importlib.import_module(".common" if name in _COMMON else ".api", __name__)
         value = getattr(module, name)
         globals()[name] = value
         return value

@@ -16,7 +16,9 @@ shows the detail columns only with ``--detail``).
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Awaitable, Callable
+from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
@@ -117,8 +119,21 @@ _SOURCES: dict[type, Callable[[StateClient, float, tuple, int], Awaitable[Rows]]
 
 def _list(record_type: type, address: str | None, filters: list | None, limit: int, timeout: float,
           raise_on_missing_output: bool) -> list:
-    rows = _rows(record_type, address, filters, limit, timeout, raise_on_missing_output)
-    return [to_record(record_type, row) for row in rows]
+    with _collector_paused():  # 100k records are 100k+ new containers: collections would rescan them all
+        rows = _rows(record_type, address, filters, limit, timeout, raise_on_missing_output)
+        return [to_record(record_type, row) for row in rows]
+
+
+@contextmanager
+def _collector_paused():
+    """The garbage collector off while a listing builds its records (if it was on)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _rows(record_type: type, address: str | None, filters: list | None, limit: int, timeout: float,

@@ -148,7 +148,9 @@ class StateClient:
                 continue
             for record in answer[0]:
                 parts[(record["task_id"], record["attempt_number"])].append(record)
-        merged = [merge_records(records) for records in parts.values()]
+        # An attempt known to one node is its record as sent (not copied: the dashboard's asks are
+        # answered in its own process, with the history's own dicts); `events` come with the record.
+        merged = [records[0] if len(records) == 1 else merge_records(records) for records in parts.values()]
         merged.sort(key=lambda r: r.get("creation_time_ms") or r.get("start_time_ms") or 0, reverse=True)
         return merged, missing
 

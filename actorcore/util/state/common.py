@@ -12,8 +12,10 @@ in Ray). The ``summarize_*`` dataclasses count records by function, class or cal
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
+
+from ...task_records import events_of
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -266,6 +268,8 @@ def columns(record_type: type, detail: bool) -> tuple[str, ...]:
 
 def to_record(record_type: type, row: dict) -> Any:
     """`row` as a `record_type` (keys that are not its fields are left out)."""
+    if record_type is TaskState:
+        return _task_state(row)
     names = _FIELDS.get(record_type)
     if names is None:
         names = _FIELDS[record_type] = frozenset(f.name for f in fields(record_type))
@@ -275,3 +279,21 @@ def to_record(record_type: type, row: dict) -> Any:
 
 
 _FIELDS: dict[type, frozenset] = {}
+
+
+def _task_state(row: dict) -> TaskState:
+    """A task's row as its TaskState, its ``events`` made from its times if the row has none;
+    the row is not changed (it may be a node's own record). This runs for every listed task:
+    it fills the dataclass's fields directly instead of through its ``__init__``."""
+    task = TaskState.__new__(TaskState)
+    values = task.__dict__
+    values.update(_TASK_DEFAULTS)
+    for name in _TASK_FIELDS.intersection(row):
+        values[name] = row[name]
+    if "events" not in row:
+        values["events"] = events_of(row)
+    return task
+
+
+_TASK_FIELDS = frozenset(f.name for f in fields(TaskState))
+_TASK_DEFAULTS = {f.name: f.default for f in fields(TaskState) if f.default is not MISSING}
