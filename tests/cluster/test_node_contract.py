@@ -111,7 +111,7 @@ def test_launch_starts_a_node_that_reports_its_endpoints():
         assert endpoints.node_id == node_id and endpoints.pid == node.pid
         assert endpoints.resources == {"CPU": 0.0, "memory": 5e8,
                                        "object_store_memory": 1 << 20} and not endpoints.cluster_mode
-        assert set(endpoints.uris()) == {"node", "scheduler", "gcs", "object_store", "pool", "task_history"}
+        assert set(endpoints.uris()) == {"node", "scheduler", "gcs", "object_store", "pool", "task_history", "logs"}
         assert all(uri for uri in endpoints.uris().values())
         with open(f"/proc/{node.pid}/cmdline") as cmdline:
             assert node_id in cmdline.read()
