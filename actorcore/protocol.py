@@ -361,13 +361,18 @@ class FetchObject:
 @dataclass(frozen=True, slots=True)
 class StoreUsage:
     """What a node's ObjectStore holds (ObjectStore -> GcsLink, published with the node's load):
-    objects and bytes in its arena, its capacity, and what is spilled to disk."""
+    objects and bytes in its arena, its capacity, and what is spilled to disk; and the objects
+    (and their bytes) it pulled from other nodes and lent to them since it started."""
 
     objects: int
     bytes: int
     capacity: int = 0
     spilled_objects: int = 0
     spilled_bytes: int = 0
+    pulled_objects: int = 0
+    pulled_bytes: int = 0
+    sent_objects: int = 0
+    sent_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,8 @@
 It keeps the latest user-metrics snapshot of each process of the node (`MetricsSnapshot`,
 sent every few seconds by `actorcore.util.metrics`) and forgets a process that has not
 reported for `PROCESS_EXPIRY` seconds (it ended). On each scrape it asks the node's actors for
-their state (object store usage, workers and leases, resources, the last etcd round trip, actor restarts) and
+their state (object store usage and transfers, workers and leases, resources, the last etcd round trip,
+actor restarts, tasks and actors by state) and
 renders it, with the user metrics summed over processes, through a `prometheus_client`
 collector. The HTTP server is aiohttp on the node's own loop: the state comes from actors on
 that loop, so a scrape needs no thread and no cross-thread ask.
@@ -174,6 +175,15 @@ class _NodeCollector:
             objects.add_metric([*base, "IN_MEMORY"], store.objects)
             objects.add_metric([*base, "SPILLED"], store.spilled_objects)
             yield objects
+            for name, doc, pulled, sent in (
+                    ("object_transfers", "Objects moved between this node and others.", store.pulled_objects,
+                     store.sent_objects),
+                    ("object_transfer_bytes", "Bytes of objects moved between this node and others.",
+                     store.pulled_bytes, store.sent_bytes)):
+                moved = CounterMetricFamily(PREFIX + name, doc, labels=[*keys, "Direction"])
+                moved.add_metric([*base, "IN"], pulled)
+                moved.add_metric([*base, "OUT"], sent)
+                yield moved
         stats = state.get("scheduler")
         if stats is not None:
             workers = GaugeMetricFamily(PREFIX + "workers", "The node's worker processes by state.",

@@ -124,6 +124,7 @@ class ObjectStore(Actor):
         self.bytes_used = 0  # extents in use, zombies included
         self.spilled_bytes = 0
         self.spilled_objects = 0
+        self.transfers = [0, 0, 0, 0]  # objects and bytes pulled from other nodes, then lent to them
         self.room_requests: collections.deque[_RoomRequest] = collections.deque()
         self._room_task: asyncio.Task | None = None
         self.arena: Arena | None = None
@@ -474,6 +475,8 @@ class ObjectStore(Actor):
         record = self.objects.get(object_id)
         if record is None or record.freed or not record.sealed:
             return None
+        self.transfers[2] += 1
+        self.transfers[3] += record.size
         start = record.start
         if start is not None and record.moved is None and self.arena.pins.acquire(start):
             # Pinned as a reader pins it: neither spilled nor reused (even once freed) while lent.
@@ -543,6 +546,8 @@ class ObjectStore(Actor):
                 self.lru[object_id] = None
                 self._watch(message.owner)
                 pulled, start = start, None  # (kept: no longer given back below)
+                self.transfers[0] += 1
+                self.transfers[1] += size
                 return pulled
             raise ConnectionError(f"object {object_id} could not be pulled from any of its "
                                   f"{len(message.sources)} location(s): " + "; ".join(failures))
@@ -554,7 +559,7 @@ class ObjectStore(Actor):
 
     def _usage(self) -> StoreUsage:
         return StoreUsage(len(self.lru) + len(self.zombies), self.bytes_used, self.capacity,
-                          self.spilled_objects, self.spilled_bytes)
+                          self.spilled_objects, self.spilled_bytes, *self.transfers)
 
     def _usage_changed(self) -> None:
         if self.gcs is not None and not self._usage_scheduled:

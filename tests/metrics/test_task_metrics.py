@@ -63,3 +63,26 @@ def test_tasks_and_actors_by_state_count_where_they_ran(metrics_cluster):
     actorcore.kill(pinger)
     wait_until(lambda: count(scrape(node.metrics_export_port), "DEAD", "actorcore_actors", **here_labels) == 1,
                60, "the killed actor to be counted DEAD on its owner's node")
+
+
+def test_an_object_pulled_by_another_node_counts_as_a_transfer_on_both(metrics_cluster):
+    node = driver_node()
+    other = next(n for n in actorcore.nodes() if n["NodeID"] != node.node_id)
+
+    @actorcore.remote(scheduling_strategy=NodeAffinitySchedulingStrategy(other["NodeID"], soft=False))
+    def length(blob):
+        return len(blob)
+
+    def moved(samples, name, direction, node_id):
+        return sample(samples, name, Direction=direction, NodeId=node_id) or 0
+
+    size = 8 << 20
+    here_before, there_before = scrape(node.metrics_export_port), scrape(other["MetricsExportPort"])
+    assert actorcore.get(length.remote(actorcore.put(b"x" * size))) == size
+    here, there = scrape(node.metrics_export_port), scrape(other["MetricsExportPort"])
+    for samples, before, direction, node_id in ((there, there_before, "IN", other["NodeID"]),
+                                                (here, here_before, "OUT", node.node_id)):
+        assert moved(samples, "actorcore_object_transfers_total", direction, node_id) - \
+            moved(before, "actorcore_object_transfers_total", direction, node_id) == 1
+        assert moved(samples, "actorcore_object_transfer_bytes_total", direction, node_id) - \
+            moved(before, "actorcore_object_transfer_bytes_total", direction, node_id) >= size
