@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["current", "require", "set_current", "set_starter"]
+__all__ = ["at_process_end", "current", "process_ending", "require", "set_current", "set_starter"]
 
 _core: Any = None
 _starter: Callable[[], Any] | None = None
+_at_end: list[Callable[[], Any]] = []
 
 
 def set_current(core: Any) -> None:
@@ -45,3 +46,17 @@ def require() -> Any:
             raise RuntimeError("actorcore is not initialized: call actorcore.init() first")
         _starter()
     return _core
+
+
+def at_process_end(hook: Callable[[], Any]) -> None:
+    """Run `hook` when this process's runtime ends: a worker told to stop (which ends with
+    ``os._exit``, so ``atexit`` would not run), or a driver at interpreter exit."""
+    if hook not in _at_end:
+        _at_end.append(hook)
+
+
+def process_ending() -> None:
+    """Run the `at_process_end` hooks once (errors are theirs: a hook must not raise)."""
+    hooks, _at_end[:] = list(_at_end), []
+    for hook in hooks:
+        hook()

@@ -66,6 +66,7 @@ class _Registry:
             self.reporter = threading.Thread(target=self._report_forever, name="actorcore-metrics", daemon=True)
             self.reporter.start()
         atexit.register(self.report)  # runs before api.shutdown (registered earlier, runs later)
+        runtime.at_process_end(self.report)  # a worker ends with os._exit: atexit does not run there
 
     def _report_forever(self) -> None:
         while not self.stopped.wait(REPORT_INTERVAL):

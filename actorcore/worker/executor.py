@@ -42,7 +42,7 @@ from typing import Any
 import cloudpickle
 
 from .. import exceptions as exc
-from .. import runtime_context
+from .. import runtime, runtime_context
 from ..core import CoreWorker, from_payload, to_payload
 from ..core.messages import ActorExited
 from ..gcs.schema import ONLY_IF_WORKER
@@ -199,8 +199,13 @@ class Executor(Actor):
         if isinstance(message, GeneratorConsumed):
             self.generators.on_consumed(message)
             return None
-        if isinstance(message, ExitWorker):  # kill(): the caller records the actor's death
-            os._exit(0)
+        if isinstance(message, ExitWorker):  # kill() or max_calls: the caller records the actor's death
+            # Its last user metrics and task events leave first: their sends are queued before the exit.
+            runtime.process_ending()
+            if self.core.task_events is not None:
+                self.core.task_events.flush()
+            self.loop.call_soon(os._exit, 0)
+            return None
         if isinstance(message, Terminated) and self.actor_id is not None:
             # Its owner is gone: the actor's process ends, after recording why; calls that
             # arrive meanwhile fail as calls on a dead actor (as in Ray).

@@ -61,6 +61,9 @@ async def serve(config: WorkerConfig, token: str | None, tls: TlsIdentity | None
     system.spawn(NodeWatch, stop, core.scheduler)
     core.scheduler.tell(WorkerReady(os.getpid(), executor))
     await stop
+    runtime.process_ending()  # its last user metrics go to the node
+    if core.task_events is not None:
+        core.task_events.stop()  # and its last task events
     await system.shutdown(timeout=1)
 
 

@@ -213,3 +213,4 @@ def test_the_file_sd_goes_when_the_cluster_stops(metrics_cluster):
     subprocess.run([sys.executable, "-m", "actorcore", "stop"], env=metrics_cluster.env, capture_output=True,
                    timeout=90, check=True)
     assert not path.exists()
+

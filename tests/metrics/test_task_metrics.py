@@ -1,13 +1,17 @@
-"""The tasks and actors by state in the /metrics of a fresh two-node cluster: each task counts
-on the node that ran it, never as pending on its owner's node once it ran elsewhere; an actor
-counts on its owner's node, ALIVE then DEAD."""
+"""The /metrics of a fresh two-node cluster: each task counts on the node that ran it, never as
+pending on its owner's node once it ran elsewhere; an actor counts on its owner's node, ALIVE
+then DEAD; an object pulled by another node is a transfer on both; a worker that ends right
+after its task still reports its metrics."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
 import actorcore
 from actorcore.testing import wait_until
+from actorcore.util.metrics import Counter
 from actorcore.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from .conftest import sample, scrape
@@ -86,3 +90,27 @@ def test_an_object_pulled_by_another_node_counts_as_a_transfer_on_both(metrics_c
             moved(before, "actorcore_object_transfers_total", direction, node_id) == 1
         assert moved(samples, "actorcore_object_transfer_bytes_total", direction, node_id) - \
             moved(before, "actorcore_object_transfer_bytes_total", direction, node_id) >= size
+
+
+def test_a_worker_that_ends_right_after_its_task_still_reports_its_metrics(metrics_cluster):
+    node = driver_node()
+
+    @actorcore.remote(max_calls=1, scheduling_strategy=on_driver_node())
+    def last_words():
+        Counter("last_words", "counted just before the worker ends").inc(3)
+        return os.getpid()
+
+    pid = actorcore.get(last_words.remote())
+    wait_until(lambda: not _alive(pid), 60, "the worker to end after its one call (max_calls=1)")
+    samples = wait_until(
+        lambda: (lambda s: s if sample(s, "actorcore_last_words_total") is not None else None)(
+            scrape(node.metrics_export_port)), 30, "the ended worker's counter on /metrics")
+    assert sample(samples, "actorcore_last_words_total", NodeId=node.node_id) == 3.0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
