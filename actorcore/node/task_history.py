@@ -68,7 +68,12 @@ class TaskHistory(Actor):
 
     def _forget(self, count: int) -> None:
         records = self.records
-        finished = [key for key, record in records.items() if record["state"] in _FINAL][:count]
+        finished = []
+        for key, record in records.items():  # the oldest first: most of them are finished
+            if record["state"] in _FINAL:
+                finished.append(key)
+                if len(finished) == count:
+                    break
         for key in finished:
             del records[key]
         for _ in range(count - len(finished)):

@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
 
 from actorcore.gcs.etcd_server import _free_port
-from tests.multinode.conftest import Cluster, _session
+from tests.multinode.conftest import Cluster, _session, unstarted_cluster
 
 
 @dataclass
@@ -67,10 +64,8 @@ class Dashboard:
 def dashboard():
     import actorcore as ray
 
-    home = Path(tempfile.mkdtemp(prefix="actorcore-dashboard-"))
-    env = {**os.environ, "ACTORCORE_HOME": str(home), "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    env.pop("ACTORCORE_TOKEN", None)
-    cluster = Cluster(home, f"127.0.0.1:{_free_port()}", env, lease_ttl=None)
+    cluster = unstarted_cluster("actorcore-dashboard-")
+    home = cluster.home
     port = _free_port()
     with _session(cluster):
         cluster.cli("start", "--head", "--port", cluster.address.rsplit(":", 1)[1], "--num-cpus", "2",

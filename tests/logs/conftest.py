@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from actorcore.gcs.etcd_server import _free_port
-from tests.multinode.conftest import Cluster, _session
+from tests.multinode.conftest import Cluster, _session, unstarted_cluster
 
 ROTATION_BYTES = 4000
 BACKUPS = 2
@@ -51,10 +49,8 @@ class LogCluster:
 def log_cluster():
     import actorcore
 
-    home = Path(tempfile.mkdtemp(prefix="actorcore-logs-"))
-    env = {**os.environ, "ACTORCORE_HOME": str(home), "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    env.pop("ACTORCORE_TOKEN", None)
-    cluster = Cluster(home, f"127.0.0.1:{_free_port()}", env, lease_ttl=None)
+    cluster = unstarted_cluster("actorcore-logs-")
+    home, env = cluster.home, cluster.env
     port = _free_port()
     with _session(cluster):
         common = ["--num-cpus", "2", "--memory", str(10**9), "--object-store-memory", str(1 << 28)]

@@ -98,6 +98,18 @@ def etcd_pid(home) -> int:
     raise AssertionError("no etcd process found for the cluster")
 
 
+def unstarted_cluster(prefix: str) -> Cluster:
+    """A cluster not started yet: its own ACTORCORE_HOME (a new temporary folder, removed when
+    it stops), a free etcd address, the default lease TTL, and an environment for its commands
+    without a token of the caller's."""
+    from actorcore.gcs.etcd_server import _free_port
+
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    env = {**os.environ, "ACTORCORE_HOME": str(home), "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env.pop("ACTORCORE_TOKEN", None)
+    return Cluster(home, f"127.0.0.1:{_free_port()}", env, lease_ttl=None)
+
+
 def _stop_cluster(cluster: Cluster) -> None:
     try:
         cluster.cli("stop", check=False)

@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import tempfile
-from pathlib import Path
 
 import pytest
 import yaml
@@ -20,7 +18,7 @@ from actorcore.gcs.etcd_server import _free_port
 from actorcore.testing import wait_until
 from actorcore.util import state
 from actorcore.util.placement_group import placement_group
-from tests.multinode.conftest import NODE_STORE, Cluster, _session
+from tests.multinode.conftest import NODE_STORE, Cluster, _session, unstarted_cluster
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -47,10 +45,8 @@ class World:
 
 @pytest.fixture(scope="module")
 def world():
-    home = Path(tempfile.mkdtemp(prefix="actorcore-state-"))
-    env = {**os.environ, "ACTORCORE_HOME": str(home), "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    env.pop("ACTORCORE_TOKEN", None)
-    cluster = Cluster(home, f"127.0.0.1:{_free_port()}", env, lease_ttl=None)
+    cluster = unstarted_cluster("actorcore-state-")
+    home = cluster.home
     dashboard_port = _free_port()
     with _session(cluster):
         cluster.cli("start", "--head", "--port", cluster.address.rsplit(":", 1)[1], "--num-cpus", "2",
