@@ -246,6 +246,7 @@ class TaskSpec:
     generator_backpressure: int = -1  # a streaming generator pauses at this many unconsumed items (-1: never)
     concurrency_group: str | None = None  # an actor call's, if given at the call (else its method's)
     max_calls: int = 0  # a task's: its worker retires after running it that many times (0: never)
+    submitted_at: float = 0.0  # when its owner submitted it, for its task events (0: not recorded)
 
 
 @dataclass(frozen=True, slots=True)

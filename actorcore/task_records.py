@@ -51,8 +51,9 @@ TIME_OF_STATE = {PENDING_ARGS_AVAIL: "creation_time_ms", PENDING_NODE_ASSIGNMENT
 #: One event: (time in seconds since the epoch, task id, attempt, state, other fields or None,
 #: start time or None). An event with a start time comes from the worker that ran the task: its
 #: batch's source names that worker (`WORKER_FIELDS`), so the event itself stays a few atoms.
-#: The fields of a submission are the tuple ``(name, type, actor id or None)`` (`submitted`),
-#: others a dict.
+#: The fields of an owner's submission are the tuple ``(name, type, actor id or None)``; a
+#: worker's event adds the submission time (or None) and, for a failure, the error's fields
+#: (a dict); others are a dict.
 TaskEvent = tuple[float, str, int, str, "dict[str, Any] | None", "float | None"]
 
 #: The field by which an owner closes its side of a task that ran on another node (not a field
@@ -105,6 +106,13 @@ def apply_event(record: dict[str, Any], event: TaskEvent, worker: tuple = ()) ->
                 record["type"] = fields[1]
                 if fields[2] is not None:
                     record["actor_id"] = fields[2]
+            if len(fields) > 3:  # the worker's: the submission time, then the error's fields if any
+                if fields[3] and "creation_time_ms" not in record:
+                    record["creation_time_ms"] = int(fields[3] * 1000)
+                if len(fields) > 4:
+                    for name, value in fields[4].items():
+                        if value is not None and record.get(name) is None:
+                            record[name] = value
         else:
             for name, value in fields.items():
                 if value is not None and record.get(name) is None:

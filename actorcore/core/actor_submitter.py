@@ -226,8 +226,6 @@ class ActorSubmitter:
             result = await grant.worker.ask(
                 BecomeActor(placement.ctor.spec, state.actor_id, placement.max_concurrency, placement.is_async,
                             placement.detached, grant.gpu_ids, placement.concurrency_groups), timeout=None)
-            if grant.node_id != self._cluster.node_id:
-                self._manager.ran_elsewhere(placement.ctor)
             if type(result) is Failed:
                 scheduler.tell(ReturnLease(grant.lease_id, worker_died=True))
                 grant.worker.tell(ExitWorker())
@@ -704,8 +702,6 @@ class ActorSubmitter:
     def _call_done(self, state: ActorState, pending: PendingTask, future: asyncio.Future, worker: ActorRef) -> None:
         error = future.exception()
         if error is None:
-            if state.node_id != self._cluster.node_id:
-                self._manager.ran_elsewhere(pending)
             self._manager.finish(pending, future.result().returns)
             return
         if isinstance(error, PeerLostError) and not state.owned and state.owner is not None:

@@ -2,11 +2,11 @@
 buffer and sent to its node's TaskHistory in batches (docs/architecture.md, "Task events and the
 state API").
 
-Recording is one `deque.append` from any thread: no message, no lock, nothing per task beyond
-that (a task that runs here is one event, sent once it ended, or RUNNING first if it runs
-across a send). On the loop, every `FLUSH_SECONDS` the buffer is drained into one `TaskEventBatch`, told to
-the node. A buffer that fills between two flushes drops its oldest events and counts them, so a
-burst of tasks costs memory bounded by `MAX_BUFFERED` and the state API can say what it lost.
+Recording is a dict update or one `deque.append` from any thread: no message, no lock,
+nothing per task beyond that; most tasks are a single event (see `TaskEvents`). On the loop,
+every `FLUSH_SECONDS` the buffer is drained into one `TaskEventBatch`, told to the node. A
+buffer that fills between two flushes drops its oldest events and counts them, so a burst of
+tasks costs memory bounded by `MAX_BUFFERED` and the state API can say what it lost.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 from ..kernel import ActorRef
 from ..protocol import TaskEventBatch
-from ..task_records import RUNNING, TaskEvent
+from ..task_records import FAILED, OWNER_SAW_END, PENDING_NODE_ASSIGNMENT, RUNNING, TaskEvent
 
 __all__ = ["FLUSH_SECONDS", "MAX_BUFFERED", "TaskEvents"]
 
@@ -31,10 +31,13 @@ MAX_BUFFERED = 100_000
 class TaskEvents:
     """The task events of one process (any thread records; the loop sends).
 
-    The owner side calls `record` (a task submitted, retried, or failed without running); the
-    worker side calls `running` when it starts a task and `ended` when the task is over. A
-    task that ends between two sends is sent as one event (its start time among its fields);
-    one still running at a send is sent RUNNING then, so the state API sees it running.
+    The owner side calls `submitted` when it submits a task, `done` when the task's returns are
+    resolved, and `failed` for an attempt that failed without its worker saying so. The worker
+    side calls `running` when it starts a task and `ended` when the task is over. Most tasks
+    are one event: the worker's end, carrying the task's name, type, actor, submission and
+    start times. Only a task still waiting for a worker at a send is sent PENDING by its owner
+    (closed by `done` once over: `OWNER_SAW_END`), and only one still running at a send is sent
+    RUNNING by its worker, so the state API sees both.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, history: ActorRef | None, source: dict[str, Any], *,
@@ -48,7 +51,11 @@ class TaskEvents:
         self._flush_seconds = flush_seconds
         self._dropped = 0
         self._timer: asyncio.TimerHandle | None = None
-        self._running: dict[str, tuple[int, float]] = {}  # task id -> (attempt, start time)
+        #: task id -> (attempt, submission time, (name, type, actor id)): submitted, not done
+        self._pending: dict[str, tuple[int, float, tuple]] = {}
+        self._sent_pending: set[str] = set()
+        #: task id -> (attempt, start time, (name, type, actor id, submission time)): running here
+        self._running: dict[str, tuple[int, float, tuple]] = {}
         self._sent_running: set[str] = set()
 
     def record(self, task_id: str, attempt: int, state: str, fields: dict[str, Any] | tuple | None = None) -> None:
@@ -58,12 +65,41 @@ class TaskEvents:
             self._dropped += 1
         buffer.append((time.time(), task_id, attempt, state, fields, None))
 
-    def running(self, task_id: str, attempt: int) -> None:
-        """This process starts running attempt `attempt` of task `task_id` (any thread)."""
-        self._running[task_id] = (attempt, time.time())
+    def submitted(self, task_id: str, attempt: int, when: float, what: tuple) -> None:
+        """Attempt `attempt` of task `task_id` was submitted at `when`; `what` is its ``(name,
+        type, actor id)`` (any thread)."""
+        self._pending[task_id] = (attempt, when, what)
 
-    def ended(self, task_id: str, state: str, fields: dict[str, Any] | None = None) -> None:
-        """The task this process was running is over, in final `state` (any thread)."""
+    def done(self, task_id: str) -> None:
+        """The task's attempt is over as far as its owner is concerned. If it was sent pending,
+        its record here is closed: its end is recorded where it ran (any thread)."""
+        entry = self._pending.pop(task_id, None)
+        sent = self._sent_pending
+        if entry is None or not sent or task_id not in sent:
+            return
+        sent.discard(task_id)
+        self.record(task_id, entry[0], PENDING_NODE_ASSIGNMENT, _SAW_END)
+
+    def failed(self, task_id: str, attempt: int, error: dict[str, Any]) -> None:
+        """Attempt `attempt` of the task failed before its worker could say how (the worker
+        died, the call was cancelled before it ran): recorded here, with what its submission
+        said of it (any thread)."""
+        entry = self._pending.pop(task_id, None)
+        if self._sent_pending:
+            self._sent_pending.discard(task_id)
+        if entry is None or entry[0] != attempt:
+            self.record(task_id, attempt, FAILED, error)
+        else:
+            self.record(task_id, attempt, FAILED, (*entry[2], entry[1], error))
+
+    def running(self, task_id: str, attempt: int, what: tuple) -> None:
+        """This process starts running attempt `attempt` of task `task_id`; `what` is its
+        ``(name, type, actor id, submission time or None)`` (any thread)."""
+        self._running[task_id] = (attempt, time.time(), what)
+
+    def ended(self, task_id: str, state: str, error: dict[str, Any] | None = None) -> None:
+        """The task this process was running is over, in final `state`, with `error`'s fields if
+        it failed (any thread)."""
         started = self._running.pop(task_id, None)
         if started is None:
             return
@@ -72,7 +108,8 @@ class TaskEvents:
         buffer = self._buffer
         if len(buffer) == self._max:
             self._dropped += 1
-        buffer.append((time.time(), task_id, started[0], state, fields, started[1]))
+        attempt, start, what = started
+        buffer.append((time.time(), task_id, attempt, state, what if error is None else (*what, error), start))
 
     def start(self) -> None:
         """Send the events every `flush_seconds` from now on (loop thread)."""
@@ -90,13 +127,19 @@ class TaskEvents:
         """Send the buffered events to the node now, as one batch (loop thread)."""
         if self._history is None:
             return
-        running, sent = self._running, self._sent_running
-        if len(running) > len(sent):
-            for task_id, (attempt, start) in list(running.items()):
+        buffer = self._buffer
+        pending, sent = self._pending, self._sent_pending
+        if len(pending) > len(sent):
+            for task_id, (attempt, when, what) in list(pending.items()):
                 if task_id not in sent:
                     sent.add(task_id)
-                    self._buffer.append((start, task_id, attempt, RUNNING, None, start))
-        buffer = self._buffer
+                    buffer.append((when, task_id, attempt, PENDING_NODE_ASSIGNMENT, what, None))
+        running, sent = self._running, self._sent_running
+        if len(running) > len(sent):
+            for task_id, (attempt, start, what) in list(running.items()):
+                if task_id not in sent:
+                    sent.add(task_id)
+                    buffer.append((start, task_id, attempt, RUNNING, what, start))
         if not (buffer or self._dropped):
             return
         events = [buffer.popleft() for _ in range(len(buffer))]
@@ -109,3 +152,6 @@ class TaskEvents:
             self.flush()
         finally:
             self.start()
+
+
+_SAW_END = {OWNER_SAW_END: True}

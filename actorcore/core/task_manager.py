@@ -11,15 +11,17 @@ ran), and the next attempt of a retried task.
 
 from __future__ import annotations
 
+import time
+
+from ..exceptions import TaskError
 from ..protocol import Failed, InShm, TaskSpec
-from ..task_records import FAILED, OWNER_SAW_END, PENDING_NODE_ASSIGNMENT, failure_fields
+from ..task_records import failure_fields
 from .object_table import ObjectTable
 from .pending import PendingTask
 from .task_events import TaskEvents
 
 __all__ = ["TaskManager"]
 
-_SAW_END = {OWNER_SAW_END: True}
 
 
 class TaskManager:
@@ -50,34 +52,35 @@ class TaskManager:
         return any(self._pending.get(object_id) is task for object_id in task.return_ids)
 
     def submitted(self, spec: TaskSpec, kind: str, actor_id: str | None = None) -> None:
-        """Record that `spec` (of Ray's task type `kind`) was submitted."""
+        """Record that `spec` (of Ray's task type `kind`) was submitted now (its worker tells the
+        rest, with the time stamped on the spec)."""
         events = self.events
         if events is not None:
-            events.record(spec.task_id, spec.attempt, PENDING_NODE_ASSIGNMENT, (spec.name, kind, actor_id))
+            spec.submitted_at = now = time.time()
+            events.submitted(spec.task_id, spec.attempt, now, (spec.name, kind, actor_id))
 
     def next_attempt(self, task: PendingTask, error_type: str | None = None, message: str = "") -> None:
         """`task` runs again; its attempt failed with Ray's `error_type` (None: its worker recorded how)."""
         spec = task.spec
         events = self.events
-        if events is not None and error_type is not None:
-            events.record(spec.task_id, spec.attempt, FAILED, {"error_type": error_type, "error_message": message})
+        if events is not None:
+            if error_type is None:
+                events.done(spec.task_id)
+            else:
+                events.failed(spec.task_id, spec.attempt, {"error_type": error_type, "error_message": message})
         spec.attempt += 1
         if events is not None:
-            kind = "NORMAL_TASK" if spec.method is None else "ACTOR_TASK"
-            events.record(spec.task_id, spec.attempt, PENDING_NODE_ASSIGNMENT, (spec.name, kind, None))
-
-    def ran_elsewhere(self, task: PendingTask) -> None:
-        """`task` ended on another node: close this side of its record (its node counts it)."""
-        events = self.events
-        if events is not None:
-            spec = task.spec
-            events.record(spec.task_id, spec.attempt, PENDING_NODE_ASSIGNMENT, _SAW_END)
+            self.submitted(spec, "NORMAL_TASK" if spec.method is None else "ACTOR_TASK")
 
     def finish(self, task: PendingTask, returns: list) -> None:
         """`task` ended with the payloads `returns` (one per return id): resolve them."""
         events = self.events
-        if events is not None and returns and type(returns[0]) is Failed:
-            events.record(task.spec.task_id, task.spec.attempt, FAILED, failure_fields(returns[0].error))
+        if events is not None:
+            spec = task.spec
+            if returns and type(returns[0]) is Failed and not isinstance(returns[0].error, TaskError):
+                events.failed(spec.task_id, spec.attempt, failure_fields(returns[0].error))
+            else:
+                events.done(spec.task_id)
         keep_args = False
         objects = self._objects
         for object_id, payload in zip(task.return_ids, returns, strict=False):

@@ -412,8 +412,6 @@ class TaskSubmitter:
             if result.retire:
                 self._retire(lease, queue)
             returns = result.returns
-            if lease.scheduler is not self._scheduler and lease.scheduler != self._scheduler:
-                self._manager.ran_elsewhere(pending)
             if self._should_retry_exception(pending, returns):
                 self._manager.next_attempt(pending)
                 queue.specs.appendleft(pending)

@@ -216,6 +216,12 @@ class Executor(Actor):
             self.loop.call_later(0.2, os._exit, 0)
         return None
 
+    def _what(self, spec) -> tuple:
+        """What a task's events say of it: ``(name, type, actor id, submission time or None)``."""
+        if spec.method is None:
+            return spec.name, "NORMAL_TASK", None, spec.submitted_at or None
+        return spec.name, "ACTOR_TASK", self.actor_id, spec.submitted_at or None
+
     def _failed(self, spec, error: BaseException) -> TaskResult:
         return TaskResult([Failed(error)] * max(spec.num_returns, 1), self.pid)
 
@@ -258,7 +264,7 @@ class Executor(Actor):
                     self._use_lease_devices(message.lease_id)
             events = self.core.task_events
             if events is not None:
-                events.running(spec.task_id, spec.attempt)
+                events.running(spec.task_id, spec.attempt, self._what(spec))
             try:
                 result = TaskResult(self._run_sync(call, spec, message.lease_id), self.pid,
                                     spec.max_calls > 0 and self._count_call(spec))
@@ -395,7 +401,7 @@ class Executor(Actor):
         if events is None:
             return await self._run_concurrent(message, pool)
         spec = message.spec
-        events.running(spec.task_id, spec.attempt)
+        events.running(spec.task_id, spec.attempt, self._what(spec))
         try:
             result = await self._run_concurrent(message, pool)
         except BaseException as error:
@@ -580,7 +586,8 @@ class Executor(Actor):
 
         events = self.core.task_events
         if events is not None:
-            events.running(spec.task_id, spec.attempt)
+            events.running(spec.task_id, spec.attempt,
+                           (spec.name, "ACTOR_CREATION_TASK", message.actor_id, spec.submitted_at or None))
         failed = await self._in_exec_thread(construct)
         if events is not None:
             events.ended(spec.task_id, *_outcome([failed] if failed is not None else []))

@@ -12,7 +12,7 @@ import pytest
 
 from actorcore.core.task_events import TaskEvents
 from actorcore.node.task_history import TaskHistory
-from actorcore.protocol import ListTaskRecords
+from actorcore.protocol import CountTaskStates, ListTaskRecords
 from actorcore.task_records import (
     FAILED,
     FINISHED,
@@ -60,7 +60,7 @@ async def test_events_reach_the_history_in_batches_and_list_newest_first(system)
     worker = TaskEvents(system.loop, history, WORKER)
     for index in range(3):
         owner.record(f"t{index}", 0, PENDING_NODE_ASSIGNMENT, {"name": f"f{index}"})
-    worker.running("t0", 0)
+    worker.running("t0", 0, ("f0", "NORMAL_TASK", None, 0.5))
     worker.ended("t0", FINISHED)
     worker.flush()  # the worker's batch comes first: its records are merged all the same
     owner.flush()
@@ -77,8 +77,8 @@ async def test_events_reach_the_history_in_batches_and_list_newest_first(system)
 async def test_a_task_running_across_a_send_is_sent_running_then_finished_once(system):
     history = system.spawn(TaskHistory)
     worker = TaskEvents(system.loop, history, WORKER)
-    worker.running("long", 0)
-    worker.running("short", 0)
+    worker.running("long", 0, ("long", "NORMAL_TASK", None, None))
+    worker.running("short", 0, ("short", "ACTOR_TASK", "actor-1", None))
     worker.ended("short", FAILED, {"error_type": "TASK_EXECUTION_EXCEPTION", "error_message": "boom"})
     worker.flush()
     records, _, _ = await history.ask(ListTaskRecords(), timeout=5)
@@ -86,6 +86,7 @@ async def test_a_task_running_across_a_send_is_sent_running_then_finished_once(s
     assert states["long"]["state"] == RUNNING and states["long"]["node_id"] == "n2"
     assert "end_time_ms" not in states["long"]
     assert (states["short"]["state"], states["short"]["error_message"]) == (FAILED, "boom")
+    assert (states["short"]["type"], states["short"]["actor_id"]) == ("ACTOR_TASK", "actor-1")
     worker.flush()  # nothing new: "long" is not sent RUNNING again
     worker.ended("long", FINISHED)
     worker.ended("never-started", FINISHED)  # not running here: ignored
@@ -151,3 +152,20 @@ async def test_the_buffer_sends_on_its_own_every_interval_and_at_stop(system):
     assert await listed() == 2
     events.record("t3", 0, PENDING_NODE_ASSIGNMENT)  # stopped: nothing is sent until a flush
     assert await listed() == 2
+
+
+async def test_an_owner_sends_only_the_tasks_still_pending_at_a_send_and_closes_them_when_done(system):
+    history = system.spawn(TaskHistory)
+    owner = TaskEvents(system.loop, history, OWNER)
+    owner.submitted("quick", 0, 1.0, ("f", "NORMAL_TASK", None))
+    owner.done("quick")  # done before any send: the owner sends nothing of it
+    owner.submitted("slow", 0, 2.0, ("g", "NORMAL_TASK", None))
+    owner.flush()
+    records, total, _ = await history.ask(ListTaskRecords(), timeout=5)
+    assert total == 1 and (records[0]["task_id"], records[0]["state"], records[0]["name"]) == (
+        "slow", PENDING_NODE_ASSIGNMENT, "g")
+    assert records[0]["creation_time_ms"] == 2000
+    assert await history.ask(CountTaskStates(), timeout=5) == {PENDING_NODE_ASSIGNMENT: 1}
+    owner.done("slow")  # it ran on another node: its record here is closed, and no longer counted
+    owner.flush()
+    assert await history.ask(CountTaskStates(), timeout=5) == {}
