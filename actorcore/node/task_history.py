@@ -3,7 +3,8 @@ their event batches and kept within a bound (docs/architecture.md, "Task events 
 API").
 
 Processes tell it `TaskEventBatch`es (`core/task_events.py`); it merges each event into the
-record of its task's attempt (`task_records.apply_event`). Past `max_tasks` records it forgets
+record of its task's attempt (`task_records.apply_event`); a task's only event so far is kept as
+it came, and made a record at its second event or when it is listed. Past `max_tasks` records it forgets
 the oldest finished ones first (then the oldest), a tenth at a time, and counts them with the
 events the processes dropped. `ListTaskRecords` answers the state API's fan-out: the newest
 matching records first. A record here may be partial (the owner's side or the worker's); the
@@ -36,7 +37,8 @@ class TaskHistory(Actor):
 
     def __init__(self, max_tasks: int = MAX_TASKS) -> None:
         self.max_tasks = max_tasks
-        self.records: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
+        #: (task id, attempt) -> its record, or its only event so far ``(event, worker fields, job id)``
+        self.records: OrderedDict[tuple[str, int], dict[str, Any] | tuple] = OrderedDict()
         #: events the processes dropped plus records forgotten here
         self.dropped = 0
 
@@ -58,9 +60,11 @@ class TaskHistory(Actor):
         for event in batch.events:
             key = (event[1], event[2])
             record = records.get(key)
-            if record is None:
-                record = records[key] = {"task_id": key[0], "attempt_number": key[1], "state": None,
-                                         "job_id": job_id}
+            if record is None:  # most tasks are one event: kept as it came until a second one
+                records[key] = (event, worker, job_id)
+                continue
+            if type(record) is tuple:
+                record = records[key] = _unpacked(record)
             apply_event(record, event, worker)
         self.dropped += batch.dropped
         if len(records) > self.max_tasks:
@@ -70,7 +74,8 @@ class TaskHistory(Actor):
         records = self.records
         finished = []
         for key, record in records.items():  # the oldest first: most of them are finished
-            if record["state"] in _FINAL:
+            state = record[0][3] if type(record) is tuple else record["state"]
+            if state in _FINAL:
                 finished.append(key)
                 if len(finished) == count:
                     break
@@ -83,22 +88,44 @@ class TaskHistory(Actor):
     def _count(self) -> dict[str, int]:
         counts: Counter[str] = Counter()
         for record in self.records.values():
-            if "start_time_ms" in record or OWNER_SAW_END not in record:
+            if type(record) is tuple:
+                event = record[0]
+                fields = event[4]
+                if event[5] is not None or type(fields) is not dict or OWNER_SAW_END not in fields:
+                    counts[event[3]] += 1
+            elif "start_time_ms" in record or OWNER_SAW_END not in record:
                 counts[record["state"]] += 1
         return dict(counts)
 
     def _list(self, filters: tuple, limit: int) -> tuple[list[dict[str, Any]], int, int]:
+        records = self.records
+        if not filters:
+            keys = list(islice(reversed(records), limit))
+            return [self._record(key) for key in keys], len(records), self.dropped
         found = []
         total = 0
-        if not filters:
-            found = list(islice(reversed(self.records.values()), limit))
-            return found, len(self.records), self.dropped
-        for record in reversed(self.records.values()):
+        for key in list(reversed(records)):
+            record = self._record(key)
             if matches(record, filters):
                 total += 1
                 if len(found) < limit:
                     found.append(record)
         return found, total, self.dropped
+
+    def _record(self, key: tuple[str, int]) -> dict[str, Any]:
+        """The record of `key` as a dict (made once from a single event, then kept)."""
+        record = self.records[key]
+        if type(record) is tuple:
+            record = self.records[key] = _unpacked(record)
+        return record
+
+
+def _unpacked(packed: tuple) -> dict[str, Any]:
+    """A record from its first event, as `_add` keeps it: ``(event, worker fields, job id)``."""
+    event, worker, job_id = packed
+    record = {"task_id": event[1], "attempt_number": event[2], "state": None, "job_id": job_id}
+    apply_event(record, event, worker)
+    return record
 
 
 def matches(record: dict[str, Any], filters: tuple) -> bool:
