@@ -151,11 +151,19 @@ def test_an_actor_keeps_its_devices_for_its_lifetime(cluster):
     ray.kill(other)
 
 
+@ray.remote
+def pair_up(gate):
+    ray.get(gate.pass_together.remote())
+    ray.get(gate.leave.remote())
+
+
 def test_memory_bounds_how_many_tasks_run_at_once(cluster):
     # 2 GB on the node, 1 GB each: two at a time. Each pair waits until both are inside the
-    # gate, so a bound of one would hang and no bound would let more in.
+    # gate, so a bound of one would hang and no bound would let more in. (A function of its
+    # own: `devices`, measured short by the tests before, may be pipelined behind itself on
+    # one worker, where a task waiting in the gate would hold its partner back.)
     gate = Gate.remote(2)
-    ray.get([devices.options(memory=GB).remote(gate) for _ in range(6)], timeout=150)
+    ray.get([pair_up.options(memory=GB).remote(gate) for _ in range(6)], timeout=150)
     assert ray.get(gate.most_inside.remote()) == 2
 
 
