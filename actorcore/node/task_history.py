@@ -22,7 +22,7 @@ from typing import Any
 
 from ..kernel import Actor
 from ..protocol import CountTaskStates, ListTaskRecords, TaskEventBatch
-from ..task_records import FAILED, FINISHED, OWNER_SAW_END, WORKER_FIELDS, apply_event
+from ..task_records import FAILED, FINISHED, OWNER_SAW_END, WORKER_FIELDS, apply_event, new_record
 
 __all__ = ["MAX_TASKS", "TaskHistory", "matches"]
 
@@ -123,7 +123,8 @@ class TaskHistory(Actor):
 def _unpacked(packed: tuple) -> dict[str, Any]:
     """A record from its first event, as `_add` keeps it: ``(event, worker fields, job id)``."""
     event, worker, job_id = packed
-    record = {"task_id": event[1], "attempt_number": event[2], "state": None, "job_id": job_id}
+    record = new_record(event[1], event[2])
+    record["job_id"] = job_id
     apply_event(record, event, worker)
     return record
 
