@@ -28,8 +28,10 @@ def method(*, num_returns: int | str = 1, concurrency_group: str | None = None, 
 
     ``num_returns`` is an int, or ``"streaming"`` / ``"dynamic"`` for a generator method (which
     streams by default). ``concurrency_group`` names one of the actor's
-    ``concurrency_groups``: the method's calls run under that group's limit. Ray's other method
-    options are checked as for ``.options()`` on a method (accepted, or refused with the reason).
+    ``concurrency_groups``: the method's calls run under that group's limit.
+    ``enable_task_events=False`` keeps the method's calls out of the task events (and so out of
+    `list_tasks`), whatever the actor's option says. Ray's other method options are checked as
+    for ``.options()`` on a method (accepted, or refused with the reason).
     """
     if num_returns not in ("streaming", "dynamic") and (
             not isinstance(num_returns, int) or isinstance(num_returns, bool) or num_returns < 0):
@@ -41,6 +43,8 @@ def method(*, num_returns: int | str = 1, concurrency_group: str | None = None, 
         function.__actorcore_num_returns__ = num_returns
         if concurrency_group is not None:
             function.__actorcore_concurrency_group__ = concurrency_group
+        if options.get("enable_task_events") is not None:
+            function.__actorcore_task_events__ = options["enable_task_events"]
         return function
 
     return decorate
@@ -59,6 +63,11 @@ class ActorClass:
             name: _method_num_returns(f"{self._name}.{name}", member)
             for name, member in inspect.getmembers(cls, callable)
             if not name.startswith("__") or name == "__call__"
+        }
+        #: method name -> its enable_task_events, where its @method gave one
+        self._method_events = {
+            name: member.__actorcore_task_events__ for name, member in inspect.getmembers(cls, callable)
+            if name in self._methods and hasattr(member, "__actorcore_task_events__")
         }
         self._is_async = any(
             inspect.iscoroutinefunction(member) or inspect.isasyncgenfunction(member)
@@ -103,8 +112,10 @@ class ActorClass:
         class_id = self._exported.export_to(core)
         prepared_args, prepared_kwargs = prepare_args(core, f"{self._name}.__init__", args, kwargs)
         actor_id = core.new_id("a")
+        events = options["enable_task_events"]
+        quiet = frozenset(method for method in self._methods if not self._method_events.get(method, events))
         handle = ActorHandle(actor_id, class_id, self._name, self._methods, core.actor, namespace, name,
-                             max_pending_calls=options.get("max_pending_calls") or -1)
+                             max_pending_calls=options.get("max_pending_calls") or -1, quiet=quiet)
         created = core.actors.create(actor_id, class_id, self._name, prepared_args, prepared_kwargs,
                                      {**options, "namespace": namespace}, self._is_async, core.namespace,
                                      pickle.dumps(handle) if name is not None else None)
@@ -137,7 +148,8 @@ class ActorHandle:
     found by name with `get_actor`; two handles to one actor are equal."""
 
     def __init__(self, actor_id: str, class_id: str, name: str, methods: dict, owner,
-                 namespace: str, actor_name: str | None, worker=None, max_pending_calls: int = -1) -> None:
+                 namespace: str, actor_name: str | None, worker=None, max_pending_calls: int = -1,
+                 quiet: frozenset = frozenset()) -> None:
         self._actorcore_actor_id = actor_id
         self._actorcore_class_id = class_id
         self._actorcore_name = name  # the class's name
@@ -147,6 +159,7 @@ class ActorHandle:
         self._actorcore_actor_name = actor_name  # its name option, if named
         self._actorcore_worker = worker  # (executor ref, pid) when known where it was pickled
         self._actorcore_max_pending_calls = max_pending_calls  # per handle; -1: no limit
+        self._actorcore_quiet = quiet  # the methods whose calls record no task events
         self._actorcore_pending: list = []  # first return ref of each call, while limited
 
     def __getattr__(self, name: str) -> ActorMethod:
@@ -161,7 +174,7 @@ class ActorHandle:
         return (ActorHandle, (self._actorcore_actor_id, self._actorcore_class_id, self._actorcore_name,
                               self._actorcore_methods, self._actorcore_owner, self._actorcore_namespace,
                               self._actorcore_actor_name, worker or self._actorcore_worker,
-                              self._actorcore_max_pending_calls))
+                              self._actorcore_max_pending_calls, self._actorcore_quiet))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ActorHandle) and other._actorcore_actor_id == self._actorcore_actor_id
@@ -176,13 +189,12 @@ class ActorHandle:
 class ActorMethod:
     """A method of an actor, from its handle: ``.remote(*args)`` calls it; ``.options(num_returns=k)``."""
 
-    __slots__ = ("_concurrency_group", "_handle", "_method", "_num_returns")
+    __slots__ = ("_handle", "_method", "_num_returns")
 
     def __init__(self, handle: ActorHandle, method_name: str, num_returns: int) -> None:
         self._handle = handle
         self._method = method_name
         self._num_returns = num_returns
-        self._concurrency_group = None
 
     def __call__(self, *args, **kwargs):
         raise TypeError(
@@ -204,18 +216,20 @@ class ActorMethod:
         # (a handle does not know whether a method that returns by default is a generator)
         resolved = generator_num_returns(resolved, True, where)
         return _BoundMethodOptions(self, resolved["num_returns"], resolved["_generator_backpressure_num_objects"],
-                                   resolved["concurrency_group"])
+                                   resolved["concurrency_group"], validated.get("enable_task_events"))
 
     def _remote(self, args: tuple, kwargs: dict, num_returns: int, backpressure: int = -1,
-                concurrency_group: str | None = None):
+                concurrency_group: str | None = None, events: bool | None = None):
         core = api._runtime()
         handle = self._handle
         limit = handle._actorcore_max_pending_calls
         if limit >= 0:
             _check_pending_calls(core, handle, self._method, limit)
         prepared_args, prepared_kwargs = prepare_args(core, f"{handle._actorcore_name}.{self._method}", args, kwargs)
+        if events is None:
+            events = self._method not in handle._actorcore_quiet
         refs = core.actors.submit(handle, self._method, prepared_args, prepared_kwargs, num_returns, backpressure,
-                                  concurrency_group)
+                                  concurrency_group, events)
         if limit >= 0 and refs:
             handle._actorcore_pending.append(refs[0])
         if num_returns == 1:
@@ -231,14 +245,16 @@ class ActorMethod:
 
 class _BoundMethodOptions:
     def __init__(self, method_: ActorMethod, num_returns: int, backpressure: int = -1,
-                 concurrency_group: str | None = None) -> None:
+                 concurrency_group: str | None = None, events: bool | None = None) -> None:
         self._method = method_
         self._num_returns = num_returns
         self._backpressure = backpressure
         self._concurrency_group = concurrency_group
+        self._events = events
 
     def remote(self, *args, **kwargs):
-        return self._method._remote(args, kwargs, self._num_returns, self._backpressure, self._concurrency_group)
+        return self._method._remote(args, kwargs, self._num_returns, self._backpressure, self._concurrency_group,
+                                    self._events)
 
 
 def _check_pending_calls(core, handle: ActorHandle, method_name: str, limit: int) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 __all__ = [
     "NUM_RETURNS_DYNAMIC",
     "NUM_RETURNS_STREAMING",
+    "UNRECORDED",
     "ActorStateChanged",
     "ActorWorkerExited",
     "AllocateObject",
@@ -246,7 +247,11 @@ class TaskSpec:
     generator_backpressure: int = -1  # a streaming generator pauses at this many unconsumed items (-1: never)
     concurrency_group: str | None = None  # an actor call's, if given at the call (else its method's)
     max_calls: int = 0  # a task's: its worker retires after running it that many times (0: never)
-    submitted_at: float = 0.0  # when its owner submitted it, for its task events (0: not recorded)
+    submitted_at: float = 0.0  # when its owner submitted it, for its task events (0: not recorded there)
+
+
+#: `TaskSpec.submitted_at` of a task whose ``enable_task_events`` is False: no process records it.
+UNRECORDED = -1.0
 
 
 @dataclass(frozen=True, slots=True)

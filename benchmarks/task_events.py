@@ -1,37 +1,45 @@
-"""What task events cost: `python -m benchmarks.task_events [--rounds N] [--tasks N] [--json]`.
+"""What task events cost: `python -m benchmarks.task_events [--seconds S] [--json]`.
 
 Task events (docs/architecture.md, "Task events and the state API") are on by default;
 ``ACTORCORE_TASK_EVENTS=0`` turns them off for the processes that inherit it. Comparing two
 sessions, one with and one without, mostly measures the noise between two sets of processes
-on a shared machine (which core each lands on, what else runs): ±10% here. So this benchmark
-runs one session and turns the events off and on inside the very same processes, round after
-round: in the driver (its task manager's buffer) and in the workers (each call carries the
-setting, and its worker applies it as the call starts). Each round runs, in both settings:
+on a shared machine (which core each lands on, what else runs): ±10% here, and even two
+phases of one session a few seconds apart differ by that much. So this benchmark turns the
+events off and on inside the very same processes, many times a second: in the driver (its task
+manager's buffer) and in the workers (each call carries the setting, and its worker applies it
+as the call runs). It runs the microbenchmark's four hot paths:
 
-- tasks_sync_per_s: `get(f.remote())` one at a time (the microbenchmark's single_client_tasks_sync);
-- tasks_async_per_s: batches of 1000 `f.remote()` then one `get` (single_client_tasks_async);
-- actor_calls_sync_per_s: `get(a.f.remote())` one at a time (1_1_actor_calls_sync);
-- actor_calls_async_per_s: batches of 1000 `a.f.remote()` then one `get` (1_1_actor_calls_async).
+- tasks_sync: `get(f.remote())` one at a time (the microbenchmark's single_client_tasks_sync);
+- tasks_async: batches of 1000 `f.remote()` then one `get` (single_client_tasks_async);
+- actor_calls_sync: `get(a.f.remote())` one at a time (1_1_actor_calls_sync);
+- actor_calls_async: batches of 1000 `a.f.remote()` then one `get` (1_1_actor_calls_async).
 
-It reports the median of each over the rounds, for each setting, and their ratio on / off
-(> 0.95: under 5% lost). What the events cost outside these processes (the node's
-TaskHistory applying the batches a process sends every second) is in the figures too: it runs
-on the same 2 cores, during the phase whose events it applies, but for the last second's; so
-each phase lasts seconds, and a pause of `SETTLE` s (not timed) between two phases keeps the
-last batch of one from being applied during the next.
+Each workload runs for `--seconds` in slices (1000 calls for the async ones, 200 for the sync
+ones), in groups of four: on, off, off, on, then off, on, on, off, and so on, so that a drift of
+the machine's speed weighs on both settings alike. A group's figure is its throughput with
+events on over its throughput off; the benchmark reports the median over the groups
+(> 0.95: under 5% lost), their quartiles, and the ratio of the totals.
+
+The node's share (its TaskHistory unpickling and applying the batches the processes send
+every second) runs on the same cores, outside the slices it comes from, so it is measured on
+its own: the CPU time per event of a batch of 100k events, against the session's CPU time per
+task (every process of the session, from /proc).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import pickle
 import statistics
 import sys
 import time
 
 __all__ = ["main"]
 
-SETTLE = 1.5  # seconds between two timed phases: the processes' last batches are applied meanwhile
+WORKLOADS = {"tasks_sync": 1000, "tasks_async": 5000, "actor_calls_sync": 1000, "actor_calls_async": 5000}
+_ORDER = ((True, False, False, True), (False, True, True, False))
 
 
 def _apply(on: bool, saved: dict) -> None:
@@ -46,7 +54,52 @@ def _apply(on: bool, saved: dict) -> None:
     core.task_manager.events = events
 
 
-def _session(rounds: int, tasks: int) -> dict[str, dict[str, list[float]]]:
+def _session_cpu_seconds() -> float:
+    """CPU time (user + system) spent so far by this process and every process under it."""
+    children: dict[int, list[int]] = {}
+    stats: dict[int, list[str]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as file:
+                fields = file.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(entry)] = fields
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    ticks = 0
+    todo = [os.getpid()]
+    while todo:
+        pid = todo.pop()
+        if pid in stats:
+            ticks += int(stats[pid][11]) + int(stats[pid][12])  # utime, stime: fields 14 and 15 of stat
+        todo.extend(children.get(pid, ()))
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _node_seconds_per_event(count: int = 100_000) -> float:
+    """What the node spends on one event: unpickling its batch and applying it to its history."""
+    from actorcore.core.task_events import TaskEvents
+    from actorcore.node.task_history import TaskHistory
+    from actorcore.protocol import TaskEventBatch
+    from actorcore.task_records import FINISHED
+
+    events = TaskEvents(None, None, {}, max_buffered=count)
+    submitted = time.time()
+    for index in range(count):
+        task_id = f"{index:016x}{os.urandom(4).hex()}"
+        events.running(task_id, 0, ("f", "NORMAL_TASK", None, submitted))
+        events.ended(task_id, FINISHED)
+    batch = TaskEventBatch(list(events._buffer), 0, {"node_id": "n" * 32, "worker_id": "w" * 32, "pid": 1})
+    blob = pickle.dumps(batch, protocol=5)
+    history = TaskHistory(max_tasks=count)
+    start = time.process_time()
+    history._add(pickle.loads(blob))
+    return (time.process_time() - start) / count
+
+
+def _session(seconds: float) -> dict:
     import actorcore as ray
 
     ray.init(num_cpus=2)
@@ -66,61 +119,74 @@ def _session(rounds: int, tasks: int) -> dict[str, dict[str, list[float]]]:
 
     actor = A.remote()
     driver_saved: dict = {}
-    runs: dict[str, dict[str, list[float]]] = {"on": {}, "off": {}}
-    batches = max(tasks * 5 // 1000, 1)
+
+    def run(workload: str, on: bool, count: int) -> float:
+        _apply(on, driver_saved)
+        start = time.perf_counter()
+        if workload == "tasks_sync":
+            for _ in range(count):
+                ray.get(f.remote(on))
+        elif workload == "tasks_async":
+            ray.get([f.remote(on) for _ in range(count)])
+        elif workload == "actor_calls_sync":
+            for _ in range(count):
+                ray.get(actor.f.remote(on))
+        else:
+            ray.get([actor.f.remote(on) for _ in range(count)])
+        return time.perf_counter() - start
+
+    result: dict = {"groups": {}, "totals": {}, "cpu_seconds_per_task": {}}
     try:
-        for setting in (True, False, True):  # warm up both, every worker told
-            _apply(setting, driver_saved)
-            ray.get([f.remote(setting) for _ in range(500)] + [actor.f.remote(setting) for _ in range(50)])
-        for round_ in range(rounds):
-            for on in ((True, False) if round_ % 2 == 0 else (False, True)):
-                _apply(on, driver_saved)
-                ray.get([f.remote(on) for _ in range(200)] + [actor.f.remote(on)])  # every worker switched
-                figures = runs["on" if on else "off"]
-                time.sleep(SETTLE)
-                start = time.perf_counter()
-                for _ in range(tasks):
-                    ray.get(f.remote(on))
-                figures.setdefault("tasks_sync_per_s", []).append(tasks / (time.perf_counter() - start))
-                time.sleep(SETTLE)
-                start = time.perf_counter()
-                for _ in range(batches):
-                    ray.get([f.remote(on) for _ in range(1000)])
-                figures.setdefault("tasks_async_per_s", []).append(batches * 1000 / (time.perf_counter() - start))
-                time.sleep(SETTLE)
-                start = time.perf_counter()
-                for _ in range(tasks):
-                    ray.get(actor.f.remote(on))
-                figures.setdefault("actor_calls_sync_per_s", []).append(tasks / (time.perf_counter() - start))
-                time.sleep(SETTLE)
-                start = time.perf_counter()
-                for _ in range(batches):
-                    ray.get([actor.f.remote(on) for _ in range(1000)])
-                figures.setdefault("actor_calls_async_per_s", []).append(
-                    batches * 1000 / (time.perf_counter() - start))
-                print(f"round {round_ + 1} events {'on' if on else 'off'}: "
-                      f"{ {k: round(v[-1]) for k, v in figures.items()} }", file=sys.stderr)
+        for workload, count in WORKLOADS.items():
+            for on in (False, True, False, True):  # warm up: every worker has run both settings
+                run(workload, on, count * 2)
+            groups, totals = [], {True: 0.0, False: 0.0}
+            cpu, tasks, end = _session_cpu_seconds(), 0, time.perf_counter() + seconds
+            while time.perf_counter() < end:
+                spent = {True: 0.0, False: 0.0}
+                for on in _ORDER[len(groups) % 2]:
+                    spent[on] += run(workload, on, count)
+                    tasks += count
+                groups.append(spent[False] / spent[True])
+                totals[True] += spent[True]
+                totals[False] += spent[False]
+            result["groups"][workload] = groups
+            result["totals"][workload] = totals[False] / totals[True]
+            result["cpu_seconds_per_task"][workload] = (_session_cpu_seconds() - cpu) / tasks
+            print(f"{workload}: {len(groups)} groups, {tasks / (totals[True] + totals[False]):.0f} calls/s",
+                  file=sys.stderr)
     finally:
         ray.shutdown()
-    return runs
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.task_events", description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=4, help="rounds of each setting (default 4)")
-    parser.add_argument("--tasks", type=int, default=6000, help="sync tasks and calls per phase (async: 5x)")
+    parser.add_argument("--seconds", type=float, default=30.0, help="how long each workload runs (default 30)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    runs = _session(args.rounds, args.tasks)
-    medians = {setting: {key: statistics.median(values) for key, values in figures.items()}
-               for setting, figures in runs.items()}
-    ratios = {key: medians["on"][key] / medians["off"][key] for key in medians["on"]}
+    result = _session(args.seconds)
+    node_per_event = _node_seconds_per_event()
+    figures = {}
+    for workload, groups in result["groups"].items():
+        quartiles = statistics.quantiles(groups, n=4) if len(groups) > 1 else [groups[0]] * 3
+        per_task = result["cpu_seconds_per_task"][workload]
+        figures[workload] = {"median": statistics.median(groups), "q1": quartiles[0], "q3": quartiles[2],
+                             "totals": result["totals"][workload], "groups": len(groups),
+                             "session_cpu_us_per_task": per_task * 1e6,
+                             "node_share": node_per_event / per_task}
     if args.json:
-        print(json.dumps({"medians": medians, "on_over_off": ratios, "runs": runs}))
+        print(json.dumps({"node_cpu_us_per_event": node_per_event * 1e6, "workloads": figures}))
         return 0
-    print(f"{'metric':<26}{'events on':>12}{'events off':>12}{'on/off':>8}")
-    for key, ratio in ratios.items():
-        print(f"{key:<26}{medians['on'][key]:>12.1f}{medians['off'][key]:>12.1f}{ratio:>8.3f}")
+    print(f"throughput with events on / off, {args.seconds:.0f} s of alternating slices per workload")
+    print(f"{'workload':<19}{'median':>8}{'q1-q3':>14}{'totals':>8}{'groups':>8}{'CPU us/task':>13}"
+          f"{'node share':>12}")
+    for workload, figure in figures.items():
+        print(f"{workload:<19}{figure['median']:>8.3f}{figure['q1']:>8.3f}-{figure['q3']:.3f}"
+              f"{figure['totals']:>8.3f}{figure['groups']:>8}{figure['session_cpu_us_per_task']:>13.0f}"
+              f"{figure['node_share']:>11.2%}")
+    print(f"node: {node_per_event * 1e6:.2f} us CPU per event (one per task, most tasks); 'node share' is that "
+          f"over the session's CPU per task: add it to the loss the median shows")
     return 0
 
 

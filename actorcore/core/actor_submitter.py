@@ -156,7 +156,7 @@ class ActorSubmitter:
                            max_task_retries=options.get("max_task_retries") or 0)
         spec = TaskSpec(self._new_id("t"), class_id, f"{name}.__init__", args, kwargs, 0, self._owner,
                         namespace=namespace)
-        self._manager.submitted(spec, "ACTOR_CREATION_TASK", actor_id)
+        self._manager.submitted(spec, "ACTOR_CREATION_TASK", actor_id, options.get("enable_task_events", True))
         shape = shape_of(options, actor=True)
         strategy = options.get("scheduling_strategy")
         if strategy is None:
@@ -583,9 +583,10 @@ class ActorSubmitter:
     # -- calls ---------------------------------------------------------------------------------
 
     def submit(self, handle: Any, method: str, args: list, kwargs: dict, num_returns: int,
-               backpressure: int = -1, concurrency_group: str | None = None) -> list[ObjectRef]:
+               backpressure: int = -1, concurrency_group: str | None = None, events: bool = True) -> list[ObjectRef]:
         """Submit a call of `method` on the actor of `handle` (user thread); its return refs
-        (`backpressure`: of a streaming generator method, see TaskSpec)."""
+        (`backpressure`: of a streaming generator method, see TaskSpec; `events`: whether the
+        call is recorded in the task events)."""
         task_id = self._new_id("t")
         return_ids = [f"{task_id}.{i}" for i in range(max(num_returns, 1))]
         objects = self._objects
@@ -594,7 +595,7 @@ class ActorSubmitter:
                         num_returns, self._owner, method=method, concurrency_group=concurrency_group)
         if num_returns < 0:  # a generator method
             spec.generator_backpressure = backpressure
-        self._manager.submitted(spec, "ACTOR_TASK", handle._actorcore_actor_id)
+        self._manager.submitted(spec, "ACTOR_TASK", handle._actorcore_actor_id, events)
         pending = PendingTask(spec, (), 0, False, return_ids, [])
         self._loop.call_soon_threadsafe(self._submit, handle, pending)
         owner = self._owner

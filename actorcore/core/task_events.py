@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from itertools import islice
 from typing import Any
 
 from ..kernel import ActorRef
@@ -35,9 +36,10 @@ class TaskEvents:
     resolved, and `failed` for an attempt that failed without its worker saying so. The worker
     side calls `running` when it starts a task and `ended` when the task is over. Most tasks
     are one event: the worker's end, carrying the task's name, type, actor, submission and
-    start times. Only a task still waiting for a worker at a send is sent PENDING by its owner
-    (closed by `done` once over: `OWNER_SAW_END`), and only one still running at a send is sent
-    RUNNING by its worker, so the state API sees both.
+    start times. Only a task submitted before the last send and still waiting for a worker is
+    sent PENDING by its owner (closed by `done` once over: `OWNER_SAW_END`), and only one
+    started before the last send and still running is sent RUNNING by its worker, so the state
+    API sees both within two sends, and a task done sooner is one event whatever the burst.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, history: ActorRef | None, source: dict[str, Any], *,
@@ -51,9 +53,12 @@ class TaskEvents:
         self._flush_seconds = flush_seconds
         self._dropped = 0
         self._timer: asyncio.TimerHandle | None = None
-        #: task id -> (attempt, submission time, (name, type, actor id)): submitted, not done
+        #: task id -> (attempt, submission time, (name, type, actor id)): submitted, neither done nor
+        #: sent, in submission order
         self._pending: dict[str, tuple[int, float, tuple]] = {}
-        self._sent_pending: set[str] = set()
+        #: task id -> attempt: sent PENDING, not done
+        self._sent_pending: dict[str, int] = {}
+        self._last_flush = time.time()
         #: task id -> (attempt, start time, (name, type, actor id, submission time)): running here
         self._running: dict[str, tuple[int, float, tuple]] = {}
         self._sent_running: set[str] = set()
@@ -72,21 +77,20 @@ class TaskEvents:
 
     def done(self, task_id: str) -> None:
         """The task's attempt is over as far as its owner is concerned. If it was sent pending,
-        its record here is closed: its end is recorded where it ran (any thread)."""
-        entry = self._pending.pop(task_id, None)
-        sent = self._sent_pending
-        if entry is None or not sent or task_id not in sent:
+        its record here is closed: its end is recorded where it ran (loop thread)."""
+        if self._pending.pop(task_id, None) is not None or not self._sent_pending:
             return
-        sent.discard(task_id)
-        self.record(task_id, entry[0], PENDING_NODE_ASSIGNMENT, _SAW_END)
+        attempt = self._sent_pending.pop(task_id, None)
+        if attempt is not None:
+            self.record(task_id, attempt, PENDING_NODE_ASSIGNMENT, _SAW_END)
 
     def failed(self, task_id: str, attempt: int, error: dict[str, Any]) -> None:
         """Attempt `attempt` of the task failed before its worker could say how (the worker
         died, the call was cancelled before it ran): recorded here, with what its submission
-        said of it (any thread)."""
+        said of it unless that was sent already (loop thread)."""
         entry = self._pending.pop(task_id, None)
-        if self._sent_pending:
-            self._sent_pending.discard(task_id)
+        if entry is None and self._sent_pending:
+            self._sent_pending.pop(task_id, None)
         if entry is None or entry[0] != attempt:
             self.record(task_id, attempt, FAILED, error)
         else:
@@ -128,16 +132,12 @@ class TaskEvents:
         if self._history is None:
             return
         buffer = self._buffer
-        pending, sent = self._pending, self._sent_pending
-        if len(pending) > len(sent):
-            for task_id, (attempt, when, what) in list(pending.items()):
-                if task_id not in sent:
-                    sent.add(task_id)
-                    buffer.append((when, task_id, attempt, PENDING_NODE_ASSIGNMENT, what, None))
+        cutoff, self._last_flush = self._last_flush, time.time()
+        self._send_long_pending(buffer, cutoff)
         running, sent = self._running, self._sent_running
         if len(running) > len(sent):
             for task_id, (attempt, start, what) in list(running.items()):
-                if task_id not in sent:
+                if start <= cutoff and task_id not in sent:
                     sent.add(task_id)
                     buffer.append((start, task_id, attempt, RUNNING, what, start))
         if not (buffer or self._dropped):
@@ -145,6 +145,18 @@ class TaskEvents:
         events = [buffer.popleft() for _ in range(len(buffer))]
         dropped, self._dropped = self._dropped, 0
         self._history.tell(TaskEventBatch(events, dropped, self._source))
+
+    def _send_long_pending(self, buffer: deque, cutoff: float) -> None:
+        """Buffer PENDING for the tasks submitted by `cutoff` (the last send) and still waiting."""
+        pending, sent = self._pending, self._sent_pending
+        while pending:
+            head = list(islice(pending.items(), 1024))  # in C, under the GIL: `submitted` may insert meanwhile
+            for task_id, (attempt, when, what) in head:
+                if when > cutoff:
+                    return
+                del pending[task_id]
+                sent[task_id] = attempt
+                buffer.append((when, task_id, attempt, PENDING_NODE_ASSIGNMENT, what, None))
 
     def _tick(self) -> None:
         self._timer = None

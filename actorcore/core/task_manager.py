@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 
 from ..exceptions import TaskError
-from ..protocol import Failed, InShm, TaskSpec
+from ..protocol import UNRECORDED, Failed, InShm, TaskSpec
 from ..task_records import failure_fields
 from .object_table import ObjectTable
 from .pending import PendingTask
@@ -51,9 +51,13 @@ class TaskManager:
         """Whether `task` runs (again) now: one of its returns is still pending."""
         return any(self._pending.get(object_id) is task for object_id in task.return_ids)
 
-    def submitted(self, spec: TaskSpec, kind: str, actor_id: str | None = None) -> None:
+    def submitted(self, spec: TaskSpec, kind: str, actor_id: str | None = None, record: bool = True) -> None:
         """Record that `spec` (of Ray's task type `kind`) was submitted now (its worker tells the
-        rest, with the time stamped on the spec)."""
+        rest, with the time stamped on the spec); with `record` False (its ``enable_task_events``
+        option), mark it so that neither side records it."""
+        if not record:
+            spec.submitted_at = UNRECORDED
+            return
         events = self.events
         if events is not None:
             spec.submitted_at = now = time.time()
@@ -62,7 +66,7 @@ class TaskManager:
     def next_attempt(self, task: PendingTask, error_type: str | None = None, message: str = "") -> None:
         """`task` runs again; its attempt failed with Ray's `error_type` (None: its worker recorded how)."""
         spec = task.spec
-        events = self.events
+        events = self.events if task.spec.submitted_at != UNRECORDED else None
         if events is not None:
             if error_type is None:
                 events.done(spec.task_id)
@@ -75,7 +79,7 @@ class TaskManager:
     def finish(self, task: PendingTask, returns: list) -> None:
         """`task` ended with the payloads `returns` (one per return id): resolve them."""
         events = self.events
-        if events is not None:
+        if events is not None and task.spec.submitted_at != UNRECORDED:
             spec = task.spec
             if returns and type(returns[0]) is Failed and not isinstance(returns[0].error, TaskError):
                 events.failed(spec.task_id, spec.attempt, failure_fields(returns[0].error))

@@ -143,7 +143,7 @@ class TaskSubmitter:
         objects.expect(return_ids)
         spec = TaskSpec(task_id, function_id, name, args, kwargs, num_returns, self._owner, namespace=namespace,
                         max_calls=options.get("max_calls") or 0)
-        self._manager.submitted(spec, "NORMAL_TASK")
+        self._manager.submitted(spec, "NORMAL_TASK", None, options.get("enable_task_events", True))
         if num_returns < 0:  # a generator task
             spec.generator_backpressure = options["_generator_backpressure_num_objects"]
         shape = shape_of(options)

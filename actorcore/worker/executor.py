@@ -51,6 +51,7 @@ from ..node_resources import CUDA_VISIBLE_DEVICES
 from ..objects import serialize
 from ..protocol import (
     NUM_RETURNS_STREAMING,
+    UNRECORDED,
     ActorStateChanged,
     BecomeActor,
     CallsReceived,
@@ -262,7 +263,7 @@ class Executor(Actor):
                 self.core.namespace = spec.namespace
                 if message.lease_id != self.devices_lease:
                     self._use_lease_devices(message.lease_id)
-            events = self.core.task_events
+            events = self.core.task_events if spec.submitted_at != UNRECORDED else None
             if events is not None:
                 events.running(spec.task_id, spec.attempt, self._what(spec))
             try:
@@ -398,9 +399,9 @@ class Executor(Actor):
 
     async def _execute_concurrent(self, message: ExecuteTask, pool: ThreadPoolExecutor | None = None) -> TaskResult:
         events = self.core.task_events
-        if events is None:
-            return await self._run_concurrent(message, pool)
         spec = message.spec
+        if events is None or spec.submitted_at == UNRECORDED:
+            return await self._run_concurrent(message, pool)
         events.running(spec.task_id, spec.attempt, self._what(spec))
         try:
             result = await self._run_concurrent(message, pool)
@@ -584,7 +585,7 @@ class Executor(Actor):
                 return Failed(_task_error(spec.name, error, self.pid))
             return None
 
-        events = self.core.task_events
+        events = self.core.task_events if spec.submitted_at != UNRECORDED else None
         if events is not None:
             events.running(spec.task_id, spec.attempt,
                            (spec.name, "ACTOR_CREATION_TASK", message.actor_id, spec.submitted_at or None))

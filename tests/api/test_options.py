@@ -222,7 +222,7 @@ def test_unknown_kind():
         resolve("class")
 
 
-_ACCEPTED_AS_NOTHING = {"enable_task_events": True, "accelerator_type": None, "label_selector": None,
+_ACCEPTED_AS_NOTHING = {"accelerator_type": None, "label_selector": None,
                         "fallback_strategy": None, "_labels": None, "runtime_env": None}
 
 
@@ -233,7 +233,7 @@ def test_defaults():
         "retry_exceptions": False, "name": None, "scheduling_strategy": None,
         "_generator_backpressure_num_objects": -1, "placement_group": None,
         "placement_group_bundle_index": None, "placement_group_capture_child_tasks": None, "max_calls": 0,
-        **_ACCEPTED_AS_NOTHING,
+        "enable_task_events": True, **_ACCEPTED_AS_NOTHING,
     }
     assert resolve("actor") == {
         "num_cpus": 0, "num_gpus": 0, "memory": None, "accelerator_type": None, "resources": {}, "name": None,
@@ -243,7 +243,7 @@ def test_defaults():
         "placement_group_bundle_index": None, "placement_group_capture_child_tasks": None,
         "concurrency_groups": {},
         "max_pending_calls": -1, "object_store_memory": None, "allow_out_of_order_execution": None,
-        "enable_tensor_transport": None, **_ACCEPTED_AS_NOTHING,
+        "enable_tensor_transport": None, "enable_task_events": True, **_ACCEPTED_AS_NOTHING,
     }
     assert resolve("method") == {"num_returns": 1, "name": None, "_generator_backpressure_num_objects": -1,
                                  "concurrency_group": None, "enable_task_events": True, "tensor_transport": None}

@@ -8,6 +8,8 @@ nothing waits on time.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from actorcore.core.task_events import TaskEvents
@@ -74,13 +76,20 @@ async def test_events_reach_the_history_in_batches_and_list_newest_first(system)
     assert [r["state"] for r in records[:2]] == [PENDING_NODE_ASSIGNMENT] * 2
 
 
-async def test_a_task_running_across_a_send_is_sent_running_then_finished_once(system):
+async def test_a_task_running_across_two_sends_is_sent_running_then_finished_once(system):
     history = system.spawn(TaskHistory)
     worker = TaskEvents(system.loop, history, WORKER)
+    created = time.time()
+    await async_wait_until(lambda: time.time() > created, 5, "the clock to move")
     worker.running("long", 0, ("long", "NORMAL_TASK", None, None))
     worker.running("short", 0, ("short", "ACTOR_TASK", "actor-1", None))
     worker.ended("short", FAILED, {"error_type": "TASK_EXECUTION_EXCEPTION", "error_message": "boom"})
-    worker.flush()
+    started = time.time()
+    await async_wait_until(lambda: time.time() > started, 5, "the clock to move")
+    worker.flush()  # "long" started after the last send: not sent yet
+    records, _, _ = await history.ask(ListTaskRecords(), timeout=5)
+    assert [r["task_id"] for r in records] == ["short"]
+    worker.flush()  # it started before this send's last: sent RUNNING
     records, _, _ = await history.ask(ListTaskRecords(), timeout=5)
     states = {r["task_id"]: r for r in records}
     assert states["long"]["state"] == RUNNING and states["long"]["node_id"] == "n2"
@@ -154,18 +163,27 @@ async def test_the_buffer_sends_on_its_own_every_interval_and_at_stop(system):
     assert await listed() == 2
 
 
-async def test_an_owner_sends_only_the_tasks_still_pending_at_a_send_and_closes_them_when_done(system):
+async def test_an_owner_sends_the_tasks_pending_since_before_its_last_send_and_closes_them_when_done(system):
     history = system.spawn(TaskHistory)
     owner = TaskEvents(system.loop, history, OWNER)
+    created = time.time()
     owner.submitted("quick", 0, 1.0, ("f", "NORMAL_TASK", None))
     owner.done("quick")  # done before any send: the owner sends nothing of it
-    owner.submitted("slow", 0, 2.0, ("g", "NORMAL_TASK", None))
+    owner.submitted("slow", 0, 2.0, ("g", "NORMAL_TASK", None))  # submitted before the last send
+    await async_wait_until(lambda: time.time() > created, 5, "the clock to move")
+    fresh = time.time()
+    owner.submitted("fresh", 0, fresh, ("h", "NORMAL_TASK", None))  # after it: not sent at the next send
+    await async_wait_until(lambda: time.time() > fresh, 5, "the clock to move")
     owner.flush()
     records, total, _ = await history.ask(ListTaskRecords(), timeout=5)
     assert total == 1 and (records[0]["task_id"], records[0]["state"], records[0]["name"]) == (
         "slow", PENDING_NODE_ASSIGNMENT, "g")
     assert records[0]["creation_time_ms"] == 2000
     assert await history.ask(CountTaskStates(), timeout=5) == {PENDING_NODE_ASSIGNMENT: 1}
+    owner.flush()  # "fresh" was submitted before this send's last: sent now
+    records, total, _ = await history.ask(ListTaskRecords(), timeout=5)
+    assert total == 2 and [record["task_id"] for record in records] == ["fresh", "slow"]
     owner.done("slow")  # it ran on another node: its record here is closed, and no longer counted
+    owner.done("fresh")
     owner.flush()
     assert await history.ask(CountTaskStates(), timeout=5) == {}

@@ -119,3 +119,64 @@ def test_events_from_many_threads_are_all_listed():
     assert len(results) == 200
     wait_until(lambda: len(list_tasks(filters=[("name", "=", "noop"), ("state", "=", "FINISHED")], limit=1000))
                == 200, 30, "the 200 tasks to be listed finished")
+
+
+def _names() -> set[str]:
+    return {task.name for task in list_tasks(limit=10_000)}
+
+
+def test_a_task_without_task_events_is_not_listed():
+    @ray.remote
+    def quiet_pid():
+        return os.getpid()
+
+    @ray.remote
+    def loud_pid():
+        return os.getpid()
+
+    quiet = ray.get(quiet_pid.options(enable_task_events=False).remote())
+    # A listed task run after it by the same worker: that worker's events up to it are applied.
+    runs = 1
+    while ray.get(loud_pid.remote()) != quiet:
+        runs += 1
+        assert runs <= 50, f"no task ran again on worker {quiet}"
+    wait_until(lambda: len(list_tasks(filters=[("name", "=", "loud_pid"), ("state", "=", "FINISHED")],
+                                      limit=1000)) == runs, 30, "the tasks run after it to be listed")
+    assert "quiet_pid" not in _names()
+
+
+@ray.remote(enable_task_events=False)
+class Quiet:
+    def hush(self):
+        return "hush"
+
+    @ray.method(enable_task_events=True)
+    def speak(self):
+        return "spoken"
+
+
+def test_an_actor_without_task_events_lists_only_the_methods_that_ask_for_them():
+    quiet = Quiet.remote()
+    assert ray.get([quiet.hush.remote(), quiet.speak.remote()]) == ["hush", "spoken"]
+    wait_until(lambda: _one("Quiet.speak", "FINISHED"), 30, "the method with task events to be listed")
+    names = _names()
+    assert "Quiet.hush" not in names and "Quiet.__init__" not in names
+
+
+@ray.remote
+class Tally:
+    def __init__(self):
+        self.count = 0
+
+    def add(self):
+        self.count += 1
+        return self.count
+
+
+def test_a_call_without_task_events_is_not_listed():
+    tally = Tally.remote()
+    assert ray.get(tally.add.options(enable_task_events=False).remote()) == 1
+    assert ray.get(tally.add.remote()) == 2
+    listed = wait_until(lambda: _one("Tally.add", "FINISHED"), 30, "the second call to be listed")
+    assert [task.task_id for task in list_tasks(filters=[("name", "=", "Tally.add")], limit=1000)] == [
+        listed.task_id]
