@@ -1,4 +1,4 @@
-"""What task events cost: `python -m benchmarks.task_events [--seconds S] [--json]`.
+"""What task events cost: `python -m benchmarks.task_events [--seconds S] [--control] [--no-pin] [--json]`.
 
 Task events (docs/architecture.md, "Task events and the state API") are on by default;
 ``ACTORCORE_TASK_EVENTS=0`` turns them off for the processes that inherit it. Comparing two
@@ -20,6 +20,14 @@ the machine's speed weighs on both settings alike. A group's figure is its throu
 events on over its throughput off; the benchmark reports the median over the groups
 (> 0.95: under 5% lost), their quartiles, and the ratio of the totals.
 
+`--control` runs the same with the events off in both settings: the figures it gives are the
+benchmark's own noise (an A/A test), the yardstick for the ones above.
+
+The driver is pinned to one core and the workers to the other (`--no-pin`: not): the
+driver's loop and the workers spin briefly around each reply (docs/architecture.md), and two
+spinning processes the kernel happens to put on one core run at half speed or less until it
+moves one, which swings a slice's throughput far more than the events do.
+
 The node's share (its TaskHistory unpickling and applying the batches the processes send
 every second) runs on the same cores, outside the slices it comes from, so it is measured on
 its own: the CPU time per event of a batch of 100k events, against the session's CPU time per
@@ -40,6 +48,7 @@ __all__ = ["main"]
 
 WORKLOADS = {"tasks_sync": 1000, "tasks_async": 5000, "actor_calls_sync": 1000, "actor_calls_async": 5000}
 _ORDER = ((True, False, False, True), (False, True, True, False))
+_CONTROL = "ACTORCORE_BENCHMARK_CONTROL"  # set to 1 in the environment: "on" is off too (inherited by workers)
 
 
 def _apply(on: bool, saved: dict) -> None:
@@ -49,7 +58,7 @@ def _apply(on: bool, saved: dict) -> None:
     core = runtime.current()
     if "events" not in saved:
         saved["events"] = core.task_events
-    events = saved["events"] if on else None
+    events = saved["events"] if on and os.environ.get(_CONTROL) != "1" else None
     core.task_events = events
     core.task_manager.events = events
 
@@ -78,6 +87,23 @@ def _session_cpu_seconds() -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def _pin_session() -> None:
+    """Every thread of this process on the first CPU, every thread of the workers on the second."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return
+    for pid in [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as file:
+                is_worker = b"actorcore.worker" in file.read()
+            cpu = cpus[0] if pid == os.getpid() else cpus[1] if is_worker else None
+            if cpu is not None:
+                for thread in os.listdir(f"/proc/{pid}/task"):
+                    os.sched_setaffinity(int(thread), {cpu})
+        except OSError:
+            continue
+
+
 def _node_seconds_per_event(count: int = 100_000) -> float:
     """What the node spends on one event: unpickling its batch and applying it to its history."""
     from actorcore.core.task_events import TaskEvents
@@ -99,7 +125,7 @@ def _node_seconds_per_event(count: int = 100_000) -> float:
     return (time.process_time() - start) / count
 
 
-def _session(seconds: float) -> dict:
+def _session(seconds: float, pin: bool) -> dict:
     import actorcore as ray
 
     ray.init(num_cpus=2)
@@ -140,6 +166,8 @@ def _session(seconds: float) -> dict:
         for workload, count in WORKLOADS.items():
             for on in (False, True, False, True):  # warm up: every worker has run both settings
                 run(workload, on, count * 2)
+            if pin:
+                _pin_session()
             groups, totals = [], {True: 0.0, False: 0.0}
             cpu, tasks, end = _session_cpu_seconds(), 0, time.perf_counter() + seconds
             while time.perf_counter() < end:
@@ -162,10 +190,17 @@ def _session(seconds: float) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.task_events", description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=30.0, help="how long each workload runs (default 30)")
+    parser.add_argument("--seconds", type=float, default=120.0,
+                        help="how long each workload runs (default 120: 8 minutes in all)")
+    parser.add_argument("--no-pin", dest="pin", action="store_false",
+                        help="leave the processes where the kernel puts them")
+    parser.add_argument("--control", action="store_true",
+                        help="events off in both settings: the benchmark's own noise (an A/A test)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    result = _session(args.seconds)
+    if args.control:
+        os.environ[_CONTROL] = "1"
+    result = _session(args.seconds, args.pin)
     node_per_event = _node_seconds_per_event()
     figures = {}
     for workload, groups in result["groups"].items():
@@ -178,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps({"node_cpu_us_per_event": node_per_event * 1e6, "workloads": figures}))
         return 0
-    print(f"throughput with events on / off, {args.seconds:.0f} s of alternating slices per workload")
+    print(f"throughput with events {'off (control)' if args.control else 'on'} / off, "
+          f"{args.seconds:.0f} s of alternating slices per workload")
     print(f"{'workload':<19}{'median':>8}{'q1-q3':>14}{'totals':>8}{'groups':>8}{'CPU us/task':>13}"
           f"{'node share':>12}")
     for workload, figure in figures.items():
