@@ -25,6 +25,7 @@ from . import runtime
 from ._logging import get_logger
 from .connection import ClusterConnection, LocalCluster
 from .core import CoreWorker
+from .core.runtime_envs import pack_local_paths
 from .core.streams import ObjectRefGenerator
 from .dashboard_address import dashboard_address
 from .env import ADDRESS_ENV
@@ -33,6 +34,7 @@ from .object_ref import ObjectRef
 from .protocol import ListNodes
 from .runtime_context import RuntimeContext, current_gpu_ids
 from .runtime_context import get_runtime_context as _get_runtime_context
+from .runtime_env.spec import validate as validate_runtime_env
 
 __all__ = [
     "available_resources", "cancel", "cluster_resources", "get", "get_runtime_context", "init",
@@ -47,7 +49,7 @@ _init_lock = threading.RLock()
 #: Ray's init() keywords that have no meaning here and are accepted as no-ops.
 _IGNORED_INIT_KWARGS = {
     "configure_logging",
-    "_node_ip_address", "runtime_env", "_temp_dir", "local_mode",
+    "_node_ip_address", "_temp_dir", "local_mode",
     "_system_config", "logging_format", "_enable_object_reconstruction",
 }
 
@@ -96,6 +98,7 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
     include_dashboard = kwargs.pop("include_dashboard", None)
     dashboard_host = kwargs.pop("dashboard_host", None)
     dashboard_port = kwargs.pop("dashboard_port", None)
+    job_env = kwargs.pop("runtime_env", None)
     unknown = set(kwargs) - _IGNORED_INIT_KWARGS
     if unknown:
         raise TypeError(f"init() got unexpected keyword argument(s): {', '.join(sorted(unknown))}")
@@ -107,6 +110,8 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
                 "Maybe you called init() twice by accident? This error can be suppressed by passing "
                 "ignore_reinit_error=True, or by calling shutdown() first."
             )
+        # Checked and packed before anything starts: a bad key or a missing directory is refused first.
+        job_env, job_packages = pack_local_paths(validate_runtime_env(job_env, "init(runtime_env=...)"))
         if address is None:
             address = os.environ.get(ADDRESS_ENV)
         if address not in (None, "local"):
@@ -123,6 +128,7 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
             try:
                 connection.start(address.removeprefix("actorcore://").removeprefix("ray://"), log_to_driver)
                 core = connection.system.run(_make_core(connection, namespace or uuid.uuid4().hex))
+                core.runtime_envs.set_job_env(job_env, job_packages)
             except BaseException:
                 connection.stop()
                 raise
@@ -152,6 +158,7 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
                           object_spilling_directory=None if spill_dir is None else os.fspath(spill_dir),
                           metrics_export_port=metrics_port, dashboard=dashboard)
             core = cluster.system.run(_make_core(cluster, namespace or uuid.uuid4().hex))
+            core.runtime_envs.set_job_env(job_env, job_packages)
         except BaseException:
             cluster.stop()
             raise

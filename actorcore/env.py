@@ -22,6 +22,8 @@ inherited pipe (`actorcore.process_secrets`).
 | ``ACTORCORE_ROTATION_MAX_BYTES`` | the size a worker log file is rotated at (Ray's ``RAY_ROTATION_MAX_BYTES``) | `node.log_files` |
 | ``ACTORCORE_ROTATION_BACKUP_COUNT`` | the rotated backups a worker log file keeps (``RAY_ROTATION_BACKUP_COUNT``) | `node.log_files` |
 | ``ACTORCORE_MAX_DEAD_WORKER_LOGS`` | how many ended workers of a node keep their log files | `node.log_files` |
+| ``ACTORCORE_RUNTIME_ENV`` | the runtime env a process runs in (JSON): a job's driver gets its job's, a worker the one its pool started it for; what they submit inherits it | `core.runtime_envs`, `node.runtime_env_setup` |
+| ``ACTORCORE_RUNTIME_ENV_PATHS`` | the directories a worker puts first on ``sys.path`` (its runtime env's ``working_dir`` and ``py_modules``; read once, then removed) | `worker.main` |
 | ``ACTORCORE_WORKER_ID`` | a worker process's id, given by its node's WorkerPool (read once, then removed) | `worker.main` |
 """
 
@@ -41,6 +43,8 @@ __all__ = [
     "MIN_LEASE_TTL",
     "ROTATION_BACKUP_COUNT_ENV",
     "ROTATION_MAX_BYTES_ENV",
+    "RUNTIME_ENV_ENV",
+    "RUNTIME_ENV_PATHS_ENV",
     "SECRETS_FD_ENV",
     "SUPERVISE_READY_FD_ENV",
     "TASK_EVENTS_ENV",
@@ -63,6 +67,8 @@ ROTATION_MAX_BYTES_ENV = "ACTORCORE_ROTATION_MAX_BYTES"
 ROTATION_BACKUP_COUNT_ENV = "ACTORCORE_ROTATION_BACKUP_COUNT"
 MAX_DEAD_WORKER_LOGS_ENV = "ACTORCORE_MAX_DEAD_WORKER_LOGS"
 WORKER_ID_ENV = "ACTORCORE_WORKER_ID"
+RUNTIME_ENV_ENV = "ACTORCORE_RUNTIME_ENV"
+RUNTIME_ENV_PATHS_ENV = "ACTORCORE_RUNTIME_ENV_PATHS"
 
 #: Seconds without a keepalive before etcd drops a node's registration and the node counts as
 #: dead (a head's ``--lease-ttl`` sets the cluster's; a local cluster uses this).

@@ -31,6 +31,7 @@ __all__ = [
     "RayActorError",
     "RayError",
     "RayTaskError",
+    "RuntimeEnvSetupError",
     "TaskCancelledError",
     "TaskError",
     "TaskPlacementGroupRemoved",
@@ -398,3 +399,15 @@ class ActorPlacementGroupRemoved(RayError):
 
     def __init__(self, message: str = "The placement group corresponding to this Actor has been removed.") -> None:
         super().__init__(message)
+
+
+class RuntimeEnvSetupError(RayError):
+    """A task's or actor's runtime env could not be set up on its node (its message says why:
+    the package missing, the installer's error, the setup timeout)."""
+
+    def __init__(self, error_message: str = "") -> None:
+        super().__init__(error_message)
+        self.error_message = error_message
+
+    def __str__(self) -> str:
+        return f"Failed to set up runtime environment.\n{self.error_message}"

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from .runtime_env.spec import validate as validate_runtime_env
 from .scheduling import NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy
 
 __all__ = ["KINDS", "OPTIONS", "REFUSED", "Option", "options_for", "resolve", "validate"]
@@ -188,6 +189,14 @@ def _object_store_memory_of_actor(value: Any) -> Any:
     return value
 
 
+def _runtime_env(value: Any) -> Any:
+    """A runtime env, checked and normalized (`runtime_env.spec`); {} asks for nothing."""
+    try:
+        return validate_runtime_env(value)
+    except (TypeError, ValueError) as error:
+        raise _Bad(type(error), str(error)) from None
+
+
 def _tensor_transport(value: Any) -> Any:
     if not isinstance(value, str):
         raise _Bad(TypeError)
@@ -273,9 +282,8 @@ OPTIONS: tuple[Option, ...] = (
          _empty_only((list, tuple), "nodes carry no labels in actorcore, so no fallback could match")),
     _opt("_labels", _TA, "None or {} (actorcore keeps no labels on tasks and actors)",
          _empty_only(Mapping, "actorcore keeps no labels on tasks and actors")),
-    _opt("runtime_env", _TA, "None or {} (runtime environments are not built yet; they come "
-         "with job submission)", _empty_only(Mapping, "runtime environments are not built yet in "
-                                             "actorcore; they come with job submission")),
+    _opt("runtime_env", _TA, "None or a dict of Ray's runtime env keys (env_vars, working_dir, py_modules, "
+         "excludes, config)", _runtime_env),
     _opt("allow_out_of_order_execution", ("actor",),
          "a bool (accepted: allowed, not required; a sync actor runs each caller's calls in order)", _bool),
     _opt("enable_tensor_transport", ("actor",), "False or None (no GPU tensor transport in actorcore)",

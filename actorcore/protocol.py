@@ -33,6 +33,7 @@ __all__ = [
     "ExportFunction",
     "Failed",
     "FetchObject",
+    "FetchPackage",
     "ForgetActor",
     "FreeObjects",
     "GeneratorConsumed",
@@ -81,6 +82,7 @@ __all__ = [
     "ReleaseBundles",
     "RequestLease",
     "ReturnLease",
+    "RuntimeEnvFailed",
     "SealObject",
     "Shutdown",
     "Spillback",
@@ -92,6 +94,7 @@ __all__ = [
     "TaskEventBatch",
     "TaskResult",
     "TaskSpec",
+    "UploadPackage",
     "UseDevices",
     "WorkerDied",
     "WorkerReady",
@@ -144,6 +147,7 @@ class RequestLease:
     owner: Any  # the requesting CoreWorker's ref: leases die with it
     for_actor: bool = False
     spillable: bool = True  # False: queue here even if another node has room now
+    runtime_env: str = ""  # the canonical JSON of the runtime env its worker needs ("": none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +212,34 @@ class WorkerDied:
 
     pid: int
     how: str = "it ended"  # e.g. "it was killed by SIGKILL", "it exited with code 1"
+    runtime_env: str = ""  # the runtime env it was started for
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeEnvFailed:
+    """WorkerPool -> Scheduler: no worker can be started for `runtime_env`: `error` says why."""
+
+    runtime_env: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class UploadPackage:
+    """Store piece `index` (`PIECE_BYTES` each, the last shorter) of runtime env package `uri`
+    (`actorcore.runtime_env`), `size` bytes in all, in the cluster (GcsLink; pieces in order,
+    from one sender). Answers True once the package is whole there (at once if it was), else False."""
+
+    uri: str
+    index: int
+    data: bytes
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class FetchPackage:
+    """Ask the GcsLink for the bytes of package `uri`."""
+
+    uri: str
 
 
 # -- functions ----------------------------------------------------------------------------
@@ -508,9 +540,10 @@ class KillWorker:
 
 @dataclass(frozen=True, slots=True)
 class StartWorkers:
-    """Scheduler -> WorkerPool: start `count` more worker processes."""
+    """Scheduler -> WorkerPool: start `count` more worker processes (for runtime env `runtime_env`)."""
 
     count: int
+    runtime_env: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -534,10 +567,11 @@ class LogLines:
 
 @dataclass(frozen=True, slots=True)
 class WorkerReady:
-    """A worker process started: its Executor can be leased out."""
+    """A worker process started: its Executor can be leased out (for tasks of `runtime_env`)."""
 
     pid: int
     executor: Any
+    runtime_env: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,6 +59,7 @@ RAY_MODULES: dict[str, str] = {
     "ray.experimental.tqdm_ray": "actorcore.experimental.tqdm_ray",
     "ray.remote_function": "actorcore.remote_function",
     "ray.runtime_context": "actorcore.runtime_context",
+    "ray.runtime_env": "actorcore.runtime_env",
     "ray.util": "actorcore.util",
     "ray.util.accelerators": "actorcore.util.accelerators",
     "ray.util.actor_pool": "actorcore.util.actor_pool",

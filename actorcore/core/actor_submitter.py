@@ -74,6 +74,7 @@ class Placement:
     spread: bool
     strategy: Any = None  # a strategy object (placement group, node affinity), placed at each start
     concurrency_groups: dict = field(default_factory=dict)  # group name -> max concurrency
+    runtime_env: str = ""  # the canonical JSON of the runtime env its worker must have
 
 
 @dataclass(slots=True)
@@ -151,6 +152,7 @@ class ActorSubmitter:
         registered, so a borrower that finds the name at once can resolve it with us; None if
         the name is taken."""
         actor_namespace = options.get("namespace") or namespace
+        runtime_env = self._tasks.runtime_env_of(options)
         state = ActorState(actor_id, name, owned=True, namespace=actor_namespace, actor_name=options.get("name"),
                            max_restarts=options.get("max_restarts") or 0,
                            max_task_retries=options.get("max_task_retries") or 0)
@@ -173,6 +175,7 @@ class ActorSubmitter:
             options.get("scheduling_strategy") == "SPREAD" and self._cluster.cluster_mode,
             strategy,
             dict(options.get("concurrency_groups") or {}),
+            runtime_env,
         )
 
         def start() -> None:
@@ -221,7 +224,8 @@ class ActorSubmitter:
                 shape, target = await self._tasks.placements.place(placement.strategy, shape, state.name, actor=True)
             else:
                 target = self._cluster.spread_target(shape) if placement.spread else None
-            grant, scheduler = await self._tasks.lease_worker(shape, for_actor=True, target=target)
+            grant, scheduler = await self._tasks.lease_worker(shape, for_actor=True, target=target,
+                                                              runtime_env=placement.runtime_env)
             state.node_id = grant.node_id
             result = await grant.worker.ask(
                 BecomeActor(placement.ctor.spec, state.actor_id, placement.max_concurrency, placement.is_async,

@@ -48,6 +48,7 @@ from .death_watch import DeathWatch
 from .messages import ActorExited, GroupQuery, KillActor, ResolveActor, ResolveRestartedActor, WatchActor
 from .object_table import ObjectTable
 from .placement_groups import PlacementGroups
+from .runtime_envs import RuntimeEnvs
 from .streams import StreamTable
 from .task_events import TaskEvents
 from .task_manager import TaskManager
@@ -156,13 +157,14 @@ class CoreWorker:
                 "job_id": job_id, "node_id": node.node_id, "worker_id": self.prefix, "worker_pid": os.getpid()})
             self.task_events.start()
 
+        self.runtime_envs = RuntimeEnvs(system, self.gcs)
         self.cluster = Cluster(system, node, view, object_replicas, self.scheduler, self.store)
         self.deaths = DeathWatch(system, self.actor)
         self.objects = ObjectTable(system, self.actor, self.node_id, self.store, self.scheduler, self.cluster,
                                    self.new_id)
         self.task_manager = TaskManager(self.objects, self.cluster_mode)
         self.tasks = TaskSubmitter(system, self.actor, self.scheduler, self.objects, self.task_manager, self.cluster,
-                                   is_driver=is_driver, new_id=self.new_id)
+                                   is_driver=is_driver, new_id=self.new_id, runtime_envs=self.runtime_envs)
         self.streams = StreamTable(system, self.actor, self.objects)
         self.objects.remake = self.tasks.resubmit  # lineage: lost returns are made by their task again
         self.groups = PlacementGroups(system, self.actor, self.cluster, self.objects, self.gcs)

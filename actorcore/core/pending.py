@@ -28,6 +28,7 @@ class PendingTask:
     cancelled: bool = False
     arg_refs: tuple | None = None  # (args, kwargs) as submitted, refs unresolved: for lineage
     running_on: Any = None  # the task submitter's lease it runs on, while it runs
+    runtime_env: str = ""  # the canonical JSON of the runtime env its worker must have ("": none)
 
     def may_retry(self) -> bool:
         """Whether `max_retries` allows another attempt."""

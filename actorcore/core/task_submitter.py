@@ -51,6 +51,7 @@ from ..scheduling import PlacementGroupSchedulingStrategy, group_of_shape
 from .cluster import Cluster
 from .object_table import ObjectTable
 from .pending import PendingTask, has_refs, shape_of
+from .runtime_envs import RuntimeEnvs
 from .task_manager import TaskManager
 
 __all__ = ["LEASE_IDLE_SECONDS", "PIPELINE_DEPTH", "ShapeQueue", "TaskSubmitter", "WorkerLease"]
@@ -92,7 +93,7 @@ class WorkerLease:
 class ShapeQueue:
     """The tasks waiting for a worker of one shape, and the leases held for it."""
 
-    shape: tuple  # the key: (resources, target node id or None)
+    shape: tuple  # the key: (resources, target node id or None, runtime env JSON)
     capacity: int  # how many leases of this shape the cluster can hold at once
     specs: deque = field(default_factory=deque)
     leases: list = field(default_factory=list)
@@ -108,13 +109,18 @@ class ShapeQueue:
         """The node the tasks of this shape must run on, or None for any node."""
         return self.shape[1]
 
+    @property
+    def runtime_env(self) -> str:
+        """The runtime env (canonical JSON) the workers of this shape must have been started for."""
+        return self.shape[2]
+
 
 class TaskSubmitter:
     """Submits tasks (not actor calls) to leased workers; also leases workers for actors."""
 
     def __init__(self, system: ActorSystem, owner: ActorRef, scheduler: ActorRef, objects: ObjectTable,
                  manager: TaskManager, cluster: Cluster, *, is_driver: bool,
-                 new_id: Callable[[str], str]) -> None:
+                 new_id: Callable[[str], str], runtime_envs: RuntimeEnvs | None = None) -> None:
         self._system = system
         self._loop = system.loop
         self._owner = owner
@@ -124,6 +130,7 @@ class TaskSubmitter:
         self._cluster = cluster
         self._is_driver = is_driver
         self._new_id = new_id
+        self._runtime_envs = runtime_envs
         self._queues: dict[tuple, ShapeQueue] = {}
         self._idle_timer: asyncio.TimerHandle | None = None
         self.placements = None  # the PlacementGroups part (set by the CoreWorker)
@@ -136,6 +143,7 @@ class TaskSubmitter:
                namespace: str) -> list[ObjectRef]:
         """Submit a call of function `function_id` (resolved `options`); its return refs
         (none if ``num_returns=0``)."""
+        runtime_env = self.runtime_env_of(options)
         task_id = self._new_id("t")
         num_returns = options["num_returns"]
         return_ids = [f"{task_id}.{i}" for i in range(max(num_returns, 1))]
@@ -154,7 +162,7 @@ class TaskSubmitter:
         if strategy is not None and type(strategy) is not str:
             spec.placement = self.placements.check(strategy, shape, name)
             pending = PendingTask(spec, (shape, None), options["max_retries"], options["retry_exceptions"],
-                                  return_ids, [])
+                                  return_ids, [], runtime_env=runtime_env)
             self._loop.call_soon_threadsafe(self._submit_placed, pending, strategy)
             owner = self._owner
             refs = [ObjectRef(object_id, owner, objects) for object_id in return_ids]
@@ -164,11 +172,16 @@ class TaskSubmitter:
         if strategy == "SPREAD" and cluster.cluster_mode:
             target = cluster.spread_target(shape)
         pending = PendingTask(spec, (shape, target), options["max_retries"], options["retry_exceptions"],
-                              return_ids, [])
+                              return_ids, [], runtime_env=runtime_env)
         self._loop.call_soon_threadsafe(self._submit, pending)
         owner = self._owner
         refs = [ObjectRef(object_id, owner, objects) for object_id in return_ids]
         return refs if num_returns != 0 else []
+
+    def runtime_env_of(self, options: dict) -> str:
+        """The canonical JSON of the runtime env a task or actor with `options` needs (user
+        thread: a local path in its option is uploaded the first time)."""
+        return self._runtime_envs.key_for(options.get("runtime_env")) if self._runtime_envs else ""
 
     def cancel(self, ref: ObjectRef, force: bool, recursive: bool = True) -> None:
         """Cancel the task or actor call that returns `ref` (user thread): dropped if it waits
@@ -209,7 +222,7 @@ class TaskSubmitter:
         if has_refs(pending.spec):
             self._loop.create_task(self._resolve_then_queue(pending))
         else:  # nothing to wait for: queue it now (saves a task and a loop iteration)
-            queue = self._queue_for(pending.shape)
+            queue = self._queue_for(pending)
             queue.specs.append(pending)
             self._pump(queue)
 
@@ -240,25 +253,27 @@ class TaskSubmitter:
             return
         if pending.cancelled:
             return
-        queue = self._queue_for(pending.shape)
+        queue = self._queue_for(pending)
         queue.specs.append(pending)
         self._pump(queue)
 
-    def _queue_for(self, shape: tuple) -> ShapeQueue:
-        queue = self._queues.get(shape)
+    def _queue_for(self, pending: PendingTask) -> ShapeQueue:
+        key = (*pending.shape, pending.runtime_env)
+        queue = self._queues.get(key)
         if queue is None:
-            queue = self._queues[shape] = ShapeQueue(shape, self._cluster.capacity(*shape))
+            queue = self._queues[key] = ShapeQueue(key, self._cluster.capacity(*pending.shape))
         return queue
 
     def refresh_capacity(self) -> None:
         """The nodes changed: recount each shape's capacity and lease accordingly."""
         for queue in self._queues.values():
-            queue.capacity = self._cluster.capacity(*queue.shape)
+            queue.capacity = self._cluster.capacity(queue.resources, queue.target)
             self._pump(queue)
 
-    async def lease_worker(self, shape: tuple, *, for_actor: bool = False, target: str | None = None):
-        """A worker lease for `shape`: from this node's Scheduler or the one it spills back to
-        (or from node `target`'s only).
+    async def lease_worker(self, shape: tuple, *, for_actor: bool = False, target: str | None = None,
+                           runtime_env: str = ""):
+        """A worker lease for `shape`, of a worker started for `runtime_env`: from this node's
+        Scheduler or the one it spills back to (or from node `target`'s only).
 
         Returns `(LeaseGranted, the granting Scheduler)`; raises PeerLostError if this node's
         Scheduler is gone.
@@ -268,7 +283,8 @@ class TaskSubmitter:
             scheduler, spillable = self._cluster.node_ref(target, "scheduler") or self._scheduler, False
         while True:
             try:
-                reply = await scheduler.ask(RequestLease(shape, self._owner, for_actor, spillable), timeout=None)
+                reply = await scheduler.ask(RequestLease(shape, self._owner, for_actor, spillable, runtime_env),
+                                            timeout=None)
             except PeerLostError:
                 if scheduler == self._scheduler:
                     raise
@@ -352,10 +368,12 @@ class TaskSubmitter:
 
     async def _request_lease(self, queue: ShapeQueue) -> None:
         try:
-            grant, scheduler = await self.lease_worker(queue.resources, target=queue.target)
+            grant, scheduler = await self.lease_worker(queue.resources, target=queue.target,
+                                                       runtime_env=queue.runtime_env)
         except Exception as error:  # noqa: BLE001 - a failed lease request fails the shape's queue
             queue.requesting -= 1
-            removed = isinstance(error, exc.TaskPlacementGroupRemoved)  # the tasks' placement group
+            # the tasks' placement group was removed, or their runtime env cannot be set up
+            removed = isinstance(error, (exc.TaskPlacementGroupRemoved, exc.RuntimeEnvSetupError))
             if self._system._closing or isinstance(error, PeerLostError) or removed:
                 log.debug("lease request ended with the node or the placement group", error=repr(error))
             else:
@@ -434,7 +452,7 @@ class TaskSubmitter:
                 elif queue.target is not None and not self._cluster.is_live(queue.target):
                     # SPREAD to a node that died: retry wherever there is room.
                     pending.shape = (queue.resources, None)
-                    retry_queue = self._queue_for(pending.shape)
+                    retry_queue = self._queue_for(pending)
                     retry_queue.specs.appendleft(pending)
                     self._pump(retry_queue)
                 else:
@@ -524,7 +542,7 @@ class TaskSubmitter:
         pending.cancelled = True
         lease = pending.running_on
         if lease is None:
-            queue = self._queues.get(pending.shape)
+            queue = self._queues.get((*pending.shape, pending.runtime_env))
             if queue is not None and pending in queue.specs:
                 queue.specs.remove(pending)
             self._manager.finish(pending, [Failed(exc.TaskCancelledError(pending.spec.task_id))]

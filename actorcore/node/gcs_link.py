@@ -46,6 +46,7 @@ from ..protocol import (
     ClusterView,
     EtcdLeaseLost,
     ExportFunction,
+    FetchPackage,
     ForgetActor,
     GetActorRecord,
     GetClusterResources,
@@ -64,7 +65,9 @@ from ..protocol import (
     StartRegistration,
     StoreUsage,
     SubscribeView,
+    UploadPackage,
 )
+from ..runtime_env.package_store import PackageStore, PackageUpload
 from .group_records import GroupRecords
 
 __all__ = ["FUNCTION_WAIT", "LOAD_INTERVAL", "PEER_PROBE_DELAYS", "PEER_PROBE_TIMEOUT", "GcsLink"]
@@ -95,6 +98,7 @@ class GcsLink(Actor):
         self.secret = ClusterSecret(token or "")  # etcd records are sealed with it (gcs.sealed)
         self.endpoint = etcd_endpoint
         self.prefix = f"/actorcore/{cluster}/"
+        self.cluster = cluster
         self.node_id = node_id
         self.node_info = node_info
         self.cluster_mode = cluster_mode
@@ -128,6 +132,8 @@ class GcsLink(Actor):
         #: the last state of each actor whose record passed here (the node's ``actorcore_actors``)
         self.actor_states: OrderedDict[str, str] = OrderedDict()
         self.supervision_groups = GroupRecords(self)  # users' supervision groups owned by this node's processes
+        self._uploads: dict[str, PackageUpload] = {}  # package URI -> its upload under way
+        self._upload_lock = asyncio.Lock()  # pieces are stored one at a time, in the order they came
 
     async def pre_start(self) -> None:
         self.registered: asyncio.Task | None = None
@@ -525,7 +531,48 @@ class GcsLink(Actor):
     def _key(self, *parts: str) -> str:
         return self.prefix + "/".join(parts)
 
+    def _packages(self) -> PackageStore:
+        return PackageStore(self.etcd, self.cluster)
+
+    async def _upload_piece(self, message: UploadPackage, reply) -> None:
+        """Store one piece of a package upload (runtime envs: `UploadPackage`)."""
+        async with self._upload_lock:
+            try:
+                await self._start_registration()
+                store = self._packages()
+                upload = self._uploads.get(message.uri)
+                if message.index == 0:
+                    if await store.exists(message.uri):
+                        reply.send(True)
+                        return
+                    upload = self._uploads[message.uri] = PackageUpload(store, message.uri, message.size)
+                elif upload is None:
+                    raise ValueError(f"piece {message.index} of package {message.uri} came without its first")
+                done = await upload.add(message.data)
+            except Exception as error:  # noqa: BLE001 - reported to the uploader
+                self._uploads.pop(message.uri, None)
+                reply.fail(error)
+                return
+            if done:
+                del self._uploads[message.uri]
+            reply.send(done)
+
+    async def _fetch_package(self, uri: str, reply) -> None:
+        try:
+            await self._start_registration()
+            reply.send(await self._packages().get(uri))
+        except Exception as error:  # noqa: BLE001 - reported to the asker
+            reply.fail(error)
+
     async def receive(self, message):
+        if isinstance(message, UploadPackage):
+            reply = self.context.defer_reply()
+            self._spawn(self._upload_piece(message, reply))
+            return None
+        if isinstance(message, FetchPackage):
+            reply = self.context.defer_reply()
+            self._spawn(self._fetch_package(message.uri, reply))
+            return None
         if isinstance(message, GetFunction):
             blob = self.functions.get(message.function_id)
             if blob is not None:

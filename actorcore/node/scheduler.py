@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 
 from .._logging import get_logger
-from ..exceptions import TaskPlacementGroupRemoved
+from ..exceptions import RuntimeEnvSetupError, TaskPlacementGroupRemoved
 from ..kernel import Actor, ActorRef, Reply, Terminated
 from ..protocol import (
     ActorWorkerExited,
@@ -50,6 +50,7 @@ from ..protocol import (
     ReleaseBundles,
     RequestLease,
     ReturnLease,
+    RuntimeEnvFailed,
     Spillback,
     StartWorkers,
     WorkerDied,
@@ -78,6 +79,7 @@ class GrantedLease:
     for_actor: bool
     blocked: bool = False
     gpus: GpuAssignment = ()  # the GPU devices it holds
+    runtime_env: str = ""  # the runtime env its worker was started for
 
 
 @dataclass(slots=True)
@@ -122,10 +124,11 @@ class Scheduler(Actor):
         self.total = dict(total)
         self.available = dict(total)
         self.pool = pool
-        self.idle: deque[tuple[int, ActorRef]] = deque()
+        #: (pid, executor, runtime env) of the workers no lease holds, the longest idle first
+        self.idle: deque[tuple[int, ActorRef, str]] = deque()
         self.leases: dict[int, GrantedLease] = {}
         self.pending: deque[_Pending] = deque()
-        self.starting = 0
+        self.starting: Counter[str] = Counter()  # runtime env -> workers asked of the pool, not ready yet
         self.leases_granted = 0
         self.watched_owners: set[ActorRef] = set()
         self._ids = itertools.count(1)
@@ -149,16 +152,19 @@ class Scheduler(Actor):
             self._return(message.lease_id, message.worker_died)
             self._dispatch()
         elif isinstance(message, WorkerReady):
-            self.starting = max(0, self.starting - 1)
+            self._started(message.runtime_env)
             self.ready.add(message.pid)
-            self.idle.append((message.pid, message.executor))
+            self.idle.append((message.pid, message.executor, message.runtime_env))
             self._dispatch()
         elif isinstance(message, WorkerDied):
             for lease in self.leases.values():
                 if lease.pid == message.pid and lease.for_actor and lease.owner is not None:
                     lease.owner.tell(ActorWorkerExited(lease.lease_id, message.pid, message.how))
-            self._worker_died(message.pid)
+            self._worker_died(message.pid, message.runtime_env)
             self._replace_workers()
+            self._dispatch()
+        elif isinstance(message, RuntimeEnvFailed):
+            self._runtime_env_failed(message.runtime_env, message.error)
             self._dispatch()
         elif isinstance(message, LeaseBlocked):
             lease = self.leases.get(message.lease_id)
@@ -197,19 +203,19 @@ class Scheduler(Actor):
             self.pool, prestart = message.pool, message.prestart
             self.warm_workers = prestart
             if prestart > 0:
-                self.starting += prestart
+                self.starting[""] += prestart
                 self.pool.tell(StartWorkers(prestart))
         elif isinstance(message, (PrepareBundles, CommitBundles, ReleaseBundles)):
             return self._reserve(message)
         elif isinstance(message, ListWorkerProcesses):
-            return ([(pid, worker.to_uri(), False, False) for pid, worker in self.idle]
+            return ([(pid, worker.to_uri(), False, False) for pid, worker, _ in self.idle]
                     + [(lease.pid, lease.worker.to_uri(), True, lease.for_actor) for lease in self.leases.values()])
         return None
 
     # -- granting -------------------------------------------------------------------------
 
     def _dispatch(self) -> None:
-        wanted_workers = 0
+        wanted_workers: Counter[str] = Counter()  # runtime env -> leases waiting for a worker of it
         for pending in list(self.pending):
             if pending.reply.done:  # the requester gave up or died
                 self.pending.remove(pending)
@@ -228,21 +234,55 @@ class Scheduler(Actor):
                     if target is not None:
                         self._spill(pending, target, shape)
                 continue
-            if not self.idle:
-                wanted_workers += 1
+            runtime_env = pending.request.runtime_env
+            index = next((i for i, idle in enumerate(self.idle) if idle[2] == runtime_env), None)
+            if index is None:
+                wanted_workers[runtime_env] += 1
                 continue
-            pid, worker = self.idle.popleft()
+            pid, worker, _ = self.idle[index]
+            del self.idle[index]
             self._take(shape)
             lease = GrantedLease(next(self._ids), worker, pid, shape, pending.request.owner, pending.request.for_actor,
-                                 gpus=self.gpus.assign(gpus_of(shape)))
+                                 gpus=self.gpus.assign(gpus_of(shape)), runtime_env=runtime_env)
             self.leases[lease.lease_id] = lease
             self.leases_granted += 1
             self.pending.remove(pending)
             pending.reply.send(LeaseGranted(lease.lease_id, worker, pid, self.node_id, self.gpus.ids_of(lease.gpus)))
-        missing = wanted_workers - self.starting
-        if missing > 0 and self.pool is not None:
-            self.starting += missing
-            self.pool.tell(StartWorkers(missing))
+        if self.pool is None:
+            return
+        for runtime_env, wanted in wanted_workers.items():
+            missing = wanted - self.starting[runtime_env]
+            if missing > 0:
+                self._make_room(missing, runtime_env)
+                self.starting[runtime_env] += missing
+                self.pool.tell(StartWorkers(missing, runtime_env))
+
+    def _make_room(self, count: int, runtime_env: str) -> None:
+        """Before `count` workers start for `runtime_env`: past the node's worker limit (its
+        CPUs, or the warm pool if bigger), end as many idle workers of other runtime envs, the
+        longest idle first."""
+        limit = max(self.warm_workers, math.ceil(self.total.get("CPU", 0.0)), 1)
+        live = len(self.idle) + len({lease.pid for lease in self.leases.values()}) + sum(self.starting.values())
+        excess = live + count - limit
+        for pid, _, env in list(self.idle):
+            if excess <= 0:
+                return
+            if env != runtime_env:
+                self.idle = deque(idle for idle in self.idle if idle[0] != pid)
+                self.pool.tell(KillWorker(pid))
+                excess -= 1
+
+    def _started(self, runtime_env: str) -> None:
+        if self.starting[runtime_env] > 0:
+            self.starting[runtime_env] -= 1
+
+    def _runtime_env_failed(self, runtime_env: str, error: str) -> None:
+        """No worker can start for `runtime_env`: the leases waiting for one fail with `error`."""
+        self.starting.pop(runtime_env, None)
+        for pending in [p for p in self.pending if p.request.runtime_env == runtime_env]:
+            self.pending.remove(pending)
+            if not pending.reply.done:
+                pending.reply.fail(RuntimeEnvSetupError(error))
 
     def _return(self, lease_id: int, worker_died: bool) -> None:
         lease = self.leases.pop(lease_id, None)
@@ -250,7 +290,7 @@ class Scheduler(Actor):
             return
         self._release(lease)
         if not worker_died and not lease.for_actor:
-            self.idle.append((lease.pid, lease.worker))
+            self.idle.append((lease.pid, lease.worker, lease.runtime_env))
 
     def _release(self, lease: GrantedLease) -> None:
         self.gpus.release(lease.gpus)
@@ -260,21 +300,21 @@ class Scheduler(Actor):
         for name, quantity in shape.items():
             self._give(name, quantity)
 
-    def _worker_died(self, pid: int) -> None:
+    def _worker_died(self, pid: int, runtime_env: str) -> None:
         if pid in self.ready:
             self.ready.discard(pid)
         else:  # it died while starting: it will never say it is ready
-            self.starting = max(0, self.starting - 1)
-        self.idle = deque((p, w) for p, w in self.idle if p != pid)
+            self._started(runtime_env)
+        self.idle = deque(idle for idle in self.idle if idle[0] != pid)
         for lease in [lease for lease in self.leases.values() if lease.pid == pid]:
             del self.leases[lease.lease_id]
             self._release(lease)
 
     def _replace_workers(self) -> None:
-        live = len(self.idle) + len({lease.pid for lease in self.leases.values()}) + self.starting
+        live = len(self.idle) + len({lease.pid for lease in self.leases.values()}) + sum(self.starting.values())
         missing = self.warm_workers - live
         if missing > 0 and self.pool is not None:
-            self.starting += missing
+            self.starting[""] += missing
             self.pool.tell(StartWorkers(missing))
 
     def _drop_owner(self, owner: ActorRef) -> None:
@@ -284,7 +324,7 @@ class Scheduler(Actor):
             del self.leases[lease.lease_id]
             self._release(lease)
             if not lease.for_actor:
-                self.idle.append((lease.pid, lease.worker))
+                self.idle.append((lease.pid, lease.worker, lease.runtime_env))
         self.watched_owners.discard(owner)
 
     def _watch_owner(self, owner: ActorRef) -> None:

@@ -8,7 +8,10 @@ without any the lines go to the node's own stderr), and tells the Scheduler when
 gets the cluster token on a pipe of its own (`actorcore.process_secrets`), never in its
 environment, which every process a task starts would inherit. Each worker also gets an id
 (``ACTORCORE_WORKER_ID``, its `get_worker_id()`), and, given a `WorkerLogFiles`, its output
-is also written to its files in the node's log folder (`node.log_files`).
+is also written to its files in the node's log folder (`node.log_files`). A worker asked
+for a runtime env (`StartWorkers.runtime_env`) starts as its `RuntimeEnvSetup` says (its
+packages fetched and extracted first, in the background); if that fails, the Scheduler is told
+(`RuntimeEnvFailed`) and fails the leases waiting for it.
 """
 
 from __future__ import annotations
@@ -22,11 +25,13 @@ from collections.abc import Callable
 from supervisor import ChildSpec, ProcessChild, StartInfo, Supervisor
 
 from .._logging import get_logger
-from ..env import ETCD_PASSWORD_ENV, TOKEN_ENV, WORKER_ID_ENV
+from ..env import ETCD_PASSWORD_ENV, RUNTIME_ENV_ENV, RUNTIME_ENV_PATHS_ENV, TOKEN_ENV, WORKER_ID_ENV
+from ..exceptions import RuntimeEnvSetupError
 from ..kernel import Actor, ActorRef, Terminated
 from ..process_secrets import hand_over
-from ..protocol import KillWorker, ListWorkers, LogLines, StartWorkers, SubscribeLogs, WorkerDied
+from ..protocol import KillWorker, ListWorkers, LogLines, RuntimeEnvFailed, StartWorkers, SubscribeLogs, WorkerDied
 from .log_files import WorkerLogFiles
+from .runtime_env_setup import RuntimeEnvSetup, WorkerSetup
 
 __all__ = ["WorkerPool", "worker_environment"]
 
@@ -38,7 +43,8 @@ class WorkerPool(Actor):
 
     def __init__(self, scheduler: ActorRef, worker_argv: list[str] | Callable[[StartInfo], list[str]],
                  env: dict, cwd: str, log_sink: ActorRef | None, token: str | None = None,
-                 tls: dict | None = None, log_files: WorkerLogFiles | None = None) -> None:
+                 tls: dict | None = None, log_files: WorkerLogFiles | None = None,
+                 gcs: ActorRef | None = None) -> None:
         self.scheduler = scheduler
         self.worker_argv = worker_argv
         self.env = env
@@ -53,6 +59,9 @@ class WorkerPool(Actor):
         self.log_files = log_files
         self.worker_ids: dict[int, str] = {}  # pid -> the worker's id
         self.open_streams: dict[int, int] = {}  # pid -> its streams not yet at their end (with log files)
+        self.runtime_envs: dict[int, str] = {}  # pid -> the runtime env it was started for, if any
+        self.setups = RuntimeEnvSetup(gcs, env, cwd) if gcs is not None else None
+        self.setting_up: set[asyncio.Task] = set()
 
     async def pre_start(self) -> None:
         spec = ChildSpec(id="worker", start=self._start_worker, restart="temporary", shutdown=2.0,
@@ -62,8 +71,12 @@ class WorkerPool(Actor):
         await self.supervisor.start()
 
     async def post_stop(self) -> None:
+        for task in list(self.setting_up):
+            task.cancel()
         if self.supervisor is not None:
             await self.supervisor.shutdown(timeout=5.0)
+        if self.setups is not None:
+            self.setups.close()
         for reader in list(self.readers):
             try:
                 await asyncio.wait_for(reader, 1.0)
@@ -74,8 +87,13 @@ class WorkerPool(Actor):
 
     async def receive(self, message):
         if isinstance(message, StartWorkers):
-            for _ in range(message.count):
-                await self.supervisor.start_child(())
+            if not message.runtime_env:
+                for _ in range(message.count):
+                    await self.supervisor.start_child(())
+            else:
+                task = asyncio.get_running_loop().create_task(self._start_for(message.runtime_env, message.count))
+                self.setting_up.add(task)
+                task.add_done_callback(self.setting_up.discard)
         elif isinstance(message, KillWorker):
             child = self.children.get(message.pid)
             if child is not None:
@@ -90,19 +108,36 @@ class WorkerPool(Actor):
             return sorted(self.children)
         return None
 
+    async def _start_for(self, runtime_env: str, count: int) -> None:
+        """Start `count` workers for `runtime_env`, once it is set up on this node."""
+        try:
+            if self.setups is None:
+                raise RuntimeError("this node's pool has no GcsLink to fetch runtime env packages from")
+            setup = await self.setups.prepare(runtime_env)
+            for _ in range(count):
+                await self.supervisor.start_child((setup,))
+        except Exception as error:  # noqa: BLE001 - the leases waiting for it fail with it
+            log.info("runtime env setup failed", error=str(error))
+            why = error.error_message if isinstance(error, RuntimeEnvSetupError) else f"{type(error).__name__}: {error}"
+            self.scheduler.tell(RuntimeEnvFailed(runtime_env, why))
+
     async def _start_worker(self, info: StartInfo) -> ProcessChild:
         argv = self.worker_argv(info) if callable(self.worker_argv) else self.worker_argv
+        setup: WorkerSetup | None = info.args[0] if info.args else None
         worker_id = uuid.uuid4().hex[:10]
-        secrets = hand_over({"token": self.token, "tls": self.tls}, {**self.env, WORKER_ID_ENV: worker_id})
+        env = setup.env if setup is not None else self.env
+        secrets = hand_over({"token": self.token, "tls": self.tls}, {**env, WORKER_ID_ENV: worker_id})
         try:
             child = await ProcessChild.start(
-                [*argv, *info.args], env=secrets.env, cwd=self.cwd, pass_fds=(secrets.child_end,),
+                argv, env=secrets.env, cwd=setup.cwd if setup is not None else self.cwd, pass_fds=(secrets.child_end,),
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
         except BaseException:
             secrets.abandon()
             raise
         secrets.started()
         self.worker_ids[child.pid] = worker_id
+        if setup is not None:
+            self.runtime_envs[child.pid] = setup.key
         return child
 
     def _on_event(self, event) -> None:
@@ -122,8 +157,9 @@ class WorkerPool(Actor):
                 task.add_done_callback(self.readers.discard)
         elif event.kind == "child_exited":
             pid = self.pid_of.pop(event.child_id, None)  # exit events carry the child's id only
+            runtime_env = self.runtime_envs.pop(pid, "") if pid is not None else ""
             if pid is not None and self.children.pop(pid, None) is not None:
-                self.scheduler.tell(WorkerDied(pid, _how(event.exit)))
+                self.scheduler.tell(WorkerDied(pid, _how(event.exit), runtime_env))
             if pid is not None:
                 self.worker_ids.pop(pid, None)
 
@@ -179,7 +215,8 @@ def worker_environment(extra_sys_path: list[str]) -> dict:
     PYTHONPATH and unbuffered output, without secrets (the token comes on a pipe). The str-hash
     seed is the user's (``PYTHONHASHSEED`` if set, else random per process, as in Ray): nothing
     of actorcore relies on `hash` agreeing across processes."""
-    env = {k: v for k, v in os.environ.items() if k not in (TOKEN_ENV, ETCD_PASSWORD_ENV)}
+    env = {k: v for k, v in os.environ.items()
+           if k not in (TOKEN_ENV, ETCD_PASSWORD_ENV, RUNTIME_ENV_ENV, RUNTIME_ENV_PATHS_ENV)}
     path = [p for p in extra_sys_path if p]
     if env.get("PYTHONPATH"):
         path.append(env["PYTHONPATH"])

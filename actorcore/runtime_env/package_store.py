@@ -19,10 +19,12 @@ from ..gcs import schema
 from ..gcs.sealed import SealedEtcd
 from .packaging import sha_of_uri
 
-__all__ = ["CHUNK_BYTES", "PackageMissingError", "PackageStore"]
+__all__ = ["CHUNK_BYTES", "PIECE_BYTES", "PackageMissingError", "PackageStore", "PackageUpload"]
 
 #: Bytes per etcd value (etcd refuses requests over 1.5 MiB by default).
 CHUNK_BYTES = 1024 * 1024
+#: Bytes per piece of an upload from another process (messages stay well under the kernel's frame limit).
+PIECE_BYTES = 8 * CHUNK_BYTES
 
 
 class PackageMissingError(LookupError):
@@ -51,12 +53,22 @@ class PackageStore:
             raise ValueError(f"the bytes uploaded as {uri} do not hash to it")
         if await self.exists(uri):
             return False
-        chunks = max((len(data) + CHUNK_BYTES - 1) // CHUNK_BYTES, 1)
-        for index in range(chunks):
-            await self._etcd.put(self._key(sha, str(index)), data[index * CHUNK_BYTES:(index + 1) * CHUNK_BYTES])
-        meta = {"size": len(data), "chunks": chunks, "time": time.time()}
-        await self._etcd.put(self._key(sha, "meta"), json.dumps(meta).encode())
+        upload = PackageUpload(self, uri, len(data))
+        for start in range(0, max(len(data), 1), PIECE_BYTES):
+            await upload.add(data[start:start + PIECE_BYTES])
         return True
+
+    async def _put_chunks(self, sha: str, first: int, data: bytes) -> int:
+        """Store `data` as chunks `first`, `first` + 1, ...; how many it took."""
+        count = max((len(data) + CHUNK_BYTES - 1) // CHUNK_BYTES, 1)
+        for index in range(count):
+            chunk = data[index * CHUNK_BYTES:(index + 1) * CHUNK_BYTES]
+            await self._etcd.put(self._key(sha, str(first + index)), chunk)
+        return count
+
+    async def _commit(self, sha: str, size: int, chunks: int) -> None:
+        meta = {"size": size, "chunks": chunks, "time": time.time()}
+        await self._etcd.put(self._key(sha, "meta"), json.dumps(meta).encode())
 
     async def get(self, uri: str) -> bytes:
         """The bytes of package `uri`; PackageMissingError if the cluster has no intact copy."""
@@ -80,3 +92,34 @@ class PackageStore:
         sha = sha_of_uri(uri)
         await self._etcd.delete(self._key(sha, "meta"))
         await self._etcd.delete_prefix(self._key(sha, ""))
+
+
+class PackageUpload:
+    """One package arriving in pieces, in order: stored chunk by chunk, committed (its meta
+    written) once all `size` bytes are there and hash to its URI."""
+
+    def __init__(self, store: PackageStore, uri: str, size: int) -> None:
+        self.uri = uri
+        self._store = store
+        self._sha = sha_of_uri(uri)
+        self._size = size
+        self._received = 0
+        self._chunks = 0
+        self._hash = hashlib.sha256()
+
+    async def add(self, data: bytes) -> bool:
+        """Store the next piece; True once the package is whole. ValueError if it would exceed
+        its size or does not hash to its URI (its chunks are then deleted)."""
+        if self._received + len(data) > self._size:
+            await self._store.delete(self.uri)
+            raise ValueError(f"package {self.uri} got more than its {self._size} bytes")
+        self._chunks += await self._store._put_chunks(self._sha, self._chunks, data)
+        self._hash.update(data)
+        self._received += len(data)
+        if self._received < self._size:
+            return False
+        if self._hash.hexdigest() != self._sha:
+            await self._store.delete(self.uri)
+            raise ValueError(f"the bytes uploaded as {self.uri} do not hash to it")
+        await self._store._commit(self._sha, self._size, self._chunks)
+        return True

@@ -35,12 +35,16 @@ class PackageError(ValueError):
 
 
 def pack(path: str | os.PathLike, excludes: Sequence[str] = (), *, what: str = "working_dir",
-         max_bytes: int = MAX_PACKAGE_BYTES) -> tuple[str, bytes]:
-    """``(uri, zip bytes)`` of a local directory or ``.zip`` file, for the runtime env key `what`."""
+         max_bytes: int | None = None, top_level: bool = False) -> tuple[str, bytes]:
+    """``(uri, zip bytes)`` of a local directory or ``.zip`` file (or ``.whl``: a zip too), for
+    the runtime env key `what`. `top_level`: a directory's files go under its own name (a
+    ``py_modules`` package: its extraction's parent goes on ``sys.path``). `max_bytes`: the
+    limit (default `MAX_PACKAGE_BYTES`)."""
+    max_bytes = MAX_PACKAGE_BYTES if max_bytes is None else max_bytes
     source = Path(path).expanduser()
     if source.is_dir():
-        return pack_directory(source, excludes, what=what, max_bytes=max_bytes)
-    if source.is_file() and source.suffix == ".zip":
+        return pack_directory(source, excludes, what=what, max_bytes=max_bytes, top_level=top_level)
+    if source.is_file() and source.suffix in (".zip", ".whl"):
         data = source.read_bytes()
         if not zipfile.is_zipfile(io.BytesIO(data)):
             raise PackageError(f"runtime_env {what} {str(path)!r} is not a valid zip file")
@@ -48,12 +52,14 @@ def pack(path: str | os.PathLike, excludes: Sequence[str] = (), *, what: str = "
         return _uri(data), data
     if not source.exists():
         raise PackageError(f"runtime_env {what} {str(path)!r} does not exist")
-    raise PackageError(f"runtime_env {what} {str(path)!r} is neither a directory nor a .zip file")
+    raise PackageError(f"runtime_env {what} {str(path)!r} is neither a directory nor a .zip or .whl file")
 
 
 def pack_directory(directory: str | os.PathLike, excludes: Sequence[str] = (), *, what: str = "working_dir",
-                   max_bytes: int = MAX_PACKAGE_BYTES) -> tuple[str, bytes]:
-    """``(uri, zip bytes)`` of `directory`'s files, less those `excludes` or its .gitignore match."""
+                   max_bytes: int | None = None, top_level: bool = False) -> tuple[str, bytes]:
+    """``(uri, zip bytes)`` of `directory`'s files, less those `excludes` or its .gitignore match
+    (under the directory's own name with `top_level`)."""
+    max_bytes = MAX_PACKAGE_BYTES if max_bytes is None else max_bytes
     root = Path(directory).expanduser().resolve()
     if not root.is_dir():
         raise PackageError(f"runtime_env {what} {str(directory)!r} is not a directory")
@@ -70,7 +76,7 @@ def pack_directory(directory: str | os.PathLike, excludes: Sequence[str] = (), *
             total += file.stat().st_size
             if total > 4 * max_bytes:  # far over even before compression: stop reading
                 break
-            entry = zipfile.ZipInfo(relative, date_time=_EPOCH)
+            entry = zipfile.ZipInfo(f"{root.name}/{relative}" if top_level else relative, date_time=_EPOCH)
             entry.external_attr = (stat.S_IFREG | stat.S_IMODE(mode)) << 16
             entry.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(entry, file.read_bytes())

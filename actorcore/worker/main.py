@@ -17,7 +17,7 @@ from .. import runtime
 from .._logging import configure_from_env
 from ..core import CoreWorker
 from ..credentials import TlsIdentity
-from ..env import WORKER_ID_ENV
+from ..env import RUNTIME_ENV_ENV, RUNTIME_ENV_PATHS_ENV, WORKER_ID_ENV
 from ..kernel import Actor, ActorSystem, Terminated, run
 from ..node_config import WorkerConfig
 from ..objects.shm import use_cluster_secret
@@ -59,7 +59,7 @@ async def serve(config: WorkerConfig, token: str | None, tls: TlsIdentity | None
     runtime.set_current(core)
     executor = system.spawn(Executor, core, name="executor")
     system.spawn(NodeWatch, stop, core.scheduler)
-    core.scheduler.tell(WorkerReady(os.getpid(), executor))
+    core.scheduler.tell(WorkerReady(os.getpid(), executor, os.environ.get(RUNTIME_ENV_ENV, "")))
     await stop
     runtime.process_ending()  # its last user metrics go to the node
     if core.task_events is not None:
@@ -73,6 +73,10 @@ def main() -> None:
     configure_from_env()
     config = WorkerConfig.from_json(sys.argv[1])
     sys.path[:0] = [p for p in config.sys_path if p not in sys.path]
+    # Its runtime env's working_dir and py_modules come first (what tasks start does not inherit them).
+    runtime_env_paths = os.environ.pop(RUNTIME_ENV_PATHS_ENV, "")
+    if runtime_env_paths:
+        sys.path[:0] = runtime_env_paths.split(os.pathsep)
     use_cluster_secret(secrets.get("token") or None)
     run(serve(config, secrets.get("token"), TlsIdentity.from_dict(secrets.get("tls"))))
     os._exit(0)

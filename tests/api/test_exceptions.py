@@ -330,6 +330,8 @@ def test_exports():
         "TaskUnschedulableError",
         # for ending actors and bounding their calls (Ray's names)
         "AsyncioActorExit", "PendingCallsLimitExceeded",
+        # runtime envs
+        "RuntimeEnvSetupError",
     ])
     for name in exc.__all__:
         assert hasattr(exc, name), name

@@ -64,7 +64,7 @@ CASES = [
     ("label_selector", "task", [{}], [({"zone": "a"}, ValueError), (["zone"], TypeError)]),
     ("fallback_strategy", "actor", [[]], [([{"label_selector": {}}], ValueError)]),
     ("_labels", "actor", [{}], [({"team": "x"}, ValueError)]),
-    ("runtime_env", "task", [{}], [({"pip": ["numpy"]}, ValueError), ("env", TypeError)]),
+    ("runtime_env", "task", [{}, {"env_vars": {"A": "1"}}], [({"conda": "base"}, ValueError), ("env", TypeError)]),
     ("allow_out_of_order_execution", "actor", [True, False], [(1, TypeError)]),
     ("enable_tensor_transport", "actor", [False], [(True, ValueError), (1, TypeError)]),
     ("tensor_transport", "method", ["object_store", "OBJECT_STORE"], [("nccl", ValueError), (1, TypeError)]),
@@ -149,9 +149,8 @@ def test_unknown_option_without_a_close_name_gives_no_suggestion():
 
 
 def test_ray_options_actorcore_refuses_say_why():
-    with pytest.raises(ValueError, match="runtime environments are not built yet in actorcore; "
-                                         "they come with job submission"):
-        validate("task", {"runtime_env": {"pip": ["numpy"]}}, where=WHERE)
+    with pytest.raises(ValueError, match="'conda' is not supported: conda environments are not built"):
+        validate("task", {"runtime_env": {"conda": "base"}}, where=WHERE)
     assert validate("actor", {"runtime_env": {}}, where=WHERE) == {"runtime_env": {}}
     with pytest.raises(ValueError, match="'object_store_memory' is not implemented for tasks"):
         validate("task", {"object_store_memory": 1 << 20}, where=WHERE)

@@ -50,7 +50,7 @@ def test_bad_directories_and_oversized_ones_are_refused_with_the_reason(tmp_path
     with pytest.raises(PackageError, match=r"working_dir '.*missing' does not exist"):
         pack(tmp_path / "missing")
     (tmp_path / "notes.txt").write_text("x")
-    with pytest.raises(PackageError, match=r"neither a directory nor a \.zip file"):
+    with pytest.raises(PackageError, match=r"neither a directory nor a \.zip or \.whl file"):
         pack(tmp_path / "notes.txt", what="py_modules")
     _tree(tmp_path / "big", {"blob.bin": os.urandom(3 * 1024 * 1024)})
     with pytest.raises(PackageError, match=r"is 3\.0 MiB packed, over the 2 MiB a package may be: .*excludes"):

@@ -1,0 +1,114 @@
+"""A process's side of runtime envs: the env it runs in, and the env each task or actor it
+submits needs, with local directories uploaded as packages (docs/architecture.md, "Runtime
+environments").
+
+A driver's env is its job's (``init(runtime_env=...)``, or the one its job was submitted with,
+`RUNTIME_ENV_ENV`); a worker's is the one its pool started it for, in the same variable. A
+task or actor inherits it, merged with its own option (`spec.merge`). Local paths
+(``working_dir``, ``py_modules``) are packed (`packaging.pack`) and uploaded to the cluster
+through the node's GcsLink (`UploadPackage`) the first time a process meets them, and replaced
+by their package URIs; ``excludes`` only shapes the packing. The result's canonical JSON is
+what a lease asks its worker to have been started for ("" for none: the common, free case).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..env import RUNTIME_ENV_ENV
+from ..kernel import ActorRef, ActorSystem
+from ..protocol import UploadPackage
+from ..runtime_env.package_store import PIECE_BYTES
+from ..runtime_env.packaging import URI_SCHEME, pack
+from ..runtime_env.spec import canonical, merge
+
+__all__ = ["RuntimeEnvs", "pack_local_paths"]
+
+UPLOAD_TIMEOUT = 120.0  # seconds an upload of one package to the cluster may take
+
+
+class RuntimeEnvs:
+    """The runtime env of this process and of what it submits (any thread)."""
+
+    def __init__(self, system: ActorSystem, gcs: ActorRef) -> None:
+        self._system = system
+        self._gcs = gcs
+        self._lock = threading.Lock()
+        self._packed: dict[tuple, str] = {}  # (key, absolute path, excludes) -> package URI
+        self._uploaded: set[str] = set()  # URIs this process sent to the cluster
+        self._keys: dict[str, str] = {}  # an option's JSON -> the merged env's canonical JSON
+        inherited = os.environ.get(RUNTIME_ENV_ENV)
+        self.current: dict[str, Any] = json.loads(inherited) if inherited else {}
+        self.key = canonical(self.current)
+
+    def set_job_env(self, runtime_env: dict[str, Any], packages: dict[str, bytes]) -> None:
+        """This driver's job env: `runtime_env` (packed by `pack_local_paths`, its `packages` not
+        uploaded yet) over the one its job was submitted with."""
+        for uri, data in packages.items():
+            self._upload(uri, data)
+        self.current = merge(self.current, runtime_env)
+        self.key = canonical(self.current)
+
+    def key_for(self, option: Mapping | None) -> str:
+        """The canonical JSON of the env a task or actor with runtime_env `option` (checked)
+        needs; its local paths are packed and uploaded the first time."""
+        if not option:
+            return self.key
+        option_json = json.dumps(option, sort_keys=True, default=str)
+        key = self._keys.get(option_json)
+        if key is None:
+            with self._lock:
+                resolved, packages = pack_local_paths(dict(option), self._packed)
+            for uri, data in packages.items():
+                self._upload(uri, data)
+            key = self._keys[option_json] = canonical(merge(self.current, resolved))
+        return key
+
+    def _upload(self, uri: str, data: bytes) -> None:
+        """Send package `uri` to the cluster, piece by piece (the GcsLink stores it once)."""
+        if uri in self._uploaded:
+            return
+        async def upload() -> None:
+            for index, start in enumerate(range(0, max(len(data), 1), PIECE_BYTES)):
+                piece = UploadPackage(uri, index, data[start:start + PIECE_BYTES], len(data))
+                if await self._gcs.ask(piece, timeout=UPLOAD_TIMEOUT):
+                    return
+
+        self._system.run(upload(), UPLOAD_TIMEOUT * (len(data) // PIECE_BYTES + 1))
+        self._uploaded.add(uri)
+
+
+def pack_local_paths(runtime_env: dict[str, Any], packed: dict[tuple, str] | None = None
+                     ) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """`runtime_env` (checked) with its local paths packed and named by their URIs, and the
+    packages made (URI -> bytes); PackageError (a ValueError) naming a path that cannot be
+    packed. `packed` remembers what was packed already, by (key, path, excludes)."""
+    if "pip" in runtime_env:
+        raise ValueError("runtime_env 'pip' is not built yet in actorcore: ship pure-Python code with "
+                         "working_dir or py_modules (wheels included)")
+    packages: dict[str, bytes] = {}
+    excludes = tuple(runtime_env.pop("excludes", ()))
+
+    def package(what: str, path_or_uri: str) -> str:
+        if path_or_uri.startswith(URI_SCHEME):
+            return path_or_uri
+        path = str(Path(path_or_uri).expanduser().resolve())
+        cache_key = (what, path, excludes)
+        if packed is not None and cache_key in packed:
+            return packed[cache_key]
+        uri, data = pack(path, excludes, what=what, top_level=what == "py_modules" and Path(path).is_dir())
+        packages[uri] = data
+        if packed is not None:
+            packed[cache_key] = uri
+        return uri
+
+    if "working_dir" in runtime_env:
+        runtime_env["working_dir"] = package("working_dir", runtime_env["working_dir"])
+    if "py_modules" in runtime_env:
+        runtime_env["py_modules"] = [package("py_modules", entry) for entry in runtime_env["py_modules"]]
+    return runtime_env, packages
