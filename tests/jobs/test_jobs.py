@@ -1,0 +1,151 @@
+"""Jobs on a real head: submission, status, logs, stop, list and delete over the Jobs API
+(`actorcore.job_submission`), and the API's authentication."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import sys
+import textwrap
+
+import pytest
+
+from actorcore.job_submission import JobDetails, JobStatus, JobSubmissionError
+from actorcore.testing import is_alive, wait_until
+
+pytestmark = pytest.mark.timeout(180)
+
+DRIVER = textwrap.dedent("""
+    import json, os
+    import actorcore
+
+    actorcore.init()
+
+    @actorcore.remote
+    def square(x):
+        return x * x
+
+    print("squares:", actorcore.get([square.remote(i) for i in range(4)]))
+    print("greeting:", os.environ["GREETING"])
+    print("runtime_env:", json.loads(os.environ["ACTORCORE_RUNTIME_ENV"])["env_vars"])
+""")
+
+
+def ended(client, submission_id: str, timeout: float = 90) -> JobDetails:
+    wait_until(lambda: client.get_job_status(submission_id).is_terminal(), timeout, f"job {submission_id} ended")
+    return client.get_job_info(submission_id)
+
+
+def test_a_job_runs_a_driver_on_the_cluster(head, tmp_path):
+    script = tmp_path / "driver.py"
+    script.write_text(DRIVER)
+    client = head.client()
+    submission_id = client.submit_job(entrypoint=f"{sys.executable} {script}", metadata={"owner": "tests"},
+                                      runtime_env={"env_vars": {"GREETING": "hello from the job"}})
+    assert client.get_job_status(submission_id) in (JobStatus.PENDING, JobStatus.RUNNING, JobStatus.SUCCEEDED)
+
+    async def tail() -> str:
+        return "".join([chunk async for chunk in client.tail_job_logs(submission_id)])
+
+    followed = asyncio.run(tail())  # ends once the job has ended
+    info = ended(client, submission_id)
+    assert info.status == "SUCCEEDED" and info.driver_exit_code == 0, info
+    assert info.metadata == {"owner": "tests"} and info.entrypoint.endswith("driver.py")
+    assert info.start_time <= info.end_time and info.type == "SUBMISSION"
+    logs = client.get_job_logs(submission_id)
+    assert "squares: [0, 1, 4, 9]" in logs and "greeting: hello from the job" in logs, logs
+    assert "runtime_env: {'GREETING': 'hello from the job'}" in logs
+    assert followed == logs
+
+
+def test_a_failing_entrypoint_fails_with_its_exit_code_and_log(head):
+    client = head.client()
+    code = "import sys; print('about to fail', flush=True); sys.exit(3)"
+    submission_id = client.submit_job(entrypoint=f"{sys.executable} -c \"{code}\"")
+    info = ended(client, submission_id)
+    assert info.status == JobStatus.FAILED and info.driver_exit_code == 3
+    assert "exited with code 3" in info.message and "about to fail" in info.message, info.message
+
+
+def test_stopping_a_job_leaves_no_process(head):
+    client = head.client()
+    # the entrypoint's child ignores SIGTERM: the stop must kill it after the grace period
+    code = ("import os, signal, subprocess, sys, time; "
+            "child = subprocess.Popen([sys.executable, '-c', "
+            "'import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)']); "
+            "print('pids', os.getpid(), child.pid, flush=True); time.sleep(600)")
+    submission_id = client.submit_job(entrypoint=f"exec {sys.executable} -c \"{code}\"")
+    logs = wait_until(lambda: "pids" in client.get_job_logs(submission_id) and client.get_job_logs(submission_id),
+                      60, "the job printed its pids")
+    pids = [int(word) for word in logs.split("pids", 1)[1].split()[:2]]
+    assert client.get_job_status(submission_id) == JobStatus.RUNNING
+    assert client.stop_job(submission_id) is True
+    info = ended(client, submission_id, timeout=30)
+    assert info.status == JobStatus.STOPPED, info
+    wait_until(lambda: not any(is_alive(pid) for pid in pids), 10, "the job's processes gone")
+    assert client.stop_job(submission_id) is False  # it has ended
+
+
+def test_list_delete_and_duplicate_ids(head):
+    client = head.client()
+    assert client.submit_job(entrypoint="echo one", submission_id="job-one") == "job-one"
+    with pytest.raises(JobSubmissionError, match="job-one.*already exists") as raised:
+        client.submit_job(entrypoint="echo again", submission_id="job-one")
+    assert raised.value.status == 400
+    assert ended(client, "job-one").status == JobStatus.SUCCEEDED
+    assert "job-one" in {job.submission_id for job in client.list_jobs()}
+
+    from actorcore.util import state
+
+    (row,) = state.list_jobs(filters=[("submission_id", "=", "job-one")])
+    assert (row.status, row.entrypoint, row.type) == ("SUCCEEDED", "echo one", "SUBMISSION")
+    status = head.cluster.cli("status").stdout
+    assert "job-one" in status and "SUCCEEDED" in status, status
+
+    assert client.delete_job("job-one") is True
+    assert "job-one" not in {job.submission_id for job in client.list_jobs()}
+    with pytest.raises(JobSubmissionError, match="no job has the submission id 'job-one'") as raised:
+        client.get_job_info("job-one")
+    assert raised.value.status == 404
+
+
+def test_a_running_job_cannot_be_deleted_and_bad_submissions_are_refused(head):
+    client = head.client()
+    submission_id = client.submit_job(entrypoint="sleep 600")
+    with pytest.raises(JobSubmissionError, match="stop it before deleting it"):
+        client.delete_job(submission_id)
+    client.stop_job(submission_id)
+    assert ended(client, submission_id, timeout=30).status == JobStatus.STOPPED
+    with pytest.raises(JobSubmissionError, match="entrypoint must be a non-empty shell command"):
+        client.submit_job(entrypoint=" ")
+    with pytest.raises(JobSubmissionError, match="env_vars must map names to strings"):
+        client.submit_job(entrypoint="true", runtime_env={"env_vars": {"N": 1}})
+    with pytest.raises(ValueError, match="not supported yet"):
+        client.submit_job(entrypoint="true", runtime_env={"working_dir": "."})
+
+
+def request(head, method: str, path: str, token: str | None = None, body: dict | None = None):
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    connection = http.client.HTTPConnection("127.0.0.1", head.port, timeout=30)
+    try:
+        connection.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
+        answer = connection.getresponse()
+        return answer.status, answer.read()
+    finally:
+        connection.close()
+
+
+def test_the_jobs_api_needs_the_cluster_token(head):
+    for method, path, body in [("GET", "/api/jobs/", None), ("POST", "/api/jobs/", {"entrypoint": "true"}),
+                               ("GET", "/api/jobs/x/logs", None), ("POST", "/api/jobs/x/stop", None),
+                               ("DELETE", "/api/jobs/x", None)]:
+        for token in (None, "wrong-token"):
+            status, answer = request(head, method, path, token, body)
+            assert status == 401 and b"unauthorized" in answer, (method, path, status, answer)
+    status, answer = request(head, "GET", "/api/jobs/", head.token)
+    assert status == 200 and isinstance(json.loads(answer), list)
+    status, answer = request(head, "GET", "/api/jobs/nothing-here", head.token)
+    assert status == 404 and "nothing-here" in json.loads(answer)["error"]
