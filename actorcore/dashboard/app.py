@@ -31,6 +31,7 @@ from aiohttp import web
 
 from .._logging import get_logger
 from ..gcs import schema
+from ..runtime_env.packaging import MAX_PACKAGE_BYTES
 from ..services.status import gather as gather_supervision
 from ..status import gather_status
 from ..supervision_records import gather_groups
@@ -159,7 +160,9 @@ def make_app(etcd: Any, token: str, *, cluster: str = schema.DEFAULT_CLUSTER,
         response.headers.update(_SECURITY_HEADERS)
         return response
 
-    app = web.Application(middlewares=[headers_and_errors, auth_middleware(keeper)])
+    # a request body may be a working_dir package (`dashboard.jobs`)
+    app = web.Application(middlewares=[headers_and_errors, auth_middleware(keeper)],
+                          client_max_size=MAX_PACKAGE_BYTES + (1 << 20))
     app.router.add_get("/", page)
     app.router.add_get("/login", page)
     app.router.add_post("/login", login)

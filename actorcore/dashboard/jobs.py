@@ -10,6 +10,7 @@ dashboard's authentication like every other route.
 | ``GET /api/jobs/{id}/logs/tail`` | a websocket: the log as text messages, closed once the job ended and all is sent |
 | ``POST /api/jobs/{id}/stop`` | ``{"stopped": bool}`` (false: it had ended) |
 | ``DELETE /api/jobs/{id}`` | ``{"deleted": true}``; 400 while the job runs |
+| ``PUT /api/packages/{sha256}.zip`` | store the zip in the body in the package store: ``{"uri", "stored"}`` |
 
 Listings and details are read from the jobs' etcd records (they outlive the dashboard); the
 rest is asked of the head's `JobManager`. An unknown id answers 404; every error is a JSON
@@ -118,6 +119,19 @@ def add_job_routes(app: web.Application, etcd: Any, cluster: str, manager: Any) 
     async def delete(request: web.Request) -> web.Response:
         return web.json_response({"deleted": bool(await ask(DeleteJob(request.match_info["id"])))})
 
+    async def put_package(request: web.Request) -> web.Response:
+        from ..runtime_env.package_store import PackageStore
+        from ..runtime_env.packaging import URI_SCHEME, sha_of_uri
+
+        uri = URI_SCHEME + request.match_info["name"]
+        try:
+            sha_of_uri(uri)
+            stored = await PackageStore(etcd, cluster).put(uri, await request.read())
+        except ValueError as error:
+            raise _error(web.HTTPBadRequest, f"package {uri}: {error}") from None
+        return web.json_response({"uri": uri, "stored": stored})
+
+    app.router.add_put("/api/packages/{name}", put_package)
     for path in ("/api/jobs/", "/api/jobs"):
         app.router.add_post(path, submit)
         app.router.add_get(path, list_jobs)

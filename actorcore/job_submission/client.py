@@ -129,12 +129,35 @@ class JobSubmissionClient:
                    entrypoint_resources: dict[str, float] | None = None) -> str:
         """Submit `entrypoint` (a shell command run on the head); its submission id."""
         runtime_env = dict(runtime_env or {})
-        _check_working_dir(runtime_env)
+        working_dir = runtime_env.get("working_dir")
+        if isinstance(working_dir, str) and "://" not in working_dir:
+            runtime_env["working_dir"] = self.upload_package(working_dir, runtime_env.get("excludes") or ())
         body = {"entrypoint": entrypoint, "submission_id": submission_id or job_id, "runtime_env": runtime_env,
                 "metadata": metadata or {}, "entrypoint_num_cpus": entrypoint_num_cpus,
                 "entrypoint_num_gpus": entrypoint_num_gpus, "entrypoint_memory": entrypoint_memory,
                 "entrypoint_resources": entrypoint_resources}
         return self._call("POST", "/api/jobs/", {k: v for k, v in body.items() if v is not None})["submission_id"]
+
+    def upload_package(self, path: str, excludes=()) -> str:
+        """Pack the local directory (or .zip) at `path` and upload it to the cluster's package
+        store; its URI (``pkg://<sha256>.zip``). ValueError names what is wrong with `path`."""
+        from ..runtime_env.packaging import URI_SCHEME, pack
+
+        uri, data = pack(path, excludes)
+        _run(self._upload(f"/api/packages/{uri.removeprefix(URI_SCHEME)}", data))
+        return uri
+
+    async def _upload(self, path: str, data: bytes) -> Any:
+        timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
+        try:
+            async with (aiohttp.ClientSession(headers=self._headers, timeout=timeout) as session,
+                        session.put(self.address + path, data=data) as response):
+                text = await response.text()
+                if response.status != 200:
+                    raise JobSubmissionError(_error_text(response.status, text), response.status)
+                return json.loads(text)
+        except aiohttp.ClientError as error:
+            raise JobSubmissionError(f"cannot reach the Jobs API at {self.address}: {error}") from None
 
     def stop_job(self, job_id: str) -> bool:
         """Stop the job (SIGTERM to its processes, SIGKILL after a grace period); False if it had ended."""
@@ -182,16 +205,6 @@ def _segment(job_id: str) -> str:
     if not isinstance(job_id, str) or not job_id or "/" in job_id:
         raise ValueError(f"a job id is a non-empty string without '/', got {job_id!r}")
     return job_id
-
-
-def _check_working_dir(runtime_env: dict) -> None:
-    working_dir = runtime_env.get("working_dir")
-    # TODO(package store): a local working_dir is packed with
-    # actorcore.runtime_env.packaging.pack_directory(path) -> (uri, zip_bytes), uploaded with
-    # PUT /api/packages/{uri-name}, and replaced by its uri in the runtime_env.
-    if isinstance(working_dir, str) and "://" not in working_dir:
-        raise ValueError(f"runtime_env working_dir {working_dir!r}: uploading a local directory is not supported "
-                         "yet (it needs the cluster's package store)")
 
 
 def _error_text(status: int, text: str) -> str:

@@ -157,14 +157,10 @@ class JobManager(Actor):
 
     async def _submit(self, request: SubmitRequest) -> str:
         runtime_env = dict(request.runtime_env)
+        cwd = self.cwd
         working_dir = runtime_env.get("working_dir")
         if working_dir is not None:
-            # TODO(package store): a working_dir is a package URI uploaded with
-            # actorcore.runtime_env.packaging.pack_directory and PUT /api/packages/{name}
-            # (PackageStore(etcd).put); the entrypoint then starts in
-            # `await PackageCache(root_dir, store).ensure(uri)`. Until that module exists:
-            raise JobRequestError(f"runtime_env working_dir ({working_dir!r}) is not supported yet: "
-                                  "uploading a working directory needs the package store")
+            cwd = str(await self._package(working_dir))
         submission_id = request.submission_id or new_submission_id()
         details = JobDetails(
             submission_id=submission_id, entrypoint=request.entrypoint, start_time=now_ms(),
@@ -179,7 +175,7 @@ class JobManager(Actor):
         try:
             await self.runners.start_child(actor_spec(
                 self.context.system, _runner_name(submission_id), JobRunner, record, self._key(submission_id),
-                self.etcd, self._environment(submission_id, runtime_env), self.cwd, self.stop_grace,
+                self.etcd, self._environment(submission_id, runtime_env), cwd, self.stop_grace,
                 restart="temporary", shutdown=self.stop_grace + 5))
         except ChildStartError as error:
             record.update(status=JobStatus.FAILED.value, message=f"the job could not be started: {error}",
@@ -187,6 +183,23 @@ class JobManager(Actor):
             await self.etcd.put(self._key(submission_id), json.dumps(record).encode())
         log.info("job submitted", submission_id=submission_id)
         return submission_id
+
+    async def _package(self, uri: Any):
+        """The folder the package `uri` (a working_dir uploaded to the package store) is extracted in."""
+        from ..cluster_files import home
+        from ..runtime_env.package_cache import PackageCache
+        from ..runtime_env.package_store import PackageMissingError, PackageStore
+        from ..runtime_env.packaging import URI_SCHEME, sha_of_uri
+
+        if not isinstance(uri, str) or not uri.startswith(URI_SCHEME):
+            raise JobRequestError(f"runtime_env working_dir must be a package URI ({URI_SCHEME}<sha256>.zip, what "
+                                  f"the client uploads a local directory as), got {uri!r}")
+        try:
+            sha_of_uri(uri)
+            cache = PackageCache(home() / "runtime_resources" / "packages", PackageStore(self.etcd, self.cluster))
+            return await cache.ensure(uri)
+        except (ValueError, PackageMissingError) as error:
+            raise JobRequestError(f"runtime_env working_dir {uri}: {error}") from None
 
     def _environment(self, submission_id: str, runtime_env: dict) -> dict[str, str]:
         """The entrypoint's environment: the head's without its secrets, init()'s cluster, the

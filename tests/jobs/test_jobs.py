@@ -121,8 +121,24 @@ def test_a_running_job_cannot_be_deleted_and_bad_submissions_are_refused(head):
         client.submit_job(entrypoint=" ")
     with pytest.raises(JobSubmissionError, match="env_vars must map names to strings"):
         client.submit_job(entrypoint="true", runtime_env={"env_vars": {"N": 1}})
-    with pytest.raises(ValueError, match="not supported yet"):
-        client.submit_job(entrypoint="true", runtime_env={"working_dir": "."})
+    with pytest.raises(ValueError, match="does not exist"):
+        client.submit_job(entrypoint="true", runtime_env={"working_dir": "/no/such/folder"})
+    with pytest.raises(JobSubmissionError, match="working_dir must be a package URI"):
+        client.submit_job(entrypoint="true", runtime_env={"working_dir": "s3://bucket/code.zip"})
+
+
+def test_a_working_dir_is_uploaded_and_the_entrypoint_starts_in_it(head, tmp_path):
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "helper.py").write_text("WORDS = 'imported from the working dir'\n")
+    (tmp_path / "code" / "main.py").write_text("import os, helper\nprint(helper.WORDS, os.getcwd())\n")
+    client = head.client()
+    submission_id = client.submit_job(entrypoint=f"{sys.executable} main.py",
+                                      runtime_env={"working_dir": str(tmp_path / "code")})
+    info = ended(client, submission_id)
+    assert info.status == JobStatus.SUCCEEDED, info
+    assert info.runtime_env["working_dir"].startswith("pkg://")
+    logs = client.get_job_logs(submission_id)
+    assert "imported from the working dir" in logs and str(head.cluster.home) in logs, logs
 
 
 def request(head, method: str, path: str, token: str | None = None, body: dict | None = None):
@@ -145,7 +161,35 @@ def test_the_jobs_api_needs_the_cluster_token(head):
         for token in (None, "wrong-token"):
             status, answer = request(head, method, path, token, body)
             assert status == 401 and b"unauthorized" in answer, (method, path, status, answer)
+    status, answer = request(head, "PUT", "/api/packages/" + "0" * 64 + ".zip", None, {})
+    assert status == 401
     status, answer = request(head, "GET", "/api/jobs/", head.token)
     assert status == 200 and isinstance(json.loads(answer), list)
     status, answer = request(head, "GET", "/api/jobs/nothing-here", head.token)
     assert status == 404 and "nothing-here" in json.loads(answer)["error"]
+
+
+def test_the_job_commands(head, tmp_path):
+    cli = head.cluster.cli
+    done = cli("job", "submit", "--submission-id", "cli-one", "--runtime-env-json", '{"env_vars": {"WHO": "cli"}}',
+               "--", sys.executable, "-c", "import os; print('hello from', os.environ['WHO'])")
+    assert "Job 'cli-one' submitted." in done.stdout and "hello from cli" in done.stdout, done.stdout
+    assert "Job 'cli-one' succeeded" in done.stdout
+    assert "SUCCEEDED" in cli("job", "status", "cli-one").stdout
+    assert cli("job", "logs", "cli-one").stdout == "hello from cli\n"
+    failed = cli("job", "submit", "--", "exit 4", check=False)
+    assert failed.returncode == 1 and "failed" in failed.stdout and "code 4" in failed.stdout, failed.stdout
+
+    cli("job", "submit", "--no-wait", "--submission-id", "cli-sleeper", "--", "sleep 600")
+    assert "cli-sleeper" in cli("job", "list").stdout
+    stopped = cli("job", "stop", "cli-sleeper")
+    assert "STOPPED" in stopped.stdout, stopped.stdout
+    followed = cli("job", "logs", "--follow", "cli-one")  # an ended job: its log, then the end
+    assert followed.stdout == "hello from cli\n"
+    assert "deleted" in cli("job", "delete", "cli-one").stdout
+    assert "cli-one" not in cli("job", "list").stdout
+    duplicate = cli("job", "submit", "--submission-id", "cli-sleeper", "--", "true", check=False)
+    assert duplicate.returncode == 1 and "already exists" in duplicate.stderr, duplicate.stderr
+    assert "cli-sleeper" in cli("list", "jobs").stdout
+    with_url = cli("job", "status", "--address", head.url, "cli-sleeper")
+    assert "STOPPED" in with_url.stdout
