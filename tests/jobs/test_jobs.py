@@ -90,7 +90,7 @@ def test_stopping_a_job_leaves_no_process(head):
 def test_list_delete_and_duplicate_ids(head):
     client = head.client()
     assert client.submit_job(entrypoint="echo one", submission_id="job-one") == "job-one"
-    with pytest.raises(JobSubmissionError, match="job-one.*already exists") as raised:
+    with pytest.raises(JobSubmissionError, match=r"job-one.*already exists") as raised:
         client.submit_job(entrypoint="echo again", submission_id="job-one")
     assert raised.value.status == 400
     assert ended(client, "job-one").status == JobStatus.SUCCEEDED
