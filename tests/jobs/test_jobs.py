@@ -193,3 +193,32 @@ def test_the_job_commands(head, tmp_path):
     assert "cli-sleeper" in cli("list", "jobs").stdout
     with_url = cli("job", "status", "--address", head.url, "cli-sleeper")
     assert "STOPPED" in with_url.stdout
+
+
+async def test_a_new_dashboard_lists_the_jobs_from_etcd(head):
+    """What a restarted dashboard would answer: a second dashboard app over the cluster's etcd,
+    without the job manager, lists the jobs and their statuses from their etcd records."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from actorcore.cluster_files import cluster_at
+    from actorcore.dashboard.app import make_app
+    from actorcore.gcs.lazy_etcd import LazyEtcd
+
+    client = head.client()
+    submission_id = await asyncio.to_thread(client.submit_job, entrypoint="echo kept in etcd")
+    await asyncio.to_thread(ended, client, submission_id)
+    cluster, auth = cluster_at(head.cluster.address)
+    etcd = LazyEtcd(head.cluster.address, head.token, auth)
+    second = TestClient(TestServer(make_app(etcd, head.token, cluster=cluster)))
+    await second.start_server()
+    try:
+        bearer = {"Authorization": f"Bearer {head.token}"}
+        listed = await (await second.get("/api/jobs/", headers=bearer)).json()
+        assert {job["submission_id"]: job["status"] for job in listed}[submission_id] == "SUCCEEDED"
+        details = await (await second.get(f"/api/jobs/{submission_id}", headers=bearer)).json()
+        assert details["entrypoint"] == "echo kept in etcd" and details["driver_exit_code"] == 0
+        refused = await second.post("/api/jobs/", json={"entrypoint": "true"}, headers=bearer)
+        assert refused.status == 503 and "takes no jobs" in (await refused.json())["error"]
+    finally:
+        await second.close()
+        await etcd.close()
