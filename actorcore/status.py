@@ -1,8 +1,8 @@
 """`actorcore status`: what a cluster's etcd says about it, gathered and formatted.
 
 `gather_status` reads the cluster's keys (gcs/schema.py) — ``config``, ``nodes/*`` (alive),
-``dead/*``, ``resources/*`` (a node's available resources and object-store use), ``actors/*``
-— in four prefix reads through a `SealedEtcd` (a record whose seal fails is left out, and
+``dead/*``, ``resources/*`` (a node's available resources and object-store use), ``actors/*``,
+``jobs/*`` — in five prefix reads through a `SealedEtcd` (a record whose seal fails is left out, and
 logged) and returns plain data (what ``actorcore status --json`` prints);
 `format_status` turns it into tables. Both are plain functions, testable without the CLI.
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["format_status", "gather_status"]
 
+JOBS_SHOWN = 20  # the newest jobs `format_status` lists
 _MIB = 1024 * 1024
 _GIB = 1024 * _MIB
 
@@ -34,6 +35,7 @@ async def gather_status(client: SealedEtcd, cluster: str = schema.DEFAULT_CLUSTE
                     "objects", "object_bytes", "object_store_capacity", "spilled_objects",
                     "spilled_bytes", "dashboard_url"}, ...],  # alive first, then by start time
          "actors": {"PENDING": n, "ALIVE": n, "RESTARTING": n, "DEAD": n, ...},
+         "jobs": [{"submission_id", "status", "entrypoint", "start_time", "end_time"}, ...],  # oldest first
          "resources": {"total": {...}, "available": {...}},  # over the alive nodes
          "objects": {"count": n, "bytes": b, "capacity": c, "spilled_count": n, "spilled_bytes": b}}
     """
@@ -43,6 +45,8 @@ async def gather_status(client: SealedEtcd, cluster: str = schema.DEFAULT_CLUSTE
     dead = _records(await client.get_prefix(prefix + "dead/"))
     loads = _records(await client.get_prefix(prefix + "resources/"))
     actors = await client.get_prefix(prefix + "actors/")
+    jobs = sorted(_records(await client.get_prefix(prefix + "jobs/")).values(),
+                  key=lambda job: (job.get("start_time") or 0, str(job.get("submission_id"))))
 
     nodes = [_node(record, "ALIVE", loads.get(node_id)) for node_id, record in alive.items()]
     nodes += [_node(record, "DEAD", None) for node_id, record in dead.items() if node_id not in alive]
@@ -70,6 +74,8 @@ async def gather_status(client: SealedEtcd, cluster: str = schema.DEFAULT_CLUSTE
         "config": {"object_replicas": config.object_replicas, "lease_ttl": config.lease_ttl},
         "nodes": nodes,
         "actors": _count_actors(actors),
+        "jobs": [{name: job.get(name) for name in ("submission_id", "status", "entrypoint", "start_time", "end_time")}
+                 for job in jobs],
         "resources": {"total": total, "available": available},
         "objects": {"count": objects, "bytes": object_bytes, "capacity": capacity, "spilled_count": spilled,
                     "spilled_bytes": spilled_bytes},
@@ -130,6 +136,10 @@ def _count_actors(items: list[tuple[str, bytes]]) -> dict[str, int]:
 
 
 # -- formatting ------------------------------------------------------------------------------
+
+
+def _short(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def _quantity(value: float) -> str:
@@ -200,6 +210,16 @@ def format_status(status: dict) -> str:
     lines.append(f"Actors: {sum(actors.values())}" + (
         " (" + ", ".join(f"{count} {state}" for state, count in actors.items() if count) + ")"
         if any(actors.values()) else ""))
+    jobs = status.get("jobs") or []
+    if jobs:
+        lines.append("")
+        by_status: dict[str, int] = {}
+        for job in jobs:
+            by_status[str(job["status"])] = by_status.get(str(job["status"]), 0) + 1
+        lines.append(f"Jobs: {len(jobs)} (" + ", ".join(f"{n} {name}" for name, n in by_status.items()) + ")")
+        lines += _table(["SUBMISSION ID", "STATUS", "ENTRYPOINT"],
+                        [[str(job["submission_id"]), str(job["status"]), _short(str(job["entrypoint"]))]
+                         for job in jobs[-JOBS_SHOWN:]])
     lines.append("")
     lines.append("Totals over the alive nodes:")
     resources = status["resources"]

@@ -11,6 +11,7 @@
 | ``timeline [--output FILE]`` | `timeline` |
 | ``logs``, ``logs cluster|actor|worker|node`` | `logs` |
 | ``list``, ``get``, ``summary``, ``memory`` | `state` |
+| ``job submit|status|logs|stop|list|delete`` | `job` |
 
 Flag names follow Ray's. Bad arguments exit with code 2 and name the flag; failures at run
 time exit with code 1 (`common.fail`). Long waits show their progress on a terminal only
@@ -23,6 +24,7 @@ import argparse
 import sys
 
 from .._version import __version__
+from .job import add_job
 from .logs import add_logs
 from .microbenchmark import add_microbenchmark
 from .run import add_run
@@ -53,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_timeline(subparsers)
     add_logs(subparsers)
     add_state_commands(subparsers)
+    add_job(subparsers)
     return parser
 
 

@@ -1,6 +1,7 @@
 """The dashboard's aiohttp application (docs/architecture.md, "The web dashboard").
 
-Read-only: every route is a GET but the login and logout POSTs (``GET /login?token=...`` also
+Read-only but for the Jobs API: every route is a GET but the login and logout POSTs and the
+job routes (``GET /login?token=...`` also
 logs in: the link a local session prints). Pages are the static files of
 this package (``static/``: plain HTML, CSS and JavaScript, no build step, nothing fetched from
 elsewhere); the pages read the JSON API under ``/api/``:
@@ -14,6 +15,7 @@ elsewhere); the pages read the JSON API under ``/api/``:
 | ``/api/tasks`` | ``{"tasks": [...], "available", "note"}`` from the `StateSource` (``?limit=N``) |
 | ``/api/objects`` | ``{"objects": [...], "available", "note"}`` likewise |
 | ``/logs``, ``/api/logs`` | an actor's or a worker's log (`dashboard.logs`), given the node's actor system |
+| ``/api/jobs/...`` | Ray's Jobs API (`dashboard.jobs`): the only routes that change anything |
 
 An etcd that does not answer makes an API call fail with 503 and a JSON error.
 """
@@ -29,10 +31,12 @@ from aiohttp import web
 
 from .._logging import get_logger
 from ..gcs import schema
+from ..runtime_env.packaging import MAX_PACKAGE_BYTES
 from ..services.status import gather as gather_supervision
 from ..status import gather_status
 from ..supervision_records import gather_groups
 from .auth import COOKIE_NAME, SessionKeeper, auth_middleware
+from .jobs import add_job_routes
 from .logs import add_log_routes
 from .sources import StateSource, UnavailableStateSource
 
@@ -61,11 +65,13 @@ def _asset(name: str) -> str:
 
 def make_app(etcd: Any, token: str, *, cluster: str = schema.DEFAULT_CLUSTER,
              source: StateSource | None = None,
-             url: Callable[[], str | None] = lambda: None, system: Any = None) -> web.Application:
+             url: Callable[[], str | None] = lambda: None, system: Any = None,
+             jobs: Any = None) -> web.Application:
     """The dashboard of the cluster whose etcd is `etcd` (a `SealedEtcd`), guarded by the
     cluster `token`; `source` lists tasks and objects (default: `UnavailableStateSource`);
     `url()` is the URL it is served at, once known; with the node's actor `system` it also
-    serves the log view (`dashboard.logs`)."""
+    serves the log view (`dashboard.logs`); `jobs` is the head's JobManager (None: the Jobs API
+    answers 503)."""
     keeper = SessionKeeper(token)
     source = source or UnavailableStateSource()
     assets = {name: _asset(name) for name in (*_PAGES.values(), *_STATIC)}
@@ -154,7 +160,9 @@ def make_app(etcd: Any, token: str, *, cluster: str = schema.DEFAULT_CLUSTER,
         response.headers.update(_SECURITY_HEADERS)
         return response
 
-    app = web.Application(middlewares=[headers_and_errors, auth_middleware(keeper)])
+    # a request body may be a working_dir package (`dashboard.jobs`)
+    app = web.Application(middlewares=[headers_and_errors, auth_middleware(keeper)],
+                          client_max_size=MAX_PACKAGE_BYTES + (1 << 20))
     app.router.add_get("/", page)
     app.router.add_get("/login", page)
     app.router.add_post("/login", login)
@@ -168,6 +176,7 @@ def make_app(etcd: Any, token: str, *, cluster: str = schema.DEFAULT_CLUSTER,
     app.router.add_get("/api/objects", listing("objects"))
     if system is not None:
         add_log_routes(app, etcd, cluster, system)
+    add_job_routes(app, etcd, cluster, jobs)
     return app
 
 

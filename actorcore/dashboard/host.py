@@ -10,14 +10,13 @@ the address and the option to change when it cannot bind.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from .._logging import get_logger
-from ..gcs.sealed import SealedEtcd
+from ..gcs.lazy_etcd import LazyEtcd
 from ..kernel import Actor
 from ..kernel.supervision import actor_spec
 from .app import make_app
@@ -26,9 +25,6 @@ from .sources import StateSource
 __all__ = ["DashboardHost", "DashboardStartError", "GetDashboardUrl", "start_dashboard"]
 
 log = get_logger(__name__)
-
-ETCD_CONNECT_TIMEOUT = 5.0  # seconds an API call waits for etcd before it answers 503
-
 
 class DashboardStartError(RuntimeError):
     """The dashboard could not be served (its message names the address and the option)."""
@@ -47,20 +43,21 @@ class DashboardHost(Actor):
     """Serves the dashboard of `cluster` on `host`:`port` while it lives."""
 
     def __init__(self, host: str, port: int, etcd: str, token: str, *, cluster: str,
-                 etcd_auth: dict | None = None, source: StateSource | None = None) -> None:
+                 etcd_auth: dict | None = None, source: StateSource | None = None, jobs: Any = None) -> None:
         self.host, self.port = host, port
+        self.jobs = jobs
         self.etcd_endpoints, self.etcd_auth = etcd, etcd_auth
         self.token, self.cluster, self.source = token, cluster, source
-        self.etcd: _LazyEtcd | None = None
+        self.etcd: LazyEtcd | None = None
         self.runner: web.AppRunner | None = None
         self.url: str | None = None
 
     async def pre_start(self) -> None:
         # etcd is reached on the first API call: a dashboard that cannot reach it answers 503
         # and never fails (a failing child would count against the node's restart intensity).
-        self.etcd = _LazyEtcd(self.etcd_endpoints, self.token, self.etcd_auth)
+        self.etcd = LazyEtcd(self.etcd_endpoints, self.token, self.etcd_auth)
         self.runner = web.AppRunner(make_app(self.etcd, self.token, cluster=self.cluster, source=self.source,
-                                             url=lambda: self.url, system=self.context.system),
+                                             url=lambda: self.url, system=self.context.system, jobs=self.jobs),
                                     access_log=None)
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.host, self.port, reuse_address=True)
@@ -89,43 +86,16 @@ class DashboardHost(Actor):
         return None
 
 
-class _LazyEtcd:
-    """The cluster's etcd, connected on first use (what `make_app` reads through)."""
-
-    def __init__(self, endpoints: str, token: str, auth: dict | None) -> None:
-        self.endpoints = endpoints.split(",")
-        self._token, self._auth = token, auth
-        self._client: SealedEtcd | None = None
-        self._lock = asyncio.Lock()
-
-    async def _connected(self) -> SealedEtcd:
-        async with self._lock:
-            if self._client is None:
-                self._client = await SealedEtcd.connect(self.endpoints, secret=self._token, auth=self._auth,
-                                                        timeout=ETCD_CONNECT_TIMEOUT)
-            return self._client
-
-    async def get(self, key: str) -> bytes | None:
-        return await (await self._connected()).get(key)
-
-    async def get_prefix(self, prefix: str) -> list[tuple[str, bytes]]:
-        return await (await self._connected()).get_prefix(prefix)
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.raw.close()
-            self._client = None
-
-
 async def start_dashboard(root: Any, system: Any, host: str, port: int, etcd: str, token: str, *,
-                          cluster: str, etcd_auth: dict | None = None, source: StateSource | None = None) -> str:
+                          cluster: str, etcd_auth: dict | None = None, source: StateSource | None = None,
+                          jobs: Any = None) -> str:
     """Start a `DashboardHost` under the node's `root` supervisor (tasks and objects from
-    `source`); return its URL."""
+    `source`, job submissions to the JobManager `jobs`); return its URL."""
     from supervisor import ChildStartError
 
     try:
         await root.start_child(actor_spec(system, "dashboard", DashboardHost, host, port, etcd, token,
-                                          cluster=cluster, etcd_auth=etcd_auth, source=source))
+                                          cluster=cluster, etcd_auth=etcd_auth, source=source, jobs=jobs))
     except ChildStartError as error:
         cause: BaseException | None = error
         while cause is not None and not isinstance(cause, DashboardStartError):

@@ -20,6 +20,7 @@ is the value inside the seal, and an exported function's bytes also hash to its 
 | ``supervise/standby/<lease>`` | a standby daemon: pid, host, spec path | under its lease |
 | ``supervise/daemon`` | the leader's record: state, tree, escalations, last reload | by the leading daemon |
 | ``supervise/reload`` | a reload request ``{"id", "time"}`` (the leader watches it) | by ``supervise reload`` |
+| ``jobs/<submission_id>`` | a submitted job's record (`actorcore.jobs.records`): Ray's JobDetails fields, its log file and pid | by the head's JobManager at submission (create-if-absent: ids are unique), then by the job's runner at each status change; deleted by ``DELETE /api/jobs/<id>`` |
 | ``packages/<sha256>/meta`` | a runtime env package's size and chunk count (JSON); ``packages/<sha256>/<index>``: its chunks (bytes) | by the uploader, once per content, meta last |
 | ``supervision/<group_id>`` | a user's supervision group (`actorcore.supervision_records`): policy, owner, members, restarts, last failure | by the owner's node at the group's start and supervision events, under its lease; deleted when the group stops or its owner ends |
 

@@ -78,7 +78,7 @@ FUNCTION_WAIT = 30.0  # how long a request for a function not (yet) exported wai
 LOAD_INTERVAL = 0.1  # at most this often a node writes its available resources to etcd
 ETCD_LATENCY_INTERVAL = 5.0  # how often a node that exports metrics times an etcd round trip
 #: the etcd records the state API may read through a node (`ReadRecords`)
-_READABLE_KINDS = ("nodes", "dead", "resources", "actors", "groups")
+_READABLE_KINDS = ("nodes", "dead", "resources", "actors", "groups", "jobs")
 PEER_PROBE_TIMEOUT = 1.0  # how long a connection attempt confirming a node's death may take
 # when the connection attempts are made: a process that is being torn down may close the
 # connection before its listening socket

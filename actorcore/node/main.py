@@ -187,7 +187,10 @@ async def serve(config: NodeConfig) -> None:
         gcs.tell(SubscribeView(store))
     info["uris"] = endpoints.uris()
     if config.dashboard is not None:
-        info["dashboard_url"] = await _start_dashboard(root, system, config, token, etcd_auth, stop)
+        jobs = None
+        if cluster_mode and config.head:
+            jobs = await _start_job_manager(root, system, config, token, etcd_auth, log_folder)
+        info["dashboard_url"] = await _start_dashboard(root, system, config, token, etcd_auth, stop, jobs)
         endpoints = replace(endpoints, dashboard_url=info["dashboard_url"])
     gcs.tell(StartRegistration())
     if stop.done():
@@ -204,7 +207,22 @@ async def serve(config: NodeConfig) -> None:
         raise SystemExit(f"actorcore node: {why}")
 
 
-async def _start_dashboard(root, system, config: NodeConfig, token, etcd_auth, stop) -> str | None:
+async def _start_job_manager(root, system, config: NodeConfig, token, etcd_auth, log_folder: str):
+    """The head's JobManager (docs/architecture.md, "Jobs"), started under the root supervisor
+    before the dashboard that asks it; its ref."""
+    from ..cluster_files import read_cluster_info
+    from ..jobs.manager import STOP_GRACE, JobManager
+
+    info = read_cluster_info() or {}
+    # init() in an entrypoint finds the cluster's name and etcd credentials by this address
+    address = info["address"] if info.get("cluster") == config.cluster and info.get("address") else config.etcd
+    await root.start_child(actor_spec(system, "jobs", JobManager, config.etcd, token or "", cluster=config.cluster,
+                                      address=address, log_folder=log_folder, cwd=config.cwd or os.getcwd(),
+                                      etcd_auth=etcd_auth, shutdown=STOP_GRACE + 5))
+    return system.lookup("jobs")
+
+
+async def _start_dashboard(root, system, config: NodeConfig, token, etcd_auth, stop, jobs=None) -> str | None:
     """Serve the web dashboard under the root supervisor; its URL, or None if it cannot (the node stops)."""
     from ..dashboard.host import DashboardStartError, start_dashboard
     from ..dashboard.sources import ClusterStateSource
@@ -213,7 +231,7 @@ async def _start_dashboard(root, system, config: NodeConfig, token, etcd_auth, s
     try:
         return await start_dashboard(root, system, host.strip("[]"), int(port), config.etcd, token or "",
                                      cluster=config.cluster, etcd_auth=etcd_auth,
-                                     source=ClusterStateSource(system, system.lookup("gcs")))
+                                     source=ClusterStateSource(system, system.lookup("gcs")), jobs=jobs)
     except DashboardStartError as error:
         if not stop.done():
             stop.set_result(error)

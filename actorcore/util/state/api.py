@@ -106,6 +106,10 @@ async def _workers(client: StateClient, timeout: float, _filters: tuple, _limit:
     return [{**row, "is_alive": True, "exit_type": None} for row in rows], missing
 
 
+async def _jobs(client: StateClient, timeout: float, _filters: tuple, _limit: int) -> Rows:
+    return await client.jobs(timeout), []
+
+
 #: what each kind is read from: (client, timeout, filters, limit) -> rows, what did not answer
 _SOURCES: dict[type, Callable[[StateClient, float, tuple, int], Awaitable[Rows]]] = {
     NodeState: _nodes,
@@ -114,6 +118,7 @@ _SOURCES: dict[type, Callable[[StateClient, float, tuple, int], Awaitable[Rows]]
     WorkerState: _workers,
     ObjectState: lambda client, timeout, _filters, _limit: client.objects(timeout),
     PlacementGroupState: lambda client, timeout, _filters, _limit: client.placement_groups(timeout),
+    JobState: _jobs,
 }
 
 
@@ -216,10 +221,9 @@ def list_placement_groups(address: str | None = None, filters: list | None = Non
 def list_jobs(address: str | None = None, filters: list | None = None, limit: int = DEFAULT_LIMIT,
               timeout: int = DEFAULT_RPC_TIMEOUT, detail: bool = False,
               raise_on_missing_output: bool = True) -> list[JobState]:
-    """Always empty: actorcore has no job submission yet (filters and limit are still checked)."""
-    check_filters(JobState, filters)
-    check_limit(limit)
-    return []
+    """The jobs submitted to the cluster (`actorcore.job_submission`), oldest first, from their
+    etcd records."""
+    return _list(JobState, address, filters, limit, timeout, raise_on_missing_output)
 
 
 # -- get ----------------------------------------------------------------------------------------

@@ -112,6 +112,12 @@ class StateClient:
         """Every actor etcd records, as ActorState dicts."""
         return [_actor_row(record) for record in _decoded(await self.records.read("actors", timeout))]
 
+    async def jobs(self, timeout: float) -> list[dict]:
+        """Every submitted job etcd records, as JobState dicts, oldest first."""
+        rows = _decoded(await self.records.read("jobs", timeout))
+        rows.sort(key=lambda r: (r.get("start_time") or 0, str(r.get("submission_id"))))
+        return rows
+
     async def store_usage(self, timeout: float) -> dict[str, dict]:
         """Node id -> what its object store holds, as the node last published it (etcd
         ``resources/``: objects, object_bytes, object_store_capacity, spilled_objects, spilled_bytes)."""

@@ -183,15 +183,22 @@ class PlacementGroupState(StateRecord):
 
 @dataclass
 class JobState(StateRecord):
-    """A job (there are no jobs yet: `list_jobs` returns none)."""
+    """A submitted job (`actorcore.job_submission`), as its etcd record says (Ray's JobDetails
+    fields; ``job_id`` is None: a submission's driver is not linked to it)."""
 
     kind = "jobs"
-    job_id: str
+    submission_id: str
+    job_id: str | None = None
     type: str | None = None
     status: str | None = None
     entrypoint: str | None = None
     start_time: int | None = None
     end_time: int | None = None
+    message: str | None = field(default=None, metadata=_DETAIL)
+    error_type: str | None = field(default=None, metadata=_DETAIL)
+    driver_exit_code: int | None = field(default=None, metadata=_DETAIL)
+    metadata: dict | None = field(default=None, metadata=_DETAIL)
+    runtime_env: dict | None = field(default=None, metadata=_DETAIL)
 
 
 @dataclass
