@@ -24,6 +24,7 @@ from typing import Any
 import aiohttp
 
 from ..jobs.records import JobDetails, JobStatus
+from ..runtime_env.spec import validate as validate_runtime_env
 
 __all__ = ["JobSubmissionClient", "JobSubmissionError", "resolve_dashboard_url"]
 
@@ -128,22 +129,30 @@ class JobSubmissionClient:
                    entrypoint_memory: int | None = None,
                    entrypoint_resources: dict[str, float] | None = None) -> str:
         """Submit `entrypoint` (a shell command run on the head); its submission id."""
-        runtime_env = dict(runtime_env or {})
+        runtime_env = validate_runtime_env(runtime_env, "runtime_env")
+        excludes = runtime_env.pop("excludes", ())
         working_dir = runtime_env.get("working_dir")
-        if isinstance(working_dir, str) and "://" not in working_dir:
-            runtime_env["working_dir"] = self.upload_package(working_dir, runtime_env.get("excludes") or ())
+        if working_dir is not None and "://" not in working_dir:
+            runtime_env["working_dir"] = self.upload_package(working_dir, excludes)
+        if "py_modules" in runtime_env:
+            runtime_env["py_modules"] = [
+                module if "://" in module else self.upload_package(module, excludes, what="py_modules")
+                for module in runtime_env["py_modules"]]
         body = {"entrypoint": entrypoint, "submission_id": submission_id or job_id, "runtime_env": runtime_env,
                 "metadata": metadata or {}, "entrypoint_num_cpus": entrypoint_num_cpus,
                 "entrypoint_num_gpus": entrypoint_num_gpus, "entrypoint_memory": entrypoint_memory,
                 "entrypoint_resources": entrypoint_resources}
         return self._call("POST", "/api/jobs/", {k: v for k, v in body.items() if v is not None})["submission_id"]
 
-    def upload_package(self, path: str, excludes=()) -> str:
+    def upload_package(self, path: str, excludes=(), what: str = "working_dir") -> str:
         """Pack the local directory (or .zip) at `path` and upload it to the cluster's package
-        store; its URI (``pkg://<sha256>.zip``). ValueError names what is wrong with `path`."""
+        store; its URI (``pkg://<sha256>.zip``). ValueError names what is wrong with `path`.
+        `what`: the runtime env key it is for (a ``py_modules`` directory keeps its name)."""
+        from pathlib import Path
+
         from ..runtime_env.packaging import URI_SCHEME, pack
 
-        uri, data = pack(path, excludes)
+        uri, data = pack(path, excludes, what=what, top_level=what == "py_modules" and Path(path).is_dir())
         _run(self._upload(f"/api/packages/{uri.removeprefix(URI_SCHEME)}", data))
         return uri
 

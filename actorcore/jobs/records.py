@@ -16,6 +16,9 @@ import secrets
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from ..runtime_env.packaging import URI_SCHEME
+from ..runtime_env.spec import validate as validate_runtime_env
+
 __all__ = [
     "TERMINAL",
     "JobDetails",
@@ -151,10 +154,15 @@ class SubmitRequest:
         runtime_env = body.get("runtime_env") or {}
         if not isinstance(runtime_env, dict):
             raise ValueError(f"runtime_env must be a JSON object, got {runtime_env!r}")
-        env_vars = runtime_env.get("env_vars") or {}
-        if not isinstance(env_vars, dict) or not all(isinstance(k, str) and isinstance(v, str)
-                                                     for k, v in env_vars.items()):
-            raise ValueError(f"runtime_env's env_vars must map names to strings, got {env_vars!r}")
+        runtime_env = validate_runtime_env(runtime_env, "runtime_env")
+        runtime_env.pop("excludes", None)  # it shaped the packing, on the client
+        if "pip" in runtime_env:
+            raise ValueError("runtime_env 'pip' is not built yet in actorcore: ship pure-Python code with "
+                             "working_dir or py_modules (wheels included)")
+        for module in runtime_env.get("py_modules", ()):
+            if not module.startswith(URI_SCHEME):
+                raise ValueError(f"runtime_env py_modules entries must be package URIs ({URI_SCHEME}<sha256>.zip, "
+                                 f"what the client uploads a local path as), got {module!r}")
         metadata = body.get("metadata") or {}
         if not isinstance(metadata, dict) or not all(isinstance(k, str) and isinstance(v, str)
                                                      for k, v in metadata.items()):

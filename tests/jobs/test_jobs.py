@@ -119,12 +119,14 @@ def test_a_running_job_cannot_be_deleted_and_bad_submissions_are_refused(head):
     assert ended(client, submission_id, timeout=30).status == JobStatus.STOPPED
     with pytest.raises(JobSubmissionError, match="entrypoint must be a non-empty shell command"):
         client.submit_job(entrypoint=" ")
-    with pytest.raises(JobSubmissionError, match="env_vars must map names to strings"):
+    with pytest.raises(TypeError, match=r"runtime_env\[.env_vars.\] must map str to str"):
         client.submit_job(entrypoint="true", runtime_env={"env_vars": {"N": 1}})
     with pytest.raises(ValueError, match="does not exist"):
         client.submit_job(entrypoint="true", runtime_env={"working_dir": "/no/such/folder"})
-    with pytest.raises(JobSubmissionError, match="working_dir must be a package URI"):
+    with pytest.raises(ValueError, match=r"remote URIs \(s3://\) are not fetched by actorcore"):
         client.submit_job(entrypoint="true", runtime_env={"working_dir": "s3://bucket/code.zip"})
+    with pytest.raises(ValueError, match="'conda' is not supported"):
+        client.submit_job(entrypoint="true", runtime_env={"conda": "base"})
 
 
 def test_a_working_dir_is_uploaded_and_the_entrypoint_starts_in_it(head, tmp_path):
