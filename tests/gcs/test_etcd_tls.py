@@ -67,7 +67,7 @@ async def test_a_member_checks_the_clusters_name_whatever_address_it_dials(tls_e
         await client.put("k", b"v")
     finally:
         await client.close()
-    with pytest.raises(ValueError, match="server_name .* needs the CA"):
+    with pytest.raises(ValueError, match=r"server_name .* needs the CA"):
         EtcdClient(endpoint, auth={"server_name": "actorcore-cluster"})
 
 
