@@ -156,6 +156,18 @@ def test_dev_shm_is_memory_sized_for_the_object_store(parts, role):
 
 
 @pytest.mark.parametrize("role", ["head", "workers"])
+def test_a_restarted_container_finds_what_its_node_left(parts, role):
+    """ACTORCORE_HOME (the node files), /dev/shm and /tmp (the spilled objects) are pod volumes,
+    which outlive a container: the next `actorcore start` removes what a killed node left there."""
+    deployment = parts[role]
+    node = _node(deployment)
+    (home,) = [e["value"] for e in node["env"] if e["name"] == "ACTORCORE_HOME"]
+    for path in (home, "/dev/shm", "/tmp"):
+        (mount,) = [m for m in node["volumeMounts"] if path == m["mountPath"] or path.startswith(m["mountPath"] + "/")]
+        assert "emptyDir" in _volume(deployment, mount["name"]) and not mount.get("readOnly")
+
+
+@pytest.mark.parametrize("role", ["head", "workers"])
 def test_the_resources_follow_the_nodes_flags(parts, role):
     deployment = parts[role]
     node, flags = _node(deployment), _flags(_node(deployment))
@@ -193,8 +205,8 @@ def test_the_pods_run_as_a_non_root_user(parts, role):
 @pytest.mark.parametrize("role", ["head", "workers"])
 def test_the_nodes_flags_parse_with_actorcores_command_line(parts, role, tmp_path, credentials_json):
     node = _node(parts[role])
-    assert [e["name"] for e in node["env"]] == ["POD_IP"]
-    assert node["env"][0]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+    (pod_ip,) = [e for e in node["env"] if e["name"] == "POD_IP"]
+    assert pod_ip["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
     credentials = tmp_path / "credentials.json"
     credentials.write_text(credentials_json)
     flags = _flags(node)
