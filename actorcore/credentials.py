@@ -3,7 +3,9 @@ certificate its processes present to each other (docs/architecture.md, "Security
 
 ``actorcore start --head`` makes them (`make_credentials`) and writes them to one file, mode
 0600 (`cluster_files.write_credentials`), which is all a joining node or a remote driver
-needs, as a Kubernetes kubeconfig is:
+needs, as a Kubernetes kubeconfig is. ``actorcore credentials new`` makes them before any node
+exists (for a Kubernetes Secret), and ``start --head --credentials FILE`` starts the head of
+that cluster:
 
 ```json
 {"version": 1, "cluster": "default", "address": "10.0.0.1:6380", "token": "...",
@@ -17,7 +19,9 @@ needs, as a Kubernetes kubeconfig is:
   and thrown away once it has signed ``cert``: no other certificate can ever be made).
 - ``cert``/``key`` is the certificate every process of the cluster presents, as server and as
   client, on every TLS connection: to etcd and between hosts. It names `TLS_SERVER_NAME` (and
-  the head's addresses, for etcd), and clients check that name, whatever address they dial.
+  the addresses it was made for, for other etcd clients such as etcdctl), and the cluster's
+  clients check that name, whatever address they dial (`Credentials.etcd_auth` asks the same
+  of the etcd client): pods reached at IPs known only once they run are no problem.
 
 Whoever holds the file is a member of the cluster: it is as secret as the token alone was.
 """
@@ -87,7 +91,8 @@ class Credentials:
             raise CredentialsError(f"{source} is not a version-{CREDENTIALS_VERSION} actorcore credentials file")
         missing = [f for f in _FIELDS if not isinstance(data.get(f), str) or not data[f]]
         if missing:
-            raise CredentialsError(f"{source} lacks {', '.join(missing)}: make it again with `actorcore start --head`")
+            raise CredentialsError(f"{source} lacks {', '.join(missing)}: make it again with `actorcore start "
+                                   "--head` or `actorcore credentials new`")
         etcd_tls = data.get("etcd_tls", True)
         if not isinstance(etcd_tls, bool):
             raise CredentialsError(f"{source}: etcd_tls must be true or false, not {etcd_tls!r}")
@@ -126,6 +131,11 @@ class Credentials:
                 f.write(pem)
             paths[name] = str(target)
         return paths
+
+    def etcd_auth(self, directory: str | os.PathLike) -> dict[str, str]:
+        """The etcd client's ``auth`` for the etcd a head runs with these credentials: `tls_files`
+        in `directory`, and the name its certificate is checked for (`TLS_SERVER_NAME`)."""
+        return {**self.tls_files(directory), "server_name": TLS_SERVER_NAME}
 
     @property
     def tls(self) -> TlsIdentity:

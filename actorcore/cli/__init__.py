@@ -5,6 +5,8 @@
 | ``start`` (``--head`` or ``--address``) | `start` |
 | ``stop`` | `stop` |
 | ``status`` | `status` |
+| ``health [--live]`` | `health` |
+| ``credentials new`` | `credentials` |
 | ``microbenchmark`` | `microbenchmark` |
 | ``run SCRIPT [ARGS...]``, ``run -m MODULE [ARGS...]`` | `run` |
 | ``supervise SPEC.toml``, ``supervise status``, ``supervise reload`` | `supervise` |
@@ -24,6 +26,8 @@ import argparse
 import sys
 
 from .._version import __version__
+from .credentials import add_credentials
+from .health import add_health
 from .job import add_job
 from .logs import add_logs
 from .microbenchmark import add_microbenchmark
@@ -49,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_start(subparsers)
     add_stop(subparsers)
     add_status(subparsers)
+    add_health(subparsers)
+    add_credentials(subparsers)
     add_microbenchmark(subparsers)
     add_supervise(subparsers)
     add_run(subparsers)

@@ -1,9 +1,10 @@
 """``actorcore start``: start a head node (a new cluster) or join a node to a cluster.
 
-- ``actorcore start --head`` makes a cluster: a fresh token (`cluster_files.write_token`),
-  the head node process (which also starts and supervises the cluster's etcd unless
-  ``--etcd`` names one), ``cluster.json`` for ``init(address="auto")``, and prints how to
-  join, connect and stop.
+- ``actorcore start --head`` makes a cluster: fresh credentials (a token, a CA and a
+  certificate: `credentials.make_credentials`), or those of ``--credentials FILE`` (made by
+  ``actorcore credentials new``, e.g. for a Kubernetes Secret), the head node process (which
+  also starts and supervises the cluster's etcd unless ``--etcd`` names one), ``cluster.json``
+  for ``init(address="auto")``, and prints how to join, connect and stop.
 - ``actorcore start --address HOST:PORT`` joins a node to the cluster whose etcd is there.
 
 The node is started by the node launcher (`actorcore.node_launcher`), which hands it the token
@@ -19,6 +20,7 @@ pipe whose other end only this process holds).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import ipaddress
 import os
 import shutil
@@ -93,8 +95,9 @@ def add_start(subparsers) -> None:
     command.add_argument("--resources", type=common.resources, metavar="JSON", default={},
                          help='custom resources of this node, e.g. \'{"disk": 2}\'')
     command.add_argument("--credentials", type=common.existing_file, metavar="PATH",
-                         help="join: the cluster's credentials file, made by `start --head` (its etcd "
-                              "accepts no one else)")
+                         help="join: the cluster's credentials file, made by `start --head` or `credentials "
+                              "new` (its etcd accepts no one else); head: start the cluster of these "
+                              "credentials (made by `actorcore credentials new`) instead of making new ones")
     command.add_argument("--token-file", type=common.existing_file, metavar="PATH",
                          help="join a cluster whose etcd is an existing one (--etcd at its head): the "
                               "cluster's token file (default: $ACTORCORE_TOKEN, else the token file of "
@@ -125,10 +128,9 @@ def _check_start_args(args: argparse.Namespace, parser: argparse.ArgumentParser)
             if getattr(args, flag) is not None:
                 parser.error(f"argument --{flag.replace('_', '-')}: only for the head node (start --head)")
     else:
-        for flag in ("token_file", "credentials"):
-            if getattr(args, flag):
-                parser.error(f"argument --{flag.replace('_', '-')}: only when joining (start --address); "
-                             "start --head makes new credentials")
+        if args.token_file:
+            parser.error("argument --token-file: only when joining (start --address); start --head makes new "
+                         "credentials, or takes those of --credentials FILE")
         if args.include_dashboard is False and (args.dashboard_host or args.dashboard_port is not None):
             parser.error("argument --dashboard-host/--dashboard-port: not with --no-include-dashboard")
         if args.etcd and args.port is not None:
@@ -202,9 +204,14 @@ def _start_node(args: argparse.Namespace, interrupt: Interruptible) -> int:
                 "start", f"a head node already runs on this machine (node {r['node_id']}, pid {r['pid']}, "
                          f"etcd {r.get('etcd')}): stop it first with `actorcore stop`, or join it with "
                          "`actorcore start --address ...`")
-        token = files.new_token()
+        try:
+            given = Credentials.load(args.credentials) if args.credentials else None
+        except CredentialsError as e:
+            return common.fail("start", str(e))
         etcd = args.etcd
         external = etcd is not None
+        if given is not None and given.etcd_tls == external:
+            return common.fail("start", _credentials_mismatch(args.credentials, given))
         node_ip = args.node_ip_address or (
             "127.0.0.1" if not external or all(map(_is_loopback, _hosts(etcd))) else _ip_towards(_hosts(etcd)[0]))
         port = args.port or common.DEFAULT_PORT
@@ -218,10 +225,13 @@ def _start_node(args: argparse.Namespace, interrupt: Interruptible) -> int:
         if taken:
             return common.fail("start", f"cannot serve the dashboard on {dashboard}: {taken}. Pass another "
                                         "--dashboard-port, or --no-include-dashboard.")
-        cluster = "default"
-        credentials = make_credentials(cluster, etcd, token, hosts=[node_ip], etcd_tls=not external)
+        if given is None:
+            credentials = make_credentials("default", etcd, files.new_token(), hosts=[node_ip], etcd_tls=not external)
+        else:  # recorded on this machine with the address it reaches its etcd at (as `cluster.json`)
+            credentials = dataclasses.replace(given, address=etcd)
+        token, cluster = credentials.token, credentials.cluster
         if not external:
-            auth = credentials.tls_files(files.tls_dir())
+            auth = credentials.etcd_auth(files.tls_dir())
     else:
         etcd = args.address
         external = True
@@ -238,7 +248,7 @@ def _start_node(args: argparse.Namespace, interrupt: Interruptible) -> int:
         if credentials is not None:
             token, cluster = credentials.token, credentials.cluster
             if given_auth is None and credentials.etcd_tls:  # the etcd a head runs takes their certificate
-                auth = credentials.tls_files(files.tls_dir())
+                auth = credentials.etcd_auth(files.tls_dir())
         else:
             try:
                 token = files.read_token(args.token_file)
@@ -258,7 +268,8 @@ def _start_node(args: argparse.Namespace, interrupt: Interruptible) -> int:
     if args.head and not external:
         # A new head is a new cluster (a new token): nothing of a former one's etcd data is kept.
         shutil.rmtree(files.etcd_data_dir(), ignore_errors=True)
-        start_etcd = EtcdToStart(port, str(files.etcd_data_dir()), node_ip, tls=auth)
+        start_etcd = EtcdToStart(port, str(files.etcd_data_dir()), node_ip,
+                                 tls={name: auth[name] for name in ("ca", "cert", "key")})
     config = NodeConfig(
         node_id=node_id, etcd=etcd, cluster_mode=True, cluster=cluster, head=args.head, node_ip=node_ip,
         num_cpus=args.num_cpus if args.num_cpus is not None else float(os.cpu_count() or 1),
@@ -298,12 +309,20 @@ def _start_node(args: argparse.Namespace, interrupt: Interruptible) -> int:
             files.write_cluster_info({"address": etcd, "cluster": cluster, "head_node_id": None, "etcd_auth": auth})
             if credentials is not None:  # what a driver on this machine needs
                 files.write_token(token)
-                files.write_credentials(credentials)
+                files.write_credentials(dataclasses.replace(credentials, address=etcd))
         print(_join_banner(node_id, node.pid, etcd, log_path, node_ip, config))
     sys.stdout.flush()
     if not args.block:
         return 0
     return _block(node.process, record, interrupt.signum)
+
+
+def _credentials_mismatch(path: str, credentials: Credentials) -> str:
+    if credentials.etcd_tls:
+        return (f"the credentials file {path} is for a cluster whose head runs its etcd: start the head without "
+                "--etcd, or make credentials with `actorcore credentials new --external-etcd`")
+    return (f"the credentials file {path} is for a cluster whose head uses an existing etcd (made with "
+            "--external-etcd): pass it with --etcd HOST:PORT")
 
 
 def _dashboard_address(args: argparse.Namespace) -> tuple[str | None, str | None]:

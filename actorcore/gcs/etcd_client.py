@@ -61,8 +61,9 @@ class EtcdClient:
         request_timeout: float = 5.0,
         auth: dict | None = None,
     ):
-        """``auth``: any of user, password (etcd authentication) and ca, cert, key (paths of
-        PEM files: TLS); see :mod:`.etcd_connection`."""
+        """``auth``: any of user, password (etcd authentication), ca, cert, key (paths of
+        PEM files: TLS) and server_name (the name to check in etcd's certificate); see
+        :mod:`.etcd_connection`."""
         self._connection = EtcdConnection(endpoints, retry_deadline=retry_deadline,
                                           request_timeout=request_timeout, auth=auth)
         self._leases: weakref.WeakSet[Lease] = weakref.WeakSet()

@@ -6,14 +6,18 @@ backoff with jitter, each attempt bounded by ``request_timeout``, all of them by
 ``retry_deadline``); with several endpoints a failed attempt moves on to the next one. If
 etcd stays unreachable it raises `EtcdUnavailableError` naming the endpoints and what to do.
 
-Credentials (``auth={"user", "password", "ca", "cert", "key"}``, any subset): user and
+Credentials (``auth={"user", "password", "ca", "cert", "key", "server_name"}``, any subset): user and
 password authenticate with etcd's simple tokens, as aetcd does; etcd forgets a token when it
 restarts (and after ``--auth-token-ttl`` of disuse), so a call told "invalid auth token"
 authenticates again and is retried. ``ca``/``cert``/``key`` (PEM files) switch the channel to
 TLS: aetcd only builds insecure channels, so `EndpointClient` overrides its ``connect`` to
 build a ``grpc.aio.secure_channel`` with ``grpc.ssl_channel_credentials(ca, key, cert)`` (no
-``ca``: the system's roots; ``cert`` and ``key`` together: client-certificate auth). Rejected
-credentials raise `EtcdAuthError` at once, naming the user and what to change.
+``ca``: the system's roots; ``cert`` and ``key`` together: client-certificate auth). With
+``server_name`` the client checks that name in etcd's certificate instead of the host it dials
+(``grpc.ssl_target_name_override``): the etcd a head runs presents the cluster's certificate,
+which names the cluster (`credentials.TLS_SERVER_NAME`), not every address it is reached at (a
+Kubernetes pod's IP, a Service's name). Rejected credentials raise `EtcdAuthError` at once,
+naming the user and what to change.
 """
 
 from __future__ import annotations
@@ -48,8 +52,9 @@ T = TypeVar("T")
 
 DEFAULT_PORT = 2379
 
-AUTH_KEYS = ("user", "password", "ca", "cert", "key")
-"""The keys of ``auth``: etcd user and password; CA bundle, client certificate and key (PEM files)."""
+AUTH_KEYS = ("user", "password", "ca", "cert", "key", "server_name")
+"""The keys of ``auth``: etcd user and password; CA bundle, client certificate and key (PEM files);
+the name to check in etcd's certificate (default: the host dialed)."""
 
 
 if sys.version_info >= (3, 11):
@@ -113,6 +118,8 @@ def _check_auth(auth: dict | None) -> dict:
     if ("cert" in auth) != ("key" in auth):
         raise ValueError("etcd TLS client authentication needs both a certificate and its key "
                          "(--etcd-cert and --etcd-key)")
+    if "server_name" in auth and "ca" not in auth:
+        raise ValueError("etcd auth: server_name (the name in etcd's certificate) needs the CA that signed it (ca)")
     return auth
 
 
@@ -224,9 +231,12 @@ class EtcdConnection:
         self.user: str | None = auth.get("user")
         credentials = _tls_credentials(auth)
         self.tls = credentials is not None
+        options = _CHANNEL_OPTIONS
+        if "server_name" in auth:
+            options = {**options, "grpc.ssl_target_name_override": auth["server_name"]}
         self._clients = [
             EndpointClient(host, int(port), username=self.user, password=auth.get("password"),
-                           credentials=credentials, options=_CHANNEL_OPTIONS)
+                           credentials=credentials, options=options)
             for host, port in (e.rsplit(":", 1) for e in self.endpoints)]
         self._index = 0
         self.closed = False

@@ -16,6 +16,7 @@ import sys
 import pytest
 
 from actorcore import cluster_files as files
+from actorcore.credentials import TLS_SERVER_NAME
 from actorcore.env import ETCD_PASSWORD_ENV
 from actorcore.gcs import EtcdClient, EtcdServer
 from actorcore.gcs.etcd_client import EtcdUnavailableError
@@ -86,7 +87,8 @@ def test_head_two_joined_nodes_status_and_stop(home):
     assert oct(credentials_file.stat().st_mode & 0o777) == "0o600"
     info = files.read_cluster_info()
     assert info["address"] == address and info["cluster"] == "default"
-    assert info["etcd_auth"] == {name: str(files.tls_dir() / f"{name}.pem") for name in ("ca", "cert", "key")}
+    assert info["etcd_auth"] == {**{name: str(files.tls_dir() / f"{name}.pem") for name in ("ca", "cert", "key")},
+                                 "server_name": TLS_SERVER_NAME}
     with pytest.raises(EtcdUnavailableError):  # the head's etcd takes no anonymous client
         asyncio.run(EtcdClient.connect(address, timeout=2, retry_deadline=2))
     (head,) = files.node_files()

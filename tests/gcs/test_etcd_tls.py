@@ -56,6 +56,21 @@ async def test_another_clusters_certificate_is_refused(tls_etcd, credentials, tm
         await EtcdClient.connect(tls_etcd.endpoint, auth=foreign, timeout=2, retry_deadline=2)
 
 
+async def test_a_member_checks_the_clusters_name_whatever_address_it_dials(tls_etcd, credentials, tmp_path):
+    # The certificate names the cluster and 127.0.0.1, not "localhost" (as it names no pod's IP).
+    endpoint = tls_etcd.endpoint.replace("127.0.0.1", "localhost")
+    with pytest.raises(EtcdUnavailableError):
+        await EtcdClient.connect(endpoint, auth=credentials.tls_files(tmp_path / "client"), timeout=2,
+                                 retry_deadline=2)
+    client = await EtcdClient.connect(endpoint, auth=credentials.etcd_auth(tmp_path / "client"))
+    try:
+        await client.put("k", b"v")
+    finally:
+        await client.close()
+    with pytest.raises(ValueError, match=r"server_name .* needs the CA"):
+        EtcdClient(endpoint, auth={"server_name": "actorcore-cluster"})
+
+
 def test_tls_needs_all_three_files(tmp_path):
     with pytest.raises(ValueError, match="ca, cert and key"):
         EtcdServer(tls={"ca": str(tmp_path / "ca.pem")})
