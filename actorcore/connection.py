@@ -86,8 +86,10 @@ class ClusterConnection:
         if not here:
             raise ConnectionError(
                 f"no node of the cluster at {address} runs on this host (a driver uses a node of its own "
-                "host, one whose Unix socket it can see: same machine, same network namespace); start one "
-                f"here with `actorcore start --address {address}` and call init() again"
+                "host, one whose Unix socket it can see: same machine, same network namespace). To run a "
+                "program on the cluster from here, submit it as a job: `actorcore job submit --address "
+                f"{self.dashboard_url or 'http://HEAD:8265'} --working-dir . -- python my_program.py`; or "
+                f"start a node here with `actorcore start --address {address}` and call init() again"
             )
         node = min(here, key=lambda n: (not n.get("head"), n.get("start_time", 0)))
         kernel_address.set_host_id(node["host_id"])

@@ -88,9 +88,6 @@ def pack_local_paths(runtime_env: dict[str, Any], packed: dict[tuple, str] | Non
     """`runtime_env` (checked) with its local paths packed and named by their URIs, and the
     packages made (URI -> bytes); PackageError (a ValueError) naming a path that cannot be
     packed. `packed` remembers what was packed already, by (key, path, excludes)."""
-    if "pip" in runtime_env:
-        raise ValueError("runtime_env 'pip' is not built yet in actorcore: ship pure-Python code with "
-                         "working_dir or py_modules (wheels included)")
     packages: dict[str, bytes] = {}
     excludes = tuple(runtime_env.pop("excludes", ()))
 

@@ -156,9 +156,6 @@ class SubmitRequest:
             raise ValueError(f"runtime_env must be a JSON object, got {runtime_env!r}")
         runtime_env = validate_runtime_env(runtime_env, "runtime_env")
         runtime_env.pop("excludes", None)  # it shaped the packing, on the client
-        if "pip" in runtime_env:
-            raise ValueError("runtime_env 'pip' is not built yet in actorcore: ship pure-Python code with "
-                             "working_dir or py_modules (wheels included)")
         for module in runtime_env.get("py_modules", ()):
             if not module.startswith(URI_SCHEME):
                 raise ValueError(f"runtime_env py_modules entries must be package URIs ({URI_SCHEME}<sha256>.zip, "

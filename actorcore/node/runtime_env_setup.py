@@ -5,7 +5,8 @@ directory and its import path (docs/architecture.md, "Runtime environments").
 is `key`: the environment a worker of it gets (the node's, plus the env's ``env_vars``, plus
 `RUNTIME_ENV_ENV` = `key` so that the worker knows the env it serves and passes it on to what
 it submits, plus `RUNTIME_ENV_PATHS_ENV`: the directories the worker puts first on
-``sys.path``), and the directory it starts in (its ``working_dir``, else the node's). Packages
+``sys.path``), the directory it starts in (its ``working_dir``, else the node's) and, for
+``pip`` requirements, the Python of their environment (`pip_envs`). Packages
 come from the cluster through the node's GcsLink (`FetchPackage`) and are extracted once per
 node (`PackageCache`), under a folder of the node's that goes with it. A setup that fails or
 outlasts ``config.setup_timeout_seconds`` (600 s by default, as Ray) raises
@@ -27,6 +28,7 @@ from ..exceptions import RuntimeEnvSetupError
 from ..kernel import ActorRef
 from ..protocol import FetchPackage
 from ..runtime_env.package_cache import PackageCache
+from .pip_envs import PipEnvs
 
 __all__ = ["DEFAULT_SETUP_TIMEOUT", "RuntimeEnvSetup", "WorkerSetup"]
 
@@ -41,6 +43,7 @@ class WorkerSetup:
     key: str  # the runtime env's canonical JSON
     env: dict
     cwd: str
+    python: str | None = None  # its pip environment's python (None: the node's)
 
 
 class _GcsPackages:
@@ -62,13 +65,20 @@ class RuntimeEnvSetup:
         self._base_cwd = base_cwd
         self._root: Path | None = None
         self._cache: PackageCache | None = None
-        self._setups: dict[str, WorkerSetup] = {}
+        self._pip: PipEnvs | None = None
+        self._setups: dict[str, asyncio.Future] = {}  # key -> its WorkerSetup, made once (failures are not kept)
 
     async def prepare(self, key: str) -> WorkerSetup:
-        """The setup of runtime env `key`; RuntimeEnvSetupError if it cannot be made."""
+        """The setup of runtime env `key`; RuntimeEnvSetupError if it cannot be made. Asked again
+        while it is being made, the same setup is awaited."""
         setup = self._setups.get(key)
-        if setup is not None:
-            return setup
+        if setup is None:
+            setup = self._setups[key] = asyncio.ensure_future(self._prepare_once(key))
+            setup.add_done_callback(
+                lambda done: (done.cancelled() or done.exception() is not None) and self._setups.pop(key, None))
+        return await asyncio.shield(setup)
+
+    async def _prepare_once(self, key: str) -> WorkerSetup:
         runtime_env = json.loads(key)
         timeout = runtime_env.get("config", {}).get("setup_timeout_seconds", DEFAULT_SETUP_TIMEOUT)
         try:
@@ -80,7 +90,6 @@ class RuntimeEnvSetup:
             raise
         except Exception as error:  # noqa: BLE001 - any failure is the setup's, told to the tasks that need it
             raise RuntimeEnvSetupError(f"{type(error).__name__}: {error}") from None
-        self._setups[key] = setup
         return setup
 
     async def _prepare(self, key: str, runtime_env: dict) -> WorkerSetup:
@@ -93,12 +102,18 @@ class RuntimeEnvSetup:
         paths.extend([str(await self._packages().ensure(uri)) for uri in runtime_env.get("py_modules", ())])
         if paths:
             env[RUNTIME_ENV_PATHS_ENV] = os.pathsep.join(paths)
-        return WorkerSetup(key, env, cwd)
+        python = None
+        if "pip" in runtime_env:
+            self._packages()
+            if self._pip is None:
+                self._pip = PipEnvs(self._root / "pip")
+            python = await self._pip.ensure(runtime_env["pip"])
+        return WorkerSetup(key, env, cwd, python)
 
     def _packages(self) -> PackageCache:
         if self._cache is None:
             self._root = Path(tempfile.mkdtemp(prefix="actorcore-runtime-envs-"))
-            self._cache = PackageCache(self._root, _GcsPackages(self._gcs))
+            self._cache = PackageCache(self._root / "packages", _GcsPackages(self._gcs))
         return self._cache
 
     def close(self) -> None:

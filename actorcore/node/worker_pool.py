@@ -124,6 +124,8 @@ class WorkerPool(Actor):
     async def _start_worker(self, info: StartInfo) -> ProcessChild:
         argv = self.worker_argv(info) if callable(self.worker_argv) else self.worker_argv
         setup: WorkerSetup | None = info.args[0] if info.args else None
+        if setup is not None and setup.python is not None:  # its pip environment's interpreter
+            argv = [setup.python, *argv[1:]]
         worker_id = uuid.uuid4().hex[:10]
         env = setup.env if setup is not None else self.env
         secrets = hand_over({"token": self.token, "tls": self.tls}, {**env, WORKER_ID_ENV: worker_id})

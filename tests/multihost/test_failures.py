@@ -72,6 +72,7 @@ def test_kill_9_of_a_hosts_processes_moves_its_work_and_fails_its_driver_clearly
     again = cluster.driver(cluster.hosts[victim], "print('joined')", check=False, timeout=120)
     assert again.returncode == 1 and "joined" not in again.stdout
     assert f"ConnectionError: no node of the cluster at {cluster.address} runs on this host" in again.stderr
-    assert f"start one here with `actorcore start --address {cluster.address}`" in again.stderr
+    assert f"start a node here with `actorcore start --address {cluster.address}`" in again.stderr
+    assert "submit it as a job: `actorcore job submit --address http://" in again.stderr
     owner.close()
     wait_until(lambda: not cluster.hosts[victim].processes(), 30, f"no process left on host {victim}")
