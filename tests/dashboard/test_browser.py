@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import tempfile
 
 import pytest
 
@@ -47,16 +48,23 @@ def browser():
     driver = shutil.which("chromedriver")
     assert binary and driver, ("the browser tests need Chromium and its driver: "
                                "apt-get install -y chromium chromium-driver (see .ci/run)")
+    # Chromium's profile and the folder of its singleton socket go to a folder of the test's,
+    # removed after it quits (left to itself, Chromium leaves the socket's folder in /tmp).
+    scratch = tempfile.mkdtemp(prefix="actorcore-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = binary
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=1400,900", "--disable-extensions", "--no-first-run"):
+                     "--window-size=1400,900", "--disable-extensions", "--no-first-run",
+                     f"--user-data-dir={os.path.join(scratch, 'profile')}"):
         options.add_argument(argument)
-    chrome = webdriver.Chrome(options=options, service=Service(driver))
     try:
-        yield chrome
+        chrome = webdriver.Chrome(options=options, service=Service(driver, env={**os.environ, "TMPDIR": scratch}))
+        try:
+            yield chrome
+        finally:
+            chrome.quit()
     finally:
-        chrome.quit()
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _text(browser, selector: str) -> str:
