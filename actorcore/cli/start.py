@@ -532,16 +532,14 @@ def _block(node: subprocess.Popen, record: dict, pending: int | None) -> int:
         except ProcessLookupError:
             pass
 
-    signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-    previous = {signum: signal.signal(signum, forward) for signum in signals}
-    try:
-        if pending is not None:
-            forward(pending, None)
-        print("The node runs in the foreground (--block): SIGTERM or Ctrl-C stops it.", flush=True)
-        code = node.wait()
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    # The handlers stay until this process exits: a SIGTERM that comes as the node has just
+    # ended (a pod's, after its preStop hook stopped the node) must not kill it mid-exit.
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, forward)
+    if pending is not None:
+        forward(pending, None)
+    print("The node runs in the foreground (--block): SIGTERM or Ctrl-C stops it.", flush=True)
+    code = node.wait()
     forget_node(record)
     if forwarded:
         return 0

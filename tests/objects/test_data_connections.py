@@ -422,7 +422,10 @@ async def test_over_tls_only_the_clusters_members_get_the_bytes(tls_on_loopback,
             except (ssl.SSLError, ConnectionError):
                 received = b""
             assert received == b"", "a stranger's TLS connection gets nothing"
-        assert await in_thread(exchange, port, os.urandom(32)) == b"", "plain text gets nothing"
+        # Plain text gets no byte of an object; the TLS layer may answer with an alert record
+        # (content type 21) before it closes, depending on what the bytes look like.
+        answer = await in_thread(exchange, port, os.urandom(32))
+        assert answer == b"" or (answer[0] == 21 and len(answer) <= 7), f"plain text got {answer!r}"
         assert len(node.sources) == 1, "nothing looked up for the refused connections"
     finally:
         await node.server.stop(0)
