@@ -106,11 +106,13 @@ class JobSubmissionClient:
 
     # -- requests --------------------------------------------------------------------------------
 
-    async def _request(self, method: str, path: str, body: Any = None) -> Any:
+    async def _request(self, method: str, path: str, body: Any = None, *, data: bytes | None = None) -> Any:
+        """The JSON answer to `method` `path` with the JSON `body` (or the raw `data`)."""
         timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
+        payload = {"json": body} if data is None else {"data": data}
         try:
             async with (aiohttp.ClientSession(headers=self._headers, timeout=timeout) as session,
-                        session.request(method, self.address + path, json=body) as response):
+                        session.request(method, self.address + path, **payload) as response):
                 text = await response.text()
                 if response.status != 200:
                     raise JobSubmissionError(_error_text(response.status, text), response.status)
@@ -153,20 +155,8 @@ class JobSubmissionClient:
         from ..runtime_env.packaging import URI_SCHEME, pack
 
         uri, data = pack(path, excludes, what=what, top_level=what == "py_modules" and Path(path).is_dir())
-        _run(self._upload(f"/api/packages/{uri.removeprefix(URI_SCHEME)}", data))
+        _run(self._request("PUT", f"/api/packages/{uri.removeprefix(URI_SCHEME)}", data=data))
         return uri
-
-    async def _upload(self, path: str, data: bytes) -> Any:
-        timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
-        try:
-            async with (aiohttp.ClientSession(headers=self._headers, timeout=timeout) as session,
-                        session.put(self.address + path, data=data) as response):
-                text = await response.text()
-                if response.status != 200:
-                    raise JobSubmissionError(_error_text(response.status, text), response.status)
-                return json.loads(text)
-        except aiohttp.ClientError as error:
-            raise JobSubmissionError(f"cannot reach the Jobs API at {self.address}: {error}") from None
 
     def stop_job(self, job_id: str) -> bool:
         """Stop the job (SIGTERM to its processes, SIGKILL after a grace period); False if it had ended."""

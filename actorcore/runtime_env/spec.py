@@ -116,10 +116,7 @@ def _pip(value: Any, where: str) -> dict[str, Any]:
         value = {"packages": list(value)}
     if not isinstance(value, Mapping):
         raise TypeError(f"{where} must be a list of requirements, a requirements file or a dict, got {value!r}")
-    unknown = set(value) - set(_PIP_KEYS)
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {', '.join(map(repr, sorted(unknown)))}; "
-                         f"the keys are {', '.join(_PIP_KEYS)}")
+    _refuse_unknown(value, _PIP_KEYS, where)
     packages = value.get("packages")
     if isinstance(packages, str) or not isinstance(packages, (list, tuple)) or not packages or not all(
             isinstance(p, str) and p.strip() for p in packages):
@@ -134,13 +131,17 @@ def _pip(value: Any, where: str) -> dict[str, Any]:
     return checked
 
 
+def _refuse_unknown(value: Mapping, keys: tuple[str, ...], where: str) -> None:
+    unknown = set(value) - set(keys)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {', '.join(map(repr, sorted(unknown)))}; "
+                         f"the keys are {', '.join(keys)}")
+
+
 def _config(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise TypeError(f"{where} must be a dict, got {type(value).__name__}")
-    unknown = set(value) - set(_CONFIG_KEYS)
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {', '.join(map(repr, sorted(unknown)))}; "
-                         f"the keys are {', '.join(_CONFIG_KEYS)}")
+    _refuse_unknown(value, _CONFIG_KEYS, where)
     checked = {}
     timeout = value.get("setup_timeout_seconds")
     if timeout is not None:
