@@ -25,7 +25,6 @@ from . import runtime
 from ._logging import get_logger
 from .connection import ClusterConnection, LocalCluster
 from .core import CoreWorker
-from .core.runtime_envs import pack_local_paths
 from .core.streams import ObjectRefGenerator
 from .dashboard_address import dashboard_address
 from .env import ADDRESS_ENV
@@ -34,6 +33,7 @@ from .object_ref import ObjectRef
 from .protocol import ListNodes
 from .runtime_context import RuntimeContext, current_gpu_ids
 from .runtime_context import get_runtime_context as _get_runtime_context
+from .runtime_env.packaging import pack_local_paths
 from .runtime_env.spec import validate as validate_runtime_env
 
 __all__ = [

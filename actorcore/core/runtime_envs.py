@@ -17,17 +17,16 @@ import json
 import os
 import threading
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from ..env import RUNTIME_ENV_ENV
 from ..kernel import ActorRef, ActorSystem
 from ..protocol import UploadPackage
 from ..runtime_env.package_store import PIECE_BYTES
-from ..runtime_env.packaging import URI_SCHEME, pack
+from ..runtime_env.packaging import pack_local_paths
 from ..runtime_env.spec import canonical, merge
 
-__all__ = ["RuntimeEnvs", "pack_local_paths"]
+__all__ = ["RuntimeEnvs"]
 
 UPLOAD_TIMEOUT = 120.0  # seconds an upload of one package to the cluster may take
 
@@ -82,30 +81,3 @@ class RuntimeEnvs:
         self._system.run(upload(), UPLOAD_TIMEOUT * (len(data) // PIECE_BYTES + 1))
         self._uploaded.add(uri)
 
-
-def pack_local_paths(runtime_env: dict[str, Any], packed: dict[tuple, str] | None = None
-                     ) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """`runtime_env` (checked) with its local paths packed and named by their URIs, and the
-    packages made (URI -> bytes); PackageError (a ValueError) naming a path that cannot be
-    packed. `packed` remembers what was packed already, by (key, path, excludes)."""
-    packages: dict[str, bytes] = {}
-    excludes = tuple(runtime_env.pop("excludes", ()))
-
-    def package(what: str, path_or_uri: str) -> str:
-        if path_or_uri.startswith(URI_SCHEME):
-            return path_or_uri
-        path = str(Path(path_or_uri).expanduser().resolve())
-        cache_key = (what, path, excludes)
-        if packed is not None and cache_key in packed:
-            return packed[cache_key]
-        uri, data = pack(path, excludes, what=what, top_level=what == "py_modules" and Path(path).is_dir())
-        packages[uri] = data
-        if packed is not None:
-            packed[cache_key] = uri
-        return uri
-
-    if "working_dir" in runtime_env:
-        runtime_env["working_dir"] = package("working_dir", runtime_env["working_dir"])
-    if "py_modules" in runtime_env:
-        runtime_env["py_modules"] = [package("py_modules", entry) for entry in runtime_env["py_modules"]]
-    return runtime_env, packages

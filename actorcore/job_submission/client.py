@@ -24,6 +24,7 @@ from typing import Any
 import aiohttp
 
 from ..jobs.records import JobDetails, JobStatus
+from ..runtime_env.packaging import URI_SCHEME, pack_local_paths
 from ..runtime_env.spec import validate as validate_runtime_env
 
 __all__ = ["JobSubmissionClient", "JobSubmissionError", "resolve_dashboard_url"]
@@ -131,15 +132,9 @@ class JobSubmissionClient:
                    entrypoint_memory: int | None = None,
                    entrypoint_resources: dict[str, float] | None = None) -> str:
         """Submit `entrypoint` (a shell command run on the head); its submission id."""
-        runtime_env = validate_runtime_env(runtime_env, "runtime_env")
-        excludes = runtime_env.pop("excludes", ())
-        working_dir = runtime_env.get("working_dir")
-        if working_dir is not None and "://" not in working_dir:
-            runtime_env["working_dir"] = self.upload_package(working_dir, excludes)
-        if "py_modules" in runtime_env:
-            runtime_env["py_modules"] = [
-                module if "://" in module else self.upload_package(module, excludes, what="py_modules")
-                for module in runtime_env["py_modules"]]
+        runtime_env, packages = pack_local_paths(validate_runtime_env(runtime_env, "runtime_env"))
+        for uri, data in packages.items():
+            self._upload(uri, data)
         body = {"entrypoint": entrypoint, "submission_id": submission_id or job_id, "runtime_env": runtime_env,
                 "metadata": metadata or {}, "entrypoint_num_cpus": entrypoint_num_cpus,
                 "entrypoint_num_gpus": entrypoint_num_gpus, "entrypoint_memory": entrypoint_memory,
@@ -150,13 +145,14 @@ class JobSubmissionClient:
         """Pack the local directory (or .zip) at `path` and upload it to the cluster's package
         store; its URI (``pkg://<sha256>.zip``). ValueError names what is wrong with `path`.
         `what`: the runtime env key it is for (a ``py_modules`` directory keeps its name)."""
-        from pathlib import Path
+        packed, packages = pack_local_paths({what: [path] if what == "py_modules" else path,
+                                             "excludes": list(excludes)})
+        for uri, data in packages.items():
+            self._upload(uri, data)
+        return packed[what][0] if what == "py_modules" else packed[what]
 
-        from ..runtime_env.packaging import URI_SCHEME, pack
-
-        uri, data = pack(path, excludes, what=what, top_level=what == "py_modules" and Path(path).is_dir())
+    def _upload(self, uri: str, data: bytes) -> None:
         _run(self._request("PUT", f"/api/packages/{uri.removeprefix(URI_SCHEME)}", data=data))
-        return uri
 
     def stop_job(self, job_id: str) -> bool:
         """Stop the job (SIGTERM to its processes, SIGKILL after a grace period); False if it had ended."""

@@ -102,19 +102,24 @@ class RuntimeEnvSetup:
         paths.extend([str(await self._packages().ensure(uri)) for uri in runtime_env.get("py_modules", ())])
         if paths:
             env[RUNTIME_ENV_PATHS_ENV] = os.pathsep.join(paths)
-        python = None
-        if "pip" in runtime_env:
-            self._packages()
-            if self._pip is None:
-                self._pip = PipEnvs(self._root / "pip")
-            python = await self._pip.ensure(runtime_env["pip"])
+        python = await self._pip_envs().ensure(runtime_env["pip"]) if "pip" in runtime_env else None
         return WorkerSetup(key, env, cwd, python)
+
+    def _folder(self) -> Path:
+        """The node's folder of runtime env files, made at first use."""
+        if self._root is None:
+            self._root = Path(tempfile.mkdtemp(prefix="actorcore-runtime-envs-"))
+        return self._root
 
     def _packages(self) -> PackageCache:
         if self._cache is None:
-            self._root = Path(tempfile.mkdtemp(prefix="actorcore-runtime-envs-"))
-            self._cache = PackageCache(self._root / "packages", _GcsPackages(self._gcs))
+            self._cache = PackageCache(self._folder() / "packages", _GcsPackages(self._gcs))
         return self._cache
+
+    def _pip_envs(self) -> PipEnvs:
+        if self._pip is None:
+            self._pip = PipEnvs(self._folder() / "pip")
+        return self._pip
 
     def close(self) -> None:
         """Remove the node's extracted packages (its workers have ended)."""

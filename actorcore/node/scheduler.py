@@ -235,12 +235,11 @@ class Scheduler(Actor):
                         self._spill(pending, target, shape)
                 continue
             runtime_env = pending.request.runtime_env
-            index = next((i for i, idle in enumerate(self.idle) if idle[2] == runtime_env), None)
-            if index is None:
+            idle = self._idle_worker(runtime_env)
+            if idle is None:
                 wanted_workers[runtime_env] += 1
                 continue
-            pid, worker, _ = self.idle[index]
-            del self.idle[index]
+            pid, worker = idle
             self._take(shape)
             lease = GrantedLease(next(self._ids), worker, pid, shape, pending.request.owner, pending.request.for_actor,
                                  gpus=self.gpus.assign(gpus_of(shape)), runtime_env=runtime_env)
@@ -257,20 +256,35 @@ class Scheduler(Actor):
                 self.starting[runtime_env] += missing
                 self.pool.tell(StartWorkers(missing, runtime_env))
 
+    def _idle_worker(self, runtime_env: str) -> tuple[int, ActorRef] | None:
+        """Take the longest idle worker started for `runtime_env`: ``(pid, executor)``, or None."""
+        idle = self.idle
+        if idle and idle[0][2] == runtime_env:  # the common case: one env on the node
+            pid, worker, _ = idle.popleft()
+            return pid, worker
+        for index, (pid, worker, env) in enumerate(idle):
+            if env == runtime_env:
+                del idle[index]
+                return pid, worker
+        return None
+
+    def _live_workers(self) -> int:
+        """Worker processes idle, leased or starting."""
+        return len(self.idle) + len({lease.pid for lease in self.leases.values()}) + sum(self.starting.values())
+
     def _make_room(self, count: int, runtime_env: str) -> None:
         """Before `count` workers start for `runtime_env`: past the node's worker limit (its
         CPUs, or the warm pool if bigger), end as many idle workers of other runtime envs, the
         longest idle first."""
         limit = max(self.warm_workers, math.ceil(self.total.get("CPU", 0.0)), 1)
-        live = len(self.idle) + len({lease.pid for lease in self.leases.values()}) + sum(self.starting.values())
-        excess = live + count - limit
-        for pid, _, env in list(self.idle):
-            if excess <= 0:
-                return
-            if env != runtime_env:
-                self.idle = deque(idle for idle in self.idle if idle[0] != pid)
+        excess = self._live_workers() + count - limit
+        if excess <= 0:
+            return
+        ended = [pid for pid, _, env in self.idle if env != runtime_env][:excess]
+        if ended:
+            self.idle = deque(idle for idle in self.idle if idle[0] not in ended)
+            for pid in ended:
                 self.pool.tell(KillWorker(pid))
-                excess -= 1
 
     def _started(self, runtime_env: str) -> None:
         if self.starting[runtime_env] > 0:
@@ -311,8 +325,7 @@ class Scheduler(Actor):
             self._release(lease)
 
     def _replace_workers(self) -> None:
-        live = len(self.idle) + len({lease.pid for lease in self.leases.values()}) + sum(self.starting.values())
-        missing = self.warm_workers - live
+        missing = self.warm_workers - self._live_workers()
         if missing > 0 and self.pool is not None:
             self.starting[""] += missing
             self.pool.tell(StartWorkers(missing))

@@ -6,7 +6,8 @@ deterministic (files in sorted order, fixed timestamps, permission bits kept), s
 directory packs to the same URI on every machine and is uploaded and extracted once. Files the
 directory's own ``.gitignore`` or the runtime env's ``excludes`` match (gitignore patterns,
 relative to the directory) are left out, and so is ``.git``; a package over `MAX_PACKAGE_BYTES`
-is refused with its size and the way out.
+is refused with its size and the way out. `pack_local_paths` does this for every local path
+of a runtime env (a driver's `init`, a task's option, a job submission's client).
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ import stat
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pathspec
 
-__all__ = ["MAX_PACKAGE_BYTES", "URI_SCHEME", "PackageError", "pack", "pack_directory", "sha_of_uri"]
+__all__ = ["MAX_PACKAGE_BYTES", "URI_SCHEME", "PackageError", "pack", "pack_directory", "pack_local_paths",
+           "sha_of_uri"]
 
 #: The largest package (zipped) a runtime env may ship: 100 MiB.
 MAX_PACKAGE_BYTES = 100 * 1024 * 1024
@@ -83,6 +86,34 @@ def pack_directory(directory: str | os.PathLike, excludes: Sequence[str] = (), *
     data = buffer.getvalue()
     _check_size(data, root, what, max_bytes, total)
     return _uri(data), data
+
+
+def pack_local_paths(runtime_env: dict[str, Any], packed: dict[tuple, str] | None = None
+                     ) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """`runtime_env` (checked) with its local paths packed and named by their URIs, and the
+    packages made (URI -> bytes); PackageError (a ValueError) naming a path that cannot be
+    packed. `packed` remembers what was packed already, by (key, path, excludes)."""
+    packages: dict[str, bytes] = {}
+    excludes = tuple(runtime_env.pop("excludes", ()))
+
+    def package(what: str, path_or_uri: str) -> str:
+        if path_or_uri.startswith(URI_SCHEME):
+            return path_or_uri
+        path = str(Path(path_or_uri).expanduser().resolve())
+        cache_key = (what, path, excludes)
+        if packed is not None and cache_key in packed:
+            return packed[cache_key]
+        uri, data = pack(path, excludes, what=what, top_level=what == "py_modules" and Path(path).is_dir())
+        packages[uri] = data
+        if packed is not None:
+            packed[cache_key] = uri
+        return uri
+
+    if "working_dir" in runtime_env:
+        runtime_env["working_dir"] = package("working_dir", runtime_env["working_dir"])
+    if "py_modules" in runtime_env:
+        runtime_env["py_modules"] = [package("py_modules", entry) for entry in runtime_env["py_modules"]]
+    return runtime_env, packages
 
 
 def sha_of_uri(uri: str) -> str:
