@@ -75,6 +75,7 @@ __all__ = [
     "NotStarted",
     "Payload",
     "PrepareBundles",
+    "PrepareRuntimeEnv",
     "PublishSupervisionGroup",
     "ReadLog",
     "ReadRecords",
@@ -213,6 +214,14 @@ class WorkerDied:
     pid: int
     how: str = "it ended"  # e.g. "it was killed by SIGKILL", "it exited with code 1"
     runtime_env: str = ""  # the runtime env it was started for
+
+
+@dataclass(frozen=True, slots=True)
+class PrepareRuntimeEnv:
+    """Driver -> its node's Scheduler (told): its job's runtime env `runtime_env` (canonical JSON)
+    is to be set up now and a worker started for it, before any task asks (Ray's ``eager_install``)."""
+
+    runtime_env: str
 
 
 @dataclass(frozen=True, slots=True)

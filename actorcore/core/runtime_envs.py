@@ -9,6 +9,8 @@ task or actor inherits it, merged with its own option (`spec.merge`). Local path
 through the node's GcsLink (`UploadPackage`) the first time a process meets them, and replaced
 by their package URIs; ``excludes`` only shapes the packing. The result's canonical JSON is
 what a lease asks its worker to have been started for ("" for none: the common, free case).
+A driver's job env is set up on its node as `init` returns, with a worker started for it
+(`PrepareRuntimeEnv`), unless its ``config`` says ``eager_install: False``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 
 from ..env import RUNTIME_ENV_ENV
 from ..kernel import ActorRef, ActorSystem
-from ..protocol import UploadPackage
+from ..protocol import PrepareRuntimeEnv, UploadPackage
 from ..runtime_env.package_store import PIECE_BYTES
 from ..runtime_env.packaging import pack_local_paths
 from ..runtime_env.spec import canonical, merge
@@ -34,9 +36,10 @@ UPLOAD_TIMEOUT = 120.0  # seconds an upload of one package to the cluster may ta
 class RuntimeEnvs:
     """The runtime env of this process and of what it submits (any thread)."""
 
-    def __init__(self, system: ActorSystem, gcs: ActorRef) -> None:
+    def __init__(self, system: ActorSystem, gcs: ActorRef, scheduler: ActorRef | None = None) -> None:
         self._system = system
         self._gcs = gcs
+        self._scheduler = scheduler
         self._lock = threading.Lock()
         self._packed: dict[tuple, str] = {}  # (key, absolute path, excludes) -> package URI
         self._uploaded: set[str] = set()  # URIs this process sent to the cluster
@@ -52,6 +55,8 @@ class RuntimeEnvs:
             self._upload(uri, data)
         self.current = merge(self.current, runtime_env)
         self.key = canonical(self.current)
+        if self.key and self._scheduler is not None and (self.current.get("config") or {}).get("eager_install", True):
+            self._scheduler.tell(PrepareRuntimeEnv(self.key))
 
     def key_for(self, option: Mapping | None) -> str:
         """The canonical JSON of the env a task or actor with runtime_env `option` (checked)

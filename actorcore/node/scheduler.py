@@ -47,6 +47,7 @@ from ..protocol import (
     ListWorkerProcesses,
     NodeLoad,
     PrepareBundles,
+    PrepareRuntimeEnv,
     ReleaseBundles,
     RequestLease,
     ReturnLease,
@@ -160,9 +161,10 @@ class Scheduler(Actor):
             for lease in self.leases.values():
                 if lease.pid == message.pid and lease.for_actor and lease.owner is not None:
                     lease.owner.tell(ActorWorkerExited(lease.lease_id, message.pid, message.how))
-            self._worker_died(message.pid, message.runtime_env)
-            self._replace_workers()
+            self._replace_workers(self._worker_died(message.pid, message.runtime_env))
             self._dispatch()
+        elif isinstance(message, PrepareRuntimeEnv):
+            self._prepare(message.runtime_env)
         elif isinstance(message, RuntimeEnvFailed):
             self._runtime_env_failed(message.runtime_env, message.error)
             self._dispatch()
@@ -314,21 +316,41 @@ class Scheduler(Actor):
         for name, quantity in shape.items():
             self._give(name, quantity)
 
-    def _worker_died(self, pid: int, runtime_env: str) -> None:
+    def _worker_died(self, pid: int, runtime_env: str) -> str:
+        """Forget worker `pid`, started for `runtime_env`; the env its replacement is for: its own
+        if it ran tasks (a worker retired by ``max_calls`` is replaced in kind, warm for the next
+        task of its env), else the default ("": one that died starting or hosted an actor)."""
+        replace_with = ""
         if pid in self.ready:
             self.ready.discard(pid)
+            replace_with = runtime_env
         else:  # it died while starting: it will never say it is ready
             self._started(runtime_env)
         self.idle = deque(idle for idle in self.idle if idle[0] != pid)
         for lease in [lease for lease in self.leases.values() if lease.pid == pid]:
             del self.leases[lease.lease_id]
             self._release(lease)
+            if lease.for_actor:
+                replace_with = ""
+        return replace_with
 
-    def _replace_workers(self) -> None:
+    def _replace_workers(self, runtime_env: str = "") -> None:
+        """Keep the pool at its warm size: start what it lacks, for `runtime_env`."""
         missing = self.warm_workers - self._live_workers()
         if missing > 0 and self.pool is not None:
-            self.starting[""] += missing
-            self.pool.tell(StartWorkers(missing))
+            self.starting[runtime_env] += missing
+            self.pool.tell(StartWorkers(missing, runtime_env))
+
+    def _prepare(self, runtime_env: str) -> None:
+        """Set `runtime_env` up and start a worker for it, unless the node has one (idle, leased
+        or starting) already."""
+        if (not runtime_env or self.pool is None or self.starting[runtime_env]
+                or any(env == runtime_env for _, _, env in self.idle)
+                or any(lease.runtime_env == runtime_env for lease in self.leases.values())):
+            return
+        self._make_room(1, runtime_env)
+        self.starting[runtime_env] += 1
+        self.pool.tell(StartWorkers(1, runtime_env))
 
     def _drop_owner(self, owner: ActorRef) -> None:
         for pending in [p for p in self.pending if p.request.owner == owner]:
