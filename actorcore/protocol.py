@@ -75,7 +75,6 @@ __all__ = [
     "NotStarted",
     "Payload",
     "PrepareBundles",
-    "PrepareRuntimeEnv",
     "PublishSupervisionGroup",
     "ReadLog",
     "ReadRecords",
@@ -97,6 +96,7 @@ __all__ = [
     "TaskSpec",
     "UploadPackage",
     "UseDevices",
+    "WarmRuntimeEnv",
     "WorkerDied",
     "WorkerReady",
 ]
@@ -217,7 +217,7 @@ class WorkerDied:
 
 
 @dataclass(frozen=True, slots=True)
-class PrepareRuntimeEnv:
+class WarmRuntimeEnv:
     """Driver -> its node's Scheduler (told): its job's runtime env `runtime_env` (canonical JSON)
     is to be set up now and a worker started for it, before any task asks (Ray's ``eager_install``)."""
 

@@ -10,7 +10,7 @@ through the node's GcsLink (`UploadPackage`) the first time a process meets them
 by their package URIs; ``excludes`` only shapes the packing. The result's canonical JSON is
 what a lease asks its worker to have been started for ("" for none: the common, free case).
 A driver's job env is set up on its node as `init` returns, with a worker started for it
-(`PrepareRuntimeEnv`), unless its ``config`` says ``eager_install: False``.
+(`WarmRuntimeEnv`), unless its ``config`` says ``eager_install: False``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 
 from ..env import RUNTIME_ENV_ENV
 from ..kernel import ActorRef, ActorSystem
-from ..protocol import PrepareRuntimeEnv, UploadPackage
+from ..protocol import UploadPackage, WarmRuntimeEnv
 from ..runtime_env.package_store import PIECE_BYTES
 from ..runtime_env.packaging import pack_local_paths
 from ..runtime_env.spec import canonical, merge
@@ -56,7 +56,7 @@ class RuntimeEnvs:
         self.current = merge(self.current, runtime_env)
         self.key = canonical(self.current)
         if self.key and self._scheduler is not None and (self.current.get("config") or {}).get("eager_install", True):
-            self._scheduler.tell(PrepareRuntimeEnv(self.key))
+            self._scheduler.tell(WarmRuntimeEnv(self.key))
 
     def key_for(self, option: Mapping | None) -> str:
         """The canonical JSON of the env a task or actor with runtime_env `option` (checked)

@@ -47,13 +47,13 @@ from ..protocol import (
     ListWorkerProcesses,
     NodeLoad,
     PrepareBundles,
-    PrepareRuntimeEnv,
     ReleaseBundles,
     RequestLease,
     ReturnLease,
     RuntimeEnvFailed,
     Spillback,
     StartWorkers,
+    WarmRuntimeEnv,
     WorkerDied,
     WorkerReady,
 )
@@ -163,7 +163,7 @@ class Scheduler(Actor):
                     lease.owner.tell(ActorWorkerExited(lease.lease_id, message.pid, message.how))
             self._replace_workers(self._worker_died(message.pid, message.runtime_env))
             self._dispatch()
-        elif isinstance(message, PrepareRuntimeEnv):
+        elif isinstance(message, WarmRuntimeEnv):
             self._prepare(message.runtime_env)
         elif isinstance(message, RuntimeEnvFailed):
             self._runtime_env_failed(message.runtime_env, message.error)
