@@ -10,7 +10,7 @@ Messages (asked by the dashboard's job routes, `dashboard.jobs`):
 | message | answer |
 |---|---|
 | `SubmitJob` | the submission id; `JobRequestError` for a duplicate id or what cannot run |
-| `StopJob` | True if the job was running and is now stopped; False if it had ended |
+| `StopJob` | True if the job was PENDING or RUNNING and is now stopped; False if it had ended |
 | `DeleteJob` | True once its record and log are gone; `JobRequestError` while it runs |
 | `ReadJobLog` | ``{"data", "offset", "status"}``: its log from ``offset`` (at most ``max_bytes``) |
 

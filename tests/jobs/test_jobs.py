@@ -175,6 +175,9 @@ def test_the_jobs_api_needs_the_cluster_token(head):
     assert status == 200 and isinstance(json.loads(answer), list)
     status, answer = request(head, "GET", "/api/jobs/nothing-here", head.token)
     assert status == 404 and "nothing-here" in json.loads(answer)["error"]
+    status, answer = request(head, "POST", "/api/jobs/", head.token,
+                             {"entrypoint": "true", "runtime_env": {"working_dir": "/srv/code"}})
+    assert status == 400 and "working_dir must be a package URI" in json.loads(answer)["error"], answer
 
 
 def test_the_job_commands(head, tmp_path):
@@ -187,6 +190,9 @@ def test_the_job_commands(head, tmp_path):
     assert cli("job", "logs", "cli-one").stdout == "hello from cli\n"
     failed = cli("job", "submit", "--", "exit 4", check=False)
     assert failed.returncode == 1 and "failed" in failed.stdout and "code 4" in failed.stdout, failed.stdout
+    infeasible = cli("job", "submit", "--entrypoint-num-cpus", "5", "--entrypoint-memory", "1e6", "--", "true",
+                     check=False)
+    assert infeasible.returncode == 1 and "never hold 5 CPU (the node has 2)" in infeasible.stdout, infeasible.stdout
 
     cli("job", "submit", "--no-wait", "--submission-id", "cli-sleeper", "--", "sleep 600")
     assert "cli-sleeper" in cli("job", "list").stdout
