@@ -143,7 +143,9 @@ class JobRunner(Actor):
         try:
             gpu_ids = await self._hold_resources()
             setup = await self._set_up_runtime_env()
-        except _CannotStart as cannot:
+        except Exception as error:  # noqa: BLE001 - any failure is the job's (a scheduler or pool gone, say)
+            cannot = error if isinstance(error, _CannotStart) else _CannotStart(
+                f"the job could not be started: {type(error).__name__}: {error}", "job_manager_error")
             await self._finish(JobStatus.FAILED, cannot.message, error_type=cannot.error_type)
             self.self_ref.tell(_Exited(-1))  # nothing runs: the runner stops at once
             return

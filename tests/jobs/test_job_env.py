@@ -77,11 +77,16 @@ def test_a_hanging_install_times_out_while_other_jobs_go_on(head, tmp_path):
         silent.listen(16)
         url = f"http://127.0.0.1:{silent.getsockname()[1]}/slowpkg-0.1-py3-none-any.whl"
         client = head.client()
-        hanging = client.submit_job(entrypoint="echo never runs", runtime_env={
-            "pip": [f"slowpkg @ {url}"], "config": {"setup_timeout_seconds": 8}})
-        wait_until(lambda: "setting up" in (client.get_job_info(hanging).message or ""), 30, "the setup started")
+        runtime_env = {"pip": [f"slowpkg @ {url}"], "config": {"setup_timeout_seconds": 8}}
+        hanging, stopped = (client.submit_job(entrypoint="echo never runs", runtime_env=runtime_env)
+                            for _ in range(2))
+        for submission_id in (hanging, stopped):
+            wait_until(lambda s=submission_id: "setting up" in (client.get_job_info(s).message or ""), 30,
+                       "the setup started")
         other = client.submit_job(entrypoint="echo meanwhile")  # the job manager is not held up
         assert ended(client, other, timeout=30).status == JobStatus.SUCCEEDED
+        assert client.stop_job(stopped) is True  # a job PENDING on its setup stops at once
+        assert ended(client, stopped, timeout=10).status == JobStatus.STOPPED
         assert client.get_job_status(hanging) == JobStatus.PENDING
         info = ended(client, hanging, timeout=60)
     assert info.status == JobStatus.FAILED and info.error_type == "runtime_env_setup_failed", info
