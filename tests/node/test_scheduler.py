@@ -341,6 +341,14 @@ async def test_a_hold_the_node_can_never_have_fails_at_once_naming_the_resource(
     assert await node.available() == {"CPU": 2.0, "GPU": 0.0, "memory": 100.0}
 
 
+async def test_a_hold_of_gpus_holds_devices_by_id(system):
+    node = Node(system, {"CPU": 2.0, "GPU": 2.0})
+    assert await asyncio.wait_for(hold(node, "job-a", GPU=1), 5) == ["0"]
+    assert await asyncio.wait_for(hold(node, "job-b", GPU=1), 5) == ["1"]
+    node.tell(ReleaseHeldResources("job-a"))
+    assert await asyncio.wait_for(hold(node, "job-c", GPU=0.5), 5) == ["0"]
+
+
 async def test_a_waiting_hold_released_or_whose_owner_ends_is_dropped(system, node):
     runner = Fake(system, "runner")
     assert await asyncio.wait_for(hold(node, "job-a", runner, CPU=2), 5) == []
