@@ -28,6 +28,7 @@ from .core import CoreWorker
 from .core.streams import ObjectRefGenerator
 from .dashboard_address import dashboard_address
 from .env import ADDRESS_ENV
+from .jobs.driver import announce_driver
 from .node_resources import MIN_OBJECT_STORE_MEMORY, accelerator_type_resources, resolve_gpu_ids
 from .object_ref import ObjectRef
 from .protocol import ListNodes
@@ -134,6 +135,7 @@ def init(address: str | None = None, *, num_cpus: float | None = None, num_gpus:
                 raise
             _local = connection
             runtime.set_current(core)
+            announce_driver(connection.system, core.job_id, core.node_id, core.prefix)  # a submitted job's driver
             return RuntimeContext(core, dashboard_url=connection.dashboard_url)
         if resources is not None and not isinstance(resources, dict):
             raise TypeError(f"resources must be a dict of name -> quantity, got {resources!r}")

@@ -50,6 +50,7 @@ __all__ = [
     "GetStoreUsage",
     "GetTransferAddress",
     "GiveBackTasks",
+    "HoldResources",
     "InShm",
     "Inline",
     "KillWorker",
@@ -75,11 +76,13 @@ __all__ = [
     "NotStarted",
     "Payload",
     "PrepareBundles",
+    "PrepareRuntimeEnv",
     "PublishSupervisionGroup",
     "ReadLog",
     "ReadRecords",
     "RegisterActor",
     "ReleaseBundles",
+    "ReleaseHeldResources",
     "RequestLease",
     "ReturnLease",
     "RuntimeEnvFailed",
@@ -556,6 +559,15 @@ class StartWorkers:
 
 
 @dataclass(frozen=True, slots=True)
+class PrepareRuntimeEnv:
+    """Ask the WorkerPool to set runtime env `runtime_env` (canonical JSON) up on its node, as
+    for its workers (the head's job manager, for an entrypoint): answered with its
+    `WorkerSetup`, or the `RuntimeEnvSetupError` saying why it cannot be."""
+
+    runtime_env: str
+
+
+@dataclass(frozen=True, slots=True)
 class ListWorkers:
     """Ask the WorkerPool for the pids of its live worker processes (sorted)."""
 
@@ -620,6 +632,26 @@ class ReleaseBundles:
     group_id: str
     removed: bool = True
     prepared_only: bool = False  # only what is prepared and not committed (a failed phase one)
+
+
+@dataclass(frozen=True, slots=True)
+class HoldResources:
+    """Ask a Scheduler to hold `shape` (resource name -> quantity pairs) with no worker, under
+    `hold_id`, until `ReleaseHeldResources(hold_id)` or until `owner` ends (a submitted job's
+    entrypoint, docs/architecture.md "Jobs"). Answered once held, with the ids of the GPU
+    devices held (a list); while the node is busy the answer waits; ValueError, naming the
+    resource, at once if the node's totals can never hold it."""
+
+    hold_id: str
+    shape: tuple[tuple[str, float], ...]
+    owner: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseHeldResources:
+    """Give back what `HoldResources(hold_id)` holds, or stop waiting for it."""
+
+    hold_id: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,9 +59,13 @@ def add_job(subparsers) -> None:
     submit.add_argument("--working-dir", metavar="DIR", default=None, help="the runtime_env's working_dir")
     submit.add_argument("--metadata-json", type=_json_object, metavar="JSON", default=None,
                         help="metadata to keep with the job (strings to strings)")
-    submit.add_argument("--entrypoint-num-cpus", type=common.count, metavar="N", default=None)
-    submit.add_argument("--entrypoint-num-gpus", type=common.count, metavar="N", default=None)
-    submit.add_argument("--entrypoint-resources", type=_json_object, metavar="JSON", default=None)
+    held = " held on the head for the entrypoint while it runs (the job waits PENDING until they are free)"
+    submit.add_argument("--entrypoint-num-cpus", type=common.count, metavar="N", default=None, help="CPUs" + held)
+    submit.add_argument("--entrypoint-num-gpus", type=common.count, metavar="N", default=None, help="GPUs" + held)
+    submit.add_argument("--entrypoint-memory", type=common.count, metavar="BYTES", default=None,
+                        help="memory" + held)
+    submit.add_argument("--entrypoint-resources", type=_json_object, metavar="JSON", default=None,
+                        help="custom resources" + held + ", e.g. '{\"license\": 1}'")
     submit.add_argument("--no-wait", action="store_true", help="return once the job is submitted")
     submit.add_argument("entrypoint", nargs=argparse.REMAINDER, metavar="-- ENTRYPOINT...",
                         help="the command to run (after --)")
@@ -105,7 +109,8 @@ def _submit(args: argparse.Namespace) -> int:
         submission_id = client.submit_job(
             entrypoint=command, submission_id=args.submission_id, runtime_env=runtime_env,
             metadata=args.metadata_json, entrypoint_num_cpus=args.entrypoint_num_cpus,
-            entrypoint_num_gpus=args.entrypoint_num_gpus, entrypoint_resources=args.entrypoint_resources)
+            entrypoint_num_gpus=args.entrypoint_num_gpus, entrypoint_resources=args.entrypoint_resources,
+            entrypoint_memory=None if args.entrypoint_memory is None else int(args.entrypoint_memory))
         print(f"Job '{submission_id}' submitted.", flush=True)
         if args.no_wait:
             print(f"Follow it with: actorcore job logs --follow {submission_id}")

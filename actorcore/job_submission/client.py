@@ -131,7 +131,8 @@ class JobSubmissionClient:
                    entrypoint_num_cpus: float | None = None, entrypoint_num_gpus: float | None = None,
                    entrypoint_memory: int | None = None,
                    entrypoint_resources: dict[str, float] | None = None) -> str:
-        """Submit `entrypoint` (a shell command run on the head); its submission id."""
+        """Submit `entrypoint` (a shell command run on the head, in `runtime_env`, with the
+        ``entrypoint_*`` resources held for it while it runs); its submission id."""
         runtime_env, packages = pack_local_paths(validate_runtime_env(runtime_env, "runtime_env"))
         for uri, data in packages.items():
             self._upload(uri, data)

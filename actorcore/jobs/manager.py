@@ -10,7 +10,7 @@ Messages (asked by the dashboard's job routes, `dashboard.jobs`):
 | message | answer |
 |---|---|
 | `SubmitJob` | the submission id; `JobRequestError` for a duplicate id or what cannot run |
-| `StopJob` | True if the job was running and is now stopped; False if it had ended |
+| `StopJob` | True if the job was PENDING or RUNNING and is now stopped; False if it had ended |
 | `DeleteJob` | True once its record and log are gone; `JobRequestError` while it runs |
 | `ReadJobLog` | ``{"data", "offset", "status"}``: its log from ``offset`` (at most ``max_bytes``) |
 
@@ -94,14 +94,17 @@ class ReadJobLog:
 
 class JobManager(Actor):
     """Runs the jobs submitted to the cluster whose etcd is at `etcd` (endpoints), named
-    `cluster`; entrypoints connect to `address`, and their logs go to `log_folder`."""
+    `cluster`; entrypoints connect to `address`, and their logs go to `log_folder`. The head's
+    `scheduler` holds the entrypoints' resources, its worker `pool` sets their runtime envs up."""
 
     def __init__(self, etcd: str, token: str, *, cluster: str, address: str, log_folder: str,
-                 cwd: str | None = None, etcd_auth: dict | None = None, stop_grace: float = STOP_GRACE) -> None:
+                 cwd: str | None = None, etcd_auth: dict | None = None, stop_grace: float = STOP_GRACE,
+                 scheduler: Any = None, pool: Any = None) -> None:
         self.etcd_endpoints, self.token, self.etcd_auth = etcd, token, etcd_auth
         self.cluster, self.address = cluster, address
         self.log_folder, self.cwd = log_folder, cwd
         self.stop_grace = stop_grace
+        self.scheduler, self.pool = scheduler, pool
         self.etcd: LazyEtcd | None = None
         self.runners: Supervisor | None = None
         self.pending: set[asyncio.Task] = set()
@@ -157,17 +160,13 @@ class JobManager(Actor):
 
     async def _submit(self, request: SubmitRequest) -> str:
         runtime_env = dict(request.runtime_env)
-        cwd = self.cwd
-        working_dir = runtime_env.get("working_dir")
-        if working_dir is not None:
-            cwd = str(await self._package(working_dir))
         submission_id = request.submission_id or new_submission_id()
         details = JobDetails(
             submission_id=submission_id, entrypoint=request.entrypoint, start_time=now_ms(),
             metadata=dict(request.metadata), runtime_env=runtime_env,
             entrypoint_num_cpus=request.entrypoint_num_cpus, entrypoint_num_gpus=request.entrypoint_num_gpus,
             entrypoint_memory=request.entrypoint_memory, entrypoint_resources=request.entrypoint_resources,
-            message="the job is starting")
+            message="the job is waiting to start")
         record = {**details.to_dict(), "log_path": str(log_path(self.log_folder, submission_id))}
         if not await self.etcd.create_if_absent(self._key(submission_id), json.dumps(record).encode()):
             raise JobRequestError(f"a job with submission_id {submission_id!r} already exists; "
@@ -175,31 +174,14 @@ class JobManager(Actor):
         try:
             await self.runners.start_child(actor_spec(
                 self.context.system, _runner_name(submission_id), JobRunner, record, self._key(submission_id),
-                self.etcd, self._environment(submission_id, runtime_env), cwd, self.stop_grace,
-                restart="temporary", shutdown=self.stop_grace + 5))
+                self.etcd, self._environment(submission_id, runtime_env), self.cwd, self.stop_grace,
+                scheduler=self.scheduler, pool=self.pool, restart="temporary", shutdown=self.stop_grace + 5))
         except ChildStartError as error:
             record.update(status=JobStatus.FAILED.value, message=f"the job could not be started: {error}",
                           error_type="job_manager_error", end_time=now_ms())
             await self.etcd.put(self._key(submission_id), json.dumps(record).encode())
         log.info("job submitted", submission_id=submission_id)
         return submission_id
-
-    async def _package(self, uri: Any):
-        """The folder the package `uri` (a working_dir uploaded to the package store) is extracted in."""
-        from ..cluster_files import home
-        from ..runtime_env.package_cache import PackageCache
-        from ..runtime_env.package_store import PackageMissingError, PackageStore
-        from ..runtime_env.packaging import URI_SCHEME, sha_of_uri
-
-        if not isinstance(uri, str) or not uri.startswith(URI_SCHEME):
-            raise JobRequestError(f"runtime_env working_dir must be a package URI ({URI_SCHEME}<sha256>.zip, what "
-                                  f"the client uploads a local directory as), got {uri!r}")
-        try:
-            sha_of_uri(uri)
-            cache = PackageCache(home() / "runtime_resources" / "packages", PackageStore(self.etcd, self.cluster))
-            return await cache.ensure(uri)
-        except (ValueError, PackageMissingError) as error:
-            raise JobRequestError(f"runtime_env working_dir {uri}: {error}") from None
 
     def _environment(self, submission_id: str, runtime_env: dict) -> dict[str, str]:
         """The entrypoint's environment: the head's without its secrets, init()'s cluster, the

@@ -65,8 +65,9 @@ class JobType(str, enum.Enum):
 @dataclass
 class JobDetails:
     """A submitted job as ``GET /api/jobs/{id}`` answers it (Ray's ``JobDetails``). Times are
-    milliseconds since the epoch; ``job_id`` is None (actorcore does not link the driver the
-    entrypoint starts to its submission); ``driver_exit_code`` is set once the entrypoint ended."""
+    milliseconds since the epoch; ``job_id``, ``driver_node_id`` and ``driver_info`` are set
+    once a driver the entrypoint started connected (`jobs.driver`; None before, or if it
+    starts none); ``driver_exit_code`` is set once the entrypoint ended."""
 
     submission_id: str
     entrypoint: str
@@ -160,6 +161,10 @@ class SubmitRequest:
             if not module.startswith(URI_SCHEME):
                 raise ValueError(f"runtime_env py_modules entries must be package URIs ({URI_SCHEME}<sha256>.zip, "
                                  f"what the client uploads a local path as), got {module!r}")
+        working_dir = runtime_env.get("working_dir")
+        if working_dir is not None and not working_dir.startswith(URI_SCHEME):
+            raise ValueError(f"runtime_env working_dir must be a package URI ({URI_SCHEME}<sha256>.zip, what the "
+                             f"client uploads a local directory as), got {working_dir!r}")
         metadata = body.get("metadata") or {}
         if not isinstance(metadata, dict) or not all(isinstance(k, str) and isinstance(v, str)
                                                      for k, v in metadata.items()):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextvars
 import threading
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from . import current
 from .address import Address
@@ -121,8 +121,8 @@ def parse_uri(uri: str) -> tuple[Address, str]:
     if parts.scheme != "actorcore" or not parts.netloc or len(parts.path) < 2:
         raise ValueError(f"not an actor URI: {uri!r} (expected actorcore://<system>/<actor>?...)")
     query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-    address = Address(parts.netloc, query.get("host", ""), query.get("tcp", ""), query.get("uds", ""))
-    return address, parts.path[1:]
+    address = Address(unquote(parts.netloc), query.get("host", ""), query.get("tcp", ""), query.get("uds", ""))
+    return address, unquote(parts.path[1:])  # `to_uri` quoted them (an actor named "job:1" is "job%3A1")
 
 
 def _restore_ref(address: tuple, actor_id: str) -> ActorRef:

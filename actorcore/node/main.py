@@ -218,7 +218,8 @@ async def _start_job_manager(root, system, config: NodeConfig, token, etcd_auth,
     address = info["address"] if info.get("cluster") == config.cluster and info.get("address") else config.etcd
     await root.start_child(actor_spec(system, "jobs", JobManager, config.etcd, token or "", cluster=config.cluster,
                                       address=address, log_folder=log_folder, cwd=config.cwd or os.getcwd(),
-                                      etcd_auth=etcd_auth, shutdown=STOP_GRACE + 5))
+                                      etcd_auth=etcd_auth, scheduler=system.lookup("scheduler"),
+                                      pool=system.lookup("worker_pool"), shutdown=STOP_GRACE + 5))
     return system.lookup("jobs")
 
 

@@ -20,6 +20,10 @@ It also holds placement group bundles (docs/architecture.md, "Placement groups")
 is prepared (its resources set aside), then committed (turned into resources named after the
 group and bundle, which the group's leases take like any custom resource), and released when
 the group is removed or rescheduled, killing the workers leased against it.
+
+And it holds resources with no worker (`HoldResources`): what a submitted job's entrypoint
+asked for (docs/architecture.md, "Jobs"), taken before any waiting lease as soon as they fit,
+given back on `ReleaseHeldResources` or when their owner ends.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from ..protocol import (
     CommitBundles,
     GetResources,
     GetSchedulerStats,
+    HoldResources,
     KillWorker,
     LeaseBlocked,
     LeaseGranted,
@@ -48,6 +53,7 @@ from ..protocol import (
     NodeLoad,
     PrepareBundles,
     ReleaseBundles,
+    ReleaseHeldResources,
     RequestLease,
     ReturnLease,
     RuntimeEnvFailed,
@@ -91,6 +97,16 @@ class _Reservation:
     owner: ActorRef | None  # the group is released when it ends (None: a detached group)
     committed: bool = False
     resources: dict | None = None  # the group's named resources, once committed
+
+
+@dataclass(slots=True)
+class _Hold:
+    """Resources held with no worker (`HoldResources`): waiting while `reply` is set, then held."""
+
+    shape: dict
+    owner: ActorRef
+    reply: Reply | None
+    gpus: GpuAssignment = ()
 
 
 @dataclass(slots=True)
@@ -138,6 +154,7 @@ class Scheduler(Actor):
         self.ready: set[int] = set()  # pids of workers that said they are ready
         self.reservations: dict[str, _Reservation] = {}  # placement group id -> its bundles here
         self.removed_groups: dict[str, None] = {}  # ids of removed groups, oldest first
+        self.holds: dict[str, _Hold] = {}  # hold id -> resources held (or waited for) with no worker
         gpus = self.total.get("GPU", 0.0)
         self.gpus = GpuDevices([str(i) for i in range(math.ceil(gpus))] if gpu_ids is None else gpu_ids, gpus)
 
@@ -209,6 +226,11 @@ class Scheduler(Actor):
                 self.pool.tell(StartWorkers(prestart))
         elif isinstance(message, (PrepareBundles, CommitBundles, ReleaseBundles)):
             return self._reserve(message)
+        elif isinstance(message, HoldResources):
+            self._hold(message.hold_id, dict(message.shape), message.owner, self.context.defer_reply())
+        elif isinstance(message, ReleaseHeldResources):
+            self._release_hold(message.hold_id)
+            self._dispatch()
         elif isinstance(message, ListWorkerProcesses):
             return ([(pid, worker.to_uri(), False, False) for pid, worker, _ in self.idle]
                     + [(lease.pid, lease.worker.to_uri(), True, lease.for_actor) for lease in self.leases.values()])
@@ -217,6 +239,8 @@ class Scheduler(Actor):
     # -- granting -------------------------------------------------------------------------
 
     def _dispatch(self) -> None:
+        if self.holds:
+            self._grant_holds()
         wanted_workers: Counter[str] = Counter()  # runtime env -> leases waiting for a worker of it
         for pending in list(self.pending):
             if pending.reply.done:  # the requester gave up or died
@@ -360,7 +384,48 @@ class Scheduler(Actor):
             self._release(lease)
             if not lease.for_actor:
                 self.idle.append((lease.pid, lease.worker, lease.runtime_env))
+        for hold_id in [hold_id for hold_id, hold in self.holds.items() if hold.owner == owner]:
+            self._release_hold(hold_id)
         self.watched_owners.discard(owner)
+
+    # -- resources held with no worker (a job's entrypoint) ----------------------------------
+
+    def _hold(self, hold_id: str, shape: dict, owner: ActorRef, reply: Reply) -> None:
+        shape = {name: quantity for name, quantity in shape.items() if quantity > 0}
+        short = [f"{quantity:g} {name} (the node has {self.total.get(name, 0.0):g})"
+                 for name, quantity in shape.items() if self.total.get(name, 0.0) < quantity]
+        if short:
+            reply.fail(ValueError(f"this node can never hold {', '.join(short)}"))
+            return
+        self._release_hold(hold_id)
+        self.holds[hold_id] = _Hold(shape, owner, reply)
+        self._watch_owner(owner)
+        self._dispatch()
+
+    def _grant_holds(self) -> None:
+        """Hold what fits of the waiting holds, in the order they came."""
+        for hold_id, hold in list(self.holds.items()):
+            if hold.reply is None:
+                continue
+            if hold.reply.done:  # its requester gave up
+                del self.holds[hold_id]
+            elif self._fits(hold.shape):
+                self._take(hold.shape)
+                hold.gpus = self.gpus.assign(gpus_of(hold.shape))
+                reply, hold.reply = hold.reply, None
+                reply.send(list(self.gpus.ids_of(hold.gpus)))
+
+    def _release_hold(self, hold_id: str) -> None:
+        hold = self.holds.pop(hold_id, None)
+        if hold is None:
+            return
+        if hold.reply is not None:
+            if not hold.reply.done:
+                hold.reply.fail(RuntimeError(f"hold {hold_id} was released before it was held"))
+            return
+        self.gpus.release(hold.gpus)
+        for name, quantity in hold.shape.items():
+            self._give(name, quantity)
 
     def _watch_owner(self, owner: ActorRef) -> None:
         if owner is not None and owner not in self.watched_owners:

@@ -11,7 +11,9 @@ environment, which every process a task starts would inherit. Each worker also g
 is also written to its files in the node's log folder (`node.log_files`). A worker asked
 for a runtime env (`StartWorkers.runtime_env`) starts as its `RuntimeEnvSetup` says (its
 packages fetched and extracted first, in the background); if that fails, the Scheduler is told
-(`RuntimeEnvFailed`) and fails the leases waiting for it.
+(`RuntimeEnvFailed`) and fails the leases waiting for it. Asked `PrepareRuntimeEnv` (the
+head's job manager, for an entrypoint), it answers the same `WorkerSetup` its workers of that
+env get, once made: the entrypoint shares the node's extracted packages and pip environments.
 """
 
 from __future__ import annotations
@@ -29,7 +31,16 @@ from ..env import ETCD_PASSWORD_ENV, RUNTIME_ENV_ENV, RUNTIME_ENV_PATHS_ENV, TOK
 from ..exceptions import RuntimeEnvSetupError
 from ..kernel import Actor, ActorRef, Terminated
 from ..process_secrets import hand_over
-from ..protocol import KillWorker, ListWorkers, LogLines, RuntimeEnvFailed, StartWorkers, SubscribeLogs, WorkerDied
+from ..protocol import (
+    KillWorker,
+    ListWorkers,
+    LogLines,
+    PrepareRuntimeEnv,
+    RuntimeEnvFailed,
+    StartWorkers,
+    SubscribeLogs,
+    WorkerDied,
+)
 from .log_files import WorkerLogFiles
 from .runtime_env_setup import RuntimeEnvSetup, WorkerSetup
 
@@ -106,7 +117,21 @@ class WorkerPool(Actor):
             self.log_sinks.discard(message.ref)
         elif isinstance(message, ListWorkers):
             return sorted(self.children)
+        elif isinstance(message, PrepareRuntimeEnv):
+            reply = self.context.defer_reply()  # set up in the background: the mailbox stays free
+            task = asyncio.get_running_loop().create_task(self._prepare_for(message.runtime_env, reply))
+            self.setting_up.add(task)
+            task.add_done_callback(self.setting_up.discard)
         return None
+
+    async def _prepare_for(self, runtime_env: str, reply) -> None:
+        """Answer `reply` with the setup of `runtime_env` (a `PrepareRuntimeEnv`), or why there is none."""
+        try:
+            if self.setups is None:
+                raise RuntimeEnvSetupError("this node's pool has no GcsLink to fetch runtime env packages from")
+            reply.send(await self.setups.prepare(runtime_env))
+        except Exception as error:  # noqa: BLE001 - the asker hears of it
+            reply.fail(error)
 
     async def _start_for(self, runtime_env: str, count: int) -> None:
         """Start `count` workers for `runtime_env`, once it is set up on this node."""

@@ -29,6 +29,7 @@ DRIVER = textwrap.dedent("""
     print("squares:", actorcore.get([square.remote(i) for i in range(4)]))
     print("greeting:", os.environ["GREETING"])
     print("runtime_env:", json.loads(os.environ["ACTORCORE_RUNTIME_ENV"])["env_vars"])
+    print("driver:", actorcore.get_runtime_context().get_job_id(), os.getpid())
 """)
 
 
@@ -57,6 +58,10 @@ def test_a_job_runs_a_driver_on_the_cluster(head, tmp_path):
     assert "squares: [0, 1, 4, 9]" in logs and "greeting: hello from the job" in logs, logs
     assert "runtime_env: {'GREETING': 'hello from the job'}" in logs
     assert followed == logs
+    job_id, pid = logs.split("driver: ", 1)[1].split()[:2]
+    assert info.job_id == job_id and info.driver_info["pid"] == pid, info  # the driver it started told it
+    head_node = next(record for record in head.cluster.node_records() if record.get("head"))
+    assert info.driver_node_id == head_node["node_id"], (info, head_node)
 
 
 def test_a_failing_entrypoint_fails_with_its_exit_code_and_log(head):
@@ -140,7 +145,8 @@ def test_a_working_dir_is_uploaded_and_the_entrypoint_starts_in_it(head, tmp_pat
     assert info.status == JobStatus.SUCCEEDED, info
     assert info.runtime_env["working_dir"].startswith("pkg://")
     logs = client.get_job_logs(submission_id)
-    assert "imported from the working dir" in logs and str(head.cluster.home) in logs, logs
+    extracted = info.runtime_env["working_dir"].removeprefix("pkg://").removesuffix(".zip")
+    assert "imported from the working dir" in logs and f"/packages/{extracted}\n" in logs, logs
 
 
 def request(head, method: str, path: str, token: str | None = None, body: dict | None = None):
@@ -169,6 +175,9 @@ def test_the_jobs_api_needs_the_cluster_token(head):
     assert status == 200 and isinstance(json.loads(answer), list)
     status, answer = request(head, "GET", "/api/jobs/nothing-here", head.token)
     assert status == 404 and "nothing-here" in json.loads(answer)["error"]
+    status, answer = request(head, "POST", "/api/jobs/", head.token,
+                             {"entrypoint": "true", "runtime_env": {"working_dir": "/srv/code"}})
+    assert status == 400 and "working_dir must be a package URI" in json.loads(answer)["error"], answer
 
 
 def test_the_job_commands(head, tmp_path):
@@ -181,6 +190,9 @@ def test_the_job_commands(head, tmp_path):
     assert cli("job", "logs", "cli-one").stdout == "hello from cli\n"
     failed = cli("job", "submit", "--", "exit 4", check=False)
     assert failed.returncode == 1 and "failed" in failed.stdout and "code 4" in failed.stdout, failed.stdout
+    infeasible = cli("job", "submit", "--entrypoint-num-cpus", "5", "--entrypoint-memory", "1e6", "--", "true",
+                     check=False)
+    assert infeasible.returncode == 1 and "never hold 5 CPU (the node has 2)" in infeasible.stdout, infeasible.stdout
 
     cli("job", "submit", "--no-wait", "--submission-id", "cli-sleeper", "--", "sleep 600")
     assert "cli-sleeper" in cli("job", "list").stdout
@@ -197,30 +209,72 @@ def test_the_job_commands(head, tmp_path):
     assert "STOPPED" in with_url.stdout
 
 
-async def test_a_new_dashboard_lists_the_jobs_from_etcd(head):
-    """What a restarted dashboard would answer: a second dashboard app over the cluster's etcd,
-    without the job manager, lists the jobs and their statuses from their etcd records."""
-    from aiohttp.test_utils import TestClient, TestServer
+TICKER = textwrap.dedent("""
+    import os, time
+    print("pid", os.getpid(), flush=True)
+    for tick in range(100000):
+        print("tick", tick, flush=True)
+        time.sleep(0.1)
+""")
 
-    from actorcore.cluster_files import cluster_at
-    from actorcore.dashboard.app import make_app
-    from actorcore.gcs.lazy_etcd import LazyEtcd
 
-    client = head.client()
-    submission_id = await asyncio.to_thread(client.submit_job, entrypoint="echo kept in etcd")
-    await asyncio.to_thread(ended, client, submission_id)
+def stop_dashboard(head) -> None:
+    """Stop the head's dashboard actor over the kernel, as a peer with the cluster's token (and
+    TLS identity) may; its supervisor, the head's root, starts a new one on the same port."""
+    from actorcore.cluster_files import cluster_at, credentials_at
+    from actorcore.gcs.schema import key
+    from actorcore.gcs.sealed import SealedEtcd
+    from actorcore.kernel import ActorSystem, Terminated
+
     cluster, auth = cluster_at(head.cluster.address)
-    etcd = LazyEtcd(head.cluster.address, head.token, auth)
-    second = TestClient(TestServer(make_app(etcd, head.token, cluster=cluster)))
-    await second.start_server()
+    credentials = credentials_at(head.cluster.address)
+
+    async def stop() -> None:
+        etcd = await SealedEtcd.connect(head.cluster.address.split(","), secret=head.token, timeout=5,
+                                        **({"auth": auth} if auth else {}))
+        try:
+            nodes = [json.loads(value) for _, value in await etcd.get_prefix(key(cluster, "nodes", ""))]
+        finally:
+            await etcd.close()
+        node_uri = next(node for node in nodes if node.get("head"))["uris"]["node"]
+        dashboard_uri = node_uri.replace("/node?", "/dashboard?", 1)
+        assert dashboard_uri != node_uri
+        system = await ActorSystem.start(name="dashboard-stopper", token=head.token, uds=False,
+                                         tcp="127.0.0.1:0", tls=credentials.tls if credentials else None)
+        try:
+            ended = await asyncio.wait_for(system.stop(system.ref_from_uri(dashboard_uri)), 20)
+            assert isinstance(ended, Terminated), ended
+        finally:
+            await system.shutdown(timeout=5)
+
+    asyncio.run(stop())
+
+
+def test_a_running_job_and_its_log_outlive_a_restart_of_the_dashboard(head, tmp_path):
+    script = tmp_path / "ticker.py"
+    script.write_text(TICKER)
+    client = head.client()
+    submission_id = client.submit_job(entrypoint=f"exec {sys.executable} {script}")
+    wait_until(lambda: "tick 3" in client.get_job_logs(submission_id), 60, "the job ticking")
+    pid = int(client.get_job_logs(submission_id).split()[1])
+
+    stop_dashboard(head)
+    logs = wait_until(lambda: _answer(lambda: client.get_job_logs(submission_id)), 30,
+                      "the restarted dashboard answering")
+    assert client.get_job_status(submission_id) == JobStatus.RUNNING and is_alive(pid)
+    last = int(logs.rsplit("tick ", 1)[1].split()[0])
+    wait_until(lambda: f"tick {last + 5}" in client.get_job_logs(submission_id), 30, "the job still ticking")
+    assert logs.startswith(f"pid {pid}\ntick 0\ntick 1\n")  # one entrypoint, never started again
+    assert submission_id in {job.submission_id for job in client.list_jobs()}
+
+    assert client.stop_job(submission_id) is True  # the new dashboard reaches the same job manager
+    assert ended(client, submission_id, timeout=30).status == JobStatus.STOPPED
+    assert not is_alive(pid)
+
+
+def _answer(call):
+    """What `call()` answers, or None while the dashboard does not (it is restarting)."""
     try:
-        bearer = {"Authorization": f"Bearer {head.token}"}
-        listed = await (await second.get("/api/jobs/", headers=bearer)).json()
-        assert {job["submission_id"]: job["status"] for job in listed}[submission_id] == "SUCCEEDED"
-        details = await (await second.get(f"/api/jobs/{submission_id}", headers=bearer)).json()
-        assert details["entrypoint"] == "echo kept in etcd" and details["driver_exit_code"] == 0
-        refused = await second.post("/api/jobs/", json={"entrypoint": "true"}, headers=bearer)
-        assert refused.status == 503 and "takes no jobs" in (await refused.json())["error"]
-    finally:
-        await second.close()
-        await etcd.close()
+        return call()
+    except JobSubmissionError:
+        return None

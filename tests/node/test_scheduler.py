@@ -1,5 +1,5 @@
 """The node's Scheduler in one process: leases, queueing, returns, dead workers and owners,
-lent CPUs, infeasible requests and spillback to other nodes.
+lent CPUs, infeasible requests, spillback to other nodes, and resources held with no worker.
 
 The Scheduler is the real actor in a real (socket-less) actor system; its collaborators —
 the WorkerPool, the workers, the owners that ask for leases, the GcsLink and the other
@@ -21,11 +21,13 @@ from actorcore.protocol import (
     AttachPool,
     ClusterView,
     GetResources,
+    HoldResources,
     LeaseBlocked,
     LeaseGranted,
     LeaseUnblocked,
     ListWorkerProcesses,
     NodeLoad,
+    ReleaseHeldResources,
     RequestLease,
     ReturnLease,
     Spillback,
@@ -302,6 +304,61 @@ async def test_a_requester_that_gave_up_is_skipped(node):
     patient = node.request(CPU=1)
     node.tell(ReturnLease(held.lease_id))
     assert (await granted(patient)).pid == held.pid
+
+
+# -- resources held with no worker (a job's entrypoint) -----------------------------------------
+
+def hold(node: Node, hold_id: str, owner: Fake | None = None, **shape: float) -> asyncio.Future:
+    return node.scheduler.ask(HoldResources(hold_id, tuple(shape.items()), (owner or node.owner).ref), timeout=None)
+
+
+async def test_a_hold_takes_resources_at_once_when_they_are_free_and_gives_them_back(node):
+    assert await asyncio.wait_for(hold(node, "job-a", CPU=1.5, memory=40), 5) == []
+    assert await node.available() == {"CPU": 0.5, "GPU": 0.0, "memory": 60.0}
+    node.worker_ready()
+    too_big = node.request(CPU=1)  # a lease does not get what a hold holds
+    await assert_waiting(node, too_big)
+    node.tell(ReleaseHeldResources("job-a"))
+    await granted(too_big)
+    assert await node.available() == {"CPU": 1.0, "GPU": 0.0, "memory": 100.0}
+
+
+async def test_a_hold_waits_for_busy_resources_ahead_of_waiting_leases(node):
+    node.worker_ready()
+    node.worker_ready()
+    busy = await granted(node.request(CPU=2))
+    waiting = hold(node, "job-a", CPU=2)
+    lease_behind = node.request(CPU=1)
+    await assert_waiting(node, waiting, lease_behind)
+    node.tell(ReturnLease(busy.lease_id))
+    assert await asyncio.wait_for(waiting, 5) == []
+    await assert_waiting(node, lease_behind)
+
+
+async def test_a_hold_the_node_can_never_have_fails_at_once_naming_the_resource(node):
+    with pytest.raises(ValueError, match=r"never hold 3 CPU \(the node has 2\), 1 Widget \(the node has 0\)"):
+        await asyncio.wait_for(hold(node, "job-a", CPU=3, Widget=1), 5)
+    assert await node.available() == {"CPU": 2.0, "GPU": 0.0, "memory": 100.0}
+
+
+async def test_a_hold_of_gpus_holds_devices_by_id(system):
+    node = Node(system, {"CPU": 2.0, "GPU": 2.0})
+    assert await asyncio.wait_for(hold(node, "job-a", GPU=1), 5) == ["0"]
+    assert await asyncio.wait_for(hold(node, "job-b", GPU=1), 5) == ["1"]
+    node.tell(ReleaseHeldResources("job-a"))
+    assert await asyncio.wait_for(hold(node, "job-c", GPU=0.5), 5) == ["0"]
+
+
+async def test_a_waiting_hold_released_or_whose_owner_ends_is_dropped(system, node):
+    runner = Fake(system, "runner")
+    assert await asyncio.wait_for(hold(node, "job-a", runner, CPU=2), 5) == []
+    waiting = hold(node, "job-b", CPU=1)
+    node.tell(ReleaseHeldResources("job-b"))  # a PENDING job stopped
+    with pytest.raises(RuntimeError, match="released before it was held"):
+        await asyncio.wait_for(waiting, 5)
+    await runner.stop()  # the runner of job-a ended: what it held comes back
+    await node.settle()
+    assert await node.available() == {"CPU": 2.0, "GPU": 0.0, "memory": 100.0}
 
 
 # -- warm workers -----------------------------------------------------------------------------
