@@ -266,7 +266,20 @@ def _stop_when_owner_gone(loop: asyncio.AbstractEventLoop, owner_fd: int, stop: 
 def main() -> None:
     """The node process's entry point: ``python -m actorcore.node CONFIG_JSON``."""
     configure_from_env()
-    run(serve(NodeConfig.from_json(sys.argv[1])))
+    code = 0
+    try:
+        run(serve(NodeConfig.from_json(sys.argv[1])))
+    except SystemExit as ending:
+        if isinstance(ending.code, str):
+            print(ending.code, file=sys.stderr)
+            code = 1
+        else:
+            code = ending.code or 0
+    # The node's last line stays the last line of its log (`actorcore start` shows its tail):
+    # nothing of the interpreter's teardown (a closed loop's late callbacks) follows it.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

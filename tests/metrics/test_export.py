@@ -42,8 +42,13 @@ def test_object_store_bytes_grow_by_a_put(metrics_cluster):
     assert capacity == 1 << 28
     size = 4 << 20
     ref = actorcore.put(b"x" * size)
-    after = scrape(node.metrics_export_port)
-    used = sample(after, "actorcore_object_store_used_bytes", NodeId=node.node_id)
+
+    def grown():  # the put's seal reaches the store after put returns (told, not asked)
+        after = scrape(node.metrics_export_port)
+        used = sample(after, "actorcore_object_store_used_bytes", NodeId=node.node_id)
+        return (after, used) if used - used_before >= size else None
+
+    after, used = wait_until(grown, 30, "the put's bytes in the store's used-bytes metric")
     assert size <= used - used_before < size + 64 * 1024  # the payload, its header and alignment
     assert sample(after, "actorcore_object_store_objects", NodeId=node.node_id, Location="IN_MEMORY") == \
         objects_before + 1
