@@ -37,6 +37,7 @@ from ..protocol import (
     AttachPool,
     ClusterView,
     CommitBundles,
+    EndIdleWorkers,
     GetResources,
     GetSchedulerStats,
     KillWorker,
@@ -163,6 +164,11 @@ class Scheduler(Actor):
             self._worker_died(message.pid, message.runtime_env)
             self._replace_workers()
             self._dispatch()
+        elif isinstance(message, EndIdleWorkers):
+            ended = [pid for pid, _, env in self.idle if env in message.runtime_envs]
+            self.idle = deque(idle for idle in self.idle if idle[0] not in ended)
+            for pid in ended:
+                self.pool.tell(KillWorker(pid))
         elif isinstance(message, RuntimeEnvFailed):
             self._runtime_env_failed(message.runtime_env, message.error)
             self._dispatch()
