@@ -11,7 +11,8 @@ uses packages:
 - a submitted job that has not ended (``jobs/<id>`` not STOPPED, SUCCEEDED or FAILED): its
   record's ``runtime_env``,
 - an actor that is not DEAD (``actors/<id>``): its record's ``packages``, so a detached actor's
-  packages outlive its driver.
+  packages outlive its driver; but not one recorded ALIVE on a node declared dead (``dead/``):
+  nothing restarts it (an owner that would holds the packages itself).
 
 A package none of these names, whose upload and last announced use are older than `grace`
 seconds, is deleted in one etcd transaction (meta, chunks and last use together) that fails if
@@ -140,26 +141,17 @@ class PackageCollector(Actor):
         for _, blob in await etcd.get_prefix(self._key("jobs", "")):
             record = _json(blob)
             if record.get("status") not in _ENDED_JOB_STATES:
-                held.update(_shas(package_uris(record.get("runtime_env") or {})))
+                held.update(sha_of_uri(uri) for uri in package_uris(record.get("runtime_env") or {}))
+        dead_nodes = self._key("dead", "")
+        dead = {key[len(dead_nodes):] for key in await etcd.get_prefix_keys(dead_nodes)}
         for _, blob in await etcd.get_prefix(self._key("actors", "")):
             record = _json(blob)
-            if record.get("state") != "DEAD":
-                held.update(_shas(record.get("packages") or ()))
+            if record.get("state") != "DEAD" and not (record.get("state") == "ALIVE" and record.get("node_id") in dead):
+                held.update(sha_of_uri(uri) for uri in package_uris({"py_modules": record.get("packages") or []}))
         return held
 
     def _key(self, *parts: str) -> str:
         return schema.key(self.cluster, *parts)
-
-
-def _shas(uris) -> set[str]:
-    """The SHA-256s of `uris` (a malformed one names no package)."""
-    shas = set()
-    for uri in uris:
-        try:
-            shas.add(sha_of_uri(uri))
-        except (ValueError, TypeError):
-            continue
-    return shas
 
 
 def _json(blob: bytes) -> dict:

@@ -128,13 +128,21 @@ def sha_of_uri(uri: str) -> str:
 
 def package_uris(runtime_env: Any) -> list[str]:
     """The package URIs a runtime env (a dict, or its canonical JSON; "" for none) names: its
-    ``working_dir`` and ``py_modules`` entries that are packages, in that order."""
+    ``working_dir`` and ``py_modules`` entries that are well-formed package URIs, in that order."""
     if isinstance(runtime_env, str):
         runtime_env = json.loads(runtime_env) if runtime_env else {}
     if not isinstance(runtime_env, dict):
         return []
     named = [runtime_env.get("working_dir"), *(runtime_env.get("py_modules") or ())]
-    return [uri for uri in named if isinstance(uri, str) and uri.startswith(URI_SCHEME)]
+    return [uri for uri in named if isinstance(uri, str) and _is_package_uri(uri)]
+
+
+def _is_package_uri(uri: str) -> bool:
+    try:
+        sha_of_uri(uri)
+    except ValueError:
+        return False
+    return True
 
 
 def _uri(data: bytes) -> str:
