@@ -2,7 +2,8 @@
 its dashboard and job manager, and node "B") whose collector keeps packages for a grace period
 of `GRACE` seconds and makes a pass every half second: a driver's package lives as long as the
 driver, a running job's as long as the job, a detached actor's as long as the actor; a package
-just uploaded is kept for the grace period; the nodes' extracted copies go with the package."""
+just uploaded is kept for the grace period; the nodes' extracted copies go with the package.
+The collector's settings are read from the environment, a bad one refused with its name."""
 
 from __future__ import annotations
 
@@ -186,3 +187,24 @@ def test_an_uploaded_package_is_kept_for_the_grace_period(gc, tmp_path):
         time.sleep(0.1)
     wait_until(lambda: not gc.etcd.has_package(uri), WAIT, "the unused package to be collected")
     assert time.time() >= uploaded + GRACE
+
+
+def test_the_collectors_settings_come_from_the_environment_and_bad_ones_are_named(monkeypatch):
+    from actorcore.node.package_collector import DEFAULT_GC_INTERVAL, DEFAULT_GRACE, gc_settings
+
+    monkeypatch.delenv("ACTORCORE_PACKAGE_GRACE_S", raising=False)
+    monkeypatch.delenv("ACTORCORE_PACKAGE_GC_INTERVAL_S", raising=False)
+    assert gc_settings() == (DEFAULT_GRACE, DEFAULT_GC_INTERVAL) == (600.0, 60.0)
+    monkeypatch.setenv("ACTORCORE_PACKAGE_GRACE_S", "0")
+    monkeypatch.setenv("ACTORCORE_PACKAGE_GC_INTERVAL_S", "2.5")
+    assert gc_settings() == (0.0, 2.5)
+    monkeypatch.setenv("ACTORCORE_PACKAGE_GRACE_S", "ten")
+    with pytest.raises(ValueError, match="ACTORCORE_PACKAGE_GRACE_S='ten' is not a number of seconds"):
+        gc_settings()
+    monkeypatch.setenv("ACTORCORE_PACKAGE_GRACE_S", "-1")
+    with pytest.raises(ValueError, match="ACTORCORE_PACKAGE_GRACE_S='-1' must be at least 0 seconds"):
+        gc_settings()
+    monkeypatch.setenv("ACTORCORE_PACKAGE_GRACE_S", "1")
+    monkeypatch.setenv("ACTORCORE_PACKAGE_GC_INTERVAL_S", "0")
+    with pytest.raises(ValueError, match="ACTORCORE_PACKAGE_GC_INTERVAL_S='0' must be above 0 seconds"):
+        gc_settings()
