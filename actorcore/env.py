@@ -24,6 +24,8 @@ inherited pipe (`actorcore.process_secrets`).
 | ``ACTORCORE_MAX_DEAD_WORKER_LOGS`` | how many ended workers of a node keep their log files | `node.log_files` |
 | ``ACTORCORE_RUNTIME_ENV`` | the runtime env a process runs in (JSON): a job's driver gets its job's, a worker the one its pool started it for; what they submit inherits it | `core.runtime_envs`, `node.runtime_env_setup` |
 | ``ACTORCORE_RUNTIME_ENV_PATHS`` | the directories a worker puts first on ``sys.path`` (its runtime env's ``working_dir`` and ``py_modules``; read once, then removed) | `worker.main` |
+| ``ACTORCORE_PACKAGE_GRACE_S`` | seconds a runtime env package is kept after its upload and its last use (default 600) | `node.package_collector` (the head) |
+| ``ACTORCORE_PACKAGE_GC_INTERVAL_S`` | seconds between passes of the head's package collector and of each node's pruning of its extracted packages (default 60) | `node.package_collector`, `node.worker_pool` |
 | ``ACTORCORE_WORKER_ID`` | a worker process's id, given by its node's WorkerPool (read once, then removed) | `worker.main` |
 """
 
@@ -41,6 +43,8 @@ __all__ = [
     "MAX_DEAD_WORKER_LOGS_ENV",
     "MAX_FRAME_ENV",
     "MIN_LEASE_TTL",
+    "PACKAGE_GC_INTERVAL_ENV",
+    "PACKAGE_GRACE_ENV",
     "ROTATION_BACKUP_COUNT_ENV",
     "ROTATION_MAX_BYTES_ENV",
     "RUNTIME_ENV_ENV",
@@ -69,6 +73,8 @@ MAX_DEAD_WORKER_LOGS_ENV = "ACTORCORE_MAX_DEAD_WORKER_LOGS"
 WORKER_ID_ENV = "ACTORCORE_WORKER_ID"
 RUNTIME_ENV_ENV = "ACTORCORE_RUNTIME_ENV"
 RUNTIME_ENV_PATHS_ENV = "ACTORCORE_RUNTIME_ENV_PATHS"
+PACKAGE_GRACE_ENV = "ACTORCORE_PACKAGE_GRACE_S"
+PACKAGE_GC_INTERVAL_ENV = "ACTORCORE_PACKAGE_GC_INTERVAL_S"
 
 #: Seconds without a keepalive before etcd drops a node's registration and the node counts as
 #: dead (a head's ``--lease-ttl`` sets the cluster's; a local cluster uses this).

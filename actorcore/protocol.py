@@ -26,6 +26,7 @@ __all__ = [
     "CommitBundles",
     "CountTaskStates",
     "DescribeProcess",
+    "EndIdleWorkers",
     "EtcdExited",
     "EtcdLeaseLost",
     "ExecuteTask",
@@ -50,6 +51,7 @@ __all__ = [
     "GetStoreUsage",
     "GetTransferAddress",
     "GiveBackTasks",
+    "HoldPackages",
     "HoldResources",
     "InShm",
     "Inline",
@@ -62,6 +64,7 @@ __all__ = [
     "ListLogFiles",
     "ListNamedActors",
     "ListNodes",
+    "ListPackages",
     "ListStoredObjects",
     "ListTaskRecords",
     "ListWorkerProcesses",
@@ -252,6 +255,21 @@ class FetchPackage:
     """Ask the GcsLink for the bytes of package `uri`."""
 
     uri: str
+
+
+@dataclass(frozen=True, slots=True)
+class HoldPackages:
+    """A process (`owner`: its core actor) -> its node's GcsLink (asked): `owner` uses packages
+    `uris` (a runtime env of it or of what it submits): reference them in etcd until it ends.
+    Answers True once the references are written (before the process checks or uploads them)."""
+
+    owner: Any
+    uris: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ListPackages:
+    """Ask the GcsLink for the SHA-256 of every package the cluster holds (a frozenset)."""
 
 
 # -- functions ----------------------------------------------------------------------------
@@ -541,6 +559,14 @@ class SubscribeLogs:
     """A driver's log sink wants the output of this node's workers."""
 
     sink: Any
+
+
+@dataclass(frozen=True, slots=True)
+class EndIdleWorkers:
+    """WorkerPool -> Scheduler: end the idle workers started for one of `runtime_envs` (their
+    packages were collected: the pool removes its copies once no worker uses them)."""
+
+    runtime_envs: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,7 @@ from ..protocol import (
     ReturnLease,
     TaskSpec,
 )
+from ..runtime_env.packaging import package_uris
 from .cluster import Cluster
 from .death_watch import DeathWatch
 from .messages import KillActor, ResolveActor, ResolveRestartedActor, WatchActor
@@ -244,6 +245,7 @@ class ActorSubmitter:
             "actor_id": state.actor_id, "class_name": state.name, "state": "ALIVE", "node_id": grant.node_id,
             "pid": grant.pid, "name": state.actor_name, "namespace": state.namespace,
             "detached": placement.detached, "worker": grant.worker.to_uri(), "restarts": state.restarts,
+            "packages": package_uris(placement.runtime_env),  # kept while the actor is not DEAD
         }))
         return None
 

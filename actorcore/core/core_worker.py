@@ -157,7 +157,7 @@ class CoreWorker:
                 "job_id": job_id, "node_id": node.node_id, "worker_id": self.prefix, "worker_pid": os.getpid()})
             self.task_events.start()
 
-        self.runtime_envs = RuntimeEnvs(system, self.gcs, self.scheduler)
+        self.runtime_envs = RuntimeEnvs(system, self.gcs, self.actor, self.scheduler)
         self.cluster = Cluster(system, node, view, object_replicas, self.scheduler, self.store)
         self.deaths = DeathWatch(system, self.actor)
         self.objects = ObjectTable(system, self.actor, self.node_id, self.store, self.scheduler, self.cluster,

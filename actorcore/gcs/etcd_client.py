@@ -28,6 +28,7 @@ from typing import Any
 
 import aetcd
 import aetcd.exceptions
+from aetcd.utils import prefix_range_end
 
 from .._logging import get_logger
 from .etcd_connection import AUTH_KEYS, DEFAULT_PORT, EtcdConnection, probe
@@ -165,6 +166,25 @@ class EtcdClient:
             lambda c: c.get_prefix(prefix.encode(), sort_order="ascend", sort_target="key"))
         items = [(kv.key.decode(), kv.value) for kv in result.kvs]
         return items, result.header.revision
+
+    async def get_prefix_keys(self, prefix: str) -> list[str]:
+        """The keys under ``prefix`` without their values, sorted."""
+        result = await self._connection.call(
+            f"get keys {prefix!r}",
+            lambda c: c.get_prefix(prefix.encode(), sort_order="ascend", sort_target="key", keys_only=True))
+        return [kv.key.decode() for kv in result.kvs]
+
+    async def delete_unless_changed(self, guard: str, revision: int, keys: list[str], prefixes: list[str]) -> bool:
+        """Delete ``keys`` and every key under ``prefixes`` in one transaction, only if ``guard``
+        was not written after ``revision`` (absent counts as unchanged); True if it deleted."""
+        async def txn(c: aetcd.Client) -> bool:
+            deletes = [c.transactions.delete(key.encode()) for key in keys]
+            deletes += [c.transactions.delete(p.encode(), range_end=prefix_range_end(p.encode())) for p in prefixes]
+            succeeded, _ = await c.transaction(compare=[c.transactions.mod(guard.encode()) < revision + 1],
+                                               success=deletes, failure=[])
+            return succeeded
+
+        return await self._connection.call(f"delete unless {guard!r} changed", txn)
 
     async def delete_prefix(self, prefix: str) -> int:
         """Delete every key under ``prefix``; return how many there were."""

@@ -31,6 +31,10 @@ class LazyEtcd:
                                                         timeout=ETCD_CONNECT_TIMEOUT)
             return self._client
 
+    async def sealed(self) -> SealedEtcd:
+        """The connected client (for what the methods below do not cover)."""
+        return await self._connected()
+
     async def get(self, key: str) -> bytes | None:
         return await (await self._connected()).get(key)
 

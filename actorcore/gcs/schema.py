@@ -21,7 +21,9 @@ is the value inside the seal, and an exported function's bytes also hash to its 
 | ``supervise/daemon`` | the leader's record: state, tree, escalations, last reload | by the leading daemon |
 | ``supervise/reload`` | a reload request ``{"id", "time"}`` (the leader watches it) | by ``supervise reload`` |
 | ``jobs/<submission_id>`` | a submitted job's record (`actorcore.jobs.records`): Ray's JobDetails fields, its log file and pid | by the head's JobManager at submission (create-if-absent: ids are unique), then by the job's runner at each status change; deleted by ``DELETE /api/jobs/<id>`` |
-| ``packages/<sha256>/meta`` | a runtime env package's size and chunk count (JSON); ``packages/<sha256>/<index>``: its chunks (bytes) | by the uploader, once per content, meta last |
+| ``packages/<sha256>/meta`` | a runtime env package's size and chunk count (JSON); ``packages/<sha256>/<index>``: its chunks (bytes) | by the uploader, once per content, meta last; deleted (all at once) by the head's package collector once nothing uses it |
+| ``package_used/<sha256>`` | ``{"time": t}``: the package's last announced use (an upload, a new reference, a holder's end) | by the uploader before it checks the package exists, and by a holder's node; a collection fails if it changed since the collector read it |
+| ``package_refs/<sha256>/<holder>`` | ``{"holder", "node_id", "time"}``: a live process uses the package | by the holder's node, under its lease; deleted when the process ends |
 | ``supervision/<group_id>`` | a user's supervision group (`actorcore.supervision_records`): policy, owner, members, restarts, last failure | by the owner's node at the group's start and supervision events, under its lease; deleted when the group stops or its owner ends |
 
 A node record has: ``node_id``, ``address`` (the IP it binds), ``head`` (bool), ``resources``
@@ -35,7 +37,8 @@ transaction each), so a node declared dead never registers again under its id.
 
 An actor record has: ``actor_id``, ``class_name``, ``state`` (one of `ACTOR_STATES`),
 ``node_id``, ``pid``, ``worker`` (the kernel URI of its worker), ``name``, ``namespace``,
-``detached``, ``restarts``, ``death_cause``, and for a named actor ``handle`` (its pickled
+``detached``, ``restarts``, ``death_cause``, ``packages`` (the runtime env package URIs its
+worker needs: kept while the actor is not DEAD), and for a named actor ``handle`` (its pickled
 handle, base64). It is changed by compare-and-swap on its revision; a change an incarnation of
 the actor sends about itself carries `ONLY_IF_WORKER` (its worker's URI, not stored) and is made
 only while ``worker`` still names it. docs/architecture.md, section "The etcd key schema", says

@@ -225,6 +225,12 @@ class SealedEtcd:
     async def delete_prefix(self, prefix: str) -> int:
         return await self.raw.delete_prefix(prefix)
 
+    async def get_prefix_keys(self, prefix: str) -> list[str]:
+        return await self.raw.get_prefix_keys(prefix)
+
+    async def delete_unless_changed(self, guard: str, revision: int, keys: list[str], prefixes: list[str]) -> bool:
+        return await self.raw.delete_unless_changed(guard, revision, keys, prefixes)
+
     async def lease(self, ttl: int, *, keepalive: bool = True,
                     on_lost: Callable[[Lease], Any] | None = None, expire_locally: bool = False) -> Lease:
         return await self.raw.lease(ttl, keepalive=keepalive, on_lost=on_lost, expire_locally=expire_locally)

@@ -52,9 +52,11 @@ from ..protocol import (
     GetClusterResources,
     GetFunction,
     GetGcsStats,
+    HoldPackages,
     ListCoreActors,
     ListNamedActors,
     ListNodes,
+    ListPackages,
     LookupActor,
     LookupGroup,
     NameGroup,
@@ -69,6 +71,7 @@ from ..protocol import (
 )
 from ..runtime_env.package_store import PackageStore, PackageUpload
 from .group_records import GroupRecords
+from .package_refs import PackageRefs
 
 __all__ = ["FUNCTION_WAIT", "LOAD_INTERVAL", "PEER_PROBE_DELAYS", "PEER_PROBE_TIMEOUT", "GcsLink"]
 
@@ -132,6 +135,7 @@ class GcsLink(Actor):
         #: the last state of each actor whose record passed here (the node's ``actorcore_actors``)
         self.actor_states: OrderedDict[str, str] = OrderedDict()
         self.supervision_groups = GroupRecords(self)  # users' supervision groups owned by this node's processes
+        self.package_refs = PackageRefs(self)  # runtime env packages this node's processes use
         self._uploads: dict[str, PackageUpload] = {}  # package URI -> its upload under way
         self._upload_lock = asyncio.Lock()  # pieces are stored one at a time, in the order they came
 
@@ -197,6 +201,7 @@ class GcsLink(Actor):
                     return
                 for actor_id, record in list(self.actor_records.items()):  # only those etcd forgot
                     await self.etcd.create_if_absent(self._key("actors", actor_id), json.dumps(record).encode())
+                await self.package_refs.rewrite()
                 break
             except Exception as error:  # noqa: BLE001 - retried for one TTL, then the node downs itself
                 if self.cluster_mode and time.monotonic() > deadline:
@@ -542,6 +547,7 @@ class GcsLink(Actor):
                 store = self._packages()
                 upload = self._uploads.get(message.uri)
                 if message.index == 0:
+                    await store.touch(message.uri)  # before it looks (`PackageStore`)
                     if await store.exists(message.uri):
                         reply.send(True)
                         return
@@ -564,7 +570,29 @@ class GcsLink(Actor):
         except Exception as error:  # noqa: BLE001 - reported to the asker
             reply.fail(error)
 
+    async def _hold_packages(self, message: HoldPackages, reply) -> None:
+        try:
+            await self.package_refs.hold(message.owner, message.uris, self.context.watch)
+            reply.send(True)
+        except Exception as error:  # noqa: BLE001 - reported to the holder
+            reply.fail(error)
+
+    async def _list_packages(self, reply) -> None:
+        try:
+            await self._start_registration()
+            reply.send(frozenset(await self._packages().shas()))
+        except Exception as error:  # noqa: BLE001 - reported to the asker
+            reply.fail(error)
+
     async def receive(self, message):
+        if isinstance(message, HoldPackages):
+            reply = self.context.defer_reply()
+            self._spawn(self._hold_packages(message, reply))
+            return None
+        if isinstance(message, ListPackages):
+            reply = self.context.defer_reply()
+            self._spawn(self._list_packages(reply))
+            return None
         if isinstance(message, UploadPackage):
             reply = self.context.defer_reply()
             self._spawn(self._upload_piece(message, reply))
@@ -617,6 +645,7 @@ class GcsLink(Actor):
                 self._spawn(self._confirm_peer_gone(node_id))
             self.subscribers.discard(message.ref)
             self.supervision_groups.owner_gone(message.ref)
+            self.package_refs.owner_gone(message.ref)
             return None
         if isinstance(message, AttachScheduler):
             self.scheduler = message.scheduler

@@ -186,6 +186,8 @@ async def serve(config: NodeConfig) -> None:
         gcs.tell(SubscribeView(scheduler))
         gcs.tell(SubscribeView(store))
     info["uris"] = endpoints.uris()
+    if cluster_mode and config.head:
+        await _start_package_collector(root, system, config, token, etcd_auth)
     if config.dashboard is not None:
         jobs = None
         if cluster_mode and config.head:
@@ -221,6 +223,15 @@ async def _start_job_manager(root, system, config: NodeConfig, token, etcd_auth,
                                       etcd_auth=etcd_auth, scheduler=system.lookup("scheduler"),
                                       pool=system.lookup("worker_pool"), shutdown=STOP_GRACE + 5))
     return system.lookup("jobs")
+
+
+async def _start_package_collector(root, system, config: NodeConfig, token, etcd_auth) -> None:
+    """The head's collector of unused runtime env packages (docs/architecture.md, "Runtime
+    environments"), under the root supervisor."""
+    from .package_collector import PackageCollector
+
+    await root.start_child(actor_spec(system, "package_collector", PackageCollector, config.etcd, token or "",
+                                      cluster=config.cluster, etcd_auth=etcd_auth))
 
 
 async def _start_dashboard(root, system, config: NodeConfig, token, etcd_auth, stop, jobs=None) -> str | None:

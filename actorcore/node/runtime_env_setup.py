@@ -10,7 +10,8 @@ it submits, plus `RUNTIME_ENV_PATHS_ENV`: the directories the worker puts first 
 come from the cluster through the node's GcsLink (`FetchPackage`) and are extracted once per
 node (`PackageCache`), under a folder of the node's that goes with it. A setup that fails or
 outlasts ``config.setup_timeout_seconds`` (600 s by default, as Ray) raises
-`RuntimeEnvSetupError` saying why.
+`RuntimeEnvSetupError` saying why. `prune` removes the extracted packages the cluster
+collected and no worker of the node uses.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from ..env import RUNTIME_ENV_ENV, RUNTIME_ENV_PATHS_ENV
 from ..exceptions import RuntimeEnvSetupError
 from ..kernel import ActorRef
 from ..protocol import FetchPackage
-from ..runtime_env.package_cache import PackageCache
+from ..runtime_env.package_cache import PackageCache, prune_extracted
+from ..runtime_env.packaging import package_uris, sha_of_uri
 from .pip_envs import PipEnvs
 
 __all__ = ["DEFAULT_SETUP_TIMEOUT", "RuntimeEnvSetup", "WorkerSetup"]
@@ -120,6 +122,23 @@ class RuntimeEnvSetup:
         if self._pip is None:
             self._pip = PipEnvs(self._folder() / "pip")
         return self._pip
+
+    def extracted(self) -> set[str]:
+        """The SHA-256s of the packages extracted on the node."""
+        root = self._cache.root if self._cache is not None else None
+        if root is None or not root.is_dir():
+            return set()
+        return {folder.name for folder in root.iterdir() if not folder.name.startswith(".")}
+
+    async def prune(self, keep: set[str]) -> list[str]:
+        """Remove the extracted packages whose SHA-256 is not in `keep`, and forget the setups
+        that name one (set up again, they fetch it again); the SHA-256s removed."""
+        if self._cache is None:
+            return []
+        for key, setup in list(self._setups.items()):
+            if setup.done() and any(sha_of_uri(uri) not in keep for uri in package_uris(key)):
+                del self._setups[key]
+        return await asyncio.get_running_loop().run_in_executor(None, prune_extracted, self._cache.root, keep)
 
     def close(self) -> None:
         """Remove the node's extracted packages (its workers have ended)."""

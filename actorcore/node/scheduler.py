@@ -41,6 +41,7 @@ from ..protocol import (
     AttachPool,
     ClusterView,
     CommitBundles,
+    EndIdleWorkers,
     GetResources,
     GetSchedulerStats,
     HoldResources,
@@ -145,6 +146,7 @@ class Scheduler(Actor):
         self.idle: deque[tuple[int, ActorRef, str]] = deque()
         self.leases: dict[int, GrantedLease] = {}
         self.pending: deque[_Pending] = deque()
+        self.ended_idle: set[int] = set()  # idle workers this scheduler ended, not dead yet
         self.starting: Counter[str] = Counter()  # runtime env -> workers asked of the pool, not ready yet
         self.leases_granted = 0
         self.watched_owners: set[ActorRef] = set()
@@ -182,6 +184,8 @@ class Scheduler(Actor):
             self._dispatch()
         elif isinstance(message, WarmRuntimeEnv):
             self._prepare(message.runtime_env)
+        elif isinstance(message, EndIdleWorkers):
+            self._end_idle([pid for pid, _, env in self.idle if env in message.runtime_envs])
         elif isinstance(message, RuntimeEnvFailed):
             self._runtime_env_failed(message.runtime_env, message.error)
             self._dispatch()
@@ -306,10 +310,14 @@ class Scheduler(Actor):
         excess = self._live_workers() + count - limit
         if excess <= 0:
             return
-        ended = [pid for pid, _, env in self.idle if env != runtime_env][:excess]
-        if ended:
-            self.idle = deque(idle for idle in self.idle if idle[0] not in ended)
-            for pid in ended:
+        self._end_idle([pid for pid, _, env in self.idle if env != runtime_env][:excess])
+
+    def _end_idle(self, pids: list[int]) -> None:
+        """End the idle workers `pids` (not replaced in kind: their env is not wanted here)."""
+        if pids:
+            self.idle = deque(idle for idle in self.idle if idle[0] not in pids)
+            self.ended_idle.update(pids)
+            for pid in pids:
                 self.pool.tell(KillWorker(pid))
 
     def _started(self, runtime_env: str) -> None:
@@ -343,11 +351,15 @@ class Scheduler(Actor):
     def _worker_died(self, pid: int, runtime_env: str) -> str:
         """Forget worker `pid`, started for `runtime_env`; the env its replacement is for: its own
         if it ran tasks (a worker retired by ``max_calls`` is replaced in kind, warm for the next
-        task of its env), else the default ("": one that died starting or hosted an actor)."""
+        task of its env), else the default ("": one that died starting, hosted an actor or was
+        ended idle to make room)."""
         replace_with = ""
         if pid in self.ready:
             self.ready.discard(pid)
-            replace_with = runtime_env
+            if pid in self.ended_idle:
+                self.ended_idle.discard(pid)
+            else:
+                replace_with = runtime_env
         else:  # it died while starting: it will never say it is ready
             self._started(runtime_env)
         self.idle = deque(idle for idle in self.idle if idle[0] != pid)

@@ -13,7 +13,10 @@ for a runtime env (`StartWorkers.runtime_env`) starts as its `RuntimeEnvSetup` s
 packages fetched and extracted first, in the background); if that fails, the Scheduler is told
 (`RuntimeEnvFailed`) and fails the leases waiting for it. Asked `PrepareRuntimeEnv` (the
 head's job manager, for an entrypoint), it answers the same `WorkerSetup` its workers of that
-env get, once made: the entrypoint shares the node's extracted packages and pip environments.
+env get, once made: the entrypoint shares the node's extracted packages and pip environments. Every
+``ACTORCORE_PACKAGE_GC_INTERVAL_S`` it removes the node's extracted packages the cluster no
+longer holds (the head collected them) unless one of its workers runs or is being started
+with them.
 """
 
 from __future__ import annotations
@@ -32,7 +35,9 @@ from ..exceptions import RuntimeEnvSetupError
 from ..kernel import Actor, ActorRef, Terminated
 from ..process_secrets import hand_over
 from ..protocol import (
+    EndIdleWorkers,
     KillWorker,
+    ListPackages,
     ListWorkers,
     LogLines,
     PrepareRuntimeEnv,
@@ -41,7 +46,9 @@ from ..protocol import (
     SubscribeLogs,
     WorkerDied,
 )
+from ..runtime_env.packaging import package_uris, sha_of_uri
 from .log_files import WorkerLogFiles
+from .package_collector import gc_settings
 from .runtime_env_setup import RuntimeEnvSetup, WorkerSetup
 
 __all__ = ["WorkerPool", "worker_environment"]
@@ -71,8 +78,11 @@ class WorkerPool(Actor):
         self.worker_ids: dict[int, str] = {}  # pid -> the worker's id
         self.open_streams: dict[int, int] = {}  # pid -> its streams not yet at their end (with log files)
         self.runtime_envs: dict[int, str] = {}  # pid -> the runtime env it was started for, if any
+        self.gcs = gcs
         self.setups = RuntimeEnvSetup(gcs, env, cwd) if gcs is not None else None
-        self.setting_up: set[asyncio.Task] = set()
+        self.setting_up: dict[asyncio.Task, str] = {}  # a start of workers for a runtime env -> the env
+        self.prune_interval = gc_settings()[1]
+        self.pruning: asyncio.Task | None = None
 
     async def pre_start(self) -> None:
         spec = ChildSpec(id="worker", start=self._start_worker, restart="temporary", shutdown=2.0,
@@ -80,8 +90,12 @@ class WorkerPool(Actor):
         self.supervisor = Supervisor([spec], strategy="simple_one_for_one", max_restarts=-1,
                                      name="worker-pool", on_event=self._on_event)
         await self.supervisor.start()
+        if self.setups is not None:
+            self.pruning = asyncio.get_running_loop().create_task(self._prune_every_interval())
 
     async def post_stop(self) -> None:
+        if self.pruning is not None:
+            self.pruning.cancel()
         for task in list(self.setting_up):
             task.cancel()
         if self.supervisor is not None:
@@ -103,8 +117,8 @@ class WorkerPool(Actor):
                     await self.supervisor.start_child(())
             else:
                 task = asyncio.get_running_loop().create_task(self._start_for(message.runtime_env, message.count))
-                self.setting_up.add(task)
-                task.add_done_callback(self.setting_up.discard)
+                self.setting_up[task] = message.runtime_env
+                task.add_done_callback(lambda done: self.setting_up.pop(done, None))
         elif isinstance(message, KillWorker):
             child = self.children.get(message.pid)
             if child is not None:
@@ -145,6 +159,35 @@ class WorkerPool(Actor):
             log.info("runtime env setup failed", error=str(error))
             why = error.error_message if isinstance(error, RuntimeEnvSetupError) else f"{type(error).__name__}: {error}"
             self.scheduler.tell(RuntimeEnvFailed(runtime_env, why))
+
+    async def _prune_every_interval(self) -> None:
+        while True:
+            await asyncio.sleep(self.prune_interval)
+            try:
+                await self.prune_packages()
+            except Exception as error:  # noqa: BLE001 - etcd away: the next round tries again
+                log.debug("could not prune the node's runtime env packages", error=repr(error))
+
+    async def prune_packages(self) -> list[str]:
+        """Remove the extracted packages the cluster collected that no worker of the node runs
+        or is being started with; their SHA-256s. The idle workers of such a package's envs
+        are ended (its copy goes at a later round, once they are gone)."""
+        extracted = self.setups.extracted() if self.setups is not None else set()
+        if not extracted:
+            return []
+        keep = set(await self.gcs.ask(ListPackages(), timeout=30))
+        collected = extracted - keep
+        if not collected:
+            return []
+        stale = frozenset(key for key in self.runtime_envs.values() if collected & _shas(key))
+        if stale:
+            self.scheduler.tell(EndIdleWorkers(stale))
+        for key in [*self.runtime_envs.values(), *self.setting_up.values()]:
+            keep |= _shas(key)
+        removed = await self.setups.prune(keep)
+        if removed:
+            log.info("removed the node's copies of collected runtime env packages", packages=removed)
+        return removed
 
     async def _start_worker(self, info: StartInfo) -> ProcessChild:
         argv = self.worker_argv(info) if callable(self.worker_argv) else self.worker_argv
@@ -218,6 +261,11 @@ class WorkerPool(Actor):
         if not self.open_streams[pid]:
             del self.open_streams[pid]
             self.log_files.close(pid)
+
+
+def _shas(runtime_env: str) -> set[str]:
+    """The SHA-256s of the packages runtime env `runtime_env` (canonical JSON) names."""
+    return {sha_of_uri(uri) for uri in package_uris(runtime_env)}
 
 
 def _how(exit) -> str:

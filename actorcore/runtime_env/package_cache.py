@@ -5,7 +5,8 @@ environments").
 ``<root>/<sha256>/``, fetching it from the `PackageStore` the first time. Extraction goes to a
 temporary directory beside it and is renamed into place, so a directory that exists is
 complete, whichever process of the node got there first. A zip entry that would land outside
-its directory (an absolute path, ``..``) is refused.
+its directory (an absolute path, ``..``) is refused. `prune_extracted` and
+`remove_extracted` remove extracted packages the cluster collected and nothing uses.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 from .package_store import PackageStore
 from .packaging import sha_of_uri
 
-__all__ = ["PackageCache", "extract"]
+__all__ = ["PackageCache", "extract", "prune_extracted", "remove_extracted"]
 
 
 class PackageCache:
@@ -48,6 +49,32 @@ class PackageCache:
                 data = await self._store.get(uri)
                 await asyncio.get_running_loop().run_in_executor(None, extract, data, target)
         return target
+
+
+def prune_extracted(root: str | os.PathLike, keep: set[str]) -> list[str]:
+    """Remove the packages extracted under `root` whose SHA-256 is not in `keep`; their SHA-256s."""
+    root = Path(root)
+    names = [folder.name for folder in root.iterdir() if not folder.name.startswith(".")] if root.is_dir() else []
+    return remove_extracted(root, [name for name in names if name not in keep])
+
+
+def remove_extracted(root: str | os.PathLike, shas: list[str]) -> list[str]:
+    """Remove packages `shas` extracted under `root`; those that were there. Each is first
+    renamed out of its place (at once: a process that looks finds it gone, not half-removed)."""
+    root = Path(root)
+    removed = []
+    for sha in shas:
+        folder = root / sha
+        if not folder.is_dir():
+            continue
+        trash = Path(tempfile.mkdtemp(prefix=f".removing-{sha[:12]}-", dir=root))
+        try:
+            os.rename(folder, trash / sha)
+            removed.append(sha)
+        except OSError:
+            pass
+        shutil.rmtree(trash, ignore_errors=True)
+    return removed
 
 
 def extract(data: bytes, target: Path) -> None:

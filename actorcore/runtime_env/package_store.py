@@ -4,9 +4,14 @@
 A package (`packaging`) is stored once per content under ``packages/<sha256>/``: its bytes in
 chunks of `CHUNK_BYTES` (``packages/<sha256>/<index>``, each under etcd's request limit) and,
 written last, ``packages/<sha256>/meta`` (JSON: size, chunks, time), so a package whose meta
-is there is complete. Every value is sealed with the cluster secret like every other record,
-and the reassembled bytes must hash to the URI's SHA-256, so a node never extracts bytes the
-cluster did not upload.
+is there is complete. ``package_used/<sha256>`` (JSON: time) is the package's last use
+announced: its upload, a process taking a reference (``package_refs/<sha256>/<holder>``,
+written by the holder's node), a reference let go; the head's `PackageCollector` keeps a
+package for a grace period after it and deletes it only in a transaction that fails if it was
+written since the collector looked (`collect`), so whatever announces a use before it checks
+that a package exists never loses it to a collection already decided. Every value is sealed
+with the cluster secret like every other record, and the reassembled bytes must hash to the
+URI's SHA-256, so a node never extracts bytes the cluster did not upload.
 """
 
 from __future__ import annotations
@@ -41,6 +46,35 @@ class PackageStore:
     def _key(self, sha: str, part: str) -> str:
         return schema.key(self._cluster, "packages", sha, part)
 
+    def used_key(self, sha: str) -> str:
+        """The key of package `sha`'s last announced use."""
+        return schema.key(self._cluster, "package_used", sha)
+
+    def ref_key(self, sha: str, holder: str) -> str:
+        """The key of `holder`'s reference to package `sha`."""
+        return schema.key(self._cluster, "package_refs", sha, holder)
+
+    async def touch(self, uri: str) -> None:
+        """Announce a use of package `uri` (its grace period starts again)."""
+        await self._etcd.put(self.used_key(sha_of_uri(uri)), json.dumps({"time": time.time()}).encode())
+
+    async def shas(self) -> set[str]:
+        """The SHA-256 of every complete package the cluster holds (keys only: no chunk is read)."""
+        prefix = schema.key(self._cluster, "packages", "")
+        return {key[len(prefix):-len("/meta")] for key in await self._etcd.get_prefix_keys(prefix)
+                if key.endswith("/meta")}
+
+    async def collect(self, sha: str, revision: int) -> bool:
+        """Delete package `sha` (meta, chunks and last use at once) unless a use was announced
+        after etcd `revision`; True if it was deleted."""
+        return await self._etcd.delete_unless_changed(
+            self.used_key(sha), revision, [self._key(sha, "meta"), self.used_key(sha)], [self._key(sha, "")])
+
+    async def meta(self, sha: str) -> dict | None:
+        """Package `sha`'s meta (size, chunks, time), None if the cluster holds no such package."""
+        blob = await self._etcd.get(self._key(sha, "meta"))
+        return None if blob is None else json.loads(blob)
+
     async def exists(self, uri: str) -> bool:
         """Whether the cluster holds the complete package `uri`."""
         return await self._etcd.get(self._key(sha_of_uri(uri), "meta")) is not None
@@ -51,6 +85,7 @@ class PackageStore:
         sha = sha_of_uri(uri)
         if hashlib.sha256(data).hexdigest() != sha:
             raise ValueError(f"the bytes uploaded as {uri} do not hash to it")
+        await self.touch(uri)  # before it looks: a collection decided before cannot delete it after
         if await self.exists(uri):
             return False
         upload = PackageUpload(self, uri, len(data))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import stat
 import zipfile
@@ -24,7 +25,7 @@ from typing import Any
 import pathspec
 
 __all__ = ["MAX_PACKAGE_BYTES", "URI_SCHEME", "PackageError", "pack", "pack_directory", "pack_local_paths",
-           "sha_of_uri"]
+           "package_uris", "sha_of_uri"]
 
 #: The largest package (zipped) a runtime env may ship: 100 MiB.
 MAX_PACKAGE_BYTES = 100 * 1024 * 1024
@@ -123,6 +124,25 @@ def sha_of_uri(uri: str) -> str:
     if len(sha) != 64 or any(char not in "0123456789abcdef" for char in sha):
         raise ValueError(f"{uri!r} is not a package URI ({URI_SCHEME}<sha256>.zip)")
     return sha
+
+
+def package_uris(runtime_env: Any) -> list[str]:
+    """The package URIs a runtime env (a dict, or its canonical JSON; "" for none) names: its
+    ``working_dir`` and ``py_modules`` entries that are well-formed package URIs, in that order."""
+    if isinstance(runtime_env, str):
+        runtime_env = json.loads(runtime_env) if runtime_env else {}
+    if not isinstance(runtime_env, dict):
+        return []
+    named = [runtime_env.get("working_dir"), *(runtime_env.get("py_modules") or ())]
+    return [uri for uri in named if isinstance(uri, str) and _is_package_uri(uri)]
+
+
+def _is_package_uri(uri: str) -> bool:
+    try:
+        sha_of_uri(uri)
+    except ValueError:
+        return False
+    return True
 
 
 def _uri(data: bytes) -> str:

@@ -1,5 +1,7 @@
 """Packages of a runtime env: packing a directory (excludes, .gitignore, the size limit, the same
-URI for the same files), storing it in a real etcd in chunks, and extracting it once."""
+URI for the same files), storing it in a real etcd in chunks, and extracting it once; a
+collection cancelled by a use announced since the collector looked, and a node's pruning of
+the extracted packages it no longer needs."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import zipfile
 import pytest
 
 from actorcore.runtime_env import package_store
-from actorcore.runtime_env.package_cache import PackageCache, extract
+from actorcore.runtime_env.package_cache import PackageCache, extract, prune_extracted
 from actorcore.runtime_env.package_store import PackageMissingError, PackageStore
 from actorcore.runtime_env.packaging import PackageError, pack, pack_directory, sha_of_uri
 
@@ -95,3 +97,31 @@ def test_a_zip_entry_outside_its_directory_is_refused(tmp_path):
         extract(buffer.getvalue(), tmp_path / "cache" / "pkg")
     assert not (tmp_path / "cache" / "escape.py").exists() and not (tmp_path / "cache" / "pkg").exists()
     assert os.listdir(tmp_path / "cache") == []
+
+
+async def test_a_collection_fails_if_a_use_was_announced_since_the_collector_looked(sealed_etcd, tmp_path,
+                                                                                      monkeypatch):
+    monkeypatch.setattr(package_store, "CHUNK_BYTES", 1000)
+    _tree(tmp_path / "src", {"blob.bin": os.urandom(3000)})
+    uri, data = pack_directory(tmp_path / "src")
+    sha = sha_of_uri(uri)
+    store = PackageStore(sealed_etcd, "c2")
+    await store.put(uri, data)
+    assert await store.shas() == {sha}
+    _, looked = await sealed_etcd.get_prefix_with_revision("/actorcore/c2/package_used/")
+    await store.touch(uri)  # a process announced a use after the collector looked
+    assert not await store.collect(sha, looked)
+    assert await store.get(uri) == data
+    _, looked = await sealed_etcd.get_prefix_with_revision("/actorcore/c2/package_used/")
+    assert await store.collect(sha, looked)
+    assert await sealed_etcd.get_prefix("/actorcore/c2/") == []  # meta, chunks and last use: all gone
+    assert await store.shas() == set()
+
+
+def test_extracted_packages_are_pruned_but_for_those_kept(tmp_path):
+    for name in ("a" * 64, "b" * 64):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "m.py").write_text("x = 1\n")
+    (tmp_path / ".staging").mkdir()
+    assert prune_extracted(tmp_path, {"a" * 64}) == ["b" * 64]
+    assert sorted(os.listdir(tmp_path)) == [".staging", "a" * 64]
