@@ -134,8 +134,8 @@ class WorkerPool(Actor):
         elif isinstance(message, PrepareRuntimeEnv):
             reply = self.context.defer_reply()  # set up in the background: the mailbox stays free
             task = asyncio.get_running_loop().create_task(self._prepare_for(message.runtime_env, reply))
-            self.setting_up.add(task)
-            task.add_done_callback(self.setting_up.discard)
+            self.setting_up[task] = message.runtime_env
+            task.add_done_callback(lambda done: self.setting_up.pop(done, None))
         return None
 
     async def _prepare_for(self, runtime_env: str, reply) -> None:

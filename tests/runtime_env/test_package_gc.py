@@ -141,7 +141,7 @@ def test_a_running_jobs_package_is_kept_and_collected_once_it_ended(gc, tmp_path
     client = JobSubmissionClient()
     submission_id = client.submit_job(entrypoint=entrypoint, runtime_env={"working_dir": str(app)})
     wait_until(lambda: client.get_job_status(submission_id) == JobStatus.RUNNING, WAIT, "the job to run",
-               details=lambda: client.get_job_logs(submission_id))
+               details=lambda: (client.get_job_info(submission_id), client.get_job_logs(submission_id)))
     logs = wait_until(lambda: "cwd " in client.get_job_logs(submission_id) and client.get_job_logs(submission_id),
                       WAIT, "the job to say where it runs")
     job_copy = Path(logs.split("cwd ", 1)[1].split("\n", 1)[0])  # the head pool's copy, the entrypoint's folder
