@@ -25,7 +25,7 @@ from typing import Any
 
 from .. import exceptions as exc
 from .._logging import get_logger
-from ..kernel import ActorRef, ActorStoppedError, ActorSystem, PeerLostError, Terminated
+from ..kernel import ActorRef, ActorStoppedError, ActorSystem, AskTimeoutError, PeerLostError, Terminated
 from ..object_ref import ObjectRef
 from ..protocol import (
     ActorStateChanged,
@@ -61,6 +61,8 @@ EXIT_STATUS_WAIT = 0.5
 #: How long a borrower whose actor's owner is gone waits for a detached actor's own record to
 #: say where it lives (it is written once the actor's constructor has run).
 DETACHED_LOOKUP_SECONDS = 10.0
+#: How long kill() waits for the actor's process to take its ExitWorker.
+EXIT_TIMEOUT = 5.0
 
 
 @dataclass(slots=True)
@@ -775,7 +777,10 @@ class ActorSubmitter:
         if no_restart:
             state.no_restart = True
         if state.worker is not None:
-            state.worker.tell(ExitWorker())
+            try:  # asked, not told: a driver that exits right after kill() must not lose it
+                await state.worker.ask(ExitWorker(), timeout=EXIT_TIMEOUT)
+            except (PeerLostError, AskTimeoutError, ActorStoppedError):
+                pass  # it ended before it answered (as it does), or cannot be reached: ended below if local
         if state.pid is not None and self._pool is not None and state.node_id in ("", self._cluster.node_id):
             self._pool.tell(KillWorker(state.pid))
         if no_restart or not self._may_restart(state):

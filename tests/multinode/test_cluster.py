@@ -364,3 +364,26 @@ def test_a_ref_whose_owner_died_raises_owner_died(cluster):
     with pytest.raises(ray.exceptions.OwnerDiedError):
         ray.get(holder.read.remote(), timeout=60)
     ray.kill(holder)
+
+
+def test_a_driver_that_kills_detached_actors_and_exits_at_once_ends_them(cluster):
+    creator = cluster.driver(
+        "import actorcore as ray\n"
+        f"ray.init(address={cluster.address!r}, namespace='killers')\n"
+        "@ray.remote(resources={'C': 0.1})\n"
+        "class Detached:\n"
+        "    def pid(self):\n"
+        "        import os; return os.getpid()\n"
+        "actors = [Detached.options(name=f'detached-{i}', lifetime='detached').remote() for i in range(3)]\n"
+        "print('PIDS', *ray.get([a.pid.remote() for a in actors]))\n")
+    assert creator.returncode == 0, creator.stderr
+    pids = [int(pid) for pid in creator.stdout.split("PIDS", 1)[1].split()]
+    assert all(map(is_alive, pids))
+    killer = cluster.driver(  # their owner is gone: this driver ends their processes itself
+        "import actorcore as ray\n"
+        f"ray.init(address={cluster.address!r}, namespace='killers')\n"
+        "for i in range(3):\n"
+        "    ray.kill(ray.get_actor(f'detached-{i}'))\n")
+    assert killer.returncode == 0, killer.stderr
+    wait_until(lambda: not any(map(is_alive, pids)), 30, "the killed actors' processes to end",
+               details=lambda: [pid for pid in pids if is_alive(pid)])
