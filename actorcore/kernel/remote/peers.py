@@ -54,9 +54,6 @@ WATCH, UNWATCH, TERMINATED, STOP = pb.WATCH, pb.UNWATCH, pb.TERMINATED, pb.STOP
 Envelope = pb.Envelope
 
 
-_EXPERIMENT_YIELD = os.environ.get("ACTORCORE_SPIN_YIELD") == "1"
-
-
 class RemoteReply:
     """Stands in for a local future when the asker is in another process."""
 
@@ -392,7 +389,7 @@ class RemoteLayer:
         """
         loop = self.system.loop
         now = loop.time()
-        if not yielding and not _EXPERIMENT_YIELD:
+        if not yielding:
             self._pure_spin_deadline = max(self._pure_spin_deadline, now + seconds)
         self._spin_deadline = max(self._spin_deadline, now + seconds)
         if self._spinning:
