@@ -43,12 +43,13 @@ def test_object_store_bytes_grow_by_a_put(metrics_cluster):
     size = 4 << 20
     ref = actorcore.put(b"x" * size)
 
-    def grown():  # the put's seal reaches the store after put returns (told, not asked)
+    def grown():  # the put's space is taken first, its seal reaches the store after put returns (told)
         after = scrape(node.metrics_export_port)
         used = sample(after, "actorcore_object_store_used_bytes", NodeId=node.node_id)
-        return (after, used) if used - used_before >= size else None
+        objects = sample(after, "actorcore_object_store_objects", NodeId=node.node_id, Location="IN_MEMORY")
+        return (after, used) if used - used_before >= size and objects > objects_before else None
 
-    after, used = wait_until(grown, 30, "the put's bytes in the store's used-bytes metric")
+    after, used = wait_until(grown, 30, "the put's bytes and object in the store's metrics")
     assert size <= used - used_before < size + 64 * 1024  # the payload, its header and alignment
     assert sample(after, "actorcore_object_store_objects", NodeId=node.node_id, Location="IN_MEMORY") == \
         objects_before + 1
