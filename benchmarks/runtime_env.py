@@ -134,28 +134,30 @@ class _Framework:
 
 
 def _measure(framework: _Framework, directory: Path, rounds: int) -> dict[str, float]:
+    try:
+        figures = _jobs(framework, directory)
+        for mode in ("plain", "working_dir"):
+            figures.update(framework.script(WORKER_STARTS, str(directory), str(rounds), str(framework.short / mode),
+                                            mode))
+    finally:
+        shutil.rmtree(framework.short, ignore_errors=True)
+    for name, seconds in figures.items():
+        print(f"{framework.name}: {name}: {seconds:.3f} s", file=sys.stderr)
+    return figures
+
+
+def _jobs(framework: _Framework, directory: Path) -> dict[str, float]:
+    """The first task of a cold job and of a cached one, on a head started for them."""
     from actorcore.gcs.etcd_server import _free_port
 
-    figures: dict[str, float] = {}
     port = _free_port()
     framework.start_head(port)
     try:
-        for name in ("cold", "cached"):
-            seconds = framework.script(DRIVER, f"127.0.0.1:{port}", str(directory), name)["seconds"]
-            figures[f"job_first_task_{name}_s"] = seconds
-            print(f"{framework.name}: job, {name}: {seconds:.2f} s", file=sys.stderr)
+        return {f"job_first_task_{name}_s": framework.script(DRIVER, f"127.0.0.1:{port}", str(directory),
+                                                             name)["seconds"]
+                for name in ("cold", "cached")}
     finally:
         framework.stop_head()
-    starts: dict[str, float] = {}
-    try:
-        for mode in ("plain", "working_dir"):
-            starts.update(framework.script(WORKER_STARTS, str(directory), str(rounds), str(framework.short / mode),
-                                           mode))
-    finally:
-        shutil.rmtree(framework.short, ignore_errors=True)
-    for name, seconds in starts.items():
-        print(f"{framework.name}: {name}: {seconds * 1000:.0f} ms", file=sys.stderr)
-    return {**figures, **starts}
 
 
 def main(argv: list[str] | None = None) -> int:
