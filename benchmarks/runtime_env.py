@@ -102,7 +102,7 @@ class _Framework:
         root.mkdir()
         self.short = Path(tempfile.mkdtemp(prefix="rt-", dir="/tmp"))  # Ray's socket paths must stay short
         self.env = {**os.environ, "ACTORCORE_HOME": str(root / "home"), "RAY_USAGE_STATS_ENABLED": "0",
-                    "HOME": str(root)}  # Ray keeps an auth token in ~/.ray
+                    "HOME": str(root), "TMPDIR": str(root)}  # Ray keeps an auth token in ~/.ray
         for variable in ("ACTORCORE_TOKEN", "ACTORCORE_ADDRESS", "RAY_ADDRESS"):
             self.env.pop(variable, None)
 
