@@ -824,12 +824,16 @@ class GetGcsStats:
 @dataclass(frozen=True, slots=True)
 class TaskEventBatch:
     """A process's task events since its last batch, to its node's TaskHistory (told).
-    `events` are `task_records.TaskEvent` tuples; `dropped` counts the events its full buffer
-    lost meanwhile; `source` names the process (node_id, worker_id, worker_pid, job_id)."""
+    `events` are `task_records.TaskEvent` tuples; `runs` the `run_count` runs that finished
+    here, as one pickled flat list (`task_records.RUN_FIELDS` atoms each), read only when the
+    history is asked; `dropped` counts the events its full buffer lost meanwhile; `source` names
+    the process (node_id, worker_id, worker_pid, job_id)."""
 
     events: list
     dropped: int
     source: dict
+    runs: bytes = b""
+    run_count: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,12 +14,16 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "ACTOR_CREATION_TASK",
+    "ACTOR_TASK",
     "FAILED",
     "FINISHED",
+    "NORMAL_TASK",
     "OWNER_SAW_END",
     "PENDING_ARGS_AVAIL",
     "PENDING_NODE_ASSIGNMENT",
     "RUNNING",
+    "RUN_FIELDS",
     "STATE_RANK",
     "SUBMITTED_TO_WORKER",
     "TIME_OF_STATE",
@@ -31,6 +35,7 @@ __all__ = [
     "failure_fields",
     "merge_records",
     "new_record",
+    "run_event",
 ]
 
 PENDING_ARGS_AVAIL = "PENDING_ARGS_AVAIL"
@@ -39,6 +44,11 @@ SUBMITTED_TO_WORKER = "SUBMITTED_TO_WORKER"
 RUNNING = "RUNNING"
 FINISHED = "FINISHED"
 FAILED = "FAILED"
+
+#: Ray's task types.
+NORMAL_TASK = "NORMAL_TASK"
+ACTOR_TASK = "ACTOR_TASK"
+ACTOR_CREATION_TASK = "ACTOR_CREATION_TASK"
 
 #: A task's state only moves up this order; FINISHED and FAILED are both final.
 STATE_RANK = {PENDING_ARGS_AVAIL: 0, PENDING_NODE_ASSIGNMENT: 1, SUBMITTED_TO_WORKER: 2, RUNNING: 3,
@@ -55,6 +65,12 @@ TIME_OF_STATE = {PENDING_ARGS_AVAIL: "creation_time_ms", PENDING_NODE_ASSIGNMENT
 #: worker's event adds the submission time (or None) and, for a failure, the error's fields
 #: (a dict); others are a dict.
 TaskEvent = tuple[float, str, int, str, "dict[str, Any] | None", "float | None"]
+
+#: A run that finished, as a worker's batch carries most of its events: these many atoms in a flat
+#: list, run after run: (end time, task id, attempt, name, actor id or None, submission time or
+#: 0, start time). Its type is the actor id's (`NORMAL_TASK` without one, else `ACTOR_TASK`); any
+#: other run (an actor's creation, a failure) is a `TaskEvent`.
+RUN_FIELDS = 7
 
 #: The field by which an owner closes its side of a task that ran on another node (not a field
 #: of Ray's TaskState: the state API drops it).
@@ -126,6 +142,13 @@ def apply_event(record: dict[str, Any], event: TaskEvent, worker: tuple = ()) ->
     time_field = TIME_OF_STATE.get(state)
     if time_field is not None and time_field not in record:
         record[time_field] = int(when * 1000)
+
+
+def run_event(run: tuple) -> TaskEvent:
+    """The `TaskEvent` of a finished run, from its `RUN_FIELDS` atoms (more after them are ignored)."""
+    when, task_id, attempt, name, actor_id, submitted, started = run[:RUN_FIELDS]
+    fields = (name, NORMAL_TASK if actor_id is None else ACTOR_TASK, actor_id, submitted or None)
+    return when, task_id, attempt, FINISHED, fields, started
 
 
 def events_of(record: dict[str, Any]) -> list[dict[str, Any]]:

@@ -2,16 +2,20 @@
 buffer and sent to its node's TaskHistory in batches (docs/architecture.md, "Task events and the
 state API").
 
-Recording is a dict update or one `deque.append` from any thread: no message, no lock,
-nothing per task beyond that; most tasks are a single event (see `TaskEvents`). On the loop,
-every `FLUSH_SECONDS` the buffer is drained into one `TaskEventBatch`, told to the node. A
-buffer that fills between two flushes drops its oldest events and counts them, so a burst of
-tasks costs memory bounded by `MAX_BUFFERED` and the state API can say what it lost.
+Recording is a dict update, one `deque.append` or one `list.extend` from any thread: no
+message, no lock. Most tasks are a single event, the worker's end of a run that finished, and
+that one is seven atoms appended to a flat list (`RUN_FIELDS`): no tuple per task stays alive
+until the send, so a second of tasks gives the garbage collector nothing to track, and the batch
+pickles as one flat list. On the loop, every `FLUSH_SECONDS`, or as soon as `SEND_AT` runs are
+buffered, what is buffered goes in one `TaskEventBatch`, told to the node. A buffer that fills
+between two sends drops events and counts them, so a burst of tasks costs memory bounded by
+`MAX_BUFFERED` and the state API can say what it lost.
 """
 
 from __future__ import annotations
 
 import asyncio
+import pickle
 import time
 from collections import deque
 from itertools import islice
@@ -19,13 +23,26 @@ from typing import Any
 
 from ..kernel import ActorRef
 from ..protocol import TaskEventBatch
-from ..task_records import FAILED, OWNER_SAW_END, PENDING_NODE_ASSIGNMENT, RUNNING, TaskEvent
+from ..task_records import (
+    ACTOR_TASK,
+    FAILED,
+    FINISHED,
+    NORMAL_TASK,
+    OWNER_SAW_END,
+    PENDING_NODE_ASSIGNMENT,
+    RUN_FIELDS,
+    RUNNING,
+    TaskEvent,
+)
 
-__all__ = ["FLUSH_SECONDS", "MAX_BUFFERED", "TaskEvents"]
+__all__ = ["FLUSH_SECONDS", "MAX_BUFFERED", "SEND_AT", "TaskEvents"]
 
 #: How often a process sends its events to its node.
 FLUSH_SECONDS = 1.0
-#: The most events a process keeps between two sends; older ones are dropped (and counted).
+#: A process sends its finished runs as soon as it holds this many, without waiting for the
+#: interval: a smaller batch stays in the CPU's caches, next to the tasks' own data.
+SEND_AT = 1000
+#: The most events a process keeps between two sends; more are dropped (and counted).
 MAX_BUFFERED = 100_000
 
 
@@ -35,21 +52,27 @@ class TaskEvents:
     The owner side calls `submitted` when it submits a task, `done` when the task's returns are
     resolved, and `failed` for an attempt that failed without its worker saying so. The worker
     side calls `running` when it starts a task and `ended` when the task is over. Most tasks
-    are one event: the worker's end, carrying the task's name, type, actor, submission and
-    start times. Only a task submitted before the last send and still waiting for a worker is
-    sent PENDING by its owner (closed by `done` once over: `OWNER_SAW_END`), and only one
+    are one event: the worker's end, carrying the task's name, actor, submission and start
+    times (a run that finished goes in the flat `runs` of its batch, `task_records.RUN_FIELDS`;
+    any other event is a `TaskEvent` tuple). Only a task submitted before the last send and
+    still waiting for a worker is sent PENDING by its owner (closed by `done` once over: `OWNER_SAW_END`), and only one
     started before the last send and still running is sent RUNNING by its worker, so the state
     API sees both within two sends, and a task done sooner is one event whatever the burst.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, history: ActorRef | None, source: dict[str, Any], *,
-                 max_buffered: int = MAX_BUFFERED,
-                 flush_seconds: float = FLUSH_SECONDS) -> None:
+                 max_buffered: int = MAX_BUFFERED, flush_seconds: float = FLUSH_SECONDS,
+                 send_at: int = SEND_AT) -> None:
         self._loop = loop
         self._history = history
         self._source = source
         self._buffer: deque[TaskEvent] = deque(maxlen=max_buffered)
         self._max = max_buffered
+        #: the finished runs, `RUN_FIELDS` atoms each, one after the other
+        self._runs: list = []
+        self._max_run_atoms = max_buffered * RUN_FIELDS
+        self._send_at_atoms = send_at * RUN_FIELDS
+        self._send_soon = False
         self._flush_seconds = flush_seconds
         self._dropped = 0
         self._timer: asyncio.TimerHandle | None = None
@@ -59,8 +82,8 @@ class TaskEvents:
         #: task id -> attempt: sent PENDING, not done
         self._sent_pending: dict[str, int] = {}
         self._last_flush = time.time()
-        #: task id -> (attempt, start time, (name, type, actor id, submission time)): running here
-        self._running: dict[str, tuple[int, float, tuple]] = {}
+        #: task id -> (attempt, start time, name, actor id, submission time, type): running here
+        self._running: dict[str, tuple] = {}
         self._sent_running: set[str] = set()
 
     def record(self, task_id: str, attempt: int, state: str, fields: dict[str, Any] | tuple | None = None) -> None:
@@ -96,10 +119,12 @@ class TaskEvents:
         else:
             self.record(task_id, attempt, FAILED, (*entry[2], entry[1], error))
 
-    def running(self, task_id: str, attempt: int, what: tuple) -> None:
-        """This process starts running attempt `attempt` of task `task_id`; `what` is its
-        ``(name, type, actor id, submission time or None)`` (any thread)."""
-        self._running[task_id] = (attempt, time.time(), what)
+    def running(self, task_id: str, attempt: int, name: str, actor_id: str | None, submitted: float,
+                kind: str | None = None) -> None:
+        """This process starts running attempt `attempt` of task `task_id`, named `name`, of actor
+        `actor_id` (None: a task), submitted at `submitted` (0: not known); `kind` is Ray's task
+        type where the actor id does not say it (`ACTOR_CREATION_TASK`) (any thread)."""
+        self._running[task_id] = (attempt, time.time(), name, actor_id, submitted, kind)
 
     def ended(self, task_id: str, state: str, error: dict[str, Any] | None = None) -> None:
         """The task this process was running is over, in final `state`, with `error`'s fields if
@@ -109,11 +134,25 @@ class TaskEvents:
             return
         if self._sent_running:
             self._sent_running.discard(task_id)
+        attempt, start, name, actor_id, submitted, kind = started
+        if state == FINISHED and kind is None:
+            runs = self._runs
+            if len(runs) >= self._max_run_atoms:
+                self._dropped += 1
+                return
+            runs.extend((time.time(), task_id, attempt, name, actor_id, submitted, start))
+            if len(runs) == self._send_at_atoms and not self._send_soon and self._history is not None:
+                self._send_soon = True
+                try:
+                    self._loop.call_soon_threadsafe(self.flush)
+                except RuntimeError:  # the loop is closed: the process is ending
+                    pass
+            return
         buffer = self._buffer
         if len(buffer) == self._max:
             self._dropped += 1
-        attempt, start, what = started
-        buffer.append((time.time(), task_id, attempt, state, what if error is None else (*what, error), start))
+        fields = _fields(name, actor_id, submitted, kind)
+        buffer.append((time.time(), task_id, attempt, state, fields if error is None else (*fields, error), start))
 
     def start(self) -> None:
         """Send the events every `flush_seconds` from now on (loop thread)."""
@@ -131,20 +170,25 @@ class TaskEvents:
         """Send the buffered events to the node now, as one batch (loop thread)."""
         if self._history is None:
             return
+        self._send_soon = False
         buffer = self._buffer
         cutoff, self._last_flush = self._last_flush, time.time()
         self._send_long_pending(buffer, cutoff)
         running, sent = self._running, self._sent_running
         if len(running) > len(sent):
-            for task_id, (attempt, start, what) in list(running.items()):
+            for task_id, (attempt, start, name, actor_id, submitted, kind) in list(running.items()):
                 if start <= cutoff and task_id not in sent:
                     sent.add(task_id)
-                    buffer.append((start, task_id, attempt, RUNNING, what, start))
-        if not (buffer or self._dropped):
+                    buffer.append((start, task_id, attempt, RUNNING, _fields(name, actor_id, submitted, kind), start))
+        runs = self._runs
+        if not (buffer or runs or self._dropped):
             return
         events = [buffer.popleft() for _ in range(len(buffer))]
+        count = len(runs)  # other threads may extend it meanwhile, by whole runs: those stay for the next send
+        sent_runs = pickle.dumps(runs[:count], protocol=pickle.HIGHEST_PROTOCOL) if count else b""
+        del runs[:count]
         dropped, self._dropped = self._dropped, 0
-        self._history.tell(TaskEventBatch(events, dropped, self._source))
+        self._history.tell(TaskEventBatch(events, dropped, self._source, sent_runs, count // RUN_FIELDS))
 
     def _send_long_pending(self, buffer: deque, cutoff: float) -> None:
         """Buffer PENDING for the tasks submitted by `cutoff` (the last send) and still waiting."""
@@ -164,6 +208,13 @@ class TaskEvents:
             self.flush()
         finally:
             self.start()
+
+
+def _fields(name: str, actor_id: str | None, submitted: float, kind: str | None) -> tuple:
+    """A worker's event fields of a run: ``(name, type, actor id, submission time or None)``."""
+    if kind is None:
+        kind = NORMAL_TASK if actor_id is None else ACTOR_TASK
+    return name, kind, actor_id, submitted or None
 
 
 _SAW_END = {OWNER_SAW_END: True}

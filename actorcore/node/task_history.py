@@ -4,7 +4,10 @@ API").
 
 Processes tell it `TaskEventBatch`es (`core/task_events.py`); it merges each event into the
 record of its task's attempt (`task_records.apply_event`); a task's only event so far is kept as
-it came, and made a record at its second event or when it is listed. Past `max_tasks` records it forgets
+it came, and made a record at its second event or when it is listed. A batch's finished runs
+(most events) are kept as they came, still pickled, until the history is asked or other events
+arrive: a node nobody asks spends next to nothing on them. Read, each run is one tuple of its
+atoms, made in C. Past `max_tasks` records it forgets
 the oldest finished ones first (then the oldest), a tenth at a time, and counts them with the
 events the processes dropped. `ListTaskRecords` answers the state API's fan-out: the newest
 matching records first. A record here may be partial (the owner's side or the worker's); the
@@ -16,13 +19,23 @@ a worker starts it (the owner's side of a task that ran on another node is marke
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict
-from itertools import islice
+import pickle
+from collections import Counter, deque
+from itertools import islice, repeat
 from typing import Any
 
 from ..kernel import Actor
 from ..protocol import CountTaskStates, ListTaskRecords, TaskEventBatch
-from ..task_records import FAILED, FINISHED, OWNER_SAW_END, WORKER_FIELDS, apply_event, new_record
+from ..task_records import (
+    FAILED,
+    FINISHED,
+    OWNER_SAW_END,
+    RUN_FIELDS,
+    WORKER_FIELDS,
+    apply_event,
+    new_record,
+    run_event,
+)
 
 __all__ = ["MAX_TASKS", "TaskHistory", "matches"]
 
@@ -37,8 +50,13 @@ class TaskHistory(Actor):
 
     def __init__(self, max_tasks: int = MAX_TASKS) -> None:
         self.max_tasks = max_tasks
-        #: (task id, attempt) -> its record, or its only event so far ``(event, worker fields, job id)``
-        self.records: OrderedDict[tuple[str, int], dict[str, Any] | tuple] = OrderedDict()
+        #: (task id, attempt) -> its record, or its only event so far: ``(event, worker fields, job
+        #: id)``, or a finished run's `RUN_FIELDS` atoms followed by ``(worker fields, job id)``
+        self.records: dict[tuple[str, int], dict[str, Any] | tuple] = {}  # the oldest first
+        #: batches' finished runs not read yet, the oldest first: (pickled runs, how many, (worker
+        #: fields, job id))
+        self.unread: deque[tuple[bytes, int, tuple]] = deque()
+        self.unread_runs = 0
         #: events the processes dropped plus records forgotten here
         self.dropped = 0
 
@@ -47,17 +65,44 @@ class TaskHistory(Actor):
             self._add(message)
             return None
         if isinstance(message, ListTaskRecords):
+            self._read()
             return self._list(message.filters, message.limit)
         if isinstance(message, CountTaskStates):
+            self._read()
             return self._count()
         return None
 
     def _add(self, batch: TaskEventBatch) -> None:
-        records = self.records
         source = batch.source
         job_id = source.get("job_id")
         worker = tuple((name, source[name]) for name in WORKER_FIELDS if source.get(name) is not None)
-        for event in batch.events:
+        self.dropped += batch.dropped
+        if batch.events:
+            self._read()  # the records stay in the order their events came
+            self._add_events(batch.events, worker, job_id)
+        if batch.run_count:
+            self.unread.append((batch.runs, batch.run_count, (worker, job_id)))
+            self.unread_runs += batch.run_count
+            while self.unread_runs - self.unread[0][1] >= self.max_tasks:  # a burst nobody asked about
+                _, count, _ = self.unread.popleft()
+                self.unread_runs -= count
+                self.dropped += count
+
+    def _read(self) -> None:
+        """Make records of the finished runs not read yet."""
+        while self.unread:
+            runs, count, context = self.unread.popleft()
+            self.unread_runs -= count
+            self._add_runs(pickle.loads(runs), context)
+            self._bound()
+
+    def _bound(self) -> None:
+        if len(self.records) > self.max_tasks:
+            self._forget(len(self.records) - self.max_tasks + self.max_tasks // 10)
+
+    def _add_events(self, events: list, worker: tuple, job_id: str | None) -> None:
+        records = self.records
+        for event in events:
             key = (event[1], event[2])
             record = records.get(key)
             if record is None:  # most tasks are one event: kept as it came until a second one
@@ -66,29 +111,52 @@ class TaskHistory(Actor):
             if type(record) is tuple:
                 record = records[key] = _unpacked(record)
             apply_event(record, event, worker)
-        self.dropped += batch.dropped
-        if len(records) > self.max_tasks:
-            self._forget(len(records) - self.max_tasks + self.max_tasks // 10)
+        self._bound()
+
+    def _add_runs(self, runs: list, context: tuple) -> None:
+        """Add a batch's finished runs (`RUN_FIELDS` atoms each, flat): one tuple each, made and
+        stored in C unless a run's task already has a record here (a second event: merged)."""
+        records = self.records
+        ids, attempts = runs[1::RUN_FIELDS], runs[2::RUN_FIELDS]
+        keys = list(zip(ids, attempts, strict=True))
+        rows = zip(runs[0::RUN_FIELDS], ids, attempts, *(runs[field::RUN_FIELDS] for field in range(3, RUN_FIELDS)),
+                   repeat(context))
+        if records.keys().isdisjoint(keys):
+            records.update(zip(keys, rows, strict=True))
+            return
+        for key, row in zip(keys, rows, strict=True):
+            record = records.get(key)
+            if record is None:
+                records[key] = row
+                continue
+            if type(record) is tuple:
+                record = records[key] = _unpacked(record)
+            apply_event(record, run_event(row), context[0])
 
     def _forget(self, count: int) -> None:
         records = self.records
-        finished = []
-        for key, record in records.items():  # the oldest first: most of them are finished
-            state = record[0][3] if type(record) is tuple else record["state"]
-            if state in _FINAL:
-                finished.append(key)
-                if len(finished) == count:
-                    break
+        finished: list = []
+        oldest = iter(records.items())  # the oldest first: most of them are finished
+        while len(finished) < count:
+            chunk = list(islice(oldest, count - len(finished)))
+            if not chunk:
+                break
+            finished += [key for key, record in chunk
+                         if (len(record) > RUN_FIELDS or record[0][3] in _FINAL if type(record) is tuple
+                             else record["state"] in _FINAL)]
         for key in finished:
             del records[key]
-        for _ in range(count - len(finished)):
-            records.popitem(last=False)
+        for key in list(islice(records, count - len(finished))):
+            del records[key]
         self.dropped += count
 
     def _count(self) -> dict[str, int]:
         counts: Counter[str] = Counter()
         for record in self.records.values():
             if type(record) is tuple:
+                if len(record) > RUN_FIELDS:
+                    counts[FINISHED] += 1
+                    continue
                 event = record[0]
                 fields = event[4]
                 if event[5] is not None or type(fields) is not dict or OWNER_SAW_END not in fields:
@@ -121,8 +189,12 @@ class TaskHistory(Actor):
 
 
 def _unpacked(packed: tuple) -> dict[str, Any]:
-    """A record from its first event, as `_add` keeps it: ``(event, worker fields, job id)``."""
-    event, worker, job_id = packed
+    """A record from its first event, as `_add` keeps it: ``(event, worker fields, job id)`` or a
+    finished run's atoms then ``(worker fields, job id)``."""
+    if len(packed) > RUN_FIELDS:
+        event, (worker, job_id) = run_event(packed), packed[RUN_FIELDS]
+    else:
+        event, worker, job_id = packed
     record = new_record(event[1], event[2])
     record["job_id"] = job_id
     apply_event(record, event, worker)

@@ -67,7 +67,7 @@ from ..protocol import (
     TaskResult,
     UseDevices,
 )
-from ..task_records import FAILED, FINISHED, failure_fields
+from ..task_records import ACTOR_CREATION_TASK, FAILED, FINISHED, failure_fields
 from .generators import GENERATOR_TYPES, GeneratorRunner, end_with_node
 
 __all__ = ["DEFAULT_GROUP", "Executor"]
@@ -217,11 +217,9 @@ class Executor(Actor):
             self.loop.call_later(0.2, os._exit, 0)
         return None
 
-    def _what(self, spec) -> tuple:
-        """What a task's events say of it: ``(name, type, actor id, submission time or None)``."""
-        if spec.method is None:
-            return spec.name, "NORMAL_TASK", None, spec.submitted_at or None
-        return spec.name, "ACTOR_TASK", self.actor_id, spec.submitted_at or None
+    def _actor_of(self, spec) -> str | None:
+        """The actor a task's events name: this worker's for an actor call, None for a task."""
+        return None if spec.method is None else self.actor_id
 
     def _failed(self, spec, error: BaseException) -> TaskResult:
         return TaskResult([Failed(error)] * max(spec.num_returns, 1), self.pid)
@@ -265,7 +263,7 @@ class Executor(Actor):
                     self._use_lease_devices(message.lease_id)
             events = self.core.task_events if spec.submitted_at != UNRECORDED else None
             if events is not None:
-                events.running(spec.task_id, spec.attempt, self._what(spec))
+                events.running(spec.task_id, spec.attempt, spec.name, self._actor_of(spec), spec.submitted_at)
             try:
                 result = TaskResult(self._run_sync(call, spec, message.lease_id), self.pid,
                                     spec.max_calls > 0 and self._count_call(spec))
@@ -402,7 +400,7 @@ class Executor(Actor):
         spec = message.spec
         if events is None or spec.submitted_at == UNRECORDED:
             return await self._run_concurrent(message, pool)
-        events.running(spec.task_id, spec.attempt, self._what(spec))
+        events.running(spec.task_id, spec.attempt, spec.name, self._actor_of(spec), spec.submitted_at)
         try:
             result = await self._run_concurrent(message, pool)
         except BaseException as error:
@@ -587,8 +585,8 @@ class Executor(Actor):
 
         events = self.core.task_events if spec.submitted_at != UNRECORDED else None
         if events is not None:
-            events.running(spec.task_id, spec.attempt,
-                           (spec.name, "ACTOR_CREATION_TASK", message.actor_id, spec.submitted_at or None))
+            events.running(spec.task_id, spec.attempt, spec.name, message.actor_id, spec.submitted_at,
+                           ACTOR_CREATION_TASK)
         failed = await self._in_exec_thread(construct)
         if events is not None:
             events.ended(spec.task_id, *_outcome([failed] if failed is not None else []))

@@ -62,7 +62,7 @@ async def test_events_reach_the_history_in_batches_and_list_newest_first(system)
     worker = TaskEvents(system.loop, history, WORKER)
     for index in range(3):
         owner.record(f"t{index}", 0, PENDING_NODE_ASSIGNMENT, {"name": f"f{index}"})
-    worker.running("t0", 0, ("f0", "NORMAL_TASK", None, 0.5))
+    worker.running("t0", 0, "f0", None, 0.5)
     worker.ended("t0", FINISHED)
     worker.flush()  # the worker's batch comes first: its records are merged all the same
     owner.flush()
@@ -81,8 +81,8 @@ async def test_a_task_running_across_two_sends_is_sent_running_then_finished_onc
     worker = TaskEvents(system.loop, history, WORKER)
     created = time.time()
     await async_wait_until(lambda: time.time() > created, 5, "the clock to move")
-    worker.running("long", 0, ("long", "NORMAL_TASK", None, None))
-    worker.running("short", 0, ("short", "ACTOR_TASK", "actor-1", None))
+    worker.running("long", 0, "long", None, 0.0)
+    worker.running("short", 0, "short", "actor-1", 0.0)
     worker.ended("short", FAILED, {"error_type": "TASK_EXECUTION_EXCEPTION", "error_message": "boom"})
     started = time.time()
     await async_wait_until(lambda: time.time() > started, 5, "the clock to move")
@@ -187,3 +187,71 @@ async def test_an_owner_sends_the_tasks_pending_since_before_its_last_send_and_c
     owner.done("fresh")
     owner.flush()
     assert await history.ask(CountTaskStates(), timeout=5) == {}
+
+
+async def test_finished_runs_are_sent_as_soon_as_a_batch_is_full_and_read_when_asked(system):
+    history = system.spawn(TaskHistory)
+    worker = TaskEvents(system.loop, history, WORKER, send_at=3)
+    for index in range(3):
+        worker.running(f"r{index}", 0, "f", None, 1.0)
+        worker.ended(f"r{index}", FINISHED)
+
+    async def listed() -> int:
+        return (await history.ask(ListTaskRecords(), timeout=5))[1]
+
+    await async_wait_until(listed, 10, "the full batch to be sent without a flush")
+    records, total, dropped = await history.ask(ListTaskRecords(), timeout=5)
+    assert (total, dropped) == (3, 0)
+    assert [r["task_id"] for r in records] == ["r2", "r1", "r0"]
+    assert (records[0]["state"], records[0]["type"], records[0]["name"], records[0]["node_id"]) == (
+        FINISHED, "NORMAL_TASK", "f", "n2")
+    assert records[0]["creation_time_ms"] == 1000 and records[0]["start_time_ms"] <= records[0]["end_time_ms"]
+    assert await history.ask(CountTaskStates(), timeout=5) == {FINISHED: 3}
+
+
+async def test_a_finished_run_merges_with_its_owners_event_on_the_same_node(system):
+    history = system.spawn(TaskHistory)
+    owner = TaskEvents(system.loop, history, OWNER)
+    worker = TaskEvents(system.loop, history, WORKER)
+    owner.record("t1", 0, PENDING_NODE_ASSIGNMENT, ("f", "ACTOR_TASK", "actor-1"))
+    owner.flush()
+    worker.running("t1", 0, "f", "actor-1", 0.0)
+    worker.ended("t1", FINISHED)
+    worker.running("c1", 0, "Actor.__init__", "actor-1", 0.0, "ACTOR_CREATION_TASK")
+    worker.ended("c1", FINISHED)
+    worker.flush()
+    records, total, _ = await history.ask(ListTaskRecords(), timeout=5)
+    assert total == 2
+    by_id = {r["task_id"]: r for r in records}
+    assert (by_id["t1"]["state"], by_id["t1"]["type"], by_id["t1"]["actor_id"], by_id["t1"]["worker_pid"]) == (
+        FINISHED, "ACTOR_TASK", "actor-1", 20)
+    assert [e["state"] for e in merge_records([by_id["t1"]])["events"]] == [
+        PENDING_NODE_ASSIGNMENT, RUNNING, FINISHED]
+    assert (by_id["c1"]["type"], by_id["c1"]["state"]) == ("ACTOR_CREATION_TASK", FINISHED)
+
+
+async def test_unread_runs_past_the_bound_lose_their_oldest_batches_and_count_them(system):
+    history = system.spawn(TaskHistory, 5)
+    worker = TaskEvents(system.loop, history, WORKER)
+    for batch in range(3):
+        for index in range(3):
+            task_id = f"b{batch}-{index}"
+            worker.running(task_id, 0, "f", None, 1.0)
+            worker.ended(task_id, FINISHED)
+        worker.flush()
+    records, total, dropped = await history.ask(ListTaskRecords(), timeout=5)
+    # 9 runs unread: the first batch went unread (6 are still over 5); reading the rest forgets 1 + a tenth (0)
+    assert (total, dropped) == (5, 4)
+    assert [r["task_id"] for r in records] == ["b2-2", "b2-1", "b2-0", "b1-2", "b1-1"]
+
+
+async def test_a_full_buffer_of_runs_drops_the_newest_and_says_how_many(system):
+    history = system.spawn(TaskHistory)
+    worker = TaskEvents(system.loop, history, WORKER, max_buffered=2)
+    for index in range(3):
+        worker.running(f"r{index}", 0, "f", None, 1.0)
+        worker.ended(f"r{index}", FINISHED)
+    worker.flush()
+    records, total, dropped = await history.ask(ListTaskRecords(), timeout=5)
+    assert (total, dropped) == (2, 1)
+    assert [r["task_id"] for r in records] == ["r1", "r0"]
