@@ -14,11 +14,15 @@ as the call runs). It runs the microbenchmark's four hot paths:
 - actor_calls_sync: `get(a.f.remote())` one at a time (1_1_actor_calls_sync);
 - actor_calls_async: batches of 1000 `a.f.remote()` then one `get` (1_1_actor_calls_async).
 
-Each workload runs for `--seconds` in slices (1000 calls for the async ones, 200 for the sync
-ones), in groups of four: on, off, off, on, then off, on, on, off, and so on, so that a drift of
+Each workload runs for `--seconds` in slices (5000 calls for the async ones, 1000 for the sync
+ones, or `--sync-slice`), in groups of four: on, off, off, on, then off, on, on, off, and so on, so that a drift of
 the machine's speed weighs on both settings alike. A group's figure is its throughput with
 events on over its throughput off; the benchmark reports the median over the groups
 (> 0.95: under 5% lost), their quartiles, and the ratio of the totals.
+
+`--sync-slice 1` alternates the sync workloads call by call: no drift of the machine's speed
+is left between the two settings, and the totals column is the ratio of their mean latencies;
+but a send of the buffered events then delays an "off" call as often as an "on" one.
 
 `--control` runs the same with the events off in both settings: the figures it gives are the
 benchmark's own noise (an A/A test), the yardstick for the ones above.
@@ -58,7 +62,9 @@ def _apply(on: bool, saved: dict) -> None:
     core = runtime.current()
     if "events" not in saved:
         saved["events"] = core.task_events
-    events = saved["events"] if on and os.environ.get(_CONTROL) != "1" else None
+    if "control" not in saved:  # read once: looking it up on every "on" call only would cost "on" alone
+        saved["control"] = os.environ.get(_CONTROL) == "1"
+    events = saved["events"] if on and not saved["control"] else None
     core.task_events = events
     core.task_manager.events = events
 
@@ -145,7 +151,7 @@ def _node_seconds_per_event(batches: int = 200) -> tuple[float, float]:
     return (arrived - start) / count, (time.process_time() - arrived) / count
 
 
-def _session(seconds: float, pin: bool) -> dict:
+def _session(seconds: float, pin: bool, sync_slice: int) -> dict:
     import actorcore as ray
 
     ray.init(num_cpus=2)
@@ -183,9 +189,10 @@ def _session(seconds: float, pin: bool) -> dict:
 
     result: dict = {"groups": {}, "totals": {}, "cpu_seconds_per_task": {}}
     try:
-        for workload, count in WORKLOADS.items():
+        for workload, default_count in WORKLOADS.items():
+            count = sync_slice if workload.endswith("_sync") else default_count
             for on in (False, True, False, True):  # warm up: every worker has run both settings
-                run(workload, on, count * 2)
+                run(workload, on, default_count * 2)
             if pin:
                 _pin_session()
             groups, totals = [], {True: 0.0, False: 0.0}
@@ -214,13 +221,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="how long each workload runs (default 120: 8 minutes in all)")
     parser.add_argument("--no-pin", dest="pin", action="store_false",
                         help="leave the processes where the kernel puts them")
+    parser.add_argument("--sync-slice", type=int, default=WORKLOADS["tasks_sync"],
+                        help="calls per slice of the sync workloads (1: alternate call by call)")
     parser.add_argument("--control", action="store_true",
                         help="events off in both settings: the benchmark's own noise (an A/A test)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     if args.control:
         os.environ[_CONTROL] = "1"
-    result = _session(args.seconds, args.pin)
+    if args.sync_slice < 1:
+        parser.error(f"--sync-slice must be at least 1, not {args.sync_slice}")
+    result = _session(args.seconds, args.pin, args.sync_slice)
     node_per_event, node_read_per_event = _node_seconds_per_event()
     figures = {}
     for workload, groups in result["groups"].items():
