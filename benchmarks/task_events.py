@@ -1,41 +1,41 @@
-"""What task events cost: `python -m benchmarks.task_events [--seconds S] [--control] [--no-pin] [--json]`.
+"""What task events cost: `python -m benchmarks.task_events [--seconds S] [--sync-slice N] [--control]
+[--no-pin] [--json]`.
 
 Task events (docs/architecture.md, "Task events and the state API") are on by default;
 ``ACTORCORE_TASK_EVENTS=0`` turns them off for the processes that inherit it. Comparing two
 sessions, one with and one without, mostly measures the noise between two sets of processes
 on a shared machine (which core each lands on, what else runs): ±10% here, and even two
-phases of one session a few seconds apart differ by that much. So this benchmark turns the
-events off and on inside the very same processes, many times a second: in the driver (its task
-manager's buffer) and in the workers (each call carries the setting, and its worker applies it
-as the call runs). It runs the microbenchmark's four hot paths:
+phases of one session a few seconds apart differ by that much. So this benchmark compares
+calls recorded and calls not recorded inside the very same processes, interleaved: each call
+says which it is with Ray's per-call option ``enable_task_events``, which its owner and its
+worker both obey (so "off" still pays the one check of the option, as every call does). It
+runs the microbenchmark's four hot paths:
 
 - tasks_sync: `get(f.remote())` one at a time (the microbenchmark's single_client_tasks_sync);
-- tasks_async: batches of 1000 `f.remote()` then one `get` (single_client_tasks_async);
+- tasks_async: batches of `f.remote()` then one `get` (single_client_tasks_async);
 - actor_calls_sync: `get(a.f.remote())` one at a time (1_1_actor_calls_sync);
-- actor_calls_async: batches of 1000 `a.f.remote()` then one `get` (1_1_actor_calls_async).
+- actor_calls_async: batches of `a.f.remote()` then one `get` (1_1_actor_calls_async).
 
-Each workload runs for `--seconds` in slices (5000 calls for the async ones, 1000 for the sync
-ones, or `--sync-slice`), in groups of four: on, off, off, on, then off, on, on, off, and so on, so that a drift of
-the machine's speed weighs on both settings alike. A group's figure is its throughput with
-events on over its throughput off; the benchmark reports the median over the groups
-(> 0.95: under 5% lost), their quartiles, and the ratio of the totals.
+Each workload runs for `--seconds` in slices (5000 calls for the async ones; one call for the
+sync ones, or `--sync-slice`), in groups of four: on, off, off, on, then off, on, on, off, and
+so on, so that a drift of the machine's speed weighs on both settings alike. A group's
+figure is its throughput with events on over its throughput off; the benchmark reports the
+median over the groups (> 0.95: under 5% lost), their quartiles, and the ratio of the totals
+(for one-call slices, the ratio of the mean latencies: the figure to read).
 
-`--sync-slice 1` alternates the sync workloads call by call: no drift of the machine's speed
-is left between the two settings, and the totals column is the ratio of their mean latencies;
-but a send of the buffered events then delays an "off" call as often as an "on" one.
-
-`--control` runs the same with the events off in both settings: the figures it gives are the
-benchmark's own noise (an A/A test), the yardstick for the ones above.
+`--control` records no call in either setting: the figures it gives are the benchmark's own
+noise (an A/A test), the yardstick for the ones above.
 
 The driver is pinned to one core and the workers to the other (`--no-pin`: not): the
 driver's loop and the workers spin briefly around each reply (docs/architecture.md), and two
 spinning processes the kernel happens to put on one core run at half speed or less until it
 moves one, which swings a slice's throughput far more than the events do.
 
-The node's share (its TaskHistory unpickling and applying the batches the processes send
-every second) runs on the same cores, outside the slices it comes from, so it is measured on
-its own: the CPU time per event of a batch of 100k events, against the session's CPU time per
-task (every process of the session, from /proc).
+What events cost outside the calls that make them is measured on its own, per event, against
+the session's CPU time per task (every process of the session, from /proc): a process
+pickling and sending its buffer (about once per 1000 tasks: a send can land in an "off" slice
+or call as well), and the node's TaskHistory receiving the batch and, once it is asked,
+reading it into records.
 """
 
 from __future__ import annotations
@@ -51,22 +51,9 @@ import time
 __all__ = ["main"]
 
 WORKLOADS = {"tasks_sync": 1000, "tasks_async": 5000, "actor_calls_sync": 1000, "actor_calls_async": 5000}
+#: calls per slice of the sync workloads, by default: one, alternating call by call
+SYNC_SLICE = 1
 _ORDER = ((True, False, False, True), (False, True, True, False))
-_CONTROL = "ACTORCORE_BENCHMARK_CONTROL"  # set to 1 in the environment: "on" is off too (inherited by workers)
-
-
-def _apply(on: bool, saved: dict) -> None:
-    """Events on or off in this process (a driver or a worker), restoring its own buffer."""
-    from actorcore import runtime
-
-    core = runtime.current()
-    if "events" not in saved:
-        saved["events"] = core.task_events
-    if "control" not in saved:  # read once: looking it up on every "on" call only would cost "on" alone
-        saved["control"] = os.environ.get(_CONTROL) == "1"
-    events = saved["events"] if on and not saved["control"] else None
-    core.task_events = events
-    core.task_manager.events = events
 
 
 def _session_cpu_seconds() -> float:
@@ -117,13 +104,16 @@ class _Collect:
         self.tell = told.append
 
 
-def _node_seconds_per_event(batches: int = 200) -> tuple[float, float]:
-    """What the node spends on one event, in a history already full of records: on its batch's
-    arrival (unpickling the message, keeping its runs), and when the history is next asked
-    (reading the runs into records, forgetting the oldest)."""
+def _seconds_per_event(batches: int = 200) -> tuple[float, float]:
+    """What one event costs outside the call that made it, in a history already full of
+    records: its process sending it (pickling its buffer) plus the node receiving it
+    (unpickling the message, keeping its runs); and the node reading it when the history is
+    next asked (into records, forgetting the oldest)."""
     from actorcore.core.task_events import SEND_AT, TaskEvents
     from actorcore.node.task_history import MAX_TASKS, TaskHistory
     from actorcore.task_records import FINISHED
+
+    sending = [0.0]
 
     def batch(first: int) -> bytes:
         sent: list = []
@@ -134,13 +124,17 @@ def _node_seconds_per_event(batches: int = 200) -> tuple[float, float]:
             task_id = f"{index:016x}{os.urandom(4).hex()}"
             events.running(task_id, 0, "f", None, submitted)
             events.ended(task_id, FINISHED)
+        start = time.process_time()
         events.flush()
-        return pickle.dumps(sent[0], protocol=5)
+        blob = pickle.dumps(sent[0], protocol=5)  # as the kernel sends it
+        sending[0] += time.process_time() - start
+        return blob
 
     history = TaskHistory()
     for index in range(MAX_TASKS // SEND_AT):
         history._add(pickle.loads(batch(index * SEND_AT)))
     history._read()
+    sending[0] = 0.0
     blobs = [batch(MAX_TASKS + index * SEND_AT) for index in range(batches)]
     start = time.process_time()
     for blob in blobs:
@@ -148,43 +142,36 @@ def _node_seconds_per_event(batches: int = 200) -> tuple[float, float]:
     arrived = time.process_time()
     history._read()
     count = batches * SEND_AT
-    return (arrived - start) / count, (time.process_time() - arrived) / count
+    return (sending[0] + arrived - start) / count, (time.process_time() - arrived) / count
 
 
-def _session(seconds: float, pin: bool, sync_slice: int) -> dict:
+def _session(seconds: float, pin: bool, sync_slice: int, control: bool) -> dict:
     import actorcore as ray
 
     ray.init(num_cpus=2)
-    worker_saved: dict = {}
 
     @ray.remote
-    def f(on):
-        _apply(on, worker_saved)
+    def f():
+        pass
 
     @ray.remote
     class A:
-        def __init__(self):
-            self.saved = {}
-
-        def f(self, on):
-            _apply(on, self.saved)
+        def f(self):
+            pass
 
     actor = A.remote()
-    driver_saved: dict = {}
+    task_handles = {True: f.options(enable_task_events=not control), False: f.options(enable_task_events=False)}
+    call_handles = {True: actor.f.options(enable_task_events=not control),
+                    False: actor.f.options(enable_task_events=False)}
 
     def run(workload: str, on: bool, count: int) -> float:
-        _apply(on, driver_saved)
+        remote = (task_handles if workload.startswith("tasks") else call_handles)[on].remote
         start = time.perf_counter()
-        if workload == "tasks_sync":
+        if workload.endswith("_sync"):
             for _ in range(count):
-                ray.get(f.remote(on))
-        elif workload == "tasks_async":
-            ray.get([f.remote(on) for _ in range(count)])
-        elif workload == "actor_calls_sync":
-            for _ in range(count):
-                ray.get(actor.f.remote(on))
+                ray.get(remote())
         else:
-            ray.get([actor.f.remote(on) for _ in range(count)])
+            ray.get([remote() for _ in range(count)])
         return time.perf_counter() - start
 
     result: dict = {"groups": {}, "totals": {}, "cpu_seconds_per_task": {}}
@@ -192,7 +179,7 @@ def _session(seconds: float, pin: bool, sync_slice: int) -> dict:
         for workload, default_count in WORKLOADS.items():
             count = sync_slice if workload.endswith("_sync") else default_count
             for on in (False, True, False, True):  # warm up: every worker has run both settings
-                run(workload, on, default_count * 2)
+                run(workload, on, default_count)
             if pin:
                 _pin_session()
             groups, totals = [], {True: 0.0, False: 0.0}
@@ -221,18 +208,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="how long each workload runs (default 120: 8 minutes in all)")
     parser.add_argument("--no-pin", dest="pin", action="store_false",
                         help="leave the processes where the kernel puts them")
-    parser.add_argument("--sync-slice", type=int, default=WORKLOADS["tasks_sync"],
-                        help="calls per slice of the sync workloads (1: alternate call by call)")
+    parser.add_argument("--sync-slice", type=int, default=SYNC_SLICE,
+                        help="calls per slice of the sync workloads (default 1: alternate call by call)")
     parser.add_argument("--control", action="store_true",
-                        help="events off in both settings: the benchmark's own noise (an A/A test)")
+                        help="no call recorded in either setting: the benchmark's own noise (an A/A test)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    if args.control:
-        os.environ[_CONTROL] = "1"
     if args.sync_slice < 1:
         parser.error(f"--sync-slice must be at least 1, not {args.sync_slice}")
-    result = _session(args.seconds, args.pin, args.sync_slice)
-    node_per_event, node_read_per_event = _node_seconds_per_event()
+    result = _session(args.seconds, args.pin, args.sync_slice, args.control)
+    node_per_event, node_read_per_event = _seconds_per_event()
     figures = {}
     for workload, groups in result["groups"].items():
         quartiles = statistics.quantiles(groups, n=4) if len(groups) > 1 else [groups[0]] * 3
@@ -249,15 +234,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"throughput with events {'off (control)' if args.control else 'on'} / off, "
           f"{args.seconds:.0f} s of alternating slices per workload")
     print(f"{'workload':<19}{'median':>8}{'q1-q3':>14}{'totals':>8}{'groups':>8}{'CPU us/task':>13}"
-          f"{'node share':>12}{'when asked':>12}")
+          f"{'sends':>8}{'when asked':>12}")
     for workload, figure in figures.items():
         print(f"{workload:<19}{figure['median']:>8.3f}{figure['q1']:>8.3f}-{figure['q3']:.3f}"
               f"{figure['totals']:>8.3f}{figure['groups']:>8}{figure['session_cpu_us_per_task']:>13.0f}"
-              f"{figure['node_share']:>11.2%}{figure['node_share_when_asked']:>11.2%}")
-    print(f"node: {node_per_event * 1e6:.2f} us CPU per event as its batch arrives (one per task, most tasks), "
-          f"{node_read_per_event * 1e6:.2f} us more once the history is asked (list, summary, the tasks metric); "
-          f"the shares are those over the session's CPU per task: add 'node share' to the loss the median shows, "
-          f"and 'when asked' too for a cluster whose tasks are listed or scraped")
+              f"{figure['node_share']:>8.2%}{figure['node_share_when_asked']:>11.2%}")
+    print(f"sends: {node_per_event * 1e6:.2f} us CPU per event to pickle and send it, and for the node to receive "
+          f"it; {node_read_per_event * 1e6:.2f} us more once the node's history is asked (list, summary, the tasks "
+          f"metric). Both over the session's CPU per task: add 'sends' to the loss the median or totals show, and "
+          f"'when asked' too for a cluster whose tasks are listed or scraped")
     return 0
 
 
