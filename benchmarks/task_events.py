@@ -1,5 +1,5 @@
 """What task events cost: `python -m benchmarks.task_events [--seconds S] [--sync-slice N] [--control]
-[--no-pin] [--json]`.
+[--only W,...] [--no-pin] [--json]`.
 
 Task events (docs/architecture.md, "Task events and the state API") are on by default;
 ``ACTORCORE_TASK_EVENTS=0`` turns them off for the processes that inherit it. Comparing two
@@ -145,7 +145,7 @@ def _seconds_per_event(batches: int = 200) -> tuple[float, float]:
     return (sending[0] + arrived - start) / count, (time.process_time() - arrived) / count
 
 
-def _session(seconds: float, pin: bool, sync_slice: int, control: bool) -> dict:
+def _session(seconds: float, pin: bool, sync_slice: int, control: bool, only: list[str]) -> dict:
     import actorcore as ray
 
     ray.init(num_cpus=2)
@@ -177,6 +177,8 @@ def _session(seconds: float, pin: bool, sync_slice: int, control: bool) -> dict:
     result: dict = {"groups": {}, "totals": {}, "cpu_seconds_per_task": {}}
     try:
         for workload, default_count in WORKLOADS.items():
+            if workload not in only:
+                continue
             count = sync_slice if workload.endswith("_sync") else default_count
             for on in (False, True, False, True):  # warm up: every worker has run both settings
                 run(workload, on, default_count)
@@ -212,11 +214,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="calls per slice of the sync workloads (default 1: alternate call by call)")
     parser.add_argument("--control", action="store_true",
                         help="no call recorded in either setting: the benchmark's own noise (an A/A test)")
+    parser.add_argument("--only", default=",".join(WORKLOADS),
+                        help=f"the workloads to run, comma-separated (default: all of {', '.join(WORKLOADS)})")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     if args.sync_slice < 1:
         parser.error(f"--sync-slice must be at least 1, not {args.sync_slice}")
-    result = _session(args.seconds, args.pin, args.sync_slice, args.control)
+    only = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = sorted(set(only) - set(WORKLOADS))
+    if unknown or not only:
+        parser.error(f"--only takes workloads among {', '.join(WORKLOADS)}, not {args.only!r}")
+    result = _session(args.seconds, args.pin, args.sync_slice, args.control, only)
     node_per_event, node_read_per_event = _seconds_per_event()
     figures = {}
     for workload, groups in result["groups"].items():

@@ -76,9 +76,9 @@ class TaskEvents:
         self._flush_seconds = flush_seconds
         self._dropped = 0
         self._timer: asyncio.TimerHandle | None = None
-        #: task id -> (attempt, submission time, (name, type, actor id)): submitted, neither done nor
+        #: task id -> (attempt, submission time, name, type, actor id): submitted, neither done nor
         #: sent, in submission order
-        self._pending: dict[str, tuple[int, float, tuple]] = {}
+        self._pending: dict[str, tuple] = {}
         #: task id -> attempt: sent PENDING, not done
         self._sent_pending: dict[str, int] = {}
         self._last_flush = time.time()
@@ -93,10 +93,10 @@ class TaskEvents:
             self._dropped += 1
         buffer.append((time.time(), task_id, attempt, state, fields, None))
 
-    def submitted(self, task_id: str, attempt: int, when: float, what: tuple) -> None:
-        """Attempt `attempt` of task `task_id` was submitted at `when`; `what` is its ``(name,
-        type, actor id)`` (any thread)."""
-        self._pending[task_id] = (attempt, when, what)
+    def submitted(self, task_id: str, attempt: int, when: float, name: str, kind: str, actor_id: str | None) -> None:
+        """Attempt `attempt` of task `task_id`, named `name`, of Ray's type `kind`, of actor
+        `actor_id` (None: a task), was submitted at `when` (any thread)."""
+        self._pending[task_id] = (attempt, when, name, kind, actor_id)
 
     def done(self, task_id: str) -> None:
         """The task's attempt is over as far as its owner is concerned. If it was sent pending,
@@ -117,7 +117,8 @@ class TaskEvents:
         if entry is None or entry[0] != attempt:
             self.record(task_id, attempt, FAILED, error)
         else:
-            self.record(task_id, attempt, FAILED, (*entry[2], entry[1], error))
+            _, when, name, kind, actor_id = entry
+            self.record(task_id, attempt, FAILED, (name, kind, actor_id, when, error))
 
     def running(self, task_id: str, attempt: int, name: str, actor_id: str | None, submitted: float,
                 kind: str | None = None) -> None:
@@ -195,12 +196,12 @@ class TaskEvents:
         pending, sent = self._pending, self._sent_pending
         while pending:
             head = list(islice(pending.items(), 1024))  # in C, under the GIL: `submitted` may insert meanwhile
-            for task_id, (attempt, when, what) in head:
+            for task_id, (attempt, when, name, kind, actor_id) in head:
                 if when > cutoff:
                     return
                 del pending[task_id]
                 sent[task_id] = attempt
-                buffer.append((when, task_id, attempt, PENDING_NODE_ASSIGNMENT, what, None))
+                buffer.append((when, task_id, attempt, PENDING_NODE_ASSIGNMENT, (name, kind, actor_id), None))
 
     def _tick(self) -> None:
         self._timer = None

@@ -61,7 +61,7 @@ class TaskManager:
         events = self.events
         if events is not None:
             spec.submitted_at = now = time.time()
-            events.submitted(spec.task_id, spec.attempt, now, (spec.name, kind, actor_id))
+            events.submitted(spec.task_id, spec.attempt, now, spec.name, kind, actor_id)
 
     def next_attempt(self, task: PendingTask, error_type: str | None = None, message: str = "") -> None:
         """`task` runs again; its attempt failed with Ray's `error_type` (None: its worker recorded how)."""

@@ -167,12 +167,12 @@ async def test_an_owner_sends_the_tasks_pending_since_before_its_last_send_and_c
     history = system.spawn(TaskHistory)
     owner = TaskEvents(system.loop, history, OWNER)
     created = time.time()
-    owner.submitted("quick", 0, 1.0, ("f", "NORMAL_TASK", None))
+    owner.submitted("quick", 0, 1.0, "f", "NORMAL_TASK", None)
     owner.done("quick")  # done before any send: the owner sends nothing of it
-    owner.submitted("slow", 0, 2.0, ("g", "NORMAL_TASK", None))  # submitted before the last send
+    owner.submitted("slow", 0, 2.0, "g", "NORMAL_TASK", None)  # submitted before the last send
     await async_wait_until(lambda: time.time() > created, 5, "the clock to move")
     fresh = time.time()
-    owner.submitted("fresh", 0, fresh, ("h", "NORMAL_TASK", None))  # after it: not sent at the next send
+    owner.submitted("fresh", 0, fresh, "h", "NORMAL_TASK", None)  # after it: not sent at the next send
     await async_wait_until(lambda: time.time() > fresh, 5, "the clock to move")
     owner.flush()
     records, total, _ = await history.ask(ListTaskRecords(), timeout=5)
