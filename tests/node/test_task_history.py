@@ -192,9 +192,7 @@ async def test_an_owner_sends_the_tasks_pending_since_before_its_last_send_and_c
 async def test_finished_runs_are_sent_as_soon_as_a_batch_is_full_and_read_when_asked(system):
     history = system.spawn(TaskHistory)
     worker = TaskEvents(system.loop, history, WORKER, send_at=3)
-    for index in range(3):
-        worker.running(f"r{index}", 0, "f", None, 1.0)
-        worker.ended(f"r{index}", FINISHED)
+    _run(worker, "r0", "r1", "r2")
 
     async def listed() -> int:
         return (await history.ask(ListTaskRecords(), timeout=5))[1]
@@ -234,10 +232,7 @@ async def test_unread_runs_past_the_bound_lose_their_oldest_batches_and_count_th
     history = system.spawn(TaskHistory, 5)
     worker = TaskEvents(system.loop, history, WORKER)
     for batch in range(3):
-        for index in range(3):
-            task_id = f"b{batch}-{index}"
-            worker.running(task_id, 0, "f", None, 1.0)
-            worker.ended(task_id, FINISHED)
+        _run(worker, *(f"b{batch}-{index}" for index in range(3)))
         worker.flush()
     records, total, dropped = await history.ask(ListTaskRecords(), timeout=5)
     # 9 runs unread: the first batch went unread (6 are still over 5); reading the rest forgets 1 + a tenth (0)
@@ -248,10 +243,15 @@ async def test_unread_runs_past_the_bound_lose_their_oldest_batches_and_count_th
 async def test_a_full_buffer_of_runs_drops_the_newest_and_says_how_many(system):
     history = system.spawn(TaskHistory)
     worker = TaskEvents(system.loop, history, WORKER, max_buffered=2)
-    for index in range(3):
-        worker.running(f"r{index}", 0, "f", None, 1.0)
-        worker.ended(f"r{index}", FINISHED)
+    _run(worker, "r0", "r1", "r2")
     worker.flush()
     records, total, dropped = await history.ask(ListTaskRecords(), timeout=5)
     assert (total, dropped) == (2, 1)
     assert [r["task_id"] for r in records] == ["r1", "r0"]
+
+
+def _run(worker: TaskEvents, *task_ids: str) -> None:
+    """`worker` runs each task, named "f" and submitted at 1.0, to the end."""
+    for task_id in task_ids:
+        worker.running(task_id, 0, "f", None, 1.0)
+        worker.ended(task_id, FINISHED)
