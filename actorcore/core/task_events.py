@@ -142,7 +142,7 @@ class TaskEvents:
                 self._dropped += 1
                 return
             runs.extend((time.time(), task_id, attempt, name, actor_id, submitted, start))
-            if len(runs) == self._send_at_atoms and not self._send_soon and self._history is not None:
+            if len(runs) >= self._send_at_atoms and not self._send_soon and self._history is not None:
                 self._send_soon = True
                 try:
                     self._loop.call_soon_threadsafe(self.flush)
