@@ -36,6 +36,7 @@ __all__ = [
     "merge_records",
     "new_record",
     "run_event",
+    "run_fields",
 ]
 
 PENDING_ARGS_AVAIL = "PENDING_ARGS_AVAIL"
@@ -144,11 +145,18 @@ def apply_event(record: dict[str, Any], event: TaskEvent, worker: tuple = ()) ->
         record[time_field] = int(when * 1000)
 
 
+def run_fields(name: str, actor_id: str | None, submitted: float, kind: str | None = None) -> tuple:
+    """A worker's event fields of a run: ``(name, type, actor id, submission time or None)``; the
+    type is `kind`, or else the actor id's (`NORMAL_TASK` without one, else `ACTOR_TASK`)."""
+    if kind is None:
+        kind = NORMAL_TASK if actor_id is None else ACTOR_TASK
+    return name, kind, actor_id, submitted or None
+
+
 def run_event(run: tuple) -> TaskEvent:
     """The `TaskEvent` of a finished run, from its `RUN_FIELDS` atoms (more after them are ignored)."""
     when, task_id, attempt, name, actor_id, submitted, started = run[:RUN_FIELDS]
-    fields = (name, NORMAL_TASK if actor_id is None else ACTOR_TASK, actor_id, submitted or None)
-    return when, task_id, attempt, FINISHED, fields, started
+    return when, task_id, attempt, FINISHED, run_fields(name, actor_id, submitted), started
 
 
 def events_of(record: dict[str, Any]) -> list[dict[str, Any]]:

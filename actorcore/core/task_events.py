@@ -24,15 +24,14 @@ from typing import Any
 from ..kernel import ActorRef
 from ..protocol import TaskEventBatch
 from ..task_records import (
-    ACTOR_TASK,
     FAILED,
     FINISHED,
-    NORMAL_TASK,
     OWNER_SAW_END,
     PENDING_NODE_ASSIGNMENT,
     RUN_FIELDS,
     RUNNING,
     TaskEvent,
+    run_fields,
 )
 
 __all__ = ["FLUSH_SECONDS", "MAX_BUFFERED", "SEND_AT", "TaskEvents"]
@@ -55,9 +54,10 @@ class TaskEvents:
     are one event: the worker's end, carrying the task's name, actor, submission and start
     times (a run that finished goes in the flat `runs` of its batch, `task_records.RUN_FIELDS`;
     any other event is a `TaskEvent` tuple). Only a task submitted before the last send and
-    still waiting for a worker is sent PENDING by its owner (closed by `done` once over: `OWNER_SAW_END`), and only one
-    started before the last send and still running is sent RUNNING by its worker, so the state
-    API sees both within two sends, and a task done sooner is one event whatever the burst.
+    still waiting for a worker is sent PENDING by its owner (closed by `done` once over:
+    `OWNER_SAW_END`), and only one started before the last send and still running is sent
+    RUNNING by its worker, so the state API sees both within two sends, and a task done sooner
+    is one event whatever the burst.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, history: ActorRef | None, source: dict[str, Any], *,
@@ -152,7 +152,7 @@ class TaskEvents:
         buffer = self._buffer
         if len(buffer) == self._max:
             self._dropped += 1
-        fields = _fields(name, actor_id, submitted, kind)
+        fields = run_fields(name, actor_id, submitted, kind)
         buffer.append((time.time(), task_id, attempt, state, fields if error is None else (*fields, error), start))
 
     def start(self) -> None:
@@ -180,7 +180,8 @@ class TaskEvents:
             for task_id, (attempt, start, name, actor_id, submitted, kind) in list(running.items()):
                 if start <= cutoff and task_id not in sent:
                     sent.add(task_id)
-                    buffer.append((start, task_id, attempt, RUNNING, _fields(name, actor_id, submitted, kind), start))
+                    fields = run_fields(name, actor_id, submitted, kind)
+                    buffer.append((start, task_id, attempt, RUNNING, fields, start))
         runs = self._runs
         if not (buffer or runs or self._dropped):
             return
@@ -209,13 +210,6 @@ class TaskEvents:
             self.flush()
         finally:
             self.start()
-
-
-def _fields(name: str, actor_id: str | None, submitted: float, kind: str | None) -> tuple:
-    """A worker's event fields of a run: ``(name, type, actor id, submission time or None)``."""
-    if kind is None:
-        kind = NORMAL_TASK if actor_id is None else ACTOR_TASK
-    return name, kind, actor_id, submitted or None
 
 
 _SAW_END = {OWNER_SAW_END: True}

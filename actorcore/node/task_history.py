@@ -115,7 +115,7 @@ class TaskHistory(Actor):
 
     def _add_runs(self, runs: list, context: tuple) -> None:
         """Add a batch's finished runs (`RUN_FIELDS` atoms each, flat): one tuple each, made and
-        stored in C unless a run's task already has a record here (a second event: merged)."""
+        stored in C, unless one's task already has a record here (then all go as other events)."""
         records = self.records
         ids, attempts = runs[1::RUN_FIELDS], runs[2::RUN_FIELDS]
         keys = list(zip(ids, attempts, strict=True))
@@ -123,15 +123,8 @@ class TaskHistory(Actor):
                    repeat(context))
         if records.keys().isdisjoint(keys):
             records.update(zip(keys, rows, strict=True))
-            return
-        for key, row in zip(keys, rows, strict=True):
-            record = records.get(key)
-            if record is None:
-                records[key] = row
-                continue
-            if type(record) is tuple:
-                record = records[key] = _unpacked(record)
-            apply_event(record, run_event(row), context[0])
+        else:  # rare: as other events
+            self._add_events([run_event(row) for row in rows], *context)
 
     def _forget(self, count: int) -> None:
         records = self.records
