@@ -540,6 +540,10 @@ def _block(node: subprocess.Popen, record: dict, pending: int | None) -> int:
         forward(pending, None)
     print("The node runs in the foreground (--block): SIGTERM or Ctrl-C stops it.", flush=True)
     code = node.wait()
+    # Nothing is left to forward to, and the interpreter's teardown would put the default
+    # handlers back (ignored ones it leaves): a late SIGTERM must not turn the exit into a kill.
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
     forget_node(record)
     if forwarded:
         return 0
