@@ -6,8 +6,8 @@ Recording is a dict update, one `deque.append` or one `list.extend` from any thr
 message, no lock. Most tasks are a single event, the worker's end of a run that finished, and
 that one is seven atoms appended to a flat list (`RUN_FIELDS`): no tuple per task stays alive
 until the send, so a second of tasks gives the garbage collector nothing to track, and the batch
-pickles as one flat list. On the loop, every `FLUSH_SECONDS`, or as soon as `SEND_AT` runs are
-buffered, what is buffered goes in one `TaskEventBatch`, told to the node. A buffer that fills
+pickles as one flat list. On the loop, every `FLUSH_SECONDS` (or sooner, once `SEND_AT` runs are
+buffered), what is buffered goes in one `TaskEventBatch`, told to the node. A buffer that fills
 between two sends drops events and counts them, so a burst of tasks costs memory bounded by
 `MAX_BUFFERED` and the state API can say what it lost.
 """
@@ -38,11 +38,15 @@ __all__ = ["FLUSH_SECONDS", "MAX_BUFFERED", "SEND_AT", "TaskEvents"]
 
 #: How often a process sends its events to its node.
 FLUSH_SECONDS = 1.0
-#: A process sends its finished runs as soon as it holds this many, without waiting for the
-#: interval: a smaller batch stays in the CPU's caches, next to the tasks' own data.
-SEND_AT = 1000
 #: The most events a process keeps between two sends; more are dropped (and counted).
 MAX_BUFFERED = 100_000
+#: A process sends its finished runs before the interval is up only once it holds this many, so
+#: that a burst does not fill its buffer. Not sooner: each send wakes the process's loop thread
+#: (a worker's runs are recorded on its execution thread) and its node, and with the tasks'
+#: own processes busy that stall costs ten times its CPU time (measured on the 2-core machine,
+#: `benchmarks/task_events.py`: a send every 1000 runs took 4-6% of async task throughput,
+#: one a second none).
+SEND_AT = MAX_BUFFERED // 2
 
 
 class TaskEvents:
