@@ -21,7 +21,7 @@ from collections import deque
 from itertools import islice
 from typing import Any
 
-from ..kernel import ActorRef
+from ..kernel import ActorRef, SerializationError
 from ..protocol import TaskEventBatch
 from ..task_records import (
     FAILED,
@@ -191,10 +191,34 @@ class TaskEvents:
             return
         events = [buffer.popleft() for _ in range(len(buffer))]
         count = len(runs)  # other threads may extend it meanwhile, by whole runs: those stay for the next send
-        sent_runs = pickle.dumps(runs[:count], protocol=pickle.HIGHEST_PROTOCOL) if count else b""
+        sent_runs = runs[:count]
         del runs[:count]
         dropped, self._dropped = self._dropped, 0
-        self._history.tell(TaskEventBatch(events, dropped, self._source, sent_runs, count // RUN_FIELDS))
+        self._send(events, sent_runs, dropped)
+
+    def _send(self, events: list, runs: list, dropped: int) -> None:
+        """Tell the node one batch, or two halves if it does not fit in a frame (the limit is
+        ``ACTORCORE_MAX_FRAME_BYTES``; failures carry whole tracebacks); an event too large
+        alone is dropped, and counted."""
+        blob = pickle.dumps(runs, protocol=pickle.HIGHEST_PROTOCOL) if runs else b""
+        try:
+            self._history.tell(TaskEventBatch(events, dropped, self._source, blob, len(runs) // RUN_FIELDS))
+            return
+        except SerializationError:  # the only one a batch of strings and numbers meets: too large
+            pass
+        if len(events) + len(runs) // RUN_FIELDS <= 1:
+            self._history.tell(TaskEventBatch([], dropped + 1, self._source, b"", 0))
+            return
+        if events and runs:
+            parts = ((events, []), ([], runs))
+        elif events:
+            half = len(events) // 2
+            parts = ((events[:half], []), (events[half:], []))
+        else:
+            half = len(runs) // RUN_FIELDS // 2 * RUN_FIELDS
+            parts = (([], runs[:half]), ([], runs[half:]))
+        self._send(*parts[0], dropped)
+        self._send(*parts[1], 0)
 
     def _send_long_pending(self, buffer: deque, cutoff: float) -> None:
         """Buffer PENDING for the tasks submitted by `cutoff` (the last send) and still waiting."""

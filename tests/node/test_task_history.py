@@ -8,11 +8,13 @@ nothing waits on time.
 
 from __future__ import annotations
 
+import pickle
 import time
 
 import pytest
 
 from actorcore.core.task_events import TaskEvents
+from actorcore.kernel.remote.connections import MessageTooLargeError
 from actorcore.node.task_history import TaskHistory
 from actorcore.protocol import CountTaskStates, ListTaskRecords
 from actorcore.task_records import (
@@ -248,6 +250,34 @@ async def test_a_full_buffer_of_runs_drops_the_newest_and_says_how_many(system):
     records, total, dropped = await history.ask(ListTaskRecords(), timeout=5)
     assert (total, dropped) == (2, 1)
     assert [r["task_id"] for r in records] == ["r1", "r0"]
+
+
+async def test_a_batch_too_large_for_a_frame_goes_in_parts_and_an_event_too_large_alone_is_dropped(system):
+    history = system.spawn(TaskHistory)
+    limited = _FrameLimited(history, 4000)
+    worker = TaskEvents(system.loop, limited, WORKER)
+    _run(worker, *(f"r{index:03d}" for index in range(100)))  # about 7 KB pickled
+    worker.running("boom", 0, "f", None, 1.0)
+    worker.ended("boom", FAILED, {"error_type": "TASK_EXECUTION_EXCEPTION", "error_message": "x" * 10_000})
+    worker.flush()
+    records, total, dropped = await history.ask(ListTaskRecords(limit=1000), timeout=5)
+    assert (total, dropped) == (100, 1)
+    assert sorted(record["task_id"] for record in records) == [f"r{index:03d}" for index in range(100)]
+    assert len(limited.sizes) > 2 and max(limited.sizes) <= 4000
+
+
+class _FrameLimited:
+    """The real history behind a frame limit of `limit` bytes, refused as a remote ref refuses it."""
+
+    def __init__(self, history, limit: int) -> None:
+        self.history, self.limit, self.sizes = history, limit, []
+
+    def tell(self, batch) -> None:
+        size = len(pickle.dumps(batch, protocol=5))
+        if size > self.limit:
+            raise MessageTooLargeError(f"a batch of {size} bytes")
+        self.sizes.append(size)
+        self.history.tell(batch)
 
 
 def _run(worker: TaskEvents, *task_ids: str) -> None:
