@@ -215,7 +215,7 @@ class AttachPool:
 
 @dataclass(frozen=True, slots=True)
 class WorkerDied:
-    """WorkerPool -> Scheduler: a worker process ended."""
+    """WorkerPool -> Scheduler and the node's TaskHistory: a worker process ended."""
 
     pid: int
     how: str = "it ended"  # e.g. "it was killed by SIGKILL", "it exited with code 1"

@@ -28,6 +28,7 @@ __all__ = [
     "SUBMITTED_TO_WORKER",
     "TIME_OF_STATE",
     "WORKER_FIELDS",
+    "WORKER_GONE",
     "TaskEvent",
     "apply_event",
     "error_type_of",
@@ -76,6 +77,11 @@ RUN_FIELDS = 7
 #: The field by which an owner closes its side of a task that ran on another node (not a field
 #: of Ray's TaskState: the state API drops it).
 OWNER_SAW_END = "owner_saw_end"
+
+#: The field by which a node closes the record of a task its worker was running when the worker
+#: died: the record says FAILED (WORKER_DIED) and no longer counts there, as the owner counts
+#: its own FAILED of it (not a field of Ray's TaskState either).
+WORKER_GONE = "worker_gone"
 
 #: What the source of a batch says about the worker that ran the tasks of its started events.
 WORKER_FIELDS = ("node_id", "worker_id", "worker_pid")

@@ -160,7 +160,7 @@ async def serve(config: NodeConfig) -> None:
     await root.start_child(actor_spec(
         system, "worker_pool", WorkerPool, scheduler, worker_argv,
         worker_environment(config.sys_path), config.cwd or os.getcwd(), log_sink, token, tls,
-        WorkerLogFiles(log_folder, LogLimits.from_env()) if log_folder else None, gcs,
+        WorkerLogFiles(log_folder, LogLimits.from_env()) if log_folder else None, gcs, system.lookup("task_history"),
     ))
     pool = system.lookup("worker_pool")
     metrics = metrics_port = None

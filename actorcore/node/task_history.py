@@ -2,36 +2,40 @@
 their event batches and kept within a bound (docs/architecture.md, "Task events and the state
 API").
 
-Processes tell it `TaskEventBatch`es (`core/task_events.py`); it merges each event into the
-record of its task's attempt (`task_records.apply_event`); a task's only event so far is kept as
-it came, and made a record at its second event or when it is listed. A batch's finished runs
-(most events) are kept as they came, still pickled, until the history is asked or other events
-arrive: a node nobody asks spends next to nothing on them. Read, each run is one tuple of its
-atoms, made in C. Past `max_tasks` records it forgets
-the oldest finished ones first (then the oldest), a tenth at a time, and counts them with the
-events the processes dropped. `ListTaskRecords` answers the state API's fan-out: the newest
-matching records first. A record here may be partial (the owner's side or the worker's); the
-state API merges the nodes' answers. `CountTaskStates` answers the node's ``actorcore_tasks``
-metric without merging: a task counts on the node that ran it, and on its owner's node until
-a worker starts it (the owner's side of a task that ran on another node is marked
-`OWNER_SAW_END` when it ends, and no longer counts).
+Processes tell it `TaskEventBatch`es (`core/task_events.py`); it merges each event into the record
+of its task's attempt (`task_records.apply_event`); a task's only event so far is kept as it came,
+and made a record at its second event or when it is listed. A batch's finished runs (most events)
+are kept as they came, still pickled, until the history is asked or other events arrive: a node
+nobody asks spends next to nothing on them. Read, each run is one tuple of its atoms, made in C.
+Past `max_tasks` records it forgets the oldest finished ones first (then the oldest), a tenth at a
+time, and counts them with the events the processes dropped. A worker's death (`WorkerDied`, from
+the pool) fails the records of what it was running. `ListTaskRecords` answers the state API's
+fan-out: the newest matching records first. A record here may be partial (the owner's side or the
+worker's); the state API merges the nodes' answers. `CountTaskStates` answers the node's
+``actorcore_tasks`` metric without merging: a task counts on the node that ran it, and on its
+owner's node until a worker starts it (the owner's side of a task that ran on another node is
+marked `OWNER_SAW_END` when it ends, and no longer counts; the worker's side of a task its worker
+died running, `WORKER_GONE`, counts only where its owner's side is too).
 """
 
 from __future__ import annotations
 
 import pickle
+import time
 from collections import Counter, deque
 from itertools import islice, repeat
 from typing import Any
 
 from ..kernel import Actor
-from ..protocol import CountTaskStates, ListTaskRecords, TaskEventBatch
+from ..protocol import CountTaskStates, ListTaskRecords, TaskEventBatch, WorkerDied
 from ..task_records import (
     FAILED,
     FINISHED,
     OWNER_SAW_END,
     RUN_FIELDS,
+    RUNNING,
     WORKER_FIELDS,
+    WORKER_GONE,
     apply_event,
     new_record,
     run_event,
@@ -59,6 +63,8 @@ class TaskHistory(Actor):
         self.unread_runs = 0
         #: events the processes dropped plus records forgotten here
         self.dropped = 0
+        #: worker pid -> the keys of the records it sent RUNNING (some may have ended since)
+        self.running: dict[int | None, list[tuple[str, int]]] = {}
 
     async def receive(self, message):
         if isinstance(message, TaskEventBatch):
@@ -70,6 +76,9 @@ class TaskHistory(Actor):
         if isinstance(message, CountTaskStates):
             self._read()
             return self._count()
+        if isinstance(message, WorkerDied) and self.running.get(message.pid):
+            self._read()  # its last runs may have ended some of them
+            self._worker_died(message.pid, message.how)
         return None
 
     def _add(self, batch: TaskEventBatch) -> None:
@@ -104,14 +113,45 @@ class TaskHistory(Actor):
         records = self.records
         for event in events:
             key = (event[1], event[2])
+            if event[3] == RUNNING:  # rare: only a task running at its worker's send
+                self._note_running(key, worker)
             record = records.get(key)
             if record is None:  # most tasks are one event: kept as it came until a second one
                 records[key] = (event, worker, job_id)
                 continue
             if type(record) is tuple:
                 record = records[key] = _unpacked(record)
+            elif WORKER_GONE in record and event[5] is None:
+                del record[WORKER_GONE]  # its owner's side is here too: it counts here after all
             apply_event(record, event, worker)
         self._bound()
+
+    def _note_running(self, key: tuple[str, int], worker: tuple) -> None:
+        """Remember that the worker of `worker` (its batch's fields) sent `key` RUNNING."""
+        keys = self.running.setdefault(dict(worker).get("worker_pid"), [])
+        keys.append(key)
+        if len(keys) >= 64 and (len(keys) & (len(keys) - 1)) == 0:  # at each power of two: drop the ended
+            keys[:] = [key for key in keys if self._is_running(key)]
+
+    def _is_running(self, key: tuple[str, int]) -> bool:
+        record = self.records.get(key)
+        if record is None:
+            return False
+        if type(record) is tuple:
+            return len(record) < RUN_FIELDS and record[0][3] == RUNNING
+        return record["state"] == RUNNING
+
+    def _worker_died(self, pid: int, how: str) -> None:
+        """Close the records of the tasks worker `pid` was running when it died: FAILED with Ray's
+        WORKER_DIED, no longer counted here (`WORKER_GONE`) unless their owner's side is here."""
+        failure = {"error_type": "WORKER_DIED", "error_message": f"the worker running it died: {how}"}
+        now = time.time()
+        for key in self.running.pop(pid, ()):
+            if not self._is_running(key):
+                continue
+            record = self._record(key)
+            apply_event(record, (now, key[0], key[1], FAILED, failure, None))
+            record[WORKER_GONE] = True
 
     def _add_runs(self, runs: list, context: tuple) -> None:
         """Add a batch's finished runs (`RUN_FIELDS` atoms each, flat): one tuple each, made and
@@ -154,7 +194,7 @@ class TaskHistory(Actor):
                 fields = event[4]
                 if event[5] is not None or type(fields) is not dict or OWNER_SAW_END not in fields:
                     counts[event[3]] += 1
-            elif "start_time_ms" in record or OWNER_SAW_END not in record:
+            elif ("start_time_ms" in record or OWNER_SAW_END not in record) and WORKER_GONE not in record:
                 counts[record["state"]] += 1
         return dict(counts)
 

@@ -62,8 +62,9 @@ class WorkerPool(Actor):
     def __init__(self, scheduler: ActorRef, worker_argv: list[str] | Callable[[StartInfo], list[str]],
                  env: dict, cwd: str, log_sink: ActorRef | None, token: str | None = None,
                  tls: dict | None = None, log_files: WorkerLogFiles | None = None,
-                 gcs: ActorRef | None = None) -> None:
+                 gcs: ActorRef | None = None, task_history: ActorRef | None = None) -> None:
         self.scheduler = scheduler
+        self.task_history = task_history  # told of each worker's end, to close what it was running
         self.worker_argv = worker_argv
         self.env = env
         self.cwd = cwd
@@ -229,7 +230,10 @@ class WorkerPool(Actor):
             pid = self.pid_of.pop(event.child_id, None)  # exit events carry the child's id only
             runtime_env = self.runtime_envs.pop(pid, "") if pid is not None else ""
             if pid is not None and self.children.pop(pid, None) is not None:
-                self.scheduler.tell(WorkerDied(pid, _how(event.exit), runtime_env))
+                died = WorkerDied(pid, _how(event.exit), runtime_env)
+                self.scheduler.tell(died)
+                if self.task_history is not None:
+                    self.task_history.tell(died)
             if pid is not None:
                 self.worker_ids.pop(pid, None)
 

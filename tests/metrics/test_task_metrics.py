@@ -1,11 +1,13 @@
 """The /metrics of a fresh two-node cluster: each task counts on the node that ran it, never as
 pending on its owner's node once it ran elsewhere; an actor counts on its owner's node, ALIVE
-then DEAD; an object pulled by another node is a transfer on both; a worker that ends right
+then DEAD; a task whose worker was killed stops counting RUNNING there and counts FAILED on its
+owner's node; an object pulled by another node is a transfer on both; a worker that ends right
 after its task still reports its metrics."""
 
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 
@@ -67,6 +69,42 @@ def test_tasks_and_actors_by_state_count_where_they_ran(metrics_cluster):
     actorcore.kill(pinger)
     wait_until(lambda: count(scrape(node.metrics_export_port), "DEAD", "actorcore_actors", **here_labels) == 1,
                60, "the killed actor to be counted DEAD on its owner's node")
+
+
+def test_a_task_whose_worker_died_stops_counting_running_and_counts_failed_once(metrics_cluster, tmp_path):
+    node = driver_node()
+    other = next(n for n in actorcore.nodes() if n["NodeID"] != node.node_id)
+    here_labels, there_labels = {"NodeId": node.node_id}, {"NodeId": other["NodeID"]}
+    pid_file = tmp_path / "pid"
+
+    def count(samples, state, **labels):
+        return sample(samples, "actorcore_tasks", State=state, **labels) or 0
+
+    @actorcore.remote(max_retries=0, scheduling_strategy=NodeAffinitySchedulingStrategy(other["NodeID"], soft=False))
+    def hangs(path):
+        import threading
+
+        with open(path, "w") as file:
+            file.write(str(os.getpid()))
+        threading.Event().wait()
+
+    failed_before = count(scrape(node.metrics_export_port), "FAILED", **here_labels)
+    ref = hangs.remote(str(pid_file))
+    wait_until(lambda: count(scrape(other["MetricsExportPort"]), "RUNNING", **there_labels) == 1, 60,
+               "the hanging task to be counted RUNNING where it runs",
+               details=lambda: scrape(other["MetricsExportPort"]))
+    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    with pytest.raises(actorcore.exceptions.WorkerCrashedError):
+        actorcore.get(ref, timeout=60)
+
+    def settled():
+        here, there = scrape(node.metrics_export_port), scrape(other["MetricsExportPort"])
+        return (count(there, "RUNNING", **there_labels), count(there, "FAILED", **there_labels),
+                count(here, "FAILED", **here_labels) - failed_before) == (0, 0, 1)
+
+    # the dead worker's node no longer counts it; its owner's node counts it FAILED
+    wait_until(settled, 60, "the killed task to count FAILED once, on its owner's node",
+               details=lambda: (scrape(node.metrics_export_port), scrape(other["MetricsExportPort"])))
 
 
 def test_an_object_pulled_by_another_node_counts_as_a_transfer_on_both(metrics_cluster):

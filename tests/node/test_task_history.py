@@ -16,7 +16,7 @@ import pytest
 from actorcore.core.task_events import TaskEvents
 from actorcore.kernel.remote.connections import MessageTooLargeError
 from actorcore.node.task_history import TaskHistory
-from actorcore.protocol import CountTaskStates, ListTaskRecords
+from actorcore.protocol import CountTaskStates, ListTaskRecords, WorkerDied
 from actorcore.task_records import (
     FAILED,
     FINISHED,
@@ -163,6 +163,41 @@ async def test_the_buffer_sends_on_its_own_every_interval_and_at_stop(system):
     assert await listed() == 2
     events.record("t3", 0, PENDING_NODE_ASSIGNMENT)  # stopped: nothing is sent until a flush
     assert await listed() == 2
+
+
+async def test_a_dead_workers_running_tasks_fail_and_count_only_where_their_owner_is(system):
+    history = system.spawn(TaskHistory)
+    dead = TaskEvents(system.loop, history, WORKER)  # pid 20
+    alive = TaskEvents(system.loop, history, {**WORKER, "worker_pid": 21})
+    owner = TaskEvents(system.loop, history, OWNER)
+    created = time.time()
+    await async_wait_until(lambda: time.time() > created, 5, "the clock to move")
+    dead.running("remote-owner", 0, "f", None, 1.0)
+    dead.running("local-owner", 0, "g", None, 1.0)
+    dead.running("ended", 0, "e", None, 1.0)
+    alive.running("other", 0, "h", None, 1.0)
+    started = time.time()
+    await async_wait_until(lambda: time.time() > started, 5, "the clock to move")
+    for events in (dead, alive, dead, alive):  # the second send of each: its tasks sent RUNNING
+        events.flush()
+    assert await history.ask(CountTaskStates(), timeout=5) == {RUNNING: 4}
+    dead.ended("ended", FINISHED)
+    dead.flush()  # its last run, unread when the death comes
+    history.tell(WorkerDied(20, "it was killed by SIGKILL"))
+    records, total, _ = await history.ask(ListTaskRecords(), timeout=5)
+    by_id = {record["task_id"]: record for record in records}
+    assert total == 4 and by_id["ended"]["state"] == FINISHED
+    for task_id in ("remote-owner", "local-owner"):
+        assert (by_id[task_id]["state"], by_id[task_id]["error_type"], by_id[task_id]["error_message"]) == (
+            FAILED, "WORKER_DIED", "the worker running it died: it was killed by SIGKILL")
+        assert by_id[task_id]["start_time_ms"] <= by_id[task_id]["end_time_ms"]
+    assert by_id["other"]["state"] == RUNNING
+    # Its owners count their own FAILED of them: here only the live worker's task counts...
+    assert await history.ask(CountTaskStates(), timeout=5) == {RUNNING: 1, FINISHED: 1}
+    # ...until an owner on this node says its side: then the task counts here, once.
+    owner.failed("local-owner", 0, {"error_type": "WORKER_DIED", "error_message": "its worker died"})
+    owner.flush()
+    assert await history.ask(CountTaskStates(), timeout=5) == {RUNNING: 1, FINISHED: 1, FAILED: 1}
 
 
 async def test_an_owner_sends_the_tasks_pending_since_before_its_last_send_and_closes_them_when_done(system):
