@@ -233,6 +233,7 @@ class ActorSubmitter:
             result = await grant.worker.ask(
                 BecomeActor(placement.ctor.spec, state.actor_id, placement.max_concurrency, placement.is_async,
                             placement.detached, grant.gpu_ids, placement.concurrency_groups), timeout=None)
+            self._manager.constructor_ran(placement.ctor)
             if type(result) is Failed:
                 scheduler.tell(ReturnLease(grant.lease_id, worker_died=True))
                 grant.worker.tell(ExitWorker())
@@ -342,6 +343,7 @@ class ActorSubmitter:
             restarting.set_result(None)
 
     async def _restart(self, state: ActorState) -> None:
+        self._manager.constructor_again(state.placement.ctor, state.actor_id)
         error = await self._place(state)
         restarting, state.restarting = state.restarting, None
         if error is not None:

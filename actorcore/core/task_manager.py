@@ -63,6 +63,19 @@ class TaskManager:
             spec.submitted_at = now = time.time()
             events.submitted(spec.task_id, spec.attempt, now, spec.name, kind, actor_id)
 
+    def constructor_ran(self, task: PendingTask) -> None:
+        """Actor constructor `task` ran on a worker, which recorded how: its owner's side of the
+        attempt is over, though its arguments stay pinned for restarts until the actor is dead."""
+        if self.events is not None and task.spec.submitted_at != UNRECORDED:
+            self.events.done(task.spec.task_id)
+
+    def constructor_again(self, task: PendingTask, actor_id: str) -> None:
+        """The actor of constructor `task` restarts: the constructor's next attempt is submitted."""
+        spec = task.spec
+        spec.attempt += 1
+        if spec.submitted_at != UNRECORDED:
+            self.submitted(spec, "ACTOR_CREATION_TASK", actor_id)
+
     def next_attempt(self, task: PendingTask, error_type: str | None = None, message: str = "") -> None:
         """`task` runs again; its attempt failed with Ray's `error_type` (None: its worker recorded how)."""
         spec = task.spec

@@ -1,6 +1,7 @@
 """The /metrics of a fresh two-node cluster: each task counts on the node that ran it, never as
 pending on its owner's node once it ran elsewhere; an actor counts on its owner's node, ALIVE
-then DEAD; a task whose worker was killed stops counting RUNNING there and counts FAILED on its
+then DEAD, and a restartable one made elsewhere is not pending on its owner's node once made; a
+task whose worker was killed stops counting RUNNING there and counts FAILED on its
 owner's node; an object pulled by another node is a transfer on both; a worker that ends right
 after its task still reports its metrics."""
 
@@ -105,6 +106,32 @@ def test_a_task_whose_worker_died_stops_counting_running_and_counts_failed_once(
     # the dead worker's node no longer counts it; its owner's node counts it FAILED
     wait_until(settled, 60, "the killed task to count FAILED once, on its owner's node",
                details=lambda: (scrape(node.metrics_export_port), scrape(other["MetricsExportPort"])))
+
+
+def test_a_restartable_actor_made_on_another_node_is_not_pending_on_its_owners_node(metrics_cluster):
+    node = driver_node()
+    other = next(n for n in actorcore.nodes() if n["NodeID"] != node.node_id)
+    elsewhere = NodeAffinitySchedulingStrategy(other["NodeID"], soft=False)
+
+    @actorcore.remote(resources={"nowhere": 1})
+    def never_placed():
+        return "unreachable"
+
+    def pending_here():
+        return sample(scrape(node.metrics_export_port), "actorcore_tasks", State="PENDING_NODE_ASSIGNMENT",
+                      NodeId=node.node_id) or 0
+
+    pinger = Pinger.options(max_restarts=1, scheduling_strategy=elsewhere).remote()
+    assert actorcore.get(pinger.ping.remote()) == "pong"
+    # Its owner sends what is still pending at its next send but one: by the time the task that
+    # cannot be placed counts, the actor's constructor would count too if its owner still held it.
+    blocked = never_placed.remote()
+    wait_until(lambda: pending_here() >= 1, 60, "the task that cannot be placed to count pending")
+    assert pending_here() == 1
+    actorcore.cancel(blocked)
+    with pytest.raises(actorcore.exceptions.TaskCancelledError):
+        actorcore.get(blocked, timeout=30)
+    actorcore.kill(pinger)
 
 
 def test_an_object_pulled_by_another_node_counts_as_a_transfer_on_both(metrics_cluster):

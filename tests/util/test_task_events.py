@@ -1,11 +1,12 @@
 """Task events on a real local node, for every kind of task: actor creation and calls (sync and
-async), a task seen RUNNING while it runs, and a retried task whose first worker died, as the
-state API lists them."""
+async), a task seen RUNNING while it runs, a retried task whose first worker died, and an actor's
+restart, as the state API lists them."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import threading
 
 import pytest
@@ -99,6 +100,32 @@ def test_a_task_whose_worker_died_is_listed_failed_then_its_retry_finished(tmp_p
     assert first.error_type == "WORKER_DIED"
     retry = wait_until(lambda: _one("dies_once", "FINISHED", 1), 30, "the retry to be listed finished")
     assert retry.task_id == first.task_id and retry.type == "NORMAL_TASK"
+
+
+def test_an_actor_restart_is_listed_as_the_next_attempt_of_its_creation():
+    @ray.remote(max_restarts=1)
+    class Phoenix:
+        def pid(self):
+            return os.getpid()
+
+    def pid_after_restart(phoenix, first_pid):
+        try:
+            pid = ray.get(phoenix.pid.remote(), timeout=30)
+        except ray.exceptions.RayActorError:  # a call that met the death itself
+            return None
+        return pid if pid != first_pid else None
+
+    phoenix = Phoenix.remote()
+    first_pid = ray.get(phoenix.pid.remote())
+    # listed before the kill: a killed worker's events not sent yet (up to a second's) die with it
+    first = wait_until(lambda: _one("Phoenix.__init__", "FINISHED", 0), 30, "the creation to be listed")
+    os.kill(first_pid, signal.SIGKILL)
+    second_pid = wait_until(lambda: pid_after_restart(phoenix, first_pid), 60, "the actor to restart")
+    again = wait_until(lambda: _one("Phoenix.__init__", "FINISHED", 1), 30, "the restart's creation to be listed",
+                       details=lambda: list_tasks(filters=[("name", "=", "Phoenix.__init__")]))
+    assert (again.type, again.actor_id, again.worker_pid) == (
+        "ACTOR_CREATION_TASK", phoenix._actorcore_actor_id, second_pid)
+    assert first.task_id == again.task_id and first.worker_pid == first_pid
 
 
 def test_events_from_many_threads_are_all_listed():
