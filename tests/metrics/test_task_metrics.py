@@ -125,7 +125,8 @@ def test_a_restartable_actor_made_on_another_node_is_not_pending_on_its_owners_n
     assert actorcore.get(pinger.ping.remote()) == "pong"
     # Its owner sends what is still pending at its next send but one: by the time the task that
     # cannot be placed counts, the actor's constructor would count too if its owner still held it.
-    blocked = never_placed.remote()
+    with pytest.warns(UserWarning, match="stays pending until a node with these resources joins"):
+        blocked = never_placed.remote()
     wait_until(lambda: pending_here() >= 1, 60, "the task that cannot be placed to count pending")
     assert pending_here() == 1
     actorcore.cancel(blocked)
