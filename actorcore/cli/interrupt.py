@@ -7,7 +7,8 @@ child process and recording it. An interrupted import can even mark the interpre
 kills itself with SIGINT at exit, whatever the command returned. `Interruptible` records the
 signal instead: the command calls `check` between steps (it raises `Interrupted` once a signal
 came), and a wait that may last long also waits for `fd`, which becomes readable when a signal
-arrives (it is the signal module's wake-up fd).
+arrives (it is the signal module's wake-up fd). On leaving the block the handlers that were there come
+back, except where the block installed handlers of its own.
 """
 
 from __future__ import annotations
@@ -57,7 +58,10 @@ class Interruptible:
 
     def __exit__(self, *_exc) -> None:
         for signum, handler in self._previous_handlers.items():
-            signal.signal(signum, handler)
+            # A handler the block put in place stays: `start --block` ignores a late SIGTERM,
+            # which the default handler would turn into a kill as the process exits.
+            if signal.getsignal(signum) == self._record:
+                signal.signal(signum, handler)
         signal.set_wakeup_fd(self._previous_wakeup_fd)
         os.close(self._read_fd)
         os.close(self._write_fd)

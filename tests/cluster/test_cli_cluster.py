@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -155,6 +156,32 @@ def test_block_stays_in_the_foreground_until_sigterm(home):
     assert files.node_files() == [] and files.read_cluster_info() is None
     wait_until(lambda: not processes_of(home), 30, "the cluster's processes to end", details=lambda: processes_of(home))
     assert list_segments(record["node_id"]) == []
+
+
+def test_block_exits_cleanly_when_sigterm_comes_after_its_node_was_stopped(home):
+    # A pod's end: the preStop hook runs `actorcore stop`, then the kubelet sends SIGTERM to the
+    # entry point, which may by then be exiting on its own. Signals sent until it has exited
+    # cover every step of that exit: none may turn it into a kill.
+    port = _free_port()
+    cli = subprocess.Popen([sys.executable, "-m", "actorcore", "start", "--head", "--port", str(port),
+                            "--num-cpus", "1", "--block"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                           text=True)
+    try:
+        for line in cli.stdout:  # bounded by the test's timeout and the CLI's own ready timeout
+            if "foreground" in line:
+                break
+        assert _cli("stop").returncode == 0
+        deadline = time.monotonic() + 30
+        while cli.poll() is None and time.monotonic() < deadline:
+            cli.send_signal(signal.SIGTERM)
+            time.sleep(0.001)
+        assert cli.wait(1) == 0
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()
+        cli.stdout.close()
+    wait_until(lambda: not processes_of(home), 30, "the cluster's processes to end", details=lambda: processes_of(home))
 
 
 def test_block_owns_its_node_which_stops_with_its_workers_when_start_is_killed(home):

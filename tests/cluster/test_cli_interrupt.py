@@ -1,5 +1,6 @@
 """`actorcore.cli.interrupt`: SIGTERM and Ctrl-C are recorded, never raised where they land, and
-the handlers and wake-up fd that were there before come back."""
+the handlers and wake-up fd that were there before come back (but for those the block itself
+installed)."""
 
 from __future__ import annotations
 
@@ -57,3 +58,14 @@ def test_the_previous_handlers_and_wakeup_fd_come_back():
         signal.set_wakeup_fd(previous_wakeup)
         os.close(read_fd)
         os.close(write_fd)
+
+
+def test_a_handler_the_block_installs_stays():
+    before = {s: signal.getsignal(s) for s in Interruptible.SIGNALS}
+    try:
+        with Interruptible():
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # as `start --block` does once its node ended
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+        assert signal.getsignal(signal.SIGINT) == before[signal.SIGINT]
+    finally:
+        signal.signal(signal.SIGTERM, before[signal.SIGTERM])
