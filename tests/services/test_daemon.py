@@ -70,8 +70,15 @@ def test_a_killed_service_comes_back_with_its_checkpointed_state(cluster, tmp_pa
         assert found["back"] < 15, found  # generous: benchmarks/services.py measures the latency
         assert found["count"] == 8 and found["restored"], found
 
-        status = cluster.cli("supervise-status", "--address", cluster.address, "--json")
-        (row,) = [row for row in json.loads(status.stdout)["services"] if row["service"] == "counter"]
+        def counter_row() -> dict:
+            status = cluster.cli("supervise-status", "--address", cluster.address, "--json")
+            (row,) = [row for row in json.loads(status.stdout)["services"] if row["service"] == "counter"]
+            return row
+
+        # the new incarnation answers before the daemon's record of the restart lands in etcd
+        row = wait_until(lambda: (row := counter_row())["pid"] == found["new_pid"] and row["state"] == "ALIVE"
+                         and row["restarts"] >= 1 and row, 30,
+                         "the status to show the new incarnation", details=counter_row)
         assert row["service"] == "counter" and row["state"] == "ALIVE"
         assert row["pid"] == found["new_pid"] and row["restarts"] == 1
         assert row["checkpoint_age"] is not None and row["checkpoint_age"] < 5

@@ -130,7 +130,9 @@ def test_reload_starts_added_stops_removed_restarts_changed_and_leaves_the_rest(
         again = pids(cluster, "r_same", "r_changed", "r_new")
         assert again["r_same"] != after["r_same"]
         assert again["r_changed"] == after["r_changed"] and again["r_new"] == after["r_new"]
-        assert status(cluster)["daemon"]["tree"]["children"][2]["strategy"] == "rest_for_one"
+        # the daemon logs the reload before its record in etcd shows the new tree
+        wait_until(lambda: status(cluster)["daemon"]["tree"]["children"][2]["strategy"] == "rest_for_one", 30,
+                   "the daemon's record to show the group's new strategy")
 
         # an invalid spec: nothing changes, and the reload says which field
         spec.write_text(SPEC_V2.replace('kwargs = { start = 100 }', 'kwargs = { start = 100 }\nreplicas = 0'))

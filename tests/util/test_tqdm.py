@@ -41,13 +41,22 @@ def test_a_tasks_bar_shows_on_the_driver_one_per_task(capsys):
     board = progress_bars.board()
     before = board.finished
     assert progress.get([crunch.remote(5), crunch.remote(7)], desc="waiting") == [5, 7]
-    wait_until(lambda: board.finished >= before + 2, 30, "both tasks' bars to close on the driver")
-    captured = capsys.readouterr()
+    out, err = [], []
+
+    def both_over() -> bool:
+        # a worker's lines reach the driver one message each, after the task's result
+        captured = capsys.readouterr()
+        out.append(captured.out)
+        err.append(captured.err)
+        return board.finished >= before + 2 and len(re.findall(r"\(pid=\d+\) crunched", "".join(out))) >= 2
+
+    wait_until(both_over, 30, "both tasks' bars to close and their output to reach the driver")
+    out, err = "".join(out), "".join(err)
     for steps in (5, 7):
-        assert re.search(rf"crunch \(pid=\d+\): 100%\|[^\n\r]*\| {steps}/{steps}", captured.err), captured.err
-    assert re.search(r"waiting: 100%\|[^\n\r]*\| 2/2", captured.err), captured.err
-    assert progress_bars.MAGIC not in captured.out + captured.err  # state lines never printed
-    assert len(re.findall(r"\(pid=\d+\) crunched", captured.out)) == 2
+        assert re.search(rf"crunch \(pid=\d+\): 100%\|[^\n\r]*\| {steps}/{steps}", err), err
+    assert re.search(r"waiting: 100%\|[^\n\r]*\| 2/2", err), err
+    assert progress_bars.MAGIC not in out + err  # state lines never printed
+    assert len(re.findall(r"\(pid=\d+\) crunched", out)) == 2
 
 
 @pytest.mark.usefixtures("cluster")
