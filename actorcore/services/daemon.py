@@ -315,6 +315,10 @@ def main(spec_path: str, address: str | None, pid_file: str | None = None) -> in
         print(f"actorcore supervise: {error}", file=sys.stderr)
         return 1
     finally:
+        # The daemon is ending: closing its loop put the default handlers back, and a late
+        # SIGTERM must not kill it before it has let go of the cluster and its pid file.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, signal.SIG_IGN)
         ray.shutdown()
         if pid_file:
             remove_pid_file(pid_file)

@@ -100,6 +100,26 @@ def test_a_killed_service_comes_back_with_its_checkpointed_state(cluster, tmp_pa
 
 
 @pytest.mark.timeout(150)
+def test_sigterms_that_keep_coming_while_the_daemon_stops_end_it_cleanly(cluster, tmp_path):
+    # A service manager may signal again while the daemon stops (and a shell's Ctrl-C repeats):
+    # none of these signals, wherever it lands in the daemon's exit, may turn the exit into a kill.
+    log = tmp_path / "daemon.log"
+    daemon = start_daemon(cluster, spec_file(tmp_path, "repeat"), log)
+    try:
+        assert run(cluster, """
+            handle, pid = answer("repeat")
+            print(json.dumps({"count": ray.get(handle.incr.remote())}))
+        """)["count"] == 6
+        deadline = time.monotonic() + 60
+        while daemon.poll() is None and time.monotonic() < deadline:
+            daemon.send_signal(signal.SIGTERM)
+            time.sleep(0.002)
+        assert daemon.wait(1) == 0, log.read_text()
+    finally:
+        stop_daemon(daemon, log)
+
+
+@pytest.mark.timeout(150)
 def test_a_restarted_daemon_adopts_the_running_services(cluster, tmp_path):
     log = tmp_path / "daemon.log"
     spec = spec_file(tmp_path, "kept")
