@@ -184,10 +184,18 @@ def sleep(seconds):
     return seconds
 
 
+def nap(seconds):
+    """Sleep in short steps: a cancel (an exception raised in the task's thread, as Ray's
+    KeyboardInterrupt) lands between two of them, where one long sleep would hold it off."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 @ray.remote
 def started(marker_path, seconds):
     open(marker_path, "w").close()
-    time.sleep(seconds)
+    nap(seconds)
     return seconds
 
 
@@ -223,7 +231,7 @@ def test_cancel_is_recursive_by_default_and_cancels_the_tasks_it_submitted(clust
     @ray.remote(num_cpus=0)
     def parent(box, marker):
         box.put.remote([started.remote(marker, 60)])
-        time.sleep(60)
+        nap(60)
 
     box = Box.remote()
     marker = str(tmp_path / "child")

@@ -7,6 +7,7 @@ how the tests find what is left of it in /proc."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -132,27 +133,35 @@ def test_head_two_joined_nodes_status_and_stop(home):
     assert _cli("stop").stdout.strip() == "no actorcore nodes were running on this machine"
 
 
-def test_block_stays_in_the_foreground_until_sigterm(home):
+@contextlib.contextmanager
+def _blocking_head(num_cpus: int):
+    """`start --head --block` in the foreground, run until it says so: the process, its etcd
+    port and its output so far. The process is killed on the way out if it still runs."""
     port = _free_port()
     cli = subprocess.Popen([sys.executable, "-m", "actorcore", "start", "--head", "--port", str(port),
-                            "--num-cpus", "1", "--block"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                           text=True)
+                            "--num-cpus", str(num_cpus), "--block"], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, text=True)
     try:
         lines = []
         for line in cli.stdout:  # bounded by the test's timeout and the CLI's own ready timeout
             lines.append(line)
             if "foreground" in line:
                 break
-        assert any("Started the head node" in line for line in lines), "".join(lines)
-        (record,) = files.node_files()
-        assert len(_alive_nodes(f"127.0.0.1:{port}")) == 1
-        cli.send_signal(signal.SIGTERM)
-        assert cli.wait(30) == 0
+        yield cli, port, lines
     finally:
         if cli.poll() is None:
             cli.kill()
             cli.wait()
         cli.stdout.close()
+
+
+def test_block_stays_in_the_foreground_until_sigterm(home):
+    with _blocking_head(1) as (cli, port, lines):
+        assert any("Started the head node" in line for line in lines), "".join(lines)
+        (record,) = files.node_files()
+        assert len(_alive_nodes(f"127.0.0.1:{port}")) == 1
+        cli.send_signal(signal.SIGTERM)
+        assert cli.wait(30) == 0
     assert files.node_files() == [] and files.read_cluster_info() is None
     wait_until(lambda: not processes_of(home), 30, "the cluster's processes to end", details=lambda: processes_of(home))
     assert list_segments(record["node_id"]) == []
@@ -162,37 +171,18 @@ def test_block_exits_cleanly_when_sigterm_comes_after_its_node_was_stopped(home)
     # A pod's end: the preStop hook runs `actorcore stop`, then the kubelet sends SIGTERM to the
     # entry point, which may by then be exiting on its own. Signals sent until it has exited
     # cover every step of that exit: none may turn it into a kill.
-    port = _free_port()
-    cli = subprocess.Popen([sys.executable, "-m", "actorcore", "start", "--head", "--port", str(port),
-                            "--num-cpus", "1", "--block"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                           text=True)
-    try:
-        for line in cli.stdout:  # bounded by the test's timeout and the CLI's own ready timeout
-            if "foreground" in line:
-                break
+    with _blocking_head(1) as (cli, _, _):
         assert _cli("stop").returncode == 0
         deadline = time.monotonic() + 30
         while cli.poll() is None and time.monotonic() < deadline:
             cli.send_signal(signal.SIGTERM)
             time.sleep(0.001)
         assert cli.wait(1) == 0
-    finally:
-        if cli.poll() is None:
-            cli.kill()
-            cli.wait()
-        cli.stdout.close()
     wait_until(lambda: not processes_of(home), 30, "the cluster's processes to end", details=lambda: processes_of(home))
 
 
 def test_block_owns_its_node_which_stops_with_its_workers_when_start_is_killed(home):
-    port = _free_port()
-    cli = subprocess.Popen([sys.executable, "-m", "actorcore", "start", "--head", "--port", str(port),
-                            "--num-cpus", "2", "--block"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                           text=True)
-    try:
-        for line in cli.stdout:  # bounded by the test's timeout and the CLI's own ready timeout
-            if "foreground" in line:
-                break
+    with _blocking_head(2) as (cli, _, _):
         (record,) = files.node_files()
 
         def workers() -> list[int]:
@@ -203,11 +193,6 @@ def test_block_owns_its_node_which_stops_with_its_workers_when_start_is_killed(h
         cli.wait(10)
         wait_until(lambda: not processes_of(home), 60, "the node, its workers and its etcd to end",
                    details=lambda: [_cmdline(pid) for pid in processes_of(home)])
-    finally:
-        if cli.poll() is None:
-            cli.kill()
-            cli.wait()
-        cli.stdout.close()
     assert list_segments(record["node_id"]) == []
 
 
