@@ -539,7 +539,8 @@ class ForgetActor:
 
 @dataclass(frozen=True, slots=True)
 class ActorStateChanged:
-    """An actor's record changed (written to `actors/<actor_id>` by the node's GcsLink)."""
+    """An actor's record changed (written to `actors/<actor_id>` by the node's GcsLink; an ask
+    is answered once the change is over)."""
 
     actor_id: str
     record: dict

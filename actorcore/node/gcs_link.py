@@ -38,7 +38,7 @@ from ..gcs.etcd_lease import NOT_RENEWED
 from ..gcs.reachability import Reachability, reachability
 from ..gcs.schema import ONLY_IF_WORKER, ClusterConfig
 from ..gcs.sealed import SealedEtcd, TamperedRecordError, check_function
-from ..kernel import Actor, ActorRef, Terminated
+from ..kernel import Actor, ActorRef, Reply, Terminated
 from ..kernel.secret import ClusterSecret
 from ..protocol import (
     ActorStateChanged,
@@ -390,11 +390,12 @@ class GcsLink(Actor):
             await asyncio.sleep(LOAD_INTERVAL)
         self._load_task = None
 
-    async def _update_actor(self, actor_id: str, fields: dict) -> None:
+    async def _update_actor(self, actor_id: str, fields: dict, done: Reply) -> None:
         """Merge `fields` into `actors/<actor_id>` by compare-and-swap; a dead actor's name
         becomes free again. A change carrying `ONLY_IF_WORKER` (sent by an incarnation of the
         actor) is made only while the record still names that worker: a stale incarnation
-        (e.g. on a node that was cut off) never marks a newer one dead or frees its name."""
+        (e.g. on a node that was cut off) never marks a newer one dead or frees its name.
+        `done` answers an ask of the change once it is over (made, refused or given up)."""
         fields = dict(fields)
         only_if_worker = fields.pop(ONLY_IF_WORKER, None)
         cached = self.actor_records.get(actor_id, {})  # (taken now: a kill may forget it meanwhile)
@@ -432,6 +433,7 @@ class GcsLink(Actor):
             users[1] -= 1
             if not users[1]:
                 del self._actor_locks[actor_id]
+            done.send(None)
 
     async def _put(self, key: str, value: bytes) -> None:
         try:
@@ -659,7 +661,7 @@ class GcsLink(Actor):
                 self.actor_restarts += 1
             if state is not None:
                 self._note_actor_state(message.actor_id, state)
-            self._spawn(self._update_actor(message.actor_id, message.record))
+            self._spawn(self._update_actor(message.actor_id, message.record, self.context.defer_reply()))
             return None
         if isinstance(message, StartRegistration):
             self._start_registration()

@@ -43,6 +43,7 @@ import cloudpickle
 
 from .. import exceptions as exc
 from .. import runtime, runtime_context
+from .._logging import get_logger
 from ..core import CoreWorker, from_payload, to_payload
 from ..core.messages import ActorExited
 from ..gcs.schema import ONLY_IF_WORKER
@@ -76,6 +77,10 @@ __all__ = ["DEFAULT_GROUP", "Executor"]
 DEFAULT_GROUP = "_default"
 #: how long an ending worker lets its loop write the replies already sent
 _EXIT_FLUSH_SECONDS = 0.2
+#: how long a detached actor's construction waits for its record to be in etcd
+DETACHED_RECORD_TIMEOUT = 10.0
+
+log = get_logger(__name__)
 
 
 class _EndProcess(Exception):
@@ -593,9 +598,15 @@ class Executor(Actor):
         if failed is None and message.detached:
             # A detached actor outlives its owner: its own record says where it lives, so that a
             # borrower whose owner is gone (even before the owner published it) still reaches it.
-            self.core.gcs.tell(ActorStateChanged(self.actor_id, {
-                "actor_id": self.actor_id, "state": "ALIVE", "detached": True, "pid": self.pid,
-                "node_id": self.core.node_id, "worker": self.context.self_ref.to_uri()}))
+            # Written before the owner hears that the actor is made, and so before whoever the
+            # owner hands it to can find the owner gone and read the record.
+            try:
+                await self.core.gcs.ask(ActorStateChanged(self.actor_id, {
+                    "actor_id": self.actor_id, "state": "ALIVE", "detached": True, "pid": self.pid,
+                    "node_id": self.core.node_id, "worker": self.context.self_ref.to_uri()}),
+                    timeout=DETACHED_RECORD_TIMEOUT)
+            except Exception as error:  # noqa: BLE001 - etcd out of reach: its owner publishes it too
+                log.warning("a detached actor's record could not be written", actor=self.actor_id, error=repr(error))
         return failed
 
     def _give_back(self, count: int) -> int:

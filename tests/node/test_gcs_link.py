@@ -117,3 +117,15 @@ async def test_a_node_declared_dead_cannot_register_again_under_its_id(system, e
         assert await etcd.get(schema.key(CLUSTER, "dead", "node-9")) is not None
     finally:
         await system.stop(gcs)
+
+
+async def test_an_asked_change_is_answered_once_it_is_written(gcs, etcd):
+    # A detached actor's process asks this before its owner hears the actor is made: whoever
+    # the owner hands it to then reads where it lives, even with the owner gone.
+    assert await gcs.ask(RegisterActor("a1", "ns", "svc", b"handle"), timeout=10) is True
+    fields = {"actor_id": "a1", "state": "ALIVE", "detached": True, "worker": NEW, "pid": 42}
+    for attempt in range(5):  # a read right after a told change would often come first
+        assert await gcs.ask(ActorStateChanged("a1", {**fields, "restarts": attempt}), timeout=10) is None
+        record = json.loads(await etcd.get(schema.key(CLUSTER, "actors", "a1")))
+        assert record["restarts"] == attempt and record["worker"] == NEW and record["detached"] is True
+        assert record["name"] == "svc"  # merged into what was there
