@@ -41,6 +41,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from .._logging import get_logger
@@ -248,6 +249,18 @@ def _start_local_head() -> str:
     return f"127.0.0.1:{port}"
 
 
+def _calling_soon(loop: asyncio.AbstractEventLoop, callback: Callable[[], Any]) -> Callable:
+    """A signal handler that has `loop` call `callback`; once the loop is closed, it does nothing."""
+
+    def handler(_signum, _frame) -> None:
+        try:
+            loop.call_soon_threadsafe(callback)
+        except RuntimeError:  # the loop is closed: the daemon is ending
+            pass
+
+    return handler
+
+
 def main(spec_path: str, address: str | None, pid_file: str | None = None) -> int:
     """``actorcore supervise``: 0 after a graceful stop, 1 if the supervisor gave up or failed,
     2 for an invalid spec (nothing started)."""
@@ -282,9 +295,11 @@ def main(spec_path: str, address: str | None, pid_file: str | None = None) -> in
             daemon = Daemon(spec_path, spec, classes, etcd, cluster)
             stopping = asyncio.Event()
             loop = asyncio.get_running_loop()
+            # Handlers of the signal module, not the loop's: closing the loop would put the
+            # default ones back, and a SIGTERM during the rest of the exit would kill the daemon.
             for signum in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(signum, stopping.set)
-            loop.add_signal_handler(signal.SIGHUP, daemon.request_reload)
+                signal.signal(signum, _calling_soon(loop, stopping.set))
+            signal.signal(signal.SIGHUP, _calling_soon(loop, daemon.request_reload))
 
             def node_gone(reason: str) -> None:
                 daemon.node_lost = reason
@@ -315,8 +330,8 @@ def main(spec_path: str, address: str | None, pid_file: str | None = None) -> in
         print(f"actorcore supervise: {error}", file=sys.stderr)
         return 1
     finally:
-        # The daemon is ending: closing its loop put the default handlers back, and a late
-        # SIGTERM must not kill it before it has let go of the cluster and its pid file.
+        # The daemon is ending: a late SIGTERM must not kill it before it has let go of the
+        # cluster and its pid file.
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, signal.SIG_IGN)
         ray.shutdown()
